@@ -1,0 +1,92 @@
+//! Row types of the shared datasets and a JSONL reader with line-numbered errors.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::{EvalError, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LangIdRow {
+    pub id: String,
+    pub text: String,
+    /// fr | en | other
+    pub lang: String,
+    /// sentences | single-words | word-pairs
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoldSpan {
+    pub start: usize,
+    pub end: usize,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedactionRow {
+    pub id: String,
+    pub text: String,
+    #[serde(default)]
+    pub lang: Option<String>,
+    pub spans: Vec<GoldSpan>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RiskRow {
+    pub id: String,
+    pub text: String,
+    pub lang: String,
+    /// misinformation | reliable
+    pub label: String,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl RiskRow {
+    pub fn is_misinformation(&self) -> bool {
+        self.label == "misinformation"
+    }
+}
+
+/// Reads a JSONL file; blank lines are skipped, any bad line is an error naming it.
+pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| EvalError::Io { path: shown.clone(), source })?;
+    let mut rows = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| EvalError::Io { path: shown.clone(), source })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // serde_json's message names the field and column, never the row's text.
+        let row = serde_json::from_str(&line)
+            .map_err(|e| EvalError::Row { path: shown.clone(), line: i + 1, message: e.to_string() })?;
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(EvalError::Empty(format!("{shown} holds no rows")));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_lines_are_reported_with_their_number() {
+        let dir = std::env::temp_dir().join(format!("vigie-eval-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.jsonl");
+        std::fs::write(&path, "{\"id\":\"1\",\"text\":\"a\",\"lang\":\"fr\"}\n\n{\"id\":2}\n").unwrap();
+        let err = read_jsonl::<LangIdRow>(&path).unwrap_err().to_string();
+        assert!(err.contains("x.jsonl:3:"), "{err}");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(read_jsonl::<LangIdRow>(&path).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,153 @@
+//! Redaction quality: precision, recall and F1 per label, with exact and overlap
+//! matching, plus a label-agnostic row (any identifier caught by any rule).
+
+use std::collections::BTreeMap;
+
+use comfy_table::Table;
+use serde::Serialize;
+
+use crate::datasets::RedactionRow;
+use crate::metrics::{Prf, SpanCounts};
+
+/// A predicted span, code-point offsets of the original text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredSpan {
+    pub start: usize,
+    pub end: usize,
+    pub label: String,
+}
+
+/// Label used for the row that ignores labels.
+pub const ANY: &str = "ANY";
+
+/// Birth dates are dates to a redactor: both sides are compared as DATE.
+pub fn normalise_label(label: &str) -> &str {
+    match label {
+        "BIRTH_DATE" => "DATE",
+        other => other,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelScores {
+    pub exact: Prf,
+    pub overlap: Prf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RedactionReport {
+    pub documents: usize,
+    /// label -> scores; includes [`ANY`].
+    pub labels: BTreeMap<String, LabelScores>,
+}
+
+#[derive(Default)]
+struct Tally {
+    exact: SpanCounts,
+    overlap: SpanCounts,
+}
+
+fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+pub fn evaluate(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<PredSpan>) -> RedactionReport {
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    for row in rows {
+        let gold: Vec<(usize, usize, &str)> =
+            row.spans.iter().map(|s| (s.start, s.end, normalise_label(&s.label))).collect();
+        let pred_owned = predict(&row.text);
+        let pred: Vec<(usize, usize, &str)> =
+            pred_owned.iter().map(|s| (s.start, s.end, normalise_label(&s.label))).collect();
+        let same = |label: Option<&str>, l: &str| label.is_none_or(|x| x == l);
+        for label in labels_of(&gold, &pred).into_iter().map(Some).chain([None]) {
+            let t = tallies.entry(label.unwrap_or(ANY).to_string()).or_default();
+            let g: Vec<_> = gold.iter().filter(|s| same(label, s.2)).collect();
+            let p: Vec<_> = pred.iter().filter(|s| same(label, s.2)).collect();
+            tally(&mut t.exact, &p, &g, |a, b| a.0 == b.0 && a.1 == b.1);
+            tally(&mut t.overlap, &p, &g, |a, b| overlaps((a.0, a.1), (b.0, b.1)));
+        }
+    }
+    RedactionReport {
+        documents: rows.len(),
+        labels: tallies
+            .into_iter()
+            .map(|(k, t)| (k, LabelScores { exact: t.exact.prf(), overlap: t.overlap.prf() }))
+            .collect(),
+    }
+}
+
+type Span<'a> = (usize, usize, &'a str);
+
+fn tally(counts: &mut SpanCounts, pred: &[&Span<'_>], gold: &[&Span<'_>], matches: fn(&Span<'_>, &Span<'_>) -> bool) {
+    counts.pred_total += pred.len();
+    counts.pred_correct += pred.iter().filter(|s| gold.iter().any(|x| matches(s, x))).count();
+    counts.gold_total += gold.len();
+    counts.gold_found += gold.iter().filter(|s| pred.iter().any(|x| matches(s, x))).count();
+}
+
+fn labels_of<'a>(gold: &[(usize, usize, &'a str)], pred: &[(usize, usize, &'a str)]) -> Vec<&'a str> {
+    let mut labels: Vec<&str> = gold.iter().chain(pred).map(|s| s.2).collect();
+    labels.sort();
+    labels.dedup();
+    labels
+}
+
+impl RedactionReport {
+    pub fn table(&self) -> String {
+        let mut t = Table::new();
+        t.set_header(["label", "gold", "P exact", "R exact", "F1 exact", "P overlap", "R overlap", "F1 overlap"]);
+        let f = |x: f64| format!("{x:.3}");
+        for (label, s) in &self.labels {
+            t.add_row([
+                label.clone(),
+                s.overlap.support.to_string(),
+                f(s.exact.precision),
+                f(s.exact.recall),
+                f(s.exact.f1),
+                f(s.overlap.precision),
+                f(s.overlap.recall),
+                f(s.overlap.f1),
+            ]);
+        }
+        format!("Redaction ({} documents)\n{t}", self.documents)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datasets::GoldSpan;
+
+    #[test]
+    fn exact_and_overlap_counts() {
+        let rows = vec![RedactionRow {
+            id: "1".into(),
+            text: "x".repeat(40),
+            lang: None,
+            spans: vec![
+                GoldSpan { start: 0, end: 5, label: "PHONE".into() },
+                GoldSpan { start: 10, end: 15, label: "BIRTH_DATE".into() },
+                GoldSpan { start: 20, end: 25, label: "PERSON".into() },
+            ],
+        }];
+        let r = evaluate(&rows, |_| {
+            vec![
+                PredSpan { start: 0, end: 5, label: "PHONE".into() },
+                PredSpan { start: 11, end: 15, label: "DATE".into() },
+                PredSpan { start: 30, end: 35, label: "EMAIL".into() },
+            ]
+        });
+        let phone = &r.labels["PHONE"];
+        assert_eq!((phone.exact.precision, phone.exact.recall), (1.0, 1.0));
+        let date = &r.labels["DATE"];
+        assert_eq!(date.exact.recall, 0.0);
+        assert_eq!(date.overlap.recall, 1.0);
+        assert_eq!(r.labels["PERSON"].overlap.recall, 0.0);
+        assert_eq!(r.labels["EMAIL"].overlap.precision, 0.0);
+        let any = &r.labels[ANY];
+        assert!((any.overlap.recall - 2.0 / 3.0).abs() < 1e-12);
+        assert!((any.overlap.precision - 2.0 / 3.0).abs() < 1e-12);
+        assert!(r.table().contains("PERSON"));
+    }
+}

@@ -1,0 +1,114 @@
+//! Risk scoring quality: ROC-AUC, and precision/recall/F1 at the routing threshold,
+//! overall and per language and source.
+
+use std::collections::BTreeMap;
+
+use comfy_table::Table;
+use serde::Serialize;
+
+use crate::datasets::RiskRow;
+use crate::metrics::{roc_auc, Counts};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskGroup {
+    pub n: usize,
+    pub positives: usize,
+    pub roc_auc: Option<f64>,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub accuracy: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskReport {
+    pub threshold: f32,
+    /// "all", "lang=fr", "source=...".
+    pub groups: BTreeMap<String, RiskGroup>,
+}
+
+fn group(scores: &[f32], labels: &[bool], threshold: f32) -> RiskGroup {
+    let mut c = Counts::default();
+    let mut correct = 0;
+    for (&s, &y) in scores.iter().zip(labels) {
+        let flagged = s >= threshold;
+        match (flagged, y) {
+            (true, true) => c.tp += 1,
+            (true, false) => c.fp += 1,
+            (false, true) => c.fn_ += 1,
+            (false, false) => {}
+        }
+        correct += (flagged == y) as usize;
+    }
+    let prf = c.prf();
+    RiskGroup {
+        n: scores.len(),
+        positives: labels.iter().filter(|&&y| y).count(),
+        roc_auc: roc_auc(scores, labels),
+        precision: prf.precision,
+        recall: prf.recall,
+        f1: prf.f1,
+        accuracy: if scores.is_empty() { 0.0 } else { correct as f64 / scores.len() as f64 },
+    }
+}
+
+/// `scores[i]` is the predicted misinformation probability of `rows[i]`.
+pub fn evaluate(rows: &[RiskRow], scores: &[f32], threshold: f32) -> RiskReport {
+    let mut buckets: BTreeMap<String, (Vec<f32>, Vec<bool>)> = BTreeMap::new();
+    for (row, &s) in rows.iter().zip(scores) {
+        let keys = [Some("all".to_string()), Some(format!("lang={}", row.lang)), row.source.as_ref().map(|s| format!("source={s}"))];
+        for key in keys.into_iter().flatten() {
+            let b = buckets.entry(key).or_default();
+            b.0.push(s);
+            b.1.push(row.is_misinformation());
+        }
+    }
+    RiskReport {
+        threshold,
+        groups: buckets.into_iter().map(|(k, (s, y))| (k, group(&s, &y, threshold))).collect(),
+    }
+}
+
+impl RiskReport {
+    pub fn table(&self) -> String {
+        let mut t = Table::new();
+        t.set_header(["group", "n", "misinfo", "ROC-AUC", "precision", "recall", "F1", "accuracy"]);
+        let f = |x: f64| format!("{x:.3}");
+        for (name, g) in &self.groups {
+            t.add_row([
+                name.clone(),
+                g.n.to_string(),
+                g.positives.to_string(),
+                g.roc_auc.map(f).unwrap_or_else(|| "n/a".into()),
+                f(g.precision),
+                f(g.recall),
+                f(g.f1),
+                f(g.accuracy),
+            ]);
+        }
+        format!("Risk (threshold {:.2})\n{t}", self.threshold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_by_language_and_source() {
+        let row = |id: &str, lang: &str, label: &str| RiskRow {
+            id: id.into(),
+            text: String::new(),
+            lang: lang.into(),
+            label: label.into(),
+            source: Some("s".into()),
+        };
+        let rows = [row("1", "en", "misinformation"), row("2", "en", "reliable"), row("3", "fr", "misinformation"), row("4", "fr", "reliable")];
+        let r = evaluate(&rows, &[0.9, 0.2, 0.4, 0.6], 0.5);
+        assert_eq!(r.groups["lang=en"].roc_auc, Some(1.0));
+        assert_eq!(r.groups["lang=fr"].roc_auc, Some(0.0));
+        assert_eq!(r.groups["all"].n, 4);
+        assert_eq!(r.groups["source=s"].f1, 0.5);
+        assert!(r.table().contains("lang=fr"));
+    }
+}

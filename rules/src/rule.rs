@@ -1,0 +1,252 @@
+//! Rule entries as written in TOML, and their compiled form.
+
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::validators::Validator;
+
+/// The rule sets shipped with Vigie, compiled into the binary so that `vigie` works from
+/// any directory. `--rules DIR` (or [`RuleSet::load_dir`]) replaces them with a user's own.
+pub const BUILTIN_SETS: &[(&str, &str)] = &[
+    ("contact.toml", include_str!("../sets/contact.toml")),
+    ("national_ids.toml", include_str!("../sets/national_ids.toml")),
+    ("dates.toml", include_str!("../sets/dates.toml")),
+    ("names.toml", include_str!("../sets/names.toml")),
+];
+
+#[derive(Debug, Error)]
+pub enum RuleError {
+    #[error("cannot read rule file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("rule file {file} is not valid TOML: {source}")]
+    Toml { file: String, source: toml::de::Error },
+    #[error("rule `{id}` in {file}: invalid pattern: {source}")]
+    Pattern { file: String, id: String, source: Box<regex::Error> },
+    #[error("rule `{id}` in {file}: {message}")]
+    Invalid { file: String, id: String, message: String },
+    #[error("duplicate rule id `{0}`")]
+    DuplicateId(String),
+    #[error("no rule files (*.toml) in {0}")]
+    Empty(PathBuf),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(rename = "rule", default)]
+    rules: Vec<RuleSpec>,
+}
+
+/// One `[[rule]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Stable name, reported in every redaction the rule makes.
+    pub id: String,
+    /// Label of what is found (PHONE, EMAIL, NATIONAL_ID, DATE, PERSON, ...).
+    pub kind: String,
+    /// Text of the typed placeholder, `[PLACEHOLDER]`; defaults to the kind.
+    pub placeholder: Option<String>,
+    pub description: Option<String>,
+    /// Regular expression (Rust `regex` syntax).
+    pub pattern: String,
+    /// Capture group to redact, when the pattern also matches context (a title, a keyword).
+    #[serde(default)]
+    pub group: usize,
+    /// How sure a match makes us, 0..1; the redactor keeps matches at or above its threshold.
+    pub confidence: f32,
+    pub validator: Option<Validator>,
+    /// Policy for a match whose checksum fails: absent means the match is dropped; a value
+    /// keeps it at that confidence (structure alone is still evidence, e.g. a 15-digit NIR
+    /// typed with a wrong key is still someone's number).
+    pub unvalidated_confidence: Option<f32>,
+    /// Texts in which the rule must fire (the test suite runs them).
+    #[serde(default, rename = "match")]
+    pub matches: Vec<String>,
+    /// Texts in which it must not.
+    #[serde(default)]
+    pub no_match: Vec<String>,
+}
+
+/// A rule ready to run.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub spec: RuleSpec,
+    pub regex: Regex,
+    /// Where the rule came from, for error messages and `rules test`.
+    pub file: String,
+}
+
+impl CompiledRule {
+    pub fn placeholder(&self) -> &str {
+        self.spec.placeholder.as_deref().unwrap_or(&self.spec.kind)
+    }
+}
+
+/// An ordered collection of compiled rules.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    rules: Vec<CompiledRule>,
+}
+
+/// A rule example that did not behave as its TOML entry says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExampleFailure {
+    pub rule: String,
+    pub example: String,
+    pub expected_match: bool,
+}
+
+impl RuleSet {
+    pub fn builtin() -> Result<Self, RuleError> {
+        let mut set = RuleSet::default();
+        for (name, text) in BUILTIN_SETS {
+            set.add_toml(name, text)?;
+        }
+        Ok(set)
+    }
+
+    /// Loads every `*.toml` file of a directory, in name order.
+    pub fn load_dir(dir: &Path) -> Result<Self, RuleError> {
+        let io = |source| RuleError::Io { path: dir.to_path_buf(), source };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(RuleError::Empty(dir.to_path_buf()));
+        }
+        let mut set = RuleSet::default();
+        for path in files {
+            set.add_file(&path)?;
+        }
+        Ok(set)
+    }
+
+    pub fn add_file(&mut self, path: &Path) -> Result<(), RuleError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| RuleError::Io { path: path.to_path_buf(), source })?;
+        self.add_toml(&path.display().to_string(), &text)
+    }
+
+    pub fn add_toml(&mut self, file: &str, text: &str) -> Result<(), RuleError> {
+        let parsed: RuleFile =
+            toml::from_str(text).map_err(|source| RuleError::Toml { file: file.to_string(), source })?;
+        for spec in parsed.rules {
+            self.push(file, spec)?;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, file: &str, spec: RuleSpec) -> Result<(), RuleError> {
+        let invalid = |message: String| RuleError::Invalid { file: file.into(), id: spec.id.clone(), message };
+        if self.rules.iter().any(|r| r.spec.id == spec.id) {
+            return Err(RuleError::DuplicateId(spec.id));
+        }
+        for c in [Some(spec.confidence), spec.unvalidated_confidence].into_iter().flatten() {
+            if !(0.0..=1.0).contains(&c) {
+                return Err(invalid(format!("confidence {c} is outside 0..1")));
+            }
+        }
+        if spec.unvalidated_confidence.is_some() && spec.validator.is_none() {
+            return Err(invalid("unvalidated_confidence needs a validator".into()));
+        }
+        let regex = Regex::new(&spec.pattern).map_err(|source| RuleError::Pattern {
+            file: file.into(),
+            id: spec.id.clone(),
+            source: Box::new(source),
+        })?;
+        if spec.group >= regex.captures_len() {
+            return Err(invalid(format!("group {} does not exist in the pattern", spec.group)));
+        }
+        self.rules.push(CompiledRule { spec, regex, file: file.to_string() });
+        Ok(())
+    }
+
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Runs every rule's inline `match` / `no_match` examples through that rule alone
+    /// (validators included) and returns the examples that misbehave.
+    pub fn check_examples(&self) -> Vec<ExampleFailure> {
+        let mut failures = Vec::new();
+        for rule in &self.rules {
+            let single = RuleSet { rules: vec![rule.clone()] };
+            let redactor = crate::Redactor::new(single);
+            let cases = rule.spec.matches.iter().map(|e| (e, true));
+            let cases = cases.chain(rule.spec.no_match.iter().map(|e| (e, false)));
+            for (example, expected_match) in cases {
+                let fired = !redactor.redact(example).findings.is_empty();
+                if fired != expected_match {
+                    failures.push(ExampleFailure {
+                        rule: rule.spec.id.clone(),
+                        example: example.clone(),
+                        expected_match,
+                    });
+                }
+            }
+        }
+        failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_rules_load_and_every_example_behaves() {
+        let set = RuleSet::builtin().expect("built-in rules compile");
+        assert!(set.len() >= 10);
+        for rule in set.rules() {
+            assert!(
+                !rule.spec.matches.is_empty(),
+                "rule {} has no `match` example",
+                rule.spec.id
+            );
+        }
+        let failures = set.check_examples();
+        assert!(failures.is_empty(), "rule examples misbehave: {failures:#?}");
+    }
+
+    #[test]
+    fn bad_rule_files_give_clear_errors() {
+        let mut set = RuleSet::default();
+        let err = set.add_toml("x.toml", "[[rule]]\nid='a'\nkind='A'\npattern='('\nconfidence=0.5\n").unwrap_err();
+        assert!(err.to_string().contains("rule `a` in x.toml: invalid pattern"), "{err}");
+        let err = set.add_toml("x.toml", "[[rule]]\nid='a'\nkind='A'\npattern='a'\nconfidence=2.0\n").unwrap_err();
+        assert!(err.to_string().contains("outside 0..1"), "{err}");
+        let err = set.add_toml("x.toml", "[[rule]]\nid='a'\nkind='A'\npattern='a'\nconfidence=0.5\ngroup=1\n").unwrap_err();
+        assert!(err.to_string().contains("group 1"), "{err}");
+        let err = set.add_toml("x.toml", "[[rule]]\nid='a'\nkind='A'\npatern='a'\nconfidence=0.5\n").unwrap_err();
+        assert!(matches!(err, RuleError::Toml { .. }), "{err}");
+    }
+
+    #[test]
+    fn load_dir_reads_user_rule_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(RuleSet::load_dir(dir.path()), Err(RuleError::Empty(_))));
+        std::fs::write(
+            dir.path().join("mine.toml"),
+            "[[rule]]\nid='ward'\nkind='LOCATION'\npattern='ward [0-9]+'\nconfidence=0.9\nmatch=['in ward 12']\n",
+        )
+        .unwrap();
+        let set = RuleSet::load_dir(dir.path()).unwrap();
+        assert_eq!(set.len(), 1);
+        assert!(set.check_examples().is_empty());
+    }
+}

@@ -1,0 +1,182 @@
+//! Checksums that separate real identifiers from look-alike digit runs.
+//!
+//! Each validator receives the matched text as written (spaces, dots and dashes
+//! included) and judges only its digits and letters.
+
+use serde::Deserialize;
+
+/// A named check a rule can ask for in its TOML entry (`validator = "nir"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Validator {
+    /// French social-security number (NIR): 13 characters + 2-digit key, key = 97 - (n mod 97).
+    /// Corsican départements 2A and 2B count as 19 and 18 for the key.
+    Nir,
+    /// UK NHS number: 10 digits, weights 10..2, check digit = 11 - (sum mod 11); 10 is invalid.
+    Nhs,
+    /// Luhn mod-10 (payment cards, Canadian SIN, Ontario health numbers).
+    Luhn,
+    /// IBAN: move the first four characters to the end, letters to numbers, mod 97 == 1.
+    Iban,
+}
+
+impl Validator {
+    pub fn check(self, matched: &str) -> bool {
+        match self {
+            Validator::Nir => nir_is_valid(matched),
+            Validator::Nhs => nhs_is_valid(matched),
+            Validator::Luhn => luhn_is_valid(matched),
+            Validator::Iban => iban_is_valid(matched),
+        }
+    }
+}
+
+fn alnum_upper(s: &str) -> Vec<char> {
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+}
+
+fn digits(s: &str) -> Vec<u32> {
+    s.chars().filter_map(|c| c.to_digit(10)).collect()
+}
+
+/// Remainder of a long decimal number given digit by digit, without overflow.
+fn mod_97(digits: impl IntoIterator<Item = u32>) -> u32 {
+    digits.into_iter().fold(0, |acc, d| (acc * 10 + d) % 97)
+}
+
+pub fn nir_is_valid(s: &str) -> bool {
+    let chars = alnum_upper(s);
+    if chars.len() != 15 {
+        return false;
+    }
+    let (body, key) = chars.split_at(13);
+    // Corsica: "2A" and "2B" replace the département digits; the key is computed on the
+    // number with 2A -> 19 and 2B -> 18 (INSEE's rule).
+    let mut body_digits = Vec::with_capacity(13);
+    for (i, c) in body.iter().enumerate() {
+        match (i, c) {
+            (6, 'A') if body[5] == '2' => {
+                body_digits.pop();
+                body_digits.extend([1, 9]);
+            }
+            (6, 'B') if body[5] == '2' => {
+                body_digits.pop();
+                body_digits.extend([1, 8]);
+            }
+            _ => match c.to_digit(10) {
+                Some(d) => body_digits.push(d),
+                None => return false,
+            },
+        }
+    }
+    let Some(key) = key.iter().map(|c| c.to_digit(10)).collect::<Option<Vec<_>>>() else {
+        return false;
+    };
+    let key = key[0] * 10 + key[1];
+    key == 97 - mod_97(body_digits)
+}
+
+pub fn nhs_is_valid(s: &str) -> bool {
+    let d = digits(s);
+    if d.len() != 10 || s.chars().filter(|c| c.is_ascii_alphabetic()).count() > 0 {
+        return false;
+    }
+    let sum: u32 = d[..9].iter().zip((2..=10).rev()).map(|(d, w)| d * w).sum();
+    let check = 11 - (sum % 11);
+    match check {
+        11 => d[9] == 0,
+        10 => false,
+        c => d[9] == c,
+    }
+}
+
+pub fn luhn_is_valid(s: &str) -> bool {
+    let d = digits(s);
+    if d.len() < 2 {
+        return false;
+    }
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &x)| if i % 2 == 1 { let y = x * 2; if y > 9 { y - 9 } else { y } } else { x })
+        .sum();
+    sum % 10 == 0
+}
+
+pub fn iban_is_valid(s: &str) -> bool {
+    let chars = alnum_upper(s);
+    if !(15..=34).contains(&chars.len()) || !chars[..2].iter().all(|c| c.is_ascii_alphabetic()) {
+        return false;
+    }
+    let rearranged = chars[4..].iter().chain(&chars[..4]);
+    let mut expanded = Vec::with_capacity(chars.len() * 2);
+    for c in rearranged {
+        match c.to_digit(36) {
+            Some(v) if v >= 10 => expanded.extend([v / 10, v % 10]),
+            Some(v) => expanded.push(v),
+            None => return false,
+        }
+    }
+    mod_97(expanded) == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a NIR with its correct key, so tests exercise the arithmetic, not a copied value.
+    fn with_nir_key(body: &str) -> String {
+        let n: Vec<u32> = body
+            .replace("2A", "19")
+            .replace("2B", "18")
+            .chars()
+            .filter_map(|c| c.to_digit(10))
+            .collect();
+        format!("{body}{:02}", 97 - mod_97(n))
+    }
+
+    #[test]
+    fn nir_key_is_checked() {
+        let good = with_nir_key("1850775123456");
+        assert!(nir_is_valid(&good));
+        let mut bad = good.clone();
+        let last = bad.pop().unwrap();
+        bad.push(if last == '0' { '1' } else { '0' });
+        assert!(!nir_is_valid(&bad));
+        assert!(!nir_is_valid("18507751234"));
+    }
+
+    #[test]
+    fn nir_accepts_spaces_and_corsica() {
+        let good = with_nir_key("2850575123456");
+        let spaced = format!("{} {} {} {} {} {} {}", &good[0..1], &good[1..3], &good[3..5], &good[5..7], &good[7..10], &good[10..13], &good[13..]);
+        assert!(nir_is_valid(&spaced));
+        let corsica = with_nir_key("18505"); // body too short on purpose
+        assert!(!nir_is_valid(&corsica));
+        let a = with_nir_key("185052A123456");
+        assert!(nir_is_valid(&a), "{a}");
+        let b = with_nir_key("185052B123456");
+        assert!(nir_is_valid(&b), "{b}");
+        // The same digits with the other Corsican letter fail: the key depends on it.
+        assert!(!nir_is_valid(&a.replace("2A", "2B")));
+    }
+
+    #[test]
+    fn nhs_mod_11() {
+        assert!(nhs_is_valid("943 476 5919"));
+        assert!(nhs_is_valid("9434765919"));
+        assert!(!nhs_is_valid("943 476 5918"));
+        assert!(!nhs_is_valid("943 476 591"));
+    }
+
+    #[test]
+    fn luhn_and_iban() {
+        assert!(luhn_is_valid("4539 1488 0343 6467"));
+        assert!(!luhn_is_valid("4539 1488 0343 6468"));
+        assert!(luhn_is_valid("046 454 286")); // Canadian SIN example
+        assert!(iban_is_valid("FR14 2004 1010 0505 0001 3M02 606"));
+        assert!(iban_is_valid("GB82 WEST 1234 5698 7654 32"));
+        assert!(!iban_is_valid("GB82 WEST 1234 5698 7654 33"));
+    }
+}

@@ -1,1 +1,15 @@
+//! Vigie's screening pipeline: the message contract, the stages, the JSONL and Kafka
+//! sources and sinks, and the pieces of the `vigie` command.
+//!
+//! Data flows one way: source → [`stages::language`] → [`stages::redaction`] →
+//! [`stages::risk`] → [`stages::routing`] → sink. Nothing raw leaves: records carry
+//! only redacted text, and logs carry ids, counts and reasons.
 
+pub mod config;
+pub mod contract;
+pub mod decode;
+pub mod io;
+pub mod kafka;
+pub mod screener;
+pub mod stages;
+pub mod summary;

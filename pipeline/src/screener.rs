@@ -1,0 +1,221 @@
+//! The screening pipeline: source → language → redaction → risk → routing → sink.
+//! [`Screener`] composes the stages; sources and sinks live in [`crate::io`] and
+//! [`crate::kafka`] and only move bytes and records.
+
+use chrono::Utc;
+use vigie_models::{Encoder, RiskHead};
+use vigie_rules::RuleSet;
+
+use crate::config::Config;
+use crate::contract::{InputPost, Origin, RejectedRecord, ScreenedRecord, VIGIE_VERSION};
+use crate::decode::{decode, Rejection};
+use crate::stages::language::{LanguageStage, Lexicon};
+use crate::stages::redaction::RedactionStage;
+use crate::stages::risk::{RiskError, RiskStage};
+use crate::stages::routing::RoutingStage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("rules: {0}")]
+    Rules(#[from] vigie_rules::RuleError),
+    #[error("model: {0}")]
+    Model(#[from] vigie_models::ModelError),
+    #[error("risk stage: {0}")]
+    Risk(#[from] RiskError),
+    #[error("language stage: {0}")]
+    Lexicon(#[from] crate::stages::language::LexiconError),
+}
+
+pub struct Screener {
+    language: LanguageStage,
+    redaction: RedactionStage,
+    risk: Option<RiskStage>,
+    routing: RoutingStage,
+    max_message_bytes: usize,
+    excerpt_chars: usize,
+}
+
+/// What became of one input.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Screened(ScreenedRecord),
+    Rejected(RejectedRecord),
+}
+
+impl Screener {
+    /// Builds every stage from the configuration, loading rules, model and head.
+    pub fn from_config(config: &Config) -> Result<Self, BuildError> {
+        let risk = if config.risk.enabled {
+            let encoder = Encoder::load(&config.risk.model_dir())?;
+            let head = RiskHead::load(&config.risk.head_path())?;
+            Some(RiskStage::new(encoder, head, config.routing.misinformation_threshold)?)
+        } else {
+            None
+        };
+        Self::with_risk(config, risk)
+    }
+
+    /// Builds the pipeline around a given risk stage (or none).
+    pub fn with_risk(config: &Config, risk: Option<RiskStage>) -> Result<Self, BuildError> {
+        let rules = match &config.redaction.rules_dir {
+            Some(dir) => RuleSet::load_dir(dir)?,
+            None => RuleSet::builtin()?,
+        };
+        let lexicon = match config.language.gazetteers_dir() {
+            Some(dir) => Some(Lexicon::load(&dir)?),
+            None => {
+                tracing::warn!("no gazetteers directory: short texts get whatlang's language alone");
+                None
+            }
+        };
+        Ok(Screener {
+            language: LanguageStage::new(lexicon),
+            redaction: RedactionStage::new(rules, config.redaction.threshold),
+            risk,
+            routing: RoutingStage::new(config.routing.clone()),
+            max_message_bytes: config.limits.max_message_bytes,
+            excerpt_chars: config.limits.rejected_excerpt_chars,
+        })
+    }
+
+    pub fn language(&self) -> &LanguageStage {
+        &self.language
+    }
+
+    pub fn redaction(&self) -> &RedactionStage {
+        &self.redaction
+    }
+
+    pub fn risk(&self) -> Option<&RiskStage> {
+        self.risk.as_ref()
+    }
+
+    /// Decodes and screens a batch of raw inputs; one outcome per input, in order.
+    /// A model failure rejects the posts of the batch (`processing_failed`) rather than
+    /// losing them.
+    pub fn process(&self, inputs: &[(Origin, &[u8])]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(inputs.len());
+        let mut posts = Vec::new();
+        let mut slots = Vec::new();
+        for (i, (origin, bytes)) in inputs.iter().enumerate() {
+            match decode(bytes, self.max_message_bytes) {
+                Ok(post) => {
+                    posts.push(post);
+                    slots.push(i);
+                    outcomes.push(None);
+                }
+                Err(rejection) => outcomes.push(Some(Outcome::Rejected(self.reject(origin.clone(), &rejection, bytes)))),
+            }
+        }
+        match self.screen(&posts) {
+            Ok(records) => {
+                for (slot, record) in slots.into_iter().zip(records) {
+                    outcomes[slot] = Some(Outcome::Screened(record));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, posts = posts.len(), "screening failed; dead-lettering the batch");
+                for (slot, post) in slots.into_iter().zip(&posts) {
+                    let (origin, bytes) = &inputs[slot];
+                    let record = self.rejected_record(origin.clone(), "processing_failed", e.to_string(), Some(post.id.clone()), bytes);
+                    outcomes[slot] = Some(Outcome::Rejected(record));
+                }
+            }
+        }
+        outcomes.into_iter().map(|o| o.expect("every input has an outcome")).collect()
+    }
+
+    /// Screens decoded posts.
+    pub fn screen(&self, posts: &[InputPost]) -> Result<Vec<ScreenedRecord>, RiskError> {
+        let langs: Vec<_> = posts.iter().map(|p| self.language.detect(&p.text)).collect();
+        let redacted: Vec<_> = posts.iter().map(|p| self.redaction.redact(&p.text)).collect();
+        let risks = match &self.risk {
+            Some(stage) if !posts.is_empty() => {
+                let texts: Vec<&str> = redacted.iter().map(|r| r.text.as_str()).collect();
+                stage.score(&texts)?.into_iter().map(Some).collect()
+            }
+            _ => vec![None; posts.len()],
+        };
+        let now = Utc::now();
+        Ok(posts
+            .iter()
+            .zip(langs)
+            .zip(redacted)
+            .zip(risks)
+            .map(|(((post, lang), redacted), risk)| {
+                let route = self.routing.route(&lang, &redacted.spans, risk.as_ref());
+                ScreenedRecord {
+                    id: post.id.clone(),
+                    lang,
+                    redacted_text: redacted.text,
+                    redactions: redacted.spans,
+                    risk,
+                    route,
+                    channel: post.channel,
+                    country: post.country.clone(),
+                    processed_at: now,
+                    vigie_version: VIGIE_VERSION.to_string(),
+                }
+            })
+            .collect())
+    }
+
+    fn reject(&self, origin: Origin, rejection: &Rejection, bytes: &[u8]) -> RejectedRecord {
+        self.rejected_record(origin, rejection.error.reason(), rejection.error.to_string(), rejection.id.clone(), bytes)
+    }
+
+    fn rejected_record(&self, origin: Origin, reason: &str, detail: String, id: Option<String>, bytes: &[u8]) -> RejectedRecord {
+        RejectedRecord {
+            origin,
+            reason: reason.to_string(),
+            detail,
+            id,
+            payload_bytes: bytes.len(),
+            redacted_payload: self.redaction.redact_payload(bytes, self.excerpt_chars),
+            rejected_at: Utc::now(),
+            vigie_version: VIGIE_VERSION.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{LangCode, Reason};
+    use crate::stages::risk::tests::tiny_stage;
+
+    fn origin(line: usize) -> Origin {
+        Origin::Line { file: "t.jsonl".into(), line }
+    }
+
+    #[test]
+    fn batch_outcomes_keep_input_order() {
+        let s = Screener::with_risk(&Config::default(), Some(tiny_stage())).unwrap();
+        let inputs: Vec<(Origin, &[u8])> = vec![
+            (origin(1), br#"{"id":"a","text":"Le vaccin cause autisme, appelez le 06 12 34 56 78","channel":"forum"}"#),
+            (origin(2), b"not json"),
+            (origin(3), br#"{"id":"c","text":"the measles vaccine is safe","channel":"newsfeed"}"#),
+        ];
+        let out = s.process(&inputs);
+        assert_eq!(out.len(), 3);
+        let Outcome::Screened(a) = &out[0] else { panic!("a screened") };
+        assert_eq!(a.id, "a");
+        assert_eq!(a.lang.code, LangCode::Fr);
+        assert!(a.redacted_text.contains("[PHONE]") && !a.redacted_text.contains("06 12"));
+        assert!(a.route.reasons.contains(&Reason::Privacy));
+        let Outcome::Rejected(b) = &out[1] else { panic!("b rejected") };
+        assert_eq!(b.reason, "malformed_json");
+        assert_eq!(b.origin, origin(2));
+        let Outcome::Screened(c) = &out[2] else { panic!("c screened") };
+        assert!(c.risk.as_ref().unwrap().score < a.risk.as_ref().unwrap().score);
+    }
+
+    #[test]
+    fn risk_off_gives_null_risk() {
+        let s = Screener::with_risk(&Config::default(), None).unwrap();
+        let out = s.process(&[(origin(1), br#"{"id":"a","text":"hello there friends","channel":"forum"}"#)]);
+        let Outcome::Screened(a) = &out[0] else { panic!() };
+        assert!(a.risk.is_none());
+        assert!(!a.route.is_flagged());
+    }
+}

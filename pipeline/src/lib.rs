@@ -13,3 +13,5 @@ pub mod kafka;
 pub mod screener;
 pub mod stages;
 pub mod summary;
+#[doc(hidden)]
+pub mod testing;

@@ -192,7 +192,7 @@ mod tests {
     fn batch_outcomes_keep_input_order() {
         let s = Screener::with_risk(&Config::default(), Some(tiny_stage())).unwrap();
         let inputs: Vec<(Origin, &[u8])> = vec![
-            (origin(1), br#"{"id":"a","text":"Le vaccin cause autisme, appelez le 06 12 34 56 78","channel":"forum"}"#),
+            (origin(1), br#"{"id":"a","text":"Le vaccin cause autisme chez les enfants, il faut appeler le 06 12 34 56 78 pour en parler","channel":"forum"}"#),
             (origin(2), b"not json"),
             (origin(3), br#"{"id":"c","text":"the measles vaccine is safe","channel":"newsfeed"}"#),
         ];

@@ -54,14 +54,8 @@ pub(crate) mod tests {
     use vigie_models::encoder::testing::tiny_encoder;
     use vigie_models::TrainOptions;
 
-    /// A head trained on the tiny encoder to call "autism"/"5g" posts misinformation.
     pub(crate) fn tiny_stage() -> RiskStage {
-        let enc = tiny_encoder(42);
-        let texts = ["vaccine causes autism", "5g cause autisme", "le vaccin cause autisme", "the measles vaccine is safe", "le vaccin est sûr", "rougeole vaccin sûr"];
-        let labels = [true, true, true, false, false, false];
-        let xs = enc.embed(&texts).unwrap();
-        let head = RiskHead::train("tiny", vec![], &xs, &labels, TrainOptions { epochs: 800, ..Default::default() }).unwrap();
-        RiskStage::new(enc, head, 0.5).unwrap()
+        crate::testing::tiny_risk_stage()
     }
 
     #[test]

@@ -1,0 +1,36 @@
+//! Helpers for tests (here and in `tests/`): a tiny random-weight model with a head
+//! trained on it, so the real code path runs without the 70 MB download.
+
+use std::path::{Path, PathBuf};
+
+use vigie_models::encoder::testing::{tiny_encoder, tiny_image_bytes, tiny_tokenizer};
+use vigie_models::encoder::{TOKENIZER_FILE, WEIGHTS_FILE};
+use vigie_models::{RiskHead, TrainOptions};
+
+use crate::stages::risk::RiskStage;
+
+const SEED: u64 = 42;
+
+/// A head trained on the tiny encoder to score "autism"/"5g" posts as misinformation.
+pub fn tiny_head() -> RiskHead {
+    let enc = tiny_encoder(SEED);
+    let texts = ["vaccine causes autism", "5g cause autisme", "le vaccin cause autisme", "the measles vaccine is safe", "le vaccin est sûr", "rougeole vaccin sûr"];
+    let labels = [true, true, true, false, false, false];
+    let xs = enc.embed(&texts).expect("tiny embeddings");
+    RiskHead::train("tiny", vec![], &xs, &labels, TrainOptions { epochs: 800, ..Default::default() }).expect("tiny head")
+}
+
+pub fn tiny_risk_stage() -> RiskStage {
+    RiskStage::new(tiny_encoder(SEED), tiny_head(), 0.5).expect("tiny risk stage")
+}
+
+/// Writes the tiny model files and head into `dir`; returns (model dir, head path) for
+/// `--model-dir` and `[risk] head`.
+pub fn write_tiny_model(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).expect("model dir");
+    std::fs::write(dir.join(WEIGHTS_FILE), tiny_image_bytes(SEED)).expect("weights");
+    tiny_tokenizer().save(dir.join(TOKENIZER_FILE), false).expect("tokenizer");
+    let head = dir.join("head.json");
+    tiny_head().save(&head).expect("head");
+    (dir.to_path_buf(), head)
+}

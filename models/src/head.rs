@@ -39,14 +39,24 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// The head trained by `vigie train` and committed in `models/head/`, built into the binary.
+pub const BUILTIN_HEAD_JSON: &str = include_str!("../head/risk_head.json");
+
 impl RiskHead {
+    pub fn builtin() -> Result<Self> {
+        Self::parse(BUILTIN_HEAD_JSON, "built-in head")
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
-        let head: RiskHead = serde_json::from_str(&text)
-            .map_err(|e| ModelError::Head(format!("{}: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<Self> {
+        let head: RiskHead = serde_json::from_str(text).map_err(|e| ModelError::Head(format!("{origin}: {e}")))?;
         if head.weights.is_empty() || head.weights.iter().any(|w| !w.is_finite()) || !head.bias.is_finite() {
-            return Err(ModelError::Head(format!("{}: empty or non-finite weights", path.display())));
+            return Err(ModelError::Head(format!("{origin}: empty or non-finite weights")));
         }
         Ok(head)
     }
@@ -166,6 +176,13 @@ mod tests {
         let path = dir.path().join("head.json");
         head.save(&path).unwrap();
         assert_eq!(RiskHead::load(&path).unwrap(), head);
+    }
+
+    #[test]
+    fn builtin_head_matches_the_encoder() {
+        let head = RiskHead::builtin().unwrap();
+        assert_eq!(head.dim(), 384);
+        assert_eq!(head.encoder, crate::encoder::MODEL_NAME);
     }
 
     #[test]

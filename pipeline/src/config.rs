@@ -58,7 +58,7 @@ pub struct RiskConfig {
     pub enabled: bool,
     /// Where `e5-small-q4.bin` and `tokenizer.json` are (default: `$VIGIE_MODEL_DIR` or the user cache).
     pub model_dir: Option<PathBuf>,
-    /// The trained head (default: the one committed in `models/head/`).
+    /// A trained head file (default: the one committed in `models/head/`, built in).
     pub head: Option<PathBuf>,
 }
 
@@ -68,15 +68,18 @@ impl Default for RiskConfig {
     }
 }
 
-/// The head committed with the sources.
+/// Where `vigie train` writes the head by default: the committed file, in the sources.
 pub const DEFAULT_HEAD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/head/risk_head.json");
 
 impl RiskConfig {
     pub fn model_dir(&self) -> PathBuf {
         self.model_dir.clone().unwrap_or_else(vigie_models::encoder::default_model_dir)
     }
-    pub fn head_path(&self) -> PathBuf {
-        self.head.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_HEAD))
+    pub fn head(&self) -> Result<vigie_models::RiskHead, vigie_models::ModelError> {
+        match &self.head {
+            Some(path) => vigie_models::RiskHead::load(path),
+            None => vigie_models::RiskHead::builtin(),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! [`crate::kafka`] and only move bytes and records.
 
 use chrono::Utc;
-use vigie_models::{Encoder, RiskHead};
+use vigie_models::Encoder;
 use vigie_rules::RuleSet;
 
 use crate::config::Config;
@@ -47,7 +47,7 @@ impl Screener {
     pub fn from_config(config: &Config) -> Result<Self, BuildError> {
         let risk = if config.risk.enabled {
             let encoder = Encoder::load(&config.risk.model_dir())?;
-            let head = RiskHead::load(&config.risk.head_path())?;
+            let head = config.risk.head()?;
             Some(RiskStage::new(encoder, head, config.routing.misinformation_threshold)?)
         } else {
             None

@@ -93,6 +93,38 @@ fn labels_of<'a>(gold: &[(usize, usize, &'a str)], pred: &[(usize, usize, &'a st
     labels
 }
 
+/// A gold span no prediction overlaps (`missed`), or a prediction overlapping no gold
+/// span (`spurious`), with some surrounding text: what a rule author reads to improve rules.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanError {
+    pub id: String,
+    pub error: &'static str,
+    pub label: String,
+    pub span: String,
+    pub context: String,
+}
+
+pub fn errors(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<PredSpan>) -> Vec<SpanError> {
+    let mut out = Vec::new();
+    for row in rows {
+        let chars: Vec<char> = row.text.chars().collect();
+        let cut = |a: usize, b: usize| chars[a.min(chars.len())..b.min(chars.len())].iter().collect::<String>();
+        let around = |a: usize, b: usize| format!("{}[{}]{}", cut(a.saturating_sub(40), a), cut(a, b), cut(b, b + 40)).replace('\n', " ");
+        let pred = predict(&row.text);
+        for g in &row.spans {
+            if !pred.iter().any(|p| overlaps((p.start, p.end), (g.start, g.end))) {
+                out.push(SpanError { id: row.id.clone(), error: "missed", label: g.label.clone(), span: cut(g.start, g.end), context: around(g.start, g.end) });
+            }
+        }
+        for p in &pred {
+            if !row.spans.iter().any(|g| overlaps((p.start, p.end), (g.start, g.end))) {
+                out.push(SpanError { id: row.id.clone(), error: "spurious", label: p.label.clone(), span: cut(p.start, p.end), context: around(p.start, p.end) });
+            }
+        }
+    }
+    out
+}
+
 impl RedactionReport {
     pub fn table(&self) -> String {
         let mut t = Table::new();

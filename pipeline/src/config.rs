@@ -10,30 +10,15 @@ use crate::stages::routing::RoutingConfig;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub language: LanguageConfig,
+    /// Directory of name, word and place lists (the files of `shared/gazetteers/`); default
+    /// `$VIGIE_GAZETTEERS`, else `../shared/gazetteers` when it exists. Without it, the
+    /// language stage uses whatlang alone and the redaction stage skips its name lists.
+    pub gazetteers_dir: Option<PathBuf>,
     pub redaction: RedactionConfig,
     pub risk: RiskConfig,
     pub routing: RoutingConfig,
     pub kafka: KafkaConfig,
     pub limits: Limits,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LanguageConfig {
-    /// Directory with the wordfreq lists (`wordfreq_large_{fr,en}.tsv`); default
-    /// `$VIGIE_GAZETTEERS`, else `../shared/gazetteers` when it exists. Without them,
-    /// short texts are left to whatlang alone.
-    pub gazetteers_dir: Option<PathBuf>,
-}
-
-impl LanguageConfig {
-    pub fn gazetteers_dir(&self) -> Option<PathBuf> {
-        self.gazetteers_dir
-            .clone()
-            .or_else(|| std::env::var_os("VIGIE_GAZETTEERS").map(PathBuf::from))
-            .or_else(|| Some(PathBuf::from("../shared/gazetteers")).filter(|d| d.is_dir()))
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +125,13 @@ pub enum ConfigError {
 }
 
 impl Config {
+    pub fn gazetteers_dir(&self) -> Option<PathBuf> {
+        self.gazetteers_dir
+            .clone()
+            .or_else(|| std::env::var_os("VIGIE_GAZETTEERS").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("../shared/gazetteers")).filter(|d| d.is_dir()))
+    }
+
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let Some(path) = path else { return Ok(Config::default()) };
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;

@@ -128,6 +128,10 @@ struct EvalArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// redaction: write each missed gold span and each spurious prediction, with context,
+    /// as JSONL to this file (for rule authors; it quotes the dataset's text).
+    #[arg(long)]
+    errors: Option<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -326,21 +330,39 @@ fn eval(a: EvalArgs) -> Result<()> {
             }
             EvalTask::Redaction => {
                 let rows: Vec<RedactionRow> = read_jsonl(path)?;
-                let report = vigie_eval::redaction::evaluate(&rows, |t| {
+                let predict = |t: &str| {
+                    let lang = vigie_pipeline::screener::known_language(screener.language().detect(t).code);
                     screener
                         .redaction()
-                        .redact(t)
+                        .redact(t, lang)
                         .spans
                         .into_iter()
                         .map(|s| PredSpan { start: s.start, end: s.end, label: s.kind })
                         .collect()
-                });
+                };
+                let report = vigie_eval::redaction::evaluate(&rows, predict);
                 print_report(path, a.json, &report, || report.table())?;
+                if let Some(out) = &a.errors {
+                    let mut lines = String::new();
+                    for e in vigie_eval::redaction::errors(&rows, predict) {
+                        lines.push_str(&serde_json::to_string(&e)?);
+                        lines.push('\n');
+                    }
+                    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                    let target = if a.data.len() > 1 { out.with_file_name(format!("{name}.{}", out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default())) } else { out.clone() };
+                    std::fs::write(&target, lines)?;
+                }
             }
             EvalTask::Risk => {
                 let rows: Vec<RiskRow> = read_jsonl(path)?;
                 let Some(risk) = screener.risk() else { bail!("risk evaluation needs the model (drop --no-risk)") };
-                let texts: Vec<String> = rows.iter().map(|r| screener.redaction().redact(&r.text).text).collect();
+                let texts: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        let lang = vigie_pipeline::screener::known_language(screener.language().detect(&r.text).code);
+                        screener.redaction().redact(&r.text, lang).text
+                    })
+                    .collect();
                 let scores = score_with_progress(&texts, |chunk| Ok(risk.score(chunk)?.into_iter().map(|r| r.score).collect()))?;
                 let report = vigie_eval::risk::evaluate(&rows, &scores, config.routing.misinformation_threshold);
                 print_report(path, a.json, &report, || report.table())?;
@@ -409,7 +431,7 @@ fn train(a: TrainArgs) -> Result<()> {
 fn rules(command: RulesCommand) -> Result<()> {
     match command {
         RulesCommand::Test { path } => {
-            let set = match path {
+            let mut set = match path {
                 None => RuleSet::builtin()?,
                 Some(p) if p.is_dir() => RuleSet::load_dir(&p)?,
                 Some(p) => {
@@ -418,6 +440,10 @@ fn rules(command: RulesCommand) -> Result<()> {
                     s
                 }
             };
+            // Name lists need their gazetteer files to run their examples.
+            if let Some(dir) = Config::default().gazetteers_dir() {
+                set.load_gazetteers(&dir)?;
+            }
             let failures = set.check_examples();
             let examples: usize = set.rules().iter().map(|r| r.spec.matches.len() + r.spec.no_match.len()).sum();
             for f in &failures {
@@ -431,10 +457,13 @@ fn rules(command: RulesCommand) -> Result<()> {
             Ok(())
         }
         RulesCommand::Explain { text, rules_dir } => {
-            let set = match rules_dir {
+            let mut set = match rules_dir {
                 Some(d) => RuleSet::load_dir(&d)?,
                 None => RuleSet::builtin()?,
             };
+            if let Some(dir) = Config::default().gazetteers_dir() {
+                set.load_gazetteers(&dir)?;
+            }
             let r = Redactor::new(set).redact(&text);
             println!("{}", r.text);
             for f in r.findings {

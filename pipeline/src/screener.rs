@@ -57,14 +57,18 @@ impl Screener {
 
     /// Builds the pipeline around a given risk stage (or none).
     pub fn with_risk(config: &Config, risk: Option<RiskStage>) -> Result<Self, BuildError> {
-        let rules = match &config.redaction.rules_dir {
+        let mut rules = match &config.redaction.rules_dir {
             Some(dir) => RuleSet::load_dir(dir)?,
             None => RuleSet::builtin()?,
         };
-        let lexicon = match config.language.gazetteers_dir() {
-            Some(dir) => Some(Lexicon::load(&dir)?),
+        let lexicon = match config.gazetteers_dir() {
+            Some(dir) => {
+                let lists = rules.load_gazetteers(&dir)?;
+                tracing::info!(dir = %dir.display(), name_lists = lists, "gazetteers loaded");
+                Some(Lexicon::load(&dir)?)
+            }
             None => {
-                tracing::warn!("no gazetteers directory: short texts get whatlang's language alone");
+                tracing::warn!("no gazetteers directory: whatlang alone for short texts, no name lists for redaction");
                 None
             }
         };
@@ -128,7 +132,11 @@ impl Screener {
     /// Screens decoded posts.
     pub fn screen(&self, posts: &[InputPost]) -> Result<Vec<ScreenedRecord>, RiskError> {
         let langs: Vec<_> = posts.iter().map(|p| self.language.detect(&p.text)).collect();
-        let redacted: Vec<_> = posts.iter().map(|p| self.redaction.redact(&p.text)).collect();
+        let redacted: Vec<_> = posts
+            .iter()
+            .zip(&langs)
+            .map(|(p, l)| self.redaction.redact(&p.text, known_language(l.code)))
+            .collect();
         let risks = match &self.risk {
             Some(stage) if !posts.is_empty() => {
                 let texts: Vec<&str> = redacted.iter().map(|r| r.text.as_str()).collect();
@@ -175,6 +183,15 @@ impl Screener {
             rejected_at: Utc::now(),
             vigie_version: VIGIE_VERSION.to_string(),
         }
+    }
+}
+
+/// fr or en, for language-specific rules; None when other or undetermined.
+pub fn known_language(code: crate::contract::LangCode) -> Option<&'static str> {
+    match code {
+        crate::contract::LangCode::Fr => Some("fr"),
+        crate::contract::LangCode::En => Some("en"),
+        _ => None,
     }
 }
 

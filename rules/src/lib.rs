@@ -6,6 +6,7 @@
 //! compiles those entries ([`RuleSet`]), checks numbers ([`validators`]) and applies the
 //! winning matches to a text ([`Redactor`]).
 
+pub mod names;
 pub mod redactor;
 pub mod rule;
 pub mod validators;

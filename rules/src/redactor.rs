@@ -41,7 +41,9 @@ pub struct Redactor {
 
 /// A match before overlap resolution, in byte offsets.
 struct Candidate<'r> {
-    rule: &'r CompiledRule,
+    id: &'r str,
+    kind: &'r str,
+    placeholder: &'r str,
     start: usize,
     end: usize,
     confidence: f32,
@@ -67,15 +69,27 @@ impl Redactor {
         &self.rules
     }
 
+    /// Redacts with every rule (the language is unknown).
     pub fn redact(&self, text: &str) -> Redaction {
-        let candidates = self.candidates(text);
+        self.redact_in(text, None)
+    }
+
+    /// Redacts a text known to be in `lang` (fr, en, ...): rules meant for other languages
+    /// are skipped.
+    pub fn redact_in(&self, text: &str, lang: Option<&str>) -> Redaction {
+        let candidates = self.candidates(text, lang);
         let kept = resolve_overlaps(candidates);
         self.rewrite(text, kept)
     }
 
-    fn candidates<'r>(&'r self, text: &str) -> Vec<Candidate<'r>> {
+    fn candidates<'r>(&'r self, text: &str, lang: Option<&str>) -> Vec<Candidate<'r>> {
         let mut out = Vec::new();
         for rule in self.rules.rules() {
+            if let (Some(l), Some(langs)) = (lang, &rule.spec.languages) {
+                if !langs.iter().any(|x| x == l) {
+                    continue;
+                }
+            }
             for caps in rule.regex.captures_iter(text) {
                 let Some(m) = caps.get(rule.spec.group) else { continue };
                 if m.is_empty() {
@@ -89,7 +103,15 @@ impl Redactor {
                     _ => rule.spec.confidence,
                 };
                 if confidence >= self.threshold {
-                    out.push(Candidate { rule, start: m.start(), end: m.end(), confidence });
+                    out.push(candidate(rule, m.start(), m.end(), confidence));
+                }
+            }
+        }
+        for finder in self.rules.name_finders() {
+            let spec = &finder.spec;
+            for (start, end, confidence) in finder.find(text, lang) {
+                if confidence >= self.threshold {
+                    out.push(Candidate { id: &spec.id, kind: &spec.kind, placeholder: &spec.kind, start, end, confidence });
                 }
             }
         }
@@ -113,7 +135,7 @@ impl Redactor {
             match self.mode {
                 ReplaceMode::Placeholder => {
                     redacted.push('[');
-                    redacted.push_str(c.rule.placeholder());
+                    redacted.push_str(c.placeholder);
                     redacted.push(']');
                 }
                 ReplaceMode::Mask => redacted.extend(
@@ -123,17 +145,15 @@ impl Redactor {
             copied = c.end;
             let start = to_chars(c.start);
             let end = to_chars(c.end);
-            findings.push(Finding {
-                kind: c.rule.spec.kind.clone(),
-                start,
-                end,
-                rule: c.rule.spec.id.clone(),
-                confidence: c.confidence,
-            });
+            findings.push(Finding { kind: c.kind.to_string(), start, end, rule: c.id.to_string(), confidence: c.confidence });
         }
         redacted.push_str(&text[copied..]);
         Redaction { text: redacted, findings }
     }
+}
+
+fn candidate(rule: &CompiledRule, start: usize, end: usize, confidence: f32) -> Candidate<'_> {
+    Candidate { id: &rule.spec.id, kind: &rule.spec.kind, placeholder: rule.placeholder(), start, end, confidence }
 }
 
 /// Keeps the most confident matches (then the longest, then the earliest rule) that do

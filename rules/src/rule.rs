@@ -1,11 +1,13 @@
 //! Rule entries as written in TOML, and their compiled form.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::names::{NameFinder, NameListSpec};
 use crate::validators::Validator;
 
 /// The rule sets shipped with Vigie, compiled into the binary so that `vigie` works from
@@ -38,6 +40,8 @@ pub enum RuleError {
 struct RuleFile {
     #[serde(rename = "rule", default)]
     rules: Vec<RuleSpec>,
+    #[serde(rename = "name_list", default)]
+    name_lists: Vec<NameListSpec>,
 }
 
 /// One `[[rule]]` entry.
@@ -63,6 +67,9 @@ pub struct RuleSpec {
     /// keeps it at that confidence (structure alone is still evidence, e.g. a 15-digit NIR
     /// typed with a wrong key is still someone's number).
     pub unvalidated_confidence: Option<f32>,
+    /// Languages (fr, en, ...) the rule is meant for; absent: all. A text whose language
+    /// is unknown gets every rule.
+    pub languages: Option<Vec<String>>,
     /// Texts in which the rule must fire (the test suite runs them).
     #[serde(default, rename = "match")]
     pub matches: Vec<String>,
@@ -87,9 +94,21 @@ impl CompiledRule {
 }
 
 /// An ordered collection of compiled rules.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RuleSet {
     rules: Vec<CompiledRule>,
+    name_specs: Vec<NameListSpec>,
+    name_finders: Vec<Arc<NameFinder>>,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("rules", &self.rules.len())
+            .field("name_lists", &self.name_specs.len())
+            .field("name_lists_loaded", &self.name_finders.len())
+            .finish()
+    }
 }
 
 /// A rule example that did not behave as its TOML entry says.
@@ -140,7 +159,32 @@ impl RuleSet {
         for spec in parsed.rules {
             self.push(file, spec)?;
         }
+        for spec in parsed.name_lists {
+            if self.name_specs.iter().any(|s| s.id == spec.id) || self.rules.iter().any(|r| r.spec.id == spec.id) {
+                return Err(RuleError::DuplicateId(spec.id));
+            }
+            self.name_specs.push(spec);
+        }
         Ok(())
+    }
+
+    /// Reads the gazetteer files that the `[[name_list]]` entries name, from `dir`.
+    /// Returns how many name lists are now active.
+    pub fn load_gazetteers(&mut self, dir: &Path) -> Result<usize, RuleError> {
+        self.name_finders = self
+            .name_specs
+            .iter()
+            .map(|spec| NameFinder::load(spec.clone(), dir).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        Ok(self.name_finders.len())
+    }
+
+    pub fn name_finders(&self) -> &[Arc<NameFinder>] {
+        &self.name_finders
+    }
+
+    pub fn name_specs(&self) -> &[NameListSpec] {
+        &self.name_specs
     }
 
     fn push(&mut self, file: &str, spec: RuleSpec) -> Result<(), RuleError> {
@@ -172,8 +216,9 @@ impl RuleSet {
         &self.rules
     }
 
+    /// Number of rules, name lists included.
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.rules.len() + self.name_specs.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -184,8 +229,22 @@ impl RuleSet {
     /// (validators included) and returns the examples that misbehave.
     pub fn check_examples(&self) -> Vec<ExampleFailure> {
         let mut failures = Vec::new();
+        for finder in &self.name_finders {
+            let single = RuleSet { name_finders: vec![finder.clone()], ..Default::default() };
+            let redactor = crate::Redactor::new(single);
+            let cases = finder.spec.matches.iter().map(|e| (e, true));
+            let cases = cases.chain(finder.spec.no_match.iter().map(|e| (e, false)));
+            // Examples are written in the languages the entry serves first.
+            let lang = finder.spec.upper_single_languages.first().map(String::as_str);
+            for (example, expected_match) in cases {
+                let fired = !redactor.redact_in(example, lang).findings.is_empty();
+                if fired != expected_match {
+                    failures.push(ExampleFailure { rule: finder.spec.id.clone(), example: example.clone(), expected_match });
+                }
+            }
+        }
         for rule in &self.rules {
-            let single = RuleSet { rules: vec![rule.clone()] };
+            let single = RuleSet { rules: vec![rule.clone()], ..Default::default() };
             let redactor = crate::Redactor::new(single);
             let cases = rule.spec.matches.iter().map(|e| (e, true));
             let cases = cases.chain(rule.spec.no_match.iter().map(|e| (e, false)));
@@ -221,6 +280,16 @@ mod tests {
         }
         let failures = set.check_examples();
         assert!(failures.is_empty(), "rule examples misbehave: {failures:#?}");
+    }
+
+    #[test]
+    fn name_lists_load_from_the_shared_gazetteers_and_their_examples_behave() {
+        let mut set = RuleSet::builtin().unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gazetteers");
+        assert_eq!(set.load_gazetteers(&dir).unwrap(), set.name_specs().len());
+        assert!(!set.name_finders().is_empty());
+        let failures = set.check_examples();
+        assert!(failures.is_empty(), "examples misbehave: {failures:#?}");
     }
 
     #[test]

@@ -18,8 +18,9 @@ impl RedactionStage {
         RedactionStage { redactor: Redactor::new(rules).with_threshold(threshold) }
     }
 
-    pub fn redact(&self, text: &str) -> Redacted {
-        let r = self.redactor.redact(text);
+    /// `lang`: the language stage's verdict (fr, en), which enables language-specific rules.
+    pub fn redact(&self, text: &str, lang: Option<&str>) -> Redacted {
+        let r = self.redactor.redact_in(text, lang);
         Redacted {
             text: r.text,
             spans: r
@@ -53,7 +54,7 @@ mod tests {
     #[test]
     fn spans_and_payloads_are_redacted() {
         let stage = RedactionStage::new(RuleSet::builtin().unwrap(), 0.5);
-        let r = stage.redact("Rappeler Mme Diallo au 06 12 34 56 78");
+        let r = stage.redact("Rappeler Mme Diallo au 06 12 34 56 78", Some("fr"));
         assert_eq!(r.text, "Rappeler Mme [PERSON] au [PHONE]");
         assert_eq!(r.spans.len(), 2);
         let p = stage.redact_payload(b"{\"id\":1,\"text\":\"tel 06 12 34 56 78\xff", 1000);

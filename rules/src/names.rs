@@ -1,0 +1,334 @@
+//! Finding people's names without a title in front: name lists (first names, surnames)
+//! read from gazetteer files, guarded by word frequencies so that common words that are
+//! also names (Pierre, Rose, MARTIN, Grace, Bill…) need more evidence than membership.
+//!
+//! The lists and thresholds are declared in TOML (`[[name_list]]` in `rules/sets/names.toml`);
+//! the files are read from a gazetteer directory at start-up (`../shared/gazetteers` or the
+//! one configured). Without the directory, the entry is skipped.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::rule::RuleError;
+
+/// One column of one gazetteer file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSource {
+    pub file: String,
+    /// Header name of the column holding the name or word.
+    pub column: String,
+    /// Keep only rows whose `filter_column` equals `filter_value`.
+    pub filter_column: Option<String>,
+    pub filter_value: Option<String>,
+    /// Numeric column: for names, rows under `min_count` are dropped; for word lists, the Zipf value.
+    pub value_column: Option<String>,
+    pub min_count: Option<f64>,
+    /// Field separator; tab unless the file name ends in `.csv`.
+    pub separator: Option<char>,
+}
+
+/// `[[name_list]]`: how to recognise names from lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameListSpec {
+    pub id: String,
+    pub kind: String,
+    pub description: Option<String>,
+    pub first_names: Vec<ListSource>,
+    pub surnames: Vec<ListSource>,
+    /// Word-frequency lists (Zipf scale) used to tell names from ordinary words.
+    pub common_words: Vec<ListSource>,
+    /// Two or more adjacent capitalised name tokens, at least one rarer than this as a word.
+    pub run_max_zipf: f32,
+    pub run_confidence: f32,
+    /// A lone UPPER-CASE name token (≥ 3 letters) rarer than this as a word...
+    pub upper_max_zipf: f32,
+    /// ...in texts of these languages, where upper-case surnames are the custom (French
+    /// notes); in English notes upper-case words are mostly acronyms.
+    #[serde(default)]
+    pub upper_single_languages: Vec<String>,
+    /// A lone Title-case first name, not at the start of a sentence, rarer than this.
+    pub title_max_zipf: f32,
+    pub single_confidence: f32,
+    #[serde(default, rename = "match")]
+    pub matches: Vec<String>,
+    #[serde(default)]
+    pub no_match: Vec<String>,
+}
+
+/// Names and words, upper-cased and without accents for lookup.
+pub struct NameFinder {
+    pub spec: NameListSpec,
+    first: HashMap<String, ()>,
+    last: HashMap<String, ()>,
+    zipf: HashMap<String, f32>,
+}
+
+/// Upper case without diacritics: INSEE's surnames are ASCII, SSA's names Title-case.
+pub fn fold(word: &str) -> String {
+    word.chars()
+        .flat_map(char::to_uppercase)
+        .map(|c| match c {
+            'À' | 'Â' | 'Ä' | 'Á' | 'Ã' => 'A',
+            'Ç' => 'C',
+            'É' | 'È' | 'Ê' | 'Ë' => 'E',
+            'Î' | 'Ï' | 'Í' | 'Ì' => 'I',
+            'Ô' | 'Ö' | 'Ó' | 'Ò' | 'Õ' => 'O',
+            'Û' | 'Ü' | 'Ú' | 'Ù' => 'U',
+            'Ÿ' => 'Y',
+            'Ñ' => 'N',
+            '’' => '\'',
+            c => c,
+        })
+        .collect()
+}
+
+fn read_list(dir: &Path, src: &ListSource, mut add: impl FnMut(&str, Option<f64>)) -> Result<(), RuleError> {
+    let path = dir.join(&src.file);
+    let io = |source| RuleError::Io { path: path.clone(), source };
+    let file = std::fs::File::open(&path).map_err(io)?;
+    let sep = src.separator.unwrap_or(if src.file.ends_with(".csv") { ',' } else { '\t' });
+    let mut lines = std::io::BufReader::new(file).lines();
+    let header = lines.next().transpose().map_err(io)?.unwrap_or_default();
+    let header: Vec<String> = header.trim_start_matches('\u{feff}').split(sep).map(|h| h.trim().to_string()).collect();
+    let col = |name: &str| {
+        header.iter().position(|h| h == name).ok_or_else(|| RuleError::Invalid {
+            file: path.display().to_string(),
+            id: src.column.clone(),
+            message: format!("no column `{name}` in the header"),
+        })
+    };
+    let name_col = col(&src.column)?;
+    let filter = match (&src.filter_column, &src.filter_value) {
+        (Some(c), Some(v)) => Some((col(c)?, v.clone())),
+        _ => None,
+    };
+    let value_col = src.value_column.as_deref().map(col).transpose()?;
+    for line in lines {
+        let line = line.map_err(io)?;
+        let fields: Vec<&str> = line.split(sep).collect();
+        let Some(name) = fields.get(name_col).map(|s| s.trim()) else { continue };
+        if name.is_empty() {
+            continue;
+        }
+        if let Some((c, v)) = &filter {
+            if fields.get(*c).map(|s| s.trim()) != Some(v.as_str()) {
+                continue;
+            }
+        }
+        let value = value_col.and_then(|c| fields.get(c)).and_then(|s| s.trim().parse::<f64>().ok());
+        if let (Some(min), Some(v)) = (src.min_count, value) {
+            if v < min {
+                continue;
+            }
+        }
+        add(name, value);
+    }
+    Ok(())
+}
+
+impl NameFinder {
+    pub fn load(spec: NameListSpec, dir: &Path) -> Result<Self, RuleError> {
+        let mut first = HashMap::new();
+        let mut last = HashMap::new();
+        let mut zipf: HashMap<String, f32> = HashMap::new();
+        for src in &spec.first_names {
+            read_list(dir, src, |n, _| {
+                first.insert(fold(n), ());
+            })?;
+        }
+        for src in &spec.surnames {
+            read_list(dir, src, |n, _| {
+                if n != "AUTRES NOMS" {
+                    last.insert(fold(n), ());
+                }
+            })?;
+        }
+        for src in &spec.common_words {
+            read_list(dir, src, |w, v| {
+                let z = v.unwrap_or(0.0) as f32;
+                let e = zipf.entry(fold(w)).or_insert(z);
+                *e = e.max(z);
+            })?;
+        }
+        Ok(NameFinder { spec, first, last, zipf })
+    }
+
+    /// Name spans as (byte start, byte end, confidence).
+    /// `lang`: the text's language when known (fr, en, ...).
+    pub fn find(&self, text: &str, lang: Option<&str>) -> Vec<(usize, usize, f32)> {
+        let upper_singles = lang.is_some_and(|l| self.spec.upper_single_languages.iter().any(|x| x == l));
+        let tokens = tokens(text);
+        // In notes typed in capitals, upper case says nothing about names.
+        let words = tokens.iter().filter(|t| !t.initial).count();
+        let shouted = tokens.iter().filter(|t| !t.initial && t.all_caps(text)).count();
+        let shouting = words >= 6 && shouted as f32 > 0.3 * words as f32;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < tokens.len() {
+            if !tokens[i].capitalised {
+                i += 1;
+                continue;
+            }
+            // A run of capitalised tokens separated by single spaces.
+            let mut j = i + 1;
+            while j < tokens.len() && tokens[j].capitalised && text[tokens[j - 1].end..tokens[j].start] == *" " {
+                j += 1;
+            }
+            self.judge_run(text, &tokens[i..j], shouting, upper_singles, &mut out);
+            i = j;
+        }
+        out
+    }
+
+    fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
+        let s = &self.spec;
+        let info: Vec<(bool, f32)> = run
+            .iter()
+            .map(|t| {
+                let key = fold(&text[t.start..t.end]);
+                let is_name = t.initial || self.first.contains_key(&key) || self.last.contains_key(&key);
+                (is_name, self.zipf.get(&key).copied().unwrap_or(0.0))
+            })
+            .collect();
+        if shouting {
+            // Only a first name followed by a surname, neither an ordinary word, is evidence.
+            for (k, pair) in run.windows(2).enumerate() {
+                let (a, b) = (fold(&text[pair[0].start..pair[0].end]), fold(&text[pair[1].start..pair[1].end]));
+                let rare = |z: f32| z < s.run_max_zipf;
+                if self.first.contains_key(&a) && self.last.contains_key(&b) && rare(info[k].1) && rare(info[k + 1].1) {
+                    out.push((pair[0].start, pair[1].end, s.run_confidence));
+                }
+            }
+            return;
+        }
+        if run.len() >= 2 {
+            // Keep the longest stretch of name tokens inside the run.
+            let mut k = 0;
+            while k < run.len() {
+                if !info[k].0 {
+                    k += 1;
+                    continue;
+                }
+                let mut m = k;
+                while m < run.len() && info[m].0 {
+                    m += 1;
+                }
+                let stretch = &run[k..m];
+                let rare = info[k..m].iter().zip(stretch).any(|((_, z), t)| !t.initial && *z < s.run_max_zipf);
+                if m - k >= 2 && rare {
+                    out.push((stretch[0].start, stretch[m - k - 1].end, s.run_confidence));
+                } else if m - k == 1 {
+                    self.judge_single(text, &stretch[0], info[k].1, upper_singles, out);
+                }
+                k = m;
+            }
+        } else if info[0].0 {
+            self.judge_single(text, &run[0], info[0].1, upper_singles, out);
+        }
+    }
+
+    fn judge_single(&self, text: &str, t: &Token, zipf: f32, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
+        let s = &self.spec;
+        let word = &text[t.start..t.end];
+        let letters = word.chars().filter(|c| c.is_alphabetic()).count();
+        let upper = word.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase);
+        let ok = if t.initial {
+            false
+        } else if upper {
+            upper_singles && letters >= 3 && zipf < s.upper_max_zipf
+        } else {
+            // Surnames alone collide with rare words (drug and device names); first names
+            // are more distinctive.
+            !t.sentence_start && zipf < s.title_max_zipf && self.first.contains_key(&fold(word))
+        };
+        if ok {
+            out.push((t.start, t.end, s.single_confidence));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Token {
+    start: usize,
+    end: usize,
+    capitalised: bool,
+    /// A single capital followed by a dot ("J."): part of a name only next to other names.
+    initial: bool,
+    sentence_start: bool,
+}
+
+/// Words (letters, inner hyphens and apostrophes) with byte offsets.
+fn tokens(text: &str) -> Vec<Token> {
+    let mut out: Vec<Token> = Vec::new();
+    let bytes: Vec<(usize, char)> = text.char_indices().collect();
+    let mut i = 0;
+    while i < bytes.len() {
+        let (start, c) = bytes[i];
+        if !c.is_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < bytes.len() {
+            let ch = bytes[j].1;
+            let joins = (ch == '-' || ch == '\'' || ch == '’') && bytes.get(j + 1).is_some_and(|n| n.1.is_alphabetic());
+            if ch.is_alphabetic() || joins {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let end = bytes.get(j).map_or(text.len(), |b| b.0);
+        let initial = j == i + 1 && c.is_uppercase() && bytes.get(j).is_some_and(|b| b.1 == '.');
+        let before = text[..start].trim_end();
+        // A dot after an initial or a short title (J., Dr., Mme.) does not end a sentence.
+        let abbreviation_dot = before.ends_with('.') && {
+            let word: String = before[..before.len() - 1].chars().rev().take_while(|c| c.is_alphabetic()).collect();
+            (1..=3).contains(&word.chars().count()) && word.chars().last().is_some_and(char::is_uppercase)
+        };
+        let sentence_start = before.is_empty()
+            || (before.ends_with(['.', '!', '?', ':', '"', '«', '(', '-', '*']) && !abbreviation_dot)
+            || text[..start].trim_end_matches([' ', '\t']).ends_with('\n');
+        out.push(Token { start, end: if initial { end + 1 } else { end }, capitalised: c.is_uppercase(), initial, sentence_start });
+        i = if initial { j + 1 } else { j };
+    }
+    out
+}
+
+impl Token {
+    fn all_caps(&self, text: &str) -> bool {
+        let w = &text[self.start..self.end];
+        w.chars().filter(|c| c.is_alphabetic()).count() >= 2 && w.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase)
+    }
+}
+
+impl NameListSpec {
+    pub fn gazetteer_files(&self) -> Vec<PathBuf> {
+        self.first_names.iter().chain(&self.surnames).chain(&self.common_words).map(|s| PathBuf::from(&s.file)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_mark_initials_and_sentence_starts() {
+        let t = tokens("Vu par J. Dupont-Martin. Rose l'a revu");
+        let words: Vec<&str> = t.iter().map(|t| &"Vu par J. Dupont-Martin. Rose l'a revu"[t.start..t.end]).collect();
+        assert_eq!(words, vec!["Vu", "par", "J.", "Dupont-Martin", "Rose", "l'a", "revu"]);
+        assert!(t[2].initial && !t[3].initial);
+        assert!(t[0].sentence_start && t[4].sentence_start && !t[3].sentence_start);
+    }
+
+    #[test]
+    fn fold_removes_accents_and_case() {
+        assert_eq!(fold("Hélène"), "HELENE");
+        assert_eq!(fold("N’Diaye"), "N'DIAYE");
+    }
+}

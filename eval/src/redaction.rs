@@ -20,10 +20,12 @@ pub struct PredSpan {
 /// Label used for the row that ignores labels.
 pub const ANY: &str = "ANY";
 
-/// Birth dates are dates to a redactor: both sides are compared as DATE.
+/// Birth dates are dates to a redactor, and visit numbers (NDA) are record numbers:
+/// both sides are compared as DATE and PATIENT_ID.
 pub fn normalise_label(label: &str) -> &str {
     match label {
         "BIRTH_DATE" => "DATE",
+        "VISIT_ID" => "PATIENT_ID",
         other => other,
     }
 }

@@ -17,6 +17,7 @@ pub const BUILTIN_SETS: &[(&str, &str)] = &[
     ("national_ids.toml", include_str!("../sets/national_ids.toml")),
     ("dates.toml", include_str!("../sets/dates.toml")),
     ("names.toml", include_str!("../sets/names.toml")),
+    ("places.toml", include_str!("../sets/places.toml")),
 ];
 
 #[derive(Debug, Error)]

@@ -45,7 +45,8 @@ pub struct NameListSpec {
     /// Two or more adjacent capitalised name tokens, at least one rarer than this as a word.
     pub run_max_zipf: f32,
     pub run_confidence: f32,
-    /// A lone UPPER-CASE name token (≥ 3 letters) rarer than this as a word...
+    /// A lone UPPER-CASE name token (≥ 4 letters: shorter ones are mostly acronyms such as
+    /// NIR or IPP) rarer than this as a word...
     pub upper_max_zipf: f32,
     /// ...in texts of these languages, where upper-case surnames are the custom (French
     /// notes); in English notes upper-case words are mostly acronyms.
@@ -59,6 +60,10 @@ pub struct NameListSpec {
     #[serde(default)]
     pub no_match: Vec<String>,
 }
+
+/// From this Zipf frequency, a capitalised word at the start of a sentence is taken to
+/// be an ordinary word, whatever the name lists say.
+const SENTENCE_START_COMMON_ZIPF: f32 = 3.0;
 
 /// Names and words, upper-cased and without accents for lookup.
 pub struct NameFinder {
@@ -191,8 +196,12 @@ impl NameFinder {
             .iter()
             .map(|t| {
                 let key = fold(&text[t.start..t.end]);
-                let is_name = t.initial || self.first.contains_key(&key) || self.last.contains_key(&key);
-                (is_name, self.zipf.get(&key).copied().unwrap_or(0.0))
+                let zipf = self.zipf.get(&key).copied().unwrap_or(0.0);
+                // A common word capitalised because it starts a sentence ("Patient NIR ...")
+                // says nothing about names.
+                let ordinary_opener = t.sentence_start && zipf >= SENTENCE_START_COMMON_ZIPF;
+                let is_name = !ordinary_opener && (t.initial || self.first.contains_key(&key) || self.last.contains_key(&key));
+                (is_name, zipf)
             })
             .collect();
         if shouting {
@@ -240,7 +249,7 @@ impl NameFinder {
         let ok = if t.initial {
             false
         } else if upper {
-            upper_singles && letters >= 3 && zipf < s.upper_max_zipf
+            upper_singles && letters >= 4 && zipf < s.upper_max_zipf
         } else {
             // Surnames alone collide with rare words (drug and device names); first names
             // are more distinctive.

@@ -57,37 +57,37 @@ pub struct RunStats {
     pub dead_letters_by_reason: BTreeMap<String, usize>,
 }
 
-fn client_config(cfg: &KafkaConfig) -> ClientConfig {
+/// Our settings first, then the operator's librdkafka properties over them, except the
+/// ones that delivery guarantees depend on.
+fn client_config(cfg: &KafkaConfig, ours: &[(&str, &str)], protected: &[&str]) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers);
+    for (k, v) in ours {
+        c.set(*k, *v);
+    }
     for (k, v) in &cfg.properties {
-        c.set(k, v);
+        if protected.contains(&k.as_str()) {
+            tracing::warn!(property = %k, "ignoring a property that would break at-least-once delivery");
+        } else {
+            c.set(k, v);
+        }
     }
     c
 }
 
 pub fn consumer(cfg: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
-    let mut c = client_config(cfg);
-    c.set("group.id", &cfg.group_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
-    // Operator properties win over ours, except the commit policy that delivery relies on.
-    for (k, v) in &cfg.properties {
-        if k != "enable.auto.commit" {
-            c.set(k, v);
-        }
-    }
-    c.create()
+    let ours = [
+        ("group.id", cfg.group_id.as_str()),
+        ("enable.auto.commit", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("enable.partition.eof", "false"),
+    ];
+    client_config(cfg, &ours, &["enable.auto.commit"]).create()
 }
 
 pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
-    let mut c = client_config(cfg);
-    c.set("enable.idempotence", "true").set("acks", "all").set("linger.ms", "5");
-    for (k, v) in &cfg.properties {
-        c.set(k, v);
-    }
-    c.create()
+    let ours = [("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "5")];
+    client_config(cfg, &ours, &[]).create()
 }
 
 struct Consumed {

@@ -28,11 +28,47 @@ pub struct RedactionConfig {
     pub threshold: f32,
     /// Directory of rule files replacing the built-in sets.
     pub rules_dir: Option<PathBuf>,
+    /// placeholder (`[PHONE]`), mask (`** ** ** ** **`) or pseudonym (`[PHONE-1a2b3c4d]`,
+    /// the same token for the same identifier in every post).
+    pub mode: ReplaceModeName,
+    /// Environment variable holding the pseudonym key (at least 16 bytes). The key is
+    /// never read from the config file, and never logged.
+    pub pseudonym_key_env: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplaceModeName {
+    #[default]
+    Placeholder,
+    Mask,
+    Pseudonym,
 }
 
 impl Default for RedactionConfig {
     fn default() -> Self {
-        RedactionConfig { threshold: 0.5, rules_dir: None }
+        RedactionConfig {
+            threshold: 0.5,
+            rules_dir: None,
+            mode: ReplaceModeName::Placeholder,
+            pseudonym_key_env: "VIGIE_PSEUDONYM_KEY".into(),
+        }
+    }
+}
+
+impl RedactionConfig {
+    pub fn replace_mode(&self) -> Result<vigie_rules::ReplaceMode, ConfigError> {
+        use vigie_rules::{PseudonymKey, ReplaceMode};
+        Ok(match self.mode {
+            ReplaceModeName::Placeholder => ReplaceMode::Placeholder,
+            ReplaceModeName::Mask => ReplaceMode::Mask,
+            ReplaceModeName::Pseudonym => {
+                let var = &self.pseudonym_key_env;
+                let key = std::env::var_os(var).ok_or_else(|| ConfigError::Key(format!("pseudonym mode needs the key in ${var}")))?;
+                let key = PseudonymKey::new(key.into_encoded_bytes()).map_err(|e| ConfigError::Key(format!("${var}: {e}")))?;
+                ReplaceMode::Pseudonym(key)
+            }
+        })
     }
 }
 
@@ -122,6 +158,8 @@ pub enum ConfigError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("config {path}: {source}")]
     Toml { path: PathBuf, source: toml::de::Error },
+    #[error("{0}")]
+    Key(String),
 }
 
 impl Config {

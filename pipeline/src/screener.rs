@@ -22,6 +22,8 @@ pub enum BuildError {
     Model(#[from] vigie_models::ModelError),
     #[error("risk stage: {0}")]
     Risk(#[from] RiskError),
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("language stage: {0}")]
     Lexicon(#[from] crate::stages::language::LexiconError),
 }
@@ -74,7 +76,7 @@ impl Screener {
         };
         Ok(Screener {
             language: LanguageStage::new(lexicon),
-            redaction: RedactionStage::new(rules, config.redaction.threshold),
+            redaction: RedactionStage::new(rules, config.redaction.threshold, config.redaction.replace_mode()?),
             risk,
             routing: RoutingStage::new(config.routing.clone()),
             max_message_bytes: config.limits.max_message_bytes,

@@ -11,6 +11,6 @@ pub mod redactor;
 pub mod rule;
 pub mod validators;
 
-pub use redactor::{Finding, Redaction, Redactor, ReplaceMode};
+pub use redactor::{Finding, PseudonymKey, Redaction, Redactor, ReplaceMode};
 pub use rule::{CompiledRule, ExampleFailure, RuleError, RuleSet, RuleSpec};
 pub use validators::Validator;

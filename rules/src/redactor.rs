@@ -6,13 +6,53 @@ use serde::Serialize;
 use crate::rule::{CompiledRule, RuleSet};
 
 /// How a found identifier is rewritten.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ReplaceMode {
     /// `[PHONE]`, `[NIR]`: readers still see what kind of thing was there.
     #[default]
     Placeholder,
     /// Every character becomes `*` except whitespace, keeping the layout.
     Mask,
+    /// `[PERSON-1a2b3c4d]`: the same identifier gives the same token in every post (so a
+    /// moderator can see that two posts concern one patient) without revealing it; the
+    /// token is a keyed HMAC-SHA256, so it cannot be reversed by trying candidates
+    /// without the key.
+    Pseudonym(PseudonymKey),
+}
+
+/// Secret key of the pseudonym mode. Its `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PseudonymKey(Vec<u8>);
+
+/// Shorter keys are refused: they could be guessed.
+pub const MIN_KEY_BYTES: usize = 16;
+
+impl PseudonymKey {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, String> {
+        let bytes = bytes.into();
+        if bytes.len() < MIN_KEY_BYTES {
+            return Err(format!("pseudonym key must be at least {MIN_KEY_BYTES} bytes"));
+        }
+        Ok(PseudonymKey(bytes))
+    }
+
+    /// 8 hex digits of HMAC-SHA256(key, kind:normalised identifier). Separators and case
+    /// are ignored so that "06 12 34 56 78" and "0612345678" get the same token.
+    pub fn token(&self, kind: &str, identifier: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let normalised: String = identifier.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        mac.update(kind.as_bytes());
+        mac.update(b":");
+        mac.update(normalised.as_bytes());
+        mac.finalize().into_bytes()[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl std::fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PseudonymKey(<secret>)")
+    }
 }
 
 /// One identifier found in the original text. Offsets count Unicode code points of the
@@ -95,15 +135,18 @@ impl Redactor {
                 if m.is_empty() {
                     continue;
                 }
-                let confidence = match rule.spec.validator {
-                    Some(v) if !v.check(m.as_str()) => match rule.spec.unvalidated_confidence {
-                        Some(c) => c,
-                        None => continue,
+                let (start, end, confidence) = match rule.spec.validator {
+                    Some(v) if !v.check(m.as_str()) => match validated_part(rule, v, text, m.start(), m.end()) {
+                        Some((s, e)) => (s, e, rule.spec.confidence),
+                        None => match rule.spec.unvalidated_confidence {
+                            Some(c) => (m.start(), m.end(), c),
+                            None => continue,
+                        },
                     },
-                    _ => rule.spec.confidence,
+                    _ => (m.start(), m.end(), rule.spec.confidence),
                 };
                 if confidence >= self.threshold {
-                    out.push(candidate(rule, m.start(), m.end(), confidence));
+                    out.push(candidate(rule, start, end, confidence));
                 }
             }
         }
@@ -132,7 +175,7 @@ impl Redactor {
         let mut copied = 0;
         for c in kept {
             redacted.push_str(&text[copied..c.start]);
-            match self.mode {
+            match &self.mode {
                 ReplaceMode::Placeholder => {
                     redacted.push('[');
                     redacted.push_str(c.placeholder);
@@ -141,6 +184,13 @@ impl Redactor {
                 ReplaceMode::Mask => redacted.extend(
                     text[c.start..c.end].chars().map(|ch| if ch.is_whitespace() { ch } else { '*' }),
                 ),
+                ReplaceMode::Pseudonym(key) => {
+                    redacted.push('[');
+                    redacted.push_str(c.placeholder);
+                    redacted.push('-');
+                    redacted.push_str(&key.token(c.kind, &text[c.start..c.end]));
+                    redacted.push(']');
+                }
             }
             copied = c.end;
             let start = to_chars(c.start);
@@ -150,6 +200,46 @@ impl Redactor {
         redacted.push_str(&text[copied..]);
         Redaction { text: redacted, findings }
     }
+}
+
+/// A match that fails its checksum may have swallowed neighbouring digits ("9 4539 1488
+/// 0343 6467 9"): drop whole groups (separated by spaces, dashes or dots) from either end,
+/// fewest first, and return the first sub-span that the rule still matches entirely and
+/// whose checksum holds.
+fn validated_part(rule: &CompiledRule, v: crate::Validator, text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if rule.spec.group != 0 {
+        return None;
+    }
+    let span = &text[start..end];
+    // Byte ranges of the groups inside the span.
+    let mut groups = Vec::new();
+    let mut group_start = None;
+    for (i, c) in span.char_indices() {
+        let sep = c.is_whitespace() || c == '-' || c == '.';
+        match (sep, group_start) {
+            (false, None) => group_start = Some(i),
+            (true, Some(g)) => {
+                groups.push((g, i));
+                group_start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(g) = group_start {
+        groups.push((g, span.len()));
+    }
+    let n = groups.len();
+    for dropped in 1..n {
+        for from_start in 0..=dropped {
+            let (first, last) = (from_start, n - 1 - (dropped - from_start));
+            let (s, e) = (groups[first].0, groups[last].1);
+            let part = &span[s..e];
+            if rule.anchored.is_match(part) && v.check(part) {
+                return Some((start + s, start + e));
+            }
+        }
+    }
+    None
 }
 
 fn candidate(rule: &CompiledRule, start: usize, end: usize, confidence: f32) -> Candidate<'_> {
@@ -211,6 +301,29 @@ mod tests {
         let r = builtin().with_mode(ReplaceMode::Mask).redact("call 07700 900123 now");
         assert_eq!(r.text.chars().count(), "call 07700 900123 now".chars().count());
         assert!(r.text.contains("***** ******"), "{}", r.text);
+    }
+
+    #[test]
+    fn pseudonyms_are_stable_keyed_and_secret() {
+        let key = PseudonymKey::new(*b"0123456789abcdef-test-key").unwrap();
+        let r = builtin().with_mode(ReplaceMode::Pseudonym(key.clone()));
+        let a = r.redact("appeler le 06 12 34 56 78 svp").text;
+        let b = r.redact("son numéro: 0612345678.").text;
+        let token = a.split('[').nth(1).and_then(|t| t.split(']').next()).unwrap().to_string();
+        assert!(token.starts_with("PHONE-") && token.len() == "PHONE-".len() + 8, "{a}");
+        assert!(b.contains(&token), "same number, same token: {a} / {b}");
+        assert!(!r.redact("appeler le 06 12 34 56 79").text.contains(&token));
+        let other = builtin().with_mode(ReplaceMode::Pseudonym(PseudonymKey::new(*b"another-key-of-16+bytes").unwrap()));
+        assert!(!other.redact("appeler le 06 12 34 56 78").text.contains(&token), "the token depends on the key");
+        assert_eq!(format!("{key:?}"), "PseudonymKey(<secret>)");
+        assert!(PseudonymKey::new(*b"short").is_err());
+    }
+
+    #[test]
+    fn a_checksum_is_found_inside_a_longer_digit_run() {
+        let r = builtin().redact("né le 9 4539 1488 0343 6467 9 ok");
+        assert!(!r.text.contains("4539 1488 0343 6467"), "{}", r.text);
+        assert!(r.text.contains("[CARD]"), "{}", r.text);
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub struct RuleSpec {
 pub struct CompiledRule {
     pub spec: RuleSpec,
     pub regex: Regex,
+    /// The pattern anchored at both ends, to test sub-spans of a match (see the redactor).
+    pub anchored: Regex,
     /// Where the rule came from, for error messages and `rules test`.
     pub file: String,
 }
@@ -209,7 +211,12 @@ impl RuleSet {
         if spec.group >= regex.captures_len() {
             return Err(invalid(format!("group {} does not exist in the pattern", spec.group)));
         }
-        self.rules.push(CompiledRule { spec, regex, file: file.to_string() });
+        let anchored = Regex::new(&format!("^(?:{})$", spec.pattern)).map_err(|source| RuleError::Pattern {
+            file: file.into(),
+            id: spec.id.clone(),
+            source: Box::new(source),
+        })?;
+        self.rules.push(CompiledRule { spec, regex, anchored, file: file.to_string() });
         Ok(())
     }
 

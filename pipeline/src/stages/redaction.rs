@@ -1,6 +1,6 @@
 //! Redaction stage: replaces patient identifiers using the `rules` crate.
 
-use vigie_rules::{Redactor, RuleSet};
+use vigie_rules::{Redactor, ReplaceMode, RuleSet};
 
 use crate::contract::RedactionSpan;
 
@@ -14,8 +14,8 @@ pub struct Redacted {
 }
 
 impl RedactionStage {
-    pub fn new(rules: RuleSet, threshold: f32) -> Self {
-        RedactionStage { redactor: Redactor::new(rules).with_threshold(threshold) }
+    pub fn new(rules: RuleSet, threshold: f32, mode: ReplaceMode) -> Self {
+        RedactionStage { redactor: Redactor::new(rules).with_threshold(threshold).with_mode(mode) }
     }
 
     /// `lang`: the language stage's verdict (fr, en), which enables language-specific rules.
@@ -53,7 +53,7 @@ mod tests {
 
     #[test]
     fn spans_and_payloads_are_redacted() {
-        let stage = RedactionStage::new(RuleSet::builtin().unwrap(), 0.5);
+        let stage = RedactionStage::new(RuleSet::builtin().unwrap(), 0.5, ReplaceMode::Placeholder);
         let r = stage.redact("Rappeler Mme Diallo au 06 12 34 56 78", Some("fr"));
         assert_eq!(r.text, "Rappeler Mme [PERSON] au [PHONE]");
         assert_eq!(r.spans.len(), 2);

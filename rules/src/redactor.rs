@@ -232,6 +232,10 @@ fn validated_part(rule: &CompiledRule, v: crate::Validator, text: &str, start: u
     for dropped in 1..n {
         for from_start in 0..=dropped {
             let (first, last) = (from_start, n - 1 - (dropped - from_start));
+            // Digits typed one by one ("2 1 5 6 3 ...") are one number, not several.
+            if groups[first..=last].iter().any(|(a, b)| b - a < 2) {
+                continue;
+            }
             let (s, e) = (groups[first].0, groups[last].1);
             let part = &span[s..e];
             if rule.anchored.is_match(part) && v.check(part) {

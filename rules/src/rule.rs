@@ -239,36 +239,28 @@ impl RuleSet {
         let mut failures = Vec::new();
         for finder in &self.name_finders {
             let single = RuleSet { name_finders: vec![finder.clone()], ..Default::default() };
-            let redactor = crate::Redactor::new(single);
-            let cases = finder.spec.matches.iter().map(|e| (e, true));
-            let cases = cases.chain(finder.spec.no_match.iter().map(|e| (e, false)));
             // Examples are written in the languages the entry serves first.
             let lang = finder.spec.upper_single_languages.first().map(String::as_str);
-            for (example, expected_match) in cases {
-                let fired = !redactor.redact_in(example, lang).findings.is_empty();
-                if fired != expected_match {
-                    failures.push(ExampleFailure { rule: finder.spec.id.clone(), example: example.clone(), expected_match });
-                }
-            }
+            let spec = &finder.spec;
+            failures.extend(run_examples(single, &spec.id, &spec.matches, &spec.no_match, lang));
         }
         for rule in &self.rules {
             let single = RuleSet { rules: vec![rule.clone()], ..Default::default() };
-            let redactor = crate::Redactor::new(single);
-            let cases = rule.spec.matches.iter().map(|e| (e, true));
-            let cases = cases.chain(rule.spec.no_match.iter().map(|e| (e, false)));
-            for (example, expected_match) in cases {
-                let fired = !redactor.redact(example).findings.is_empty();
-                if fired != expected_match {
-                    failures.push(ExampleFailure {
-                        rule: rule.spec.id.clone(),
-                        example: example.clone(),
-                        expected_match,
-                    });
-                }
-            }
+            let spec = &rule.spec;
+            failures.extend(run_examples(single, &spec.id, &spec.matches, &spec.no_match, None));
         }
         failures
     }
+}
+
+/// Runs one entry's examples through a set holding that entry alone.
+fn run_examples(single: RuleSet, id: &str, matches: &[String], no_match: &[String], lang: Option<&str>) -> Vec<ExampleFailure> {
+    let redactor = crate::Redactor::new(single);
+    let cases = matches.iter().map(|e| (e, true)).chain(no_match.iter().map(|e| (e, false)));
+    cases
+        .filter(|(example, expected_match)| redactor.redact_in(example, lang).findings.is_empty() == *expected_match)
+        .map(|(example, expected_match)| ExampleFailure { rule: id.to_string(), example: example.clone(), expected_match })
+        .collect()
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub kafka: KafkaConfig,
     pub limits: Limits,
+    pub console: ConsoleConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +150,28 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits { max_message_bytes: 256 * 1024, rejected_excerpt_chars: 2000 }
+    }
+}
+
+/// `vigie console serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// How long an item a moderator claimed stays locked to them.
+    pub lock_minutes: i64,
+    /// How long a sign-in lasts.
+    pub session_hours: i64,
+    /// `Secure` session cookies: true, false, or unset to decide by the listen address
+    /// (Secure unless it is a loopback address; behind a TLS proxy, requests marked
+    /// `X-Forwarded-Proto: https` always get Secure cookies).
+    pub secure_cookies: Option<bool>,
+    /// Append each decision as a JSON line to this file (the decisions feed).
+    pub decisions_out: Option<PathBuf>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig { lock_minutes: 15, session_hours: 12, secure_cookies: None, decisions_out: None }
     }
 }
 

@@ -144,6 +144,9 @@ pub struct ScreenedRecord {
     pub channel: Channel,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// When the platform says the post was published (copied from the input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
     pub processed_at: DateTime<Utc>,
     pub vigie_version: String,
 }

@@ -6,6 +6,7 @@
 //! only redacted text, and logs carry ids, counts and reasons.
 
 pub mod config;
+pub mod console;
 pub mod contract;
 pub mod decode;
 pub mod io;

@@ -60,6 +60,82 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// The moderator console and rumour tracker (web app over SQLite).
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
+    /// Turn moderators' decisions into risk training rows (the risk dataset's JSONL format).
+    ExportLabels {
+        #[arg(long, default_value = "vigie-console.db")]
+        db: PathBuf,
+        /// Output JSONL file; `-` writes stdout.
+        #[arg(long, default_value = "-")]
+        out: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Serve the console.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value = "vigie-console.db")]
+        db: PathBuf,
+        /// Configuration file (the [console] section; gazetteers for redacting typed text).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Follow this moderation JSONL file (e.g. out/moderation.jsonl) and import what is appended.
+        #[arg(long)]
+        watch: Option<PathBuf>,
+        /// Append decisions to this JSONL file (overrides [console] decisions_out).
+        #[arg(long)]
+        decisions: Option<PathBuf>,
+        #[command(flatten)]
+        embedder: EmbedderArgs,
+    },
+    /// Create an account; the password is read from stdin (first line).
+    AddUser {
+        name: String,
+        /// moderator, staff (programme staff) or admin.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "vigie-console.db")]
+        db: PathBuf,
+    },
+    /// Load a moderation JSONL file (what `vigie screen` writes to moderation.jsonl).
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = "vigie-console.db")]
+        db: PathBuf,
+        #[command(flatten)]
+        embedder: EmbedderArgs,
+    },
+}
+
+#[derive(Args)]
+struct EmbedderArgs {
+    /// Model directory for the rumour tracker's cross-lingual embeddings.
+    #[arg(long, env = "VIGIE_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
+    /// Group rumours by shared words instead of the model (no model needed; one language at a time).
+    #[arg(long)]
+    lexical: bool,
+}
+
+impl EmbedderArgs {
+    fn embedder(&self) -> Result<std::sync::Arc<dyn vigie_pipeline::console::Embedder>> {
+        use vigie_pipeline::console::{LexicalEmbedder, ModelEmbedder};
+        if self.lexical {
+            return Ok(std::sync::Arc::new(LexicalEmbedder));
+        }
+        let dir = self.model_dir.clone().unwrap_or_else(vigie_models::encoder::default_model_dir);
+        match Encoder::load(&dir) {
+            Ok(encoder) => Ok(std::sync::Arc::new(ModelEmbedder::new(encoder))),
+            Err(e) => bail!("{e}\nthe rumour tracker needs the model (`vigie model fetch`), or pass --lexical"),
+        }
+    }
 }
 
 #[derive(Args, Clone)]
@@ -223,6 +299,8 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Rules { command } => rules(command),
+        Command::Console { command } => console(command),
+        Command::ExportLabels { db, out } => export_labels(&db, &out),
     }
 }
 
@@ -472,4 +550,77 @@ fn rules(command: RulesCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn console(command: ConsoleCommand) -> Result<()> {
+    use std::sync::Arc;
+    use vigie_pipeline::console::{self, Role, Store};
+    let now = chrono::Utc::now();
+    match command {
+        ConsoleCommand::AddUser { name, role, db } => {
+            let role = Role::parse(&role).with_context(|| format!("unknown role {role:?}: moderator, staff or admin"))?;
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let user = store.add_user(&name, role, password, "cli", now)?;
+            eprintln!("account {} ({}) created in {}", user.name, user.role.as_str(), db.display());
+            Ok(())
+        }
+        ConsoleCommand::Import { file, db, embedder } => {
+            let embedder = embedder.embedder()?;
+            let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let report = store.import_file(&file, embedder.as_ref(), now)?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        ConsoleCommand::Serve { listen, db, config, watch, decisions, embedder } => {
+            let config = Config::load(config.as_deref())?;
+            let embedder = embedder.embedder()?;
+            let store = Arc::new(Store::open(&db).with_context(|| format!("opening {}", db.display()))?);
+            let mut rules = RuleSet::builtin()?;
+            if let Some(dir) = config.gazetteers_dir() {
+                rules.load_gazetteers(&dir)?;
+            }
+            let c = &config.console;
+            let settings = console::ConsoleSettings {
+                lock_ttl: chrono::Duration::minutes(c.lock_minutes.max(1)),
+                session_ttl: chrono::Duration::hours(c.session_hours.max(1)),
+                secure_cookies: c.secure_cookies.unwrap_or(!listen.ip().is_loopback()),
+                decisions_out: decisions.or_else(|| c.decisions_out.clone()),
+            };
+            let state = console::AppState::new(store.clone(), embedder.clone(), Redactor::new(rules), settings)
+                .context("opening the decisions feed")?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(async move {
+                if let Some(path) = watch {
+                    tracing::info!(file = %path.display(), "following moderation records");
+                    tokio::spawn(console::feed::follow(store, embedder, path, Duration::from_secs(2)));
+                }
+                let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+                tracing::info!(address = %listener.local_addr()?, db = %db.display(), "console ready");
+                eprintln!("console on http://{}", listener.local_addr()?);
+                axum::serve(listener, console::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+                Ok(())
+            })
+        }
+    }
+}
+
+fn export_labels(db: &Path, out: &str) -> Result<()> {
+    use std::io::Write;
+    let store = vigie_pipeline::console::Store::open(db).with_context(|| format!("opening {}", db.display()))?;
+    let rows = vigie_pipeline::console::store::label_rows(&store.decided_items()?);
+    let mut text = String::new();
+    for row in &rows {
+        text.push_str(&serde_json::to_string(row)?);
+        text.push('\n');
+    }
+    if out == "-" {
+        std::io::stdout().write_all(text.as_bytes())?;
+    } else {
+        std::fs::write(out, text).with_context(|| format!("writing {out}"))?;
+    }
+    eprintln!("{} training rows from moderators' decisions", rows.len());
+    Ok(())
 }

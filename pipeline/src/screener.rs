@@ -163,6 +163,7 @@ impl Screener {
                     route,
                     channel: post.channel,
                     country: post.country.clone(),
+                    created_at: post.created_at,
                     processed_at: now,
                     vigie_version: VIGIE_VERSION.to_string(),
                 }

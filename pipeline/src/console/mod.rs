@@ -1,0 +1,25 @@
+//! The moderator console and rumour tracker (`vigie console`).
+//!
+//! An axum web app over an embedded SQLite database, fed by moderation records (the
+//! `moderation.jsonl` that `vigie screen` writes, or the moderation topic). Moderators
+//! claim items from their queues and decide; programme staff follow rumour clusters.
+//! Like the rest of Vigie it only ever holds redacted text: records carry nothing else,
+//! and the free text people type (reasons, new claims) is redacted before it is stored.
+//!
+//! - [`store`]: the database (migrations, items, locks, decisions, audit log, clusters);
+//! - [`auth`]: accounts, password hashing, sessions and CSRF tokens;
+//! - [`tracker`]: text embeddings and the online grouping of posts into rumours;
+//! - `web` and `pages`: the HTTP routes and the HTML they render.
+
+pub mod auth;
+mod csv_export;
+pub mod feed;
+mod pages;
+pub mod store;
+pub mod tracker;
+mod web;
+
+pub use auth::Role;
+pub use store::{Decision, DecisionInput, Store, StoreError};
+pub use tracker::{Embedder, LexicalEmbedder, ModelEmbedder};
+pub use web::{router, AppState, ConsoleSettings};

@@ -1,0 +1,408 @@
+//! The console's HTML, rendered with maud (every interpolated value is escaped). Pages
+//! carry no inline script or style, so the Content-Security-Policy can forbid both.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use maud::{html, Markup, DOCTYPE};
+
+use super::store::{AuditEntry, Claim, Decision, Item, QueueFilter, Session};
+use super::tracker::{RumourView, CLUSTER_STATUSES};
+
+pub const CSS: &str = include_str!("static/console.css");
+pub const JS: &str = include_str!("static/console.js");
+
+fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Vigie" }
+                link rel="stylesheet" href="/static/console.css";
+                script src="/static/console.js" defer {}
+            }
+            body {
+                header {
+                    a.brand href="/" { "Vigie" }
+                    @if let Some(s) = session {
+                        nav {
+                            @if s.user.role.can_moderate() { a href="/queue" { "Review queue" } }
+                            a href="/tracker" { "Rumour tracker" }
+                            @if s.user.role.can_audit() { a href="/audit" { "Audit log" } }
+                        }
+                        form.logout method="post" action="/logout" {
+                            span.who { (s.user.name) " (" (s.user.role.as_str()) ")" }
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+pub fn login(error: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form.login method="post" action="/login" {
+                label { "User name" input type="text" name="username" autocomplete="username" required autofocus; }
+                label { "Password" input type="password" name="password" autocomplete="current-password" required; }
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+pub fn message(title: &str, session: Option<&Session>, text: &str) -> Markup {
+    layout(title, session, html! { p.error role="alert" { (text) } p { a href="/" { "Back" } } })
+}
+
+fn age(seen_at: &str, now: DateTime<Utc>) -> String {
+    let Ok(t) = DateTime::parse_from_rfc3339(seen_at) else { return "?".into() };
+    let mins = (now - t.with_timezone(&Utc)).num_minutes().max(0);
+    match mins {
+        m if m < 60 => format!("{m} min"),
+        m if m < 48 * 60 => format!("{} h", m / 60),
+        m => format!("{} d", m / (24 * 60)),
+    }
+}
+
+fn priority_class(item: &Item) -> &'static str {
+    match item.priority {
+        crate::contract::Priority::High => "p-high",
+        crate::contract::Priority::Medium => "p-medium",
+        crate::contract::Priority::Low => "p-low",
+        crate::contract::Priority::None => "p-none",
+    }
+}
+
+fn query_string(filter: &QueueFilter) -> String {
+    let enc = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect::<String>();
+    format!("lang={}&queue={}", enc(filter.lang.as_deref().unwrap_or("")), enc(filter.queue.as_deref().unwrap_or("")))
+}
+
+pub struct QueuePage<'a> {
+    pub session: &'a Session,
+    pub items: &'a [Item],
+    pub filter: &'a QueueFilter,
+    pub queues: &'a [(String, usize)],
+    pub langs: &'a [(String, usize)],
+    pub now: DateTime<Utc>,
+    pub notice: Option<&'a str>,
+}
+
+pub fn queue(p: QueuePage<'_>) -> Markup {
+    let selected = |v: &Option<String>, s: &str| v.as_deref() == Some(s);
+    layout(
+        "Review queue",
+        Some(p.session),
+        html! {
+            @if let Some(n) = p.notice { p.notice role="status" { (n) } }
+            div.toolbar {
+                form method="get" action="/queue" {
+                    label { "Language "
+                        select name="lang" {
+                            option value="" { "all" }
+                            @for (l, n) in p.langs { option value=(l) selected[selected(&p.filter.lang, l)] { (l) " (" (n) ")" } }
+                        }
+                    }
+                    label { " Queue "
+                        select name="queue" {
+                            option value="" { "all" }
+                            @for (q, n) in p.queues { option value=(q) selected[selected(&p.filter.queue, q)] { (q) " (" (n) ")" } }
+                        }
+                    }
+                    button type="submit" { "Filter" }
+                }
+                form id="claim-next" method="post" action="/queue/next" {
+                    input type="hidden" name="csrf" value=(p.session.csrf);
+                    input type="hidden" name="lang" value=(p.filter.lang.clone().unwrap_or_default());
+                    input type="hidden" name="queue" value=(p.filter.queue.clone().unwrap_or_default());
+                    button type="submit" title="Shortcut: n" { "Claim next item (n)" }
+                }
+                a href={ "/queue.csv?" (query_string(p.filter)) } { "Export CSV" }
+            }
+            @if p.items.is_empty() {
+                p { "Nothing to review." }
+            } @else {
+                table.queue {
+                    thead { tr { th { "Priority" } th { "Age" } th { "Queue" } th { "Lang" } th { "Risk" } th { "Post (redacted)" } th { "" } } }
+                    tbody {
+                        @for item in p.items {
+                            tr class=(priority_class(item)) data-item=(item.id) {
+                                td { (format!("{:?}", item.priority).to_lowercase()) }
+                                td { (age(&item.seen_at, p.now)) }
+                                td { (item.queue) }
+                                td { (item.lang) }
+                                td { (item.risk_score.map(|s| format!("{s:.2}")).unwrap_or_else(|| "–".into())) }
+                                td.text { a href={ "/items/" (item.id) } { (preview(&item.redacted_text, 140)) } }
+                                td {
+                                    @if item.is_locked_for(&p.session.user.name, p.now) {
+                                        span.locked { "with " (item.locked_by.clone().unwrap_or_default()) }
+                                    } @else {
+                                        form method="post" action={ "/items/" (item.id) "/claim" } {
+                                            input type="hidden" name="csrf" value=(p.session.csrf);
+                                            button type="submit" { "Claim" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn preview(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut t: String = text.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+pub struct ItemPage<'a> {
+    pub session: &'a Session,
+    pub item: &'a Item,
+    pub claims: &'a [Claim],
+    pub rumour: Option<&'a RumourView>,
+    pub now: DateTime<Utc>,
+    pub error: Option<&'a str>,
+}
+
+pub fn item(p: ItemPage<'_>) -> Markup {
+    let item = p.item;
+    let r = &item.record;
+    let mine = item.locked_by.as_deref() == Some(p.session.user.name.as_str()) && item.lock_expires_at.is_some_and(|t| t > p.now);
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &r.redactions {
+        *kinds.entry(s.kind.as_str()).or_default() += 1;
+    }
+    let mut rules: Vec<&str> = r.redactions.iter().map(|s| s.rule.as_str()).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    layout(
+        &format!("Item {}", item.id),
+        Some(p.session),
+        html! {
+            @if let Some(e) = p.error { p.error role="alert" { (e) } }
+            blockquote.post lang=(item.lang) { (item.redacted_text) }
+            div.columns {
+                dl.meta {
+                    dt { "Language" } dd { (r.lang.code.as_str()) " (confidence " (format!("{:.2}", r.lang.confidence)) ")" }
+                    dt { "Channel" } dd { (item.channel) }
+                    dt { "Country" } dd { (item.country.clone().unwrap_or_else(|| "–".into())) }
+                    dt { "Queue" } dd { (item.queue) " · priority " (format!("{:?}", item.priority).to_lowercase()) }
+                    dt { "Posted" } dd { (item.seen_at) }
+                }
+                section.explanation {
+                    h2 { "Why it is here" }
+                    ul {
+                        @for reason in &r.route.reasons {
+                            li { (format!("{reason:?}").to_lowercase()) }
+                        }
+                    }
+                    @if let Some(risk) = &r.risk {
+                        p { "Risk score " strong { (format!("{:.2}", risk.score)) } " (" (format!("{:?}", risk.label).to_lowercase()) ", model " (risk.model) ")" }
+                    } @else {
+                        p { "Not scored for risk." }
+                    }
+                    @if kinds.is_empty() {
+                        p { "No identifiers were redacted." }
+                    } @else {
+                        p { "Redacted: "
+                            @for (i, (kind, n)) in kinds.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                span.kind { (kind) } " ×" (n)
+                            }
+                        }
+                        p.rules { "Rules: " (rules.join(", ")) }
+                    }
+                    @if let Some(rumour) = p.rumour {
+                        p { "Part of rumour " a href={ "/tracker#rumour-" (rumour.id) } { "#" (rumour.id) } ": " (rumour.title)
+                            " (" (rumour.posts) " posts, " (rumour.status) ")" }
+                    }
+                }
+            }
+            @if let Some(decision) = &item.decision {
+                p.notice { "Decided: " strong { (decision) } " by " (item.decided_by.clone().unwrap_or_default())
+                    " — " (item.decision_reason.clone().unwrap_or_default()) }
+            } @else if mine {
+                form id="decide" method="post" action={ "/items/" (item.id) "/decide" } {
+                    input type="hidden" name="csrf" value=(p.session.csrf);
+                    fieldset.decisions {
+                        legend { "Decision (keys: a r e m f; Ctrl+Enter submits)" }
+                        @for d in Decision::ALL {
+                            label {
+                                input type="radio" name="decision" value=(d.as_str()) data-key=(d.key()) required;
+                                " " (d.label()) " " kbd { (d.key()) }
+                            }
+                        }
+                    }
+                    label.block { "Reason (required)"
+                        textarea name="reason" rows="2" required placeholder="Why? Other moderators and the audit log will read this." {}
+                    }
+                    fieldset.rumour {
+                        legend { "For a rumour: the known claim it repeats" }
+                        select name="claim_id" {
+                            option value="" { "— new claim —" }
+                            @for c in p.claims { option value=(c.id) { (c.id) ": " (preview(&c.text, 80)) } }
+                        }
+                        input type="text" name="new_claim" placeholder="…or state the new claim in a sentence";
+                    }
+                    button type="submit" { "Record decision" }
+                }
+                form method="post" action={ "/items/" (item.id) "/release" } {
+                    input type="hidden" name="csrf" value=(p.session.csrf);
+                    button.secondary type="submit" { "Give back to the queue" }
+                }
+            } @else if item.is_locked_for(&p.session.user.name, p.now) {
+                p.locked { "Being reviewed by " (item.locked_by.clone().unwrap_or_default()) "." }
+            } @else if p.session.user.role.can_moderate() {
+                form method="post" action={ "/items/" (item.id) "/claim" } {
+                    input type="hidden" name="csrf" value=(p.session.csrf);
+                    button type="submit" { "Claim this item" }
+                }
+            }
+        },
+    )
+}
+
+pub struct TrackerPage<'a> {
+    pub session: &'a Session,
+    pub rumours: &'a [RumourView],
+    pub volume: &'a BTreeMap<NaiveDate, (usize, usize)>,
+}
+
+pub fn tracker(p: TrackerPage<'_>) -> Markup {
+    let last = p.rumours.iter().flat_map(|r| r.per_day.keys().next_back()).max().copied();
+    let window = last.map(|l| (l - chrono::Duration::days(29), l));
+    let join = |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(" · ");
+    layout(
+        "Rumour tracker",
+        Some(p.session),
+        html! {
+            section.volume {
+                h2 { "Flagged posts per day" }
+                (volume_chart(p.volume))
+                p.legend { span.swatch.misinfo {} " misinformation " span.swatch.privacy {} " privacy only · " a href="/volume.csv" { "Export CSV" } }
+            }
+            section {
+                h2 { "Rumours" }
+                p { a href="/tracker.csv" { "Export CSV" } }
+                @if p.rumours.is_empty() {
+                    p { "No posts flagged for misinformation yet." }
+                } @else {
+                    table.rumours {
+                        thead { tr { th { "#" } th { "Rumour" } th { "Posts" } th { "Confirmed" } th { "Languages" } th { "Countries" } th { "Channels" } th { "Last 30 days" } th { "First / last seen" } th { "Status" } } }
+                        tbody {
+                            @for r in p.rumours {
+                                tr id={ "rumour-" (r.id) } data-rumour=(r.id) {
+                                    td { (r.id) }
+                                    td.text {
+                                        (r.title)
+                                        @if let Some(claim) = &r.claim_id { br; small.claim { "known claim " (claim) } }
+                                    }
+                                    td.posts { (r.posts) }
+                                    td.confirmed { (r.confirmed) }
+                                    td { (join(&r.by_language)) }
+                                    td { (join(&r.by_country)) }
+                                    td { (join(&r.by_channel)) }
+                                    td { @if let Some((from, to)) = window { (sparkline(&r.daily_series(from, to))) } }
+                                    td.dates { (r.first_seen.as_deref().map(|s| &s[..s.len().min(10)]).unwrap_or("")) br; (r.last_seen.as_deref().map(|s| &s[..s.len().min(10)]).unwrap_or("")) }
+                                    td {
+                                        @if p.session.user.role.can_manage_rumours() {
+                                            form.status method="post" action={ "/rumours/" (r.id) "/status" } {
+                                                input type="hidden" name="csrf" value=(p.session.csrf);
+                                                select name="status" {
+                                                    @for s in CLUSTER_STATUSES { option value=(s) selected[s == r.status] { (s) } }
+                                                }
+                                                button type="submit" { "Set" }
+                                            }
+                                        } @else {
+                                            span.status { (r.status) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn sparkline(series: &[usize]) -> Markup {
+    let (w, h) = (120.0f32, 24.0f32);
+    let max = series.iter().copied().max().unwrap_or(0).max(1) as f32;
+    let step = if series.len() > 1 { w / (series.len() - 1) as f32 } else { w };
+    let points: Vec<String> = series
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", i as f32 * step, h - 2.0 - (*v as f32 / max) * (h - 4.0)))
+        .collect();
+    html! {
+        svg.sparkline width="120" height="24" viewBox="0 0 120 24" role="img" aria-label={ "posts per day: " (series.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ")) } {
+            polyline points=(points.join(" ")) fill="none" stroke="#b4412e" stroke-width="1.5" {}
+        }
+    }
+}
+
+fn volume_chart(days: &BTreeMap<NaiveDate, (usize, usize)>) -> Markup {
+    let (Some(first), Some(last)) = (days.keys().next().copied(), days.keys().next_back().copied()) else {
+        return html! { p { "No data yet." } };
+    };
+    let first = first.max(last - chrono::Duration::days(89));
+    let series: Vec<(NaiveDate, usize, usize)> =
+        first.iter_days().take_while(|d| *d <= last).map(|d| { let (m, p) = days.get(&d).copied().unwrap_or((0, 0)); (d, m, p) }).collect();
+    let max = series.iter().map(|(_, m, p)| m + p).max().unwrap_or(0).max(1) as f32;
+    let (w, h) = (720.0f32, 140.0f32);
+    let bar = w / series.len() as f32;
+    html! {
+        svg.chart width="720" height="160" viewBox="0 0 720 160" role="img" aria-label="flagged posts per day" {
+            @for (i, (day, m, p)) in series.iter().enumerate() {
+                @let x = i as f32 * bar;
+                @let hm = *m as f32 / max * h;
+                @let hp = *p as f32 / max * h;
+                g {
+                    title { (day) ": " (m) " misinformation, " (p) " privacy only" }
+                    rect x=(format!("{x:.1}")) y=(format!("{:.1}", h - hm - hp)) width=(format!("{:.1}", (bar - 1.0).max(1.0))) height=(format!("{hp:.1}")) fill="#6b8fb3" {}
+                    rect x=(format!("{x:.1}")) y=(format!("{:.1}", h - hm)) width=(format!("{:.1}", (bar - 1.0).max(1.0))) height=(format!("{hm:.1}")) fill="#b4412e" {}
+                }
+            }
+            text x="0" y="156" font-size="11" { (first) }
+            text x="720" y="156" font-size="11" text-anchor="end" { (last) }
+            text x="0" y="10" font-size="11" { "max " (max as usize) "/day" }
+        }
+    }
+}
+
+pub fn audit(session: &Session, entries: &[AuditEntry]) -> Markup {
+    layout(
+        "Audit log",
+        Some(session),
+        html! {
+            p { "Append-only: every sign-in, claim, decision and status change. " a href="/audit.csv" { "Export CSV" } }
+            table.audit {
+                thead { tr { th { "#" } th { "When (UTC)" } th { "Who" } th { "What" } th { "Target" } th { "Why" } th { "Detail" } } }
+                tbody {
+                    @for e in entries {
+                        tr { td { (e.id) } td { (e.at) } td { (e.actor) } td { (e.action) } td { (e.target) } td { (e.reason) } td { (e.detail) } }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,1002 @@
+//! The console's database: an embedded SQLite file with numbered migrations.
+//!
+//! Every change a person makes goes through here, inside a transaction that also appends
+//! to `audit_log`; triggers make that table append-only. Claiming an item is a single
+//! conditional UPDATE, so two moderators can never hold the same item.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{self, Role};
+use super::tracker::{self, Centroid, Embedder, RumourView};
+use crate::contract::{Priority, Reason, ScreenedRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no item {0}")]
+    NotFound(String),
+    #[error("item {id} is being reviewed by {holder} until {until}")]
+    Locked { id: String, holder: String, until: String },
+    #[error("you do not hold item {0}: claim it first (locks expire)")]
+    NotHolder(String),
+    #[error("item {0} was already decided")]
+    AlreadyDecided(String),
+    #[error("{path} line {line}: not a moderation record: {detail}")]
+    Import { path: String, line: usize, detail: String },
+    #[error("reading {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("embedding: {0}")]
+    Embedding(String),
+    #[error("this database was clustered with the {stored} embedder, not {given}; use the same one (--lexical or the model)")]
+    EmbedderMismatch { stored: String, given: String },
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Schema changes, applied in order; `PRAGMA user_version` remembers how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('moderator', 'staff', 'admin')),
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE sessions (
+    token_digest TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE claims (
+    id TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    topic TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'false',
+    source_url TEXT NOT NULL DEFAULT '',
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE clusters (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'monitoring', 'debunked', 'responded')),
+    claim_id TEXT REFERENCES claims(id),
+    centroid BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE items (
+    id TEXT PRIMARY KEY,
+    lang TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    misinformation INTEGER NOT NULL,
+    risk_score REAL,
+    redacted_text TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    country TEXT,
+    seen_at TEXT NOT NULL,
+    record TEXT NOT NULL,
+    embedding BLOB,
+    cluster_id INTEGER REFERENCES clusters(id),
+    imported_at TEXT NOT NULL,
+    locked_by TEXT,
+    lock_expires_at INTEGER,
+    decision TEXT,
+    decision_reason TEXT,
+    decided_by TEXT,
+    decided_at TEXT,
+    claim_id TEXT REFERENCES claims(id)
+);
+CREATE INDEX items_open ON items (decision, priority DESC, seen_at);
+CREATE INDEX items_cluster ON items (cluster_id);
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#];
+
+/// What a moderator decides about an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Nothing wrong: the post stays.
+    Approve,
+    /// The post comes down (harmful, or exposes a patient).
+    Remove,
+    /// Needs someone with more authority (medical lead, programme manager).
+    Escalate,
+    /// A rumour: linked to a known claim, or a new one.
+    Rumour,
+    /// The screening was wrong: neither misinformation nor an exposed patient.
+    FalsePositive,
+}
+
+impl Decision {
+    pub const ALL: [Decision; 5] = [Decision::Approve, Decision::Remove, Decision::Escalate, Decision::Rumour, Decision::FalsePositive];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Remove => "remove",
+            Decision::Escalate => "escalate",
+            Decision::Rumour => "rumour",
+            Decision::FalsePositive => "false_positive",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Decision::Approve => "Approve",
+            Decision::Remove => "Remove",
+            Decision::Escalate => "Escalate",
+            Decision::Rumour => "Mark as rumour",
+            Decision::FalsePositive => "False positive",
+        }
+    }
+
+    /// The keyboard shortcut on the item page.
+    pub fn key(self) -> char {
+        match self {
+            Decision::Approve => 'a',
+            Decision::Remove => 'r',
+            Decision::Escalate => 'e',
+            Decision::Rumour => 'm',
+            Decision::FalsePositive => 'f',
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Decision> {
+        Decision::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// A decision as submitted (form or API). `reason` is required.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DecisionInput {
+    pub decision: String,
+    pub reason: String,
+    /// For `rumour`: an existing claim...
+    #[serde(default)]
+    pub claim_id: Option<String>,
+    /// ...or the text of a new one.
+    #[serde(default)]
+    pub new_claim: Option<String>,
+}
+
+/// What gets published to the decisions feed and turned into training labels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub item_id: String,
+    pub decision: Decision,
+    pub reason: String,
+    pub claim_id: Option<String>,
+    pub moderator: String,
+    pub decided_at: DateTime<Utc>,
+    pub queue: String,
+    pub lang: String,
+    pub risk_score: Option<f32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    pub user: User,
+    pub csrf: String,
+}
+
+/// An item as the queue and the item page show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub id: String,
+    pub lang: String,
+    pub queue: String,
+    pub priority: Priority,
+    pub risk_score: Option<f32>,
+    pub redacted_text: String,
+    pub channel: String,
+    pub country: Option<String>,
+    pub seen_at: String,
+    pub locked_by: Option<String>,
+    pub lock_expires_at: Option<DateTime<Utc>>,
+    pub decision: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_by: Option<String>,
+    pub cluster_id: Option<i64>,
+    pub claim_id: Option<String>,
+    /// The moderation record as Vigie wrote it (redacted), for the explanation.
+    pub record: ScreenedRecord,
+}
+
+impl Item {
+    pub fn is_locked_for(&self, user: &str, now: DateTime<Utc>) -> bool {
+        matches!((&self.locked_by, self.lock_expires_at), (Some(who), Some(until)) if who != user && until > now)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Claim {
+    pub id: String,
+    pub text: String,
+    pub lang: String,
+    pub topic: String,
+    pub source_url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub reason: String,
+    pub detail: String,
+}
+
+/// Filters of the review queue.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct QueueFilter {
+    #[serde(default)]
+    pub lang: Option<String>,
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ImportReport {
+    pub read: usize,
+    pub new: usize,
+    pub duplicates: usize,
+    pub clustered: usize,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+fn priority_rank(p: Priority) -> i64 {
+    match p {
+        Priority::None => 0,
+        Priority::Low => 1,
+        Priority::Medium => 2,
+        Priority::High => 3,
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        Self::init(Connection::open(path)?)
+    }
+
+    pub fn open_in_memory() -> Result<Store> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        // WAL lets `vigie console import` write while the server reads; in-memory
+        // databases answer "memory" here, which is fine.
+        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let store = Store { conn: Mutex::new(conn) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.conn();
+        let done: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<usize> {
+        Ok(self.conn().query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    // ---- accounts and sessions -------------------------------------------------
+
+    pub fn add_user(&self, name: &str, role: Role, password: &str, actor: &str, now: DateTime<Utc>) -> Result<User> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_alphanumeric() || "._-@".contains(c)) {
+            return Err(StoreError::Invalid("user names are 1-64 letters, digits or . _ - @".into()));
+        }
+        let hash = auth::hash_password(password)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let exists: Option<i64> = tx.query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        if exists.is_some() {
+            return Err(StoreError::Invalid(format!("user {name} already exists")));
+        }
+        tx.execute(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, role.as_str(), hash, rfc3339(now)],
+        )?;
+        let id = tx.last_insert_rowid();
+        audit(&tx, now, actor, "add_user", name, "", role.as_str())?;
+        tx.commit()?;
+        Ok(User { id, name: name.to_string(), role })
+    }
+
+    /// Checks a password; every attempt, good or bad, is audited.
+    pub fn login(&self, name: &str, password: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Option<(String, Session)>> {
+        let row: Option<(i64, String, String)> = self
+            .conn()
+            .query_row("SELECT id, role, password_hash FROM users WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let ok = match &row {
+            Some((_, _, hash)) => auth::verify_password(password, hash),
+            None => {
+                auth::verify_password(password, auth::dummy_hash());
+                false
+            }
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let result = match row {
+            Some((id, role, _)) if ok => {
+                let role = Role::parse(&role).ok_or_else(|| StoreError::Invalid(format!("unknown role {role}")))?;
+                let token = auth::random_token();
+                let csrf = auth::random_token();
+                tx.execute(
+                    "INSERT INTO sessions (token_digest, user_id, csrf, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![auth::token_digest(&token), id, csrf, (now + ttl).timestamp()],
+                )?;
+                tx.execute("DELETE FROM sessions WHERE expires_at < ?1", [now.timestamp()])?;
+                audit(&tx, now, name, "login", "", "", "")?;
+                Some((token, Session { user: User { id, name: name.to_string(), role }, csrf }))
+            }
+            _ => {
+                // The attempted name is kept (it is not a patient identifier); the password never is.
+                audit(&tx, now, "-", "login_failed", &truncate(name, 64), "", "")?;
+                None
+            }
+        };
+        tx.commit()?;
+        Ok(result)
+    }
+
+    pub fn session(&self, token: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT u.id, u.name, u.role, s.csrf FROM sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.token_digest = ?1 AND s.expires_at > ?2",
+                params![auth::token_digest(token), now.timestamp()],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(id, name, role, csrf)| Role::parse(&role).map(|role| Session { user: User { id, name, role }, csrf })))
+    }
+
+    pub fn logout(&self, token: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM sessions WHERE token_digest = ?1", [auth::token_digest(token)])?;
+        audit(&tx, now, actor, "logout", "", "", "")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- import and clustering ---------------------------------------------------
+
+    /// Reads a moderation JSONL file (what `vigie screen` writes to `moderation.jsonl`).
+    pub fn import_file(&self, path: &Path, embedder: &dyn Embedder, now: DateTime<Utc>) -> Result<ImportReport> {
+        let shown = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|source| StoreError::Io { path: shown.clone(), source })?;
+        let mut records = Vec::new();
+        for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|source| StoreError::Io { path: shown.clone(), source })?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            // Only redacted records are accepted: a raw post has `text`, which the
+            // record type refuses (deny_unknown_fields), so raw text never gets in.
+            let record: ScreenedRecord = serde_json::from_str(&line)
+                .map_err(|e| StoreError::Import { path: shown.clone(), line: i + 1, detail: e.to_string() })?;
+            records.push(record);
+        }
+        self.import(&records, embedder, "import", now)
+    }
+
+    /// Adds records not seen before (re-deliveries are counted and skipped), embeds them,
+    /// and groups those flagged for misinformation into rumour clusters.
+    pub fn import(&self, records: &[ScreenedRecord], embedder: &dyn Embedder, actor: &str, now: DateTime<Utc>) -> Result<ImportReport> {
+        self.check_embedder(embedder)?;
+        let mut report = ImportReport { read: records.len(), ..Default::default() };
+        let fresh: Vec<&ScreenedRecord> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT 1 FROM items WHERE id = ?1")?;
+            let mut seen = std::collections::HashSet::new();
+            let mut fresh = Vec::new();
+            for r in records {
+                if seen.insert(r.id.as_str()) && !stmt.exists([&r.id])? {
+                    fresh.push(r);
+                }
+            }
+            fresh
+        };
+        report.duplicates = records.len() - fresh.len();
+        if fresh.is_empty() {
+            return Ok(report);
+        }
+        let texts: Vec<String> = fresh.iter().map(|r| r.redacted_text.clone()).collect();
+        let vectors = embedder.embed(&texts).map_err(StoreError::Embedding)?;
+        let threshold = embedder.same_rumour_threshold();
+
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut centroids = load_centroids(&tx)?;
+        for (record, vector) in fresh.iter().zip(vectors) {
+            let misinformation = record.route.reasons.contains(&Reason::Misinformation);
+            let seen_at = rfc3339(record.created_at.unwrap_or(record.processed_at));
+            tx.execute(
+                "INSERT INTO items (id, lang, queue, priority, misinformation, risk_score, redacted_text, channel, country,
+                                    seen_at, record, embedding, imported_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    record.id,
+                    record.lang.code.as_str(),
+                    record.route.queue,
+                    priority_rank(record.route.priority),
+                    misinformation,
+                    record.risk.as_ref().map(|r| r.score),
+                    record.redacted_text,
+                    serde_json::to_value(record.channel).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                    record.country,
+                    seen_at,
+                    serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))?,
+                    tracker::to_blob(&vector),
+                    rfc3339(now),
+                ],
+            )?;
+            report.new += 1;
+            if misinformation {
+                assign_cluster(&tx, &mut centroids, &record.id, &record.redacted_text, &vector, threshold, now)?;
+                report.clustered += 1;
+            }
+        }
+        audit(&tx, now, actor, "import", "", "", &format!("{} new, {} duplicates", report.new, report.duplicates))?;
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// The first import fixes the embedder; later ones must use the same.
+    fn check_embedder(&self, embedder: &dyn Embedder) -> Result<()> {
+        let conn = self.conn();
+        let given = embedder.name();
+        let stored: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'embedder'", [], |r| r.get(0)).optional()?;
+        match stored {
+            Some(stored) if stored != given => Err(StoreError::EmbedderMismatch { stored, given }),
+            Some(_) => Ok(()),
+            None => {
+                conn.execute("INSERT INTO meta (key, value) VALUES ('embedder', ?1)", [given])?;
+                Ok(())
+            }
+        }
+    }
+
+    // ---- the review queue --------------------------------------------------------
+
+    /// Undecided items, highest priority first, then oldest first.
+    pub fn queue(&self, filter: &QueueFilter, limit: usize) -> Result<Vec<Item>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items WHERE decision IS NULL
+               AND (?1 IS NULL OR lang = ?1) AND (?2 IS NULL OR queue = ?2)
+             ORDER BY priority DESC, seen_at ASC, id ASC LIMIT ?3"
+        ))?;
+        let lang = filter.lang.as_deref().filter(|s| !s.is_empty());
+        let queue = filter.queue.as_deref().filter(|s| !s.is_empty());
+        let items = stmt.query_map(params![lang, queue, limit as i64], item_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(items)
+    }
+
+    /// Queue names and languages with undecided items, for the filters.
+    pub fn queue_facets(&self) -> Result<(Vec<(String, usize)>, Vec<(String, usize)>)> {
+        let conn = self.conn();
+        let facet = |column: &str| -> Result<Vec<(String, usize)>> {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {column}, COUNT(*) FROM items WHERE decision IS NULL GROUP BY {column} ORDER BY {column}"
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        };
+        Ok((facet("queue")?, facet("lang")?))
+    }
+
+    pub fn item(&self, id: &str) -> Result<Item> {
+        self.conn()
+            .query_row(&format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?1"), [id], item_from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    /// Locks an item for `user` until `now + ttl`. Claiming again extends one's own lock;
+    /// someone else's unexpired lock wins.
+    pub fn claim(&self, id: &str, user: &str, now: DateTime<Utc>, ttl: Duration) -> Result<DateTime<Utc>> {
+        let until = now + ttl;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE items SET locked_by = ?2, lock_expires_at = ?3
+             WHERE id = ?1 AND decision IS NULL
+               AND (locked_by IS NULL OR locked_by = ?2 OR lock_expires_at <= ?4)",
+            params![id, user, until.timestamp(), now.timestamp()],
+        )?;
+        if changed == 0 {
+            let row: Option<(Option<String>, Option<i64>, Option<String>)> = tx
+                .query_row("SELECT locked_by, lock_expires_at, decision FROM items WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            return Err(match row {
+                None => StoreError::NotFound(id.to_string()),
+                Some((_, _, Some(_))) => StoreError::AlreadyDecided(id.to_string()),
+                Some((holder, until, None)) => StoreError::Locked {
+                    id: id.to_string(),
+                    holder: holder.unwrap_or_default(),
+                    until: until.and_then(|t| DateTime::from_timestamp(t, 0)).map(rfc3339).unwrap_or_default(),
+                },
+            });
+        }
+        audit(&tx, now, user, "claim", id, "", &format!("until {}", rfc3339(until)))?;
+        tx.commit()?;
+        Ok(until)
+    }
+
+    /// Claims the first item of the (filtered) queue that nobody else holds.
+    pub fn claim_next(&self, filter: &QueueFilter, user: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Option<String>> {
+        for item in self.queue(filter, 200)? {
+            if item.is_locked_for(user, now) {
+                continue;
+            }
+            match self.claim(&item.id, user, now, ttl) {
+                Ok(_) => return Ok(Some(item.id)),
+                Err(StoreError::Locked { .. } | StoreError::AlreadyDecided(_)) => continue, // lost a race
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Gives a claimed item back to the queue.
+    pub fn release(&self, id: &str, user: &str, now: DateTime<Utc>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE items SET locked_by = NULL, lock_expires_at = NULL WHERE id = ?1 AND locked_by = ?2 AND decision IS NULL",
+            params![id, user],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotHolder(id.to_string()));
+        }
+        audit(&tx, now, user, "release", id, "", "")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a decision by the holder of the item's lock. `reason` and new claim text
+    /// must already be redacted by the caller (the web layer does it).
+    pub fn decide(&self, id: &str, user: &str, input: &DecisionInput, embedder: &dyn Embedder, now: DateTime<Utc>) -> Result<DecisionRecord> {
+        let decision = Decision::parse(input.decision.trim())
+            .ok_or_else(|| StoreError::Invalid(format!("unknown decision {:?}", truncate(&input.decision, 32))))?;
+        let reason = input.reason.trim();
+        if reason.is_empty() {
+            return Err(StoreError::Invalid("a reason is required".into()));
+        }
+        let claim_id = input.claim_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let new_claim = input.new_claim.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        if decision == Decision::Rumour && claim_id.is_none() && new_claim.is_none() {
+            return Err(StoreError::Invalid("a rumour needs a known claim or the text of a new one".into()));
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(Option<String>, Option<i64>, Option<String>)> = tx
+            .query_row("SELECT locked_by, lock_expires_at, decision FROM items WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        match row {
+            None => return Err(StoreError::NotFound(id.to_string())),
+            Some((_, _, Some(_))) => return Err(StoreError::AlreadyDecided(id.to_string())),
+            Some((Some(holder), Some(until), None)) if holder == user && until > now.timestamp() => {}
+            Some(_) => return Err(StoreError::NotHolder(id.to_string())),
+        }
+        let claim_id = if decision == Decision::Rumour {
+            Some(match (claim_id, new_claim) {
+                (Some(existing), _) => {
+                    let found: Option<String> = tx.query_row("SELECT id FROM claims WHERE id = ?1", [existing], |r| r.get(0)).optional()?;
+                    found.ok_or_else(|| StoreError::Invalid(format!("no known claim {existing}")))?
+                }
+                (None, Some(text)) => {
+                    let lang: String = tx.query_row("SELECT lang FROM items WHERE id = ?1", [id], |r| r.get(0))?;
+                    insert_claim(&tx, text, &lang, "", "", user, now)?
+                }
+                (None, None) => unreachable!("checked above"),
+            })
+        } else {
+            None
+        };
+        tx.execute(
+            "UPDATE items SET decision = ?2, decision_reason = ?3, decided_by = ?4, decided_at = ?5, claim_id = ?6,
+                              locked_by = NULL, lock_expires_at = NULL
+             WHERE id = ?1",
+            params![id, decision.as_str(), reason, user, rfc3339(now), claim_id],
+        )?;
+        if let Some(claim) = &claim_id {
+            link_rumour(&tx, id, claim, embedder.same_rumour_threshold(), now)?;
+        }
+        audit(&tx, now, user, &format!("decide:{}", decision.as_str()), id, reason, claim_id.as_deref().map(|c| format!("claim {c}")).as_deref().unwrap_or(""))?;
+        let (queue, lang, risk_score): (String, String, Option<f64>) =
+            tx.query_row("SELECT queue, lang, risk_score FROM items WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        tx.commit()?;
+        Ok(DecisionRecord {
+            item_id: id.to_string(),
+            decision,
+            reason: reason.to_string(),
+            claim_id,
+            moderator: user.to_string(),
+            decided_at: now,
+            queue,
+            lang,
+            risk_score: risk_score.map(|s| s as f32),
+        })
+    }
+
+    /// Decisions with the items they are about, for `vigie export-labels`.
+    pub fn decided_items(&self) -> Result<Vec<(Item, Decision)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {ITEM_COLUMNS} FROM items WHERE decision IS NOT NULL ORDER BY decided_at, id"))?;
+        let items = stmt.query_map([], item_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(items.into_iter().filter_map(|i| i.decision.as_deref().and_then(Decision::parse).map(|d| (i, d))).collect())
+    }
+
+    // ---- claims and rumours ------------------------------------------------------
+
+    pub fn add_claim(&self, text: &str, lang: &str, topic: &str, source_url: &str, actor: &str, now: DateTime<Utc>) -> Result<String> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let id = insert_claim(&tx, text, lang, topic, source_url, actor, now)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn claims(&self) -> Result<Vec<Claim>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, text, lang, topic, source_url FROM claims ORDER BY created_at, id")?;
+        let claims = stmt
+            .query_map([], |r| Ok(Claim { id: r.get(0)?, text: r.get(1)?, lang: r.get(2)?, topic: r.get(3)?, source_url: r.get(4)? }))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(claims)
+    }
+
+    pub fn set_cluster_status(&self, cluster: i64, status: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
+        if !tracker::CLUSTER_STATUSES.contains(&status) {
+            return Err(StoreError::Invalid(format!("status must be one of {}", tracker::CLUSTER_STATUSES.join(", "))));
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if tx.execute("UPDATE clusters SET status = ?2 WHERE id = ?1", params![cluster, status])? == 0 {
+            return Err(StoreError::NotFound(format!("rumour {cluster}")));
+        }
+        audit(&tx, now, actor, "rumour_status", &format!("rumour {cluster}"), "", status)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Rumours, most posts first.
+    pub fn rumours(&self) -> Result<Vec<RumourView>> {
+        let conn = self.conn();
+        let mut views: BTreeMap<i64, RumourView> = BTreeMap::new();
+        let mut stmt = conn.prepare(
+            "SELECT c.id, c.title, c.status, c.claim_id, cl.text FROM clusters c LEFT JOIN claims cl ON cl.id = c.claim_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RumourView {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                status: r.get(2)?,
+                claim_id: r.get(3)?,
+                claim_text: r.get(4)?,
+                posts: 0,
+                confirmed: 0,
+                by_language: BTreeMap::new(),
+                by_country: BTreeMap::new(),
+                by_channel: BTreeMap::new(),
+                per_day: BTreeMap::new(),
+                first_seen: None,
+                last_seen: None,
+            })
+        })?;
+        for view in rows {
+            let view = view?;
+            views.insert(view.id, view);
+        }
+        let mut stmt = conn.prepare(
+            "SELECT cluster_id, lang, country, channel, seen_at, decision FROM items
+             WHERE cluster_id IS NOT NULL AND (decision IS NULL OR decision != 'false_positive') ORDER BY seen_at",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, Option<String>>(5)?))
+        })?;
+        for row in rows {
+            let (cluster, lang, country, channel, seen_at, decision) = row?;
+            let Some(v) = views.get_mut(&cluster) else { continue };
+            v.posts += 1;
+            if decision.as_deref() == Some("rumour") {
+                v.confirmed += 1;
+            }
+            *v.by_language.entry(lang).or_default() += 1;
+            *v.by_country.entry(country.unwrap_or_else(|| "?".into())).or_default() += 1;
+            *v.by_channel.entry(channel).or_default() += 1;
+            if let Some(day) = day_of(&seen_at) {
+                *v.per_day.entry(day).or_default() += 1;
+            }
+            v.first_seen.get_or_insert_with(|| seen_at.clone());
+            v.last_seen = Some(seen_at);
+        }
+        let mut out: Vec<RumourView> = views.into_values().filter(|v| v.posts > 0).collect();
+        out.sort_by(|a, b| b.posts.cmp(&a.posts).then(b.last_seen.cmp(&a.last_seen)).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Flagged posts per day, by reason (misinformation, privacy-only).
+    pub fn volume(&self) -> Result<BTreeMap<NaiveDate, (usize, usize)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT seen_at, misinformation FROM items")?;
+        let mut out: BTreeMap<NaiveDate, (usize, usize)> = BTreeMap::new();
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))? {
+            let (seen_at, misinformation) = row?;
+            if let Some(day) = day_of(&seen_at) {
+                let e = out.entry(day).or_default();
+                if misinformation {
+                    e.0 += 1;
+                } else {
+                    e.1 += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- audit -------------------------------------------------------------------
+
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, at, actor, action, target, reason, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok(AuditEntry { id: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)?, target: r.get(4)?, reason: r.get(5)?, detail: r.get(6)? })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Every text column of the database, for privacy tests.
+    #[doc(hidden)]
+    pub fn dump_text(&self) -> Result<String> {
+        let conn = self.conn();
+        let mut out = String::new();
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for table in tables {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\""))?;
+            let columns = stmt.column_count();
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                for i in 0..columns {
+                    if let Ok(Some(s)) = row.get::<_, Option<String>>(i) {
+                        out.push_str(&s);
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+const ITEM_COLUMNS: &str = "id, lang, queue, priority, risk_score, redacted_text, channel, country, seen_at, locked_by,
+    lock_expires_at, decision, decision_reason, decided_by, cluster_id, claim_id, record";
+
+fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
+    let record: String = r.get(16)?;
+    let record: ScreenedRecord = serde_json::from_str(&record)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(16, rusqlite::types::Type::Text, Box::new(e)))?;
+    let priority = match r.get::<_, i64>(3)? {
+        3 => Priority::High,
+        2 => Priority::Medium,
+        1 => Priority::Low,
+        _ => Priority::None,
+    };
+    Ok(Item {
+        id: r.get(0)?,
+        lang: r.get(1)?,
+        queue: r.get(2)?,
+        priority,
+        risk_score: r.get::<_, Option<f64>>(4)?.map(|s| s as f32),
+        redacted_text: r.get(5)?,
+        channel: r.get(6)?,
+        country: r.get(7)?,
+        seen_at: r.get(8)?,
+        locked_by: r.get(9)?,
+        lock_expires_at: r.get::<_, Option<i64>>(10)?.and_then(|t| DateTime::from_timestamp(t, 0)),
+        decision: r.get(11)?,
+        decision_reason: r.get(12)?,
+        decided_by: r.get(13)?,
+        cluster_id: r.get(14)?,
+        claim_id: r.get(15)?,
+        record,
+    })
+}
+
+fn audit(tx: &rusqlite::Transaction<'_>, now: DateTime<Utc>, actor: &str, action: &str, target: &str, reason: &str, detail: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO audit_log (at, actor, action, target, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![rfc3339(now), actor, action, target, reason, detail],
+    )?;
+    Ok(())
+}
+
+fn insert_claim(tx: &rusqlite::Transaction<'_>, text: &str, lang: &str, topic: &str, source_url: &str, actor: &str, now: DateTime<Utc>) -> Result<String> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > 500 {
+        return Err(StoreError::Invalid("a claim is 1 to 500 characters".into()));
+    }
+    let n: i64 = tx.query_row("SELECT COUNT(*) FROM claims WHERE id LIKE 'console-%'", [], |r| r.get(0))?;
+    let id = format!("console-{:04}", n + 1);
+    tx.execute(
+        "INSERT INTO claims (id, text, lang, topic, source_url, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![id, text, lang, topic, source_url, actor, rfc3339(now)],
+    )?;
+    audit(tx, now, actor, "add_claim", &id, "", text)?;
+    Ok(id)
+}
+
+fn load_centroids(tx: &rusqlite::Transaction<'_>) -> Result<Vec<Centroid>> {
+    let mut stmt = tx.prepare("SELECT id, centroid FROM clusters ORDER BY id")?;
+    let rows = stmt
+        .query_map([], |r| Ok(Centroid { cluster: r.get(0)?, sum: tracker::from_blob(&r.get::<_, Vec<u8>>(1)?) }))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Puts an item into the nearest rumour, or starts a new one titled by the item's text.
+fn assign_cluster(
+    tx: &rusqlite::Transaction<'_>,
+    centroids: &mut Vec<Centroid>,
+    item: &str,
+    text: &str,
+    vector: &[f32],
+    threshold: f32,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let cluster = match tracker::nearest(centroids, vector, threshold) {
+        Some((cluster, _)) => {
+            let c = centroids.iter_mut().find(|c| c.cluster == cluster).expect("nearest returns a known cluster");
+            c.sum.iter_mut().zip(vector).for_each(|(s, v)| *s += v);
+            tx.execute("UPDATE clusters SET centroid = ?2 WHERE id = ?1", params![cluster, tracker::to_blob(&c.sum)])?;
+            cluster
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO clusters (title, centroid, created_at) VALUES (?1, ?2, ?3)",
+                params![truncate(text, 120), tracker::to_blob(vector), rfc3339(now)],
+            )?;
+            let cluster = tx.last_insert_rowid();
+            centroids.push(Centroid { cluster, sum: vector.to_vec() });
+            cluster
+        }
+    };
+    tx.execute("UPDATE items SET cluster_id = ?2 WHERE id = ?1", params![item, cluster])?;
+    Ok(cluster)
+}
+
+/// A moderator confirmed an item as a rumour of `claim`: the item's cluster (made now if
+/// the item had none, e.g. it was flagged only for privacy) takes the claim as its known
+/// claim and its title, and leaves the `new` status.
+fn link_rumour(tx: &rusqlite::Transaction<'_>, item: &str, claim: &str, threshold: f32, now: DateTime<Utc>) -> Result<()> {
+    let (cluster, embedding, text): (Option<i64>, Option<Vec<u8>>, String) =
+        tx.query_row("SELECT cluster_id, embedding, redacted_text FROM items WHERE id = ?1", [item], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let cluster = match cluster {
+        Some(c) => c,
+        None => {
+            let vector = embedding.map(|b| tracker::from_blob(&b)).unwrap_or_default();
+            let mut centroids = load_centroids(tx)?;
+            assign_cluster(tx, &mut centroids, item, &text, &vector, threshold, now)?
+        }
+    };
+    let claim_text: String = tx.query_row("SELECT text FROM claims WHERE id = ?1", [claim], |r| r.get(0))?;
+    tx.execute(
+        "UPDATE clusters SET claim_id = COALESCE(claim_id, ?2),
+                             title = CASE WHEN claim_id IS NULL THEN ?3 ELSE title END,
+                             status = CASE WHEN status = 'new' THEN 'monitoring' ELSE status END
+         WHERE id = ?1",
+        params![cluster, claim, truncate(&claim_text, 120)],
+    )?;
+    Ok(())
+}
+
+fn day_of(rfc: &str) -> Option<NaiveDate> {
+    DateTime::parse_from_rfc3339(rfc).ok().map(|t| t.with_timezone(&Utc).date_naive())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Decisions as training rows in the risk dataset format (`shared/datasets/README.md`):
+/// items flagged for misinformation that a moderator confirmed (rumour, remove) become
+/// `misinformation`, those approved or marked false positive `reliable`; escalations
+/// and privacy-only items say nothing about risk and are left out.
+pub fn label_rows(decided: &[(Item, Decision)]) -> Vec<serde_json::Value> {
+    decided
+        .iter()
+        .filter(|(item, _)| item.record.route.reasons.contains(&Reason::Misinformation))
+        .filter_map(|(item, decision)| {
+            let label = match decision {
+                Decision::Rumour | Decision::Remove => "misinformation",
+                Decision::Approve | Decision::FalsePositive => "reliable",
+                Decision::Escalate => return None,
+            };
+            Some(serde_json::json!({
+                "id": item.id,
+                "text": item.redacted_text,
+                "lang": item.lang,
+                "label": label,
+                "source": "vigie-moderators",
+            }))
+        })
+        .collect()
+}

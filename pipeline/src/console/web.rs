@@ -1,0 +1,608 @@
+//! HTTP: pages for people, `/api/…` JSON for scripts, both behind one session check.
+//!
+//! Every route but `/login`, `/healthz` and the two static files needs a session
+//! cookie (pages redirect to `/login`, the API answers 401). Every POST needs the
+//! session's CSRF token (form field `csrf` or header `X-CSRF-Token`); the cookie is
+//! HttpOnly and SameSite=Strict besides.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+use vigie_rules::Redactor;
+
+use super::auth::{self, Role};
+use super::csv_export;
+use super::pages;
+use super::store::{DecisionInput, DecisionRecord, QueueFilter, Session, Store, StoreError};
+use super::tracker::Embedder;
+
+pub const SESSION_COOKIE: &str = "vigie_session";
+
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    /// How long a claimed item stays locked to its moderator.
+    pub lock_ttl: Duration,
+    pub session_ttl: Duration,
+    /// Mark cookies `Secure` on every response. When false they are still marked
+    /// `Secure` for requests a proxy says came over HTTPS (`X-Forwarded-Proto`).
+    pub secure_cookies: bool,
+    /// Decisions are appended here as JSON lines (the decisions feed).
+    pub decisions_out: Option<PathBuf>,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings { lock_ttl: Duration::minutes(15), session_ttl: Duration::hours(12), secure_cookies: true, decisions_out: None }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Arc<Store>,
+    embedder: Arc<dyn Embedder>,
+    /// Free text typed by people (reasons, new claims) is redacted before it is stored.
+    redactor: Redactor,
+    settings: ConsoleSettings,
+    decisions: Option<Mutex<File>>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>, redactor: Redactor, settings: ConsoleSettings) -> std::io::Result<Self> {
+        let decisions = match &settings.decisions_out {
+            Some(path) => Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)),
+            None => None,
+        };
+        Ok(AppState(Arc::new(Inner { store, embedder, redactor, settings, decisions })))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    fn publish(&self, record: &DecisionRecord) {
+        let Some(out) = &self.0.decisions else { return };
+        let mut line = match serde_json::to_string(record) {
+            Ok(l) => l,
+            Err(e) => return tracing::error!(error = %e, "cannot encode a decision"),
+        };
+        line.push('\n');
+        let mut file = out.lock().unwrap_or_else(|p| p.into_inner());
+        // The database stays the record of truth; the feed can be rebuilt from it.
+        if let Err(e) = file.write_all(line.as_bytes()).and_then(|_| file.flush()) {
+            tracing::error!(error = %e, item = %record.item_id, "cannot append to the decisions feed");
+        }
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.0.redactor.redact(text).text
+    }
+}
+
+/// The signed-in person, put in request extensions by [`require_session`].
+#[derive(Clone)]
+struct Signed {
+    session: Session,
+    token: String,
+}
+
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/", get(home))
+        .route("/queue", get(queue_page))
+        .route("/queue.csv", get(queue_csv))
+        .route("/queue/next", post(claim_next_form))
+        .route("/items/{id}", get(item_page))
+        .route("/items/{id}/claim", post(claim_form))
+        .route("/items/{id}/release", post(release_form))
+        .route("/items/{id}/decide", post(decide_form))
+        .route("/tracker", get(tracker_page))
+        .route("/tracker.csv", get(tracker_csv))
+        .route("/volume.csv", get(volume_csv))
+        .route("/rumours/{id}/status", post(status_form))
+        .route("/audit", get(audit_page))
+        .route("/audit.csv", get(audit_csv))
+        .route("/logout", post(logout))
+        .route("/api/session", get(api_session))
+        .route("/api/queue", get(api_queue))
+        .route("/api/items/{id}", get(api_item))
+        .route("/api/items/{id}/claim", post(api_claim))
+        .route("/api/items/{id}/release", post(api_release))
+        .route("/api/items/{id}/decision", post(api_decide))
+        .route("/api/rumours", get(api_rumours))
+        .route("/api/rumours/{id}/status", post(api_status))
+        .route("/api/audit", get(api_audit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_session));
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/static/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::CSS) }))
+        .route("/static/console.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], pages::JS) }))
+        .merge(protected)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+async fn require_session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let api = is_api(req.uri().path());
+    let token = cookie(req.headers(), SESSION_COOKIE);
+    let session = match token.as_deref().map(|t| state.store().session(t, Utc::now())) {
+        Some(Ok(Some(s))) => s,
+        Some(Err(e)) => return internal(api, &e),
+        _ if api => return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "sign in first (POST /login)"}))).into_response(),
+        _ => return Redirect::to("/login").into_response(),
+    };
+    if req.method() == axum::http::Method::POST && api {
+        let given = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !auth::same_secret(given, &session.csrf) {
+            return (StatusCode::FORBIDDEN, Json(serde_json::json!({"error": "missing or wrong X-CSRF-Token (GET /api/session gives it)"}))).into_response();
+        }
+    }
+    req.extensions_mut().insert(Signed { session, token: token.unwrap_or_default() });
+    next.run(req).await
+}
+
+fn internal(api: bool, e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "console request failed");
+    if api {
+        (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": "internal error"}))).into_response()
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, Html(pages::message("Error", None, "Something went wrong; the error is in the server log.").into_string())).into_response()
+    }
+}
+
+fn status_of(e: &StoreError) -> StatusCode {
+    match e {
+        StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+        StoreError::Locked { .. } | StoreError::NotHolder(_) | StoreError::AlreadyDecided(_) => StatusCode::CONFLICT,
+        StoreError::Invalid(_) | StoreError::Auth(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn page_error(session: &Session, e: StoreError) -> Response {
+    let status = status_of(&e);
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        return internal(false, &e);
+    }
+    (status, Html(pages::message("Cannot do that", Some(session), &e.to_string()).into_string())).into_response()
+}
+
+fn api_error(e: StoreError) -> Response {
+    let status = status_of(&e);
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        return internal(true, &e);
+    }
+    (status, Json(serde_json::json!({"error": e.to_string()}))).into_response()
+}
+
+fn forbidden(api: bool, session: &Session, what: &str) -> Response {
+    let text = format!("{what} is not open to the {} role", session.user.role.as_str());
+    if api {
+        (StatusCode::FORBIDDEN, Json(serde_json::json!({"error": text}))).into_response()
+    } else {
+        (StatusCode::FORBIDDEN, Html(pages::message("Not allowed", Some(session), &text).into_string())).into_response()
+    }
+}
+
+fn bad_csrf(session: &Session) -> Response {
+    (StatusCode::FORBIDDEN, Html(pages::message("Form expired", Some(session), "This form is stale (CSRF check failed); reload the page and try again.").into_string())).into_response()
+}
+
+fn csv_response(name: &str, body: Result<String, csv::Error>) -> Response {
+    match body {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => internal(false, &e),
+    }
+}
+
+// ---- sign in and out ---------------------------------------------------------------
+
+async fn login_page() -> Html<String> {
+    Html(pages::login(None).into_string())
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+    // Login CSRF: a browser posting from another site sends its own Origin.
+    if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), headers.get(header::HOST).and_then(|v| v.to_str().ok())) {
+        let origin_host = origin.split("://").nth(1).unwrap_or(origin);
+        if origin != "null" && origin_host != host {
+            return (StatusCode::FORBIDDEN, Html(pages::login(Some("Sign in from the console's own page.")).into_string())).into_response();
+        }
+    }
+    let store = state.0.store.clone();
+    let ttl = state.0.settings.session_ttl;
+    // Hashing costs tens of milliseconds of CPU: keep it off the async workers.
+    let result = tokio::task::spawn_blocking(move || store.login(form.username.trim(), &form.password, Utc::now(), ttl)).await;
+    match result {
+        Ok(Ok(Some((token, session)))) => {
+            tracing::info!(user = %session.user.name, role = session.user.role.as_str(), "signed in");
+            let forwarded_https = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
+            let secure = if state.0.settings.secure_cookies || forwarded_https { "; Secure" } else { "" };
+            let max_age = ttl.num_seconds();
+            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+            let home = if session.user.role == Role::Staff { "/tracker" } else { "/queue" };
+            ([(header::SET_COOKIE, cookie)], Redirect::to(home)).into_response()
+        }
+        Ok(Ok(None)) => (StatusCode::UNAUTHORIZED, Html(pages::login(Some("Unknown user or wrong password.")).into_string())).into_response(),
+        Ok(Err(e)) => internal(false, &e),
+        Err(e) => internal(false, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(state): State<AppState>, Extension(me): Extension<Signed>, Form(form): Form<CsrfForm>) -> Response {
+    if !auth::same_secret(&form.csrf, &me.session.csrf) {
+        return bad_csrf(&me.session);
+    }
+    if let Err(e) = state.store().logout(&me.token, &me.session.user.name, Utc::now()) {
+        return internal(false, &e);
+    }
+    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, expired)], Redirect::to("/login")).into_response()
+}
+
+async fn home(Extension(me): Extension<Signed>) -> Redirect {
+    Redirect::to(if me.session.user.role.can_moderate() { "/queue" } else { "/tracker" })
+}
+
+// ---- review queue --------------------------------------------------------------------
+
+async fn queue_page(State(state): State<AppState>, Extension(me): Extension<Signed>, Query(filter): Query<QueueFilter>) -> Response {
+    if !me.session.user.role.can_moderate() {
+        return forbidden(false, &me.session, "The review queue");
+    }
+    let store = state.store();
+    let (items, facets) = match store.queue(&filter, 500).and_then(|i| Ok((i, store.queue_facets()?))) {
+        Ok(x) => x,
+        Err(e) => return page_error(&me.session, e),
+    };
+    let notice = if items.is_empty() && (filter.lang.is_some() || filter.queue.is_some()) { Some("No item matches these filters.") } else { None };
+    Html(
+        pages::queue(pages::QueuePage { session: &me.session, items: &items, filter: &filter, queues: &facets.0, langs: &facets.1, now: Utc::now(), notice })
+            .into_string(),
+    )
+    .into_response()
+}
+
+async fn queue_csv(State(state): State<AppState>, Extension(me): Extension<Signed>, Query(filter): Query<QueueFilter>) -> Response {
+    if !me.session.user.role.can_moderate() {
+        return forbidden(false, &me.session, "The review queue");
+    }
+    match state.store().queue(&filter, 100_000) {
+        Ok(items) => csv_response("queue.csv", csv_export::queue(&items)),
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct NextForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    lang: Option<String>,
+    #[serde(default)]
+    queue: Option<String>,
+}
+
+async fn claim_next_form(State(state): State<AppState>, Extension(me): Extension<Signed>, Form(form): Form<NextForm>) -> Response {
+    if !auth::same_secret(&form.csrf, &me.session.csrf) {
+        return bad_csrf(&me.session);
+    }
+    if !me.session.user.role.can_moderate() {
+        return forbidden(false, &me.session, "Claiming items");
+    }
+    let filter = QueueFilter { lang: form.lang, queue: form.queue };
+    match state.store().claim_next(&filter, &me.session.user.name, Utc::now(), state.0.settings.lock_ttl) {
+        Ok(Some(id)) => Redirect::to(&format!("/items/{}", url_segment(&id))).into_response(),
+        Ok(None) => Redirect::to("/queue").into_response(),
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+/// Post ids come from platforms: percent-encode anything outside a safe set.
+fn url_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+fn render_item(state: &AppState, session: &Session, id: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let store = state.store();
+    let loaded = store.item(id).and_then(|item| {
+        let claims = store.claims()?;
+        let rumour = match item.cluster_id {
+            Some(c) => store.rumours()?.into_iter().find(|r| r.id == c),
+            None => None,
+        };
+        Ok((item, claims, rumour))
+    });
+    match loaded {
+        Ok((item, claims, rumour)) => (
+            status,
+            Html(pages::item(pages::ItemPage { session, item: &item, claims: &claims, rumour: rumour.as_ref(), now: Utc::now(), error }).into_string()),
+        )
+            .into_response(),
+        Err(e) => page_error(session, e),
+    }
+}
+
+async fn item_page(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>) -> Response {
+    render_item(&state, &me.session, &id, None, StatusCode::OK)
+}
+
+async fn claim_form(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    if !auth::same_secret(&form.csrf, &me.session.csrf) {
+        return bad_csrf(&me.session);
+    }
+    if !me.session.user.role.can_moderate() {
+        return forbidden(false, &me.session, "Claiming items");
+    }
+    match state.store().claim(&id, &me.session.user.name, Utc::now(), state.0.settings.lock_ttl) {
+        Ok(_) => Redirect::to(&format!("/items/{}", url_segment(&id))).into_response(),
+        Err(e @ (StoreError::Locked { .. } | StoreError::AlreadyDecided(_))) => {
+            render_item(&state, &me.session, &id, Some(&e.to_string()), StatusCode::CONFLICT)
+        }
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+async fn release_form(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    if !auth::same_secret(&form.csrf, &me.session.csrf) {
+        return bad_csrf(&me.session);
+    }
+    match state.store().release(&id, &me.session.user.name, Utc::now()) {
+        Ok(()) => Redirect::to("/queue").into_response(),
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct DecideForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    claim_id: Option<String>,
+    #[serde(default)]
+    new_claim: Option<String>,
+}
+
+fn decide(state: &AppState, session: &Session, id: &str, input: DecisionInput) -> Result<DecisionRecord, StoreError> {
+    if !session.user.role.can_moderate() {
+        return Err(StoreError::Invalid(format!("deciding is not open to the {} role", session.user.role.as_str())));
+    }
+    let input = DecisionInput {
+        decision: input.decision,
+        reason: state.redact(&input.reason),
+        claim_id: input.claim_id,
+        new_claim: input.new_claim.map(|c| state.redact(&c)),
+    };
+    let record = state.store().decide(id, &session.user.name, &input, state.0.embedder.as_ref(), Utc::now())?;
+    tracing::info!(user = %session.user.name, item = %record.item_id, decision = record.decision.as_str(), "decision recorded");
+    state.publish(&record);
+    Ok(record)
+}
+
+async fn decide_form(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>, Form(form): Form<DecideForm>) -> Response {
+    if !auth::same_secret(&form.csrf, &me.session.csrf) {
+        return bad_csrf(&me.session);
+    }
+    let input = DecisionInput { decision: form.decision, reason: form.reason, claim_id: form.claim_id, new_claim: form.new_claim };
+    match decide(&state, &me.session, &id, input) {
+        Ok(_) => Redirect::to("/queue").into_response(),
+        Err(e @ (StoreError::Invalid(_) | StoreError::NotHolder(_) | StoreError::AlreadyDecided(_))) => {
+            let status = status_of(&e);
+            render_item(&state, &me.session, &id, Some(&e.to_string()), status)
+        }
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+// ---- rumour tracker --------------------------------------------------------------------
+
+async fn tracker_page(State(state): State<AppState>, Extension(me): Extension<Signed>) -> Response {
+    let store = state.store();
+    match store.rumours().and_then(|r| Ok((r, store.volume()?))) {
+        Ok((rumours, volume)) => Html(pages::tracker(pages::TrackerPage { session: &me.session, rumours: &rumours, volume: &volume }).into_string()).into_response(),
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+async fn tracker_csv(State(state): State<AppState>, Extension(me): Extension<Signed>) -> Response {
+    match state.store().rumours() {
+        Ok(r) => csv_response("rumours.csv", csv_export::rumours(&r)),
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+async fn volume_csv(State(state): State<AppState>, Extension(me): Extension<Signed>) -> Response {
+    match state.store().volume() {
+        Ok(v) => csv_response("volume.csv", csv_export::volume(&v)),
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    #[serde(default)]
+    csrf: String,
+    status: String,
+}
+
+async fn status_form(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<i64>, Form(form): Form<StatusForm>) -> Response {
+    if !auth::same_secret(&form.csrf, &me.session.csrf) {
+        return bad_csrf(&me.session);
+    }
+    if !me.session.user.role.can_manage_rumours() {
+        return forbidden(false, &me.session, "Changing a rumour's status");
+    }
+    match state.store().set_cluster_status(id, &form.status, &me.session.user.name, Utc::now()) {
+        Ok(()) => Redirect::to(&format!("/tracker#rumour-{id}")).into_response(),
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+// ---- audit ---------------------------------------------------------------------------
+
+async fn audit_page(State(state): State<AppState>, Extension(me): Extension<Signed>) -> Response {
+    if !me.session.user.role.can_audit() {
+        return forbidden(false, &me.session, "The audit log");
+    }
+    match state.store().audit_log(1000) {
+        Ok(entries) => Html(pages::audit(&me.session, &entries).into_string()).into_response(),
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+async fn audit_csv(State(state): State<AppState>, Extension(me): Extension<Signed>) -> Response {
+    if !me.session.user.role.can_audit() {
+        return forbidden(false, &me.session, "The audit log");
+    }
+    match state.store().audit_log(usize::MAX >> 1) {
+        Ok(entries) => csv_response("audit.csv", csv_export::audit(&entries)),
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+// ---- JSON API ---------------------------------------------------------------------------
+
+async fn api_session(Extension(me): Extension<Signed>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "user": me.session.user.name, "role": me.session.user.role, "csrf": me.session.csrf }))
+}
+
+async fn api_queue(State(state): State<AppState>, Extension(me): Extension<Signed>, Query(filter): Query<QueueFilter>) -> Response {
+    if !me.session.user.role.can_moderate() {
+        return forbidden(true, &me.session, "The review queue");
+    }
+    match state.store().queue(&filter, 500) {
+        Ok(items) => Json(items).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn api_item(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match state.store().item(&id) {
+        Ok(item) => Json(item).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn api_claim(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>) -> Response {
+    if !me.session.user.role.can_moderate() {
+        return forbidden(true, &me.session, "Claiming items");
+    }
+    match state.store().claim(&id, &me.session.user.name, Utc::now(), state.0.settings.lock_ttl) {
+        Ok(until) => Json(serde_json::json!({ "item": id, "locked_by": me.session.user.name, "locked_until": until })).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn api_release(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>) -> Response {
+    match state.store().release(&id, &me.session.user.name, Utc::now()) {
+        Ok(()) => Json(serde_json::json!({ "item": id, "released": true })).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn api_decide(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>, Json(input): Json<DecisionInput>) -> Response {
+    if !me.session.user.role.can_moderate() {
+        return forbidden(true, &me.session, "Deciding");
+    }
+    match decide(&state, &me.session, &id, input) {
+        Ok(record) => Json(record).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn api_rumours(State(state): State<AppState>) -> Response {
+    match state.store().rumours() {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    status: String,
+}
+
+async fn api_status(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<i64>, Json(body): Json<StatusBody>) -> Response {
+    if !me.session.user.role.can_manage_rumours() {
+        return forbidden(true, &me.session, "Changing a rumour's status");
+    }
+    match state.store().set_cluster_status(id, &body.status, &me.session.user.name, Utc::now()) {
+        Ok(()) => Json(serde_json::json!({ "rumour": id, "status": body.status })).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn api_audit(State(state): State<AppState>, Extension(me): Extension<Signed>) -> Response {
+    if !me.session.user.role.can_audit() {
+        return forbidden(true, &me.session, "The audit log");
+    }
+    match state.store().audit_log(1000) {
+        Ok(entries) => Json(entries).into_response(),
+        Err(e) => api_error(e),
+    }
+}

@@ -34,3 +34,29 @@ pub fn write_tiny_model(dir: &Path) -> (PathBuf, PathBuf) {
     tiny_head().save(&head).expect("head");
     (dir.to_path_buf(), head)
 }
+
+/// A moderation record as `vigie screen` writes it, for console tests.
+pub fn moderation_record(id: &str, lang: &str, text: &str, misinformation: bool, created_at: &str) -> crate::contract::ScreenedRecord {
+    use crate::contract::{Channel, Lang, LangCode, Priority, Reason, Risk, RiskLabel, Route, ScreenedRecord};
+    let code = match lang {
+        "fr" => LangCode::Fr,
+        "en" => LangCode::En,
+        _ => LangCode::Other,
+    };
+    let reason = if misinformation { Reason::Misinformation } else { Reason::Privacy };
+    let queue = format!("{}-{lang}", if misinformation { "misinformation" } else { "privacy" });
+    let score = if misinformation { 0.9 } else { 0.1 };
+    ScreenedRecord {
+        id: id.to_string(),
+        lang: Lang { code, confidence: 0.9 },
+        redacted_text: text.to_string(),
+        redactions: vec![],
+        risk: Some(Risk { score, label: if misinformation { RiskLabel::Misinformation } else { RiskLabel::Reliable }, model: "test".into() }),
+        route: Route { queue, priority: if misinformation { Priority::High } else { Priority::Low }, reasons: vec![reason] },
+        channel: Channel::Forum,
+        country: Some("SN".into()),
+        created_at: created_at.parse().ok(),
+        processed_at: chrono::Utc::now(),
+        vigie_version: crate::contract::VIGIE_VERSION.to_string(),
+    }
+}

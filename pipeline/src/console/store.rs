@@ -1000,3 +1000,160 @@ pub fn label_rows(decided: &[(Item, Decision)]) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::tracker::LexicalEmbedder;
+    use crate::testing::moderation_record as record;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn store_with(records: &[ScreenedRecord]) -> Store {
+        let store = Store::open_in_memory().unwrap();
+        store.import(records, &LexicalEmbedder, "test", t("2024-05-01T00:00:00Z")).unwrap();
+        store
+    }
+
+    fn decision(d: &str, reason: &str) -> DecisionInput {
+        DecisionInput { decision: d.into(), reason: reason.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn queue_orders_by_priority_then_age_and_skips_duplicates() {
+        let store = store_with(&[
+            record("p1", "fr", "Rappeler [PHONE] demain", false, "2024-05-01T08:00:00Z"),
+            record("m2", "fr", "Le vaccin ROR provoque l'autisme", true, "2024-05-02T08:00:00Z"),
+            record("m1", "en", "The MMR vaccine causes autism", true, "2024-05-01T09:00:00Z"),
+        ]);
+        let ids: Vec<String> = store.queue(&QueueFilter::default(), 10).unwrap().into_iter().map(|i| i.id).collect();
+        assert_eq!(ids, ["m1", "m2", "p1"]);
+        let fr = QueueFilter { lang: Some("fr".into()), queue: None };
+        assert_eq!(store.queue(&fr, 10).unwrap().len(), 2);
+        let again = store.import(&[record("m1", "en", "The MMR vaccine causes autism", true, "2024-05-01T09:00:00Z")], &LexicalEmbedder, "test", t("2024-05-03T00:00:00Z")).unwrap();
+        assert_eq!((again.new, again.duplicates), (0, 1));
+    }
+
+    #[test]
+    fn a_lock_keeps_others_out_until_it_expires() {
+        let store = store_with(&[record("m1", "en", "The MMR vaccine causes autism", true, "2024-05-01T09:00:00Z")]);
+        let now = t("2024-05-05T10:00:00Z");
+        let ttl = Duration::minutes(15);
+        store.claim("m1", "alice", now, ttl).unwrap();
+        let err = store.claim("m1", "bob", now + Duration::minutes(5), ttl).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { ref holder, .. } if holder == "alice"), "{err}");
+        let err = store.decide("m1", "bob", &decision("approve", "fine"), &LexicalEmbedder, now).unwrap_err();
+        assert!(matches!(err, StoreError::NotHolder(_)), "{err}");
+        // Alice walks away; after the lock expires Bob may take it, and Alice may no longer decide.
+        store.claim("m1", "bob", now + Duration::minutes(16), ttl).unwrap();
+        let err = store.decide("m1", "alice", &decision("approve", "fine"), &LexicalEmbedder, now + Duration::minutes(17)).unwrap_err();
+        assert!(matches!(err, StoreError::NotHolder(_)), "{err}");
+        store.decide("m1", "bob", &decision("remove", "false claim"), &LexicalEmbedder, now + Duration::minutes(17)).unwrap();
+        assert!(matches!(store.claim("m1", "alice", now + Duration::hours(1), ttl), Err(StoreError::AlreadyDecided(_))));
+        assert!(store.queue(&QueueFilter::default(), 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn decisions_need_a_reason_and_rumours_a_claim() {
+        let store = store_with(&[record("m1", "fr", "Le vaccin ROR provoque l'autisme", true, "2024-05-01T09:00:00Z")]);
+        let now = t("2024-05-05T10:00:00Z");
+        store.claim("m1", "alice", now, Duration::minutes(15)).unwrap();
+        for bad in [decision("approve", "  "), decision("delete", "x"), decision("rumour", "known rumour")] {
+            assert!(matches!(store.decide("m1", "alice", &bad, &LexicalEmbedder, now), Err(StoreError::Invalid(_))));
+        }
+        let input = DecisionInput { new_claim: Some("Le vaccin ROR cause l'autisme".into()), ..decision("rumour", "déjà démenti") };
+        let rec = store.decide("m1", "alice", &input, &LexicalEmbedder, now).unwrap();
+        let claim = rec.claim_id.expect("a claim was created");
+        let rumours = store.rumours().unwrap();
+        assert_eq!(rumours.len(), 1);
+        assert_eq!((rumours[0].claim_id.as_deref(), rumours[0].confirmed, rumours[0].status.as_str()), (Some(claim.as_str()), 1, "monitoring"));
+        assert_eq!(rumours[0].title, "Le vaccin ROR cause l'autisme");
+    }
+
+    #[test]
+    fn similar_posts_share_a_rumour_and_false_positives_leave_its_counts() {
+        let store = store_with(&[
+            record("a", "fr", "Le vaccin ROR provoque l'autisme chez les enfants", true, "2024-05-01T09:00:00Z"),
+            record("b", "fr", "ATTENTION le vaccin ROR provoque l'autisme chez nos enfants", true, "2024-05-02T09:00:00Z"),
+            record("c", "fr", "Les antennes 5G propagent le coronavirus dans les villes", true, "2024-05-02T10:00:00Z"),
+            record("d", "fr", "Rappeler Mme [PERSON] au [PHONE]", false, "2024-05-02T11:00:00Z"),
+        ]);
+        let rumours = store.rumours().unwrap();
+        assert_eq!(rumours.iter().map(|r| r.posts).collect::<Vec<_>>(), [2, 1], "privacy-only posts are not rumours");
+        assert_eq!(rumours[0].per_day.len(), 2);
+        let now = t("2024-05-05T10:00:00Z");
+        store.claim("b", "alice", now, Duration::minutes(15)).unwrap();
+        store.decide("b", "alice", &decision("false_positive", "c'est une question"), &LexicalEmbedder, now).unwrap();
+        assert_eq!(store.rumours().unwrap()[0].posts, 1);
+        assert!(store.set_cluster_status(rumours[0].id, "debunked", "sam", now).is_ok());
+        assert!(matches!(store.set_cluster_status(rumours[0].id, "gone", "sam", now), Err(StoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn the_audit_log_is_append_only() {
+        let store = store_with(&[record("m1", "en", "text", true, "2024-05-01T09:00:00Z")]);
+        store.claim("m1", "alice", t("2024-05-05T10:00:00Z"), Duration::minutes(15)).unwrap();
+        let log = store.audit_log(10).unwrap();
+        assert_eq!(log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["claim", "import"]);
+        let conn = store.conn();
+        assert!(conn.execute("UPDATE audit_log SET actor = 'mallory'", []).is_err());
+        assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+    }
+
+    #[test]
+    fn logins_make_sessions_and_failures_are_audited() {
+        let store = Store::open_in_memory().unwrap();
+        let now = t("2024-05-05T10:00:00Z");
+        store.add_user("alice", Role::Moderator, "a long enough password", "cli", now).unwrap();
+        assert!(store.add_user("alice", Role::Admin, "another long password", "cli", now).is_err());
+        assert!(store.login("alice", "wrong password!", now, Duration::hours(1)).unwrap().is_none());
+        assert!(store.login("nobody", "a long enough password", now, Duration::hours(1)).unwrap().is_none());
+        let (token, session) = store.login("alice", "a long enough password", now, Duration::hours(1)).unwrap().unwrap();
+        assert_eq!(store.session(&token, now).unwrap().unwrap().csrf, session.csrf);
+        assert!(store.session(&token, now + Duration::hours(2)).unwrap().is_none(), "sessions expire");
+        assert!(store.session("forged", now).unwrap().is_none());
+        assert!(!store.dump_text().unwrap().contains(&token), "only a digest of the token is stored");
+        let actions: Vec<String> = store.audit_log(10).unwrap().into_iter().map(|e| e.action).collect();
+        assert_eq!(actions, ["login", "login_failed", "login_failed", "add_user"]);
+    }
+
+    #[test]
+    fn labels_come_from_misinformation_decisions_only() {
+        let store = store_with(&[
+            record("m1", "en", "The MMR vaccine causes autism", true, "2024-05-01T09:00:00Z"),
+            record("m2", "fr", "Réunion lundi au centre de santé", true, "2024-05-01T10:00:00Z"),
+            record("m3", "fr", "Ebola est une invention", true, "2024-05-01T11:00:00Z"),
+            record("p1", "fr", "Rappeler [PHONE]", false, "2024-05-01T12:00:00Z"),
+        ]);
+        let now = t("2024-05-05T10:00:00Z");
+        for (id, d) in [("m1", "remove"), ("m2", "false_positive"), ("m3", "escalate"), ("p1", "approve")] {
+            store.claim(id, "alice", now, Duration::minutes(15)).unwrap();
+            store.decide(id, "alice", &decision(d, "checked"), &LexicalEmbedder, now).unwrap();
+        }
+        let rows = label_rows(&store.decided_items().unwrap());
+        let got: Vec<(String, String)> = rows.iter().map(|r| (r["id"].as_str().unwrap().into(), r["label"].as_str().unwrap().into())).collect();
+        assert_eq!(got, [("m1".to_string(), "misinformation".to_string()), ("m2".to_string(), "reliable".to_string())]);
+        assert_eq!(rows[0]["text"], "The MMR vaccine causes autism");
+    }
+
+    #[test]
+    fn another_embedder_is_refused_on_the_same_database() {
+        struct Other;
+        impl Embedder for Other {
+            fn name(&self) -> String {
+                "other".into()
+            }
+            fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+                Ok(texts.iter().map(|_| vec![1.0]).collect())
+            }
+            fn same_rumour_threshold(&self) -> f32 {
+                0.5
+            }
+        }
+        let store = store_with(&[record("m1", "en", "text", true, "2024-05-01T09:00:00Z")]);
+        let err = store.import(&[record("m2", "en", "text", true, "2024-05-01T09:00:00Z")], &Other, "t", Utc::now()).unwrap_err();
+        assert!(matches!(err, StoreError::EmbedderMismatch { .. }), "{err}");
+    }
+}

@@ -194,8 +194,8 @@ async fn moderator_decides_and_the_tracker_follows_in_a_real_browser() {
     assert_eq!(c.find(Locator::Css("input[value=rumour]")).await.unwrap().prop("checked").await.unwrap().as_deref(), Some("true"));
     let active = c.active_element().await.unwrap();
     assert_eq!(active.attr("name").await.unwrap().as_deref(), Some("reason"));
-    active.send_keys("Already debunked by the health ministry").await.unwrap();
-    c.find(Locator::Css("input[name=new_claim]")).await.unwrap().send_keys("Vaccines cause autism (browser test)").await.unwrap();
+    active.send_keys("Debunked: large studies find no link (WHO fact sheet)").await.unwrap();
+    c.find(Locator::Css("input[name=new_claim]")).await.unwrap().send_keys("The MMR vaccine causes autism").await.unwrap();
     shots.take(&c, "3-item").await;
     c.find(Locator::Css("form#decide button[type=submit]")).await.unwrap().click().await.unwrap();
     wait_for_path(&c, |p| p == "/queue").await;
@@ -205,7 +205,7 @@ async fn moderator_decides_and_the_tracker_follows_in_a_real_browser() {
     // The tracker shows the rumour under its new known claim, with one confirmed post.
     c.goto(&format!("{base}/tracker")).await.unwrap();
     let row = c.find(Locator::XPath("//table[contains(@class,'rumours')]//tr[.//small[contains(@class,'claim')]]")).await.expect("a rumour with a known claim");
-    assert!(row.text().await.unwrap().contains("Vaccines cause autism (browser test)"));
+    assert!(row.text().await.unwrap().contains("The MMR vaccine causes autism"));
     assert_eq!(row.find(Locator::Css("td.confirmed")).await.unwrap().text().await.unwrap(), "1");
     assert!(c.find(Locator::Css("svg.chart rect")).await.is_ok(), "the volume chart is drawn");
     assert!(c.find(Locator::Css("svg.sparkline polyline")).await.is_ok(), "rumours have sparklines");
@@ -225,7 +225,7 @@ async fn moderator_decides_and_the_tracker_follows_in_a_real_browser() {
     assert_eq!(selected.attr("value").await.unwrap().as_deref(), Some("debunked"));
     c.goto(&format!("{base}/audit")).await.unwrap();
     let audit = c.find(Locator::Css("table.audit")).await.unwrap().text().await.unwrap();
-    for expected in ["login_failed", "claim", "decide:rumour", "Already debunked by the health ministry", "rumour_status"] {
+    for expected in ["login_failed", "claim", "decide:rumour", "Debunked: large studies find no link (WHO fact sheet)", "rumour_status"] {
         assert!(audit.contains(expected), "the audit log lacks {expected}");
     }
     shots.take(&c, "5-audit").await;

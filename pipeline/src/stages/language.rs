@@ -5,8 +5,9 @@
 //! frequency lexicon is available (the wordfreq lists of `shared/gazetteers/`), it
 //! settles French vs English for texts made of common French or English words:
 //! - short texts (≤ 3 words) whose every word is common in one of the two languages;
-//! - longer texts on which whatlang is unsure, ≥ 80% of whose words are common French or
-//!   English words, and clearly more frequent in one of the two.
+//! - longer texts ≥ 80% of whose words are common French or English words, clearly more
+//!   frequent in one of the two, when whatlang is unsure, or whatever whatlang says when
+//!   the frequencies are decisive.
 //! Everything else is whatlang's verdict.
 
 use std::collections::HashMap;
@@ -29,6 +30,9 @@ const LONG_TEXT_COVERAGE: f32 = 0.8;
 const LONG_TEXT_MAX_WHATLANG_CONFIDENCE: f64 = 0.3;
 /// ...and the words are on average this much more frequent (Zipf) in one language.
 const LONG_TEXT_MIN_MEAN_ZIPF_GAP: f32 = 1.0;
+/// A gap this wide overrules whatlang however sure it is: its trigrams mistake English
+/// full of Latin-root words ("vaccine causes autism … vaccinate") for French.
+const LONG_TEXT_DECISIVE_ZIPF_GAP: f32 = 2.0;
 
 pub const LEXICON_FILES: [&str; 2] = ["wordfreq_large_fr.tsv", "wordfreq_large_en.tsv"];
 
@@ -101,7 +105,8 @@ impl Lexicon {
         // Both lists hold some words of the other language (web text mixes them), so the
         // frequencies, not mere membership, tell which language the words belong to.
         let mean_gap = (fr_sum - en_sum) / n as f32;
-        if whatlang_confidence < LONG_TEXT_MAX_WHATLANG_CONFIDENCE && fr_cov.max(en_cov) >= LONG_TEXT_COVERAGE && mean_gap.abs() >= LONG_TEXT_MIN_MEAN_ZIPF_GAP {
+        let unsure = whatlang_confidence < LONG_TEXT_MAX_WHATLANG_CONFIDENCE && mean_gap.abs() >= LONG_TEXT_MIN_MEAN_ZIPF_GAP;
+        if fr_cov.max(en_cov) >= LONG_TEXT_COVERAGE && (unsure || mean_gap.abs() >= LONG_TEXT_DECISIVE_ZIPF_GAP) {
             return Some(if mean_gap > 0.0 { LangCode::Fr } else { LangCode::En });
         }
         None
@@ -184,6 +189,15 @@ mod tests {
         assert_eq!(s.detect("Прививка защищает детей").code, LangCode::Other);
         assert_eq!(s.detect("12 34 !!").code, LangCode::Und);
         assert_eq!(s.detect("").code, LangCode::Und);
+    }
+
+    #[test]
+    fn decisive_word_frequencies_overrule_a_confident_whatlang() {
+        let fr = [("the", 5.35), ("in", 5.24), ("children", 3.21), ("do", 4.45), ("not", 4.07), ("let", 3.61), ("them", 3.35), ("your", 4.16), ("kids", 3.55), ("causes", 4.39)];
+        let en = [("the", 7.73), ("vaccine", 4.0), ("causes", 4.63), ("autism", 3.97), ("in", 7.27), ("children", 5.47), ("do", 6.35), ("not", 6.69), ("let", 5.6), ("them", 6.19), ("your", 6.53), ("kids", 5.28)];
+        let s = LanguageStage::new(Some(Lexicon::from_words(&fr, &en)));
+        // whatlang alone answers French (0.57) for this one.
+        assert_eq!(s.detect("The MMR vaccine causes autism in children, do not let them vaccinate your kids!").code, LangCode::En);
     }
 
     #[test]

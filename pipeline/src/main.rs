@@ -92,6 +92,13 @@ enum ConsoleCommand {
         /// Append decisions to this JSONL file (overrides [console] decisions_out).
         #[arg(long)]
         decisions: Option<PathBuf>,
+        /// Consume moderation records from Kafka ([kafka] moderation_topic and properties of
+        /// the config; group `<group_id>-console`) at these bootstrap servers.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Publish decisions to this Kafka topic (needs --brokers).
+        #[arg(long, requires = "brokers")]
+        decisions_topic: Option<String>,
         #[command(flatten)]
         embedder: EmbedderArgs,
     },
@@ -574,8 +581,13 @@ fn console(command: ConsoleCommand) -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        ConsoleCommand::Serve { listen, db, config, watch, decisions, embedder } => {
-            let config = Config::load(config.as_deref())?;
+        ConsoleCommand::Serve { listen, db, config, watch, decisions, brokers, decisions_topic, embedder } => {
+            let mut config = Config::load(config.as_deref())?;
+            if let Some(b) = brokers.clone() {
+                config.kafka.brokers = b;
+            }
+            // The console reads the moderation topic in its own group, beside the screeners.
+            config.kafka.group_id = format!("{}-console", config.kafka.group_id);
             let embedder = embedder.embedder()?;
             let store = Arc::new(Store::open(&db).with_context(|| format!("opening {}", db.display()))?);
             let mut rules = RuleSet::builtin()?;
@@ -587,20 +599,34 @@ fn console(command: ConsoleCommand) -> Result<()> {
                 lock_ttl: chrono::Duration::minutes(c.lock_minutes.max(1)),
                 session_ttl: chrono::Duration::hours(c.session_hours.max(1)),
                 secure_cookies: c.secure_cookies.unwrap_or(!listen.ip().is_loopback()),
-                decisions_out: decisions.or_else(|| c.decisions_out.clone()),
             };
-            let state = console::AppState::new(store.clone(), embedder.clone(), Redactor::new(rules), settings)
-                .context("opening the decisions feed")?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async move {
+                let mut publisher = console::DecisionPublisher::default();
+                if let Some(path) = decisions.or_else(|| c.decisions_out.clone()) {
+                    publisher = publisher.with_file(&path).with_context(|| format!("opening {}", path.display()))?;
+                }
+                if let Some(topic) = &decisions_topic {
+                    publisher = publisher.with_kafka(&config.kafka, topic).context("creating the decisions producer")?;
+                }
+                let state = console::AppState::new(store.clone(), embedder.clone(), Redactor::new(rules), settings, publisher);
                 if let Some(path) = watch {
                     tracing::info!(file = %path.display(), "following moderation records");
-                    tokio::spawn(console::feed::follow(store, embedder, path, Duration::from_secs(2)));
+                    tokio::spawn(console::feed::follow(store.clone(), embedder.clone(), path, Duration::from_secs(2)));
+                }
+                if brokers.is_some() {
+                    let (store, embedder, kafka) = (store.clone(), embedder.clone(), config.kafka.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = console::feed::consume_kafka(store, embedder, &kafka, std::future::pending()).await {
+                            tracing::error!(error = %e, "the Kafka feed stopped");
+                        }
+                    });
                 }
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
                 tracing::info!(address = %listener.local_addr()?, db = %db.display(), "console ready");
                 eprintln!("console on http://{}", listener.local_addr()?);
-                axum::serve(listener, console::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+                axum::serve(listener, console::router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+                state.decisions().flush(Duration::from_secs(5));
                 Ok(())
             })
         }

@@ -10,7 +10,7 @@ use axum::Router;
 use chrono::Utc;
 use tower::ServiceExt;
 
-use vigie_pipeline::console::{router, AppState, ConsoleSettings, LexicalEmbedder, Role, Store};
+use vigie_pipeline::console::{router, AppState, ConsoleSettings, DecisionPublisher, LexicalEmbedder, Role, Store};
 use vigie_pipeline::testing::moderation_record as record;
 use vigie_rules::{Redactor, RuleSet};
 
@@ -84,8 +84,9 @@ fn console(secure_cookies: bool) -> Console {
         )
         .unwrap();
     let decisions = dir.path().join("decisions.jsonl");
-    let settings = ConsoleSettings { secure_cookies, decisions_out: Some(decisions.clone()), ..Default::default() };
-    let state = AppState::new(store.clone(), Arc::new(LexicalEmbedder), Redactor::new(RuleSet::builtin().unwrap()), settings).unwrap();
+    let settings = ConsoleSettings { secure_cookies, ..Default::default() };
+    let publisher = DecisionPublisher::default().with_file(&decisions).unwrap();
+    let state = AppState::new(store.clone(), Arc::new(LexicalEmbedder), Redactor::new(RuleSet::builtin().unwrap()), settings, publisher);
     Console { app: router(state), store, decisions, _dir: dir }
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use vigie_pipeline::console::{router, AppState, ConsoleSettings, Embedder, LexicalEmbedder, ModelEmbedder, Role, Store};
+use vigie_pipeline::console::{router, AppState, ConsoleSettings, DecisionPublisher, Embedder, LexicalEmbedder, ModelEmbedder, Role, Store};
 use vigie_pipeline::testing::moderation_record as record;
 use vigie_rules::{Redactor, RuleSet};
 
@@ -100,7 +100,8 @@ fn embedder() -> Arc<dyn Embedder> {
 }
 
 async fn serve(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> String {
-    let state = AppState::new(store, embedder, Redactor::new(RuleSet::builtin().unwrap()), ConsoleSettings { secure_cookies: false, ..Default::default() }).unwrap();
+    let settings = ConsoleSettings { secure_cookies: false, ..Default::default() };
+    let state = AppState::new(store, embedder, Redactor::new(RuleSet::builtin().unwrap()), settings, DecisionPublisher::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });

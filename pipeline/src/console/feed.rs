@@ -1,15 +1,25 @@
 //! Keeps the console fed while it runs: follows a moderation JSONL file as `vigie screen`
-//! (or another writer) appends to it.
+//! (or another writer) appends to it, or consumes the moderation topic that `vigie run`
+//! produces to; and publishes moderators' decisions (JSONL file, Kafka topic).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use std::fs::File;
+use std::io::Write;
+use std::sync::Mutex;
 
-use super::store::Store;
+use chrono::Utc;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use super::store::{DecisionRecord, Store};
 use super::tracker::Embedder;
+use crate::config::KafkaConfig;
 use crate::contract::ScreenedRecord;
 
 /// Where a followed file has been read up to. Only complete lines are consumed, so a
@@ -95,6 +105,122 @@ pub async fn follow(store: Arc<Store>, embedder: Arc<dyn Embedder>, path: PathBu
             Ok(Some(report)) => tracing::info!(new = report.new, duplicates = report.duplicates, "moderation records imported"),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, file = %path.display(), "cannot import moderation records"),
+        }
+    }
+}
+
+/// Consumes moderation records from `cfg.moderation_topic` into the store, in batches,
+/// committing offsets only after a batch is stored (at-least-once; re-deliveries are
+/// recognised by post id and skipped). Returns when `shutdown` resolves, or on a Kafka
+/// error the client cannot recover from.
+pub async fn consume_kafka(
+    store: Arc<Store>,
+    embedder: Arc<dyn Embedder>,
+    cfg: &KafkaConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), KafkaError> {
+    let consumer: StreamConsumer = crate::kafka::consumer(cfg)?;
+    consumer.subscribe(&[cfg.moderation_topic.as_str()])?;
+    tracing::info!(topic = %cfg.moderation_topic, group = %cfg.group_id, "consuming moderation records");
+    tokio::pin!(shutdown);
+    loop {
+        let mut batch = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.batch_wait_ms.max(50));
+        while batch.len() < 256 {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = tokio::time::sleep_until(deadline) => break,
+                m = consumer.recv() => {
+                    let m = m?;
+                    match m.payload().map(serde_json::from_slice::<ScreenedRecord>) {
+                        Some(Ok(r)) => batch.push(r),
+                        // Not echoed: the payload is not known to be redacted.
+                        Some(Err(e)) => tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), error = %e, "skipping a message that is not a moderation record"),
+                        None => tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "skipping an empty message"),
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let (store, embedder) = (store.clone(), embedder.clone());
+            let stored = tokio::task::spawn_blocking(move || store.import(&batch, embedder.as_ref(), "kafka", Utc::now())).await;
+            match stored {
+                Ok(Ok(report)) => tracing::info!(new = report.new, duplicates = report.duplicates, "moderation records imported"),
+                // Not committed: the batch comes back after a restart.
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot store moderation records; stopping the feed");
+                    return Err(KafkaError::Canceled);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the import task failed; stopping the feed");
+                    return Err(KafkaError::Canceled);
+                }
+            }
+        }
+        // Commits what has been stored (or skipped as unreadable); nothing when idle.
+        match consumer.commit_consumer_state(CommitMode::Async) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "offset commit failed; records may be delivered again"),
+        }
+    }
+}
+
+/// Where decisions go besides the database (which stays the record of truth).
+#[derive(Default)]
+pub struct DecisionPublisher {
+    file: Option<Mutex<File>>,
+    kafka: Option<(FutureProducer, String)>,
+}
+
+impl DecisionPublisher {
+    pub fn with_file(mut self, path: &Path) -> std::io::Result<Self> {
+        self.file = Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?));
+        Ok(self)
+    }
+
+    pub fn with_kafka(mut self, cfg: &KafkaConfig, topic: &str) -> Result<Self, KafkaError> {
+        self.kafka = Some((crate::kafka::producer(cfg)?, topic.to_string()));
+        Ok(self)
+    }
+
+    /// Appends the decision to the file and sends it to the topic, keyed by post id.
+    /// Failures are logged: the decision is already in the database and the audit log.
+    pub fn publish(&self, record: &DecisionRecord) {
+        let line = match serde_json::to_string(record) {
+            Ok(l) => l,
+            Err(e) => return tracing::error!(error = %e, "cannot encode a decision"),
+        };
+        if let Some(file) = &self.file {
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
+                tracing::error!(error = %e, item = %record.item_id, "cannot append to the decisions file");
+            }
+        }
+        if let Some((producer, topic)) = &self.kafka {
+            let delivery = producer.send_result(FutureRecord::to(topic).key(&record.item_id).payload(&line));
+            let item = record.item_id.clone();
+            match delivery {
+                Ok(delivery) => {
+                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                        runtime.spawn(async move {
+                            if let Ok(Err((e, _))) | Err(e) = delivery.await.map_err(|_| KafkaError::Canceled) {
+                                tracing::error!(error = %e, item = %item, "decision not delivered to Kafka");
+                            }
+                        });
+                    }
+                }
+                Err((e, _)) => tracing::error!(error = %e, item = %item, "cannot queue a decision for Kafka"),
+            }
+        }
+    }
+
+    /// Waits for decisions queued for Kafka to be delivered (at shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        if let Some((producer, _)) = &self.kafka {
+            use rdkafka::producer::Producer;
+            if let Err(e) = producer.flush(timeout) {
+                tracing::warn!(error = %e, "decisions still queued for Kafka at shutdown");
+            }
         }
     }
 }

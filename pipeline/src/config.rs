@@ -82,11 +82,18 @@ pub struct RiskConfig {
     pub model_dir: Option<PathBuf>,
     /// A trained head file (default: the one committed in `models/head/`, built in).
     pub head: Option<PathBuf>,
+    /// Match posts against the known false claims (`models/claims/`).
+    pub claims: bool,
+    /// A directory of claim files to use instead of the built-in ones; edits are picked
+    /// up within seconds.
+    pub claims_dir: Option<PathBuf>,
+    /// Cosine similarity from which a post counts as restating a claim.
+    pub claim_match_threshold: f32,
 }
 
 impl Default for RiskConfig {
     fn default() -> Self {
-        RiskConfig { enabled: true, model_dir: None, head: None }
+        RiskConfig { enabled: true, model_dir: None, head: None, claims: true, claims_dir: None, claim_match_threshold: 0.93 }
     }
 }
 
@@ -97,6 +104,15 @@ impl RiskConfig {
     pub fn model_dir(&self) -> PathBuf {
         self.model_dir.clone().unwrap_or_else(vigie_models::encoder::default_model_dir)
     }
+    pub fn claim_source(&self) -> crate::stages::risk::ClaimSource {
+        use crate::stages::risk::ClaimSource;
+        match (&self.claims_dir, self.claims) {
+            (_, false) => ClaimSource::None,
+            (Some(dir), true) => ClaimSource::Dir(dir.clone()),
+            (None, true) => ClaimSource::Builtin,
+        }
+    }
+
     pub fn head(&self) -> Result<vigie_models::RiskHead, vigie_models::ModelError> {
         match &self.head {
             Some(path) => vigie_models::RiskHead::load(path),

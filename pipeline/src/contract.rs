@@ -92,11 +92,29 @@ pub enum RiskLabel {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Risk {
-    /// Probability-like score that the post carries misinformation, 0..1.
+    /// Probability-like score that the post carries misinformation, 0..1: the head's
+    /// score, raised when the post restates a known false claim.
     pub score: f32,
     pub label: RiskLabel,
     /// Encoder and head that produced the score.
     pub model: String,
+    /// The trained head's score alone.
+    #[serde(default)]
+    pub head_score: f32,
+    /// Known false claims (`models/claims/`) the post is close to, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<MatchedClaim>,
+}
+
+/// A known false claim that a post restates (embedding similarity, across languages).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MatchedClaim {
+    pub id: String,
+    /// Cosine similarity of the post and the claim, 0..1.
+    pub similarity: f32,
+    pub topic: String,
+    /// The claim as the library states it (not the post's words).
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]

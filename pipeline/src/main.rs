@@ -65,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: ConsoleCommand,
     },
+    /// The library of known false claims: validate it, match texts against it.
+    Claims {
+        #[command(subcommand)]
+        command: ClaimsCommand,
+    },
     /// Turn moderators' decisions into risk training rows (the risk dataset's JSONL format).
     ExportLabels {
         #[arg(long, default_value = "vigie-console.db")]
@@ -72,6 +77,24 @@ enum Command {
         /// Output JSONL file; `-` writes stdout.
         #[arg(long, default_value = "-")]
         out: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClaimsCommand {
+    /// Validate a claims directory (default: the built-in library).
+    Check { dir: Option<PathBuf> },
+    /// Show the known claims closest to each text (JSONL of {id, text} with --file, or texts as arguments).
+    Match {
+        texts: Vec<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        top: usize,
+        #[arg(long, env = "VIGIE_MODEL_DIR")]
+        model_dir: Option<PathBuf>,
     },
 }
 
@@ -308,6 +331,7 @@ fn main() -> Result<()> {
         Command::Rules { command } => rules(command),
         Command::Console { command } => console(command),
         Command::ExportLabels { db, out } => export_labels(&db, &out),
+        Command::Claims { command } => claims(command),
     }
 }
 
@@ -649,4 +673,46 @@ fn export_labels(db: &Path, out: &str) -> Result<()> {
     }
     eprintln!("{} training rows from moderators' decisions", rows.len());
     Ok(())
+}
+
+fn claims(command: ClaimsCommand) -> Result<()> {
+    use vigie_models::claims;
+    let load = |dir: &Option<PathBuf>| -> Result<Vec<claims::Claim>> {
+        Ok(match dir {
+            Some(d) => claims::load_dir(d)?,
+            None => claims::builtin_claims()?,
+        })
+    };
+    match command {
+        ClaimsCommand::Check { dir } => {
+            let list = load(&dir)?;
+            let mut topics: std::collections::BTreeMap<&str, usize> = Default::default();
+            for c in &list {
+                *topics.entry(c.topic.as_str()).or_default() += 1;
+            }
+            println!("{} claims ok: {:?}", list.len(), topics);
+            Ok(())
+        }
+        ClaimsCommand::Match { mut texts, file, dir, top, model_dir } => {
+            if let Some(f) = file {
+                #[derive(serde::Deserialize)]
+                struct Row {
+                    text: String,
+                }
+                texts.extend(read_jsonl::<Row>(&f)?.into_iter().map(|r| r.text));
+            }
+            let encoder = Encoder::load(&model_dir.unwrap_or_else(vigie_models::encoder::default_model_dir))?;
+            let index = claims::ClaimIndex::build(load(&dir)?, &encoder)?;
+            // Texts are redacted first, as the pipeline does before matching.
+            let redactor = Redactor::new(RuleSet::builtin()?);
+            let redacted: Vec<String> = texts.iter().map(|t| redactor.redact(t).text).collect();
+            for (text, v) in redacted.iter().zip(encoder.embed(&redacted)?) {
+                println!("{text}");
+                for m in index.matches(&v, top, -1.0) {
+                    println!("  {:.3}  {}", m.similarity, m.id);
+                }
+            }
+            Ok(())
+        }
+    }
 }

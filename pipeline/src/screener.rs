@@ -50,7 +50,8 @@ impl Screener {
         let risk = if config.risk.enabled {
             let encoder = Encoder::load(&config.risk.model_dir())?;
             let head = config.risk.head()?;
-            Some(RiskStage::new(encoder, head, config.routing.misinformation_threshold)?)
+            let stage = RiskStage::new(encoder, head, config.routing.misinformation_threshold)?;
+            Some(stage.with_claims(config.risk.claim_source(), config.risk.claim_match_threshold)?)
         } else {
             None
         };

@@ -1,0 +1,224 @@
+//! The known-claim library: false health claims that fact-checkers have debunked
+//! (`models/claims/*.toml`), matched against posts by embedding similarity.
+//!
+//! multilingual-e5-small puts a sentence and its translation close together, so one
+//! entry per claim serves French and English posts alike.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoder::{cosine, Encoder};
+use crate::{ModelError, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub id: String,
+    pub text: String,
+    /// `fr` or `en`: the language of `text`.
+    pub lang: String,
+    pub topic: String,
+    /// `false` or `misleading`.
+    #[serde(default = "default_status")]
+    pub status: String,
+    #[serde(default)]
+    pub correction: String,
+    pub source: String,
+    pub source_url: String,
+}
+
+fn default_status() -> String {
+    "false".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimFile {
+    #[serde(rename = "claim", default)]
+    claims: Vec<Claim>,
+}
+
+/// The files compiled into the binary (used when no claims directory is configured).
+const BUILTIN: &[(&str, &str)] = &[
+    ("vaccines.toml", include_str!("../claims/vaccines.toml")),
+    ("covid.toml", include_str!("../claims/covid.toml")),
+    ("malaria_ebola_measles.toml", include_str!("../claims/malaria_ebola_measles.toml")),
+];
+
+pub fn builtin_claims() -> Result<Vec<Claim>> {
+    let mut claims = Vec::new();
+    for (name, text) in BUILTIN {
+        claims.extend(parse(name, text)?);
+    }
+    validate(&claims)?;
+    Ok(claims)
+}
+
+fn parse(name: &str, text: &str) -> Result<Vec<Claim>> {
+    let file: ClaimFile = toml::from_str(text).map_err(|e| ModelError::Claims(format!("{name}: {e}")))?;
+    Ok(file.claims)
+}
+
+/// Reads every `*.toml` file of a directory, in name order.
+pub fn load_dir(dir: &Path) -> Result<Vec<Claim>> {
+    let mut claims = Vec::new();
+    for path in toml_files(dir)? {
+        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
+        claims.extend(parse(&path.display().to_string(), &text)?);
+    }
+    validate(&claims)?;
+    Ok(claims)
+}
+
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ModelError::Io { path: dir.into(), source })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// What identifies the state of a claims directory: the files and their modification
+/// times. A running pipeline compares stamps to notice edits and reload.
+pub fn dir_stamp(dir: &Path) -> Result<Vec<(PathBuf, Option<SystemTime>, u64)>> {
+    Ok(toml_files(dir)?
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            let len = meta.map(|m| m.len()).unwrap_or(0);
+            (p, modified, len)
+        })
+        .collect())
+}
+
+/// Ids unique and non-empty, texts present, languages known.
+pub fn validate(claims: &[Claim]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for c in claims {
+        let bad = |what: &str| Err(ModelError::Claims(format!("claim {:?}: {what}", c.id)));
+        if c.id.trim().is_empty() || !c.id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+            return bad("ids are letters, digits, - and _");
+        }
+        if !seen.insert(c.id.as_str()) {
+            return bad("duplicate id");
+        }
+        if c.text.trim().is_empty() {
+            return bad("empty text");
+        }
+        if !matches!(c.lang.as_str(), "fr" | "en") {
+            return bad("lang must be fr or en");
+        }
+        if !matches!(c.status.as_str(), "false" | "misleading") {
+            return bad("status must be false or misleading");
+        }
+    }
+    Ok(())
+}
+
+/// A post's similarity to one known claim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimMatch {
+    pub id: String,
+    pub similarity: f32,
+}
+
+/// Claims with their embeddings, ready for matching.
+pub struct ClaimIndex {
+    claims: Vec<Claim>,
+    vectors: Vec<Vec<f32>>,
+}
+
+impl ClaimIndex {
+    pub fn build(claims: Vec<Claim>, encoder: &Encoder) -> Result<Self> {
+        let vectors = if claims.is_empty() { Vec::new() } else { encoder.embed(&claims.iter().map(|c| c.text.as_str()).collect::<Vec<_>>())? };
+        Ok(ClaimIndex { claims, vectors })
+    }
+
+    pub fn empty() -> Self {
+        ClaimIndex { claims: Vec::new(), vectors: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.claims.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.claims.is_empty()
+    }
+
+    pub fn claim(&self, id: &str) -> Option<&Claim> {
+        self.claims.iter().find(|c| c.id == id)
+    }
+
+    /// The `k` most similar claims at or above `min_similarity`, best first.
+    pub fn matches(&self, embedding: &[f32], k: usize, min_similarity: f32) -> Vec<ClaimMatch> {
+        let mut scored: Vec<ClaimMatch> = self
+            .claims
+            .iter()
+            .zip(&self.vectors)
+            .map(|(c, v)| ClaimMatch { id: c.id.clone(), similarity: cosine(embedding, v) })
+            .filter(|m| m.similarity >= min_similarity)
+            .collect();
+        scored.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        scored.truncate(k);
+        scored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_claims_are_valid_and_cover_the_topics() {
+        let claims = builtin_claims().unwrap();
+        assert!(claims.len() >= 25, "{} claims", claims.len());
+        for topic in ["vaccines", "covid", "malaria", "ebola", "measles"] {
+            assert!(claims.iter().any(|c| c.topic == topic), "no {topic} claim");
+        }
+        for lang in ["fr", "en"] {
+            assert!(claims.iter().any(|c| c.lang == lang), "no {lang} claim");
+        }
+        assert!(claims.iter().all(|c| c.source_url.starts_with("https://") && !c.source.is_empty() && !c.correction.is_empty()));
+    }
+
+    #[test]
+    fn bad_libraries_are_refused_with_the_claim_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |id: &str, lang: &str| format!("[[claim]]\nid = \"{id}\"\nlang = \"{lang}\"\ntopic = \"t\"\ntext = \"x\"\nsource = \"s\"\nsource_url = \"https://e\"\n");
+        std::fs::write(dir.path().join("a.toml"), entry("c1", "fr") + &entry("c1", "en")).unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("c1") && err.contains("duplicate"), "{err}");
+        std::fs::write(dir.path().join("a.toml"), entry("c1", "de")).unwrap();
+        assert!(load_dir(dir.path()).unwrap_err().to_string().contains("lang"));
+        std::fs::write(dir.path().join("a.toml"), "[[claim]]\nid = \"c1\"\ntypo = 1\n").unwrap();
+        assert!(load_dir(dir.path()).is_err());
+        std::fs::write(dir.path().join("a.toml"), entry("c1", "fr")).unwrap();
+        std::fs::write(dir.path().join("b.toml"), entry("c2", "en")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        assert_eq!(load_dir(dir.path()).unwrap().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["c1", "c2"]);
+        assert_eq!(dir_stamp(dir.path()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn matches_are_ranked_and_thresholded() {
+        let enc = crate::encoder::testing::tiny_encoder(7);
+        let claims = vec![
+            Claim { id: "a".into(), text: "vaccine causes autism".into(), lang: "en".into(), topic: "t".into(), status: "false".into(), correction: String::new(), source: "s".into(), source_url: "https://e".into() },
+            Claim { id: "b".into(), text: "rougeole vaccin sûr".into(), lang: "fr".into(), topic: "t".into(), status: "false".into(), correction: String::new(), source: "s".into(), source_url: "https://e".into() },
+        ];
+        let index = ClaimIndex::build(claims, &enc).unwrap();
+        let v = &enc.embed(&["vaccine causes autism"]).unwrap()[0];
+        let m = index.matches(v, 5, -1.0);
+        assert_eq!(m[0].id, "a");
+        assert!((m[0].similarity - 1.0).abs() < 1e-4);
+        assert!(m[0].similarity >= m[1].similarity);
+        assert_eq!(index.matches(v, 1, -1.0).len(), 1);
+        assert!(index.matches(v, 5, 1.01).is_empty());
+    }
+}

@@ -113,6 +113,8 @@ pub struct MatchedClaim {
     /// Cosine similarity of the post and the claim, 0..1.
     pub similarity: f32,
     pub topic: String,
+    /// Language of the claim's text (fr, en): it may differ from the post's.
+    pub lang: String,
     /// The claim as the library states it (not the post's words).
     pub text: String,
 }

@@ -214,7 +214,16 @@ pub fn item(p: ItemPage<'_>) -> Markup {
                         }
                     }
                     @if let Some(risk) = &r.risk {
-                        p { "Risk score " strong { (format!("{:.2}", risk.score)) } " (" (format!("{:?}", risk.label).to_lowercase()) ", model " (risk.model) ")" }
+                        p { "Risk score " strong { (format!("{:.2}", risk.score)) } " (" (format!("{:?}", risk.label).to_lowercase())
+                            "; classifier " (format!("{:.2}", risk.head_score)) ", model " (risk.model) ")" }
+                        @if !risk.claims.is_empty() {
+                            p { "Restates known false claims:" }
+                            ul.claims {
+                                @for c in &risk.claims {
+                                    li { span.kind { (c.id) } " " (format!("{:.2}", c.similarity)) " — " (c.text) " (" (c.lang) ")" }
+                                }
+                            }
+                        }
                     } @else {
                         p { "Not scored for risk." }
                     }

@@ -496,8 +496,19 @@ impl Store {
             )?;
             report.new += 1;
             if misinformation {
-                assign_cluster(&tx, &mut centroids, &record.id, &record.redacted_text, &vector, threshold, now)?;
+                let cluster = assign_cluster(&tx, &mut centroids, &record.id, &record.redacted_text, &vector, threshold, now)?;
                 report.clustered += 1;
+                // A post the pipeline matched to a known claim names its rumour.
+                if let Some(claim) = record.risk.as_ref().and_then(|r| r.claims.first()) {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO claims (id, text, lang, topic, created_by, created_at) VALUES (?1, ?2, ?3, ?4, 'library', ?5)",
+                        params![claim.id, claim.text, claim.lang, claim.topic, rfc3339(now)],
+                    )?;
+                    tx.execute(
+                        "UPDATE clusters SET title = CASE WHEN claim_id IS NULL THEN ?3 ELSE title END, claim_id = COALESCE(claim_id, ?2) WHERE id = ?1",
+                        params![cluster, claim.id, truncate(&claim.text, 120)],
+                    )?;
+                }
             }
         }
         audit(&tx, now, actor, "import", "", "", &format!("{} new, {} duplicates", report.new, report.duplicates))?;
@@ -1089,6 +1100,18 @@ mod tests {
         assert_eq!(store.rumours().unwrap()[0].posts, 1);
         assert!(store.set_cluster_status(rumours[0].id, "debunked", "sam", now).is_ok());
         assert!(matches!(store.set_cluster_status(rumours[0].id, "gone", "sam", now), Err(StoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_claim_matched_by_the_pipeline_names_the_rumour() {
+        let mut r = record("m1", "fr", "Les antennes 5G propagent le coronavirus", true, "2024-05-01T09:00:00Z");
+        if let Some(risk) = r.risk.as_mut() {
+            risk.claims.push(crate::contract::MatchedClaim { id: "covid-5g".into(), similarity: 0.95, topic: "covid".into(), lang: "en".into(), text: "5G mobile networks spread the coronavirus.".into() });
+        }
+        let store = store_with(&[r]);
+        let rumours = store.rumours().unwrap();
+        assert_eq!((rumours[0].claim_id.as_deref(), rumours[0].title.as_str()), (Some("covid-5g"), "5G mobile networks spread the coronavirus."));
+        assert_eq!(store.claims().unwrap()[0].id, "covid-5g", "moderators can link other posts to it");
     }
 
     #[test]

@@ -150,7 +150,7 @@ impl RiskStage {
                 let claims = matches
                     .into_iter()
                     .filter_map(|m| {
-                        index.claim(&m.id).map(|c| MatchedClaim { id: m.id, similarity: m.similarity, topic: c.topic.clone(), text: c.text.clone() })
+                        index.claim(&m.id).map(|c| MatchedClaim { id: m.id, similarity: m.similarity, topic: c.topic.clone(), lang: c.lang.clone(), text: c.text.clone() })
                     })
                     .collect();
                 let label = if score >= self.threshold { RiskLabel::Misinformation } else { RiskLabel::Reliable };

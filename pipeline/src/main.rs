@@ -614,10 +614,10 @@ fn console(command: ConsoleCommand) -> Result<()> {
             config.kafka.group_id = format!("{}-console", config.kafka.group_id);
             let embedder = embedder.embedder()?;
             let store = Arc::new(Store::open(&db).with_context(|| format!("opening {}", db.display()))?);
-            let mut rules = RuleSet::builtin()?;
-            if let Some(dir) = config.gazetteers_dir() {
-                rules.load_gazetteers(&dir)?;
-            }
+            // Refuse to start rather than cluster new posts with vectors of another embedder.
+            store.check_embedder(embedder.as_ref())?;
+            // Typed text is redacted exactly as the pipeline redacts posts (rules_dir, name lists, threshold).
+            let redaction = vigie_pipeline::screener::redaction_stage(&config)?;
             let c = &config.console;
             let settings = console::ConsoleSettings {
                 lock_ttl: chrono::Duration::minutes(c.lock_minutes.max(1)),
@@ -633,7 +633,7 @@ fn console(command: ConsoleCommand) -> Result<()> {
                 if let Some(topic) = &decisions_topic {
                     publisher = publisher.with_kafka(&config.kafka, topic).context("creating the decisions producer")?;
                 }
-                let state = console::AppState::new(store.clone(), embedder.clone(), Redactor::new(rules), settings, publisher);
+                let state = console::AppState::new(store.clone(), embedder.clone(), redaction, settings, publisher);
                 if let Some(path) = watch {
                     tracing::info!(file = %path.display(), "following moderation records");
                     tokio::spawn(console::feed::follow(store.clone(), embedder.clone(), path, Duration::from_secs(2)));

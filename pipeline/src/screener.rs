@@ -60,24 +60,17 @@ impl Screener {
 
     /// Builds the pipeline around a given risk stage (or none).
     pub fn with_risk(config: &Config, risk: Option<RiskStage>) -> Result<Self, BuildError> {
-        let mut rules = match &config.redaction.rules_dir {
-            Some(dir) => RuleSet::load_dir(dir)?,
-            None => RuleSet::builtin()?,
-        };
+        let redaction = redaction_stage(config)?;
         let lexicon = match config.gazetteers_dir() {
-            Some(dir) => {
-                let lists = rules.load_gazetteers(&dir)?;
-                tracing::info!(dir = %dir.display(), name_lists = lists, "gazetteers loaded");
-                Some(Lexicon::load(&dir)?)
-            }
+            Some(dir) => Some(Lexicon::load(&dir)?),
             None => {
-                tracing::warn!("no gazetteers directory: whatlang alone for short texts, no name lists for redaction");
+                tracing::warn!("no gazetteers directory: whatlang alone for short texts");
                 None
             }
         };
         Ok(Screener {
             language: LanguageStage::new(lexicon),
-            redaction: RedactionStage::new(rules, config.redaction.threshold, config.redaction.replace_mode()?),
+            redaction,
             risk,
             routing: RoutingStage::new(config.routing.clone()),
             max_message_bytes: config.limits.max_message_bytes,
@@ -191,6 +184,23 @@ impl Screener {
 }
 
 /// fr or en, for language-specific rules; None when other or undetermined.
+/// The redaction stage as configured (rules, name lists, threshold, replacement mode):
+/// the pipeline and the console redact with exactly the same one.
+pub fn redaction_stage(config: &Config) -> Result<RedactionStage, BuildError> {
+    let mut rules = match &config.redaction.rules_dir {
+        Some(dir) => RuleSet::load_dir(dir)?,
+        None => RuleSet::builtin()?,
+    };
+    match config.gazetteers_dir() {
+        Some(dir) => {
+            let lists = rules.load_gazetteers(&dir)?;
+            tracing::info!(dir = %dir.display(), name_lists = lists, "gazetteers loaded");
+        }
+        None => tracing::warn!("no gazetteers directory: no name lists for redaction"),
+    }
+    Ok(RedactionStage::new(rules, config.redaction.threshold, config.redaction.replace_mode()?))
+}
+
 pub fn known_language(code: crate::contract::LangCode) -> Option<&'static str> {
     match code {
         crate::contract::LangCode::Fr => Some("fr"),

@@ -12,7 +12,8 @@ use tower::ServiceExt;
 
 use vigie_pipeline::console::{router, AppState, ConsoleSettings, DecisionPublisher, LexicalEmbedder, Role, Store};
 use vigie_pipeline::testing::moderation_record as record;
-use vigie_rules::{Redactor, RuleSet};
+use vigie_pipeline::stages::redaction::RedactionStage;
+use vigie_rules::{ReplaceMode, RuleSet};
 
 struct Reply {
     status: StatusCode,
@@ -86,7 +87,7 @@ fn console(secure_cookies: bool) -> Console {
     let decisions = dir.path().join("decisions.jsonl");
     let settings = ConsoleSettings { secure_cookies, ..Default::default() };
     let publisher = DecisionPublisher::default().with_file(&decisions).unwrap();
-    let state = AppState::new(store.clone(), Arc::new(LexicalEmbedder), Redactor::new(RuleSet::builtin().unwrap()), settings, publisher);
+    let state = AppState::new(store.clone(), Arc::new(LexicalEmbedder), RedactionStage::new(RuleSet::builtin().unwrap(), 0.5, ReplaceMode::Placeholder), settings, publisher);
     Console { app: router(state), store, decisions, _dir: dir }
 }
 
@@ -164,6 +165,8 @@ async fn roles_limit_what_each_person_does_and_the_admin_reads_the_audit_log() {
 
     assert_eq!(send(&c.app, "POST", "/api/items/m2/claim", Some(&sam), Some(&sam_csrf), None).await.status, StatusCode::FORBIDDEN);
     assert_eq!(send(&c.app, "GET", "/api/queue", Some(&sam), None, None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(send(&c.app, "GET", "/api/items/m1", Some(&sam), None, None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(send(&c.app, "GET", "/items/m1", Some(&sam), None, None).await.status, StatusCode::FORBIDDEN);
     assert_eq!(send(&c.app, "GET", "/api/audit", Some(&alice), None, None).await.status, StatusCode::FORBIDDEN);
     assert_eq!(send(&c.app, "GET", "/audit", Some(&alice), None, None).await.status, StatusCode::FORBIDDEN);
     let rumour = send(&c.app, "GET", "/api/rumours", Some(&sam), None, None).await.json()[0]["id"].as_i64().unwrap();
@@ -241,6 +244,16 @@ async fn cookies_are_secure_when_asked_or_behind_https() {
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::HOST, "console.example.org")
         .header(header::ORIGIN, "https://evil.example.com")
+        .body(Body::from("username=alice&password=alice+password+123"))
+        .unwrap();
+    assert_eq!(c.app.clone().oneshot(req).await.unwrap().status(), StatusCode::FORBIDDEN);
+    // Nor is one from an opaque origin (sandboxed frame, cross-site redirect).
+    let req = Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, "console.example.org")
+        .header(header::ORIGIN, "null")
         .body(Body::from("username=alice&password=alice+password+123"))
         .unwrap();
     assert_eq!(c.app.clone().oneshot(req).await.unwrap().status(), StatusCode::FORBIDDEN);

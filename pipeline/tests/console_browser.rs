@@ -23,7 +23,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 
 use vigie_pipeline::console::{router, AppState, ConsoleSettings, DecisionPublisher, Embedder, LexicalEmbedder, ModelEmbedder, Role, Store};
 use vigie_pipeline::testing::moderation_record as record;
-use vigie_rules::{Redactor, RuleSet};
+use vigie_pipeline::stages::redaction::RedactionStage;
+use vigie_rules::{ReplaceMode, RuleSet};
 
 fn find(env: &str, candidates: &[&str]) -> Option<PathBuf> {
     std::env::var_os(env).map(PathBuf::from).or_else(|| candidates.iter().map(PathBuf::from).find(|p| p.is_file()))
@@ -101,7 +102,7 @@ fn embedder() -> Arc<dyn Embedder> {
 
 async fn serve(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> String {
     let settings = ConsoleSettings { secure_cookies: false, ..Default::default() };
-    let state = AppState::new(store, embedder, Redactor::new(RuleSet::builtin().unwrap()), settings, DecisionPublisher::default());
+    let state = AppState::new(store, embedder, RedactionStage::new(RuleSet::builtin().unwrap(), 0.5, ReplaceMode::Placeholder), settings, DecisionPublisher::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });

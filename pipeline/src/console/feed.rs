@@ -28,11 +28,22 @@ pub struct FileFollower {
     path: PathBuf,
     offset: u64,
     line: usize,
+    /// Where the last poll read up to; becomes `offset` once its records are stored.
+    pending: Option<(u64, usize)>,
 }
 
 impl FileFollower {
     pub fn new(path: &Path) -> Self {
-        FileFollower { path: path.to_path_buf(), offset: 0, line: 0 }
+        FileFollower { path: path.to_path_buf(), offset: 0, line: 0, pending: None }
+    }
+
+    /// The records of the last poll are stored: the next poll starts after them. Without
+    /// this call, the next poll reads them again.
+    pub fn commit(&mut self) {
+        if let Some((offset, line)) = self.pending.take() {
+            self.offset = offset;
+            self.line = line;
+        }
     }
 
     /// Records appended since the last call. A file that shrank was rewritten (a new
@@ -53,22 +64,24 @@ impl FileFollower {
         let mut buf = Vec::new();
         file.take(len - self.offset).read_to_end(&mut buf)?;
         let complete = buf.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
-        self.offset += complete as u64;
+        let mut line = self.line;
         let mut records = Vec::new();
         for raw in buf[..complete].split(|b| *b == b'\n') {
             if raw.iter().all(u8::is_ascii_whitespace) {
                 if !raw.is_empty() {
-                    self.line += 1;
+                    line += 1;
                 }
                 continue;
             }
-            self.line += 1;
+            line += 1;
             match serde_json::from_slice::<ScreenedRecord>(raw) {
                 Ok(r) => records.push(r),
-                // The line is not echoed: it is not known to be redacted.
-                Err(e) => tracing::warn!(file = %self.path.display(), line = self.line, error = %e, "skipping a line that is not a moderation record"),
+                // Neither the line nor serde's message (which can quote it) is logged: it
+                // is not known to be redacted.
+                Err(e) => tracing::warn!(file = %self.path.display(), line, kind = ?e.classify(), column = e.column(), "skipping a line that is not a moderation record"),
             }
         }
+        self.pending = Some((self.offset + complete as u64, line));
         Ok(records)
     }
 }
@@ -90,6 +103,10 @@ pub async fn follow(store: Arc<Store>, embedder: Arc<dyn Embedder>, path: PathBu
                     store.import(&records, embedder.as_ref(), "feed", Utc::now()).map(Some).map_err(|e| e.to_string())
                 }
             });
+            // Only stored records move the follower on; after an error they are read again.
+            if result.is_ok() {
+                f.commit();
+            }
             (f, result)
         })
         .await
@@ -131,31 +148,43 @@ pub async fn consume_kafka(
                 _ = &mut shutdown => return Ok(()),
                 _ = tokio::time::sleep_until(deadline) => break,
                 m = consumer.recv() => {
-                    let m = m?;
+                    let m = match m {
+                        Ok(m) => m,
+                        // Broker trouble, or a topic not created yet: librdkafka retries.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "moderation topic unavailable; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    };
                     match m.payload().map(serde_json::from_slice::<ScreenedRecord>) {
                         Some(Ok(r)) => batch.push(r),
-                        // Not echoed: the payload is not known to be redacted.
-                        Some(Err(e)) => tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), error = %e, "skipping a message that is not a moderation record"),
+                        // Not echoed, nor serde's message: the payload is not known to be redacted.
+                        Some(Err(e)) => tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), kind = ?e.classify(), "skipping a message that is not a moderation record"),
                         None => tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "skipping an empty message"),
                     }
                 }
             }
         }
-        if !batch.is_empty() {
-            let (store, embedder) = (store.clone(), embedder.clone());
-            let stored = tokio::task::spawn_blocking(move || store.import(&batch, embedder.as_ref(), "kafka", Utc::now())).await;
-            match stored {
-                Ok(Ok(report)) => tracing::info!(new = report.new, duplicates = report.duplicates, "moderation records imported"),
-                // Not committed: the batch comes back after a restart.
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot store moderation records; stopping the feed");
-                    return Err(KafkaError::Canceled);
+        // A batch that cannot be stored (database locked, disk full) is retried with
+        // back-off, offsets uncommitted, so that nothing is skipped.
+        let batch = Arc::new(batch);
+        let mut backoff = Duration::from_millis(500);
+        while !batch.is_empty() {
+            let (store, embedder, records) = (store.clone(), embedder.clone(), batch.clone());
+            match tokio::task::spawn_blocking(move || store.import(&records, embedder.as_ref(), "kafka", Utc::now())).await {
+                Ok(Ok(report)) => {
+                    tracing::info!(new = report.new, duplicates = report.duplicates, "moderation records imported");
+                    break;
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "the import task failed; stopping the feed");
-                    return Err(KafkaError::Canceled);
-                }
+                Ok(Err(e)) => tracing::error!(error = %e, retry_in = ?backoff, "cannot store moderation records"),
+                Err(e) => tracing::error!(error = %e, retry_in = ?backoff, "the import task failed"),
             }
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
         // Commits what has been stored (or skipped as unreadable); nothing when idle.
         match consumer.commit_consumer_state(CommitMode::Async) {
@@ -247,11 +276,15 @@ mod tests {
         file.flush().unwrap();
         let got: Vec<String> = f.poll().unwrap().into_iter().map(|r| r.id).collect();
         assert_eq!(got, ["a"], "the bad line is skipped, the half-written one waits");
+        assert_eq!(f.poll().unwrap().len(), 1, "uncommitted records are read again");
+        f.commit();
         write!(file, "{}\n", &record_line("b")[20..]).unwrap();
         file.flush().unwrap();
         let got: Vec<String> = f.poll().unwrap().into_iter().map(|r| r.id).collect();
         assert_eq!(got, ["b"]);
+        f.commit();
         assert!(f.poll().unwrap().is_empty());
+        f.commit();
         std::fs::write(&path, format!("{}\n", record_line("c"))).unwrap();
         let got: Vec<String> = f.poll().unwrap().into_iter().map(|r| r.id).collect();
         assert_eq!(got, ["c"], "a shorter file is read from the start");

@@ -8,6 +8,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::store::{AuditEntry, Claim, Decision, Item, QueueFilter, Session};
 use super::tracker::{RumourView, CLUSTER_STATUSES};
+use super::web::url_segment;
 
 pub const CSS: &str = include_str!("static/console.css");
 pub const JS: &str = include_str!("static/console.js");
@@ -142,12 +143,12 @@ pub fn queue(p: QueuePage<'_>) -> Markup {
                                 td { (item.queue) }
                                 td { (item.lang) }
                                 td { (item.risk_score.map(|s| format!("{s:.2}")).unwrap_or_else(|| "–".into())) }
-                                td.text { a href={ "/items/" (item.id) } { (preview(&item.redacted_text, 140)) } }
+                                td.text { a href={ "/items/" (url_segment(&item.id)) } { (preview(&item.redacted_text, 140)) } }
                                 td {
                                     @if item.is_locked_for(&p.session.user.name, p.now) {
                                         span.locked { "with " (item.locked_by.clone().unwrap_or_default()) }
                                     } @else {
-                                        form method="post" action={ "/items/" (item.id) "/claim" } {
+                                        form method="post" action={ "/items/" (url_segment(&item.id)) "/claim" } {
                                             input type="hidden" name="csrf" value=(p.session.csrf);
                                             button type="submit" { "Claim" }
                                         }
@@ -248,7 +249,7 @@ pub fn item(p: ItemPage<'_>) -> Markup {
                 p.notice { "Decided: " strong { (decision) } " by " (item.decided_by.clone().unwrap_or_default())
                     " — " (item.decision_reason.clone().unwrap_or_default()) }
             } @else if mine {
-                form id="decide" method="post" action={ "/items/" (item.id) "/decide" } {
+                form id="decide" method="post" action={ "/items/" (url_segment(&item.id)) "/decide" } {
                     input type="hidden" name="csrf" value=(p.session.csrf);
                     fieldset.decisions {
                         legend { "Decision (keys: a r e m f; Ctrl+Enter submits)" }
@@ -272,14 +273,14 @@ pub fn item(p: ItemPage<'_>) -> Markup {
                     }
                     button type="submit" { "Record decision" }
                 }
-                form method="post" action={ "/items/" (item.id) "/release" } {
+                form method="post" action={ "/items/" (url_segment(&item.id)) "/release" } {
                     input type="hidden" name="csrf" value=(p.session.csrf);
                     button.secondary type="submit" { "Give back to the queue" }
                 }
             } @else if item.is_locked_for(&p.session.user.name, p.now) {
                 p.locked { "Being reviewed by " (item.locked_by.clone().unwrap_or_default()) "." }
             } @else if p.session.user.role.can_moderate() {
-                form method="post" action={ "/items/" (item.id) "/claim" } {
+                form method="post" action={ "/items/" (url_segment(&item.id)) "/claim" } {
                     input type="hidden" name="csrf" value=(p.session.csrf);
                     button type="submit" { "Claim this item" }
                 }

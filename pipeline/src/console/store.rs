@@ -390,9 +390,13 @@ impl Store {
                 audit(&tx, now, name, "login", "", "", "")?;
                 Some((token, Session { user: User { id, name: name.to_string(), role }, csrf }))
             }
-            _ => {
-                // The attempted name is kept (it is not a patient identifier); the password never is.
-                audit(&tx, now, "-", "login_failed", &truncate(name, 64), "", "")?;
+            Some(_) => {
+                audit(&tx, now, name, "login_failed", name, "", "wrong password")?;
+                None
+            }
+            None => {
+                // What was typed is not kept: people type passwords into the name field.
+                audit(&tx, now, "-", "login_failed", "unknown user", "", "")?;
                 None
             }
         };
@@ -436,8 +440,13 @@ impl Store {
             }
             // Only redacted records are accepted: a raw post has `text`, which the
             // record type refuses (deny_unknown_fields), so raw text never gets in.
-            let record: ScreenedRecord = serde_json::from_str(&line)
-                .map_err(|e| StoreError::Import { path: shown.clone(), line: i + 1, detail: e.to_string() })?;
+            // serde's messages can quote values from the line, which may not be redacted:
+            // only the kind of error and its position are reported.
+            let record: ScreenedRecord = serde_json::from_str(&line).map_err(|e| StoreError::Import {
+                path: shown.clone(),
+                line: i + 1,
+                detail: format!("{:?} error at column {}", e.classify(), e.column()),
+            })?;
             records.push(record);
         }
         self.import(&records, embedder, "import", now)
@@ -474,8 +483,10 @@ impl Store {
         for (record, vector) in fresh.iter().zip(vectors) {
             let misinformation = record.route.reasons.contains(&Reason::Misinformation);
             let seen_at = rfc3339(record.created_at.unwrap_or(record.processed_at));
-            tx.execute(
-                "INSERT INTO items (id, lang, queue, priority, misinformation, risk_score, redacted_text, channel, country,
+            // Ids were checked above, outside this transaction: another import may have
+            // stored the same post since, in which case nothing is inserted here.
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO items (id, lang, queue, priority, misinformation, risk_score, redacted_text, channel, country,
                                     seen_at, record, embedding, imported_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
@@ -494,6 +505,10 @@ impl Store {
                     rfc3339(now),
                 ],
             )?;
+            if inserted == 0 {
+                report.duplicates += 1;
+                continue;
+            }
             report.new += 1;
             if misinformation {
                 let cluster = assign_cluster(&tx, &mut centroids, &record.id, &record.redacted_text, &vector, threshold, now)?;
@@ -516,8 +531,8 @@ impl Store {
         Ok(report)
     }
 
-    /// The first import fixes the embedder; later ones must use the same.
-    fn check_embedder(&self, embedder: &dyn Embedder) -> Result<()> {
+    /// The first import fixes the embedder; later ones (and the server) must use the same.
+    pub fn check_embedder(&self, embedder: &dyn Embedder) -> Result<()> {
         let conn = self.conn();
         let given = embedder.name();
         let stored: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'embedder'", [], |r| r.get(0)).optional()?;

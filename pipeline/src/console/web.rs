@@ -15,7 +15,6 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
-use vigie_rules::Redactor;
 
 use super::auth::{self, Role};
 use super::csv_export;
@@ -23,8 +22,11 @@ use super::feed::DecisionPublisher;
 use super::pages;
 use super::store::{DecisionInput, DecisionRecord, QueueFilter, Session, Store, StoreError};
 use super::tracker::Embedder;
+use crate::stages::redaction::RedactionStage;
 
 pub const SESSION_COOKIE: &str = "vigie_session";
+/// Sign-ins checked at once; more get 429 rather than queueing memory-hungry hashes.
+const LOGIN_PERMITS: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct ConsoleSettings {
@@ -48,15 +50,18 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     store: Arc<Store>,
     embedder: Arc<dyn Embedder>,
-    /// Free text typed by people (reasons, new claims) is redacted before it is stored.
-    redactor: Redactor,
+    /// Free text typed by people (reasons, new claims) is redacted before it is stored,
+    /// by the pipeline's own redaction stage.
+    redactor: RedactionStage,
+    /// Caps concurrent password hashing (argon2 takes ~19 MiB and tens of ms each).
+    logins: tokio::sync::Semaphore,
     settings: ConsoleSettings,
     decisions: DecisionPublisher,
 }
 
 impl AppState {
-    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>, redactor: Redactor, settings: ConsoleSettings, decisions: DecisionPublisher) -> Self {
-        AppState(Arc::new(Inner { store, embedder, redactor, settings, decisions }))
+    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>, redactor: RedactionStage, settings: ConsoleSettings, decisions: DecisionPublisher) -> Self {
+        AppState(Arc::new(Inner { store, embedder, redactor, settings, decisions, logins: tokio::sync::Semaphore::new(LOGIN_PERMITS) }))
     }
 
     pub fn store(&self) -> &Store {
@@ -72,7 +77,7 @@ impl AppState {
     }
 
     fn redact(&self, text: &str) -> String {
-        self.0.redactor.redact(text).text
+        self.0.redactor.redact(text, None).text
     }
 }
 
@@ -241,13 +246,23 @@ struct LoginForm {
 }
 
 async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
-    // Login CSRF: a browser posting from another site sends its own Origin.
-    if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), headers.get(header::HOST).and_then(|v| v.to_str().ok())) {
-        let origin_host = origin.split("://").nth(1).unwrap_or(origin);
-        if origin != "null" && origin_host != host {
+    // Login CSRF: browsers send Origin on every POST; one from another site, or the
+    // opaque "null" of sandboxed frames and cross-site redirects, is refused. Scripts
+    // (curl, tests) send none.
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers
+            .get("x-forwarded-host")
+            .or_else(|| headers.get(header::HOST))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let origin_host = origin.split("://").nth(1).unwrap_or("");
+        if origin_host.is_empty() || origin_host != host {
             return (StatusCode::FORBIDDEN, Html(pages::login(Some("Sign in from the console's own page.")).into_string())).into_response();
         }
     }
+    let Ok(_permit) = state.0.logins.try_acquire() else {
+        return (StatusCode::TOO_MANY_REQUESTS, Html(pages::login(Some("Too many sign-ins at once; try again in a moment.")).into_string())).into_response();
+    };
     let store = state.0.store.clone();
     let ttl = state.0.settings.session_ttl;
     // Hashing costs tens of milliseconds of CPU: keep it off the async workers.
@@ -344,7 +359,7 @@ async fn claim_next_form(State(state): State<AppState>, Extension(me): Extension
 }
 
 /// Post ids come from platforms: percent-encode anything outside a safe set.
-fn url_segment(id: &str) -> String {
+pub(crate) fn url_segment(id: &str) -> String {
     id.bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
@@ -371,6 +386,9 @@ fn render_item(state: &AppState, session: &Session, id: &str, error: Option<&str
 }
 
 async fn item_page(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>) -> Response {
+    if !me.session.user.role.can_moderate() {
+        return forbidden(false, &me.session, "Reading items");
+    }
     render_item(&state, &me.session, &id, None, StatusCode::OK)
 }
 
@@ -527,7 +545,10 @@ async fn api_queue(State(state): State<AppState>, Extension(me): Extension<Signe
     }
 }
 
-async fn api_item(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+async fn api_item(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>) -> Response {
+    if !me.session.user.role.can_moderate() {
+        return forbidden(true, &me.session, "Reading items");
+    }
     match state.store().item(&id) {
         Ok(item) => Json(item).into_response(),
         Err(e) => api_error(e),

@@ -190,6 +190,11 @@ pub fn item(p: ItemPage<'_>) -> Markup {
     for s in &r.redactions {
         *kinds.entry(s.kind.as_str()).or_default() += 1;
     }
+    // The claim a moderator most likely means: the rumour's, else the pipeline's best match.
+    let suggested: Option<&str> = p
+        .rumour
+        .and_then(|x| x.claim_id.as_deref())
+        .or_else(|| r.risk.as_ref().and_then(|k| k.claims.first()).map(|c| c.id.as_str()));
     let mut rules: Vec<&str> = r.redactions.iter().map(|s| s.rule.as_str()).collect();
     rules.sort_unstable();
     rules.dedup();
@@ -267,7 +272,7 @@ pub fn item(p: ItemPage<'_>) -> Markup {
                         legend { "For a rumour: the known claim it repeats" }
                         select name="claim_id" {
                             option value="" { "— new claim —" }
-                            @for c in p.claims { option value=(c.id) { (c.id) ": " (preview(&c.text, 80)) } }
+                            @for c in p.claims { option value=(c.id) selected[suggested == Some(c.id.as_str())] { (c.id) ": " (preview(&c.text, 80)) } }
                         }
                         input type="text" name="new_claim" placeholder="…or state the new claim in a sentence";
                     }

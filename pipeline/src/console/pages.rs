@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::{html, Markup, DOCTYPE};
 
-use super::store::{AuditEntry, Claim, Decision, Item, QueueFilter, Session};
+use super::store::{truncate, AuditEntry, Claim, Decision, Item, QueueFilter, Session};
 use super::tracker::{RumourView, CLUSTER_STATUSES};
 use super::web::url_segment;
 
@@ -143,7 +143,7 @@ pub fn queue(p: QueuePage<'_>) -> Markup {
                                 td { (item.queue) }
                                 td { (item.lang) }
                                 td { (item.risk_score.map(|s| format!("{s:.2}")).unwrap_or_else(|| "–".into())) }
-                                td.text { a href={ "/items/" (url_segment(&item.id)) } { (preview(&item.redacted_text, 140)) } }
+                                td.text { a href={ "/items/" (url_segment(&item.id)) } { (truncate(&item.redacted_text, 140)) } }
                                 td {
                                     @if item.is_locked_for(&p.session.user.name, p.now) {
                                         span.locked { "with " (item.locked_by.clone().unwrap_or_default()) }
@@ -163,15 +163,6 @@ pub fn queue(p: QueuePage<'_>) -> Markup {
     )
 }
 
-fn preview(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let mut t: String = text.chars().take(max).collect();
-        t.push('…');
-        t
-    }
-}
 
 pub struct ItemPage<'a> {
     pub session: &'a Session,
@@ -272,7 +263,7 @@ pub fn item(p: ItemPage<'_>) -> Markup {
                         legend { "For a rumour: the known claim it repeats" }
                         select name="claim_id" {
                             option value="" { "— new claim —" }
-                            @for c in p.claims { option value=(c.id) selected[suggested == Some(c.id.as_str())] { (c.id) ": " (preview(&c.text, 80)) } }
+                            @for c in p.claims { option value=(c.id) selected[suggested == Some(c.id.as_str())] { (c.id) ": " (truncate(&c.text, 80)) } }
                         }
                         input type="text" name="new_claim" placeholder="…or state the new claim in a sentence";
                     }

@@ -760,23 +760,7 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT c.id, c.title, c.status, c.claim_id, cl.text FROM clusters c LEFT JOIN claims cl ON cl.id = c.claim_id",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(RumourView {
-                id: r.get(0)?,
-                title: r.get(1)?,
-                status: r.get(2)?,
-                claim_id: r.get(3)?,
-                claim_text: r.get(4)?,
-                posts: 0,
-                confirmed: 0,
-                by_language: BTreeMap::new(),
-                by_country: BTreeMap::new(),
-                by_channel: BTreeMap::new(),
-                per_day: BTreeMap::new(),
-                first_seen: None,
-                last_seen: None,
-            })
-        })?;
+        let rows = stmt.query_map([], |r| Ok(RumourView::new(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
         for view in rows {
             let view = view?;
             views.insert(view.id, view);
@@ -992,7 +976,8 @@ fn day_of(rfc: &str) -> Option<NaiveDate> {
     DateTime::parse_from_rfc3339(rfc).ok().map(|t| t.with_timezone(&Utc).date_naive())
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// At most `max` characters, with an ellipsis when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {

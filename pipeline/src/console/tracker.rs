@@ -169,6 +169,25 @@ pub struct RumourView {
 }
 
 impl RumourView {
+    /// A rumour with no posts counted yet.
+    pub fn new(id: i64, title: String, status: String, claim_id: Option<String>, claim_text: Option<String>) -> Self {
+        RumourView {
+            id,
+            title,
+            status,
+            claim_id,
+            claim_text,
+            posts: 0,
+            confirmed: 0,
+            by_language: BTreeMap::new(),
+            by_country: BTreeMap::new(),
+            by_channel: BTreeMap::new(),
+            per_day: BTreeMap::new(),
+            first_seen: None,
+            last_seen: None,
+        }
+    }
+
     /// Counts per day from `from` to `to` inclusive, zeros included, for sparklines.
     pub fn daily_series(&self, from: NaiveDate, to: NaiveDate) -> Vec<usize> {
         from.iter_days().take_while(|d| *d <= to).map(|d| self.per_day.get(&d).copied().unwrap_or(0)).collect()
@@ -210,21 +229,7 @@ mod tests {
     #[test]
     fn daily_series_fills_gaps() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let mut view = RumourView {
-            id: 1,
-            title: String::new(),
-            status: "new".into(),
-            claim_id: None,
-            claim_text: None,
-            posts: 3,
-            confirmed: 0,
-            by_language: BTreeMap::new(),
-            by_country: BTreeMap::new(),
-            by_channel: BTreeMap::new(),
-            per_day: BTreeMap::new(),
-            first_seen: None,
-            last_seen: None,
-        };
+        let mut view = RumourView::new(1, String::new(), "new".into(), None, None);
         view.per_day.insert(d("2024-05-01"), 2);
         view.per_day.insert(d("2024-05-03"), 1);
         assert_eq!(view.daily_series(d("2024-04-30"), d("2024-05-03")), vec![0, 2, 0, 1]);

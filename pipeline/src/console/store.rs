@@ -755,21 +755,33 @@ impl Store {
 
     /// Rumours, most posts first.
     pub fn rumours(&self) -> Result<Vec<RumourView>> {
+        self.rumour_views(None)
+    }
+
+    /// One rumour (the item page's), counted without scanning the others.
+    pub fn rumour(&self, id: i64) -> Result<Option<RumourView>> {
+        Ok(self.rumour_views(Some(id))?.pop())
+    }
+
+    /// Rumours with at least one post, all of them or only `only`.
+    fn rumour_views(&self, only: Option<i64>) -> Result<Vec<RumourView>> {
         let conn = self.conn();
         let mut views: BTreeMap<i64, RumourView> = BTreeMap::new();
         let mut stmt = conn.prepare(
-            "SELECT c.id, c.title, c.status, c.claim_id, cl.text FROM clusters c LEFT JOIN claims cl ON cl.id = c.claim_id",
+            "SELECT c.id, c.title, c.status, c.claim_id, cl.text FROM clusters c LEFT JOIN claims cl ON cl.id = c.claim_id
+             WHERE ?1 IS NULL OR c.id = ?1",
         )?;
-        let rows = stmt.query_map([], |r| Ok(RumourView::new(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let rows = stmt.query_map([only], |r| Ok(RumourView::new(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
         for view in rows {
             let view = view?;
             views.insert(view.id, view);
         }
         let mut stmt = conn.prepare(
             "SELECT cluster_id, lang, country, channel, seen_at, decision FROM items
-             WHERE cluster_id IS NOT NULL AND (decision IS NULL OR decision != 'false_positive') ORDER BY seen_at",
+             WHERE cluster_id IS NOT NULL AND (?1 IS NULL OR cluster_id = ?1)
+               AND (decision IS NULL OR decision != 'false_positive') ORDER BY seen_at",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([only], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, Option<String>>(5)?))
         })?;
         for row in rows {
@@ -976,16 +988,7 @@ fn day_of(rfc: &str) -> Option<NaiveDate> {
     DateTime::parse_from_rfc3339(rfc).ok().map(|t| t.with_timezone(&Utc).date_naive())
 }
 
-/// At most `max` characters, with an ellipsis when cut.
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
-    }
-}
+pub(crate) use crate::stages::redaction::truncate_chars as truncate;
 
 /// Decisions as training rows in the risk dataset format (`shared/datasets/README.md`):
 /// items flagged for misinformation that a moderator confirmed (rumour, remove) become
@@ -1098,6 +1101,8 @@ mod tests {
         store.claim("b", "alice", now, Duration::minutes(15)).unwrap();
         store.decide("b", "alice", &decision("false_positive", "c'est une question"), &LexicalEmbedder, now).unwrap();
         assert_eq!(store.rumours().unwrap()[0].posts, 1);
+        let one = store.rumour(rumours[0].id).unwrap().expect("the rumour by id");
+        assert_eq!((one.posts, one.title.as_str()), (1, rumours[0].title.as_str()));
         assert!(store.set_cluster_status(rumours[0].id, "debunked", "sam", now).is_ok());
         assert!(matches!(store.set_cluster_status(rumours[0].id, "gone", "sam", now), Err(StoreError::Invalid(_))));
     }

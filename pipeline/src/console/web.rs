@@ -370,7 +370,7 @@ fn render_item(state: &AppState, session: &Session, id: &str, error: Option<&str
     let loaded = store.item(id).and_then(|item| {
         let claims = store.claims()?;
         let rumour = match item.cluster_id {
-            Some(c) => store.rumours()?.into_iter().find(|r| r.id == c),
+            Some(c) => store.rumour(c)?,
             None => None,
         };
         Ok((item, claims, rumour))

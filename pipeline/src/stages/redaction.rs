@@ -36,14 +36,18 @@ impl RedactionStage {
     /// and left readable).
     pub fn redact_payload(&self, bytes: &[u8], max_chars: usize) -> String {
         let lossy = String::from_utf8_lossy(bytes);
-        let redacted = self.redactor.redact(&lossy).text;
-        if redacted.chars().count() <= max_chars {
-            redacted
-        } else {
-            let mut cut: String = redacted.chars().take(max_chars).collect();
-            cut.push('…');
-            cut
-        }
+        truncate_chars(&self.redactor.redact(&lossy).text, max_chars)
+    }
+}
+
+/// At most `max` characters (Unicode scalar values), with an ellipsis when cut.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut cut: String = s.chars().take(max).collect();
+        cut.push('…');
+        cut
     }
 }
 

@@ -20,6 +20,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub limits: Limits,
     pub console: ConsoleConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,8 +135,45 @@ pub struct KafkaConfig {
     pub batch_size: usize,
     /// How long to wait to fill a batch before screening what is there.
     pub batch_wait_ms: u64,
+    /// at-least-once (default): offsets are committed once every record made from a
+    /// message, and from all earlier ones of its partition, is acknowledged; a crash
+    /// means some posts are screened twice, never lost. exactly-once: each batch's
+    /// records and offsets are written in one Kafka transaction; readers of the outputs
+    /// must set `isolation.level=read_committed`.
+    pub delivery: DeliveryMode,
+    /// Transactional id for exactly-once (default: `<group_id>-<input_topic>-<host>-<pid>`).
+    pub transactional_id: Option<String>,
+    /// Messages read and not yet acknowledged, at most: reading pauses beyond it.
+    pub max_in_flight: usize,
+    /// How often completed offsets are committed.
+    pub commit_interval_ms: u64,
+    /// How long a rebalance or a shutdown waits for in-flight messages to be
+    /// acknowledged; what is not done by then is left uncommitted, to be read again.
+    pub drain_timeout_ms: u64,
+    /// Stop when more than this share of the last `dead_letter_window` messages were
+    /// dead-lettered (1.0 switches the check off).
+    pub dead_letter_max_ratio: f64,
+    pub dead_letter_window: usize,
+    /// librdkafka statistics (consumer lag for `/metrics`) every this many ms; 0 = off.
+    pub statistics_interval_ms: u64,
     /// Passed to librdkafka as is (security.protocol, sasl.*, ssl.*, ...).
     pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryMode {
+    #[default]
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+/// The operators' endpoints of `vigie run`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics`, `/healthz` and `/readyz` on this address (e.g. "0.0.0.0:9464").
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for KafkaConfig {
@@ -149,6 +187,14 @@ impl Default for KafkaConfig {
             dlq_topic: "vigie.dlq".into(),
             batch_size: 64,
             batch_wait_ms: 100,
+            delivery: DeliveryMode::AtLeastOnce,
+            transactional_id: None,
+            max_in_flight: 1024,
+            commit_interval_ms: 1000,
+            drain_timeout_ms: 30_000,
+            dead_letter_max_ratio: 0.5,
+            dead_letter_window: 1000,
+            statistics_interval_ms: 5000,
             properties: BTreeMap::new(),
         }
     }
@@ -199,7 +245,18 @@ pub enum ConfigError {
     Toml { path: PathBuf, source: toml::de::Error },
     #[error("{0}")]
     Key(String),
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("configuration after the environment overrides ({vars}): {source}")]
+    Overridden { vars: String, source: toml::de::Error },
 }
+
+/// Environment variables that override the file: `VIGIE__<SECTION>__<KEY>`, e.g.
+/// `VIGIE__KAFKA__BROKERS=broker:9092`, `VIGIE__ROUTING__MISINFORMATION_THRESHOLD=0.7`.
+/// librdkafka properties go under `VIGIE__KAFKA__PROPERTIES__`, with `_` for `.`:
+/// `VIGIE__KAFKA__PROPERTIES__SASL_PASSWORD` sets `sasl.password` (secrets stay out of
+/// files).
+pub const ENV_PREFIX: &str = "VIGIE__";
 
 impl Config {
     pub fn gazetteers_dir(&self) -> Option<PathBuf> {
@@ -209,16 +266,134 @@ impl Config {
             .or_else(|| Some(PathBuf::from("../shared/gazetteers")).filter(|d| d.is_dir()))
     }
 
+    /// The file (or the defaults), then the `VIGIE__…` environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else { return Ok(Config::default()) };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })
+        Self::load_with_env(path, std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))))
     }
+
+    pub fn load_with_env(path: Option<&Path>, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+                // Parsed as the config first, so that file errors name the file.
+                toml::from_str::<Config>(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })?;
+                toml::from_str::<toml::Table>(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })?
+            }
+            None => toml::Table::new(),
+        };
+        let defaults = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Key(e.to_string()))?;
+        let mut applied: Vec<String> = Vec::new();
+        for (var, value) in vars {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+            let keys = env_path(rest).ok_or_else(|| ConfigError::Env { var: var.clone(), message: "expected VIGIE__<SECTION>__<KEY>".into() })?;
+            let value = env_value(&defaults, &keys, &value).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
+            set_path(&mut table, &keys, value).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
+            applied.push(var);
+        }
+        if applied.is_empty() {
+            return toml::Value::Table(table).try_into().map_err(|source| ConfigError::Toml { path: path.unwrap_or(Path::new("-")).into(), source });
+        }
+        applied.sort();
+        toml::Value::Table(table).try_into().map_err(|source| ConfigError::Overridden { vars: applied.join(", "), source })
+    }
+}
+
+/// `KAFKA__PROPERTIES__SASL_MECHANISM` → ["kafka", "properties", "sasl.mechanism"].
+fn env_path(rest: &str) -> Option<Vec<String>> {
+    let parts: Vec<&str> = rest.split("__").collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let mut keys: Vec<String> = parts.iter().map(|p| p.to_ascii_lowercase()).collect();
+    if keys.len() == 3 && keys[0] == "kafka" && keys[1] == "properties" {
+        keys[2] = keys[2].replace('_', ".");
+    } else if keys.iter().any(|k| k == "properties") {
+        return None;
+    }
+    Some(keys)
+}
+
+/// The text of a variable, typed like the setting's default (strings when the default
+/// is unset, as for paths).
+fn env_value(defaults: &toml::Table, keys: &[String], text: &str) -> Result<toml::Value, String> {
+    let mut node: Option<&toml::Value> = None;
+    let mut table = Some(defaults);
+    for key in keys {
+        node = table.and_then(|t| t.get(key));
+        table = node.and_then(toml::Value::as_table);
+    }
+    let parse = |what: &str| -> Result<toml::Value, String> {
+        let doc: toml::Table = toml::from_str(&format!("v = {text}")).map_err(|_| format!("expected {what}"))?;
+        doc.get("v").cloned().ok_or_else(|| format!("expected {what}"))
+    };
+    match node {
+        Some(toml::Value::Integer(_)) => parse("an integer").and_then(|v| if v.is_integer() { Ok(v) } else { Err("expected an integer".into()) }),
+        Some(toml::Value::Float(_)) => parse("a number").map(|v| match v {
+            toml::Value::Integer(i) => toml::Value::Float(i as f64),
+            other => other,
+        }),
+        Some(toml::Value::Boolean(_)) => parse("true or false"),
+        Some(toml::Value::Array(_)) => parse("a TOML array"),
+        Some(toml::Value::Table(_)) => Err("names a section, not a setting".into()),
+        _ => Ok(toml::Value::String(text.to_string())),
+    }
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = keys.split_last().ok_or("empty name")?;
+    let mut t = table;
+    for key in parents {
+        t = t
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("`{key}` is not a section"))?;
+    }
+    t.insert(last.clone(), value);
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.toml");
+        std::fs::write(&path, "[kafka]\nbrokers = \"file:9092\"\ngroup_id = \"from-file\"\n").unwrap();
+        let vars = env(&[
+            ("VIGIE__KAFKA__BROKERS", "env:9092"),
+            ("VIGIE__KAFKA__BATCH_SIZE", "8"),
+            ("VIGIE__KAFKA__DELIVERY", "exactly-once"),
+            ("VIGIE__KAFKA__PROPERTIES__SASL_PASSWORD", "s3cret"),
+            ("VIGIE__ROUTING__MISINFORMATION_THRESHOLD", "1"),
+            ("VIGIE__RISK__ENABLED", "false"),
+            ("VIGIE__METRICS__LISTEN", "127.0.0.1:9464"),
+            ("VIGIE_MODEL_DIR", "/not/an/override"),
+        ]);
+        let c = Config::load_with_env(Some(&path), vars).unwrap();
+        assert_eq!(c.kafka.brokers, "env:9092");
+        assert_eq!(c.kafka.group_id, "from-file");
+        assert_eq!(c.kafka.batch_size, 8);
+        assert_eq!(c.kafka.delivery, DeliveryMode::ExactlyOnce);
+        assert_eq!(c.kafka.properties["sasl.password"], "s3cret");
+        assert_eq!(c.routing.misinformation_threshold, 1.0);
+        assert!(!c.risk.enabled);
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_overrides_name_the_variable() {
+        for (var, value) in [("VIGIE__KAFKA__BATCH_SIZE", "lots"), ("VIGIE__KAFKA__BROKRS", "x:1"), ("VIGIE__KAFKA", "x")] {
+            let err = Config::load_with_env(None, env(&[(var, value)])).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}: {err}");
+        }
+    }
 
     #[test]
     fn partial_files_keep_defaults_and_typos_are_errors() {

@@ -11,6 +11,8 @@ pub mod contract;
 pub mod decode;
 pub mod io;
 pub mod kafka;
+pub mod metrics;
+pub mod ops;
 pub mod screener;
 pub mod stages;
 pub mod summary;

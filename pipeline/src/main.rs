@@ -220,6 +220,9 @@ struct RunArgs {
     /// Stop after about this many messages.
     #[arg(long)]
     max_messages: Option<usize>,
+    /// Serve /metrics, /healthz and /readyz here (overrides [metrics] listen).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -393,12 +396,25 @@ fn run_kafka(a: RunArgs) -> Result<()> {
     if let Some(t) = a.input_topic {
         config.kafka.input_topic = t;
     }
-    let screener = build_screener(&config)?;
+    let listen = a.metrics_listen.or(config.metrics.listen);
     let stop = StopWhen { idle: a.exit_when_idle.map(Duration::from_secs), messages: a.max_messages };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let stats = runtime.block_on(kafka::run(&config.kafka, &screener, stop, shutdown_signal()))?;
-    println!("{}", serde_json::to_string(&stats)?);
-    Ok(())
+    // At least two workers: a partition revocation waits on the polling thread for
+    // deliveries that the other threads settle.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+    let telemetry = kafka::Telemetry::default();
+    runtime.block_on(async {
+        // Up before the model loads, so that /healthz answers and /readyz says "not yet".
+        if let Some(addr) = listen {
+            vigie_pipeline::ops::spawn(addr, telemetry.metrics.clone(), telemetry.health.clone())
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        }
+        let screener = tokio::task::block_in_place(|| build_screener(&config))?;
+        let stats = kafka::run_with(&config.kafka, &screener, stop, shutdown_signal(), telemetry).await?;
+        println!("{}", serde_json::to_string(&stats)?);
+        anyhow::Ok(())
+    })
 }
 
 async fn shutdown_signal() {

@@ -2,6 +2,8 @@
 //! [`Screener`] composes the stages; sources and sinks live in [`crate::io`] and
 //! [`crate::kafka`] and only move bytes and records.
 
+use std::time::{Duration, Instant};
+
 use chrono::Utc;
 use vigie_models::Encoder;
 use vigie_rules::RuleSet;
@@ -35,6 +37,30 @@ pub struct Screener {
     routing: RoutingStage,
     max_message_bytes: usize,
     excerpt_chars: usize,
+}
+
+/// Time a batch spent in each stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    pub decode: Duration,
+    pub language: Duration,
+    pub redaction: Duration,
+    pub risk: Duration,
+    pub routing: Duration,
+    /// Posts sent to the risk model (0 when risk scoring is off or nothing decoded).
+    pub model_batch: usize,
+}
+
+impl StageTimes {
+    pub fn named(&self) -> [(&'static str, Duration); 5] {
+        [
+            ("decode", self.decode),
+            ("language", self.language),
+            ("redaction", self.redaction),
+            ("risk", self.risk),
+            ("routing", self.routing),
+        ]
+    }
 }
 
 /// What became of one input.
@@ -94,6 +120,13 @@ impl Screener {
     /// A model failure rejects the posts of the batch (`processing_failed`) rather than
     /// losing them.
     pub fn process(&self, inputs: &[(Origin, &[u8])]) -> Vec<Outcome> {
+        self.process_timed(inputs).0
+    }
+
+    /// [`Screener::process`], with the time spent in each stage.
+    pub fn process_timed(&self, inputs: &[(Origin, &[u8])]) -> (Vec<Outcome>, StageTimes) {
+        let mut times = StageTimes::default();
+        let started = Instant::now();
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(inputs.len());
         let mut posts = Vec::new();
         let mut slots = Vec::new();
@@ -107,7 +140,8 @@ impl Screener {
                 Err(rejection) => outcomes.push(Some(Outcome::Rejected(self.reject(origin.clone(), &rejection, bytes)))),
             }
         }
-        match self.screen(&posts) {
+        times.decode = started.elapsed();
+        match self.screen_timed(&posts, &mut times) {
             Ok(records) => {
                 for (slot, record) in slots.into_iter().zip(records) {
                     outcomes[slot] = Some(Outcome::Screened(record));
@@ -122,26 +156,41 @@ impl Screener {
                 }
             }
         }
-        outcomes.into_iter().map(|o| o.expect("every input has an outcome")).collect()
+        (outcomes.into_iter().map(|o| o.expect("every input has an outcome")).collect(), times)
     }
 
     /// Screens decoded posts.
     pub fn screen(&self, posts: &[InputPost]) -> Result<Vec<ScreenedRecord>, RiskError> {
+        self.screen_timed(posts, &mut StageTimes::default())
+    }
+
+    fn screen_timed(&self, posts: &[InputPost], times: &mut StageTimes) -> Result<Vec<ScreenedRecord>, RiskError> {
+        let mut clock = Instant::now();
+        let mut lap = || {
+            let now = Instant::now();
+            let took = now - clock;
+            clock = now;
+            took
+        };
         let langs: Vec<_> = posts.iter().map(|p| self.language.detect(&p.text)).collect();
+        times.language = lap();
         let redacted: Vec<_> = posts
             .iter()
             .zip(&langs)
             .map(|(p, l)| self.redaction.redact(&p.text, known_language(l.code)))
             .collect();
+        times.redaction = lap();
         let risks = match &self.risk {
             Some(stage) if !posts.is_empty() => {
                 let texts: Vec<&str> = redacted.iter().map(|r| r.text.as_str()).collect();
+                times.model_batch = texts.len();
                 stage.score(&texts)?.into_iter().map(Some).collect()
             }
             _ => vec![None; posts.len()],
         };
+        times.risk = lap();
         let now = Utc::now();
-        Ok(posts
+        let records = posts
             .iter()
             .zip(langs)
             .zip(redacted)
@@ -162,7 +211,9 @@ impl Screener {
                     vigie_version: VIGIE_VERSION.to_string(),
                 }
             })
-            .collect())
+            .collect();
+        times.routing = lap();
+        Ok(records)
     }
 
     fn reject(&self, origin: Origin, rejection: &Rejection, bytes: &[u8]) -> RejectedRecord {

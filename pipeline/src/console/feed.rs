@@ -136,7 +136,7 @@ pub async fn consume_kafka(
     cfg: &KafkaConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), KafkaError> {
-    let consumer: StreamConsumer = crate::kafka::consumer(cfg)?;
+    let consumer: StreamConsumer = crate::kafka::simple_consumer(cfg)?;
     consumer.subscribe(&[cfg.moderation_topic.as_str()])?;
     tracing::info!(topic = %cfg.moderation_topic, group = %cfg.group_id, "consuming moderation records");
     tokio::pin!(shutdown);
@@ -208,7 +208,7 @@ impl DecisionPublisher {
     }
 
     pub fn with_kafka(mut self, cfg: &KafkaConfig, topic: &str) -> Result<Self, KafkaError> {
-        self.kafka = Some((crate::kafka::producer(cfg)?, topic.to_string()));
+        self.kafka = Some((crate::kafka::future_producer(cfg)?, topic.to_string()));
         Ok(self)
     }
 

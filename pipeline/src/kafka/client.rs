@@ -1,0 +1,89 @@
+//! Building the librdkafka clients: our settings first, then the operator's properties
+//! over them, except those that the delivery guarantees depend on.
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::ThreadedProducer;
+
+use super::context::{ConsumerCtx, ProducerCtx};
+use crate::config::{DeliveryMode, KafkaConfig};
+
+fn client_config(cfg: &KafkaConfig, ours: &[(&str, String)], protected: &[&str]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers);
+    for (k, v) in ours {
+        c.set(*k, v);
+    }
+    for (k, v) in &cfg.properties {
+        if protected.contains(&k.as_str()) {
+            tracing::warn!(property = %k, "ignoring a property that would break the delivery guarantees");
+        } else {
+            c.set(k, v);
+        }
+    }
+    c
+}
+
+pub(crate) fn consumer(cfg: &KafkaConfig, context: ConsumerCtx) -> Result<StreamConsumer<ConsumerCtx>, KafkaError> {
+    let mut ours = vec![
+        ("group.id", cfg.group_id.clone()),
+        ("enable.auto.commit", "false".to_string()),
+        ("enable.auto.offset.store", "false".to_string()),
+        ("auto.offset.reset", "earliest".to_string()),
+        ("enable.partition.eof", "false".to_string()),
+        ("statistics.interval.ms", cfg.statistics_interval_ms.to_string()),
+    ];
+    if cfg.delivery == DeliveryMode::ExactlyOnce {
+        // Inputs written by transactional producers: only committed ones.
+        ours.push(("isolation.level", "read_committed".to_string()));
+    }
+    client_config(cfg, &ours, &["enable.auto.commit", "enable.auto.offset.store", "group.id"]).create_with_context(context)
+}
+
+pub(crate) fn producer(cfg: &KafkaConfig, context: ProducerCtx) -> Result<ThreadedProducer<ProducerCtx>, KafkaError> {
+    let mut ours = vec![
+        ("enable.idempotence", "true".to_string()),
+        ("acks", "all".to_string()),
+        ("linger.ms", "5".to_string()),
+    ];
+    let mut protected = vec!["enable.idempotence", "acks"];
+    if cfg.delivery == DeliveryMode::ExactlyOnce {
+        ours.push(("transactional.id", transactional_id(cfg)));
+        protected.push("transactional.id");
+    }
+    client_config(cfg, &ours, &protected).create_with_context(context)
+}
+
+/// Unique per process: since KIP-447 the consumer group's metadata, sent with the
+/// offsets, is what fences a zombie instance, so the id need not be stable.
+fn transactional_id(cfg: &KafkaConfig) -> String {
+    cfg.transactional_id.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        format!("{}-{}-{}-{}", cfg.group_id, cfg.input_topic, host, std::process::id())
+    })
+}
+
+/// Output records above this size are dead-lettered (`output_too_large`) rather than
+/// refused by the producer: librdkafka's `message.max.bytes` less room for key and headers.
+pub(crate) fn max_output_bytes(cfg: &KafkaConfig) -> usize {
+    let limit = cfg.properties.get("message.max.bytes").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1_000_000);
+    limit.saturating_sub(1024)
+}
+
+/// A consumer with manual commits and the default context (the console's feed).
+pub fn simple_consumer(cfg: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
+    let ours = [
+        ("group.id", cfg.group_id.clone()),
+        ("enable.auto.commit", "false".to_string()),
+        ("auto.offset.reset", "earliest".to_string()),
+        ("enable.partition.eof", "false".to_string()),
+    ];
+    client_config(cfg, &ours, &["enable.auto.commit"]).create()
+}
+
+/// An idempotent producer with the default context (the console's decisions feed).
+pub fn future_producer(cfg: &KafkaConfig) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
+    let ours = [("enable.idempotence", "true".to_string()), ("acks", "all".to_string()), ("linger.ms", "5".to_string())];
+    client_config(cfg, &ours, &["enable.idempotence", "acks"]).create()
+}

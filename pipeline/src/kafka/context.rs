@@ -1,0 +1,250 @@
+//! What the librdkafka callbacks share with the run loop: the offset tracker, metrics
+//! and health. Delivery reports settle inputs here (end-to-end acknowledgement), and a
+//! partition revocation waits here for its in-flight messages before committing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::offsets::{OffsetTracker, PartitionKey};
+use crate::metrics::Metrics;
+use crate::ops::Health;
+
+pub(crate) struct Shared {
+    tracker: Mutex<OffsetTracker>,
+    /// Signalled whenever an input settles (acknowledged or failed).
+    settled: Condvar,
+    /// Wakes the run loop when room frees up or a delivery failed.
+    pub progress: tokio::sync::Notify,
+    /// Inputs whose outputs could not be delivered: they stay uncommitted.
+    failed: AtomicUsize,
+    first_failure: Mutex<Option<String>>,
+    /// Exactly-once: offsets travel in transactions, never through consumer commits.
+    pub transactional: bool,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub drain_timeout: Duration,
+}
+
+/// The input a record was made from; each of its records holds one reference.
+pub(crate) struct InputAck {
+    pub key: PartitionKey,
+    pub epoch: u64,
+    pub offset: i64,
+    pub read_at: Instant,
+    pub remaining: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take offset tracking down with it.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub fn new(metrics: Arc<Metrics>, health: Arc<Health>, drain_timeout: Duration, transactional: bool) -> Self {
+        Shared {
+            tracker: Mutex::new(OffsetTracker::default()),
+            settled: Condvar::new(),
+            progress: tokio::sync::Notify::new(),
+            failed: AtomicUsize::new(0),
+            first_failure: Mutex::new(None),
+            transactional,
+            metrics,
+            health,
+            drain_timeout,
+        }
+    }
+
+    pub fn tracker(&self) -> MutexGuard<'_, OffsetTracker> {
+        lock(&self.tracker)
+    }
+
+    pub fn pending(&self) -> usize {
+        self.tracker().pending(None)
+    }
+
+    fn acknowledged(&self, ack: &InputAck) {
+        let pending = {
+            let mut t = self.tracker();
+            t.complete(&ack.key, ack.epoch, ack.offset);
+            t.pending(None)
+        };
+        self.metrics.in_flight(pending);
+        self.metrics.acknowledged(ack.read_at.elapsed());
+        self.settled.notify_all();
+        self.progress.notify_one();
+    }
+
+    fn delivery_failed(&self, message: String) {
+        self.failed.fetch_add(1, Ordering::SeqCst);
+        lock(&self.first_failure).get_or_insert(message);
+        self.settled.notify_all();
+        self.progress.notify_one();
+    }
+
+    /// The first delivery failure, if any: the run must stop.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.first_failure).clone()
+    }
+
+    /// Blocks until no message of `keys` (all when None) is in flight, apart from failed
+    /// ones, or until the drain timeout. Returns the tracker, locked, and whether it drained.
+    pub fn drain(&self, keys: Option<&[PartitionKey]>) -> (MutexGuard<'_, OffsetTracker>, bool) {
+        let guard = self.tracker();
+        let (guard, timeout) = self
+            .settled
+            .wait_timeout_while(guard, self.drain_timeout, |t| t.pending(keys) > self.failed.load(Ordering::SeqCst))
+            .unwrap_or_else(PoisonError::into_inner);
+        (guard, !timeout.timed_out())
+    }
+}
+
+pub(crate) fn partition_list(commits: &[(PartitionKey, i64)]) -> KafkaResult<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in commits {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    Ok(tpl)
+}
+
+fn keys_of(tpl: &TopicPartitionList) -> Vec<PartitionKey> {
+    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+}
+
+fn client_error(health: &Health, error: &KafkaError, reason: &str) {
+    if matches!(error, KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)) {
+        health.set_brokers_down(true);
+    }
+    tracing::warn!(error = %error, reason, "kafka client error");
+}
+
+pub(crate) struct ConsumerCtx {
+    pub shared: Arc<Shared>,
+}
+
+impl ClientContext for ConsumerCtx {
+    fn stats(&self, statistics: Statistics) {
+        for (name, topic) in &statistics.topics {
+            for (id, p) in &topic.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; lag -1 means unknown.
+                if *id >= 0 && p.consumer_lag >= 0 {
+                    self.shared.metrics.lag(name, *id, p.consumer_lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        client_error(&self.shared.health, &error, reason);
+    }
+}
+
+impl ConsumerContext for ConsumerCtx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                self.shared.metrics.rebalance("revoke");
+                let keys = keys_of(tpl);
+                let lost = consumer.assignment_lost();
+                // Runs on the thread polling the consumer; deliveries settle on the
+                // producer's thread, so waiting here lets the in-flight work finish.
+                let (commits, drained, left) = {
+                    let (mut t, drained) = self.shared.drain(Some(&keys));
+                    let commits = if lost || self.shared.transactional { Vec::new() } else { t.take_commits_for(&keys) };
+                    let left = t.pending(Some(&keys));
+                    t.revoke(&keys);
+                    (commits, drained, left)
+                };
+                if !commits.is_empty() {
+                    match partition_list(&commits).and_then(|tpl| consumer.commit(&tpl, CommitMode::Sync)) {
+                        Ok(()) => self.shared.metrics.commit(true),
+                        Err(e) => {
+                            self.shared.metrics.commit(false);
+                            tracing::warn!(error = %e, "commit before revocation failed; the next owner re-reads from the last commit");
+                        }
+                    }
+                }
+                tracing::info!(partitions = keys.len(), lost, drained, in_flight_left = left, "partitions revoked");
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.shared.metrics.rebalance("assign");
+            let keys = keys_of(tpl);
+            tracing::info!(partitions = keys.len(), "partitions assigned");
+            self.shared.tracker().assign(keys);
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                self.shared.metrics.commit(true);
+                self.shared.health.set_brokers_down(false);
+            }
+            Err(e) => {
+                self.shared.metrics.commit(false);
+                let failed: Vec<(PartitionKey, i64)> = offsets
+                    .elements()
+                    .iter()
+                    .filter_map(|el| match el.offset() {
+                        Offset::Offset(o) => Some(((el.topic().to_string(), el.partition()), o)),
+                        _ => None,
+                    })
+                    .collect();
+                self.shared.tracker().commit_failed(&failed);
+                tracing::warn!(error = %e, "offset commit failed; retrying at the next interval");
+            }
+        }
+    }
+}
+
+pub(crate) struct ProducerCtx {
+    pub shared: Arc<Shared>,
+}
+
+impl ClientContext for ProducerCtx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        client_error(&self.shared.health, &error, reason);
+    }
+}
+
+impl ProducerContext for ProducerCtx {
+    type DeliveryOpaque = Arc<InputAck>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ack: Self::DeliveryOpaque) {
+        match result {
+            Ok(record) => {
+                self.shared.metrics.message_out(record.topic());
+                if ack.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    self.shared.acknowledged(&ack);
+                }
+            }
+            Err((error, record)) => {
+                // librdkafka retried until message.timeout.ms: this is final. The input
+                // stays uncommitted and the run stops, to read it again after a restart.
+                let message = format!(
+                    "delivery to {} failed: {error} (input {}/{} offset {})",
+                    record.topic(),
+                    ack.key.0,
+                    ack.key.1,
+                    ack.offset
+                );
+                tracing::error!(%message, "record not delivered");
+                self.shared.delivery_failed(message);
+            }
+        }
+    }
+}

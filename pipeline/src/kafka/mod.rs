@@ -1,0 +1,436 @@
+//! Kafka source and sinks: `vigie run`.
+//!
+//! The loop reads a batch, screens it, and hands its records (screened, moderation,
+//! dead letter; keyed by post id) to an idempotent producer, then reads on while the
+//! broker acknowledges them. An input is settled once every record made from it is
+//! acknowledged ([`context`]); offsets are committed per partition up to the first
+//! unsettled input ([`offsets`]), so a crash or an outage re-reads, never loses. What
+//! goes to the dead-letter topic, and when dead letters stop the run, is decided in
+//! [`dead_letter`]. With `delivery = "exactly-once"` each batch is one transaction.
+
+mod client;
+pub use client::{future_producer, simple_consumer};
+mod context;
+pub mod dead_letter;
+pub mod offsets;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use serde::Serialize;
+
+use self::context::{partition_list, ConsumerCtx, InputAck, ProducerCtx, Shared};
+use self::dead_letter::{BudgetExceeded, DeadLetterBudget};
+pub use self::dead_letter::{HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC};
+use self::offsets::PartitionKey;
+use crate::config::{DeliveryMode, KafkaConfig};
+use crate::contract::{Origin, RejectedRecord, VIGIE_VERSION};
+use crate::metrics::Metrics;
+use crate::ops::Health;
+use crate::screener::{Outcome, Screener};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaRunError {
+    #[error("kafka client: {0}")]
+    Client(#[from] KafkaError),
+    #[error("{0}; offsets not committed past it, the input will be read again")]
+    Delivery(String),
+    #[error("cannot encode record: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    DeadLetterBudget(#[from] BudgetExceeded),
+    #[error("transaction failed: {0}; it was aborted and its inputs will be read again")]
+    Transaction(KafkaError),
+}
+
+/// When a run stops by itself (tests, batch jobs); by default it runs until signalled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StopWhen {
+    /// Stop after this long without a message.
+    pub idle: Option<Duration>,
+    /// Stop once this many messages were consumed (checked between batches).
+    pub messages: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RunStats {
+    pub consumed: usize,
+    pub screened: usize,
+    pub moderation: usize,
+    pub dead_lettered: usize,
+    pub batches: usize,
+    pub dead_letters_by_reason: BTreeMap<String, usize>,
+    /// Read just before their partition was revoked; the next owner reads them.
+    pub skipped_after_rebalance: usize,
+    /// Still unacknowledged when the run stopped (left uncommitted, read again later).
+    pub handed_back: usize,
+}
+
+/// Where a run reports how it is doing.
+#[derive(Clone, Default)]
+pub struct Telemetry {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+/// Consumes `cfg.input_topic` until `shutdown` resolves or `stop` says so.
+pub async fn run(
+    cfg: &KafkaConfig,
+    screener: &Screener,
+    stop: StopWhen,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunStats, KafkaRunError> {
+    run_with(cfg, screener, stop, shutdown, Telemetry::default()).await
+}
+
+struct Consumed {
+    key: PartitionKey,
+    epoch: u64,
+    offset: i64,
+    read_at: Instant,
+    payload: Vec<u8>,
+}
+
+/// One record to produce.
+struct Output {
+    topic: String,
+    key: String,
+    payload: Vec<u8>,
+    headers: Option<OwnedHeaders>,
+}
+
+/// [`run`], reporting to the given metrics and health (served by [`crate::ops`]).
+pub async fn run_with(
+    cfg: &KafkaConfig,
+    screener: &Screener,
+    stop: StopWhen,
+    shutdown: impl Future<Output = ()>,
+    telemetry: Telemetry,
+) -> Result<RunStats, KafkaRunError> {
+    let transactional = cfg.delivery == DeliveryMode::ExactlyOnce;
+    let shared = Arc::new(Shared::new(
+        telemetry.metrics.clone(),
+        telemetry.health.clone(),
+        Duration::from_millis(cfg.drain_timeout_ms),
+        transactional,
+    ));
+    let consumer = client::consumer(cfg, ConsumerCtx { shared: shared.clone() })?;
+    let producer = client::producer(cfg, ProducerCtx { shared: shared.clone() })?;
+    if transactional {
+        let timeout = Duration::from_millis(cfg.drain_timeout_ms);
+        tokio::task::block_in_place(|| producer.init_transactions(timeout))?;
+    }
+    consumer.subscribe(&[cfg.input_topic.as_str()])?;
+    telemetry.health.set_consuming(true);
+    tracing::info!(topic = %cfg.input_topic, group = %cfg.group_id, delivery = ?cfg.delivery, "consuming");
+
+    let mut run = Loop {
+        cfg,
+        screener,
+        shared: &shared,
+        consumer: &consumer,
+        producer: &producer,
+        budget: DeadLetterBudget::new(cfg.dead_letter_max_ratio, cfg.dead_letter_window),
+        stats: RunStats::default(),
+        last_commit: Instant::now(),
+        max_output_bytes: client::max_output_bytes(cfg),
+    };
+    let result = run.consume(stop, shutdown).await;
+
+    // Finish or hand back what is in flight, then commit what is settled.
+    telemetry.health.set_draining();
+    let (handed_back, commits) = tokio::task::block_in_place(|| {
+        let (mut t, _) = shared.drain(None);
+        let left = t.pending(None);
+        (left, if transactional { Vec::new() } else { t.take_commits() })
+    });
+    run.stats.handed_back = handed_back;
+    if !commits.is_empty() {
+        let committed = partition_list(&commits).and_then(|tpl| tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)));
+        if let Err(e) = committed {
+            tracing::warn!(error = %e, "final commit failed; the last inputs will be read again");
+        }
+    }
+    if let Err(e) = tokio::task::block_in_place(|| producer.flush(Duration::from_secs(10))) {
+        tracing::warn!(error = %e, "producer flush at shutdown");
+    }
+    if result.is_err() {
+        telemetry.health.set_failed();
+    }
+    let stats = run.stats;
+    tracing::info!(
+        consumed = stats.consumed,
+        screened = stats.screened,
+        dead_lettered = stats.dead_lettered,
+        handed_back = stats.handed_back,
+        "stopped"
+    );
+    result.map(|()| stats)
+}
+
+struct Loop<'a> {
+    cfg: &'a KafkaConfig,
+    screener: &'a Screener,
+    shared: &'a Arc<Shared>,
+    consumer: &'a StreamConsumer<ConsumerCtx>,
+    producer: &'a ThreadedProducer<ProducerCtx>,
+    budget: DeadLetterBudget,
+    stats: RunStats,
+    last_commit: Instant,
+    max_output_bytes: usize,
+}
+
+impl Loop<'_> {
+    async fn consume(&mut self, stop: StopWhen, shutdown: impl Future<Output = ()>) -> Result<(), KafkaRunError> {
+        tokio::pin!(shutdown);
+        let batch_wait = Duration::from_millis(self.cfg.batch_wait_ms);
+        let commit_interval = Duration::from_millis(self.cfg.commit_interval_ms.max(1));
+        let mut last_message = Instant::now();
+        loop {
+            if let Some(failure) = self.shared.failure() {
+                return Err(KafkaRunError::Delivery(failure));
+            }
+            if stop.messages.is_some_and(|n| self.stats.consumed >= n) {
+                return Ok(());
+            }
+            // Backpressure: read no more while too much is unacknowledged.
+            if self.shared.pending() >= self.cfg.max_in_flight.max(1) {
+                tokio::select! {
+                    _ = &mut shutdown => { tracing::info!("shutdown requested"); return Ok(()); }
+                    _ = self.shared.progress.notified() => {}
+                    _ = tokio::time::sleep(commit_interval) => {}
+                }
+                self.maybe_commit(commit_interval);
+                continue;
+            }
+            let idle_at = stop.idle.map(|d| last_message + d);
+            let first = tokio::select! {
+                _ = &mut shutdown => { tracing::info!("shutdown requested"); return Ok(()); }
+                _ = sleep_until(idle_at) => { tracing::info!("idle; stopping"); return Ok(()); }
+                _ = tokio::time::sleep_until((self.last_commit + commit_interval).into()) => {
+                    self.maybe_commit(commit_interval);
+                    continue;
+                }
+                m = self.consumer.recv() => m,
+            };
+            let mut batch = Vec::with_capacity(self.cfg.batch_size);
+            self.push_message(first, &mut batch);
+            let deadline = tokio::time::Instant::now() + batch_wait;
+            while batch.len() < self.cfg.batch_size.max(1) {
+                match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                    Ok(m) => self.push_message(m, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                last_message = Instant::now();
+                self.process_batch(batch).await?;
+            }
+            self.maybe_commit(commit_interval);
+        }
+    }
+
+    fn push_message(&self, m: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>, batch: &mut Vec<Consumed>) {
+        match m {
+            Ok(m) => {
+                self.shared.health.set_brokers_down(false);
+                self.shared.metrics.message_in(m.topic());
+                let key = (m.topic().to_string(), m.partition());
+                // No epoch: the partition is not (or no longer) assigned; start() skips it.
+                let epoch = self.shared.tracker().epoch(&key).unwrap_or(0);
+                batch.push(Consumed {
+                    key,
+                    epoch,
+                    offset: m.offset(),
+                    read_at: Instant::now(),
+                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                });
+            }
+            // Transient broker errors are retried by librdkafka; they carry no message.
+            Err(e) => tracing::warn!(error = %e, "consumer error"),
+        }
+    }
+
+    async fn process_batch(&mut self, batch: Vec<Consumed>) -> Result<(), KafkaRunError> {
+        let read = batch.len();
+        self.stats.consumed += read;
+        let live: Vec<Consumed> = {
+            let mut t = self.shared.tracker();
+            batch.into_iter().filter(|m| t.start(&m.key, m.epoch, m.offset)).collect()
+        };
+        if live.len() < read {
+            self.stats.skipped_after_rebalance += read - live.len();
+            self.shared.metrics.skipped_after_rebalance(read - live.len());
+        }
+        if live.is_empty() {
+            return Ok(());
+        }
+        self.shared.metrics.in_flight(self.shared.pending());
+
+        let inputs: Vec<(Origin, &[u8])> = live
+            .iter()
+            .map(|m| (Origin::Kafka { topic: m.key.0.clone(), partition: m.key.1, offset: m.offset }, m.payload.as_slice()))
+            .collect();
+        // Screening is CPU work; keep it off the threads that drive the runtime.
+        let (outcomes, times) = tokio::task::block_in_place(|| self.screener.process_timed(&inputs));
+        for (stage, took) in times.named() {
+            self.shared.metrics.stage(stage, took);
+        }
+        if times.model_batch > 0 {
+            self.shared.metrics.model_batch(times.model_batch);
+        }
+        // Checked before anything of this batch is written: if the cap trips, the batch
+        // stays uncommitted for after the operator's fix.
+        self.budget.record(outcomes.iter().map(|o| matches!(o, Outcome::Rejected(_))))?;
+
+        let mut planned = Vec::with_capacity(live.len());
+        for (message, outcome) in live.iter().zip(outcomes) {
+            planned.push(self.outputs(message, outcome)?);
+        }
+        if self.shared.transactional {
+            self.producer.begin_transaction().map_err(KafkaRunError::Transaction)?;
+        }
+        for (message, outputs) in live.iter().zip(planned) {
+            let ack = Arc::new(InputAck {
+                key: message.key.clone(),
+                epoch: message.epoch,
+                offset: message.offset,
+                read_at: message.read_at,
+                remaining: AtomicUsize::new(outputs.len()),
+            });
+            for output in outputs {
+                self.send(output, ack.clone()).await?;
+            }
+        }
+        if self.shared.transactional {
+            self.commit_transaction(&live)?;
+        }
+        self.stats.batches += 1;
+        Ok(())
+    }
+
+    /// The records an outcome becomes, with the stats and metrics that go with them.
+    fn outputs(&mut self, m: &Consumed, outcome: Outcome) -> Result<Vec<Output>, KafkaRunError> {
+        let record = match outcome {
+            Outcome::Screened(record) => {
+                let json = serde_json::to_vec(&record)?;
+                if json.len() <= self.max_output_bytes {
+                    self.stats.screened += 1;
+                    let mut out = vec![Output { topic: self.cfg.screened_topic.clone(), key: record.id.clone(), payload: json.clone(), headers: None }];
+                    if record.route.is_flagged() {
+                        self.stats.moderation += 1;
+                        out.push(Output { topic: self.cfg.moderation_topic.clone(), key: record.id, payload: json, headers: None });
+                    }
+                    return Ok(out);
+                }
+                too_large(m, record.id, json.len(), self.max_output_bytes)
+            }
+            Outcome::Rejected(record) => record,
+        };
+        self.stats.dead_lettered += 1;
+        *self.stats.dead_letters_by_reason.entry(record.reason.clone()).or_default() += 1;
+        self.shared.metrics.dead_letter(&record.reason);
+        tracing::warn!(reason = %record.reason, detail = %record.detail, partition = m.key.1, offset = m.offset, "dead-lettered");
+        let key = record.id.clone().unwrap_or_else(|| format!("{}-{}-{}", m.key.0, m.key.1, m.offset));
+        let headers = dead_letter::headers(&record, &m.key.0, m.key.1, m.offset);
+        Ok(vec![Output { topic: self.cfg.dlq_topic.clone(), key, payload: serde_json::to_vec(&record)?, headers: Some(headers) }])
+    }
+
+    /// Hands one record to the producer, waiting while its queue is full.
+    async fn send(&self, output: Output, ack: Arc<InputAck>) -> Result<(), KafkaRunError> {
+        let mut record = BaseRecord::with_opaque_to(&output.topic, ack).key(&output.key).payload(&output.payload);
+        if let Some(h) = output.headers {
+            record = record.headers(h);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err((e, _)) => return Err(KafkaRunError::Delivery(format!("cannot produce to {}: {e}", output.topic))),
+            }
+        }
+    }
+
+    /// Commits what settled since the last commit (at-least-once); failures are retried
+    /// at the next interval by the commit callback.
+    fn maybe_commit(&mut self, interval: Duration) {
+        if self.last_commit.elapsed() < interval || self.shared.transactional {
+            return;
+        }
+        self.last_commit = Instant::now();
+        let commits = self.shared.tracker().take_commits();
+        if commits.is_empty() {
+            return;
+        }
+        if let Err(e) = partition_list(&commits).and_then(|tpl| self.consumer.commit(&tpl, CommitMode::Async)) {
+            self.shared.metrics.commit(false);
+            self.shared.tracker().commit_failed(&commits);
+            tracing::warn!(error = %e, "offset commit not sent; retrying at the next interval");
+        }
+    }
+
+    /// Exactly-once: the batch's offsets join its records in one transaction.
+    fn commit_transaction(&mut self, batch: &[Consumed]) -> Result<(), KafkaRunError> {
+        let mut next: BTreeMap<PartitionKey, i64> = BTreeMap::new();
+        for m in batch {
+            let e = next.entry(m.key.clone()).or_insert(m.offset + 1);
+            *e = (*e).max(m.offset + 1);
+        }
+        let commits: Vec<(PartitionKey, i64)> = next.into_iter().collect();
+        let timeout = Duration::from_millis(self.cfg.drain_timeout_ms);
+        let group = self
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| KafkaRunError::Delivery("no consumer-group metadata to commit offsets in the transaction".into()))?;
+        let result = tokio::task::block_in_place(|| -> Result<(), KafkaError> {
+            let tpl = partition_list(&commits)?;
+            self.producer.send_offsets_to_transaction(&tpl, &group, timeout)?;
+            self.producer.commit_transaction(timeout)
+        });
+        match result {
+            Ok(()) => {
+                // Settled and committed together: keep the tracker from re-offering them.
+                let _ = self.shared.tracker().take_commits();
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(abort) = tokio::task::block_in_place(|| self.producer.abort_transaction(timeout)) {
+                    tracing::error!(error = %abort, "abort_transaction failed");
+                }
+                Err(KafkaRunError::Transaction(e))
+            }
+        }
+    }
+}
+
+/// A screened record too large for the output topic goes to the dead letters instead.
+fn too_large(m: &Consumed, id: String, size: usize, limit: usize) -> RejectedRecord {
+    RejectedRecord {
+        origin: Origin::Kafka { topic: m.key.0.clone(), partition: m.key.1, offset: m.offset },
+        reason: "output_too_large".into(),
+        detail: format!("screened record of {size} bytes exceeds the producer's {limit}-byte limit"),
+        id: Some(id),
+        payload_bytes: m.payload.len(),
+        // The input is unredacted; the record carries no excerpt of it.
+        redacted_payload: String::new(),
+        rejected_at: chrono::Utc::now(),
+        vigie_version: VIGIE_VERSION.to_string(),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -26,15 +26,20 @@ fn client_config(cfg: &KafkaConfig, ours: &[(&str, String)], protected: &[&str])
 }
 
 pub(crate) fn consumer(cfg: &KafkaConfig, context: ConsumerCtx) -> Result<StreamConsumer<ConsumerCtx>, KafkaError> {
+    let transactional = cfg.delivery == DeliveryMode::ExactlyOnce;
+    // At-least-once: the run stores an offset once its input and all earlier ones of the
+    // partition are settled, and librdkafka commits what is stored (retrying failures).
+    // Exactly-once: offsets are committed inside the transactions only.
     let mut ours = vec![
         ("group.id", cfg.group_id.clone()),
-        ("enable.auto.commit", "false".to_string()),
+        ("enable.auto.commit", (!transactional).to_string()),
+        ("auto.commit.interval.ms", cfg.commit_interval_ms.max(1).to_string()),
         ("enable.auto.offset.store", "false".to_string()),
         ("auto.offset.reset", "earliest".to_string()),
         ("enable.partition.eof", "false".to_string()),
         ("statistics.interval.ms", cfg.statistics_interval_ms.to_string()),
     ];
-    if cfg.delivery == DeliveryMode::ExactlyOnce {
+    if transactional {
         // Inputs written by transactional producers: only committed ones.
         ours.push(("isolation.level", "read_committed".to_string()));
     }

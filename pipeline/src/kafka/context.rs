@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     /// Inputs whose outputs could not be delivered: they stay uncommitted.
     failed: AtomicUsize,
     first_failure: Mutex<Option<String>>,
+    /// When the group last gave this consumer its partitions (perhaps none).
+    assigned_at: Mutex<Option<Instant>>,
     /// Exactly-once: offsets travel in transactions, never through consumer commits.
     pub transactional: bool,
     pub metrics: Arc<Metrics>,
@@ -56,6 +58,7 @@ impl Shared {
             progress: tokio::sync::Notify::new(),
             failed: AtomicUsize::new(0),
             first_failure: Mutex::new(None),
+            assigned_at: Mutex::new(None),
             transactional,
             metrics,
             health,
@@ -65,6 +68,10 @@ impl Shared {
 
     pub fn tracker(&self) -> MutexGuard<'_, OffsetTracker> {
         lock(&self.tracker)
+    }
+
+    pub fn assigned_at(&self) -> Option<Instant> {
+        *lock(&self.assigned_at)
     }
 
     pub fn pending(&self) -> usize {
@@ -134,9 +141,15 @@ impl ClientContext for ConsumerCtx {
     fn stats(&self, statistics: Statistics) {
         for (name, topic) in &statistics.topics {
             for (id, p) in &topic.partitions {
-                // -1 is librdkafka's internal "unassigned" partition; lag -1 means unknown.
-                if *id >= 0 && p.consumer_lag >= 0 {
-                    self.shared.metrics.lag(name, *id, p.consumer_lag);
+                // -1 is librdkafka's internal "unassigned" partition.
+                if *id < 0 || p.hi_offset < 0 {
+                    continue;
+                }
+                // librdkafka's own consumer_lag waits for a first commit; the position
+                // (or, before any read, the committed or low offset) is known sooner.
+                let from = [p.app_offset, p.committed_offset, p.lo_offset].into_iter().find(|o| *o >= 0);
+                if let Some(from) = from {
+                    self.shared.metrics.lag(name, *id, (p.hi_offset - from).max(0));
                 }
             }
         }
@@ -158,14 +171,18 @@ impl ConsumerContext for ConsumerCtx {
                 // producer's thread, so waiting here lets the in-flight work finish.
                 let (commits, drained, left) = {
                     let (mut t, drained) = self.shared.drain(Some(&keys));
-                    let commits = if lost || self.shared.transactional { Vec::new() } else { t.take_commits_for(&keys) };
+                        let commits = if lost || self.shared.transactional { Vec::new() } else { t.take_commits_for(&keys) };
                     let left = t.pending(Some(&keys));
                     t.revoke(&keys);
                     (commits, drained, left)
                 };
-                if !commits.is_empty() {
-                    match partition_list(&commits).and_then(|tpl| consumer.commit(&tpl, CommitMode::Sync)) {
+                if !lost && !self.shared.transactional {
+                    // Store what settled, then commit everything stored before the
+                    // partitions go (auto-commit might not have run since).
+                    let stored = if commits.is_empty() { Ok(()) } else { partition_list(&commits).and_then(|tpl| consumer.store_offsets(&tpl)) };
+                    match stored.and_then(|()| consumer.commit_consumer_state(CommitMode::Sync)) {
                         Ok(()) => self.shared.metrics.commit(true),
+                        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
                         Err(e) => {
                             self.shared.metrics.commit(false);
                             tracing::warn!(error = %e, "commit before revocation failed; the next owner re-reads from the last commit");
@@ -185,26 +202,23 @@ impl ConsumerContext for ConsumerCtx {
             let keys = keys_of(tpl);
             tracing::info!(partitions = keys.len(), "partitions assigned");
             self.shared.tracker().assign(keys);
+            *lock(&self.shared.assigned_at) = Some(Instant::now());
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+    /// Results of librdkafka's auto-commits of the stored offsets (manual commits
+    /// report their result where they are made).
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         match result {
             Ok(()) => {
                 self.shared.metrics.commit(true);
                 self.shared.health.set_brokers_down(false);
             }
+            // Nothing stored since the last commit.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
+                // The stored offsets stay stored: the next auto-commit sends them again.
                 self.shared.metrics.commit(false);
-                let failed: Vec<(PartitionKey, i64)> = offsets
-                    .elements()
-                    .iter()
-                    .filter_map(|el| match el.offset() {
-                        Offset::Offset(o) => Some(((el.topic().to_string(), el.partition()), o)),
-                        _ => None,
-                    })
-                    .collect();
-                self.shared.tracker().commit_failed(&failed);
                 tracing::warn!(error = %e, "offset commit failed; retrying at the next interval");
             }
         }

@@ -50,10 +50,13 @@ pub enum KafkaRunError {
     Transaction(KafkaError),
 }
 
+/// How often settled offsets are stored while no batch arrives.
+const STORE_INTERVAL: Duration = Duration::from_millis(100);
+
 /// When a run stops by itself (tests, batch jobs); by default it runs until signalled.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StopWhen {
-    /// Stop after this long without a message.
+    /// Stop after this long without a message (counted from joining the group).
     pub idle: Option<Duration>,
     /// Stop once this many messages were consumed (checked between batches).
     pub messages: Option<usize>,
@@ -139,7 +142,6 @@ pub async fn run_with(
         producer: &producer,
         budget: DeadLetterBudget::new(cfg.dead_letter_max_ratio, cfg.dead_letter_window),
         stats: RunStats::default(),
-        last_commit: Instant::now(),
         max_output_bytes: client::max_output_bytes(cfg),
     };
     let result = run.consume(stop, shutdown).await;
@@ -152,10 +154,17 @@ pub async fn run_with(
         (left, if transactional { Vec::new() } else { t.take_commits() })
     });
     run.stats.handed_back = handed_back;
-    if !commits.is_empty() {
-        let committed = partition_list(&commits).and_then(|tpl| tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)));
-        if let Err(e) = committed {
-            tracing::warn!(error = %e, "final commit failed; the last inputs will be read again");
+    if !transactional {
+        let stored = if commits.is_empty() { Ok(()) } else { partition_list(&commits).and_then(|tpl| consumer.store_offsets(&tpl)) };
+        let committed = stored.and_then(|()| tokio::task::block_in_place(|| consumer.commit_consumer_state(CommitMode::Sync)));
+        match committed {
+            // Nothing new since the last auto-commit.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Ok(()) => telemetry.metrics.commit(true),
+            Err(e) => {
+                telemetry.metrics.commit(false);
+                tracing::warn!(error = %e, "final commit failed; the last inputs will be read again");
+            }
         }
     }
     if let Err(e) = tokio::task::block_in_place(|| producer.flush(Duration::from_secs(10))) {
@@ -183,7 +192,6 @@ struct Loop<'a> {
     producer: &'a ThreadedProducer<ProducerCtx>,
     budget: DeadLetterBudget,
     stats: RunStats,
-    last_commit: Instant,
     max_output_bytes: usize,
 }
 
@@ -191,7 +199,6 @@ impl Loop<'_> {
     async fn consume(&mut self, stop: StopWhen, shutdown: impl Future<Output = ()>) -> Result<(), KafkaRunError> {
         tokio::pin!(shutdown);
         let batch_wait = Duration::from_millis(self.cfg.batch_wait_ms);
-        let commit_interval = Duration::from_millis(self.cfg.commit_interval_ms.max(1));
         let mut last_message = Instant::now();
         loop {
             if let Some(failure) = self.shared.failure() {
@@ -205,17 +212,22 @@ impl Loop<'_> {
                 tokio::select! {
                     _ = &mut shutdown => { tracing::info!("shutdown requested"); return Ok(()); }
                     _ = self.shared.progress.notified() => {}
-                    _ = tokio::time::sleep(commit_interval) => {}
+                    _ = tokio::time::sleep(STORE_INTERVAL) => {}
                 }
-                self.maybe_commit(commit_interval);
+                self.store_settled();
                 continue;
             }
-            let idle_at = stop.idle.map(|d| last_message + d);
+            // Idle time counts from the last message or the last group join, whichever
+            // is later: joining a group can take longer than the idle limit.
+            let idle_at = match (stop.idle, self.shared.assigned_at()) {
+                (Some(d), Some(joined)) => Some(last_message.max(joined) + d),
+                _ => None,
+            };
             let first = tokio::select! {
                 _ = &mut shutdown => { tracing::info!("shutdown requested"); return Ok(()); }
                 _ = sleep_until(idle_at) => { tracing::info!("idle; stopping"); return Ok(()); }
-                _ = tokio::time::sleep_until((self.last_commit + commit_interval).into()) => {
-                    self.maybe_commit(commit_interval);
+                _ = tokio::time::sleep(STORE_INTERVAL) => {
+                    self.store_settled();
                     continue;
                 }
                 m = self.consumer.recv() => m,
@@ -233,7 +245,7 @@ impl Loop<'_> {
                 last_message = Instant::now();
                 self.process_batch(batch).await?;
             }
-            self.maybe_commit(commit_interval);
+            self.store_settled();
         }
     }
 
@@ -361,21 +373,20 @@ impl Loop<'_> {
         }
     }
 
-    /// Commits what settled since the last commit (at-least-once); failures are retried
-    /// at the next interval by the commit callback.
-    fn maybe_commit(&mut self, interval: Duration) {
-        if self.last_commit.elapsed() < interval || self.shared.transactional {
+    /// Stores the offsets that settled since the last call (at-least-once); librdkafka's
+    /// auto-commit sends stored offsets to the broker every `commit_interval_ms`, and
+    /// retries them after a failure. Storing is local and cheap, so it runs often.
+    fn store_settled(&mut self) {
+        if self.shared.transactional {
             return;
         }
-        self.last_commit = Instant::now();
         let commits = self.shared.tracker().take_commits();
         if commits.is_empty() {
             return;
         }
-        if let Err(e) = partition_list(&commits).and_then(|tpl| self.consumer.commit(&tpl, CommitMode::Async)) {
-            self.shared.metrics.commit(false);
-            self.shared.tracker().commit_failed(&commits);
-            tracing::warn!(error = %e, "offset commit not sent; retrying at the next interval");
+        if let Err(e) = partition_list(&commits).and_then(|tpl| self.consumer.store_offsets(&tpl)) {
+            // A partition revoked in between: its next owner re-reads from the last commit.
+            tracing::debug!(error = %e, "offsets not stored");
         }
     }
 

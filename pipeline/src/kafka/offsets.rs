@@ -20,7 +20,7 @@ struct PartitionState {
     pending: BTreeSet<i64>,
     /// One past the highest completed offset.
     done_up_to: Option<i64>,
-    /// The offset last committed (or being committed).
+    /// The offset last handed out for committing.
     committed: Option<i64>,
 }
 
@@ -81,8 +81,7 @@ impl OffsetTracker {
         }
     }
 
-    /// Offsets to commit now: those that moved since the last call. They are recorded as
-    /// committed; call [`OffsetTracker::commit_failed`] to retry them later.
+    /// Offsets to commit now: those that moved since the last call.
     pub fn take_commits(&mut self) -> Vec<(PartitionKey, i64)> {
         self.commits_where(|_| true)
     }
@@ -103,17 +102,6 @@ impl OffsetTracker {
             }
         }
         out
-    }
-
-    /// A commit did not reach the broker: offer those offsets again next time.
-    pub fn commit_failed(&mut self, commits: &[(PartitionKey, i64)]) {
-        for (key, offset) in commits {
-            if let Some(p) = self.partitions.get_mut(key) {
-                if p.committed == Some(*offset) {
-                    p.committed = None;
-                }
-            }
-        }
     }
 
     /// Messages handed to the pipeline and not yet acknowledged, in some partitions (all
@@ -168,19 +156,6 @@ mod tests {
         assert_eq!(t.take_commits(), vec![(key(0), 5), (key(1), 8)]);
         assert_eq!(t.pending(Some(&[key(1)])), 1);
         assert_eq!(t.take_commits_for(&[key(0)]), vec![]);
-    }
-
-    #[test]
-    fn failed_commits_are_offered_again() {
-        let mut t = OffsetTracker::default();
-        t.assign([key(0)]);
-        let e = t.epoch(&key(0)).unwrap();
-        t.start(&key(0), e, 0);
-        t.complete(&key(0), e, 0);
-        let c = t.take_commits();
-        assert_eq!(c, vec![(key(0), 1)]);
-        t.commit_failed(&c);
-        assert_eq!(t.take_commits(), vec![(key(0), 1)]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Fault injection with librdkafka's mock cluster, on top of the tests against the real
-//! broker: request errors on produce and commit, a broker down and back, and the
-//! exactly-once mode (transactions) with a broker-side failure.
+//! Delivery guarantees: the exactly-once mode against the real broker, and fault
+//! injection with librdkafka's mock cluster on top of the real-broker fault tests
+//! (`kafka_faults.rs`): request errors on produce and commit, a broker down and back,
+//! a transaction the broker refuses.
 
 mod common;
 
@@ -18,7 +19,7 @@ use vigie_pipeline::screener::Screener;
 use vigie_pipeline::testing::tiny_risk_stage;
 
 fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
-    let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let mock = MockCluster::new(3).expect("mock cluster");
     for (topic, partitions) in [("posts", 4), ("screened", 2), ("moderation", 1), ("dlq", 1)] {
         mock.create_topic(topic, partitions, 1).expect("mock topic");

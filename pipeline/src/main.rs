@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: ClaimsCommand,
     },
+    /// Measure speed: `bench kafka` runs posts through a broker and reports throughput and latency.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Turn moderators' decisions into risk training rows (the risk dataset's JSONL format).
     ExportLabels {
         #[arg(long, default_value = "vigie-console.db")]
@@ -294,6 +299,33 @@ struct DemoArgs {
 }
 
 #[derive(Subcommand)]
+enum BenchCommand {
+    /// Produce posts to fresh topics of a broker, screen them, report posts/s and
+    /// end-to-end latency (produce call to screened record), p50/p99.
+    Kafka(BenchKafkaArgs),
+}
+
+#[derive(Args)]
+struct BenchKafkaArgs {
+    #[arg(long)]
+    brokers: String,
+    /// Posts in the backlog of the throughput phase.
+    #[arg(long, default_value_t = 20_000)]
+    posts: usize,
+    /// Posts sent at a steady rate in the latency phase.
+    #[arg(long, default_value_t = 2_000)]
+    latency_posts: usize,
+    /// Rate of the latency phase, posts/s (default: half the measured throughput).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// JSONL posts whose texts are sent (cycled, with new ids).
+    #[arg(long, default_value = "datasets/samples/posts.jsonl")]
+    samples: PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Subcommand)]
 enum RulesCommand {
     /// Run the inline match/no_match examples of rule files (default: the built-in sets).
     Test { path: Option<PathBuf> },
@@ -334,6 +366,7 @@ fn main() -> Result<()> {
         Command::Rules { command } => rules(command),
         Command::Console { command } => console(command),
         Command::ExportLabels { db, out } => export_labels(&db, &out),
+        Command::Bench { command: BenchCommand::Kafka(a) } => bench_kafka(a),
         Command::Claims { command } => claims(command),
     }
 }
@@ -415,6 +448,48 @@ fn run_kafka(a: RunArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&stats)?);
         anyhow::Ok(())
     })
+}
+
+fn bench_kafka(a: BenchKafkaArgs) -> Result<()> {
+    use vigie_pipeline::kafka::load;
+    let mut config = a.common.config()?;
+    config.kafka.brokers = a.brokers.clone();
+    let samples = std::fs::read_to_string(&a.samples).with_context(|| format!("cannot read {}", a.samples.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let screener = std::sync::Arc::new(tokio::task::block_in_place(|| build_screener(&config))?);
+        let model = if config.risk.enabled { "with the risk model" } else { "without the risk model" };
+        eprintln!("throughput: {} posts as a backlog ({model})", a.posts);
+        let throughput = load::measure(&config.kafka, screener.clone(), &samples, a.posts, None).await?;
+        let rate = a.rate.unwrap_or((throughput.posts_per_second / 2.0).max(1.0));
+        eprintln!("latency: {} posts at {rate:.0} posts/s", a.latency_posts);
+        let latency = load::measure(&config.kafka, screener, &samples, a.latency_posts, Some(rate)).await?;
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+        println!("| phase | posts | posts/s | offered posts/s | p50 ms | p99 ms | max ms |");
+        println!("|---|---|---|---|---|---|---|");
+        for r in [&throughput, &latency] {
+            println!(
+                "| {} | {} | {:.0} | {} | {} | {} | {} |",
+                r.phase,
+                r.posts,
+                r.posts_per_second,
+                r.offered_rate.map_or("-".to_string(), |v| format!("{v:.0}")),
+                ms(r.latency_p50_ms),
+                ms(r.latency_p99_ms),
+                ms(r.latency_max_ms)
+            );
+        }
+        println!("({model}; peak resident memory {} MB)", peak_rss_mb().map_or("?".into(), |m| m.to_string()));
+        anyhow::Ok(())
+    })
+}
+
+/// Peak resident set size of this process (Linux), in MB.
+fn peak_rss_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
 
 async fn shutdown_signal() {

@@ -12,6 +12,7 @@ mod client;
 pub use client::{future_producer, simple_consumer};
 mod context;
 pub mod dead_letter;
+pub mod load;
 pub mod offsets;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,219 @@
+//! `vigie bench kafka`: how fast posts go through the Kafka pipeline on this machine.
+//!
+//! Two measures on fresh topics of the given broker: *throughput* (a backlog of posts
+//! produced first, then screened as fast as possible: posts per second between the first
+//! and the last screened record) and *latency* (posts produced at a steady rate below
+//! that throughput: time from a post's produce call to its screened record's broker
+//! timestamp, p50 and p99). The posts are the sample posts, with fresh ids.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Message, Timestamp};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+
+use super::{run_with, KafkaRunError, StopWhen, Telemetry};
+use crate::config::KafkaConfig;
+use crate::contract::ScreenedRecord;
+use crate::screener::Screener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("pipeline: {0}")]
+    Run(#[from] KafkaRunError),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub phase: &'static str,
+    pub posts: usize,
+    /// Screened records per second (first to last record).
+    pub posts_per_second: f64,
+    /// Produce rate asked for (latency phase).
+    pub offered_rate: Option<f64>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub latency_max_ms: Option<f64>,
+}
+
+/// Posts to send: the texts of `samples` (JSONL posts) cycled, each with a new id.
+pub fn posts_from_samples(samples: &str, n: usize, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, LoadError> {
+    let mut templates = Vec::new();
+    for line in samples.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| LoadError::Other(format!("sample posts: {e}")))?;
+        templates.push(v);
+    }
+    if templates.is_empty() {
+        return Err(LoadError::Other("no sample posts".into()));
+    }
+    Ok((0..n)
+        .map(|i| {
+            let mut post = templates[i % templates.len()].clone();
+            let id = format!("{prefix}-{i}");
+            post["id"] = serde_json::Value::String(id.clone());
+            (id, post.to_string().into_bytes())
+        })
+        .collect())
+}
+
+/// Runs one phase on fresh topics: `rate` None measures throughput, Some measures latency.
+pub async fn measure(
+    base: &KafkaConfig,
+    screener: Arc<Screener>,
+    samples: &str,
+    posts: usize,
+    rate: Option<f64>,
+) -> Result<LoadReport, LoadError> {
+    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let prefix = format!("vigie-bench-{stamp}");
+    let mut cfg = base.clone();
+    cfg.input_topic = format!("{prefix}.posts");
+    cfg.screened_topic = format!("{prefix}.screened");
+    cfg.moderation_topic = format!("{prefix}.moderation");
+    cfg.dlq_topic = format!("{prefix}.dlq");
+    cfg.group_id = prefix.clone();
+    create_topics(&cfg).await?;
+    let batch = posts_from_samples(samples, posts, &prefix)?;
+    let warmup = posts_from_samples(samples, 1, &format!("{prefix}-warmup"))?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .set("linger.ms", "2")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let mut sent_at: HashMap<String, i64> = HashMap::with_capacity(posts);
+    let reader = spawn_reader(&cfg, posts + 1)?;
+
+    // Throughput: the backlog first, then the pipeline.
+    if rate.is_none() {
+        produce(&producer, &cfg.input_topic, &batch, None, &mut sent_at).await?;
+    }
+    let pipeline = {
+        let (cfg, screener) = (cfg.clone(), screener.clone());
+        tokio::spawn(async move {
+            let stop = StopWhen { idle: Some(Duration::from_secs(20)), messages: Some(posts + 1) };
+            run_with(&cfg, &screener, stop, std::future::pending(), Telemetry::default()).await
+        })
+    };
+    if let Some(rate) = rate {
+        // Latency: wait for the pipeline to be running (one post through), then a steady flow.
+        produce(&producer, &cfg.input_topic, &warmup, None, &mut HashMap::new()).await?;
+        reader.first.notified().await;
+        produce(&producer, &cfg.input_topic, &batch, Some(rate), &mut sent_at).await?;
+    } else {
+        produce(&producer, &cfg.input_topic, &warmup, None, &mut HashMap::new()).await?;
+    }
+    pipeline.await.map_err(|e| LoadError::Other(e.to_string()))??;
+    let seen = reader.task.await.map_err(|e| LoadError::Other(e.to_string()))??;
+
+    let mut latencies = Vec::new();
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    for (id, out_ms) in &seen {
+        if let Some(sent) = sent_at.get(id) {
+            latencies.push((out_ms - sent) as f64);
+            first = first.min(*out_ms);
+            last = last.max(*out_ms);
+        }
+    }
+    if latencies.len() < posts {
+        return Err(LoadError::Other(format!("only {} of {posts} posts came out", latencies.len())));
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let span = ((last - first) as f64 / 1000.0).max(1e-3);
+    Ok(LoadReport {
+        phase: if rate.is_some() { "latency" } else { "throughput" },
+        posts,
+        posts_per_second: posts as f64 / span,
+        offered_rate: rate,
+        latency_p50_ms: rate.map(|_| pct(0.5)),
+        latency_p99_ms: rate.map(|_| pct(0.99)),
+        latency_max_ms: rate.map(|_| pct(1.0)),
+    })
+}
+
+async fn create_topics(cfg: &KafkaConfig) -> Result<(), LoadError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &cfg.brokers).create()?;
+    let topics = [(&cfg.input_topic, 4), (&cfg.screened_topic, 4), (&cfg.moderation_topic, 1), (&cfg.dlq_topic, 1)];
+    let new: Vec<NewTopic> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
+    for r in admin.create_topics(&new, &AdminOptions::new()).await? {
+        r.map_err(|(t, e)| LoadError::Other(format!("cannot create {t}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    posts: &[(String, Vec<u8>)],
+    rate: Option<f64>,
+    sent_at: &mut HashMap<String, i64>,
+) -> Result<(), LoadError> {
+    let started = Instant::now();
+    let mut acks = Vec::with_capacity(posts.len());
+    for (i, (id, payload)) in posts.iter().enumerate() {
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        sent_at.insert(id.clone(), now_ms());
+        let record = FutureRecord::to(topic).key(id.as_str()).payload(payload.as_slice());
+        let delivery = producer.send_result(record).map_err(|(e, _)| LoadError::Kafka(e))?;
+        acks.push(delivery);
+    }
+    for ack in futures::future::join_all(acks).await {
+        ack.map_err(|_| LoadError::Other("producer dropped".into()))?.map_err(|(e, _)| LoadError::Kafka(e))?;
+    }
+    Ok(())
+}
+
+struct Reader {
+    first: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<Result<HashMap<String, i64>, LoadError>>,
+}
+
+/// Reads the screened topic until `expected` distinct posts came out; for each, the
+/// broker timestamp of its first screened record.
+fn spawn_reader(cfg: &KafkaConfig, expected: usize) -> Result<Reader, LoadError> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .set("group.id", format!("{}-reader", cfg.group_id))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    consumer.subscribe(&[cfg.screened_topic.as_str()])?;
+    let first = Arc::new(tokio::sync::Notify::new());
+    let notify = first.clone();
+    let task = tokio::spawn(async move {
+        let mut seen = HashMap::with_capacity(expected);
+        while seen.len() < expected {
+            let m = match tokio::time::timeout(Duration::from_secs(120), consumer.recv()).await {
+                Ok(m) => m?,
+                Err(_) => return Err(LoadError::Other(format!("no screened record for 2 minutes ({} of {expected})", seen.len()))),
+            };
+            let record: ScreenedRecord =
+                serde_json::from_slice(m.payload().unwrap_or_default()).map_err(|e| LoadError::Other(e.to_string()))?;
+            let at = match m.timestamp() {
+                Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
+                Timestamp::NotAvailable => now_ms(),
+            };
+            seen.entry(record.id).or_insert(at);
+            notify.notify_one();
+        }
+        Ok(seen)
+    });
+    Ok(Reader { first, task })
+}

@@ -454,7 +454,7 @@ fn bench_kafka(a: BenchKafkaArgs) -> Result<()> {
     use vigie_pipeline::kafka::load;
     let mut config = a.common.config()?;
     config.kafka.brokers = a.brokers.clone();
-    let samples = std::fs::read_to_string(&a.samples).with_context(|| format!("cannot read {}", a.samples.display()))?;
+    let samples = std::fs::read(&a.samples).with_context(|| format!("cannot read {}", a.samples.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let screener = std::sync::Arc::new(tokio::task::block_in_place(|| build_screener(&config))?);

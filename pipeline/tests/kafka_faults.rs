@@ -66,6 +66,41 @@ fn assert_all_present(seen: &BTreeMap<String, usize>, ids: impl Iterator<Item = 
     seen.values().map(|n| n - 1).sum()
 }
 
+/// `vigie run` on the posts topic, configured through the environment as an operator's
+/// container would be, with the risk model off (these tests are about delivery).
+fn spawn_vigie(address: &str, workdir: &std::path::Path, exit_when_idle: u64) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args(["run", "--brokers", address, "--input-topic", "posts", "--exit-when-idle", &exit_when_idle.to_string()])
+        .current_dir(workdir)
+        .env("VIGIE__RISK__ENABLED", "false")
+        .env("VIGIE__KAFKA__SCREENED_TOPIC", "screened")
+        .env("VIGIE__KAFKA__MODERATION_TOPIC", "moderation")
+        .env("VIGIE__KAFKA__DLQ_TOPIC", "dlq")
+        .env("VIGIE__KAFKA__COMMIT_INTERVAL_MS", "200")
+        .env("VIGIE__KAFKA__PROPERTIES__MAX_POLL_INTERVAL_MS", "10000")
+        .env("VIGIE__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS", "6000")
+        .env("RUST_LOG", "info")
+        .env_remove("VIGIE_GAZETTEERS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vigie")
+}
+
+/// Waits for the child's first partition assignment (in its log).
+fn wait_assigned(child: &mut std::process::Child) {
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("partitions assigned") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(90)).expect("vigie got partitions");
+}
+
 /// (a) `vigie run` killed with SIGKILL three times during a 20,000-message run, then
 /// restarted to the end: every input comes out; duplicates are counted and reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,38 +111,7 @@ async fn sigkill_during_a_run_loses_nothing() {
     common::produce_all(&broker.address, "posts", (0..n).map(post).collect()).await;
 
     let workdir = tempfile::tempdir().unwrap();
-    let start = |exit_when_idle: u64| {
-        Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .args(["run", "--brokers", &broker.address, "--input-topic", "posts", "--exit-when-idle", &exit_when_idle.to_string()])
-            .current_dir(workdir.path())
-            // Configured through the environment, as an operator's container would be.
-            .env("VIGIE__RISK__ENABLED", "false")
-            .env("VIGIE__KAFKA__SCREENED_TOPIC", "screened")
-            .env("VIGIE__KAFKA__MODERATION_TOPIC", "moderation")
-            .env("VIGIE__KAFKA__DLQ_TOPIC", "dlq")
-            .env("VIGIE__KAFKA__COMMIT_INTERVAL_MS", "200")
-            .env("VIGIE__KAFKA__PROPERTIES__MAX_POLL_INTERVAL_MS", "10000")
-            .env("VIGIE__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS", "6000")
-            .env("RUST_LOG", "info")
-            .env_remove("VIGIE_GAZETTEERS")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigie")
-    };
-    // Waits for the first assignment in the child's log, then returns at once.
-    let wait_assigned = |child: &mut std::process::Child| {
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("partitions assigned") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(90)).expect("vigie got partitions");
-    };
+    let start = |idle: u64| spawn_vigie(&broker.address, workdir.path(), idle);
     for (round, millis) in [1500u64, 2500, 1000].into_iter().enumerate() {
         let mut child = start(60);
         wait_assigned(&mut child);
@@ -124,6 +128,36 @@ async fn sigkill_during_a_run_loses_nothing() {
     let duplicates = assert_all_present(&seen, (0..n).map(|i| format!("p-{i}")));
     eprintln!("sigkill: {n} inputs, {} distinct outputs, {duplicates} duplicates after 3 kills", seen.len());
     assert!(duplicates < n, "each kill repeats at most the in-flight window");
+}
+
+/// SIGTERM mid-run: the process finishes what it has in flight, commits, and exits 0;
+/// the next run starts where it stopped, so nothing is screened twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_work_and_commits() {
+    let broker = common::Broker::start();
+    broker.create_topics(&TOPICS).await;
+    let n = 20_000;
+    common::produce_all(&broker.address, "posts", (0..n).map(post).collect()).await;
+    let workdir = tempfile::tempdir().unwrap();
+    let mut child = spawn_vigie(&broker.address, workdir.path(), 60);
+    wait_assigned(&mut child);
+    std::thread::sleep(Duration::from_millis(300));
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill -TERM");
+    assert!(term.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "SIGTERM is a clean stop: {}", out.status);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("run stats on stdout");
+    assert_eq!(stats["handed_back"], 0, "{stats}");
+    let first = stats["consumed"].as_u64().unwrap() as usize;
+    assert!(first > 0 && first < n, "stopped mid-run ({first} of {n})");
+
+    let rest = spawn_vigie(&broker.address, workdir.path(), 10);
+    let out = tokio::task::spawn_blocking(move || rest.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success());
+    let (seen, _) = outputs(&broker.address, n).await;
+    let duplicates = assert_all_present(&seen, (0..n).map(|i| format!("p-{i}")));
+    eprintln!("sigterm: first run {first} posts, {duplicates} duplicates");
+    assert_eq!(duplicates, 0, "a drained stop repeats nothing");
 }
 
 /// (b) The broker unreachable for 10 s mid-run (every connection cut, new ones

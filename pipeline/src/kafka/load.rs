@@ -46,13 +46,14 @@ pub struct LoadReport {
     pub latency_max_ms: Option<f64>,
 }
 
-/// Posts to send: the texts of `samples` (JSONL posts) cycled, each with a new id.
-pub fn posts_from_samples(samples: &str, n: usize, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, LoadError> {
-    let mut templates = Vec::new();
-    for line in samples.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| LoadError::Other(format!("sample posts: {e}")))?;
-        templates.push(v);
-    }
+/// Posts to send: the valid posts of `samples` (JSONL; the bundled samples also hold
+/// malformed lines, skipped here) cycled, each with a new id.
+pub fn posts_from_samples(samples: &[u8], n: usize, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, LoadError> {
+    let templates: Vec<serde_json::Value> = samples
+        .split(|b| *b == b'\n')
+        .filter(|line| crate::decode::decode(line, usize::MAX).is_ok())
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .collect();
     if templates.is_empty() {
         return Err(LoadError::Other("no sample posts".into()));
     }
@@ -70,7 +71,7 @@ pub fn posts_from_samples(samples: &str, n: usize, prefix: &str) -> Result<Vec<(
 pub async fn measure(
     base: &KafkaConfig,
     screener: Arc<Screener>,
-    samples: &str,
+    samples: &[u8],
     posts: usize,
     rate: Option<f64>,
 ) -> Result<LoadReport, LoadError> {

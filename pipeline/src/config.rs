@@ -141,7 +141,8 @@ pub struct KafkaConfig {
     /// records and offsets are written in one Kafka transaction; readers of the outputs
     /// must set `isolation.level=read_committed`.
     pub delivery: DeliveryMode,
-    /// Transactional id for exactly-once (default: `<group_id>-<input_topic>-<host>-<pid>`).
+    /// Transactional id for exactly-once (default: `<group_id>-<input_topic>-<$HOSTNAME>`;
+    /// give each instance its own when several run on one host).
     pub transactional_id: Option<String>,
     /// Messages read and not yet acknowledged, at most: reading pauses beyond it.
     pub max_in_flight: usize,
@@ -290,11 +291,26 @@ impl Config {
             set_path(&mut table, &keys, value).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
             applied.push(var);
         }
-        if applied.is_empty() {
-            return toml::Value::Table(table).try_into().map_err(|source| ConfigError::Toml { path: path.unwrap_or(Path::new("-")).into(), source });
+        let config: Config = if applied.is_empty() {
+            toml::Value::Table(table).try_into().map_err(|source| ConfigError::Toml { path: path.unwrap_or(Path::new("-")).into(), source })?
+        } else {
+            applied.sort();
+            toml::Value::Table(table).try_into().map_err(|source| ConfigError::Overridden { vars: applied.join(", "), source })?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Values that parse but make no sense.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let ratio = self.kafka.dead_letter_max_ratio;
+        if !(ratio.is_finite() && ratio > 0.0 && ratio <= 1.0) {
+            return Err(ConfigError::Key(format!("kafka.dead_letter_max_ratio must be in (0, 1], not {ratio}")));
         }
-        applied.sort();
-        toml::Value::Table(table).try_into().map_err(|source| ConfigError::Overridden { vars: applied.join(", "), source })
+        if self.kafka.max_in_flight == 0 || self.kafka.batch_size == 0 {
+            return Err(ConfigError::Key("kafka.max_in_flight and kafka.batch_size must be at least 1".into()));
+        }
+        Ok(())
     }
 }
 
@@ -332,9 +348,11 @@ fn env_value(defaults: &toml::Table, keys: &[String], text: &str) -> Result<toml
             toml::Value::Integer(i) => toml::Value::Float(i as f64),
             other => other,
         }),
-        Some(toml::Value::Boolean(_)) => parse("true or false"),
+        Some(toml::Value::Boolean(_)) => parse("true or false").and_then(|v| if v.is_bool() { Ok(v) } else { Err("expected true or false".into()) }),
         Some(toml::Value::Array(_)) => parse("a TOML array"),
         Some(toml::Value::Table(_)) => Err("names a section, not a setting".into()),
+        // Unset by default (paths, optional switches): a boolean when it reads as one.
+        _ if text == "true" || text == "false" => Ok(toml::Value::Boolean(text == "true")),
         _ => Ok(toml::Value::String(text.to_string())),
     }
 }
@@ -374,6 +392,7 @@ mod tests {
             ("VIGIE__ROUTING__MISINFORMATION_THRESHOLD", "1"),
             ("VIGIE__RISK__ENABLED", "false"),
             ("VIGIE__METRICS__LISTEN", "127.0.0.1:9464"),
+            ("VIGIE__CONSOLE__SECURE_COOKIES", "true"),
             ("VIGIE_MODEL_DIR", "/not/an/override"),
         ]);
         let c = Config::load_with_env(Some(&path), vars).unwrap();
@@ -385,11 +404,19 @@ mod tests {
         assert_eq!(c.routing.misinformation_threshold, 1.0);
         assert!(!c.risk.enabled);
         assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.console.secure_cookies, Some(true));
+        let nan = Config::load_with_env(None, env(&[("VIGIE__KAFKA__DEAD_LETTER_MAX_RATIO", "nan")])).unwrap_err();
+        assert!(nan.to_string().contains("dead_letter_max_ratio"), "{nan}");
     }
 
     #[test]
     fn bad_overrides_name_the_variable() {
-        for (var, value) in [("VIGIE__KAFKA__BATCH_SIZE", "lots"), ("VIGIE__KAFKA__BROKRS", "x:1"), ("VIGIE__KAFKA", "x")] {
+        for (var, value) in [
+            ("VIGIE__KAFKA__BATCH_SIZE", "lots"),
+            ("VIGIE__KAFKA__BROKRS", "x:1"),
+            ("VIGIE__KAFKA", "x"),
+            ("VIGIE__RISK__ENABLED", "1"),
+        ] {
             let err = Config::load_with_env(None, env(&[(var, value)])).unwrap_err().to_string();
             assert!(err.contains(var), "{var}: {err}");
         }

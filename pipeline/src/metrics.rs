@@ -98,6 +98,10 @@ impl Metrics {
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
         self.consumer_lag.get_or_create(&vec![("topic", topic.to_string()), ("partition", partition.to_string())]).set(lag);
     }
+    /// The partition moved to another consumer: its lag is reported there now.
+    pub fn forget_lag(&self, topic: &str, partition: i32) {
+        self.consumer_lag.remove(&vec![("topic", topic.to_string()), ("partition", partition.to_string())]);
+    }
     pub fn in_flight(&self, messages: usize) {
         self.in_flight.set(messages as i64);
     }

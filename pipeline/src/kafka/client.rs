@@ -43,7 +43,8 @@ pub(crate) fn consumer(cfg: &KafkaConfig, context: ConsumerCtx) -> Result<Stream
         // Inputs written by transactional producers: only committed ones.
         ours.push(("isolation.level", "read_committed".to_string()));
     }
-    client_config(cfg, &ours, &["enable.auto.commit", "enable.auto.offset.store", "group.id"]).create_with_context(context)
+    let protected = ["enable.auto.commit", "enable.auto.offset.store", "auto.commit.interval.ms", "group.id", "enable.partition.eof", "isolation.level"];
+    client_config(cfg, &ours, &protected).create_with_context(context)
 }
 
 pub(crate) fn producer(cfg: &KafkaConfig, context: ProducerCtx) -> Result<ThreadedProducer<ProducerCtx>, KafkaError> {
@@ -52,7 +53,7 @@ pub(crate) fn producer(cfg: &KafkaConfig, context: ProducerCtx) -> Result<Thread
         ("acks", "all".to_string()),
         ("linger.ms", "5".to_string()),
     ];
-    let mut protected = vec!["enable.idempotence", "acks"];
+    let mut protected = vec!["enable.idempotence", "acks", "transactional.id"];
     if cfg.delivery == DeliveryMode::ExactlyOnce {
         ours.push(("transactional.id", transactional_id(cfg)));
         protected.push("transactional.id");
@@ -60,12 +61,13 @@ pub(crate) fn producer(cfg: &KafkaConfig, context: ProducerCtx) -> Result<Thread
     client_config(cfg, &ours, &protected).create_with_context(context)
 }
 
-/// Unique per process: since KIP-447 the consumer group's metadata, sent with the
-/// offsets, is what fences a zombie instance, so the id need not be stable.
+/// Stable per host, so that a restarted instance fences its crashed predecessor and
+/// aborts its open transaction at once (instead of read-committed readers waiting for
+/// `transaction.timeout.ms`). Several instances on one host need distinct ids.
 fn transactional_id(cfg: &KafkaConfig) -> String {
     cfg.transactional_id.clone().unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-        format!("{}-{}-{}-{}", cfg.group_id, cfg.input_topic, host, std::process::id())
+        format!("{}-{}-{}", cfg.group_id, cfg.input_topic, host)
     })
 }
 

@@ -2,7 +2,7 @@
 //! and health. Delivery reports settle inputs here (end-to-end acknowledgement), and a
 //! partition revocation waits here for its in-flight messages before committing.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -24,8 +24,6 @@ pub(crate) struct Shared {
     settled: Condvar,
     /// Wakes the run loop when room frees up or a delivery failed.
     pub progress: tokio::sync::Notify,
-    /// Inputs whose outputs could not be delivered: they stay uncommitted.
-    failed: AtomicUsize,
     first_failure: Mutex<Option<String>>,
     /// When the group last gave this consumer its partitions (perhaps none).
     assigned_at: Mutex<Option<Instant>>,
@@ -43,6 +41,8 @@ pub(crate) struct InputAck {
     pub offset: i64,
     pub read_at: Instant,
     pub remaining: AtomicUsize,
+    /// Set by the first failed record, so that an input fails once.
+    pub failed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -56,7 +56,6 @@ impl Shared {
             tracker: Mutex::new(OffsetTracker::default()),
             settled: Condvar::new(),
             progress: tokio::sync::Notify::new(),
-            failed: AtomicUsize::new(0),
             first_failure: Mutex::new(None),
             assigned_at: Mutex::new(None),
             transactional,
@@ -90,11 +89,30 @@ impl Shared {
         self.progress.notify_one();
     }
 
-    fn delivery_failed(&self, message: String) {
-        self.failed.fetch_add(1, Ordering::SeqCst);
+    fn delivery_failed(&self, ack: &InputAck, message: String) {
+        if !ack.failed.swap(true, Ordering::SeqCst) {
+            self.tracker().fail(&ack.key, ack.epoch, ack.offset);
+        }
+        self.record_failure(message);
+    }
+
+    /// Stops the run at its next turn (the first failure is the one reported).
+    pub fn record_failure(&self, message: String) {
         lock(&self.first_failure).get_or_insert(message);
         self.settled.notify_all();
         self.progress.notify_one();
+    }
+
+    /// Inputs the run gives up on without sending everything (an error mid-batch): they
+    /// no longer count as in flight, and are read again after a restart.
+    pub fn abandon(&self, inputs: impl IntoIterator<Item = (PartitionKey, u64, i64)>) {
+        {
+            let mut t = self.tracker();
+            for (key, epoch, offset) in inputs {
+                t.fail(&key, epoch, offset);
+            }
+        }
+        self.settled.notify_all();
     }
 
     /// The first delivery failure, if any: the run must stop.
@@ -102,13 +120,13 @@ impl Shared {
         lock(&self.first_failure).clone()
     }
 
-    /// Blocks until no message of `keys` (all when None) is in flight, apart from failed
-    /// ones, or until the drain timeout. Returns the tracker, locked, and whether it drained.
+    /// Blocks until no message of `keys` (all when None) is in flight, or until the drain
+    /// timeout. Returns the tracker, locked, and whether it drained.
     pub fn drain(&self, keys: Option<&[PartitionKey]>) -> (MutexGuard<'_, OffsetTracker>, bool) {
         let guard = self.tracker();
         let (guard, timeout) = self
             .settled
-            .wait_timeout_while(guard, self.drain_timeout, |t| t.pending(keys) > self.failed.load(Ordering::SeqCst))
+            .wait_timeout_while(guard, self.drain_timeout, |t| t.pending(keys) > 0)
             .unwrap_or_else(PoisonError::into_inner);
         (guard, !timeout.timed_out())
     }
@@ -169,8 +187,12 @@ impl ConsumerContext for ConsumerCtx {
                 let lost = consumer.assignment_lost();
                 // Runs on the thread polling the consumer; deliveries settle on the
                 // producer's thread, so waiting here lets the in-flight work finish.
+                for (topic, partition) in &keys {
+                    self.shared.metrics.forget_lag(topic, *partition);
+                }
                 let (commits, drained, left) = {
-                    let (mut t, drained) = self.shared.drain(Some(&keys));
+                    // A lost assignment cannot be committed any more: do not wait for it.
+                    let (mut t, drained) = if lost { (self.shared.tracker(), false) } else { self.shared.drain(Some(&keys)) };
                         let commits = if lost || self.shared.transactional { Vec::new() } else { t.take_commits_for(&keys) };
                     let left = t.pending(Some(&keys));
                     t.revoke(&keys);
@@ -203,6 +225,7 @@ impl ConsumerContext for ConsumerCtx {
             tracing::info!(partitions = keys.len(), "partitions assigned");
             self.shared.tracker().assign(keys);
             *lock(&self.shared.assigned_at) = Some(Instant::now());
+            self.shared.health.set_brokers_down(false);
         }
     }
 
@@ -241,6 +264,7 @@ impl ProducerContext for ProducerCtx {
     fn delivery(&self, result: &DeliveryResult<'_>, ack: Self::DeliveryOpaque) {
         match result {
             Ok(record) => {
+                self.shared.health.set_brokers_down(false);
                 self.shared.metrics.message_out(record.topic());
                 if ack.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
                     self.shared.acknowledged(&ack);
@@ -257,7 +281,7 @@ impl ProducerContext for ProducerCtx {
                     ack.offset
                 );
                 tracing::error!(%message, "record not delivered");
-                self.shared.delivery_failed(message);
+                self.shared.delivery_failed(&ack, message);
             }
         }
     }

@@ -3,8 +3,9 @@
 //! Two measures on fresh topics of the given broker: *throughput* (a backlog of posts
 //! produced first, then screened as fast as possible: posts per second between the first
 //! and the last screened record) and *latency* (posts produced at a steady rate below
-//! that throughput: time from a post's produce call to its screened record's broker
-//! timestamp, p50 and p99). The posts are the sample posts, with fresh ids.
+//! that throughput: time from a post's produce call to the moment Vigie produced its
+//! screened record (the record's CreateTime), p50 and p99). The posts are the sample
+//! posts, with fresh ids.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,6 +76,12 @@ pub async fn measure(
     posts: usize,
     rate: Option<f64>,
 ) -> Result<LoadReport, LoadError> {
+    if posts == 0 {
+        return Err(LoadError::Other("nothing to measure: posts must be at least 1".into()));
+    }
+    if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err(LoadError::Other("the rate must be a positive number of posts per second".into()));
+    }
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let prefix = format!("vigie-bench-{stamp}");
     let mut cfg = base.clone();
@@ -113,7 +120,11 @@ pub async fn measure(
     } else {
         produce(&producer, &cfg.input_topic, &warmup, None, &mut HashMap::new()).await?;
     }
-    pipeline.await.map_err(|e| LoadError::Other(e.to_string()))??;
+    let ran = pipeline.await.map_err(|e| LoadError::Other(e.to_string()))?;
+    if let Err(e) = ran {
+        reader.task.abort();
+        return Err(e.into());
+    }
     let seen = reader.task.await.map_err(|e| LoadError::Other(e.to_string()))??;
 
     let mut latencies = Vec::new();

@@ -17,7 +17,7 @@ pub mod offsets;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -266,6 +266,8 @@ impl Loop<'_> {
                     payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                 });
             }
+            // The consumer cannot go on (e.g. fenced by a newer instance): stop the run.
+            Err(e @ KafkaError::MessageConsumptionFatal(_)) => self.shared.record_failure(format!("consumer: {e}")),
             // Transient broker errors are retried by librdkafka; they carry no message.
             Err(e) => tracing::warn!(error = %e, "consumer error"),
         }
@@ -286,7 +288,21 @@ impl Loop<'_> {
             return Ok(());
         }
         self.shared.metrics.in_flight(self.shared.pending());
+        let result = self.dispatch(&live).await;
+        if result.is_err() {
+            // Whatever was not sent is given up: not in flight any more, never committed.
+            self.shared.abandon(live.iter().map(|m| (m.key.clone(), m.epoch, m.offset)));
+            if self.shared.transactional {
+                let timeout = Duration::from_millis(self.cfg.drain_timeout_ms);
+                // Fails harmlessly when no transaction is open.
+                let _ = tokio::task::block_in_place(|| self.producer.abort_transaction(timeout));
+            }
+        }
+        result
+    }
 
+    /// Screens the batch and hands its records to the producer.
+    async fn dispatch(&mut self, live: &[Consumed]) -> Result<(), KafkaRunError> {
         let inputs: Vec<(Origin, &[u8])> = live
             .iter()
             .map(|m| (Origin::Kafka { topic: m.key.0.clone(), partition: m.key.1, offset: m.offset }, m.payload.as_slice()))
@@ -317,13 +333,14 @@ impl Loop<'_> {
                 offset: message.offset,
                 read_at: message.read_at,
                 remaining: AtomicUsize::new(outputs.len()),
+                failed: AtomicBool::new(false),
             });
             for output in outputs {
                 self.send(output, ack.clone()).await?;
             }
         }
         if self.shared.transactional {
-            self.commit_transaction(&live)?;
+            self.commit_transaction(live)?;
         }
         self.stats.batches += 1;
         Ok(())
@@ -366,6 +383,9 @@ impl Loop<'_> {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    if let Some(failure) = self.shared.failure() {
+                        return Err(KafkaRunError::Delivery(failure));
+                    }
                     record = back;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }

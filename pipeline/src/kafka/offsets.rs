@@ -4,7 +4,9 @@
 //! produced from it is acknowledged. The offset committed for a partition is the lowest
 //! pending offset, or one past the highest completed one when nothing is pending: a
 //! commit therefore never skips a message whose outputs are not yet safely written,
-//! whatever order batches finish in.
+//! whatever order batches finish in. A message that *failed* (a record the broker
+//! refused, a batch the run gave up on) is no longer in flight but still holds the commit
+//! back: it must be read again after a restart.
 //!
 //! Each assignment of a partition gets a new *epoch*. Messages read under an older epoch
 //! (the partition was revoked, perhaps handed back) are not tracked: the new owner, or
@@ -18,6 +20,7 @@ pub type PartitionKey = (String, i32);
 struct PartitionState {
     epoch: u64,
     pending: BTreeSet<i64>,
+    failed: BTreeSet<i64>,
     /// One past the highest completed offset.
     done_up_to: Option<i64>,
     /// The offset last handed out for committing.
@@ -26,10 +29,11 @@ struct PartitionState {
 
 impl PartitionState {
     fn commit_point(&self) -> Option<i64> {
-        match self.pending.first() {
-            Some(&lowest) => Some(lowest),
-            None => self.done_up_to,
-        }
+        let lowest = match (self.pending.first(), self.failed.first()) {
+            (Some(&a), Some(&b)) => Some(a.min(b)),
+            (a, b) => a.or(b).copied(),
+        };
+        lowest.or(self.done_up_to)
     }
 }
 
@@ -81,6 +85,15 @@ impl OffsetTracker {
         }
     }
 
+    /// The message will not be acknowledged: stop waiting for it, never commit past it.
+    pub fn fail(&mut self, key: &PartitionKey, epoch: u64, offset: i64) {
+        if let Some(p) = self.partitions.get_mut(key).filter(|p| p.epoch == epoch) {
+            if p.pending.remove(&offset) {
+                p.failed.insert(offset);
+            }
+        }
+    }
+
     /// Offsets to commit now: those that moved since the last call.
     pub fn take_commits(&mut self) -> Vec<(PartitionKey, i64)> {
         self.commits_where(|_| true)
@@ -104,8 +117,8 @@ impl OffsetTracker {
         out
     }
 
-    /// Messages handed to the pipeline and not yet acknowledged, in some partitions (all
-    /// when `keys` is None).
+    /// Messages handed to the pipeline and still in flight (neither acknowledged nor
+    /// failed), in some partitions (all when `keys` is None).
     pub fn pending(&self, keys: Option<&[PartitionKey]>) -> usize {
         self.partitions
             .iter()
@@ -142,6 +155,21 @@ mod tests {
         t.complete(&key(0), e, 13);
         assert_eq!(t.take_commits(), vec![(key(0), 15)]);
         assert_eq!(t.pending(None), 0);
+    }
+
+    #[test]
+    fn a_failed_message_holds_the_commit_back_but_is_not_in_flight() {
+        let mut t = OffsetTracker::default();
+        t.assign([key(0)]);
+        let e = t.epoch(&key(0)).unwrap();
+        for o in 0..3 {
+            t.start(&key(0), e, o);
+        }
+        t.complete(&key(0), e, 0);
+        t.fail(&key(0), e, 1);
+        t.complete(&key(0), e, 2);
+        assert_eq!(t.pending(None), 0);
+        assert_eq!(t.take_commits(), vec![(key(0), 1)]);
     }
 
     #[test]

@@ -7,14 +7,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use vigie_pipeline::config::{Config, DeliveryMode};
 use vigie_pipeline::contract::{RejectedRecord, ScreenedRecord};
-use vigie_pipeline::kafka::{self, StopWhen, Telemetry};
+use vigie_pipeline::kafka::{self, StopWhen};
 use vigie_pipeline::screener::Screener;
 use vigie_pipeline::testing::tiny_risk_stage;
 
@@ -73,14 +73,6 @@ async fn ids(brokers: &str, screened_at_least: usize, dead_at_least: usize) -> (
     (screened, dead)
 }
 
-fn consumed(t: &Telemetry) -> usize {
-    t.metrics
-        .render()
-        .lines()
-        .find(|l| l.starts_with("vigie_messages_in_total{topic=\"posts\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_errors_and_a_broker_down_lose_nothing() {
@@ -96,19 +88,8 @@ async fn request_errors_and_a_broker_down_lose_nothing() {
 
     let config = config(&brokers);
     let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
-    let telemetry = Telemetry::default();
-    let run = {
-        let (cfg, screener, telemetry) = (config.kafka.clone(), screener.clone(), telemetry.clone());
-        tokio::spawn(async move {
-            let stop = StopWhen { idle: Some(Duration::from_secs(15)), messages: None };
-            kafka::run_with(&cfg, &screener, stop, std::future::pending(), telemetry).await
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while consumed(&telemetry) < 500 {
-        assert!(Instant::now() < deadline, "run did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (run, telemetry) = common::spawn_run(&config.kafka, &screener, Duration::from_secs(15));
+    common::wait_consumed(&telemetry, 500).await;
     mock.broker_down(2).expect("broker down");
     tokio::time::sleep(Duration::from_secs(5)).await;
     mock.broker_up(2).expect("broker up");

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vigie_pipeline::config::Config;
 use vigie_pipeline::contract::{RejectedRecord, ScreenedRecord};
-use vigie_pipeline::kafka::{self, KafkaRunError, StopWhen, Telemetry};
+use vigie_pipeline::kafka::{self, KafkaRunError, StopWhen};
 use vigie_pipeline::screener::Screener;
 use vigie_pipeline::testing::tiny_risk_stage;
 
@@ -173,23 +173,12 @@ async fn broker_outage_of_ten_seconds_loses_nothing() {
     config.kafka.batch_size = 32;
     config.kafka.statistics_interval_ms = 500;
     let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
-    let telemetry = Telemetry::default();
+    let (run, telemetry) = common::spawn_run(&config.kafka, &screener, Duration::from_secs(25));
     let ops = vigie_pipeline::ops::spawn("127.0.0.1:0".parse().unwrap(), telemetry.metrics.clone(), telemetry.health.clone())
         .await
         .unwrap();
-    let run = {
-        let (cfg, screener, telemetry) = (config.kafka.clone(), screener.clone(), telemetry.clone());
-        tokio::spawn(async move {
-            let stop = StopWhen { idle: Some(Duration::from_secs(25)), messages: None };
-            kafka::run_with(&cfg, &screener, stop, std::future::pending(), telemetry).await
-        })
-    };
     // Cut the broker off once the run is well under way.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while consumed(&telemetry) < 1000 {
-        assert!(Instant::now() < deadline, "run did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_consumed(&telemetry, 1000).await;
     // Lag comes with librdkafka's statistics, every 500 ms here: give them a moment.
     let mut metrics = String::new();
     for _ in 0..50 {
@@ -218,11 +207,11 @@ async fn broker_outage_of_ten_seconds_loses_nothing() {
     assert!(!metrics.contains(PHONE) && !metrics.contains("p-1"), "metrics carry no post data");
     assert_eq!(common::http_get(ops, "/readyz").await.0, 200);
 
-    let before = consumed(&telemetry);
+    let before = common::consumed(&telemetry);
     proxy.down();
     tokio::time::sleep(Duration::from_secs(10)).await;
     proxy.up();
-    let during = consumed(&telemetry) - before;
+    let during = common::consumed(&telemetry) - before;
     eprintln!("outage: {before} consumed before, {during} during the 10 s outage (already fetched)");
 
     let stats = run.await.unwrap().expect("the run survives the outage");
@@ -233,14 +222,6 @@ async fn broker_outage_of_ten_seconds_loses_nothing() {
     assert_eq!(common::http_get(ops, "/healthz").await.0, 200);
 }
 
-fn consumed(t: &Telemetry) -> usize {
-    t.metrics
-        .render()
-        .lines()
-        .find(|l| l.starts_with("vigie_messages_in_total{topic=\"posts\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 /// Malformed inputs of every kind the decoder knows.
 fn malformed(i: usize, limit: usize) -> (Option<String>, Vec<u8>) {
@@ -332,22 +313,10 @@ async fn two_instances_share_a_group_and_lose_nothing() {
     };
     let config = config(&broker.address);
     let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
-    let instance = |telemetry: Telemetry| {
-        let (cfg, screener) = (config.kafka.clone(), screener.clone());
-        tokio::spawn(async move {
-            let stop = StopWhen { idle: Some(Duration::from_secs(20)), messages: None };
-            kafka::run_with(&cfg, &screener, stop, std::future::pending(), telemetry).await
-        })
-    };
-    let telemetry = Telemetry::default();
-    let first = instance(telemetry.clone());
+    let (first, telemetry) = common::spawn_run(&config.kafka, &screener, Duration::from_secs(20));
     // The second joins once the first is busy: a rebalance with work in flight.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while consumed(&telemetry) < 500 {
-        assert!(Instant::now() < deadline, "first instance did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let second = instance(Telemetry::default());
+    common::wait_consumed(&telemetry, 500).await;
+    let (second, _) = common::spawn_run(&config.kafka, &screener, Duration::from_secs(20));
     producing.await.unwrap();
     let (a, b) = (first.await.unwrap().expect("first"), second.await.unwrap().expect("second"));
     eprintln!("group: first consumed {}, second {}; skipped after rebalance {}+{}", a.consumed, b.consumed, a.skipped_after_rebalance, b.skipped_after_rebalance);

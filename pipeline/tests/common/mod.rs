@@ -227,3 +227,40 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
 }
+
+/// A run of the pipeline in the background, reporting to its own telemetry.
+pub fn spawn_run(
+    cfg: &vigie_pipeline::config::KafkaConfig,
+    screener: &std::sync::Arc<vigie_pipeline::screener::Screener>,
+    idle: Duration,
+) -> (
+    tokio::task::JoinHandle<Result<vigie_pipeline::kafka::RunStats, vigie_pipeline::kafka::KafkaRunError>>,
+    vigie_pipeline::kafka::Telemetry,
+) {
+    let telemetry = vigie_pipeline::kafka::Telemetry::default();
+    let (cfg, screener, t) = (cfg.clone(), screener.clone(), telemetry.clone());
+    let handle = tokio::spawn(async move {
+        let stop = vigie_pipeline::kafka::StopWhen { idle: Some(idle), messages: None };
+        vigie_pipeline::kafka::run_with(&cfg, &screener, stop, std::future::pending(), t).await
+    });
+    (handle, telemetry)
+}
+
+/// Messages a run has read from the topic `posts` so far (from its metrics).
+pub fn consumed(t: &vigie_pipeline::kafka::Telemetry) -> usize {
+    t.metrics
+        .render()
+        .lines()
+        .find(|l| l.starts_with("vigie_messages_in_total{topic=\"posts\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (up to two minutes) until a run has read `n` messages from `posts`.
+pub async fn wait_consumed(t: &vigie_pipeline::kafka::Telemetry, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while consumed(t) < n {
+        assert!(Instant::now() < deadline, "the run read {} of {n} messages in two minutes", consumed(t));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -294,8 +294,10 @@ impl Loop<'_> {
             self.shared.abandon(live.iter().map(|m| (m.key.clone(), m.epoch, m.offset)));
             if self.shared.transactional {
                 let timeout = Duration::from_millis(self.cfg.drain_timeout_ms);
-                // Fails harmlessly when no transaction is open.
-                let _ = tokio::task::block_in_place(|| self.producer.abort_transaction(timeout));
+                // Refused when the error came before the transaction began: nothing to abort.
+                if let Err(e) = tokio::task::block_in_place(|| self.producer.abort_transaction(timeout)) {
+                    tracing::debug!(error = %e, "abort_transaction");
+                }
             }
         }
         result
@@ -353,12 +355,12 @@ impl Loop<'_> {
                 let json = serde_json::to_vec(&record)?;
                 if json.len() <= self.max_output_bytes {
                     self.stats.screened += 1;
-                    let mut out = vec![Output { topic: self.cfg.screened_topic.clone(), key: record.id.clone(), payload: json.clone(), headers: None }];
-                    if record.route.is_flagged() {
+                    let moderation = record.route.is_flagged().then(|| {
                         self.stats.moderation += 1;
-                        out.push(Output { topic: self.cfg.moderation_topic.clone(), key: record.id, payload: json, headers: None });
-                    }
-                    return Ok(out);
+                        Output { topic: self.cfg.moderation_topic.clone(), key: record.id.clone(), payload: json.clone(), headers: None }
+                    });
+                    let screened = Output { topic: self.cfg.screened_topic.clone(), key: record.id, payload: json, headers: None };
+                    return Ok(std::iter::once(screened).chain(moderation).collect());
                 }
                 too_large(m, record.id, json.len(), self.max_output_bytes)
             }
@@ -429,19 +431,10 @@ impl Loop<'_> {
             self.producer.send_offsets_to_transaction(&tpl, &group, timeout)?;
             self.producer.commit_transaction(timeout)
         });
-        match result {
-            Ok(()) => {
-                // Settled and committed together: keep the tracker from re-offering them.
-                let _ = self.shared.tracker().take_commits();
-                Ok(())
-            }
-            Err(e) => {
-                if let Err(abort) = tokio::task::block_in_place(|| self.producer.abort_transaction(timeout)) {
-                    tracing::error!(error = %abort, "abort_transaction failed");
-                }
-                Err(KafkaRunError::Transaction(e))
-            }
-        }
+        result.map_err(KafkaRunError::Transaction)?;
+        // Settled and committed together: keep the tracker from re-offering them.
+        let _ = self.shared.tracker().take_commits();
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
-use vigie_pipeline::config::{Config, DeliveryMode};
+use vigie_pipeline::config::DeliveryMode;
 use vigie_pipeline::contract::{RejectedRecord, ScreenedRecord};
 use vigie_pipeline::kafka::{self, StopWhen};
 use vigie_pipeline::screener::Screener;
@@ -21,7 +21,7 @@ use vigie_pipeline::testing::tiny_risk_stage;
 fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let mock = MockCluster::new(3).expect("mock cluster");
-    for (topic, partitions) in [("posts", 4), ("screened", 2), ("moderation", 1), ("dlq", 1)] {
+    for (topic, partitions) in common::TOPICS {
         mock.create_topic(topic, partitions, 1).expect("mock topic");
     }
     mock
@@ -43,18 +43,6 @@ fn inputs(n: usize) -> Vec<(Option<String>, Vec<u8>)> {
         .collect()
 }
 
-fn config(brokers: &str) -> Config {
-    let mut c = Config::default();
-    c.kafka.brokers = brokers.to_string();
-    c.kafka.input_topic = "posts".into();
-    c.kafka.screened_topic = "screened".into();
-    c.kafka.moderation_topic = "moderation".into();
-    c.kafka.dlq_topic = "dlq".into();
-    c.kafka.batch_size = 50;
-    c.kafka.commit_interval_ms = 200;
-    c.kafka.properties.extend(common::fast_group_properties());
-    c
-}
 
 /// Screened post ids and dead-lettered input positions, with how often each came out.
 async fn ids(brokers: &str, screened_at_least: usize, dead_at_least: usize) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
@@ -86,7 +74,7 @@ async fn request_errors_and_a_broker_down_lose_nothing() {
     mock.request_errors(RDKafkaApiKey::Produce, &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS]);
     mock.request_errors(RDKafkaApiKey::OffsetCommit, &[RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT]);
 
-    let config = config(&brokers);
+    let config = common::kafka_config(&brokers, 50);
     let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
     let (run, telemetry) = common::spawn_run(&config.kafka, &screener, Duration::from_secs(15));
     common::wait_consumed(&telemetry, 500).await;
@@ -108,10 +96,10 @@ async fn request_errors_and_a_broker_down_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_writes_each_post_once() {
     let broker = common::Broker::start();
-    broker.create_topics(&[("posts", 4), ("screened", 2), ("moderation", 1), ("dlq", 1)]).await;
+    broker.create_topics(&common::TOPICS).await;
     let n = 1000;
     common::produce_all(&broker.address, "posts", inputs(n)).await;
-    let mut config = config(&broker.address);
+    let mut config = common::kafka_config(&broker.address, 50);
     config.kafka.delivery = DeliveryMode::ExactlyOnce;
     let screener = Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap();
     let stop = StopWhen { idle: Some(Duration::from_secs(8)), messages: None };
@@ -136,7 +124,7 @@ async fn a_refused_transaction_is_read_again() {
     let brokers = mock.bootstrap_servers();
     let n = 1000;
     common::produce_all(&brokers, "posts", inputs(n)).await;
-    let mut config = config(&brokers);
+    let mut config = common::kafka_config(&brokers, 50);
     config.kafka.delivery = DeliveryMode::ExactlyOnce;
     let screener = Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap();
     let stop = StopWhen { idle: Some(Duration::from_secs(8)), messages: None };

@@ -10,13 +10,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vigie_pipeline::config::Config;
 use vigie_pipeline::contract::{RejectedRecord, ScreenedRecord};
 use vigie_pipeline::kafka::{self, KafkaRunError, StopWhen};
 use vigie_pipeline::screener::Screener;
 use vigie_pipeline::testing::tiny_risk_stage;
 
-const TOPICS: [(&str, i32); 4] = [("posts", 4), ("screened", 2), ("moderation", 1), ("dlq", 1)];
 const PHONE: &str = "06 12 34 56 78";
 
 fn post(i: usize) -> (Option<String>, Vec<u8>) {
@@ -29,18 +27,6 @@ fn post(i: usize) -> (Option<String>, Vec<u8>) {
     (Some(id.clone()), serde_json::json!({"id": id, "text": text, "channel": "forum"}).to_string().into_bytes())
 }
 
-fn config(address: &str) -> Config {
-    let mut c = Config::default();
-    c.kafka.brokers = address.to_string();
-    c.kafka.input_topic = "posts".into();
-    c.kafka.screened_topic = "screened".into();
-    c.kafka.moderation_topic = "moderation".into();
-    c.kafka.dlq_topic = "dlq".into();
-    c.kafka.batch_size = 64;
-    c.kafka.commit_interval_ms = 200;
-    c.kafka.properties.extend(common::fast_group_properties());
-    c
-}
 
 /// Ids found in the screened and dead-letter topics, with how often each appeared.
 async fn outputs(address: &str, expected: usize) -> (BTreeMap<String, usize>, Vec<common::Read>) {
@@ -106,7 +92,7 @@ fn wait_assigned(child: &mut std::process::Child) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_run_loses_nothing() {
     let broker = common::Broker::start();
-    broker.create_topics(&TOPICS).await;
+    broker.create_topics(&common::TOPICS).await;
     let n = 20_000;
     common::produce_all(&broker.address, "posts", (0..n).map(post).collect()).await;
 
@@ -135,7 +121,7 @@ async fn sigkill_during_a_run_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_work_and_commits() {
     let broker = common::Broker::start();
-    broker.create_topics(&TOPICS).await;
+    broker.create_topics(&common::TOPICS).await;
     let n = 20_000;
     common::produce_all(&broker.address, "posts", (0..n).map(post).collect()).await;
     let workdir = tempfile::tempdir().unwrap();
@@ -165,11 +151,11 @@ async fn sigterm_drains_in_flight_work_and_commits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_of_ten_seconds_loses_nothing() {
     let (broker, proxy) = common::broker_behind_proxy().await;
-    broker.create_topics(&TOPICS).await;
+    broker.create_topics(&common::TOPICS).await;
     let n = 6_000;
     common::produce_all(&broker.address, "posts", (0..n).map(post).collect()).await;
 
-    let mut config = config(&broker.address);
+    let mut config = common::kafka_config(&broker.address, 64);
     config.kafka.batch_size = 32;
     config.kafka.statistics_interval_ms = 500;
     let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
@@ -243,7 +229,7 @@ fn malformed(i: usize, limit: usize) -> (Option<String>, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_are_dead_lettered_and_a_flood_stops_the_run() {
     let broker = common::Broker::start();
-    broker.create_topics(&TOPICS).await;
+    broker.create_topics(&common::TOPICS).await;
     let limit = 4096;
     let (good, bad) = (4_000, 1_000);
     let mut inputs = Vec::new();
@@ -253,7 +239,7 @@ async fn malformed_messages_are_dead_lettered_and_a_flood_stops_the_run() {
     }
     common::produce_all(&broker.address, "posts", inputs).await;
 
-    let mut config = config(&broker.address);
+    let mut config = common::kafka_config(&broker.address, 64);
     config.limits.max_message_bytes = limit;
     let screener = Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap();
     let stop = StopWhen { idle: Some(Duration::from_secs(12)), messages: None };
@@ -298,7 +284,7 @@ async fn malformed_messages_are_dead_lettered_and_a_flood_stops_the_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_a_group_and_lose_nothing() {
     let broker = common::Broker::start();
-    broker.create_topics(&TOPICS).await;
+    broker.create_topics(&common::TOPICS).await;
     let n = 8_000;
     // A live stream: 400 posts a second for 20 s, so that work remains after the
     // second instance joins.
@@ -311,7 +297,7 @@ async fn two_instances_share_a_group_and_lose_nothing() {
             }
         })
     };
-    let config = config(&broker.address);
+    let config = common::kafka_config(&broker.address, 64);
     let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
     let (first, telemetry) = common::spawn_run(&config.kafka, &screener, Duration::from_secs(20));
     // The second joins once the first is busy: a rebalance with work in flight.

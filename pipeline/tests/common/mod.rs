@@ -264,3 +264,21 @@ pub async fn wait_consumed(t: &vigie_pipeline::kafka::Telemetry, n: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The topics of the Kafka tests, with their partition counts.
+pub const TOPICS: [(&str, i32); 4] = [("posts", 4), ("screened", 2), ("moderation", 1), ("dlq", 1)];
+
+/// A configuration reading `posts` and writing `screened`, `moderation` and `dlq` on
+/// the given broker, with quick commits and group timeouts that suit tests.
+pub fn kafka_config(address: &str, batch_size: usize) -> vigie_pipeline::config::Config {
+    let mut c = vigie_pipeline::config::Config::default();
+    c.kafka.brokers = address.to_string();
+    c.kafka.input_topic = "posts".into();
+    c.kafka.screened_topic = "screened".into();
+    c.kafka.moderation_topic = "moderation".into();
+    c.kafka.dlq_topic = "dlq".into();
+    c.kafka.batch_size = batch_size;
+    c.kafka.commit_interval_ms = 200;
+    c.kafka.properties.extend(fast_group_properties());
+    c
+}

@@ -52,23 +52,43 @@ impl RiskRow {
     }
 }
 
-/// Reads a JSONL file; blank lines are skipped, any bad line is an error naming it.
-pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+/// Why a JSONL file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonlError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// serde's message can quote values from the line: show it only for files whose text
+    /// may be shown (public datasets), and only the error's kind and column otherwise.
+    #[error("{path}:{line}: {source}")]
+    Row { path: String, line: usize, source: serde_json::Error },
+}
+
+/// Every row of a JSONL file, blank lines skipped; the first bad line is an error that
+/// names it.
+pub fn jsonl_rows<T: DeserializeOwned>(path: &Path) -> std::result::Result<Vec<T>, JsonlError> {
     let shown = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| EvalError::Io { path: shown.clone(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| JsonlError::Io { path: shown.clone(), source })?;
     let mut rows = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| EvalError::Io { path: shown.clone(), source })?;
+        let line = line.map_err(|source| JsonlError::Io { path: shown.clone(), source })?;
         if line.trim().is_empty() {
             continue;
         }
-        // serde_json's message names the field and column, never the row's text.
-        let row = serde_json::from_str(&line)
-            .map_err(|e| EvalError::Row { path: shown.clone(), line: i + 1, message: e.to_string() })?;
+        let row = serde_json::from_str(&line).map_err(|source| JsonlError::Row { path: shown.clone(), line: i + 1, source })?;
         rows.push(row);
     }
+    Ok(rows)
+}
+
+/// Reads a dataset: [`jsonl_rows`], and at least one row. Bad lines are reported with
+/// serde's message (the datasets are public).
+pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let rows = jsonl_rows(path).map_err(|e| match e {
+        JsonlError::Io { path, source } => EvalError::Io { path, source },
+        JsonlError::Row { path, line, source } => EvalError::Row { path, line, message: source.to_string() },
+    })?;
     if rows.is_empty() {
-        return Err(EvalError::Empty(format!("{shown} holds no rows")));
+        return Err(EvalError::Empty(format!("{} holds no rows", path.display())));
     }
     Ok(rows)
 }

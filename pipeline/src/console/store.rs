@@ -5,7 +5,6 @@
 //! conditional UPDATE, so two moderators can never hold the same item.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -430,25 +429,19 @@ impl Store {
 
     /// Reads a moderation JSONL file (what `vigie screen` writes to `moderation.jsonl`).
     pub fn import_file(&self, path: &Path, embedder: &dyn Embedder, now: DateTime<Utc>) -> Result<ImportReport> {
-        let shown = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|source| StoreError::Io { path: shown.clone(), source })?;
-        let mut records = Vec::new();
-        for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| StoreError::Io { path: shown.clone(), source })?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            // Only redacted records are accepted: a raw post has `text`, which the
-            // record type refuses (deny_unknown_fields), so raw text never gets in.
-            // serde's messages can quote values from the line, which may not be redacted:
-            // only the kind of error and its position are reported.
-            let record: ScreenedRecord = serde_json::from_str(&line).map_err(|e| StoreError::Import {
-                path: shown.clone(),
-                line: i + 1,
-                detail: format!("{:?} error at column {}", e.classify(), e.column()),
-            })?;
-            records.push(record);
-        }
+        use vigie_eval::datasets::{jsonl_rows, JsonlError};
+        // Only redacted records are accepted: a raw post has `text`, which the record type
+        // refuses (deny_unknown_fields), so raw text never gets in. serde's messages can
+        // quote values from the line, which may not be redacted: only the kind of error
+        // and its position are reported.
+        let records: Vec<ScreenedRecord> = jsonl_rows(path).map_err(|e| match e {
+            JsonlError::Io { path, source } => StoreError::Io { path, source },
+            JsonlError::Row { path, line, source } => StoreError::Import {
+                path,
+                line,
+                detail: format!("{:?} error at column {}", source.classify(), source.column()),
+            },
+        })?;
         self.import(&records, embedder, "import", now)
     }
 

@@ -52,12 +52,67 @@ impl Hyper {
     }
 }
 
-/// The parsed image: hyper-parameters and every tensor, dequantised to f32 and named as
-/// in Hugging Face's BERT checkpoints so `BertModel::load` can take them.
+/// The parsed image: hyper-parameters, the word-embedding table still in Q4_0 (250k rows
+/// would take 384 MB as f32, 54 MB as it is), and every other tensor dequantised to f32
+/// and named as in Hugging Face's BERT checkpoints.
 pub struct E5Image {
     pub hyper: Hyper,
     pub pad_id: u32,
+    pub word_embeddings: Q4Rows,
     pub tensors: HashMap<String, Tensor>,
+}
+
+/// A matrix kept as ggml Q4_0 blocks, read one row at a time (embedding lookups).
+pub struct Q4Rows {
+    bytes: Vec<u8>,
+    rows: usize,
+    cols: usize,
+}
+
+/// Q4_0: 32 weights per block, an f16 scale then 16 bytes of two 4-bit values each.
+const Q4_BLOCK: usize = 32;
+const Q4_BLOCK_BYTES: usize = 18;
+
+impl Q4Rows {
+    pub fn new(bytes: Vec<u8>, rows: usize, cols: usize) -> Result<Self> {
+        if cols % Q4_BLOCK != 0 || bytes.len() != rows * cols / Q4_BLOCK * Q4_BLOCK_BYTES {
+            return Err(ModelError::Format(format!("Q4_0 matrix {rows}x{cols} does not fit {} bytes", bytes.len())));
+        }
+        Ok(Q4Rows { bytes, rows, cols })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Appends row `row` dequantised (ggml's layout: byte j holds weight j in its low
+    /// nibble and weight j + 16 in its high one, both offset by 8).
+    pub fn push_row(&self, row: usize, out: &mut Vec<f32>) -> Result<()> {
+        if row >= self.rows {
+            return Err(ModelError::Format(format!("token id {row} outside the {}-row vocabulary", self.rows)));
+        }
+        let row_bytes = self.cols / Q4_BLOCK * Q4_BLOCK_BYTES;
+        for block in self.bytes[row * row_bytes..(row + 1) * row_bytes].chunks_exact(Q4_BLOCK_BYTES) {
+            let scale = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+            let quants = &block[2..];
+            out.extend(quants.iter().map(|q| ((q & 0x0f) as f32 - 8.0) * scale));
+            out.extend(quants.iter().map(|q| ((q >> 4) as f32 - 8.0) * scale));
+        }
+        Ok(())
+    }
+
+    /// The whole matrix as f32, for the reference model.
+    pub fn dequantize(&self, device: &Device) -> Result<Tensor> {
+        let mut all = Vec::with_capacity(self.rows * self.cols);
+        for row in 0..self.rows {
+            self.push_row(row, &mut all)?;
+        }
+        Ok(Tensor::from_vec(all, (self.rows, self.cols), device)?)
+    }
 }
 
 struct Cursor<'a> {
@@ -149,15 +204,20 @@ impl E5Image {
             entries.insert(name, Entry { dtype, count, offset, bytes });
         }
 
-        let mut image = E5Image { hyper, pad_id, tensors: HashMap::new() };
         let h = hyper.hidden;
+        let entry = |name: &str| entries.get(name).ok_or_else(|| ModelError::Format(format!("missing tensor {name}")));
+        let word = entry("emb.word")?;
+        if word.dtype != 1 {
+            return Err(ModelError::Format("emb.word: expected Q4_0 blocks".into()));
+        }
+        let raw = tensor_bytes(buf, "emb.word", word, &[hyper.vocab_rows, h])?;
+        let word_embeddings = Q4Rows::new(raw.to_vec(), hyper.vocab_rows, h)?;
+        let mut image = E5Image { hyper, pad_id, word_embeddings, tensors: HashMap::new() };
         let mut put = |src: &str, dst: String, dims: &[usize]| -> Result<()> {
-            let e = entries.get(src).ok_or_else(|| ModelError::Format(format!("missing tensor {src}")))?;
-            let t = load_tensor(buf, src, e, dims, device)?;
+            let t = load_tensor(buf, src, entry(src)?, dims, device)?;
             image.tensors.insert(dst, t);
             Ok(())
         };
-        put("emb.word", "embeddings.word_embeddings.weight".into(), &[hyper.vocab_rows, h])?;
         put("emb.pos", "embeddings.position_embeddings.weight".into(), &[hyper.max_positions, h])?;
         put("emb.type", "embeddings.token_type_embeddings.weight".into(), &[hyper.type_vocab, h])?;
         put("emb.ln.w", "embeddings.LayerNorm.weight".into(), &[h])?;
@@ -185,7 +245,18 @@ impl E5Image {
     }
 }
 
-fn load_tensor(buf: &[u8], name: &str, e: &Entry, dims: &[usize], device: &Device) -> Result<Tensor> {
+impl E5Image {
+    /// Every tensor under Hugging Face's names, the word embeddings dequantised, as
+    /// candle-transformers' `BertModel::load` takes them.
+    pub fn bert_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
+        let mut tensors = self.tensors.clone();
+        tensors.insert("embeddings.word_embeddings.weight".into(), self.word_embeddings.dequantize(device)?);
+        Ok(tensors)
+    }
+}
+
+/// The bytes of a tensor, checked against its expected shape and the file's bounds.
+fn tensor_bytes<'a>(buf: &'a [u8], name: &str, e: &Entry, dims: &[usize]) -> Result<&'a [u8]> {
     let elems: usize = dims.iter().product();
     if e.count != elems {
         return Err(ModelError::Format(format!("{name}: {} elements, expected {elems}", e.count)));
@@ -195,12 +266,15 @@ fn load_tensor(buf: &[u8], name: &str, e: &Entry, dims: &[usize], device: &Devic
         1 => elems / 32 * 18,
         d => return Err(ModelError::Format(format!("{name}: unknown dtype {d}"))),
     };
-    let raw = e
-        .offset
+    e.offset
         .checked_add(expected_bytes)
         .filter(|&end| end <= buf.len() && e.bytes >= expected_bytes)
         .map(|end| &buf[e.offset..end])
-        .ok_or_else(|| ModelError::Format(format!("{name}: data out of bounds")))?;
+        .ok_or_else(|| ModelError::Format(format!("{name}: data out of bounds")))
+}
+
+fn load_tensor(buf: &[u8], name: &str, e: &Entry, dims: &[usize], device: &Device) -> Result<Tensor> {
+    let raw = tensor_bytes(buf, name, e, dims)?;
     match e.dtype {
         0 => {
             let v: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
@@ -315,6 +389,30 @@ mod tests {
         for (a, b) in values.iter().zip(&back) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn q4_rows_dequantise_like_candle() {
+        let values: Vec<f32> = (0..3 * 64).map(|i| ((i * 7919) % 113) as f32 / 50.0 - 1.1).collect();
+        let q = quantize_q4_0(&values);
+        let aligned: Vec<u16> = q.chunks(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
+        let candle: Vec<f32> = qtensor_from_ggml(GgmlDType::Q4_0, bytemuck::cast_slice(&aligned), vec![3, 64], &Device::Cpu)
+            .unwrap()
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let rows = Q4Rows::new(q, 3, 64).unwrap();
+        let mut ours = Vec::new();
+        for r in [1, 0, 2] {
+            ours.clear();
+            rows.push_row(r, &mut ours).unwrap();
+            assert_eq!(ours, candle[r * 64..(r + 1) * 64], "row {r}");
+        }
+        assert!(rows.push_row(3, &mut ours).is_err(), "an id outside the vocabulary is an error, not a panic");
+        assert!(Q4Rows::new(vec![0; 17], 1, 32).is_err());
     }
 
     #[test]

@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::BertModel;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::e5_file::E5Image;
+use crate::fast_bert::{mean_pool_normalised, FastBert};
 use crate::{ModelError, Result};
 
 /// E5 models are trained with this prefix on queries; symmetric tasks such as
@@ -23,8 +24,16 @@ const DEFAULT_MAX_TOKENS: usize = 256;
 /// Texts are embedded in groups of similar length so that padding stays small.
 const BATCH_SIZE: usize = 32;
 
+/// The network under the encoder. Both compute the same function; the reference is
+/// candle-transformers' `BertModel`, kept to check the fast one against (tests and
+/// `vigie bench model --reference`).
+pub enum Backbone {
+    Fast(FastBert),
+    Reference(BertModel),
+}
+
 pub struct Encoder {
-    model: BertModel,
+    model: Backbone,
     tokenizer: Tokenizer,
     pad_id: u32,
     device: Device,
@@ -34,6 +43,11 @@ pub struct Encoder {
 impl Encoder {
     /// Loads `e5-small-q4.bin` and `tokenizer.json` from a model directory.
     pub fn load(model_dir: &Path) -> Result<Self> {
+        Self::load_with(model_dir, false)
+    }
+
+    /// As [`Encoder::load`], on candle-transformers' `BertModel` when `reference` is set.
+    pub fn load_with(model_dir: &Path, reference: bool) -> Result<Self> {
         let weights = model_dir.join(WEIGHTS_FILE);
         let tokenizer = model_dir.join(TOKENIZER_FILE);
         for path in [&weights, &tokenizer] {
@@ -47,19 +61,30 @@ impl Encoder {
         drop(bytes);
         let tokenizer = Tokenizer::from_file(&tokenizer)
             .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", tokenizer.display())))?;
-        Self::from_image(image, tokenizer)
+        if reference {
+            Self::reference_from_image(image, tokenizer)
+        } else {
+            Self::from_image(image, tokenizer)
+        }
     }
 
     pub fn from_image(image: E5Image, tokenizer: Tokenizer) -> Result<Self> {
+        let pad_id = image.pad_id;
+        let model = FastBert::from_image(image)?;
+        let (dim, positions) = (model.hidden_size(), model.max_positions());
+        Self::from_parts(Backbone::Fast(model), tokenizer, pad_id, dim, positions)
+    }
+
+    pub fn reference_from_image(image: E5Image, tokenizer: Tokenizer) -> Result<Self> {
         let device = Device::Cpu;
         let config = image.hyper.bert_config(image.pad_id as usize);
-        let vb = VarBuilder::from_tensors(image.tensors, DType::F32, &device);
+        let vb = VarBuilder::from_tensors(image.bert_tensors(&device)?, DType::F32, &device);
         let model = BertModel::load(vb, &config)?;
-        Self::from_parts(model, tokenizer, image.pad_id, config.hidden_size, config.max_position_embeddings)
+        Self::from_parts(Backbone::Reference(model), tokenizer, image.pad_id, config.hidden_size, config.max_position_embeddings)
     }
 
     /// Assembles an encoder from a loaded model; tests build tiny random ones this way.
-    pub fn from_parts(model: BertModel, mut tokenizer: Tokenizer, pad_id: u32, dim: usize, max_positions: usize) -> Result<Self> {
+    pub fn from_parts(model: Backbone, mut tokenizer: Tokenizer, pad_id: u32, dim: usize, max_positions: usize) -> Result<Self> {
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
@@ -72,6 +97,20 @@ impl Encoder {
 
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// How many tokens each text is run as (prefix and special tokens included, after
+    /// truncation): what the cost of embedding it depends on.
+    pub fn token_counts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<usize>> {
+        texts
+            .iter()
+            .map(|t| {
+                self.tokenizer
+                    .encode(format!("{EMBEDDING_PREFIX}{}", t.as_ref()), true)
+                    .map(|e| e.get_ids().len())
+                    .map_err(|e| ModelError::Tokenizer(e.to_string()))
+            })
+            .collect()
     }
 
     /// Embeds texts (the `query: ` prefix is added here), returning one L2-normalised
@@ -108,19 +147,18 @@ impl Encoder {
             flat_mask.extend(std::iter::repeat_n(1u32, ids.len()));
             flat_mask.extend(std::iter::repeat_n(0u32, width - ids.len()));
         }
-        let shape = (batch.len(), width);
-        let input_ids = Tensor::from_vec(flat_ids, shape, &self.device)?;
-        let mask = Tensor::from_vec(flat_mask, shape, &self.device)?;
-        let type_ids = input_ids.zeros_like()?;
-        let hidden = self.model.forward(&input_ids, &type_ids, Some(&mask))?;
+        let hidden = match &self.model {
+            Backbone::Fast(model) => model.forward(&flat_ids, &flat_mask, batch.len(), width)?,
+            Backbone::Reference(model) => {
+                let shape = (batch.len(), width);
+                let input_ids = Tensor::from_vec(flat_ids, shape, &self.device)?;
+                let mask = Tensor::from_vec(flat_mask.clone(), shape, &self.device)?;
+                let type_ids = input_ids.zeros_like()?;
+                model.forward(&input_ids, &type_ids, Some(&mask))?
+            }
+        };
         // Mean over real tokens only, then unit length.
-        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
-        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
-        let counts = mask_f.sum(1)?.clamp(1.0, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        let unit = mean.broadcast_div(&norm)?;
-        Ok(unit.to_vec2::<f32>()?)
+        mean_pool_normalised(&hidden, &flat_mask)
     }
 }
 
@@ -205,12 +243,32 @@ pub mod testing {
         let image = E5Image::parse(&tiny_image_bytes(seed), &Device::Cpu).expect("tiny image parses");
         Encoder::from_image(image, tiny_tokenizer()).expect("tiny encoder builds")
     }
+
+    /// The same tiny model on candle-transformers' `BertModel`.
+    pub fn tiny_reference_encoder(seed: u64) -> Encoder {
+        let image = E5Image::parse(&tiny_image_bytes(seed), &Device::Cpu).expect("tiny image parses");
+        Encoder::reference_from_image(image, tiny_tokenizer()).expect("tiny encoder builds")
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::tiny_encoder;
+    use super::testing::{tiny_encoder, tiny_reference_encoder};
     use super::*;
+
+    #[test]
+    fn fast_forward_agrees_with_candles_bert_model() {
+        for seed in [1, 2, 9] {
+            let (fast, reference) = (tiny_encoder(seed), tiny_reference_encoder(seed));
+            let texts = ["vaccine causes autism", "le vaccin est sûr", "measles", "the measles vaccine is safe the vaccine is safe", ""];
+            let a = fast.embed(&texts).unwrap();
+            let b = reference.embed(&texts).unwrap();
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                let c = cosine(x, y);
+                assert!(c > 0.99999, "seed {seed}, text {i}: cosine {c}");
+            }
+        }
+    }
 
     #[test]
     fn embeddings_are_unit_length_and_deterministic() {

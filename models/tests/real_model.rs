@@ -53,3 +53,29 @@ fn known_claims_are_matched_across_languages() {
         assert_eq!(found.first().map(|m| m.id.as_str()), *expected, "{text}: {:?}", index.matches(&v, 3, 0.0));
     }
 }
+
+/// The fast forward pass computes what candle-transformers' `BertModel` computes: on
+/// the sample posts and on whatever dev texts are at hand, every embedding agrees.
+#[test]
+fn fast_forward_agrees_with_the_reference_bert_model() {
+    let dir = default_model_dir();
+    let fast = Encoder::load(&dir).unwrap_or_else(|e| panic!("{e} (looked in {})", dir.display()));
+    let reference = Encoder::load_with(&dir, true).unwrap();
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/samples/posts.jsonl");
+    let dev = std::env::var("VIGIE_DATA_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets").into());
+    let mut texts: Vec<String> = Vec::new();
+    for path in [samples.to_string(), format!("{dev}/risk/daccord_fr_dev.jsonl"), format!("{dev}/risk/constraint_en_val.jsonl")] {
+        let Ok(body) = std::fs::read_to_string(&path) else { continue };
+        texts.extend(
+            body.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v.get("text")?.as_str().map(String::from))
+                .take(40),
+        );
+    }
+    assert!(texts.len() >= 40, "the sample posts are part of the repository");
+    let a = fast.embed(&texts).unwrap();
+    let b = reference.embed(&texts).unwrap();
+    let worst = a.iter().zip(&b).map(|(x, y)| cosine(x, y)).fold(1.0f32, f32::min);
+    assert!(worst >= 0.999, "lowest cosine between the two forwards: {worst}");
+}

@@ -44,6 +44,9 @@ pub struct RiskRow {
     pub label: String,
     #[serde(default)]
     pub source: Option<String>,
+    /// The fact-check a DACCORD row comes from; its rumour and correction share it.
+    #[serde(default)]
+    pub article: Option<String>,
 }
 
 impl RiskRow {

@@ -27,6 +27,27 @@ pub fn roc_auc(scores: &[f32], positives: &[bool]) -> Option<f64> {
     Some((rank_sum_pos - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg))
 }
 
+/// Expected calibration error over `bins` equal-width probability bins: the average gap
+/// between the mean predicted probability and the observed rate, weighted by bin size.
+/// 0 for a perfectly calibrated score; None for no data.
+pub fn expected_calibration_error(scores: &[f32], positives: &[bool], bins: usize) -> Option<f64> {
+    if scores.is_empty() || bins == 0 {
+        return None;
+    }
+    let mut sum_p = vec![0.0f64; bins];
+    let mut sum_y = vec![0.0f64; bins];
+    let mut count = vec![0usize; bins];
+    for (&s, &y) in scores.iter().zip(positives) {
+        let p = (s as f64).clamp(0.0, 1.0);
+        let b = ((p * bins as f64) as usize).min(bins - 1);
+        sum_p[b] += p;
+        sum_y[b] += y as u8 as f64;
+        count[b] += 1;
+    }
+    let n = scores.len() as f64;
+    Some((0..bins).filter(|&b| count[b] > 0).map(|b| (sum_p[b] - sum_y[b]).abs() / n).sum())
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Counts {
     pub tp: usize,
@@ -74,6 +95,18 @@ impl SpanCounts {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn calibration_error() {
+        // Scores of 0.8 where 8 in 10 are positive: calibrated.
+        let labels: Vec<bool> = (0..10).map(|i| i < 8).collect();
+        assert!(expected_calibration_error(&[0.8; 10], &labels, 10).unwrap() < 1e-6);
+        // Scores of 0.9 where half are positive: off by 0.4.
+        let half: Vec<bool> = (0..10).map(|i| i % 2 == 0).collect();
+        assert!((expected_calibration_error(&[0.9; 10], &half, 10).unwrap() - 0.4).abs() < 1e-6);
+        assert_eq!(expected_calibration_error(&[], &[], 10), None);
+    }
+
     use super::*;
 
     #[test]

@@ -7,13 +7,18 @@ use comfy_table::Table;
 use serde::Serialize;
 
 use crate::datasets::RiskRow;
-use crate::metrics::{roc_auc, Counts};
+use crate::metrics::{expected_calibration_error, roc_auc, Counts};
+
+/// Bins of the calibration error.
+const ECE_BINS: usize = 10;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RiskGroup {
     pub n: usize,
     pub positives: usize,
     pub roc_auc: Option<f64>,
+    /// Expected calibration error of the score read as a probability (10 bins).
+    pub ece: Option<f64>,
     pub precision: f64,
     pub recall: f64,
     pub f1: f64,
@@ -45,6 +50,7 @@ fn group(scores: &[f32], labels: &[bool], threshold: f32) -> RiskGroup {
         n: scores.len(),
         positives: labels.iter().filter(|&&y| y).count(),
         roc_auc: roc_auc(scores, labels),
+        ece: expected_calibration_error(scores, labels, ECE_BINS),
         precision: prf.precision,
         recall: prf.recall,
         f1: prf.f1,
@@ -72,7 +78,7 @@ pub fn evaluate(rows: &[RiskRow], scores: &[f32], threshold: f32) -> RiskReport 
 impl RiskReport {
     pub fn table(&self) -> String {
         let mut t = Table::new();
-        t.set_header(["group", "n", "misinfo", "ROC-AUC", "precision", "recall", "F1", "accuracy"]);
+        t.set_header(["group", "n", "misinfo", "ROC-AUC", "ECE", "precision", "recall", "F1", "accuracy"]);
         let f = |x: f64| format!("{x:.3}");
         for (name, g) in &self.groups {
             t.add_row([
@@ -80,6 +86,7 @@ impl RiskReport {
                 g.n.to_string(),
                 g.positives.to_string(),
                 g.roc_auc.map(f).unwrap_or_else(|| "n/a".into()),
+                g.ece.map(f).unwrap_or_else(|| "n/a".into()),
                 f(g.precision),
                 f(g.recall),
                 f(g.f1),
@@ -102,6 +109,7 @@ mod tests {
             lang: lang.into(),
             label: label.into(),
             source: Some("s".into()),
+            article: None,
         };
         let rows = [row("1", "en", "misinformation"), row("2", "en", "reliable"), row("3", "fr", "misinformation"), row("4", "fr", "reliable")];
         let r = evaluate(&rows, &[0.9, 0.2, 0.4, 0.6], 0.5);

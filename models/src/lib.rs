@@ -11,10 +11,13 @@
 
 pub mod claims;
 pub mod e5_file;
+pub mod embedding_store;
 pub mod encoder;
 pub mod fast_bert;
 pub mod fetch;
 pub mod head;
+pub mod repost_cache;
+pub mod training;
 
 pub use encoder::{Encoder, EMBEDDING_PREFIX};
 pub use head::{RiskHead, TrainOptions};

@@ -90,11 +90,22 @@ pub struct RiskConfig {
     pub claims_dir: Option<PathBuf>,
     /// Cosine similarity from which a post counts as restating a claim.
     pub claim_match_threshold: f32,
+    /// Embeddings kept so that reposts of a text (same words, give or take case and
+    /// spacing) are embedded once; about 1.6 kB each. 0 turns the cache off.
+    pub repost_cache: usize,
 }
 
 impl Default for RiskConfig {
     fn default() -> Self {
-        RiskConfig { enabled: true, model_dir: None, head: None, claims: true, claims_dir: None, claim_match_threshold: 0.93 }
+        RiskConfig {
+            enabled: true,
+            model_dir: None,
+            head: None,
+            claims: true,
+            claims_dir: None,
+            claim_match_threshold: 0.93,
+            repost_cache: crate::stages::risk::REPOST_CACHE_ENTRIES,
+        }
     }
 }
 

@@ -92,15 +92,20 @@ pub enum RiskLabel {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Risk {
-    /// Probability-like score that the post carries misinformation, 0..1: the head's
-    /// score, raised when the post restates a known false claim.
+    /// Risk that the post carries misinformation, 0..1: the head's calibrated
+    /// probability, raised when the post restates a known false claim.
     pub score: f32,
     pub label: RiskLabel,
     /// Encoder and head that produced the score.
     pub model: String,
-    /// The trained head's score alone.
+    /// The trained head's own output (sigmoid of its logit), before calibration.
     #[serde(default)]
     pub head_score: f32,
+    /// The head's calibrated probability of misinformation (Platt scaling fit on
+    /// held-out predictions): of posts given 0.7, about 7 in 10 were misinformation in
+    /// the evaluation data.
+    #[serde(default)]
+    pub probability: f32,
     /// Known false claims (`models/claims/`) the post is close to, best first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<MatchedClaim>,

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use vigie_eval::datasets::{read_jsonl, LangIdRow, RedactionRow, RiskRow};
 use vigie_eval::redaction::PredSpan;
-use vigie_models::{Encoder, RiskHead, TrainOptions};
+use vigie_models::{Encoder, TrainOptions};
 use vigie_pipeline::config::Config;
 use vigie_pipeline::contract;
 use vigie_pipeline::io::screen_jsonl;
@@ -263,17 +263,57 @@ struct TrainArgs {
     #[arg(long, env = "VIGIE_DATA_DIR", default_value = "../shared/datasets")]
     data_dir: PathBuf,
     /// Training files, relative to the data directory.
-    #[arg(long, num_args = 1.., default_values = ["risk/constraint_en_train.jsonl"])]
+    #[arg(long, num_args = 1.., default_values = ["risk/constraint_en_train.jsonl", "risk/daccord_fr_dev.jsonl"])]
     train: Vec<PathBuf>,
-    /// Development files reported after training.
+    /// Development files reported after training. A file named in both lists is split by
+    /// article (by row when it has none): one part in --holdout-parts is held out for
+    /// the report and never trained on.
     #[arg(long, num_args = 1.., default_values = ["risk/constraint_en_val.jsonl", "risk/daccord_fr_dev.jsonl"])]
     dev: Vec<PathBuf>,
+    #[arg(long, default_value_t = 5)]
+    holdout_parts: usize,
+    /// Classifier: logistic regression, a one-hidden-layer MLP, or both compared by
+    /// cross-validation and the better one kept.
+    #[arg(long, value_enum, default_value = "compare")]
+    kind: KindArg,
+    /// Share of the training weight given to French examples (classes are balanced
+    /// within each language first).
+    #[arg(long, default_value_t = 0.4)]
+    french_share: f32,
+    /// Languages given weights of their own on top of the shared ones (none: "").
+    #[arg(long, num_args = 0.., default_values = ["fr"])]
+    adapt: Vec<String>,
+    /// Cross-validation folds (grouped by article).
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
     #[arg(long, default_value = vigie_pipeline::config::DEFAULT_HEAD)]
     out: PathBuf,
+    /// Configuration whose redaction rules prepare the texts (as the pipeline does).
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[arg(long, env = "VIGIE_MODEL_DIR")]
     model_dir: Option<PathBuf>,
-    #[arg(long, default_value_t = TrainOptions::default().epochs)]
-    epochs: usize,
+    /// Recompute every embedding instead of reusing those stored next to the model.
+    #[arg(long)]
+    no_store: bool,
+    /// Override the classifiers' settings (defaults: `TrainOptions::logistic()` and `::mlp()`).
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f32>,
+    #[arg(long)]
+    l2: Option<f32>,
+    #[arg(long)]
+    hidden: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum KindArg {
+    Logistic,
+    Mlp,
+    Compare,
 }
 
 #[derive(Subcommand)]
@@ -556,14 +596,22 @@ fn eval(a: EvalArgs) -> Result<()> {
             EvalTask::Risk => {
                 let rows: Vec<RiskRow> = read_jsonl(path)?;
                 let Some(risk) = screener.risk() else { bail!("risk evaluation needs the model (drop --no-risk)") };
-                let texts: Vec<String> = rows
-                    .iter()
-                    .map(|r| {
-                        let lang = vigie_pipeline::screener::known_language(screener.language().detect(&r.text).code);
-                        screener.redaction().redact(&r.text, lang).text
-                    })
-                    .collect();
-                let scores = score_with_progress(&texts, |chunk| Ok(risk.score(chunk)?.into_iter().map(|r| r.score).collect()))?;
+                // Rows the head was trained on would flatter it: they are left out.
+                let trained: std::collections::HashSet<&str> = risk.head().trained_ids.iter().map(String::as_str).collect();
+                let (rows, seen): (Vec<RiskRow>, Vec<RiskRow>) = rows.into_iter().partition(|r| !trained.contains(r.id.as_str()));
+                if !seen.is_empty() {
+                    eprintln!("{}: {} rows left out, the head was trained on them; {} evaluated", path.display(), seen.len(), rows.len());
+                }
+                let texts: Vec<String> = rows.iter().map(|r| redact_for_risk(&screener, &r.text)).collect();
+                // The language the pipeline would detect, as the head reads it.
+                let langs: Vec<Option<&str>> =
+                    rows.iter().map(|r| vigie_pipeline::screener::known_language(screener.language().detect(&r.text).code)).collect();
+                let mut done = 0;
+                let scores = score_with_progress(&texts, |chunk| {
+                    let scored = risk.score_in(chunk, &langs[done..done + chunk.len()])?;
+                    done += chunk.len();
+                    Ok(scored.into_iter().map(|r| r.score).collect())
+                })?;
                 let report = vigie_eval::risk::evaluate(&rows, &scores, config.routing.misinformation_threshold);
                 print_report(path, a.json, &report, || report.table())?;
             }
@@ -595,37 +643,122 @@ fn score_with_progress<T>(texts: &[String], mut f: impl FnMut(&[String]) -> Resu
     Ok(out)
 }
 
+/// The text the risk stage sees: redacted, with the language the pipeline detects.
+fn redact_for_risk(screener: &Screener, text: &str) -> String {
+    let lang = vigie_pipeline::screener::known_language(screener.language().detect(text).code);
+    screener.redaction().redact(text, lang).text
+}
+
 fn train(a: TrainArgs) -> Result<()> {
-    let model_dir = a.model_dir.unwrap_or_else(vigie_models::encoder::default_model_dir);
+    use std::collections::BTreeMap;
+    use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
+    use vigie_models::training::{self, Example};
+
+    let mut config = Config::load(a.config.as_deref())?;
+    config.risk.enabled = false; // only redaction and language are needed here
+    let screener = build_screener(&config)?;
+    let model_dir = a.model_dir.clone().unwrap_or_else(vigie_models::encoder::default_model_dir);
     let encoder = Encoder::load(&model_dir)?;
-    // The pipeline scores redacted text, so the head learns on redacted text too.
-    let redactor = Redactor::new(RuleSet::builtin()?);
-    let load = |files: &[PathBuf]| -> Result<(Vec<String>, Vec<RiskRow>)> {
-        let mut rows = Vec::new();
-        for f in files {
-            let path = a.data_dir.join(f);
-            rows.extend(read_jsonl::<RiskRow>(&path).with_context(|| format!("reading {}", path.display()))?);
-        }
-        let texts = rows.iter().map(|r| redactor.redact(&r.text).text).collect();
-        Ok((texts, rows))
+    let mut store = if a.no_store { EmbeddingStore::in_memory(encoder.dim()) } else { EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim()) };
+
+    let read = |f: &PathBuf| -> Result<Vec<RiskRow>> {
+        let path = a.data_dir.join(f);
+        read_jsonl::<RiskRow>(&path).with_context(|| format!("reading {}", path.display()))
     };
-    let (texts, rows) = load(&a.train)?;
-    eprintln!("embedding {} training texts", texts.len());
-    let xs = score_with_progress(&texts, |chunk| Ok(encoder.embed(chunk)?))?;
-    let labels: Vec<bool> = rows.iter().map(RiskRow::is_misinformation).collect();
-    let options = TrainOptions { epochs: a.epochs, ..Default::default() };
+    let group = |r: &RiskRow| r.article.clone().unwrap_or_else(|| r.id.clone());
+    let held_out = |r: &RiskRow| training::fold_of(&format!("holdout:{}", group(r)), a.holdout_parts) == 0;
+    let mut train_rows = Vec::new();
+    for f in &a.train {
+        let shared = a.dev.contains(f);
+        train_rows.extend(read(f)?.into_iter().filter(|r| !(shared && held_out(r))));
+    }
+    let mut dev_sets = Vec::new();
+    for f in &a.dev {
+        let shared = a.train.contains(f);
+        let rows: Vec<RiskRow> = read(f)?.into_iter().filter(|r| !shared || held_out(r)).collect();
+        let name = if shared { format!("{} (held-out articles, never trained on)", f.display()) } else { f.display().to_string() };
+        dev_sets.push((name, rows));
+    }
+
+    let embed = |store: &mut EmbeddingStore, rows: &[RiskRow], what: &str| -> Result<Vec<Vec<f32>>> {
+        let texts: Vec<String> = rows.iter().map(|r| redact_for_risk(&screener, &r.text)).collect();
+        let bar = ProgressBar::new(texts.len() as u64);
+        bar.set_style(ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} texts embedded (eta {{eta}})")).expect("valid template"));
+        let vectors = store.embed_all(&encoder, &texts, |done| bar.set_position(done as u64))?;
+        bar.finish_and_clear();
+        Ok(vectors)
+    };
+    let train_vectors = embed(&mut store, &train_rows, "training")?;
+    let dev_vectors: Vec<Vec<Vec<f32>>> = dev_sets.iter().map(|(_, rows)| embed(&mut store, rows, "dev")).collect::<Result<_>>()?;
+    store.save()?;
+    let examples: Vec<Example> = train_rows
+        .iter()
+        .zip(train_vectors)
+        .map(|(r, embedding)| Example { id: r.id.clone(), lang: r.lang.clone(), group: group(r), misinformation: r.is_misinformation(), embedding })
+        .collect();
+    let share = BTreeMap::from([("fr".to_string(), a.french_share)]);
+    let adapted: Vec<String> = a.adapt.iter().filter(|l| !l.is_empty()).cloned().collect();
+    eprintln!("{} training examples ({} French)", examples.len(), examples.iter().filter(|e| e.lang == "fr").count());
+
+    let kinds: Vec<TrainOptions> = match a.kind {
+        KindArg::Logistic => vec![TrainOptions::logistic()],
+        KindArg::Mlp => vec![TrainOptions::mlp()],
+        KindArg::Compare => vec![TrainOptions::logistic(), TrainOptions::mlp()],
+    };
+    let kinds: Vec<TrainOptions> = kinds
+        .into_iter()
+        .map(|o| TrainOptions {
+            epochs: a.epochs.unwrap_or(o.epochs),
+            batch_size: a.batch_size.unwrap_or(o.batch_size),
+            learning_rate: a.learning_rate.unwrap_or(o.learning_rate),
+            l2: a.l2.unwrap_or(o.l2),
+            hidden: a.hidden.unwrap_or(o.hidden),
+            ..o
+        })
+        .collect();
+    let mut best: Option<(f64, training::Recipe, training::Calibration)> = None;
+    for options in kinds {
+        let name = format!("{:?}", options.kind).to_lowercase();
+        let bar = ProgressBar::new(a.folds as u64);
+        bar.set_style(ProgressStyle::with_template(&format!("{{bar:40}} {name}: fold {{pos}}/{{len}}")).expect("valid template"));
+        let recipe = training::Recipe { options, adapted_languages: adapted.clone(), language_share: share.clone() };
+        let logits = training::cross_validated_logits(&examples, &recipe, a.folds, |k| bar.set_position(k as u64))?;
+        bar.finish_and_clear();
+        let (calibration, figures) = training::per_language(&examples, &logits, &adapted)?;
+        let cross = training::cross_lingual(&examples, "fr", &recipe)?;
+        println!("== {name}: {}-fold cross-validation grouped by article, calibrated", a.folds);
+        println!("{}", figures_table(&figures, cross.as_ref()));
+        let langs: Vec<f64> = figures.iter().filter(|(k, _)| k.as_str() != "all").filter_map(|(_, f)| f.roc_auc).collect();
+        let mean = langs.iter().sum::<f64>() / langs.len().max(1) as f64;
+        if best.as_ref().is_none_or(|b| mean > b.0) {
+            best = Some((mean, recipe, calibration));
+        }
+    }
+    let (mean, recipe, calibration) = best.context("no classifier trained")?;
     let trained_on = a.train.iter().map(|p| p.display().to_string()).collect();
-    let head = RiskHead::train(vigie_models::encoder::MODEL_NAME, trained_on, &xs, &labels, options)?;
+    let head = training::train_final(&examples, &recipe, calibration, trained_on)?;
     head.save(&a.out)?;
-    eprintln!("head written to {}", a.out.display());
-    for dev in &a.dev {
-        let (texts, rows) = load(std::slice::from_ref(dev))?;
-        let xs = score_with_progress(&texts, |chunk| Ok(encoder.embed(chunk)?))?;
-        let scores = xs.iter().map(|x| head.score(x)).collect::<Result<Vec<f32>, _>>()?;
-        let report = vigie_eval::risk::evaluate(&rows, &scores, 0.5);
-        println!("== dev {}\n{}", dev.display(), report.table());
+    eprintln!("{} head (mean per-language cross-validated ROC-AUC {mean:.3}) written to {}", head.kind_name(), a.out.display());
+    for ((name, rows), vectors) in dev_sets.iter().zip(&dev_vectors) {
+        let scores = rows.iter().zip(vectors).map(|(r, x)| head.score(x, Some(&r.lang))).collect::<Result<Vec<f32>, _>>()?;
+        let report = vigie_eval::risk::evaluate(rows, &scores, 0.5);
+        println!("== dev {name} (head alone, calibrated)\n{}", report.table());
     }
     Ok(())
+}
+
+fn figures_table(figures: &std::collections::BTreeMap<String, vigie_models::training::Figures>, cross: Option<&vigie_models::training::Figures>) -> String {
+    let mut t = comfy_table::Table::new();
+    t.set_header(["examples", "n", "ROC-AUC", "ECE", "F1"]);
+    let f = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.3}"));
+    let mut rows: Vec<(String, &vigie_models::training::Figures)> = figures.iter().map(|(k, v)| (k.clone(), v)).collect();
+    if let Some(c) = cross {
+        rows.push(("fr, trained without French".into(), c));
+    }
+    for (name, fig) in rows {
+        t.add_row([name, fig.n.to_string(), f(fig.roc_auc), f(fig.ece), format!("{:.3}", fig.f1)]);
+    }
+    t.to_string()
 }
 
 fn rules(command: RulesCommand) -> Result<()> {

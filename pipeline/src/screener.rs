@@ -77,7 +77,7 @@ impl Screener {
             let encoder = Encoder::load(&config.risk.model_dir())?;
             let head = config.risk.head()?;
             let stage = RiskStage::new(encoder, head, config.routing.misinformation_threshold)?;
-            Some(stage.with_claims(config.risk.claim_source(), config.risk.claim_match_threshold)?)
+            Some(stage.with_claims(config.risk.claim_source(), config.risk.claim_match_threshold)?.with_repost_cache(config.risk.repost_cache))
         } else {
             None
         };
@@ -183,8 +183,9 @@ impl Screener {
         let risks = match &self.risk {
             Some(stage) if !posts.is_empty() => {
                 let texts: Vec<&str> = redacted.iter().map(|r| r.text.as_str()).collect();
+                let text_langs: Vec<Option<&str>> = langs.iter().map(|l| known_language(l.code)).collect();
                 times.model_batch = texts.len();
-                stage.score(&texts)?.into_iter().map(Some).collect()
+                stage.score_in(&texts, &text_langs)?.into_iter().map(Some).collect()
             }
             _ => vec![None; posts.len()],
         };

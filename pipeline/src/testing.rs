@@ -17,7 +17,7 @@ pub fn tiny_head() -> RiskHead {
     let texts = ["vaccine causes autism", "5g cause autisme", "le vaccin cause autisme", "the measles vaccine is safe", "le vaccin est sûr", "rougeole vaccin sûr"];
     let labels = [true, true, true, false, false, false];
     let xs = enc.embed(&texts).expect("tiny embeddings");
-    RiskHead::train("tiny", vec![], &xs, &labels, TrainOptions { epochs: 800, ..Default::default() }).expect("tiny head")
+    RiskHead::train("tiny", vec![], &xs, &labels, None, TrainOptions { epochs: 800, ..Default::default() }).expect("tiny head")
 }
 
 pub fn tiny_risk_stage() -> RiskStage {
@@ -51,7 +51,7 @@ pub fn moderation_record(id: &str, lang: &str, text: &str, misinformation: bool,
         lang: Lang { code, confidence: 0.9 },
         redacted_text: text.to_string(),
         redactions: vec![],
-        risk: Some(Risk { score, label: if misinformation { RiskLabel::Misinformation } else { RiskLabel::Reliable }, model: "test".into(), head_score: score, claims: vec![] }),
+        risk: Some(Risk { score, label: if misinformation { RiskLabel::Misinformation } else { RiskLabel::Reliable }, model: "test".into(), head_score: score, probability: score, claims: vec![] }),
         route: Route { queue, priority: if misinformation { Priority::High } else { Priority::Low }, reasons: vec![reason] },
         channel: Channel::Forum,
         country: Some("SN".into()),

@@ -212,7 +212,8 @@ pub fn item(p: ItemPage<'_>) -> Markup {
                     }
                     @if let Some(risk) = &r.risk {
                         p { "Risk score " strong { (format!("{:.2}", risk.score)) } " (" (format!("{:?}", risk.label).to_lowercase())
-                            "; classifier " (format!("{:.2}", risk.head_score)) ", model " (risk.model) ")" }
+                            "; calibrated probability " (format!("{:.2}", risk.probability)) ", classifier output " (format!("{:.2}", risk.head_score))
+                            ", model " (risk.model) ")" }
                         @if !risk.claims.is_empty() {
                             p { "Restates known false claims:" }
                             ul.claims {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use vigie_models::claims::{self, ClaimIndex};
+use vigie_models::repost_cache::RepostCache;
 use vigie_models::{Encoder, RiskHead};
 
 use crate::contract::{MatchedClaim, Risk, RiskLabel};
@@ -53,7 +54,12 @@ pub struct RiskStage {
     claims: RwLock<Arc<ClaimIndex>>,
     reload: Option<Mutex<Reload>>,
     claim_threshold: f32,
+    /// Reposts of a text (give or take case and spacing) are embedded once.
+    cache: RepostCache,
 }
+
+/// Embeddings kept for reposts (about 1.6 kB each: 16 MB).
+pub const REPOST_CACHE_ENTRIES: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RiskError {
@@ -74,7 +80,7 @@ impl RiskStage {
         if head.dim() != encoder.dim() {
             return Err(RiskError::DimensionMismatch { head: head.dim(), encoder: encoder.dim() });
         }
-        let model_name = format!("{}+logreg", head.encoder);
+        let model_name = format!("{}+{}", head.encoder, head.kind_name());
         Ok(RiskStage {
             encoder,
             head,
@@ -83,6 +89,7 @@ impl RiskStage {
             claims: RwLock::new(Arc::new(ClaimIndex::empty())),
             reload: None,
             claim_threshold: 1.1,
+            cache: RepostCache::new(REPOST_CACHE_ENTRIES),
         })
     }
 
@@ -131,17 +138,24 @@ impl RiskStage {
         self.claims.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Scores a batch of (redacted) texts, in order.
+    /// Scores a batch of (redacted) texts of unknown language, in order.
     pub fn score<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Risk>, RiskError> {
-        let embeddings = self.encoder.embed(texts)?;
+        self.score_in(texts, &vec![None; texts.len()])
+    }
+
+    /// Scores a batch of (redacted) texts, in order, each in the language detected for
+    /// it (`None` when unknown): the head has weights of its own for some languages.
+    pub fn score_in<S: AsRef<str>>(&self, texts: &[S], langs: &[Option<&str>]) -> Result<Vec<Risk>, RiskError> {
+        let embeddings = self.cache.embed(&self.encoder, texts)?;
         let index = self.claim_index();
         texts
             .iter()
             .zip(&embeddings)
-            .map(|(text, e)| {
-                let head_score = self.head.score(e)?;
+            .zip(langs.iter().chain(std::iter::repeat(&None)))
+            .map(|((text, e), lang)| {
+                let (head_score, probability) = self.head.scores(e, *lang)?;
                 let matches = index.matches(e, MAX_CLAIMS, self.claim_threshold);
-                let mut score = head_score;
+                let mut score = probability;
                 if let Some(best) = matches.first() {
                     if !debunks(text.as_ref()) {
                         score = score.max(claim_risk(best.similarity, self.claim_threshold));
@@ -154,7 +168,7 @@ impl RiskStage {
                     })
                     .collect();
                 let label = if score >= self.threshold { RiskLabel::Misinformation } else { RiskLabel::Reliable };
-                Ok(Risk { score, label, model: self.model_name.clone(), head_score, claims })
+                Ok(Risk { score, label, model: self.model_name.clone(), head_score, probability, claims })
             })
             .collect()
     }
@@ -162,12 +176,28 @@ impl RiskStage {
     pub fn encoder(&self) -> &Encoder {
         &self.encoder
     }
+
+    pub fn head(&self) -> &RiskHead {
+        &self.head
+    }
+
+    /// Sets how many embeddings are kept for reposts (0 turns the cache off).
+    pub fn with_repost_cache(mut self, entries: usize) -> Self {
+        self.cache = RepostCache::new(entries);
+        self
+    }
+
+    /// (hits, misses) of the repost cache.
+    pub fn repost_cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
+    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use vigie_models::encoder::testing::tiny_encoder;
+    use vigie_models::head::Classifier;
     use vigie_models::TrainOptions;
 
     pub(crate) fn tiny_stage() -> RiskStage {
@@ -198,12 +228,12 @@ pub(crate) mod tests {
         let r = stage.score(&["the measles vaccine is safe", "the measles vaccine is safe: a hoax says otherwise", "vaccine causes autism"]).unwrap();
         assert_eq!(r[0].claims.len(), 1);
         assert_eq!(r[0].claims[0].id, "c-measles");
-        assert!(r[0].head_score < 0.5 && r[0].score >= 0.6, "{:?}", r[0]);
+        assert!(r[0].probability < 0.5 && r[0].score >= 0.6, "{:?}", r[0]);
         assert_eq!(r[0].label, RiskLabel::Misinformation);
         assert!(r[2].claims.is_empty());
-        assert_eq!(r[2].score, r[2].head_score);
+        assert_eq!(r[2].score, r[2].probability);
         if !r[1].claims.is_empty() {
-            assert_eq!(r[1].score, r[1].head_score, "a debunking cue keeps the match from raising the score");
+            assert_eq!(r[1].score, r[1].probability, "a debunking cue keeps the match from raising the score");
         }
     }
 
@@ -230,7 +260,16 @@ pub(crate) mod tests {
 
     #[test]
     fn mismatched_head_is_refused() {
-        let head = RiskHead { encoder: "x".into(), weights: vec![0.0; 3], bias: 0.0, trained_on: vec![], options: TrainOptions::default() };
+        let head = RiskHead {
+            encoder: "x".into(),
+            classifier: Classifier::Logistic { weights: vec![0.0; 3], bias: 0.0 },
+            calibration: Default::default(),
+            calibration_by_language: Default::default(),
+            trained_on: vec![],
+            adapted_languages: vec![],
+            trained_ids: vec![],
+            options: TrainOptions::default(),
+        };
         assert!(matches!(RiskStage::new(tiny_encoder(1), head, 0.5), Err(RiskError::DimensionMismatch { .. })));
     }
 }

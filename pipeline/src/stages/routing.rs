@@ -80,7 +80,7 @@ mod tests {
     use crate::contract::RiskLabel;
 
     fn risk(score: f32) -> Risk {
-        Risk { score, label: RiskLabel::Reliable, model: "m".into(), head_score: score, claims: vec![] }
+        Risk { score, label: RiskLabel::Reliable, model: "m".into(), head_score: score, probability: score, claims: vec![] }
     }
     fn span(kind: &str) -> RedactionSpan {
         RedactionSpan { kind: kind.into(), start: 0, end: 1, rule: "r".into() }

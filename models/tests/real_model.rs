@@ -79,3 +79,31 @@ fn fast_forward_agrees_with_the_reference_bert_model() {
     let worst = a.iter().zip(&b).map(|(x, y)| cosine(x, y)).fold(1.0f32, f32::min);
     assert!(worst >= 0.999, "lowest cosine between the two forwards: {worst}");
 }
+
+/// The committed head, on the real encoder, ranks a rumour above its correction in
+/// French and in English (texts written for this test, not taken from the datasets).
+#[test]
+fn builtin_head_ranks_rumours_above_corrections() {
+    use vigie_models::RiskHead;
+    let dir = default_model_dir();
+    let enc = Encoder::load(&dir).unwrap_or_else(|e| panic!("{e} (looked in {})", dir.display()));
+    let head = RiskHead::builtin().unwrap();
+    let pairs = [
+        (
+            "fr",
+            "Le vaccin contre le Covid-19 modifie l'ADN des personnes vaccinées, c'est prouvé.",
+            "Les vaccins à ARN messager ne modifient pas l'ADN : l'ARN n'entre pas dans le noyau des cellules, selon les chercheurs.",
+        ),
+        (
+            "en",
+            "BREAKING: drinking hot water every 15 minutes kills the coronavirus, share before they delete it!",
+            "The health ministry reports 1,203 new confirmed cases today; testing continues in all regions.",
+        ),
+    ];
+    for (lang, rumour, correction) in pairs {
+        let v = enc.embed(&[rumour, correction]).unwrap();
+        let (r, c) = (head.score(&v[0], Some(lang)).unwrap(), head.score(&v[1], Some(lang)).unwrap());
+        assert!(r > c, "{lang}: rumour {r} vs correction {c}");
+        assert!((0.0..=1.0).contains(&r) && (0.0..=1.0).contains(&c));
+    }
+}

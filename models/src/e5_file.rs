@@ -75,7 +75,7 @@ const Q4_BLOCK_BYTES: usize = 18;
 
 impl Q4Rows {
     pub fn new(bytes: Vec<u8>, rows: usize, cols: usize) -> Result<Self> {
-        if cols % Q4_BLOCK != 0 || bytes.len() != rows * cols / Q4_BLOCK * Q4_BLOCK_BYTES {
+        if !cols.is_multiple_of(Q4_BLOCK) || bytes.len() != rows * cols / Q4_BLOCK * Q4_BLOCK_BYTES {
             return Err(ModelError::Format(format!("Q4_0 matrix {rows}x{cols} does not fit {} bytes", bytes.len())));
         }
         Ok(Q4Rows { bytes, rows, cols })
@@ -176,7 +176,7 @@ impl E5Image {
             layer_norm_eps: c.f32()?,
         };
         let block = c.usize32("block size")?;
-        if block != 32 || hyper.hidden % 32 != 0 || hyper.heads == 0 || hyper.hidden % hyper.heads != 0 {
+        if block != 32 || !hyper.hidden.is_multiple_of(32) || hyper.heads == 0 || !hyper.hidden.is_multiple_of(hyper.heads) {
             return Err(ModelError::Format(format!("unsupported shapes: {hyper:?}, block {block}")));
         }
         // SentencePiece vocabulary: skipped, but its pad id is the model's.
@@ -428,7 +428,7 @@ mod tests {
     #[test]
     fn wrong_element_count_is_reported() {
         let h = tiny_hyper();
-        let image = write(&h, 1, &[("emb.word".into(), Data::Q4(quantize_q4_0(&vec![0.5; 32])))]);
+        let image = write(&h, 1, &[("emb.word".into(), Data::Q4(quantize_q4_0(&[0.5; 32])))]);
         let err = E5Image::parse(&image, &Device::Cpu).err().expect("bad count");
         assert!(err.to_string().contains("emb.word: 32 elements"), "{err}");
     }

@@ -118,7 +118,7 @@ fn parse(bytes: &[u8], dim: usize) -> Result<HashMap<u64, Vec<f32>>> {
     }
     let record = 8 + 4 * dim;
     let body = &bytes[8..];
-    if body.len() % record != 0 {
+    if !body.len().is_multiple_of(record) {
         return Err(bad("truncated record"));
     }
     Ok(body

@@ -20,6 +20,7 @@ pub struct Metrics {
     stage_seconds: Family<Labels, Histogram>,
     acknowledged_seconds: Histogram,
     model_batch_size: Histogram,
+    repost_cache_hits: Counter,
     consumer_lag: Family<Labels, Gauge>,
     in_flight: Gauge,
     commits: Family<Labels, Counter>,
@@ -48,6 +49,7 @@ impl Metrics {
             stage_seconds: Family::new_with_constructor(stage_histogram),
             acknowledged_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
             model_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            repost_cache_hits: Counter::default(),
             consumer_lag: Family::default(),
             in_flight: Gauge::default(),
             commits: Family::default(),
@@ -65,6 +67,11 @@ impl Metrics {
             m.acknowledged_seconds.clone(),
         );
         registry.register("model_batch_size", "Posts per call to the risk model", m.model_batch_size.clone());
+        registry.register(
+            "repost_cache_hits",
+            "Posts whose embedding the repost cache held (reposts: not run through the encoder)",
+            m.repost_cache_hits.clone(),
+        );
         registry.register("consumer_lag", "Messages behind the end of each partition (librdkafka statistics)", m.consumer_lag.clone());
         registry.register("in_flight_messages", "Messages read and not yet acknowledged", m.in_flight.clone());
         registry.register("commits", "Offset commits, by result", m.commits.clone());
@@ -92,8 +99,9 @@ impl Metrics {
     pub fn acknowledged(&self, took: Duration) {
         self.acknowledged_seconds.observe(took.as_secs_f64());
     }
-    pub fn model_batch(&self, posts: usize) {
+    pub fn model_batch(&self, posts: usize, cache_hits: usize) {
         self.model_batch_size.observe(posts as f64);
+        self.repost_cache_hits.inc_by(cache_hits as u64);
     }
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
         self.consumer_lag.get_or_create(&vec![("topic", topic.to_string()), ("partition", partition.to_string())]).set(lag);
@@ -136,7 +144,7 @@ mod tests {
         m.dead_letter("malformed_json");
         m.stage("redaction", Duration::from_millis(3));
         m.lag("vigie.posts", 2, 17);
-        m.model_batch(8);
+        m.model_batch(8, 3);
         let text = m.render();
         for needle in [
             r#"vigie_messages_in_total{topic="vigie.posts"} 1"#,
@@ -145,6 +153,7 @@ mod tests {
             r#"vigie_stage_seconds_count{stage="redaction"} 1"#,
             r#"vigie_consumer_lag{topic="vigie.posts",partition="2"} 17"#,
             "vigie_model_batch_size_count 1",
+            "vigie_repost_cache_hits_total 3",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

@@ -24,10 +24,18 @@ pub enum BuildError {
     Model(#[from] vigie_models::ModelError),
     #[error("risk stage: {0}")]
     Risk(#[from] RiskError),
+    /// Boxed: configuration errors carry paths and values, and would make every
+    /// `Result` of this module large.
     #[error("configuration: {0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(Box<crate::config::ConfigError>),
     #[error("language stage: {0}")]
     Lexicon(#[from] crate::stages::language::LexiconError),
+}
+
+impl From<crate::config::ConfigError> for BuildError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        BuildError::Config(Box::new(e))
+    }
 }
 
 pub struct Screener {
@@ -49,6 +57,8 @@ pub struct StageTimes {
     pub routing: Duration,
     /// Posts sent to the risk model (0 when risk scoring is off or nothing decoded).
     pub model_batch: usize,
+    /// Of those, how many the repost cache answered (the rest went through the encoder).
+    pub repost_cache_hits: usize,
 }
 
 impl StageTimes {
@@ -185,7 +195,10 @@ impl Screener {
                 let texts: Vec<&str> = redacted.iter().map(|r| r.text.as_str()).collect();
                 let text_langs: Vec<Option<&str>> = langs.iter().map(|l| known_language(l.code)).collect();
                 times.model_batch = texts.len();
-                stage.score_in(&texts, &text_langs)?.into_iter().map(Some).collect()
+                let (hits_before, _) = stage.repost_cache_stats();
+                let scored = stage.score_in(&texts, &text_langs)?;
+                times.repost_cache_hits = (stage.repost_cache_stats().0 - hits_before) as usize;
+                scored.into_iter().map(Some).collect()
             }
             _ => vec![None; posts.len()],
         };

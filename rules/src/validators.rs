@@ -101,7 +101,7 @@ pub fn luhn_is_valid(s: &str) -> bool {
         .enumerate()
         .map(|(i, &x)| if i % 2 == 1 { let y = x * 2; if y > 9 { y - 9 } else { y } } else { x })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 pub fn iban_is_valid(s: &str) -> bool {

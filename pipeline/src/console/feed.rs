@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(got, ["a"], "the bad line is skipped, the half-written one waits");
         assert_eq!(f.poll().unwrap().len(), 1, "uncommitted records are read again");
         f.commit();
-        write!(file, "{}\n", &record_line("b")[20..]).unwrap();
+        writeln!(file, "{}", &record_line("b")[20..]).unwrap();
         file.flush().unwrap();
         let got: Vec<String> = f.poll().unwrap().into_iter().map(|r| r.id).collect();
         assert_eq!(got, ["b"]);

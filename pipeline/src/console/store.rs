@@ -173,6 +173,9 @@ impl Decision {
     }
 }
 
+/// Values of a facet and how many items have each.
+pub type Facets = Vec<(String, usize)>;
+
 /// A decision as submitted (form or API). `reason` is required.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct DecisionInput {
@@ -556,7 +559,7 @@ impl Store {
     }
 
     /// Queue names and languages with undecided items, for the filters.
-    pub fn queue_facets(&self) -> Result<(Vec<(String, usize)>, Vec<(String, usize)>)> {
+    pub fn queue_facets(&self) -> Result<(Facets, Facets)> {
         let conn = self.conn();
         let facet = |column: &str| -> Result<Vec<(String, usize)>> {
             let mut stmt = conn.prepare(&format!(

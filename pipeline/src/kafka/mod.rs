@@ -315,7 +315,7 @@ impl Loop<'_> {
             self.shared.metrics.stage(stage, took);
         }
         if times.model_batch > 0 {
-            self.shared.metrics.model_batch(times.model_batch);
+            self.shared.metrics.model_batch(times.model_batch, times.repost_cache_hits);
         }
         // Checked before anything of this batch is written: if the cap trips, the batch
         // stays uncommitted for after the operator's fix.

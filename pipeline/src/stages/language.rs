@@ -8,6 +8,7 @@
 //! - longer texts ≥ 80% of whose words are common French or English words, clearly more
 //!   frequent in one of the two, when whatlang is unsure, or whatever whatlang says when
 //!   the frequencies are decisive.
+//!
 //! Everything else is whatlang's verdict.
 
 use std::collections::HashMap;

@@ -210,17 +210,8 @@ pub mod testing {
     /// real file format so the loader is exercised too.
     pub fn tiny_image_bytes(seed: u64) -> Vec<u8> {
         let hyper = Hyper { hidden: 32, layers: 2, heads: 2, ffn: 64, vocab_rows: VOCAB.len(), max_positions: 32, type_vocab: 2, layer_norm_eps: 1e-12 };
-        let mut state = seed | 1;
-        let mut rand = move |n: usize, scale: f32| -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    ((state >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0) * scale
-                })
-                .collect()
-        };
+        let mut rng = crate::rng::XorShift::new(seed);
+        let mut rand = move |n: usize, scale: f32| rng.vec(n, scale);
         let h = hyper.hidden;
         let mut t: Vec<(String, Data)> = vec![
             ("emb.word".into(), Data::Q4(quantize_q4_0(&rand(hyper.vocab_rows * h, 1.0)))),

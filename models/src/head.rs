@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
+use crate::rng::XorShift;
 use crate::{ModelError, Result};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -318,32 +319,19 @@ fn fit(xs: &[Vec<f32>], labels: &[bool], weights: &[f32], options: &TrainOptions
     let y = Tensor::from_vec(labels.iter().map(|&l| l as u8 as f32).collect::<Vec<_>>(), n, &device)?;
     let total: f32 = weights.iter().sum();
     let w = Tensor::from_vec(weights.iter().map(|w| w / total).collect::<Vec<_>>(), n, &device)?;
-    // Deterministic initialisation (xorshift), so `vigie train` reproduces its head.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut init = |len: usize, scale: f32| -> Vec<f32> {
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                ((state >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0) * scale
-            })
-            .collect()
-    };
+    // Deterministic initialisation and shuffles, so `vigie train` reproduces its head.
+    let mut init = XorShift::new(0x9e37_79b9_7f4a_7c15);
     let params = ParamsAdamW { lr: options.learning_rate as f64, weight_decay: 0.0, ..Default::default() };
     // Steps: the whole set, or shuffled mini-batches (each weighted to the same scale,
     // so the L2 term keeps its meaning across batch sizes).
     let batch = if options.batch_size == 0 { n } else { options.batch_size.min(n) };
     let mut order: Vec<u32> = (0..n as u32).collect();
-    let mut batches = |state: &mut u64| -> Result<Vec<(Tensor, Tensor, Tensor)>> {
+    let mut batches = |rng: &mut XorShift| -> Result<Vec<(Tensor, Tensor, Tensor)>> {
         if batch == n {
             return Ok(vec![(x.clone(), y.clone(), w.clone())]);
         }
         for i in (1..n).rev() {
-            *state ^= *state << 13;
-            *state ^= *state >> 7;
-            *state ^= *state << 17;
-            order.swap(i, (*state % (i as u64 + 1)) as usize);
+            order.swap(i, rng.below(i as u64 + 1) as usize);
         }
         order
             .chunks(batch)
@@ -361,7 +349,7 @@ fn fit(xs: &[Vec<f32>], labels: &[bool], weights: &[f32], options: &TrainOptions
         let per_example = (softplus - (y * logits)?)?;
         Ok(((per_example * w)?.sum_all()? + penalty)?)
     };
-    let mut shuffle_state = 0x2545_f491_4f6c_dd1du64;
+    let mut shuffle = XorShift::new(0x2545_f491_4f6c_dd1d);
     let l2 = options.l2 as f64;
     match options.kind {
         HeadKind::Logistic => {
@@ -369,7 +357,7 @@ fn fit(xs: &[Vec<f32>], labels: &[bool], weights: &[f32], options: &TrainOptions
             let bv = Var::from_tensor(&Tensor::zeros(1, DType::F32, &device)?)?;
             let mut opt = AdamW::new(vec![wv.clone(), bv.clone()], params)?;
             for _ in 0..options.epochs {
-                for (x, y, w) in batches(&mut shuffle_state)? {
+                for (x, y, w) in batches(&mut shuffle)? {
                     let logits = x.matmul(&wv.as_tensor().unsqueeze(1)?)?.squeeze(1)?.broadcast_add(bv.as_tensor())?;
                     let loss = loss_of(&logits, &y, &w, (wv.as_tensor().sqr()?.sum_all()? * (l2 / 2.0))?)?;
                     opt.backward_step(&loss)?;
@@ -379,13 +367,13 @@ fn fit(xs: &[Vec<f32>], labels: &[bool], weights: &[f32], options: &TrainOptions
         }
         HeadKind::Mlp => {
             let h = options.hidden.max(1);
-            let w1 = Var::from_tensor(&Tensor::from_vec(init(h * dim, (6.0 / (dim + h) as f32).sqrt()), (h, dim), &device)?)?;
+            let w1 = Var::from_tensor(&Tensor::from_vec(init.vec(h * dim, (6.0 / (dim + h) as f32).sqrt()), (h, dim), &device)?)?;
             let b1 = Var::from_tensor(&Tensor::zeros(h, DType::F32, &device)?)?;
-            let w2 = Var::from_tensor(&Tensor::from_vec(init(h, (6.0 / (h + 1) as f32).sqrt()), (h, 1), &device)?)?;
+            let w2 = Var::from_tensor(&Tensor::from_vec(init.vec(h, (6.0 / (h + 1) as f32).sqrt()), (h, 1), &device)?)?;
             let b2 = Var::from_tensor(&Tensor::zeros(1, DType::F32, &device)?)?;
             let mut opt = AdamW::new(vec![w1.clone(), b1.clone(), w2.clone(), b2.clone()], params)?;
             for _ in 0..options.epochs {
-                for (x, y, w) in batches(&mut shuffle_state)? {
+                for (x, y, w) in batches(&mut shuffle)? {
                     let hidden = x.matmul(&w1.as_tensor().t()?)?.broadcast_add(b1.as_tensor())?.relu()?;
                     let logits = hidden.matmul(w2.as_tensor())?.squeeze(1)?.broadcast_add(b2.as_tensor())?;
                     let penalty = ((w1.as_tensor().sqr()?.sum_all()? + w2.as_tensor().sqr()?.sum_all()?)? * (l2 / 2.0))?;

@@ -17,6 +17,7 @@ pub mod fast_bert;
 pub mod fetch;
 pub mod head;
 pub mod repost_cache;
+pub mod rng;
 pub mod training;
 
 pub use encoder::{Encoder, EMBEDDING_PREFIX};

@@ -29,7 +29,7 @@ pub fn roc_auc(scores: &[f32], positives: &[bool]) -> Option<f64> {
 
 /// Expected calibration error over `bins` equal-width probability bins: the average gap
 /// between the mean predicted probability and the observed rate, weighted by bin size.
-/// 0 for a perfectly calibrated score; None for no data.
+/// 0 for a perfectly calibrated score; None for no data or a NaN score.
 pub fn expected_calibration_error(scores: &[f32], positives: &[bool], bins: usize) -> Option<f64> {
     if scores.is_empty() || bins == 0 {
         return None;
@@ -37,14 +37,19 @@ pub fn expected_calibration_error(scores: &[f32], positives: &[bool], bins: usiz
     let mut sum_p = vec![0.0f64; bins];
     let mut sum_y = vec![0.0f64; bins];
     let mut count = vec![0usize; bins];
+    let mut n = 0usize;
     for (&s, &y) in scores.iter().zip(positives) {
+        if s.is_nan() {
+            return None;
+        }
+        n += 1;
         let p = (s as f64).clamp(0.0, 1.0);
         let b = ((p * bins as f64) as usize).min(bins - 1);
         sum_p[b] += p;
         sum_y[b] += y as u8 as f64;
         count[b] += 1;
     }
-    let n = scores.len() as f64;
+    let n = n as f64;
     Some((0..bins).filter(|&b| count[b] > 0).map(|b| (sum_p[b] - sum_y[b]).abs() / n).sum())
 }
 
@@ -105,6 +110,7 @@ mod tests {
         let half: Vec<bool> = (0..10).map(|i| i % 2 == 0).collect();
         assert!((expected_calibration_error(&[0.9; 10], &half, 10).unwrap() - 0.4).abs() < 1e-6);
         assert_eq!(expected_calibration_error(&[], &[], 10), None);
+        assert_eq!(expected_calibration_error(&[f32::NAN], &[true], 10), None);
     }
 
     use super::*;

@@ -17,7 +17,9 @@ pub struct RiskGroup {
     pub n: usize,
     pub positives: usize,
     pub roc_auc: Option<f64>,
-    /// Expected calibration error of the score read as a probability (10 bins).
+    /// Expected calibration error of the score read as a probability (10 bins). The
+    /// pipeline's score is the head's calibrated probability raised by known-claim
+    /// matches, so a match that raises a reliable post shows here.
     pub ece: Option<f64>,
     pub precision: f64,
     pub recall: f64,

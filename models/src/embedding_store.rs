@@ -99,7 +99,9 @@ impl EmbeddingStore {
             bytes.extend_from_slice(&key.to_le_bytes());
             vector.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
         }
-        let tmp = path.with_extension("tmp");
+        // One temporary file per process: two trainings saving at once do not mix their
+        // bytes (the last rename wins, and the other's additions are recomputed next time).
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
         std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&bytes)).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)?;
         self.added = 0;

@@ -20,7 +20,7 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const MODEL_NAME: &str = "multilingual-e5-small-q4";
 
 /// Texts longer than this many tokens are truncated (posts rarely are; it bounds cost).
-const DEFAULT_MAX_TOKENS: usize = 256;
+pub const MAX_TOKENS: usize = 256;
 /// Texts are embedded in groups of similar length so that padding stays small. Small
 /// groups measured fastest on 2 cores (64 posts of ~46 tokens: 31 posts/s in groups of
 /// 32, 47 in groups of 16, 66 in groups of 8, 64 in groups of 4): less padding, and
@@ -91,7 +91,7 @@ impl Encoder {
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
-                max_length: DEFAULT_MAX_TOKENS.min(max_positions),
+                max_length: MAX_TOKENS.min(max_positions),
                 ..Default::default()
             }))
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;

@@ -87,8 +87,9 @@ pub struct TrainOptions {
     pub batch_size: usize,
     pub learning_rate: f32,
     pub l2: f32,
-    /// Weight each class by the inverse of its frequency (within each language, when
-    /// `vigie train` computes the weights).
+    /// Weight each class by the inverse of its frequency, when no weights are given to
+    /// [`RiskHead::train`]. `vigie train` gives weights, always class-balanced within
+    /// each language (`training::example_weights`).
     pub balance_classes: bool,
 }
 
@@ -139,6 +140,11 @@ impl RiskHead {
     fn parse(text: &str, origin: &str) -> Result<Self> {
         let head: RiskHead = serde_json::from_str(text).map_err(|e| ModelError::Head(format!("{origin}: {e}")))?;
         head.classifier.check().map_err(|e| ModelError::Head(format!("{origin}: {e}")))?;
+        // The classifier reads d + k(d + 1) values for k adapted languages.
+        let (input, k) = (head.classifier.dim(), head.adapted_languages.len());
+        if input <= k || (input - k) % (k + 1) != 0 {
+            return Err(ModelError::Head(format!("{origin}: {input} inputs do not fit {k} adapted languages")));
+        }
         if std::iter::once(&head.calibration).chain(head.calibration_by_language.values()).any(|p| !p.a.is_finite() || !p.b.is_finite()) {
             return Err(ModelError::Head(format!("{origin}: non-finite calibration")));
         }
@@ -302,16 +308,15 @@ impl Classifier {
         match self {
             Classifier::Logistic { weights, bias } => dot(weights, x) + bias,
             Classifier::Mlp { w1, b1, w2, b2, .. } => {
-                let dim = x.len();
-                let hidden = w1.chunks_exact(dim).zip(b1).map(|(row, b)| (dot(row, x) + b).max(0.0));
+                let hidden = w1.chunks_exact(self.dim()).zip(b1).map(|(row, b)| (dot(row, x) + b).max(0.0));
                 hidden.zip(w2).map(|(h, w)| h * w).sum::<f32>() + b2
             }
         }
     }
 }
 
-/// Minimises the weighted log-loss (plus L2 on the weights, not the biases) by
-/// full-batch AdamW with candle's autograd.
+/// Minimises the weighted log-loss (plus L2 on the weights, not the biases) by AdamW
+/// with candle's autograd, on the whole set or on shuffled mini-batches.
 fn fit(xs: &[Vec<f32>], labels: &[bool], weights: &[f32], options: &TrainOptions) -> Result<Classifier> {
     let device = Device::Cpu;
     let (n, dim) = (xs.len(), xs[0].len());
@@ -322,8 +327,8 @@ fn fit(xs: &[Vec<f32>], labels: &[bool], weights: &[f32], options: &TrainOptions
     // Deterministic initialisation and shuffles, so `vigie train` reproduces its head.
     let mut init = XorShift::new(0x9e37_79b9_7f4a_7c15);
     let params = ParamsAdamW { lr: options.learning_rate as f64, weight_decay: 0.0, ..Default::default() };
-    // Steps: the whole set, or shuffled mini-batches (each weighted to the same scale,
-    // so the L2 term keeps its meaning across batch sizes).
+    // Steps: the whole set, or shuffled mini-batches (see the scaling below, which keeps
+    // the L2 term's meaning across batch sizes).
     let batch = if options.batch_size == 0 { n } else { options.batch_size.min(n) };
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut batches = |rng: &mut XorShift| -> Result<Vec<(Tensor, Tensor, Tensor)>> {
@@ -338,8 +343,10 @@ fn fit(xs: &[Vec<f32>], labels: &[bool], weights: &[f32], options: &TrainOptions
             .map(|idx| {
                 let idx = Tensor::new(idx, &device)?;
                 let wb = w.index_select(&idx, 0)?;
-                let scale = wb.sum_all()?.to_scalar::<f32>()?.max(1e-12);
-                Ok((x.index_select(&idx, 0)?, y.index_select(&idx, 0)?, (wb / scale as f64)?))
+                // Weights sum to 1 over the set; a full batch's to about batch/n. Scaling
+                // by n/batch gives every step the loss scale of a full-batch step, and a
+                // short last batch a proportionally shorter one.
+                Ok((x.index_select(&idx, 0)?, y.index_select(&idx, 0)?, (wb * (n as f64 / batch as f64))?))
             })
             .collect()
     };

@@ -1,5 +1,9 @@
 //! Embeddings of recently seen texts, so that reposts of a viral rumour (the same words,
-//! give or take case, spacing and invisible characters) are embedded once.
+//! give or take spacing and invisible characters) are embedded once.
+//!
+//! What is embedded is the normalised text itself, so a post's score depends on its
+//! text alone, never on which variant of it arrived first. Case is kept: the encoder's
+//! tokenizer distinguishes it.
 //!
 //! Bounded two-generation cache: lookups go to the current generation, then the
 //! previous one (promoting the entry); when the current one is full it becomes the
@@ -26,17 +30,15 @@ struct Generations {
     previous: HashMap<u64, Vec<f32>>,
 }
 
-/// The form under which two posts count as the same text: lower case, runs of white
-/// space as one space, zero-width and format characters dropped.
+/// The form under which two posts count as the same text: runs of white space as one
+/// space, zero-width and format characters dropped.
 pub fn normalise(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for word in text.split_whitespace() {
         if !out.is_empty() {
             out.push(' ');
         }
-        for c in word.chars().filter(|c| !matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}')) {
-            out.extend(c.to_lowercase());
-        }
+        out.extend(word.chars().filter(|c| !matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}')));
     }
     out
 }
@@ -78,10 +80,11 @@ impl RepostCache {
         g.current.insert(key, vector);
     }
 
-    /// Embeddings of `texts` in order; only texts not seen recently reach the encoder
-    /// (and each distinct one once per call).
+    /// Embeddings of the normalised `texts`, in order; only texts not seen recently
+    /// reach the encoder (and each distinct one once per call).
     pub fn embed<S: AsRef<str>>(&self, encoder: &Encoder, texts: &[S]) -> Result<Vec<Vec<f32>>> {
-        let keys: Vec<u64> = texts.iter().map(|t| text_key(&normalise(t.as_ref()))).collect();
+        let normalised: Vec<String> = texts.iter().map(|t| normalise(t.as_ref())).collect();
+        let keys: Vec<u64> = normalised.iter().map(|t| text_key(t)).collect();
         let mut out: Vec<Option<Vec<f32>>> = keys.iter().map(|&k| self.get(k)).collect();
         let mut todo: Vec<usize> = Vec::new();
         let mut first_of: HashMap<u64, usize> = HashMap::new();
@@ -95,7 +98,7 @@ impl RepostCache {
         self.hits.fetch_add(hits, Ordering::Relaxed);
         self.misses.fetch_add(todo.len() as u64, Ordering::Relaxed);
         if !todo.is_empty() {
-            let batch: Vec<&str> = todo.iter().map(|&i| texts[i].as_ref()).collect();
+            let batch: Vec<&str> = todo.iter().map(|&i| normalised[i].as_str()).collect();
             let vectors = encoder.embed(&batch)?;
             let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             for (&i, v) in todo.iter().zip(vectors) {
@@ -115,16 +118,17 @@ mod tests {
     use crate::encoder::testing::tiny_encoder;
 
     #[test]
-    fn normalisation_ignores_case_spacing_and_invisible_characters() {
-        assert_eq!(normalise("  Vaccine\tCAUSES \n autism\u{200B} "), "vaccine causes autism");
+    fn normalisation_ignores_spacing_and_invisible_characters() {
+        assert_eq!(normalise("  Vaccine\tCAUSES \n autism\u{200B} "), "Vaccine CAUSES autism");
         assert_ne!(normalise("vaccine causes autism"), normalise("vaccine cures autism"));
+        assert_ne!(normalise("Vaccine"), normalise("vaccine"), "the tokenizer tells case apart");
     }
 
     #[test]
     fn reposts_are_embedded_once_and_match_fresh_embeddings() {
         let enc = tiny_encoder(6);
         let cache = RepostCache::new(100);
-        let first = cache.embed(&enc, &["vaccine causes autism", "VACCINE  causes autism", "measles"]).unwrap();
+        let first = cache.embed(&enc, &["vaccine causes autism", "vaccine  causes\nautism", "measles"]).unwrap();
         assert_eq!(cache.stats(), (0, 2), "two distinct texts, one repeated inside the batch");
         assert_eq!(first[0], first[1]);
         let again = cache.embed(&enc, &["vaccine causes autism\u{200B}", "le vaccin est sûr"]).unwrap();

@@ -4,6 +4,8 @@
 pub struct XorShift(u64);
 
 impl XorShift {
+    /// xorshift needs a non-zero state: the lowest bit is set, so seeds 2k and 2k+1
+    /// give the same stream.
     pub fn new(seed: u64) -> Self {
         XorShift(seed | 1)
     }
@@ -15,12 +17,12 @@ impl XorShift {
         self.0
     }
 
-    /// Uniform in [-scale, scale).
+    /// Uniform in [-scale, scale] (f32 rounding can reach the upper end).
     pub fn symmetric(&mut self, scale: f32) -> f32 {
         ((self.next_u64() >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0) * scale
     }
 
-    /// `len` values uniform in [-scale, scale).
+    /// `len` values uniform in [-scale, scale].
     pub fn vec(&mut self, len: usize, scale: f32) -> Vec<f32> {
         (0..len).map(|_| self.symmetric(scale)).collect()
     }

@@ -18,7 +18,11 @@ use crate::Result;
 #[derive(Debug, Clone)]
 pub struct Example {
     pub id: String,
+    /// The dataset's language: classes are balanced and figures reported per language.
     pub lang: String,
+    /// The language the pipeline detects for the text (None: not French or English), which
+    /// is what the head reads, in training as in production.
+    pub detected: Option<String>,
     /// Rows of one group stay in one fold (DACCORD: the article; else the row's id).
     pub group: String,
     pub misinformation: bool,
@@ -71,7 +75,7 @@ pub struct Recipe {
 fn train_on(examples: &[&Example], recipe: &Recipe) -> Result<RiskHead> {
     let owned: Vec<Example> = examples.iter().map(|e| (*e).clone()).collect();
     let weights = example_weights(&owned, &recipe.language_share);
-    let xs: Vec<Vec<f32>> = examples.iter().map(|e| augment(&e.embedding, Some(&e.lang), &recipe.adapted_languages)).collect();
+    let xs: Vec<Vec<f32>> = examples.iter().map(|e| augment(&e.embedding, e.detected.as_deref(), &recipe.adapted_languages)).collect();
     let ys: Vec<bool> = examples.iter().map(|e| e.misinformation).collect();
     let mut head = RiskHead::train(crate::encoder::MODEL_NAME, Vec::new(), &xs, &ys, Some(&weights), recipe.options)?;
     head.adapted_languages = recipe.adapted_languages.clone();
@@ -86,7 +90,7 @@ pub fn cross_validated_logits(examples: &[Example], recipe: &Recipe, folds: usiz
         let train: Vec<&Example> = examples.iter().zip(&fold).filter(|(_, &f)| f != k).map(|(e, _)| e).collect();
         let head = train_on(&train, recipe)?;
         for (i, e) in examples.iter().enumerate().filter(|(i, _)| fold[*i] == k) {
-            logits[i] = head.logit(&e.embedding, Some(&e.lang))?;
+            logits[i] = head.logit(&e.embedding, e.detected.as_deref())?;
         }
         progress(k + 1);
     }
@@ -127,22 +131,42 @@ pub struct Calibration {
 }
 
 impl Calibration {
-    fn for_lang(&self, lang: &str) -> Platt {
-        self.by_language.get(lang).copied().unwrap_or(self.overall)
+    /// As `RiskHead::calibration_for`: by the detected language.
+    fn for_lang(&self, lang: Option<&str>) -> Platt {
+        lang.and_then(|l| self.by_language.get(l)).copied().unwrap_or(self.overall)
     }
 }
 
-/// Figures per language of out-of-fold logits, after Platt scaling fit on them.
-pub fn per_language(examples: &[Example], logits: &[f32], adapted: &[String]) -> Result<(Calibration, BTreeMap<String, Figures>)> {
-    let labels: Vec<bool> = examples.iter().map(|e| e.misinformation).collect();
-    let mut calibration = Calibration { overall: Platt::fit(logits, &labels)?, by_language: BTreeMap::new() };
+/// Fits the calibration on (example, logit) pairs: overall, and per adapted language
+/// with both classes present.
+fn fit_calibration<'a>(pairs: impl Iterator<Item = (&'a Example, f32)> + Clone, adapted: &[String]) -> Result<Calibration> {
+    let (z, y): (Vec<f32>, Vec<bool>) = pairs.clone().map(|(e, z)| (z, e.misinformation)).unzip();
+    let mut calibration = Calibration { overall: Platt::fit(&z, &y)?, by_language: BTreeMap::new() };
     for lang in adapted {
-        let (z, y): (Vec<f32>, Vec<bool>) = examples.iter().zip(logits).filter(|(e, _)| &e.lang == lang).map(|(e, &z)| (z, e.misinformation)).unzip();
+        let (z, y): (Vec<f32>, Vec<bool>) =
+            pairs.clone().filter(|(e, _)| e.detected.as_ref() == Some(lang)).map(|(e, z)| (z, e.misinformation)).unzip();
         if let Ok(platt) = Platt::fit(&z, &y) {
             calibration.by_language.insert(lang.clone(), platt);
         }
     }
-    let probs: Vec<f32> = examples.iter().zip(logits).map(|(e, &z)| calibration.for_lang(&e.lang).apply(z)).collect();
+    Ok(calibration)
+}
+
+/// The calibration fit on all out-of-fold logits (what the final head gets), and figures
+/// per language of those logits, each fold calibrated by a fit on the other folds only
+/// (so the calibration error is measured on data the calibration did not see either).
+pub fn per_language(examples: &[Example], logits: &[f32], adapted: &[String], folds: usize) -> Result<(Calibration, BTreeMap<String, Figures>)> {
+    let calibration = fit_calibration(examples.iter().zip(logits.iter().copied()), adapted)?;
+    let fold: Vec<usize> = examples.iter().map(|e| fold_of(&e.group, folds)).collect();
+    let mut probs = vec![0.0f32; examples.len()];
+    for k in 0..folds.max(1) {
+        let others = examples.iter().zip(logits.iter().copied()).zip(&fold).filter(|(_, &f)| f != k).map(|(p, _)| p);
+        let held = fit_calibration(others, adapted).unwrap_or_else(|_| calibration.clone());
+        for (i, e) in examples.iter().enumerate().filter(|(i, _)| fold[*i] == k) {
+            probs[i] = held.for_lang(e.detected.as_deref()).apply(logits[i]);
+        }
+    }
+    let labels: Vec<bool> = examples.iter().map(|e| e.misinformation).collect();
     let mut by_lang: BTreeMap<String, (Vec<f32>, Vec<bool>)> = BTreeMap::new();
     for ((e, &p), &y) in examples.iter().zip(&probs).zip(&labels) {
         for key in ["all".to_string(), e.lang.clone()] {
@@ -164,12 +188,12 @@ pub fn cross_lingual(examples: &[Example], lang: &str, recipe: &Recipe) -> Resul
     // No labeled example of the language: no weights of its own either.
     let recipe = Recipe { adapted_languages: recipe.adapted_languages.iter().filter(|l| *l != lang).cloned().collect(), ..recipe.clone() };
     let head = train_on(&train, &recipe)?;
-    let train_logits: Vec<f32> = train.iter().map(|e| head.logit(&e.embedding, Some(&e.lang))).collect::<Result<_>>()?;
+    let train_logits: Vec<f32> = train.iter().map(|e| head.logit(&e.embedding, e.detected.as_deref())).collect::<Result<_>>()?;
     let train_labels: Vec<bool> = train.iter().map(|e| e.misinformation).collect();
     // Calibrated on the languages it saw (in-sample: a rough mapping, as a user
     // without labeled data in the new language would have).
     let platt = Platt::fit(&train_logits, &train_labels)?;
-    let probs: Vec<f32> = held.iter().map(|e| head.logit(&e.embedding, Some(&e.lang)).map(|z| platt.apply(z))).collect::<Result<_>>()?;
+    let probs: Vec<f32> = held.iter().map(|e| head.logit(&e.embedding, e.detected.as_deref()).map(|z| platt.apply(z))).collect::<Result<_>>()?;
     let labels: Vec<bool> = held.iter().map(|e| e.misinformation).collect();
     Ok(Some(figures(&probs, &labels)))
 }
@@ -196,7 +220,14 @@ mod tests {
         let noise = ((id * 7919) % 101) as f32 / 50.0 - 1.0;
         let x = if misinformation { 1.0 } else { -1.0 } + noise * 0.8;
         let shift = if lang == "fr" { 0.7 } else { 0.0 };
-        Example { id: id.to_string(), lang: lang.into(), group: (id / 2).to_string(), misinformation, embedding: vec![x + shift, noise, 1.0] }
+        Example {
+            id: id.to_string(),
+            lang: lang.into(),
+            detected: Some(lang.into()),
+            group: (id / 2).to_string(),
+            misinformation,
+            embedding: vec![x + shift, noise, 1.0],
+        }
     }
 
     fn data() -> Vec<Example> {
@@ -217,13 +248,17 @@ mod tests {
     }
 
     #[test]
-    fn folds_keep_groups_together() {
+    fn folds_spread_groups_and_never_split_one() {
         let ex = data();
-        for pair in ex.chunks(2) {
-            assert_eq!(fold_of(&pair[0].group, 5), fold_of(&pair[1].group, 5));
+        let mut fold_of_group: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in &ex {
+            let f = fold_of(&e.group, 5);
+            assert!(f < 5);
+            assert_eq!(*fold_of_group.entry(&e.group).or_insert(f), f, "group {} in two folds", e.group);
         }
-        let used: std::collections::BTreeSet<usize> = ex.iter().map(|e| fold_of(&e.group, 5)).collect();
-        assert_eq!(used.len(), 5);
+        let mut sizes = [0usize; 5];
+        fold_of_group.values().for_each(|&f| sizes[f] += 1);
+        assert!(sizes.iter().all(|&n| n >= 20), "200 groups spread over 5 folds: {sizes:?}");
     }
 
     #[test]
@@ -235,7 +270,7 @@ mod tests {
             language_share: BTreeMap::from([("fr".to_string(), 0.3)]),
         };
         let logits = cross_validated_logits(&ex, &recipe, 5, |_| {}).unwrap();
-        let (calibration, figs) = per_language(&ex, &logits, &recipe.adapted_languages).unwrap();
+        let (calibration, figs) = per_language(&ex, &logits, &recipe.adapted_languages, 5).unwrap();
         assert!(figs["all"].roc_auc.unwrap() > 0.85, "{figs:?}");
         assert!(figs["all"].ece.unwrap() < 0.1, "{figs:?}");
         assert!(calibration.by_language.contains_key("fr"));

@@ -652,8 +652,15 @@ fn redact_for_risk(screener: &Screener, text: &str) -> String {
 fn train(a: TrainArgs) -> Result<()> {
     use std::collections::BTreeMap;
     use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
+    use vigie_models::repost_cache::normalise;
     use vigie_models::training::{self, Example};
 
+    if a.folds < 2 || a.holdout_parts < 2 {
+        bail!("--folds and --holdout-parts must be at least 2 (got {} and {})", a.folds, a.holdout_parts);
+    }
+    if !(0.0..1.0).contains(&a.french_share) {
+        bail!("--french-share must be in [0, 1) (got {})", a.french_share);
+    }
     let mut config = Config::load(a.config.as_deref())?;
     config.risk.enabled = false; // only redaction and language are needed here
     let screener = build_screener(&config)?;
@@ -681,7 +688,8 @@ fn train(a: TrainArgs) -> Result<()> {
     }
 
     let embed = |store: &mut EmbeddingStore, rows: &[RiskRow], what: &str| -> Result<Vec<Vec<f32>>> {
-        let texts: Vec<String> = rows.iter().map(|r| redact_for_risk(&screener, &r.text)).collect();
+        // Normalised as the risk stage's repost cache does before embedding.
+        let texts: Vec<String> = rows.iter().map(|r| normalise(&redact_for_risk(&screener, &r.text))).collect();
         let bar = ProgressBar::new(texts.len() as u64);
         bar.set_style(ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} texts embedded (eta {{eta}})")).expect("valid template"));
         let vectors = store.embed_all(&encoder, &texts, |done| bar.set_position(done as u64))?;
@@ -691,10 +699,19 @@ fn train(a: TrainArgs) -> Result<()> {
     let train_vectors = embed(&mut store, &train_rows, "training")?;
     let dev_vectors: Vec<Vec<Vec<f32>>> = dev_sets.iter().map(|(_, rows)| embed(&mut store, rows, "dev")).collect::<Result<_>>()?;
     store.save()?;
+    // The head reads the language the pipeline detects, as it will in production.
+    let detected = |r: &RiskRow| vigie_pipeline::screener::known_language(screener.language().detect(&r.text).code).map(String::from);
     let examples: Vec<Example> = train_rows
         .iter()
         .zip(train_vectors)
-        .map(|(r, embedding)| Example { id: r.id.clone(), lang: r.lang.clone(), group: group(r), misinformation: r.is_misinformation(), embedding })
+        .map(|(r, embedding)| Example {
+            id: r.id.clone(),
+            lang: r.lang.clone(),
+            detected: detected(r),
+            group: group(r),
+            misinformation: r.is_misinformation(),
+            embedding,
+        })
         .collect();
     let share = BTreeMap::from([("fr".to_string(), a.french_share)]);
     let adapted: Vec<String> = a.adapt.iter().filter(|l| !l.is_empty()).cloned().collect();
@@ -724,7 +741,7 @@ fn train(a: TrainArgs) -> Result<()> {
         let recipe = training::Recipe { options, adapted_languages: adapted.clone(), language_share: share.clone() };
         let logits = training::cross_validated_logits(&examples, &recipe, a.folds, |k| bar.set_position(k as u64))?;
         bar.finish_and_clear();
-        let (calibration, figures) = training::per_language(&examples, &logits, &adapted)?;
+        let (calibration, figures) = training::per_language(&examples, &logits, &adapted, a.folds)?;
         let cross = training::cross_lingual(&examples, "fr", &recipe)?;
         println!("== {name}: {}-fold cross-validation grouped by article, calibrated", a.folds);
         println!("{}", figures_table(&figures, cross.as_ref()));
@@ -740,7 +757,7 @@ fn train(a: TrainArgs) -> Result<()> {
     head.save(&a.out)?;
     eprintln!("{} head (mean per-language cross-validated ROC-AUC {mean:.3}) written to {}", head.kind_name(), a.out.display());
     for ((name, rows), vectors) in dev_sets.iter().zip(&dev_vectors) {
-        let scores = rows.iter().zip(vectors).map(|(r, x)| head.score(x, Some(&r.lang))).collect::<Result<Vec<f32>, _>>()?;
+        let scores = rows.iter().zip(vectors).map(|(r, x)| head.score(x, detected(r).as_deref())).collect::<Result<Vec<f32>, _>>()?;
         let report = vigie_eval::risk::evaluate(rows, &scores, 0.5);
         println!("== dev {name} (head alone, calibrated)\n{}", report.table());
     }

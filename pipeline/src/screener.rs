@@ -57,7 +57,8 @@ pub struct StageTimes {
     pub routing: Duration,
     /// Posts sent to the risk model (0 when risk scoring is off or nothing decoded).
     pub model_batch: usize,
-    /// Of those, how many the repost cache answered (the rest went through the encoder).
+    /// Of those, how many the repost cache answered (read as a difference of the stage's
+    /// running count, so exact while one thread screens at a time, as the Kafka loop does).
     pub repost_cache_hits: usize,
 }
 

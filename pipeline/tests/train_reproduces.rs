@@ -29,7 +29,11 @@ fn vigie_train_reproduces_the_committed_head() {
     assert!(data.join("risk/constraint_en_train.jsonl").is_file(), "shared datasets not found in {} (set VIGIE_DATA_DIR)", data.display());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("head.json");
+    // From the repository root, as the README runs it: the gazetteers (`../shared/`) that
+    // redaction and language detection read, and so the texts the head sees, resolve
+    // from there.
     let run = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(["train", "--data-dir"])
         .arg(&data)
         .arg("--out")

@@ -34,7 +34,9 @@ pub struct RiskReport {
     pub groups: BTreeMap<String, RiskGroup>,
 }
 
-fn group(scores: &[f32], labels: &[bool], threshold: f32) -> RiskGroup {
+/// The figures of one group of scores (probabilities of misinformation) against labels,
+/// flagged at `threshold`.
+pub fn summarise(scores: &[f32], labels: &[bool], threshold: f32) -> RiskGroup {
     let mut c = Counts::default();
     let mut correct = 0;
     for (&s, &y) in scores.iter().zip(labels) {
@@ -73,7 +75,7 @@ pub fn evaluate(rows: &[RiskRow], scores: &[f32], threshold: f32) -> RiskReport 
     }
     RiskReport {
         threshold,
-        groups: buckets.into_iter().map(|(k, (s, y))| (k, group(&s, &y, threshold))).collect(),
+        groups: buckets.into_iter().map(|(k, (s, y))| (k, summarise(&s, &y, threshold))).collect(),
     }
 }
 

@@ -29,7 +29,7 @@ const BATCH_SIZE: usize = 8;
 
 /// The network under the encoder. Both compute the same function; the reference is
 /// candle-transformers' `BertModel`, kept to check the fast one against (tests and
-/// `vigie bench model --reference`).
+/// `embed_bench --reference`).
 pub enum Backbone {
     Fast(FastBert),
     Reference(BertModel),
@@ -105,25 +105,19 @@ impl Encoder {
     /// How many tokens each text is run as (prefix and special tokens included, after
     /// truncation): what the cost of embedding it depends on.
     pub fn token_counts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<usize>> {
-        texts
-            .iter()
-            .map(|t| {
-                self.tokenizer
-                    .encode(format!("{EMBEDDING_PREFIX}{}", t.as_ref()), true)
-                    .map(|e| e.get_ids().len())
-                    .map_err(|e| ModelError::Tokenizer(e.to_string()))
-            })
-            .collect()
+        Ok(self.tokenize(texts)?.iter().map(|e| e.get_ids().len()).collect())
+    }
+
+    /// The token ids the encoder runs for each text: prefixed, truncated, unpadded.
+    fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<tokenizers::Encoding>> {
+        let prefixed: Vec<String> = texts.iter().map(|t| format!("{EMBEDDING_PREFIX}{}", t.as_ref())).collect();
+        self.tokenizer.encode_batch(prefixed, true).map_err(|e| ModelError::Tokenizer(e.to_string()))
     }
 
     /// Embeds texts (the `query: ` prefix is added here), returning one L2-normalised
     /// vector per text, in input order.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
-        let prefixed: Vec<String> = texts.iter().map(|t| format!("{EMBEDDING_PREFIX}{}", t.as_ref())).collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch(prefixed, true)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let encodings = self.tokenize(texts)?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         // Length bucketing: sort by token count, embed in chunks, put results back.
         let mut order: Vec<usize> = (0..ids.len()).collect();

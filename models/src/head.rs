@@ -25,12 +25,8 @@ pub struct RiskHead {
     pub encoder: String,
     pub classifier: Classifier,
     /// Maps the classifier's logit to a calibrated probability.
-    #[serde(default)]
-    pub calibration: Platt,
-    /// Calibration of its own for a language whose scores sit differently (fit on that
-    /// language's held-out predictions); others use `calibration`.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub calibration_by_language: std::collections::BTreeMap<String, Platt>,
+    #[serde(flatten)]
+    pub calibration: Calibration,
     /// Files the head was trained on, and settings, for the model card.
     pub trained_on: Vec<String>,
     /// Languages that have weights of their own on top of the shared ones (feature
@@ -51,6 +47,27 @@ pub enum Classifier {
     Logistic { weights: Vec<f32>, bias: f32 },
     /// `w1` is [hidden, dim] row-major; ReLU; then a linear output.
     Mlp { hidden: usize, w1: Vec<f32>, b1: Vec<f32>, w2: Vec<f32>, b2: f32 },
+}
+
+/// How logits become probabilities: one Platt scaling overall, and one of its own for a
+/// language whose scores sit differently (fit on that language's held-out predictions).
+/// Language is the one the pipeline detects.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Calibration {
+    #[serde(rename = "calibration", default)]
+    pub overall: Platt,
+    #[serde(rename = "calibration_by_language", default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub by_language: std::collections::BTreeMap<String, Platt>,
+}
+
+impl Calibration {
+    pub fn for_lang(&self, lang: Option<&str>) -> Platt {
+        lang.and_then(|l| self.by_language.get(l)).copied().unwrap_or(self.overall)
+    }
+
+    fn is_finite(&self) -> bool {
+        std::iter::once(&self.overall).chain(self.by_language.values()).all(|p| p.a.is_finite() && p.b.is_finite())
+    }
 }
 
 /// p = sigmoid(a · logit + b), fit by maximum likelihood on held-out predictions.
@@ -145,7 +162,7 @@ impl RiskHead {
         if input <= k || (input - k) % (k + 1) != 0 {
             return Err(ModelError::Head(format!("{origin}: {input} inputs do not fit {k} adapted languages")));
         }
-        if std::iter::once(&head.calibration).chain(head.calibration_by_language.values()).any(|p| !p.a.is_finite() || !p.b.is_finite()) {
+        if !head.calibration.is_finite() {
             return Err(ModelError::Head(format!("{origin}: non-finite calibration")));
         }
         Ok(head)
@@ -171,7 +188,8 @@ impl RiskHead {
         }
     }
 
-    fn checked_logit(&self, embedding: &[f32], lang: Option<&str>) -> Result<f32> {
+    /// The classifier's logit for an embedding in `lang` (the detected language).
+    pub fn logit(&self, embedding: &[f32], lang: Option<&str>) -> Result<f32> {
         if embedding.len() != self.dim() {
             return Err(ModelError::Head(format!("embedding has {} dimensions, head expects {}", embedding.len(), self.dim())));
         }
@@ -181,31 +199,17 @@ impl RiskHead {
         Ok(self.classifier.logit(&augment(embedding, lang, &self.adapted_languages)))
     }
 
-    /// The classifier's own output, sigmoid(logit), before calibration. With class
-    /// weighting it ranks well but overstates the rarer class.
-    pub fn raw_score(&self, embedding: &[f32], lang: Option<&str>) -> Result<f32> {
-        Ok(sigmoid(self.checked_logit(embedding, lang)?))
-    }
-
     /// Calibrated probability that the embedded text (in language `lang`, when known)
     /// is misinformation.
     pub fn score(&self, embedding: &[f32], lang: Option<&str>) -> Result<f32> {
-        Ok(self.calibration_for(lang).apply(self.checked_logit(embedding, lang)?))
+        Ok(self.calibration.for_lang(lang).apply(self.logit(embedding, lang)?))
     }
 
-    /// Both, in one pass: (raw, calibrated).
+    /// Both, in one pass: the classifier's own output, sigmoid(logit), which with class
+    /// weighting ranks well but overstates the rarer class; and the calibrated probability.
     pub fn scores(&self, embedding: &[f32], lang: Option<&str>) -> Result<(f32, f32)> {
-        let z = self.checked_logit(embedding, lang)?;
-        Ok((sigmoid(z), self.calibration_for(lang).apply(z)))
-    }
-
-    pub fn calibration_for(&self, lang: Option<&str>) -> Platt {
-        lang.and_then(|l| self.calibration_by_language.get(l)).copied().unwrap_or(self.calibration)
-    }
-
-    /// The logit, for calibration.
-    pub fn logit(&self, embedding: &[f32], lang: Option<&str>) -> Result<f32> {
-        self.checked_logit(embedding, lang)
+        let z = self.logit(embedding, lang)?;
+        Ok((sigmoid(z), self.calibration.for_lang(lang).apply(z)))
     }
 
     /// Fits a head on examples `xs` with labels (true for misinformation) and weights
@@ -246,8 +250,7 @@ impl RiskHead {
         Ok(RiskHead {
             encoder: encoder.into(),
             classifier,
-            calibration: Platt::default(),
-            calibration_by_language: Default::default(),
+            calibration: Calibration::default(),
             trained_on,
             adapted_languages: Vec::new(),
             trained_ids: Vec::new(),
@@ -552,8 +555,7 @@ mod tests {
         let head = RiskHead {
             encoder: "t".into(),
             classifier: Classifier::Logistic { weights: vec![1.0, 0.0, 0.0, 0.0, 3.0], bias: 0.0 },
-            calibration: Platt::default(),
-            calibration_by_language: Default::default(),
+            calibration: Calibration::default(),
             trained_on: vec![],
             adapted_languages: adapted,
             trained_ids: vec![],
@@ -587,7 +589,7 @@ mod tests {
     #[test]
     fn rejects_bad_inputs() {
         assert!(RiskHead::train("t", vec![], &[vec![1.0]], &[true], None, TrainOptions::default()).is_err());
-        let head = RiskHead { encoder: "t".into(), classifier: Classifier::Logistic { weights: vec![1.0, 2.0], bias: 0.0 }, calibration: Platt::default(), calibration_by_language: Default::default(), trained_on: vec![], adapted_languages: vec![], trained_ids: vec![], options: TrainOptions::default() };
+        let head = RiskHead { encoder: "t".into(), classifier: Classifier::Logistic { weights: vec![1.0, 2.0], bias: 0.0 }, calibration: Calibration::default(), trained_on: vec![], adapted_languages: vec![], trained_ids: vec![], options: TrainOptions::default() };
         assert!(head.score(&[1.0], None).is_err());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.json");

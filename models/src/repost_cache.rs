@@ -11,7 +11,6 @@
 //! below two generations, and every operation is O(1) without an LRU list.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::embedding_store::text_key;
@@ -20,14 +19,42 @@ use crate::{Encoder, Result};
 pub struct RepostCache {
     generation_size: usize,
     inner: Mutex<Generations>,
-    hits: AtomicU64,
-    misses: AtomicU64,
 }
 
 #[derive(Default)]
 struct Generations {
     current: HashMap<u64, Vec<f32>>,
     previous: HashMap<u64, Vec<f32>>,
+}
+
+impl Generations {
+    fn get(&mut self, key: u64, generation_size: usize) -> Option<Vec<f32>> {
+        if let Some(v) = self.current.get(&key) {
+            return Some(v.clone());
+        }
+        let v = self.previous.remove(&key)?;
+        self.put(key, v.clone(), generation_size);
+        Some(v)
+    }
+
+    fn put(&mut self, key: u64, vector: Vec<f32>, generation_size: usize) {
+        if generation_size == 0 {
+            return;
+        }
+        if self.current.len() >= generation_size {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key, vector);
+    }
+}
+
+/// The embeddings of one call, and how they were obtained.
+pub struct Embedded {
+    pub vectors: Vec<Vec<f32>>,
+    /// Texts the cache held.
+    pub hits: usize,
+    /// Distinct texts run through the encoder (repeats within the call run once).
+    pub encoded: usize,
 }
 
 /// The form under which two posts count as the same text: runs of white space as one
@@ -47,45 +74,23 @@ impl RepostCache {
     /// Keeps at most `capacity` embeddings (about 1.6 kB each for 384 dimensions);
     /// 0 keeps none.
     pub fn new(capacity: usize) -> Self {
-        RepostCache {
-            generation_size: capacity / 2,
-            inner: Mutex::new(Generations::default()),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
+        RepostCache { generation_size: capacity / 2, inner: Mutex::new(Generations::default()) }
     }
 
-    /// (hits, misses) since the cache was made.
-    pub fn stats(&self) -> (u64, u64) {
-        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
-    }
-
-    fn get(&self, key: u64) -> Option<Vec<f32>> {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(v) = g.current.get(&key) {
-            return Some(v.clone());
-        }
-        let v = g.previous.remove(&key)?;
-        self.put_locked(&mut g, key, v.clone());
-        Some(v)
-    }
-
-    fn put_locked(&self, g: &mut Generations, key: u64, vector: Vec<f32>) {
-        if self.generation_size == 0 {
-            return;
-        }
-        if g.current.len() >= self.generation_size {
-            g.previous = std::mem::take(&mut g.current);
-        }
-        g.current.insert(key, vector);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Embeddings of the normalised `texts`, in order; only texts not seen recently
     /// reach the encoder (and each distinct one once per call).
-    pub fn embed<S: AsRef<str>>(&self, encoder: &Encoder, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+    pub fn embed<S: AsRef<str>>(&self, encoder: &Encoder, texts: &[S]) -> Result<Embedded> {
         let normalised: Vec<String> = texts.iter().map(|t| normalise(t.as_ref())).collect();
         let keys: Vec<u64> = normalised.iter().map(|t| text_key(t)).collect();
-        let mut out: Vec<Option<Vec<f32>>> = keys.iter().map(|&k| self.get(k)).collect();
+        let mut out: Vec<Option<Vec<f32>>> = {
+            let mut g = self.lock();
+            keys.iter().map(|&k| g.get(k, self.generation_size)).collect()
+        };
+        let hits = out.iter().filter(|v| v.is_some()).count();
         let mut todo: Vec<usize> = Vec::new();
         let mut first_of: HashMap<u64, usize> = HashMap::new();
         for (i, slot) in out.iter().enumerate() {
@@ -94,20 +99,18 @@ impl RepostCache {
                 todo.push(i);
             }
         }
-        let hits = out.iter().filter(|v| v.is_some()).count() as u64;
-        self.hits.fetch_add(hits, Ordering::Relaxed);
-        self.misses.fetch_add(todo.len() as u64, Ordering::Relaxed);
         if !todo.is_empty() {
             let batch: Vec<&str> = todo.iter().map(|&i| normalised[i].as_str()).collect();
             let vectors = encoder.embed(&batch)?;
-            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let mut g = self.lock();
             for (&i, v) in todo.iter().zip(vectors) {
-                self.put_locked(&mut g, keys[i], v.clone());
+                g.put(keys[i], v.clone(), self.generation_size);
                 out[i] = Some(v);
             }
         }
         // Repeats inside the batch take the vector of their first occurrence.
-        Ok((0..texts.len()).map(|i| out[i].clone().unwrap_or_else(|| out[first_of[&keys[i]]].clone().unwrap_or_default())).collect())
+        let vectors = (0..texts.len()).map(|i| out[i].clone().unwrap_or_else(|| out[first_of[&keys[i]]].clone().unwrap_or_default())).collect();
+        Ok(Embedded { vectors, hits, encoded: todo.len() })
     }
 }
 
@@ -129,10 +132,12 @@ mod tests {
         let enc = tiny_encoder(6);
         let cache = RepostCache::new(100);
         let first = cache.embed(&enc, &["vaccine causes autism", "vaccine  causes\nautism", "measles"]).unwrap();
-        assert_eq!(cache.stats(), (0, 2), "two distinct texts, one repeated inside the batch");
+        assert_eq!((first.hits, first.encoded), (0, 2), "two distinct texts, one repeated inside the batch");
+        let first = first.vectors;
         assert_eq!(first[0], first[1]);
         let again = cache.embed(&enc, &["vaccine causes autism\u{200B}", "le vaccin est sûr"]).unwrap();
-        assert_eq!(cache.stats(), (1, 3));
+        assert_eq!((again.hits, again.encoded), (1, 1));
+        let again = again.vectors;
         assert_eq!(again[0], first[0]);
         assert!(cosine(&again[1], &enc.embed(&["le vaccin est sûr"]).unwrap()[0]) > 0.9999);
     }

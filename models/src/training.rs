@@ -8,11 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use vigie_eval::metrics::{expected_calibration_error, roc_auc};
+use vigie_eval::risk::{summarise, RiskGroup};
 
 use crate::embedding_store::text_key;
-use crate::head::{augment, Platt, RiskHead, TrainOptions};
+use crate::head::{augment, Calibration, Platt, RiskHead, TrainOptions};
 use crate::Result;
 
 #[derive(Debug, Clone)]
@@ -32,7 +31,7 @@ pub struct Example {
 /// Weights that balance the two classes within each language, then give each language
 /// `language_share` of the total (languages not named share what is left equally). The
 /// few French rows would otherwise count for 7% of the loss.
-pub fn example_weights(examples: &[Example], language_share: &BTreeMap<String, f32>) -> Vec<f32> {
+pub fn example_weights(examples: &[&Example], language_share: &BTreeMap<String, f32>) -> Vec<f32> {
     let mut counts: BTreeMap<(&str, bool), usize> = BTreeMap::new();
     for e in examples {
         *counts.entry((e.lang.as_str(), e.misinformation)).or_default() += 1;
@@ -73,8 +72,7 @@ pub struct Recipe {
 }
 
 fn train_on(examples: &[&Example], recipe: &Recipe) -> Result<RiskHead> {
-    let owned: Vec<Example> = examples.iter().map(|e| (*e).clone()).collect();
-    let weights = example_weights(&owned, &recipe.language_share);
+    let weights = example_weights(examples, &recipe.language_share);
     let xs: Vec<Vec<f32>> = examples.iter().map(|e| augment(&e.embedding, e.detected.as_deref(), &recipe.adapted_languages)).collect();
     let ys: Vec<bool> = examples.iter().map(|e| e.misinformation).collect();
     let mut head = RiskHead::train(crate::encoder::MODEL_NAME, Vec::new(), &xs, &ys, Some(&weights), recipe.options)?;
@@ -97,44 +95,9 @@ pub fn cross_validated_logits(examples: &[Example], recipe: &Recipe, folds: usiz
     Ok(logits)
 }
 
-/// Figures for one language (or "all").
-#[derive(Debug, Clone, Serialize)]
-pub struct Figures {
-    pub n: usize,
-    pub roc_auc: Option<f64>,
-    /// Of the calibrated probabilities.
-    pub ece: Option<f64>,
-    /// At probability 0.5.
-    pub f1: f64,
-}
-
-pub fn figures(probabilities: &[f32], labels: &[bool]) -> Figures {
-    let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
-    for (&p, &y) in probabilities.iter().zip(labels) {
-        match (p >= 0.5, y) {
-            (true, true) => tp += 1,
-            (true, false) => fp += 1,
-            (false, true) => fn_ += 1,
-            _ => {}
-        }
-    }
-    let f1 = if tp == 0 { 0.0 } else { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 };
-    Figures { n: labels.len(), roc_auc: roc_auc(probabilities, labels), ece: expected_calibration_error(probabilities, labels, 10), f1 }
-}
-
-/// Calibration fit on out-of-fold logits: one over all examples, and one per adapted
-/// language (its scores sit where its own weights put them).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Calibration {
-    pub overall: Platt,
-    pub by_language: BTreeMap<String, Platt>,
-}
-
-impl Calibration {
-    /// As `RiskHead::calibration_for`: by the detected language.
-    fn for_lang(&self, lang: Option<&str>) -> Platt {
-        lang.and_then(|l| self.by_language.get(l)).copied().unwrap_or(self.overall)
-    }
+/// Figures at probability 0.5, the routing threshold `vigie train` reports at.
+fn figures(probabilities: &[f32], labels: &[bool]) -> RiskGroup {
+    summarise(probabilities, labels, 0.5)
 }
 
 /// Fits the calibration on (example, logit) pairs: overall, and per adapted language
@@ -155,7 +118,7 @@ fn fit_calibration<'a>(pairs: impl Iterator<Item = (&'a Example, f32)> + Clone, 
 /// The calibration fit on all out-of-fold logits (what the final head gets), and figures
 /// per language of those logits, each fold calibrated by a fit on the other folds only
 /// (so the calibration error is measured on data the calibration did not see either).
-pub fn per_language(examples: &[Example], logits: &[f32], adapted: &[String], folds: usize) -> Result<(Calibration, BTreeMap<String, Figures>)> {
+pub fn per_language(examples: &[Example], logits: &[f32], adapted: &[String], folds: usize) -> Result<(Calibration, BTreeMap<String, RiskGroup>)> {
     let calibration = fit_calibration(examples.iter().zip(logits.iter().copied()), adapted)?;
     let fold: Vec<usize> = examples.iter().map(|e| fold_of(&e.group, folds)).collect();
     let mut probs = vec![0.0f32; examples.len()];
@@ -180,7 +143,7 @@ pub fn per_language(examples: &[Example], logits: &[f32], adapted: &[String], fo
 
 /// Trains without any example of `lang` and scores that language: how the head does on
 /// a language it has never seen labeled.
-pub fn cross_lingual(examples: &[Example], lang: &str, recipe: &Recipe) -> Result<Option<Figures>> {
+pub fn cross_lingual(examples: &[Example], lang: &str, recipe: &Recipe) -> Result<Option<RiskGroup>> {
     let (held, train): (Vec<&Example>, Vec<&Example>) = examples.iter().partition(|e| e.lang == lang);
     if held.is_empty() || train.is_empty() {
         return Ok(None);
@@ -202,8 +165,7 @@ pub fn cross_lingual(examples: &[Example], lang: &str, recipe: &Recipe) -> Resul
 pub fn train_final(examples: &[Example], recipe: &Recipe, calibration: Calibration, trained_on: Vec<String>) -> Result<RiskHead> {
     let all: Vec<&Example> = examples.iter().collect();
     let mut head = train_on(&all, recipe)?;
-    head.calibration = calibration.overall;
-    head.calibration_by_language = calibration.by_language;
+    head.calibration = calibration;
     head.trained_on = trained_on;
     head.trained_ids = examples.iter().map(|e| e.id.clone()).collect();
     head.trained_ids.sort();
@@ -238,7 +200,7 @@ mod tests {
     fn weights_balance_classes_within_languages_and_share_languages() {
         let ex = data();
         let share = BTreeMap::from([("fr".to_string(), 0.4)]);
-        let w = example_weights(&ex, &share);
+        let w = example_weights(&ex.iter().collect::<Vec<_>>(), &share);
         let sum = |lang: &str, y: bool| ex.iter().zip(&w).filter(|(e, _)| e.lang == lang && e.misinformation == y).map(|(_, w)| w).sum::<f32>();
         let total: f32 = w.iter().sum();
         assert!((sum("fr", true) / total - 0.2).abs() < 1e-4);
@@ -277,8 +239,7 @@ mod tests {
         assert!(figs["fr"].ece.unwrap() < 0.15, "{figs:?}");
         let head = train_final(&ex, &recipe, calibration.clone(), vec!["synthetic".into()]).unwrap();
         assert_eq!(head.trained_ids.len(), ex.len());
-        assert_eq!(head.calibration, calibration.overall);
-        assert_eq!(head.calibration_by_language, calibration.by_language);
+        assert_eq!(head.calibration, calibration);
         assert_eq!(head.adapted_languages, vec!["fr".to_string()]);
         assert_eq!(head.dim(), 3);
         let xl = cross_lingual(&ex, "fr", &recipe).unwrap().unwrap();

@@ -602,15 +602,12 @@ fn eval(a: EvalArgs) -> Result<()> {
                 if !seen.is_empty() {
                     eprintln!("{}: {} rows left out, the head was trained on them; {} evaluated", path.display(), seen.len(), rows.len());
                 }
-                let texts: Vec<String> = rows.iter().map(|r| redact_for_risk(&screener, &r.text)).collect();
-                // The language the pipeline would detect, as the head reads it.
-                let langs: Vec<Option<&str>> =
-                    rows.iter().map(|r| vigie_pipeline::screener::known_language(screener.language().detect(&r.text).code)).collect();
+                let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows.iter().map(|r| prepare_for_risk(&screener, &r.text)).unzip();
                 let mut done = 0;
                 let scores = score_with_progress(&texts, |chunk| {
                     let scored = risk.score_in(chunk, &langs[done..done + chunk.len()])?;
                     done += chunk.len();
-                    Ok(scored.into_iter().map(|r| r.score).collect())
+                    Ok(scored.risks.into_iter().map(|r| r.score).collect())
                 })?;
                 let report = vigie_eval::risk::evaluate(&rows, &scores, config.routing.misinformation_threshold);
                 print_report(path, a.json, &report, || report.table())?;
@@ -643,10 +640,11 @@ fn score_with_progress<T>(texts: &[String], mut f: impl FnMut(&[String]) -> Resu
     Ok(out)
 }
 
-/// The text the risk stage sees: redacted, with the language the pipeline detects.
-fn redact_for_risk(screener: &Screener, text: &str) -> String {
+/// What the risk stage gets for a post: its redacted text and the language the pipeline
+/// detects (the redaction rules and the head both depend on it).
+fn prepare_for_risk(screener: &Screener, text: &str) -> (String, Option<&'static str>) {
     let lang = vigie_pipeline::screener::known_language(screener.language().detect(text).code);
-    screener.redaction().redact(text, lang).text
+    (screener.redaction().redact(text, lang).text, lang)
 }
 
 fn train(a: TrainArgs) -> Result<()> {
@@ -687,27 +685,32 @@ fn train(a: TrainArgs) -> Result<()> {
         dev_sets.push((name, rows));
     }
 
-    let embed = |store: &mut EmbeddingStore, rows: &[RiskRow], what: &str| -> Result<Vec<Vec<f32>>> {
-        // Normalised as the risk stage's repost cache does before embedding.
-        let texts: Vec<String> = rows.iter().map(|r| normalise(&redact_for_risk(&screener, &r.text))).collect();
+    // Each row as the pipeline would see it: embedding (of the redacted text, normalised
+    // as the risk stage's repost cache does) and detected language, which the head reads.
+    let embed = |store: &mut EmbeddingStore, rows: &[RiskRow], what: &str| -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
+        let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
+            .iter()
+            .map(|r| {
+                let (text, lang) = prepare_for_risk(&screener, &r.text);
+                (normalise(&text), lang)
+            })
+            .unzip();
         let bar = ProgressBar::new(texts.len() as u64);
         bar.set_style(ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} texts embedded (eta {{eta}})")).expect("valid template"));
         let vectors = store.embed_all(&encoder, &texts, |done| bar.set_position(done as u64))?;
         bar.finish_and_clear();
-        Ok(vectors)
+        Ok(vectors.into_iter().zip(langs).collect())
     };
     let train_vectors = embed(&mut store, &train_rows, "training")?;
-    let dev_vectors: Vec<Vec<Vec<f32>>> = dev_sets.iter().map(|(_, rows)| embed(&mut store, rows, "dev")).collect::<Result<_>>()?;
+    let dev_vectors: Vec<Vec<(Vec<f32>, Option<&str>)>> = dev_sets.iter().map(|(_, rows)| embed(&mut store, rows, "dev")).collect::<Result<_>>()?;
     store.save()?;
-    // The head reads the language the pipeline detects, as it will in production.
-    let detected = |r: &RiskRow| vigie_pipeline::screener::known_language(screener.language().detect(&r.text).code).map(String::from);
     let examples: Vec<Example> = train_rows
         .iter()
         .zip(train_vectors)
-        .map(|(r, embedding)| Example {
+        .map(|(r, (embedding, detected))| Example {
             id: r.id.clone(),
             lang: r.lang.clone(),
-            detected: detected(r),
+            detected: detected.map(String::from),
             group: group(r),
             misinformation: r.is_misinformation(),
             embedding,
@@ -733,7 +736,7 @@ fn train(a: TrainArgs) -> Result<()> {
             ..o
         })
         .collect();
-    let mut best: Option<(f64, training::Recipe, training::Calibration)> = None;
+    let mut best: Option<(f64, training::Recipe, vigie_models::head::Calibration)> = None;
     for options in kinds {
         let name = format!("{:?}", options.kind).to_lowercase();
         let bar = ProgressBar::new(a.folds as u64);
@@ -757,18 +760,18 @@ fn train(a: TrainArgs) -> Result<()> {
     head.save(&a.out)?;
     eprintln!("{} head (mean per-language cross-validated ROC-AUC {mean:.3}) written to {}", head.kind_name(), a.out.display());
     for ((name, rows), vectors) in dev_sets.iter().zip(&dev_vectors) {
-        let scores = rows.iter().zip(vectors).map(|(r, x)| head.score(x, detected(r).as_deref())).collect::<Result<Vec<f32>, _>>()?;
+        let scores = vectors.iter().map(|(x, lang)| head.score(x, *lang)).collect::<Result<Vec<f32>, _>>()?;
         let report = vigie_eval::risk::evaluate(rows, &scores, 0.5);
         println!("== dev {name} (head alone, calibrated)\n{}", report.table());
     }
     Ok(())
 }
 
-fn figures_table(figures: &std::collections::BTreeMap<String, vigie_models::training::Figures>, cross: Option<&vigie_models::training::Figures>) -> String {
+fn figures_table(figures: &std::collections::BTreeMap<String, vigie_eval::risk::RiskGroup>, cross: Option<&vigie_eval::risk::RiskGroup>) -> String {
     let mut t = comfy_table::Table::new();
     t.set_header(["examples", "n", "ROC-AUC", "ECE", "F1"]);
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.3}"));
-    let mut rows: Vec<(String, &vigie_models::training::Figures)> = figures.iter().map(|(k, v)| (k.clone(), v)).collect();
+    let mut rows: Vec<(String, &vigie_eval::risk::RiskGroup)> = figures.iter().map(|(k, v)| (k.clone(), v)).collect();
     if let Some(c) = cross {
         rows.push(("fr, trained without French".into(), c));
     }

@@ -57,8 +57,7 @@ pub struct StageTimes {
     pub routing: Duration,
     /// Posts sent to the risk model (0 when risk scoring is off or nothing decoded).
     pub model_batch: usize,
-    /// Of those, how many the repost cache answered (read as a difference of the stage's
-    /// running count, so exact while one thread screens at a time, as the Kafka loop does).
+    /// Of those, how many the repost cache answered.
     pub repost_cache_hits: usize,
 }
 
@@ -196,10 +195,9 @@ impl Screener {
                 let texts: Vec<&str> = redacted.iter().map(|r| r.text.as_str()).collect();
                 let text_langs: Vec<Option<&str>> = langs.iter().map(|l| known_language(l.code)).collect();
                 times.model_batch = texts.len();
-                let (hits_before, _) = stage.repost_cache_stats();
                 let scored = stage.score_in(&texts, &text_langs)?;
-                times.repost_cache_hits = (stage.repost_cache_stats().0 - hits_before) as usize;
-                scored.into_iter().map(Some).collect()
+                times.repost_cache_hits = scored.repost_cache_hits;
+                scored.risks.into_iter().map(Some).collect()
             }
             _ => vec![None; posts.len()],
         };

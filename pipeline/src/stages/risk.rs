@@ -54,8 +54,15 @@ pub struct RiskStage {
     claims: RwLock<Arc<ClaimIndex>>,
     reload: Option<Mutex<Reload>>,
     claim_threshold: f32,
-    /// Reposts of a text (give or take case and spacing) are embedded once.
+    /// Reposts of a text (give or take spacing and invisible characters) are embedded once.
     cache: RepostCache,
+}
+
+/// A scored batch.
+pub struct Scored {
+    pub risks: Vec<Risk>,
+    /// Texts whose embedding the repost cache held.
+    pub repost_cache_hits: usize,
 }
 
 /// Embeddings kept for reposts (about 1.6 kB each: 16 MB).
@@ -140,15 +147,16 @@ impl RiskStage {
 
     /// Scores a batch of (redacted) texts of unknown language, in order.
     pub fn score<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Risk>, RiskError> {
-        self.score_in(texts, &vec![None; texts.len()])
+        Ok(self.score_in(texts, &vec![None; texts.len()])?.risks)
     }
 
     /// Scores a batch of (redacted) texts, in order, each in the language detected for
     /// it (`None` when unknown): the head has weights of its own for some languages.
-    pub fn score_in<S: AsRef<str>>(&self, texts: &[S], langs: &[Option<&str>]) -> Result<Vec<Risk>, RiskError> {
-        let embeddings = self.cache.embed(&self.encoder, texts)?;
+    pub fn score_in<S: AsRef<str>>(&self, texts: &[S], langs: &[Option<&str>]) -> Result<Scored, RiskError> {
+        let embedded = self.cache.embed(&self.encoder, texts)?;
         let index = self.claim_index();
-        texts
+        let embeddings = embedded.vectors;
+        let risks = texts
             .iter()
             .zip(&embeddings)
             .zip(langs.iter().chain(std::iter::repeat(&None)))
@@ -170,7 +178,8 @@ impl RiskStage {
                 let label = if score >= self.threshold { RiskLabel::Misinformation } else { RiskLabel::Reliable };
                 Ok(Risk { score, label, model: self.model_name.clone(), head_score, probability, claims })
             })
-            .collect()
+            .collect::<Result<_, RiskError>>()?;
+        Ok(Scored { risks, repost_cache_hits: embedded.hits })
     }
 
     pub fn encoder(&self) -> &Encoder {
@@ -185,11 +194,6 @@ impl RiskStage {
     pub fn with_repost_cache(mut self, entries: usize) -> Self {
         self.cache = RepostCache::new(entries);
         self
-    }
-
-    /// (hits, misses) of the repost cache.
-    pub fn repost_cache_stats(&self) -> (u64, u64) {
-        self.cache.stats()
     }
 }
 
@@ -264,7 +268,6 @@ pub(crate) mod tests {
             encoder: "x".into(),
             classifier: Classifier::Logistic { weights: vec![0.0; 3], bias: 0.0 },
             calibration: Default::default(),
-            calibration_by_language: Default::default(),
             trained_on: vec![],
             adapted_languages: vec![],
             trained_ids: vec![],

@@ -6,10 +6,12 @@
 //! compiles those entries ([`RuleSet`]), checks numbers ([`validators`]) and applies the
 //! winning matches to a text ([`Redactor`]).
 
+pub mod gate;
 pub mod names;
 pub mod redactor;
 pub mod rule;
 pub mod validators;
+pub mod word_boundaries;
 
 pub use redactor::{Finding, PseudonymKey, Redaction, Redactor, ReplaceMode};
 pub use rule::{CompiledRule, ExampleFailure, RuleError, RuleSet, RuleSpec};

@@ -65,17 +65,36 @@ pub struct NameListSpec {
 /// be an ordinary word, whatever the name lists say.
 const SENTENCE_START_COMMON_ZIPF: f32 = 3.0;
 
+/// What the lists say of one word.
+#[derive(Debug, Default, Clone, Copy)]
+struct Word {
+    first: bool,
+    last: bool,
+    /// Zipf frequency as an ordinary word; 0 when not in the word lists.
+    zipf: f32,
+}
+
 /// Names and words, upper-cased and without accents for lookup.
 pub struct NameFinder {
     pub spec: NameListSpec,
-    first: HashMap<String, ()>,
-    last: HashMap<String, ()>,
-    zipf: HashMap<String, f32>,
+    /// One lookup per token; foldhash because SipHash was a tenth of the redactor's time.
+    words: HashMap<Box<str>, Word, foldhash::fast::FixedState>,
 }
 
 /// Upper case without diacritics: INSEE's surnames are ASCII, SSA's names Title-case.
 pub fn fold(word: &str) -> String {
-    word.chars()
+    let mut out = String::with_capacity(word.len());
+    fold_into(word, &mut out);
+    out
+}
+
+fn fold_into(word: &str, out: &mut String) {
+    out.clear();
+    if word.is_ascii() {
+        out.extend(word.bytes().map(|b| char::from(b.to_ascii_uppercase())));
+        return;
+    }
+    out.extend(word.chars()
         .flat_map(char::to_uppercase)
         .map(|c| match c {
             'À' | 'Â' | 'Ä' | 'Á' | 'Ã' => 'A',
@@ -88,8 +107,7 @@ pub fn fold(word: &str) -> String {
             'Ñ' => 'N',
             '’' => '\'',
             c => c,
-        })
-        .collect()
+        }));
 }
 
 fn read_list(dir: &Path, src: &ListSource, mut add: impl FnMut(&str, Option<f64>)) -> Result<(), RuleError> {
@@ -138,34 +156,37 @@ fn read_list(dir: &Path, src: &ListSource, mut add: impl FnMut(&str, Option<f64>
 
 impl NameFinder {
     pub fn load(spec: NameListSpec, dir: &Path) -> Result<Self, RuleError> {
-        let mut first = HashMap::new();
-        let mut last = HashMap::new();
-        let mut zipf: HashMap<String, f32> = HashMap::new();
+        let mut words: HashMap<Box<str>, Word, _> = HashMap::default();
         for src in &spec.first_names {
-            read_list(dir, src, |n, _| {
-                first.insert(fold(n), ());
-            })?;
+            read_list(dir, src, |n, _| words.entry(fold(n).into()).or_default().first = true)?;
         }
         for src in &spec.surnames {
             read_list(dir, src, |n, _| {
                 if n != "AUTRES NOMS" {
-                    last.insert(fold(n), ());
+                    words.entry(fold(n).into()).or_default().last = true;
                 }
             })?;
         }
         for src in &spec.common_words {
             read_list(dir, src, |w, v| {
-                let z = v.unwrap_or(0.0) as f32;
-                let e = zipf.entry(fold(w)).or_insert(z);
-                *e = e.max(z);
+                let e = words.entry(fold(w).into()).or_default();
+                e.zipf = e.zipf.max(v.unwrap_or(0.0) as f32);
             })?;
         }
-        Ok(NameFinder { spec, first, last, zipf })
+        Ok(NameFinder { spec, words })
+    }
+
+    fn word(&self, text: &str, buf: &mut String) -> Word {
+        fold_into(text, buf);
+        self.words.get(buf.as_str()).copied().unwrap_or_default()
     }
 
     /// Name spans as (byte start, byte end, confidence).
     /// `lang`: the text's language when known (fr, en, ...).
     pub fn find(&self, text: &str, lang: Option<&str>) -> Vec<(usize, usize, f32)> {
+        if !text.chars().any(char::is_uppercase) {
+            return Vec::new();
+        }
         let upper_singles = lang.is_some_and(|l| self.spec.upper_single_languages.iter().any(|x| x == l));
         let tokens = tokens(text);
         // In notes typed in capitals, upper case says nothing about names.
@@ -192,24 +213,23 @@ impl NameFinder {
 
     fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
         let s = &self.spec;
-        let info: Vec<(bool, f32)> = run
+        let mut buf = String::new();
+        let info: Vec<(bool, Word)> = run
             .iter()
             .map(|t| {
-                let key = fold(&text[t.start..t.end]);
-                let zipf = self.zipf.get(&key).copied().unwrap_or(0.0);
+                let word = self.word(&text[t.start..t.end], &mut buf);
                 // A common word capitalised because it starts a sentence ("Patient NIR ...")
                 // says nothing about names.
-                let ordinary_opener = t.sentence_start && zipf >= SENTENCE_START_COMMON_ZIPF;
-                let is_name = !ordinary_opener && (t.initial || self.first.contains_key(&key) || self.last.contains_key(&key));
-                (is_name, zipf)
+                let ordinary_opener = t.sentence_start && word.zipf >= SENTENCE_START_COMMON_ZIPF;
+                let is_name = !ordinary_opener && (t.initial || word.first || word.last);
+                (is_name, word)
             })
             .collect();
         if shouting {
             // Only a first name followed by a surname, neither an ordinary word, is evidence.
             for (k, pair) in run.windows(2).enumerate() {
-                let (a, b) = (fold(&text[pair[0].start..pair[0].end]), fold(&text[pair[1].start..pair[1].end]));
-                let rare = |z: f32| z < s.run_max_zipf;
-                if self.first.contains_key(&a) && self.last.contains_key(&b) && rare(info[k].1) && rare(info[k + 1].1) {
+                let (a, b) = (info[k].1, info[k + 1].1);
+                if a.first && b.last && a.zipf < s.run_max_zipf && b.zipf < s.run_max_zipf {
                     out.push((pair[0].start, pair[1].end, s.run_confidence));
                 }
             }
@@ -228,36 +248,36 @@ impl NameFinder {
                     m += 1;
                 }
                 let stretch = &run[k..m];
-                let rare = info[k..m].iter().zip(stretch).any(|((_, z), t)| !t.initial && *z < s.run_max_zipf);
+                let rare = info[k..m].iter().zip(stretch).any(|((_, w), t)| !t.initial && w.zipf < s.run_max_zipf);
                 if m - k >= 2 && rare {
                     out.push((stretch[0].start, stretch[m - k - 1].end, s.run_confidence));
                 } else if m - k == 1 {
-                    self.judge_single(text, &stretch[0], info[k].1, upper_singles, out);
+                    judge_single(s, text, &stretch[0], info[k].1, upper_singles, out);
                 }
                 k = m;
             }
         } else if info[0].0 {
-            self.judge_single(text, &run[0], info[0].1, upper_singles, out);
+            judge_single(s, text, &run[0], info[0].1, upper_singles, out);
         }
     }
+}
 
-    fn judge_single(&self, text: &str, t: &Token, zipf: f32, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
-        let s = &self.spec;
-        let word = &text[t.start..t.end];
-        let letters = word.chars().filter(|c| c.is_alphabetic()).count();
-        let upper = word.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase);
-        let ok = if t.initial {
-            false
-        } else if upper {
-            upper_singles && letters >= 4 && zipf < s.upper_max_zipf
-        } else {
-            // Surnames alone collide with rare words (drug and device names); first names
-            // are more distinctive.
-            !t.sentence_start && zipf < s.title_max_zipf && self.first.contains_key(&fold(word))
-        };
-        if ok {
-            out.push((t.start, t.end, s.single_confidence));
-        }
+fn judge_single(s: &NameListSpec, text: &str, t: &Token, info: Word, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
+    let zipf = info.zipf;
+    let word = &text[t.start..t.end];
+    let letters = word.chars().filter(|c| c.is_alphabetic()).count();
+    let upper = word.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase);
+    let ok = if t.initial {
+        false
+    } else if upper {
+        upper_singles && letters >= 4 && zipf < s.upper_max_zipf
+    } else {
+        // Surnames alone collide with rare words (drug and device names); first names
+        // are more distinctive.
+        !t.sentence_start && zipf < s.title_max_zipf && info.first
+    };
+    if ok {
+        out.push((t.start, t.end, s.single_confidence));
     }
 }
 
@@ -294,19 +314,27 @@ fn tokens(text: &str) -> Vec<Token> {
         }
         let end = bytes.get(j).map_or(text.len(), |b| b.0);
         let initial = j == i + 1 && c.is_uppercase() && bytes.get(j).is_some_and(|b| b.1 == '.');
-        let before = text[..start].trim_end();
-        // A dot after an initial or a short title (J., Dr., Mme.) does not end a sentence.
-        let abbreviation_dot = before.ends_with('.') && {
-            let word: String = before[..before.len() - 1].chars().rev().take_while(|c| c.is_alphabetic()).collect();
-            (1..=3).contains(&word.chars().count()) && word.chars().last().is_some_and(char::is_uppercase)
-        };
-        let sentence_start = before.is_empty()
-            || (before.ends_with(['.', '!', '?', ':', '"', '«', '(', '-', '*']) && !abbreviation_dot)
-            || text[..start].trim_end_matches([' ', '\t']).ends_with('\n');
-        out.push(Token { start, end: if initial { end + 1 } else { end }, capitalised: c.is_uppercase(), initial, sentence_start });
+        let capitalised = c.is_uppercase();
+        // Only capitalised words are judged, so only they need to know.
+        let sentence_start = capitalised && starts_sentence(text, start);
+        out.push(Token { start, end: if initial { end + 1 } else { end }, capitalised, initial, sentence_start });
         i = if initial { j + 1 } else { j };
     }
     out
+}
+
+fn starts_sentence(text: &str, start: usize) -> bool {
+    let before = text[..start].trim_end();
+    // A dot after an initial or a short title (J., Dr., Mme.) does not end a sentence.
+    let abbreviation_dot = before.ends_with('.') && {
+        let mut word = before[..before.len() - 1].chars().rev().take_while(|c| c.is_alphabetic());
+        // Read backwards: the word's first letter comes last.
+        let (count, first) = word.by_ref().fold((0, None), |(n, _), c| (n + 1, Some(c)));
+        (1..=3).contains(&count) && first.is_some_and(char::is_uppercase)
+    };
+    before.is_empty()
+        || (before.ends_with(['.', '!', '?', ':', '"', '«', '(', '-', '*']) && !abbreviation_dot)
+        || text[..start].trim_end_matches([' ', '\t']).ends_with('\n')
 }
 
 impl Token {

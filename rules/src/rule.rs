@@ -83,7 +83,11 @@ pub struct RuleSpec {
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
     pub spec: RuleSpec,
+    /// The pattern with ASCII word boundaries where safe (see `word_boundaries`), for texts
+    /// whose digits are all ASCII.
     pub regex: Regex,
+    /// The pattern as written, for texts with other digits (Arabic-Indic, fullwidth...).
+    pub regex_any_digits: Regex,
     /// The pattern anchored at both ends, to test sub-spans of a match (see the redactor).
     pub anchored: Regex,
     /// Where the rule came from, for error messages and `rules test`.
@@ -203,7 +207,9 @@ impl RuleSet {
         if spec.unvalidated_confidence.is_some() && spec.validator.is_none() {
             return Err(invalid("unvalidated_confidence needs a validator".into()));
         }
-        let regex = Regex::new(&spec.pattern).map_err(|source| RuleError::Pattern {
+        // Same matches, but the DFA can run on accented text (see `word_boundaries`).
+        let pattern = crate::word_boundaries::rewrite(&spec.pattern);
+        let regex = Regex::new(&pattern).map_err(|source| RuleError::Pattern {
             file: file.into(),
             id: spec.id.clone(),
             source: Box::new(source),
@@ -211,12 +217,17 @@ impl RuleSet {
         if spec.group >= regex.captures_len() {
             return Err(invalid(format!("group {} does not exist in the pattern", spec.group)));
         }
+        let regex_any_digits = Regex::new(&spec.pattern).map_err(|source| RuleError::Pattern {
+            file: file.into(),
+            id: spec.id.clone(),
+            source: Box::new(source),
+        })?;
         let anchored = Regex::new(&format!("^(?:{})$", spec.pattern)).map_err(|source| RuleError::Pattern {
             file: file.into(),
             id: spec.id.clone(),
             source: Box::new(source),
         })?;
-        self.rules.push(CompiledRule { spec, regex, anchored, file: file.to_string() });
+        self.rules.push(CompiledRule { spec, regex, regex_any_digits, anchored, file: file.to_string() });
         Ok(())
     }
 
@@ -231,6 +242,14 @@ impl RuleSet {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Every entry (rule or name list) as a set of its own, with its id: to run or time
+    /// one entry alone.
+    pub fn single_entries(&self) -> Vec<(String, RuleSet)> {
+        let lists = self.name_finders.iter().map(|f| (f.spec.id.clone(), RuleSet { name_finders: vec![f.clone()], ..Default::default() }));
+        let rules = self.rules.iter().map(|r| (r.spec.id.clone(), RuleSet { rules: vec![r.clone()], ..Default::default() }));
+        lists.chain(rules).collect()
     }
 
     /// Runs every rule's inline `match` / `no_match` examples through that rule alone

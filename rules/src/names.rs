@@ -55,6 +55,28 @@ pub struct NameListSpec {
     /// A lone Title-case first name, not at the start of a sentence, rarer than this.
     pub title_max_zipf: f32,
     pub single_confidence: f32,
+    /// Words after which a name is expected, in any case: titles (dr, mme), relatives
+    /// (wife, fille), labels (nom, signé par). Several words are a sequence.
+    #[serde(default)]
+    pub cues_before: Vec<String>,
+    /// Words before which a name is expected: credentials in signatures (RN, RRT, MD).
+    #[serde(default)]
+    pub cues_after: Vec<String>,
+    /// Credentials that are also words in notes (MD, RN): only after a comma ("Nolan, RN").
+    #[serde(default)]
+    pub cues_after_comma: Vec<String>,
+    /// Next to a cue, a word from the name lists rarer than this is taken as a name...
+    #[serde(default)]
+    pub cue_list_max_zipf: f32,
+    /// ...and a word in no name list must be rarer than this (unknown surnames: cozzi).
+    #[serde(default)]
+    pub cue_unknown_max_zipf: f32,
+    #[serde(default)]
+    pub cue_confidence: f32,
+    /// A capitalised word in no list next to an initial (E. PENICOT) or a first name
+    /// (Jean-Jacques DEPROGES) is a surname when rarer than this as a word.
+    #[serde(default)]
+    pub unknown_surname_max_zipf: f32,
     #[serde(default, rename = "match")]
     pub matches: Vec<String>,
     #[serde(default)]
@@ -77,6 +99,11 @@ struct Word {
 /// Names and words, upper-cased and without accents for lookup.
 pub struct NameFinder {
     pub spec: NameListSpec,
+    /// Cue word sequences, folded, by their first word.
+    cues_before: HashMap<String, Vec<Vec<String>>>,
+    cues_after: HashMap<String, Vec<Vec<String>>>,
+    /// Credentials that also are ordinary words in notes (MD, RN): a comma must precede them.
+    cues_after_comma: Vec<String>,
     /// One lookup per token; foldhash because SipHash was a tenth of the redactor's time.
     words: HashMap<Box<str>, Word, foldhash::fast::FixedState>,
 }
@@ -173,7 +200,20 @@ impl NameFinder {
                 e.zipf = e.zipf.max(v.unwrap_or(0.0) as f32);
             })?;
         }
-        Ok(NameFinder { spec, words })
+        let cues = |list: &[String]| {
+            let mut by_first: HashMap<String, Vec<Vec<String>>> = HashMap::new();
+            for cue in list {
+                let words: Vec<String> = tokens(cue).iter().map(|t| fold(&cue[t.start..t.end]).trim_end_matches('.').to_string()).collect();
+                if let Some(first) = words.first() {
+                    by_first.entry(first.clone()).or_default().push(words);
+                }
+            }
+            by_first
+        };
+        let all_after: Vec<String> = spec.cues_after.iter().chain(&spec.cues_after_comma).cloned().collect();
+        let (cues_before, cues_after) = (cues(&spec.cues_before), cues(&all_after));
+        let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
+        Ok(NameFinder { spec, cues_before, cues_after, cues_after_comma, words })
     }
 
     fn word(&self, text: &str, buf: &mut String) -> Word {
@@ -184,9 +224,6 @@ impl NameFinder {
     /// Name spans as (byte start, byte end, confidence).
     /// `lang`: the text's language when known (fr, en, ...).
     pub fn find(&self, text: &str, lang: Option<&str>) -> Vec<(usize, usize, f32)> {
-        if !text.chars().any(char::is_uppercase) {
-            return Vec::new();
-        }
         let upper_singles = lang.is_some_and(|l| self.spec.upper_single_languages.iter().any(|x| x == l));
         let tokens = tokens(text);
         // In notes typed in capitals, upper case says nothing about names.
@@ -208,7 +245,103 @@ impl NameFinder {
             self.judge_run(text, &tokens[i..j], shouting, upper_singles, &mut out);
             i = j;
         }
+        self.find_by_cues(text, &tokens, &mut out);
         out
+    }
+
+    /// Names in any case next to a cue: "dr. john bowman", "WIFE HELEN", "son, dave",
+    /// "ANTHONY C. KOZICKI, RRT".
+    fn find_by_cues(&self, text: &str, tokens: &[Token], out: &mut Vec<(usize, usize, f32)>) {
+        if self.cues_before.is_empty() && self.cues_after.is_empty() {
+            return;
+        }
+        let mut buf = String::new();
+        let folded: Vec<String> = tokens
+            .iter()
+            .map(|t| {
+                fold_into(&text[t.start..t.end], &mut buf);
+                buf.trim_end_matches('.').to_string()
+            })
+            .collect();
+        let cue_at = |cues: &HashMap<String, Vec<Vec<String>>>, i: usize| -> Option<usize> {
+            let seqs = cues.get(&folded[i])?;
+            seqs.iter()
+                .filter(|seq| folded.get(i..i + seq.len()).is_some_and(|w| w == seq.as_slice()))
+                .map(Vec::len)
+                .max()
+        };
+        let is_cue = |i: usize| cue_at(&self.cues_before, i).is_some() || cue_at(&self.cues_after, i).is_some();
+        for i in 0..tokens.len() {
+            if let Some(len) = cue_at(&self.cues_before, i) {
+                let after = i + len;
+                // "Dr. X" but not "husband. Stable".
+                let short_title = tokens[after - 1].end - tokens[i].start <= 3;
+                if after < tokens.len() && cue_gap(text, tokens[after - 1].end, tokens[after].start, short_title) {
+                    let mut end = after;
+                    while end < tokens.len() && end < after + 3 && !is_cue(end) && self.plausible(text, &tokens[end], end == after, &mut buf)
+                        && (end == after || name_gap(text, &tokens[end - 1], &tokens[end]))
+                    {
+                        end += 1;
+                    }
+                    self.push_cued(tokens, after, end, out);
+                }
+            }
+            if let Some(len) = cue_at(&self.cues_after, i).filter(|_| i > 0) {
+                // A signature: "X, RN" or "X RRT", the credential ending the line or sentence
+                // ("RN to follow" and "per MD report" are not signatures).
+                let comma = text[tokens[i - 1].end..tokens[i].start].contains(',');
+                let cue_end = tokens[i + len - 1].end;
+                let rest = text[cue_end..].trim_start_matches([' ', '\t']);
+                let ends = rest.is_empty() || rest.starts_with(['\n', '\r', '.', ',', ';', ')']);
+                let needs_comma = self.cues_after_comma.contains(&folded[i]);
+                if !ends || (needs_comma && !comma) || !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
+                    continue;
+                }
+                let mut start = i;
+                while start > 0 && start + 3 > i && !is_cue(start - 1) && self.plausible(text, &tokens[start - 1], start == i, &mut buf)
+                    && (start == i || name_gap(text, &tokens[start - 1], &tokens[start]))
+                {
+                    start -= 1;
+                }
+                self.push_cued(tokens, start, i, out);
+            }
+        }
+    }
+
+    fn push_cued(&self, tokens: &[Token], start: usize, end: usize, out: &mut Vec<(usize, usize, f32)>) {
+        // Initials alone are not a name.
+        if tokens[start..end].iter().any(|t| !t.initial) {
+            out.push((tokens[start].start, tokens[end - 1].end, self.spec.cue_confidence));
+        }
+    }
+
+    /// Could this token, next to a cue, be (part of) a name? `next_to_cue`: the token right
+    /// beside the cue, where common first names (John, Mary) are still names.
+    fn plausible(&self, text: &str, t: &Token, next_to_cue: bool, buf: &mut String) -> bool {
+        if t.initial {
+            return true;
+        }
+        let word = &text[t.start..t.end];
+        let letters = word.chars().filter(|c| c.is_alphabetic()).count();
+        if letters < 2 {
+            return false;
+        }
+        let w = self.word(word, buf);
+        if letters <= 3 && word.chars().all(|c| !c.is_lowercase()) && !(w.first || w.last) {
+            // An acronym (NIR, ICU), not a name nobody has heard of.
+            return false;
+        }
+        if word.ends_with("'s") || word.ends_with("’s") || word.ends_with("'t") {
+            return false;
+        }
+        let s = &self.spec;
+        if w.first && next_to_cue {
+            w.zipf < s.cue_list_max_zipf
+        } else if w.first || w.last {
+            w.zipf < s.run_max_zipf
+        } else {
+            w.zipf < s.cue_unknown_max_zipf
+        }
     }
 
     fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
@@ -225,6 +358,22 @@ impl NameFinder {
                 (is_name, word)
             })
             .collect();
+        // A capitalised word in no list is a surname right after an initial (E. PENICOT) or
+        // next to a first name (Jean-Jacques DEPROGES, IVANKA PRIGOSIEV) when rare as a word.
+        let mut info = info;
+        if !shouting {
+            for k in 0..run.len() {
+                let (is_name, w) = info[k];
+                let letters = text[run[k].start..run[k].end].chars().filter(|c| c.is_alphabetic()).count();
+                if is_name || run[k].initial || w.first || w.last || w.zipf >= s.unknown_surname_max_zipf || letters < 3 {
+                    continue;
+                }
+                let first_name = |j: usize| info[j].0 && info[j].1.first && !run[j].initial;
+                let left = k > 0 && (run[k - 1].initial || first_name(k - 1));
+                let right = k + 1 < run.len() && first_name(k + 1);
+                info[k].0 = left || right;
+            }
+        }
         if shouting {
             // Only a first name followed by a surname, neither an ordinary word, is evidence.
             for (k, pair) in run.windows(2).enumerate() {
@@ -321,6 +470,20 @@ fn tokens(text: &str) -> Vec<Token> {
         i = if initial { j + 1 } else { j };
     }
     out
+}
+
+/// Between a cue and a name: spaces and at most one punctuation mark ("son, dave",
+/// "Nom : X", "X, RRT", "X (PHC)"); a dot only after a short title ("Dr. X").
+fn cue_gap(text: &str, from: usize, to: usize, dot: bool) -> bool {
+    let gap = &text[from..to];
+    gap.chars().count() <= 4
+        && gap.chars().all(|c| c == ' ' || c == '\t' || ",:;-(".contains(c) || (dot && c == '.'))
+        && gap.chars().filter(|c| !c.is_whitespace()).count() <= 1
+}
+
+/// Between two words of one name: one space or a hyphen; an initial's dot is part of it.
+fn name_gap(text: &str, a: &Token, b: &Token) -> bool {
+    matches!(&text[a.end..b.start], " " | "-")
 }
 
 fn starts_sentence(text: &str, start: usize) -> bool {

@@ -55,8 +55,11 @@ pub struct NameListSpec {
     /// A lone Title-case first name, not at the start of a sentence, rarer than this.
     pub title_max_zipf: f32,
     pub single_confidence: f32,
-    /// Words after which a name is expected, in any case: titles (dr, mme), relatives
-    /// (wife, fille), labels (nom, signé par). Several words are a sequence.
+    /// Titles (dr, mme, mr): a name follows, in any case, even one in no list (dr cozzi).
+    #[serde(default)]
+    pub titles: Vec<String>,
+    /// Other words after which a name is expected, in any case: relatives (wife, fille),
+    /// labels (nom, signé par). Several words are a sequence.
     #[serde(default)]
     pub cues_before: Vec<String>,
     /// Words before which a name is expected: credentials in signatures (RN, RRT, MD).
@@ -83,6 +86,9 @@ pub struct NameListSpec {
     pub no_match: Vec<String>,
 }
 
+/// How much more common as a word a first name may be when a surname follows it.
+const FIRST_LAST_EXTRA_ZIPF: f32 = 0.5;
+
 /// From this Zipf frequency, a capitalised word at the start of a sentence is taken to
 /// be an ordinary word, whatever the name lists say.
 const SENTENCE_START_COMMON_ZIPF: f32 = 3.0;
@@ -104,6 +110,10 @@ pub struct NameFinder {
     cues_after: HashMap<String, Vec<Vec<String>>>,
     /// Credentials that also are ordinary words in notes (MD, RN): a comma must precede them.
     cues_after_comma: Vec<String>,
+    /// Titles (folded): after them a word in no list may be a name even in lower case.
+    titles: Vec<String>,
+    /// Every cue word (folded): never part of a name run ("le Docteur Gabriel Lhermine").
+    cue_words: std::collections::HashSet<String>,
     /// One lookup per token; foldhash because SipHash was a tenth of the redactor's time.
     words: HashMap<Box<str>, Word, foldhash::fast::FixedState>,
 }
@@ -210,10 +220,13 @@ impl NameFinder {
             }
             by_first
         };
+        let all_before: Vec<String> = spec.titles.iter().chain(&spec.cues_before).cloned().collect();
         let all_after: Vec<String> = spec.cues_after.iter().chain(&spec.cues_after_comma).cloned().collect();
-        let (cues_before, cues_after) = (cues(&spec.cues_before), cues(&all_after));
+        let (cues_before, cues_after) = (cues(&all_before), cues(&all_after));
         let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
-        Ok(NameFinder { spec, cues_before, cues_after, cues_after_comma, words })
+        let titles = spec.titles.iter().map(|c| fold(c)).collect();
+        let cue_words = spec.cues_before.iter().chain(&spec.titles).filter(|c| !c.contains(' ')).map(|c| fold(c)).collect();
+        Ok(NameFinder { spec, cues_before, cues_after, cues_after_comma, titles, cue_words, words })
     }
 
     fn word(&self, text: &str, buf: &mut String) -> Word {
@@ -276,9 +289,10 @@ impl NameFinder {
                 let after = i + len;
                 // "Dr. X" but not "husband. Stable".
                 let short_title = tokens[after - 1].end - tokens[i].start <= 3;
+                let title = self.titles.contains(&folded[i]);
                 if after < tokens.len() && cue_gap(text, tokens[after - 1].end, tokens[after].start, short_title) {
                     let mut end = after;
-                    while end < tokens.len() && end < after + 3 && !is_cue(end) && self.plausible(text, &tokens[end], end == after, &mut buf)
+                    while end < tokens.len() && end < after + 3 && !is_cue(end) && self.plausible(text, &tokens[end], title, &mut buf)
                         && (end == after || name_gap(text, &tokens[end - 1], &tokens[end]))
                     {
                         end += 1;
@@ -298,7 +312,7 @@ impl NameFinder {
                     continue;
                 }
                 let mut start = i;
-                while start > 0 && start + 3 > i && !is_cue(start - 1) && self.plausible(text, &tokens[start - 1], start == i, &mut buf)
+                while start > 0 && start + 3 > i && !is_cue(start - 1) && self.plausible(text, &tokens[start - 1], true, &mut buf)
                     && (start == i || name_gap(text, &tokens[start - 1], &tokens[start]))
                 {
                     start -= 1;
@@ -310,19 +324,20 @@ impl NameFinder {
 
     fn push_cued(&self, tokens: &[Token], start: usize, end: usize, out: &mut Vec<(usize, usize, f32)>) {
         // Initials alone are not a name.
-        if tokens[start..end].iter().any(|t| !t.initial) {
+        if tokens[start..end].iter().any(|t| !t.initial && t.end - t.start > 1) {
             out.push((tokens[start].start, tokens[end - 1].end, self.spec.cue_confidence));
         }
     }
 
     /// Could this token, next to a cue, be (part of) a name? `next_to_cue`: the token right
     /// beside the cue, where common first names (John, Mary) are still names.
-    fn plausible(&self, text: &str, t: &Token, next_to_cue: bool, buf: &mut String) -> bool {
-        if t.initial {
-            return true;
-        }
+    fn plausible(&self, text: &str, t: &Token, after_title: bool, buf: &mut String) -> bool {
         let word = &text[t.start..t.end];
         let letters = word.chars().filter(|c| c.is_alphabetic()).count();
+        if t.initial || (letters == 1 && t.capitalised) {
+            // J. or an initial typed without its dot (Dr K Lartigue).
+            return true;
+        }
         if letters < 2 {
             return false;
         }
@@ -335,12 +350,14 @@ impl NameFinder {
             return false;
         }
         let s = &self.spec;
-        if w.first && next_to_cue {
+        if w.first {
             w.zipf < s.cue_list_max_zipf
-        } else if w.first || w.last {
+        } else if w.last {
             w.zipf < s.run_max_zipf
         } else {
-            w.zipf < s.cue_unknown_max_zipf
+            // Rare words abound in notes (suctioned, integrillin): a word in no list is a
+            // name after a title, or when written with a capital.
+            (after_title || t.capitalised) && w.zipf < s.cue_unknown_max_zipf
         }
     }
 
@@ -354,24 +371,37 @@ impl NameFinder {
                 // A common word capitalised because it starts a sentence ("Patient NIR ...")
                 // says nothing about names.
                 let ordinary_opener = t.sentence_start && word.zipf >= SENTENCE_START_COMMON_ZIPF;
-                let is_name = !ordinary_opener && (t.initial || word.first || word.last);
+                // Single letters in lists (C, IV...) are mostly abbreviations; cue words
+                // (Docteur, Née) introduce names rather than being one.
+                let letters = text[t.start..t.end].chars().filter(|c| c.is_alphabetic()).count();
+                let cue = !t.initial && self.cue_words.contains(buf.as_str());
+                let is_name = !ordinary_opener && !cue && (t.initial || ((word.first || word.last) && letters >= 2));
                 (is_name, word)
             })
             .collect();
         // A capitalised word in no list is a surname right after an initial (E. PENICOT) or
         // next to a first name (Jean-Jacques DEPROGES, IVANKA PRIGOSIEV) when rare as a word.
         let mut info = info;
-        if !shouting {
-            for k in 0..run.len() {
-                let (is_name, w) = info[k];
-                let letters = text[run[k].start..run[k].end].chars().filter(|c| c.is_alphabetic()).count();
-                if is_name || run[k].initial || w.first || w.last || w.zipf >= s.unknown_surname_max_zipf || letters < 3 {
-                    continue;
+        for k in 0..run.len() {
+            let (is_name, w) = info[k];
+            let letters = text[run[k].start..run[k].end].chars().filter(|c| c.is_alphabetic()).count();
+            if is_name || run[k].initial || w.first || w.last || w.zipf >= s.unknown_surname_max_zipf || letters < 3 {
+                continue;
+            }
+            let initial = k > 0 && run[k - 1].initial;
+            // Next to a first name, or a surname rare as a word (Fredérique Cohen).
+            let name = |j: usize| info[j].0 && !run[j].initial && (info[j].1.first || info[j].1.zipf < 3.0);
+            let beside_name = (k > 0 && name(k - 1)) || (k + 1 < run.len() && name(k + 1));
+            // In notes typed in capitals only "W. MAROTTA" is evidence enough.
+            info[k].0 = if shouting { initial && letters >= 4 } else { initial || beside_name };
+        }
+        if shouting {
+            for k in 1..run.len() {
+                let w = info[k].1;
+                let surname = info[k].0 && (w.last || !w.first) && w.zipf < s.run_max_zipf;
+                if run[k - 1].initial && surname && !run[k].initial {
+                    out.push((run[k - 1].start, run[k].end, s.run_confidence));
                 }
-                let first_name = |j: usize| info[j].0 && info[j].1.first && !run[j].initial;
-                let left = k > 0 && (run[k - 1].initial || first_name(k - 1));
-                let right = k + 1 < run.len() && first_name(k + 1);
-                info[k].0 = left || right;
             }
         }
         if shouting {
@@ -397,7 +427,9 @@ impl NameFinder {
                     m += 1;
                 }
                 let stretch = &run[k..m];
-                let rare = info[k..m].iter().zip(stretch).any(|((_, w), t)| !t.initial && w.zipf < s.run_max_zipf);
+                let rare = info[k..m].iter().zip(stretch).any(|((_, w), t)| !t.initial && w.zipf < s.run_max_zipf)
+                    // A first name then a surname (Julie Petit) is a name even when both are words.
+                    || info[k..m].windows(2).any(|p| p[0].1.first && p[1].1.last && p[0].1.zipf < s.run_max_zipf + FIRST_LAST_EXTRA_ZIPF);
                 if m - k >= 2 && rare {
                     out.push((stretch[0].start, stretch[m - k - 1].end, s.run_confidence));
                 } else if m - k == 1 {
@@ -496,7 +528,7 @@ fn starts_sentence(text: &str, start: usize) -> bool {
         (1..=3).contains(&count) && first.is_some_and(char::is_uppercase)
     };
     before.is_empty()
-        || (before.ends_with(['.', '!', '?', ':', '"', '«', '(', '-', '*']) && !abbreviation_dot)
+        || (before.ends_with(['.', '!', '?', '"', '«', '(', '-', '*']) && !abbreviation_dot)
         || text[..start].trim_end_matches([' ', '\t']).ends_with('\n')
 }
 

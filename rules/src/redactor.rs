@@ -166,7 +166,7 @@ impl Redactor {
                     },
                     _ => (m.start(), m.end(), rule.spec.confidence),
                 };
-                if confidence >= self.threshold {
+                if confidence >= self.threshold && !rule.excluded_by_context(text, start, end) {
                     out.push(candidate(rule, start, end, confidence));
                 }
             }

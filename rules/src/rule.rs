@@ -68,6 +68,12 @@ pub struct RuleSpec {
     /// keeps it at that confidence (structure alone is still evidence, e.g. a 15-digit NIR
     /// typed with a wrong key is still someone's number).
     pub unvalidated_confidence: Option<f32>,
+    /// The match is dropped when the text just before it (up to 40 bytes, same line) matches
+    /// this pattern, written to end with `$`: settings typed like dates ("PSV 15/5").
+    pub not_after: Option<String>,
+    /// The match is dropped when the text just after it matches this pattern, written to
+    /// start with `^` ("10/5/40%").
+    pub not_before: Option<String>,
     /// Languages (fr, en, ...) the rule is meant for; absent: all. A text whose language
     /// is unknown gets every rule.
     pub languages: Option<Vec<String>>,
@@ -90,8 +96,31 @@ pub struct CompiledRule {
     pub regex_any_digits: Regex,
     /// The pattern anchored at both ends, to test sub-spans of a match (see the redactor).
     pub anchored: Regex,
+    /// Compiled `not_after` / `not_before`.
+    pub not_after: Option<Regex>,
+    pub not_before: Option<Regex>,
     /// Where the rule came from, for error messages and `rules test`.
     pub file: String,
+}
+
+/// How much context `not_after` and `not_before` see.
+const CONTEXT_BYTES: usize = 40;
+
+impl CompiledRule {
+    /// Does the context around `start..end` (byte offsets) rule the match out?
+    pub fn excluded_by_context(&self, text: &str, start: usize, end: usize) -> bool {
+        let mut from = start.saturating_sub(CONTEXT_BYTES);
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        let mut to = (end + CONTEXT_BYTES).min(text.len());
+        while !text.is_char_boundary(to) {
+            to -= 1;
+        }
+        let before = text[from..start].rsplit('\n').next().unwrap_or("");
+        let after = text[end..to].split('\n').next().unwrap_or("");
+        self.not_after.as_ref().is_some_and(|r| r.is_match(before)) || self.not_before.as_ref().is_some_and(|r| r.is_match(after))
+    }
 }
 
 impl CompiledRule {
@@ -227,7 +256,16 @@ impl RuleSet {
             id: spec.id.clone(),
             source: Box::new(source),
         })?;
-        self.rules.push(CompiledRule { spec, regex, regex_any_digits, anchored, file: file.to_string() });
+        let context = |pattern: &Option<String>| {
+            pattern
+                .as_deref()
+                .map(|p| {
+                    Regex::new(p).map_err(|source| RuleError::Pattern { file: file.into(), id: spec.id.clone(), source: Box::new(source) })
+                })
+                .transpose()
+        };
+        let (not_after, not_before) = (context(&spec.not_after)?, context(&spec.not_before)?);
+        self.rules.push(CompiledRule { spec, regex, regex_any_digits, anchored, not_after, not_before, file: file.to_string() });
         Ok(())
     }
 

@@ -100,8 +100,12 @@ fn labels_of<'a>(gold: &[(usize, usize, &'a str)], pred: &[(usize, usize, &'a st
 #[derive(Debug, Clone, Serialize)]
 pub struct SpanError {
     pub id: String,
+    /// `missed`, `spurious`, or `mislabelled` (caught, but only under another label).
     pub error: &'static str,
     pub label: String,
+    /// For `mislabelled`: the labels the overlapping predictions carry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<String>,
     pub span: String,
     pub context: String,
 }
@@ -114,13 +118,22 @@ pub fn errors(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<PredSp
         let around = |a: usize, b: usize| format!("{}[{}]{}", cut(a.saturating_sub(40), a), cut(a, b), cut(b, b + 40)).replace('\n', " ");
         let pred = predict(&row.text);
         for g in &row.spans {
-            if !pred.iter().any(|p| overlaps((p.start, p.end), (g.start, g.end))) {
-                out.push(SpanError { id: row.id.clone(), error: "missed", label: g.label.clone(), span: cut(g.start, g.end), context: around(g.start, g.end) });
-            }
+            let over: Vec<&PredSpan> = pred.iter().filter(|p| overlaps((p.start, p.end), (g.start, g.end))).collect();
+            let same_label = over.iter().any(|p| normalise_label(&p.label) == normalise_label(&g.label));
+            let (error, predicted) = match (over.is_empty(), same_label) {
+                (true, _) => ("missed", None),
+                (false, false) => {
+                    let mut labels: Vec<&str> = over.iter().map(|p| p.label.as_str()).collect();
+                    labels.dedup();
+                    ("mislabelled", Some(labels.join(",")))
+                }
+                (false, true) => continue,
+            };
+            out.push(SpanError { id: row.id.clone(), error, label: g.label.clone(), predicted, span: cut(g.start, g.end), context: around(g.start, g.end) });
         }
         for p in &pred {
             if !row.spans.iter().any(|g| overlaps((p.start, p.end), (g.start, g.end))) {
-                out.push(SpanError { id: row.id.clone(), error: "spurious", label: p.label.clone(), span: cut(p.start, p.end), context: around(p.start, p.end) });
+                out.push(SpanError { id: row.id.clone(), error: "spurious", label: p.label.clone(), predicted: None, span: cut(p.start, p.end), context: around(p.start, p.end) });
             }
         }
     }

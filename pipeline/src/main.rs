@@ -242,7 +242,7 @@ struct EvalArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
-    /// redaction: write each missed gold span and each spurious prediction, with context,
+    /// redaction: write each missed or mislabelled gold span and each spurious prediction, with context,
     /// as JSONL to this file (for rule authors; it quotes the dataset's text).
     #[arg(long)]
     errors: Option<PathBuf>,

@@ -1,5 +1,8 @@
-//! Redaction quality: precision, recall and F1 per label, with exact and overlap
-//! matching, plus a label-agnostic row (any identifier caught by any rule).
+//! Redaction quality: precision, recall and F1 per label, with exact and overlap span
+//! matching and token by token, plus a label-agnostic row (any identifier caught by any
+//! rule). Tokens are runs of letters and digits: a gold token counts as found when a
+//! prediction of its label covers it; "hidden" counts it when any prediction does (what
+//! matters for privacy: a date redacted as a phone number is still hidden).
 
 use std::collections::BTreeMap;
 
@@ -34,6 +37,10 @@ pub fn normalise_label(label: &str) -> &str {
 pub struct LabelScores {
     pub exact: Prf,
     pub overlap: Prf,
+    /// Token level, labels compared.
+    pub token: Prf,
+    /// Share of the label's gold tokens that some prediction covers, whatever its label.
+    pub token_hidden: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +54,9 @@ pub struct RedactionReport {
 struct Tally {
     exact: SpanCounts,
     overlap: SpanCounts,
+    token: SpanCounts,
+    /// Gold tokens of the label covered by any prediction.
+    token_hidden: usize,
 }
 
 fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
@@ -69,17 +79,63 @@ pub fn evaluate(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<Pred
             tally(&mut t.exact, &p, &g, |a, b| a.0 == b.0 && a.1 == b.1);
             tally(&mut t.overlap, &p, &g, |a, b| overlaps((a.0, a.1), (b.0, b.1)));
         }
+        for (start, end) in word_tokens(&row.text) {
+            let g = gold.iter().find(|s| overlaps((s.0, s.1), (start, end))).map(|s| s.2);
+            let p = pred.iter().find(|s| overlaps((s.0, s.1), (start, end))).map(|s| s.2);
+            let mut count = |key: &str, is_gold: bool, is_pred: bool, hidden: bool| {
+                let t = tallies.entry(key.to_string()).or_default();
+                t.token.gold_total += usize::from(is_gold);
+                t.token.gold_found += usize::from(is_gold && is_pred);
+                t.token.pred_total += usize::from(is_pred);
+                t.token.pred_correct += usize::from(is_gold && is_pred);
+                t.token_hidden += usize::from(is_gold && hidden);
+            };
+            match (g, p) {
+                (Some(gl), Some(pl)) if gl == pl => count(gl, true, true, true),
+                (Some(gl), Some(pl)) => {
+                    count(gl, true, false, true);
+                    count(pl, false, true, false);
+                }
+                (Some(gl), None) => count(gl, true, false, false),
+                (None, Some(pl)) => count(pl, false, true, false),
+                (None, None) => {}
+            }
+            count(ANY, g.is_some(), p.is_some(), p.is_some());
+        }
     }
     RedactionReport {
         documents: rows.len(),
         labels: tallies
             .into_iter()
-            .map(|(k, t)| (k, LabelScores { exact: t.exact.prf(), overlap: t.overlap.prf() }))
+            .map(|(k, t)| {
+                let hidden = if t.token.gold_total == 0 { 0.0 } else { t.token_hidden as f64 / t.token.gold_total as f64 };
+                (k, LabelScores { exact: t.exact.prf(), overlap: t.overlap.prf(), token: t.token.prf(), token_hidden: hidden })
+            })
             .collect(),
     }
 }
 
 type Span<'a> = (usize, usize, &'a str);
+
+/// Runs of letters and digits, as code-point offsets.
+fn word_tokens(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.chars().enumerate() {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.chars().count()));
+    }
+    out
+}
 
 fn tally(counts: &mut SpanCounts, pred: &[&Span<'_>], gold: &[&Span<'_>], matches: fn(&Span<'_>, &Span<'_>) -> bool) {
     counts.pred_total += pred.len();
@@ -143,7 +199,7 @@ pub fn errors(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<PredSp
 impl RedactionReport {
     pub fn table(&self) -> String {
         let mut t = Table::new();
-        t.set_header(["label", "gold", "P exact", "R exact", "F1 exact", "P overlap", "R overlap", "F1 overlap"]);
+        t.set_header(["label", "gold", "P exact", "R exact", "P overlap", "R overlap", "F1 overlap", "tokens", "P token", "R token", "hidden"]);
         let f = |x: f64| format!("{x:.3}");
         for (label, s) in &self.labels {
             t.add_row([
@@ -151,10 +207,13 @@ impl RedactionReport {
                 s.overlap.support.to_string(),
                 f(s.exact.precision),
                 f(s.exact.recall),
-                f(s.exact.f1),
                 f(s.overlap.precision),
                 f(s.overlap.recall),
                 f(s.overlap.f1),
+                s.token.support.to_string(),
+                f(s.token.precision),
+                f(s.token.recall),
+                f(s.token_hidden),
             ]);
         }
         format!("Redaction ({} documents)\n{t}", self.documents)
@@ -196,5 +255,29 @@ mod tests {
         assert!((any.overlap.recall - 2.0 / 3.0).abs() < 1e-12);
         assert!((any.overlap.precision - 2.0 / 3.0).abs() < 1e-12);
         assert!(r.table().contains("PERSON"));
+    }
+
+    #[test]
+    fn token_scores_compare_labels_and_hidden_ignores_them() {
+        let text = "call 06 12 34 56 78 or Awa Diop on 12/03";
+        let span = |start, end, label: &str| GoldSpan { start, end, label: label.into() };
+        let rows = vec![RedactionRow {
+            id: "1".into(),
+            text: text.into(),
+            lang: None,
+            spans: vec![span(5, 19, "PHONE"), span(23, 31, "PERSON"), span(35, 40, "DATE")],
+        }];
+        let pred = |start, end, label: &str| PredSpan { start, end, label: label.into() };
+        let r = evaluate(&rows, |_| vec![pred(5, 19, "PHONE"), pred(23, 26, "PERSON"), pred(35, 40, "PHONE")]);
+        let phone = &r.labels["PHONE"];
+        assert_eq!(phone.token.support, 5);
+        assert!((phone.token.precision - 5.0 / 7.0).abs() < 1e-12 && phone.token.recall == 1.0);
+        let person = &r.labels["PERSON"];
+        assert_eq!((person.token.recall, person.token_hidden), (0.5, 0.5));
+        let date = &r.labels["DATE"];
+        assert_eq!((date.token.recall, date.token_hidden), (0.0, 1.0));
+        let any = &r.labels[ANY];
+        assert!((any.token.recall - 8.0 / 9.0).abs() < 1e-12 && any.token.precision == 1.0);
+        assert!((any.token_hidden - 8.0 / 9.0).abs() < 1e-12);
     }
 }

@@ -76,6 +76,10 @@ pub struct NameListSpec {
     pub cue_unknown_max_zipf: f32,
     #[serde(default)]
     pub cue_confidence: f32,
+    /// Clinical words (devices, eponyms, drugs) that name lists also hold: never taken as
+    /// names in a run of capitalised words (a title still makes "Dr Foley" a name).
+    #[serde(default)]
+    pub not_names: Vec<String>,
     /// A capitalised word in no list next to an initial (E. PENICOT) or a first name
     /// (Jean-Jacques DEPROGES) is a surname when rarer than this as a word.
     #[serde(default)]
@@ -114,6 +118,8 @@ pub struct NameFinder {
     titles: Vec<String>,
     /// Every cue word (folded): never part of a name run ("le Docteur Gabriel Lhermine").
     cue_words: std::collections::HashSet<String>,
+    /// Clinical words that the lists also hold as names (Foley, Swan, Ganz), folded.
+    not_names: std::collections::HashSet<String>,
     /// One lookup per token; foldhash because SipHash was a tenth of the redactor's time.
     words: HashMap<Box<str>, Word, foldhash::fast::FixedState>,
 }
@@ -226,7 +232,8 @@ impl NameFinder {
         let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
         let titles = spec.titles.iter().map(|c| fold(c)).collect();
         let cue_words = spec.cues_before.iter().chain(&spec.titles).filter(|c| !c.contains(' ')).map(|c| fold(c)).collect();
-        Ok(NameFinder { spec, cues_before, cues_after, cues_after_comma, titles, cue_words, words })
+        let not_names = spec.not_names.iter().map(|w| fold(w)).collect();
+        Ok(NameFinder { spec, cues_before, cues_after, cues_after_comma, titles, cue_words, not_names, words })
     }
 
     fn word(&self, text: &str, buf: &mut String) -> Word {
@@ -375,7 +382,11 @@ impl NameFinder {
                 // (Docteur, Née) introduce names rather than being one.
                 let letters = text[t.start..t.end].chars().filter(|c| c.is_alphabetic()).count();
                 let cue = !t.initial && self.cue_words.contains(buf.as_str());
-                let is_name = !ordinary_opener && !cue && (t.initial || ((word.first || word.last) && letters >= 2));
+                // IV, PA, NPN: acronyms, however many lists hold them; 3 capitals are still
+                // a name (JON, BOB) outside notes typed in capitals.
+                let acronym = !t.initial && t.all_caps(text) && letters <= if shouting { 3 } else { 2 };
+                let clinical = self.not_names.contains(buf.as_str());
+                let is_name = !ordinary_opener && !cue && !acronym && !clinical && (t.initial || ((word.first || word.last) && letters >= 2));
                 (is_name, word)
             })
             .collect();
@@ -385,10 +396,12 @@ impl NameFinder {
         for k in 0..run.len() {
             let (is_name, w) = info[k];
             let letters = text[run[k].start..run[k].end].chars().filter(|c| c.is_alphabetic()).count();
-            if is_name || run[k].initial || w.first || w.last || w.zipf >= s.unknown_surname_max_zipf || letters < 3 {
+            let clinical = self.not_names.contains(fold(&text[run[k].start..run[k].end]).as_str());
+            if is_name || clinical || run[k].initial || w.first || w.last || w.zipf >= s.unknown_surname_max_zipf || letters < 3 {
                 continue;
             }
-            let initial = k > 0 && run[k - 1].initial;
+            // "S. INTUBATED" heads a section of a note; "W. MAROTTA" inside a sentence is a name.
+            let initial = k > 0 && run[k - 1].initial && !run[k - 1].sentence_start;
             // Next to a first name, or a surname rare as a word (Fredérique Cohen).
             let name = |j: usize| info[j].0 && !run[j].initial && (info[j].1.first || info[j].1.zipf < 3.0);
             let beside_name = (k > 0 && name(k - 1)) || (k + 1 < run.len() && name(k + 1));
@@ -399,7 +412,7 @@ impl NameFinder {
             for k in 1..run.len() {
                 let w = info[k].1;
                 let surname = info[k].0 && (w.last || !w.first) && w.zipf < s.run_max_zipf;
-                if run[k - 1].initial && surname && !run[k].initial {
+                if run[k - 1].initial && !run[k - 1].sentence_start && surname && !run[k].initial {
                     out.push((run[k - 1].start, run[k].end, s.run_confidence));
                 }
             }
@@ -408,7 +421,8 @@ impl NameFinder {
             // Only a first name followed by a surname, neither an ordinary word, is evidence.
             for (k, pair) in run.windows(2).enumerate() {
                 let (a, b) = (info[k].1, info[k + 1].1);
-                if a.first && b.last && a.zipf < s.run_max_zipf && b.zipf < s.run_max_zipf {
+                let names = info[k].0 && info[k + 1].0;
+                if names && a.first && b.last && a.zipf < s.run_max_zipf && b.zipf < s.run_max_zipf {
                     out.push((pair[0].start, pair[1].end, s.run_confidence));
                 }
             }

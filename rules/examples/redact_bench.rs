@@ -51,16 +51,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (texts.len() * rounds) as f64 / secs,
             found / rounds
         );
+        if per_entry {
+            // Which rules fire on this corpus, and how often.
+            let mut fired: std::collections::BTreeMap<String, usize> = Default::default();
+            for t in &texts {
+                for f in redactor.redact(t).findings {
+                    *fired.entry(f.rule).or_default() += 1;
+                }
+            }
+            let mut fired: Vec<_> = fired.into_iter().collect();
+            fired.sort_by(|a, b| b.1.cmp(&a.1));
+            println!("  findings by rule: {fired:?}");
+            // VIGIE_BENCH_SHOW=RULE quotes a few of that rule's findings (from the corpus given).
+            if let Ok(show) = std::env::var("VIGIE_BENCH_SHOW") {
+                let quoted = texts.iter().flat_map(|t| {
+                    let chars: Vec<char> = t.chars().collect();
+                    redactor.redact(t).findings.into_iter().filter(|f| f.rule == show).map(move |f| {
+                        let at = |a: usize, b: usize| chars[a.min(chars.len())..b.min(chars.len())].iter().collect::<String>();
+                        format!("{}[{}]{}", at(f.start.saturating_sub(30), f.start), at(f.start, f.end), at(f.end, f.end + 30))
+                    })
+                });
+                for q in quoted.take(25) {
+                    println!("    {}", q.replace('\n', " "));
+                }
+            }
+        }
         // Where the time goes: each entry alone over one round.
         let mut times: Vec<(f64, &str)> = entries
             .iter()
             .map(|(id, set)| {
                 let single = Redactor::new(set.clone());
                 let t = Instant::now();
-                for text in &texts {
-                    std::hint::black_box(single.redact(text));
+                let mut rounds = 0;
+                while t.elapsed() < Duration::from_millis(300) {
+                    for text in &texts {
+                        std::hint::black_box(single.redact(text));
+                    }
+                    rounds += 1;
                 }
-                (t.elapsed().as_secs_f64(), id.as_str())
+                (t.elapsed().as_secs_f64() / rounds as f64, id.as_str())
             })
             .collect();
         times.sort_by(|a, b| b.0.total_cmp(&a.0));

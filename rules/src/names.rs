@@ -93,6 +93,12 @@ pub struct NameListSpec {
 /// How much more common as a word a first name may be when a surname follows it.
 const FIRST_LAST_EXTRA_ZIPF: f32 = 0.5;
 
+/// Words this common (the, in, to, most) are not names inside a run, whatever the lists say.
+const FUNCTION_WORD_ZIPF: f32 = 5.8;
+
+/// ...and the surname may be as common as "Petit", not as "This".
+const COMMON_SURNAME_MAX_ZIPF: f32 = 6.0;
+
 /// From this Zipf frequency, a capitalised word at the start of a sentence is taken to
 /// be an ordinary word, whatever the name lists say.
 const SENTENCE_START_COMMON_ZIPF: f32 = 3.0;
@@ -386,7 +392,10 @@ impl NameFinder {
                 // a name (JON, BOB) outside notes typed in capitals.
                 let acronym = !t.initial && t.all_caps(text) && letters <= if shouting { 3 } else { 2 };
                 let clinical = self.not_names.contains(buf.as_str());
-                let is_name = !ordinary_opener && !cue && !acronym && !clinical && (t.initial || ((word.first || word.last) && letters >= 2));
+                // "Hanks To Star In The Most": function words are in surname lists too.
+                let function_word = word.zipf >= FUNCTION_WORD_ZIPF;
+                let is_name = !ordinary_opener && !cue && !acronym && !clinical && !function_word
+                    && (t.initial || ((word.first || word.last) && letters >= 2));
                 (is_name, word)
             })
             .collect();
@@ -443,7 +452,9 @@ impl NameFinder {
                 let stretch = &run[k..m];
                 let rare = info[k..m].iter().zip(stretch).any(|((_, w), t)| !t.initial && w.zipf < s.run_max_zipf)
                     // A first name then a surname (Julie Petit) is a name even when both are words.
-                    || info[k..m].windows(2).any(|p| p[0].1.first && p[1].1.last && p[0].1.zipf < s.run_max_zipf + FIRST_LAST_EXTRA_ZIPF);
+                    || info[k..m].windows(2).any(|p| {
+                        p[0].1.first && p[1].1.last && p[0].1.zipf < s.run_max_zipf + FIRST_LAST_EXTRA_ZIPF && p[1].1.zipf < COMMON_SURNAME_MAX_ZIPF
+                    });
                 if m - k >= 2 && rare {
                     out.push((stretch[0].start, stretch[m - k - 1].end, s.run_confidence));
                 } else if m - k == 1 {
@@ -509,7 +520,9 @@ fn tokens(text: &str) -> Vec<Token> {
         }
         let end = bytes.get(j).map_or(text.len(), |b| b.0);
         let initial = j == i + 1 && c.is_uppercase() && bytes.get(j).is_some_and(|b| b.1 == '.');
-        let capitalised = c.is_uppercase();
+        // #IndiaFightsCorona and @DrTedros are tags and handles, not names in running text.
+        let tag = text[..start].ends_with(['#', '@']);
+        let capitalised = c.is_uppercase() && !tag;
         // Only capitalised words are judged, so only they need to know.
         let sentence_start = capitalised && starts_sentence(text, start);
         out.push(Token { start, end: if initial { end + 1 } else { end }, capitalised, initial, sentence_start });

@@ -124,6 +124,8 @@ pub struct NameFinder {
     titles: Vec<String>,
     /// Every cue word (folded): never part of a name run ("le Docteur Gabriel Lhermine").
     cue_words: std::collections::HashSet<String>,
+    /// Every cue's first word, lower-cased: finds posts without any cue in one pass.
+    any_cue: Option<aho_corasick::AhoCorasick>,
     /// Clinical words that the lists also hold as names (Foley, Swan, Ganz), folded.
     not_names: std::collections::HashSet<String>,
     /// One lookup per token; foldhash because SipHash was a tenth of the redactor's time.
@@ -239,7 +241,19 @@ impl NameFinder {
         let titles = spec.titles.iter().map(|c| fold(c)).collect();
         let cue_words = spec.cues_before.iter().chain(&spec.titles).filter(|c| !c.contains(' ')).map(|c| fold(c)).collect();
         let not_names = spec.not_names.iter().map(|w| fold(w)).collect();
-        Ok(NameFinder { spec, cues_before, cues_after, cues_after_comma, titles, cue_words, not_names, words })
+        let first_words: Vec<String> = all_before
+            .iter()
+            .chain(&all_after)
+            .filter_map(|c| c.split_whitespace().next())
+            .map(|w| w.trim_end_matches('.').chars().map(crate::gate::fold_char).collect())
+            .collect();
+        // Standard semantics so that overlapping search sees every cue ("ho" inside "hospital").
+        let any_cue = if first_words.is_empty() {
+            None
+        } else {
+            aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::Standard).build(&first_words).ok()
+        };
+        Ok(NameFinder { spec, cues_before, cues_after, cues_after_comma, titles, cue_words, any_cue, not_names, words })
     }
 
     fn word(&self, text: &str, buf: &mut String) -> Word {
@@ -278,7 +292,15 @@ impl NameFinder {
     /// Names in any case next to a cue: "dr. john bowman", "WIFE HELEN", "son, dave",
     /// "ANTHONY C. KOZICKI, RRT".
     fn find_by_cues(&self, text: &str, tokens: &[Token], out: &mut Vec<(usize, usize, f32)>) {
-        if self.cues_before.is_empty() && self.cues_after.is_empty() {
+        // Most posts hold no cue word: one automaton pass over the lower-cased text says so.
+        let Some(any_cue) = &self.any_cue else { return };
+        let lower: String = if text.is_ascii() { text.to_ascii_lowercase() } else { text.chars().map(crate::gate::fold_char).collect() };
+        let bytes = lower.as_bytes();
+        let word_edge = |i: Option<&u8>| !i.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
+        let whole_word = any_cue
+            .find_overlapping_iter(lower.as_str())
+            .any(|m| word_edge(m.start().checked_sub(1).and_then(|i| bytes.get(i))) && word_edge(bytes.get(m.end())));
+        if !whole_word {
             return;
         }
         let mut buf = String::new();

@@ -91,7 +91,7 @@ pub struct NameListSpec {
 }
 
 /// How much more common as a word a first name may be when a surname follows it.
-const FIRST_LAST_EXTRA_ZIPF: f32 = 0.5;
+const FIRST_LAST_EXTRA_ZIPF: f32 = 1.0;
 
 /// Words this common (the, in, to, most) are not names inside a run, whatever the lists say.
 const FUNCTION_WORD_ZIPF: f32 = 5.8;
@@ -266,10 +266,7 @@ impl NameFinder {
     pub fn find(&self, text: &str, lang: Option<&str>) -> Vec<(usize, usize, f32)> {
         let upper_singles = lang.is_some_and(|l| self.spec.upper_single_languages.iter().any(|x| x == l));
         let tokens = tokens(text);
-        // In notes typed in capitals, upper case says nothing about names.
-        let words = tokens.iter().filter(|t| !t.initial).count();
-        let shouted = tokens.iter().filter(|t| !t.initial && t.all_caps(text)).count();
-        let shouting = words >= 6 && shouted as f32 > 0.3 * words as f32;
+        let shouting = shouting_lines(text, &tokens);
         let mut out = Vec::new();
         let mut i = 0;
         while i < tokens.len() {
@@ -282,7 +279,7 @@ impl NameFinder {
             while j < tokens.len() && tokens[j].capitalised && text[tokens[j - 1].end..tokens[j].start] == *" " {
                 j += 1;
             }
-            self.judge_run(text, &tokens[i..j], shouting, upper_singles, &mut out);
+            self.judge_run(text, &tokens[i..j], shouting[i], upper_singles, &mut out);
             i = j;
         }
         self.find_by_cues(text, &tokens, &mut out);
@@ -401,11 +398,14 @@ impl NameFinder {
         let mut buf = String::new();
         let info: Vec<(bool, Word)> = run
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(k, t)| {
                 let word = self.word(&text[t.start..t.end], &mut buf);
                 // A common word capitalised because it starts a sentence ("Patient NIR ...")
-                // says nothing about names.
-                let ordinary_opener = t.sentence_start && word.zipf >= SENTENCE_START_COMMON_ZIPF;
+                // says nothing about names; a first name followed by a capitalised word of
+                // four letters or more (". Jacques Delors était") still may.
+                let surname_follows = run.get(k + 1).is_some_and(|n| text[n.start..n.end].chars().filter(|c| c.is_alphabetic()).count() >= 4);
+                let ordinary_opener = t.sentence_start && word.zipf >= SENTENCE_START_COMMON_ZIPF && !(word.first && surname_follows);
                 // Single letters in lists (C, IV...) are mostly abbreviations; cue words
                 // (Docteur, Née) introduce names rather than being one.
                 let letters = text[t.start..t.end].chars().filter(|c| c.is_alphabetic()).count();
@@ -433,9 +433,11 @@ impl NameFinder {
             }
             // "S. INTUBATED" heads a section of a note; "W. MAROTTA" inside a sentence is a name.
             let initial = k > 0 && run[k - 1].initial && !run[k - 1].sentence_start;
-            // Next to a first name, or a surname rare as a word (Fredérique Cohen).
+            // After a first name or a surname rare as a word (Fredérique Cohen); before one
+            // only in capitals, as French lists put surnames first (OBAMA Barack).
             let name = |j: usize| info[j].0 && !run[j].initial && (info[j].1.first || info[j].1.zipf < 3.0);
-            let beside_name = (k > 0 && name(k - 1)) || (k + 1 < run.len() && name(k + 1));
+            let caps = run[k].all_caps(text);
+            let beside_name = (k > 0 && name(k - 1)) || (caps && k + 1 < run.len() && name(k + 1));
             // In notes typed in capitals only "W. MAROTTA" is evidence enough.
             info[k].0 = if shouting { initial && letters >= 4 } else { initial || beside_name };
         }
@@ -551,6 +553,40 @@ fn tokens(text: &str) -> Vec<Token> {
         i = if initial { j + 1 } else { j };
     }
     out
+}
+
+/// For each token: is its line typed in capitals? There upper case says nothing about
+/// names. A line of four words or more is judged on its own (a note may mix a header in
+/// capitals with prose); a shorter one takes the verdict of the whole text.
+fn shouting_lines(text: &str, tokens: &[Token]) -> Vec<bool> {
+    let shouts = |words: usize, shouted: usize, min_words: usize| words >= min_words && shouted as f32 > 0.3 * words as f32;
+    let mut line_of = Vec::with_capacity(tokens.len());
+    let mut counts: Vec<(usize, usize)> = vec![(0, 0)];
+    let mut previous = 0;
+    for t in tokens {
+        let newlines = text[previous..t.start].bytes().filter(|&b| b == b'\n').count();
+        counts.extend(std::iter::repeat_n((0, 0), newlines));
+        previous = t.start;
+        let line = counts.len() - 1;
+        line_of.push(line);
+        if !t.initial {
+            counts[line].0 += 1;
+            counts[line].1 += usize::from(t.all_caps(text));
+        }
+    }
+    let (words, shouted) = counts.iter().fold((0, 0), |(w, s), c| (w + c.0, s + c.1));
+    let whole = shouts(words, shouted, 6);
+    line_of
+        .into_iter()
+        .map(|line| {
+            let (w, s) = counts[line];
+            if w >= 4 {
+                shouts(w, s, 4)
+            } else {
+                whole
+            }
+        })
+        .collect()
 }
 
 /// Between a cue and a name: spaces and at most one punctuation mark ("son, dave",

@@ -11,58 +11,75 @@
 //! non-ASCII digits (the redactor checks; other texts get the pattern as written).
 //! A `\b` beside *é* stays Unicode.
 
-use regex_syntax::hir::{Capture, Class, Hir, HirKind, Look, Repetition};
+use regex_syntax::ast::{self, Ast};
+use regex_syntax::hir::{Class, Hir, HirKind};
 
-/// The pattern with safe boundaries made ASCII, printed back as a pattern; the pattern
-/// itself when nothing changes or it does not parse (the regex crate then reports why).
+/// The pattern with safe boundaries made ASCII: each such `\b` is replaced in the text of
+/// the pattern by `(?-u:\b)`, everything else kept as written. The pattern itself when it
+/// does not parse (the regex crate then reports why).
 pub fn rewrite(pattern: &str) -> String {
-    match regex_syntax::parse(pattern) {
-        Ok(hir) => {
-            let (hir, changed) = ascii_boundaries(&hir);
-            if changed {
-                hir.to_string()
-            } else {
-                pattern.to_string()
+    let Ok(parsed) = ast::parse::Parser::new().parse(pattern) else {
+        return pattern.to_string();
+    };
+    let mut spans = Vec::new();
+    safe_boundaries(pattern, &parsed, &mut spans);
+    // Splice from the end so that earlier offsets stay valid.
+    spans.sort_by_key(|s: &ast::Span| std::cmp::Reverse(s.start.offset));
+    let mut out = pattern.to_string();
+    for span in spans {
+        out.replace_range(span.start.offset..span.end.offset, r"(?-u:\b)");
+    }
+    out
+}
+
+/// Collects the spans of the `\b` that have an ASCII word character on one side.
+fn safe_boundaries(pattern: &str, node: &Ast, out: &mut Vec<ast::Span>) {
+    match node {
+        Ast::Concat(concat) => {
+            let asts = &concat.asts;
+            for (i, piece) in asts.iter().enumerate() {
+                match piece {
+                    Ast::Assertion(a) if a.kind == ast::AssertionKind::WordBoundary => {
+                        let left = side_is_ascii_word(pattern, asts[..i].iter().rev(), false);
+                        let right = side_is_ascii_word(pattern, asts[i + 1..].iter(), true);
+                        if left || right {
+                            out.push(a.span);
+                        }
+                    }
+                    other => safe_boundaries(pattern, other, out),
+                }
             }
         }
-        Err(_) => pattern.to_string(),
+        Ast::Alternation(alt) => alt.asts.iter().for_each(|a| safe_boundaries(pattern, a, out)),
+        Ast::Group(group) => safe_boundaries(pattern, &group.ast, out),
+        Ast::Repetition(rep) => safe_boundaries(pattern, &rep.ast, out),
+        // A boundary alone (a whole alternative, a group of its own) has no neighbour here.
+        _ => {}
     }
 }
 
-fn ascii_boundaries(hir: &Hir) -> (Hir, bool) {
-    match hir.kind() {
-        HirKind::Concat(subs) => {
-            let mut changed = false;
-            let mut out = Vec::with_capacity(subs.len());
-            for (i, sub) in subs.iter().enumerate() {
-                let unicode_boundary = matches!(sub.kind(), HirKind::Look(Look::WordUnicode));
-                let ascii_neighbour =
-                    side_is_ascii_word(subs[..i].iter().rev(), false) || side_is_ascii_word(subs[i + 1..].iter(), true);
-                if unicode_boundary && ascii_neighbour {
-                    out.push(Hir::look(Look::WordAscii));
-                    changed = true;
-                } else {
-                    let (sub, c) = ascii_boundaries(sub);
-                    changed |= c;
-                    out.push(sub);
-                }
-            }
-            (Hir::concat(out), changed)
+/// Walks pieces outward from a boundary: is the first character they consume, whichever
+/// it is, an ASCII word character? Each piece is translated on its own; flags set earlier
+/// in the pattern are then lost, which only makes the answer more cautious (a class
+/// becomes its Unicode form).
+fn side_is_ascii_word<'a>(pattern: &str, pieces: impl Iterator<Item = &'a Ast>, start: bool) -> bool {
+    for piece in pieces {
+        if matches!(piece, Ast::Flags(_)) {
+            continue;
         }
-        HirKind::Alternation(subs) => {
-            let (subs, changed): (Vec<Hir>, Vec<bool>) = subs.iter().map(ascii_boundaries).unzip();
-            (Hir::alternation(subs), changed.contains(&true))
+        let Ok(hir) = regex_syntax::hir::translate::Translator::new().translate(pattern, piece) else {
+            return false;
+        };
+        let e = edge(&hir, start);
+        if !e.ascii {
+            return false;
         }
-        HirKind::Capture(cap) => {
-            let (sub, changed) = ascii_boundaries(&cap.sub);
-            (Hir::capture(Capture { index: cap.index, name: cap.name.clone(), sub: Box::new(sub) }), changed)
+        if !e.can_be_empty {
+            return true;
         }
-        HirKind::Repetition(rep) => {
-            let (sub, changed) = ascii_boundaries(&rep.sub);
-            (Hir::repetition(Repetition { sub: Box::new(sub), ..rep.clone() }), changed)
-        }
-        _ => (hir.clone(), false),
     }
+    // The pattern may end here: the character beyond is unknown.
+    false
 }
 
 /// Characters that `(?i)` adds to ASCII letters (Kelvin sign, long s, Ångström sign):
@@ -84,21 +101,6 @@ struct Edge {
     can_be_empty: bool,
 }
 
-/// Walks pieces outward from a boundary: is the first character they consume, whichever
-/// it is, an ASCII word character?
-fn side_is_ascii_word<'h>(pieces: impl Iterator<Item = &'h Hir>, start: bool) -> bool {
-    for piece in pieces {
-        let e = edge(piece, start);
-        if !e.ascii {
-            return false;
-        }
-        if !e.can_be_empty {
-            return true;
-        }
-    }
-    // The pattern may end here: the character beyond is unknown.
-    false
-}
 
 fn edge(hir: &Hir, start: bool) -> Edge {
     let solid = |ascii| Edge { ascii, can_be_empty: false };
@@ -160,10 +162,21 @@ mod tests {
         // The first boundary has an ASCII letter beside it; the last one only an accent.
         let rewritten = rewrite(r"\bné\b");
         assert_eq!(rewritten.matches(r"(?-u:\b)").count(), 1, "{rewritten}");
-        assert!(rewritten.contains(r"(?-u:\b)(?:né)\b"), "{rewritten}");
+        assert_eq!(rewritten, r"(?-u:\b)né\b");
         let re = Regex::new(&rewritten).unwrap();
         assert!(re.is_match("Mme X, né le 3"));
         assert!(!re.is_match("Mme X, néerlandaise"));
+    }
+
+    #[test]
+    fn everything_but_the_boundaries_is_kept_as_written() {
+        // A negated class printed back from its parsed form did not parse to the same
+        // class; the rewrite now only touches the `\b` themselves.
+        let pattern = r"(?i)(?:num[ée]ro\s+d['’]assur[ée]e?)[^\d\n]{0,40}?\b([1278](?:[ \u00a0]?\d){12})\b";
+        let rewritten = rewrite(pattern);
+        assert_eq!(rewritten, pattern.replace(r"?\b(", r"?(?-u:\b)(").replace(r"})\b", r"})(?-u:\b)"));
+        let re = Regex::new(&rewritten).unwrap();
+        assert_eq!(&re.captures("Son numéro d'assuré est 1980612385213, et").unwrap()[1], "1980612385213");
     }
 
     #[test]

@@ -96,6 +96,9 @@ const FIRST_LAST_EXTRA_ZIPF: f32 = 1.0;
 /// Words this common (the, in, to, most) are not names inside a run, whatever the lists say.
 const FUNCTION_WORD_ZIPF: f32 = 5.8;
 
+/// A surname after an initial may be this common as a word (J. Brown, E. Welsh).
+const INITIAL_SURNAME_MAX_ZIPF: f32 = 5.2;
+
 /// ...and the surname may be as common as "Petit", not as "This".
 const COMMON_SURNAME_MAX_ZIPF: f32 = 6.0;
 
@@ -330,6 +333,9 @@ impl NameFinder {
                         end += 1;
                     }
                     self.push_cued(tokens, after, end, out);
+                    if end > after {
+                        self.continue_list(text, tokens, end, title, &is_cue, &mut buf, out);
+                    }
                 }
             }
             if let Some(len) = cue_at(&self.cues_after, i).filter(|_| i > 0) {
@@ -351,6 +357,41 @@ impl NameFinder {
                 }
                 self.push_cued(tokens, start, i, out);
             }
+        }
+    }
+
+    /// Names listed after the first one: "Dr. Rakusin and Toolis", "Sons Smokey, Morris and
+    /// Roger". Each must be capitalised (or follow a title) and plausible.
+    #[allow(clippy::too_many_arguments)]
+    fn continue_list(
+        &self,
+        text: &str,
+        tokens: &[Token],
+        mut end: usize,
+        title: bool,
+        is_cue: &dyn Fn(usize) -> bool,
+        buf: &mut String,
+        out: &mut Vec<(usize, usize, f32)>,
+    ) {
+        for _ in 0..4 {
+            let Some(next) = tokens.get(end) else { return };
+            let gap = text[tokens[end - 1].end..next.start].to_lowercase();
+            let joined = matches!(gap.trim(), "," | "and" | "et" | "&" | ", and" | ", et") && gap.starts_with([',', ' ']);
+            let mut stop = end;
+            while stop < tokens.len()
+                && stop < end + 2
+                && (tokens[stop].capitalised || title)
+                && !is_cue(stop)
+                && self.plausible(text, &tokens[stop], title, buf)
+                && (stop == end || name_gap(text, &tokens[stop - 1], &tokens[stop]))
+            {
+                stop += 1;
+            }
+            if !joined || stop == end {
+                return;
+            }
+            self.push_cued(tokens, end, stop, out);
+            end = stop;
         }
     }
 
@@ -431,8 +472,9 @@ impl NameFinder {
             if is_name || clinical || run[k].initial || w.first || w.last || w.zipf >= s.unknown_surname_max_zipf || letters < 3 {
                 continue;
             }
-            // "S. INTUBATED" heads a section of a note; "W. MAROTTA" inside a sentence is a name.
-            let initial = k > 0 && run[k - 1].initial && !run[k - 1].sentence_start;
+            // "S. INTUBATED" heads a section of a note (S, O, A, P: subjective, objective,
+            // assessment, plan); "W. MAROTTA" is a name.
+            let initial = k > 0 && run[k - 1].initial && !soap_heading(text, &run[k - 1]);
             // After a first name or a surname rare as a word (Fredérique Cohen); before one
             // only in capitals, as French lists put surnames first (OBAMA Barack).
             let name = |j: usize| info[j].0 && !run[j].initial && (info[j].1.first || info[j].1.zipf < 3.0);
@@ -445,7 +487,7 @@ impl NameFinder {
             for k in 1..run.len() {
                 let w = info[k].1;
                 let surname = info[k].0 && (w.last || !w.first) && w.zipf < s.run_max_zipf;
-                if run[k - 1].initial && !run[k - 1].sentence_start && surname && !run[k].initial {
+                if run[k - 1].initial && !soap_heading(text, &run[k - 1]) && surname && !run[k].initial {
                     out.push((run[k - 1].start, run[k].end, s.run_confidence));
                 }
             }
@@ -475,6 +517,9 @@ impl NameFinder {
                 }
                 let stretch = &run[k..m];
                 let rare = info[k..m].iter().zip(stretch).any(|((_, w), t)| !t.initial && w.zipf < s.run_max_zipf)
+                    // An initial makes a surname-list word a name even when it is a word too
+                    // (E. WELSH, J. Brown).
+                    || (stretch[0].initial && info[k..m].iter().any(|(_, w)| w.last && w.zipf < INITIAL_SURNAME_MAX_ZIPF))
                     // A first name then a surname (Julie Petit) is a name even when both are words.
                     || info[k..m].windows(2).any(|p| {
                         p[0].1.first && p[1].1.last && p[0].1.zipf < s.run_max_zipf + FIRST_LAST_EXTRA_ZIPF && p[1].1.zipf < COMMON_SURNAME_MAX_ZIPF
@@ -587,6 +632,11 @@ fn shouting_lines(text: &str, tokens: &[Token]) -> Vec<bool> {
             }
         })
         .collect()
+}
+
+/// An initial that opens a sentence and is S, O, A or P: the heading of a SOAP note section.
+fn soap_heading(text: &str, t: &Token) -> bool {
+    t.sentence_start && matches!(text[t.start..].chars().next(), Some('S' | 'O' | 'A' | 'P'))
 }
 
 /// Between a cue and a name: spaces and at most one punctuation mark ("son, dave",

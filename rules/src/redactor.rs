@@ -273,8 +273,9 @@ fn candidate(rule: &CompiledRule, start: usize, end: usize, confidence: f32) -> 
 
 /// Keeps the most confident matches (then the longest, then the earliest) whole; of a match
 /// that overlaps one kept before it, the parts outside keep being redacted under its own
-/// kind (a name run "Awa DIOP March" losing "March 3rd" to a date still hides "Awa DIOP"),
-/// when they hold at least two letters or digits. Returns them sorted by position.
+/// kind (a name run "Awa DIOP March" losing "March 3rd" to a date still hides "Awa DIOP";
+/// "K Lartigue" losing to "Lartigue Tel" still hides the initial), trimmed to their letters
+/// and digits. Returns them sorted by position.
 fn resolve_overlaps<'r>(text: &str, mut candidates: Vec<Candidate<'r>>) -> Vec<Candidate<'r>> {
     candidates.sort_by(|a, b| {
         b.confidence
@@ -291,7 +292,7 @@ fn resolve_overlaps<'r>(text: &str, mut candidates: Vec<Candidate<'r>>) -> Vec<C
         for (start, end) in uncovered(&kept, c.start, c.end) {
             let piece = &text[start..end];
             let trimmed = piece.trim_matches(|ch: char| !ch.is_alphanumeric());
-            if trimmed.chars().filter(|ch| ch.is_alphanumeric()).count() >= 2 {
+            if !trimmed.is_empty() {
                 let start = start + (piece.len() - piece.trim_start_matches(|ch: char| !ch.is_alphanumeric()).len());
                 kept.push(Candidate { start, end: start + trimmed.len(), ..c });
             }
@@ -379,6 +380,18 @@ mod tests {
         let r = builtin().redact("né le 9 4539 1488 0343 6467 9 ok");
         assert!(!r.text.contains("4539 1488 0343 6467"), "{}", r.text);
         assert!(r.text.contains("[CARD]"), "{}", r.text);
+    }
+
+    #[test]
+    fn a_losing_overlap_keeps_its_uncovered_part() {
+        let mut rules = RuleSet::default();
+        let toml = "[[rule]]\nid='strong'\nkind='DATE'\npattern='March 3rd'\nconfidence=0.9\nmatch=['March 3rd']\n\
+                    [[rule]]\nid='weak'\nkind='PERSON'\npattern='Awa DIOP March'\nconfidence=0.8\nmatch=['Awa DIOP March']\n";
+        rules.add_toml("t.toml", toml).unwrap();
+        let r = Redactor::new(rules).redact("vu Awa DIOP March 3rd");
+        assert_eq!(r.text, "vu [PERSON] [DATE]");
+        let kinds: Vec<(&str, usize, usize)> = r.findings.iter().map(|f| (f.kind.as_str(), f.start, f.end)).collect();
+        assert_eq!(kinds, vec![("PERSON", 3, 11), ("DATE", 12, 21)]);
     }
 
     #[test]

@@ -273,9 +273,10 @@ fn candidate(rule: &CompiledRule, start: usize, end: usize, confidence: f32) -> 
 
 /// Keeps the most confident matches (then the longest, then the earliest) whole; of a match
 /// that overlaps one kept before it, the parts outside keep being redacted under its own
-/// kind (a name run "Awa DIOP March" losing "March 3rd" to a date still hides "Awa DIOP";
-/// "K Lartigue" losing to "Lartigue Tel" still hides the initial), trimmed to their letters
-/// and digits. Returns them sorted by position.
+/// kind (a name run "Awa DIOP March" losing "March 3rd" to a date still hides "Awa DIOP"),
+/// trimmed to their letters and digits, when two or more remain: a lone letter left over is
+/// mostly a title ("M." of "M. Dupont", whose name a title rule took). Returns them sorted by
+/// position.
 fn resolve_overlaps<'r>(text: &str, mut candidates: Vec<Candidate<'r>>) -> Vec<Candidate<'r>> {
     candidates.sort_by(|a, b| {
         b.confidence
@@ -292,7 +293,7 @@ fn resolve_overlaps<'r>(text: &str, mut candidates: Vec<Candidate<'r>>) -> Vec<C
         for (start, end) in uncovered(&kept, c.start, c.end) {
             let piece = &text[start..end];
             let trimmed = piece.trim_matches(|ch: char| !ch.is_alphanumeric());
-            if !trimmed.is_empty() {
+            if trimmed.chars().filter(|ch| ch.is_alphanumeric()).count() >= 2 {
                 let start = start + (piece.len() - piece.trim_start_matches(|ch: char| !ch.is_alphanumeric()).len());
                 kept.push(Candidate { start, end: start + trimmed.len(), ..c });
             }

@@ -80,27 +80,33 @@ pub fn evaluate(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<Pred
             tally(&mut t.overlap, &p, &g, |a, b| overlaps((a.0, a.1), (b.0, b.1)));
         }
         for (start, end) in word_tokens(&row.text) {
-            let g = gold.iter().find(|s| overlaps((s.0, s.1), (start, end))).map(|s| s.2);
-            let p = pred.iter().find(|s| overlaps((s.0, s.1), (start, end))).map(|s| s.2);
-            let mut count = |key: &str, is_gold: bool, is_pred: bool, hidden: bool| {
-                let t = tallies.entry(key.to_string()).or_default();
-                t.token.gold_total += usize::from(is_gold);
-                t.token.gold_found += usize::from(is_gold && is_pred);
-                t.token.pred_total += usize::from(is_pred);
-                t.token.pred_correct += usize::from(is_gold && is_pred);
-                t.token_hidden += usize::from(is_gold && hidden);
-            };
-            match (g, p) {
-                (Some(gl), Some(pl)) if gl == pl => count(gl, true, true, true),
-                (Some(gl), Some(pl)) => {
-                    count(gl, true, false, true);
-                    count(pl, false, true, false);
-                }
-                (Some(gl), None) => count(gl, true, false, false),
-                (None, Some(pl)) => count(pl, false, true, false),
-                (None, None) => {}
+            // A gold token is found when a prediction of its label covers it whole, hidden
+            // when any prediction does; a predicted token is right when a gold span of its
+            // label touches it.
+            let covers = |s: &&(usize, usize, &str)| s.0 <= start && end <= s.1;
+            let touches = |s: &&(usize, usize, &str)| overlaps((s.0, s.1), (start, end));
+            let g = gold.iter().find(touches).map(|s| s.2);
+            let hidden = pred.iter().any(|s| covers(&s));
+            let found = |label: &str| pred.iter().filter(covers).any(|s| s.2 == label);
+            let p = pred.iter().find(touches).map(|s| s.2);
+            let right = |label: &str| gold.iter().filter(touches).any(|s| s.2 == label);
+            if let Some(gl) = g {
+                let t = tallies.entry(gl.to_string()).or_default();
+                t.token.gold_total += 1;
+                t.token.gold_found += usize::from(found(gl));
+                t.token_hidden += usize::from(hidden);
             }
-            count(ANY, g.is_some(), p.is_some(), p.is_some());
+            if let Some(pl) = p {
+                let t = tallies.entry(pl.to_string()).or_default();
+                t.token.pred_total += 1;
+                t.token.pred_correct += usize::from(right(pl));
+            }
+            let any = tallies.entry(ANY.to_string()).or_default();
+            any.token.gold_total += usize::from(g.is_some());
+            any.token.gold_found += usize::from(g.is_some() && hidden);
+            any.token_hidden += usize::from(g.is_some() && hidden);
+            any.token.pred_total += usize::from(p.is_some());
+            any.token.pred_correct += usize::from(p.is_some() && g.is_some());
         }
     }
     RedactionReport {
@@ -180,6 +186,7 @@ pub fn errors(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<PredSp
                 (true, _) => ("missed", None),
                 (false, false) => {
                     let mut labels: Vec<&str> = over.iter().map(|p| p.label.as_str()).collect();
+                    labels.sort();
                     labels.dedup();
                     ("mislabelled", Some(labels.join(",")))
                 }

@@ -127,7 +127,8 @@ pub struct NameFinder {
     titles: Vec<String>,
     /// Every cue word (folded): never part of a name run ("le Docteur Gabriel Lhermine").
     cue_words: std::collections::HashSet<String>,
-    /// Every cue's first word, lower-cased: finds posts without any cue in one pass.
+    /// Every cue's first word, folded: finds posts without any cue in one pass (`None`
+    /// if it could not be built: then every post goes through the cue pass).
     any_cue: Option<aho_corasick::AhoCorasick>,
     /// Clinical words that the lists also hold as names (Foley, Swan, Ganz), folded.
     not_names: std::collections::HashSet<String>,
@@ -248,7 +249,7 @@ impl NameFinder {
             .iter()
             .chain(&all_after)
             .filter_map(|c| c.split_whitespace().next())
-            .map(|w| w.trim_end_matches('.').chars().map(crate::gate::fold_char).collect())
+            .map(|w| fold(w.trim_end_matches('.')))
             .collect();
         // Standard semantics so that overlapping search sees every cue ("ho" inside "hospital").
         let any_cue = if first_words.is_empty() {
@@ -292,16 +293,21 @@ impl NameFinder {
     /// Names in any case next to a cue: "dr. john bowman", "WIFE HELEN", "son, dave",
     /// "ANTHONY C. KOZICKI, RRT".
     fn find_by_cues(&self, text: &str, tokens: &[Token], out: &mut Vec<(usize, usize, f32)>) {
-        // Most posts hold no cue word: one automaton pass over the lower-cased text says so.
-        let Some(any_cue) = &self.any_cue else { return };
-        let lower: String = if text.is_ascii() { text.to_ascii_lowercase() } else { text.chars().map(crate::gate::fold_char).collect() };
-        let bytes = lower.as_bytes();
-        let word_edge = |i: Option<&u8>| !i.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
-        let whole_word = any_cue
-            .find_overlapping_iter(lower.as_str())
-            .any(|m| word_edge(m.start().checked_sub(1).and_then(|i| bytes.get(i))) && word_edge(bytes.get(m.end())));
-        if !whole_word {
+        // Most posts hold no cue word: one automaton pass over the folded text says so.
+        if self.cues_before.is_empty() && self.cues_after.is_empty() {
             return;
+        }
+        if let Some(any_cue) = &self.any_cue {
+            // Folded as the cue words are (upper case, no accents: "NEE", "EPOUSE" are cues).
+            let folded_text = fold(text);
+            let bytes = folded_text.as_bytes();
+            let word_edge = |i: Option<&u8>| !i.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
+            let whole_word = any_cue
+                .find_overlapping_iter(folded_text.as_str())
+                .any(|m| word_edge(m.start().checked_sub(1).and_then(|i| bytes.get(i))) && word_edge(bytes.get(m.end())));
+            if !whole_word {
+                return;
+            }
         }
         let mut buf = String::new();
         let folded: Vec<String> = tokens
@@ -375,22 +381,34 @@ impl NameFinder {
     ) {
         for _ in 0..4 {
             let Some(next) = tokens.get(end) else { return };
-            let gap = text[tokens[end - 1].end..next.start].to_lowercase();
-            let joined = matches!(gap.trim(), "," | "and" | "et" | "&" | ", and" | ", et") && gap.starts_with([',', ' ']);
-            let mut stop = end;
+            let gap = &text[tokens[end - 1].end..next.start];
+            // "X, Y", "X & Y", or "X and Y" / "X, et Y" with the conjunction as a token.
+            let conjunction = matches!(text[next.start..next.end].to_lowercase().as_str(), "and" | "et");
+            let first = if conjunction {
+                let Some(after) = tokens.get(end + 1) else { return };
+                if !matches!(gap, " " | ", ") || &text[next.end..after.start] != " " {
+                    return;
+                }
+                end + 1
+            } else if matches!(gap.trim(), "," | "&") && gap.starts_with([',', ' ']) {
+                end
+            } else {
+                return;
+            };
+            let mut stop = first;
             while stop < tokens.len()
-                && stop < end + 2
+                && stop < first + 2
                 && (tokens[stop].capitalised || title)
                 && !is_cue(stop)
                 && self.plausible(text, &tokens[stop], title, buf)
-                && (stop == end || name_gap(text, &tokens[stop - 1], &tokens[stop]))
+                && (stop == first || name_gap(text, &tokens[stop - 1], &tokens[stop]))
             {
                 stop += 1;
             }
-            if !joined || stop == end {
+            if stop == first {
                 return;
             }
-            self.push_cued(tokens, end, stop, out);
+            self.push_cued(tokens, first, stop, out);
             end = stop;
         }
     }

@@ -140,7 +140,7 @@ impl Redactor {
         let mut out = Vec::new();
         let open = self.fast.then(|| self.gates.open(text));
         // The faster form of each pattern takes `\d` for ASCII digits (`word_boundaries`).
-        let ascii_digits = self.fast && (text.is_ascii() || !text.chars().any(|c| !c.is_ascii() && c.is_numeric()));
+        let ascii_digits = self.fast && crate::word_boundaries::fits_rewritten(text);
         for (i, rule) in self.rules.rules().iter().enumerate() {
             if open.as_ref().is_some_and(|o| !o[i]) {
                 continue;

@@ -7,8 +7,11 @@
 //! only where the pattern puts an ASCII word character on one side (`\b(?i:dr|mme)`,
 //! `rue\b`): there the ASCII boundary holds whenever the Unicode one does (it also holds
 //! after *é* in "éDr", where Unicode sees none), so the rule can only match more.
-//! `\d` counts as ASCII here: the rewritten pattern is only run on texts without
-//! non-ASCII digits (the redactor checks; other texts get the pattern as written).
+//! `\d` counts as ASCII here, and so do the Kelvin sign, long s and Ångström sign that
+//! `(?i)` adds to k, s and å: the rewritten pattern is only run on texts without those
+//! characters and without non-ASCII digits ([`fits_rewritten`]; other texts get the
+//! pattern as written). "Can only match more" holds at each position; iterating over a
+//! text, an extra match next to an accented letter ("éDr") may shift the next ones.
 //! A `\b` beside *é* stays Unicode.
 
 use regex_syntax::ast::{self, Ast};
@@ -80,6 +83,12 @@ fn side_is_ascii_word<'a>(pattern: &str, pieces: impl Iterator<Item = &'a Ast>, 
     }
     // The pattern may end here: the character beyond is unknown.
     false
+}
+
+/// Can `text` be searched with rewritten patterns? Not when it holds a digit of another
+/// script or a character that `(?i)` folds with an ASCII letter.
+pub fn fits_rewritten(text: &str) -> bool {
+    text.is_ascii() || !text.chars().any(|c| !c.is_ascii() && (c.is_numeric() || case_fold_extra(c)))
 }
 
 /// Characters that `(?i)` adds to ASCII letters (Kelvin sign, long s, Ångström sign):

@@ -1,0 +1,41 @@
+//! Names found through their context, end to end with the shared gazetteers: every name of
+//! a list after a cue is hidden, in any case and with or without accents.
+
+use std::path::Path;
+
+use vigie_rules::{Redactor, RuleSet};
+
+fn redactor() -> Redactor {
+    let mut rules = RuleSet::builtin().expect("built-in rules");
+    rules
+        .load_gazetteers(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gazetteers"))
+        .expect("shared gazetteers");
+    Redactor::new(rules)
+}
+
+#[test]
+fn every_name_listed_after_a_cue_is_hidden() {
+    let r = redactor();
+    let cases = [
+        ("Dr. Rakusin and Toolis aware.", "en", &["Rakusin", "Toolis"][..]),
+        ("MICU ADDENDUM  Sons Smokey, Morris and Roger in to visit.", "en", &["Smokey", "Morris", "Roger"]),
+        ("dr. john bowman aware of plan", "en", &["john", "bowman"]),
+        ("EPOUSE MARIE EST VENUE CE MATIN", "fr", &["MARIE"]),
+        ("Vu avec son épouse Aminata et sa fille Fatou.", "fr", &["Aminata", "Fatou"]),
+    ];
+    for (text, lang, names) in cases {
+        let out = r.redact_in(text, Some(lang)).text;
+        for name in names {
+            assert!(!out.contains(name), "{name} survived in {out:?}");
+        }
+    }
+}
+
+#[test]
+fn cue_words_alone_hide_nothing() {
+    let r = redactor();
+    for text in ["wife called this am", "RN present during above", "his son is here", "Dr aware of plan"] {
+        let out = r.redact_in(text, Some("en"));
+        assert!(out.findings.is_empty(), "{text:?} gave {:?}", out.findings);
+    }
+}

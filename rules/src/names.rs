@@ -99,6 +99,9 @@ const FUNCTION_WORD_ZIPF: f32 = 5.8;
 /// A surname after an initial may be this common as a word (J. Brown, E. Welsh).
 const INITIAL_SURNAME_MAX_ZIPF: f32 = 5.2;
 
+/// In notes typed in capitals, less: "E. WELSH" but not "R. RATE".
+const SHOUTED_INITIAL_SURNAME_MAX_ZIPF: f32 = 4.3;
+
 /// ...and the surname may be as common as "Petit", not as "This".
 const COMMON_SURNAME_MAX_ZIPF: f32 = 6.0;
 
@@ -492,7 +495,9 @@ impl NameFinder {
             }
             // "S. INTUBATED" heads a section of a note (S, O, A, P: subjective, objective,
             // assessment, plan); "W. MAROTTA" is a name.
-            let initial = k > 0 && run[k - 1].initial && !soap_heading(text, &run[k - 1]);
+            // R. and L. before a word in no list are right and left (R. GROIN, L. Suct).
+            let laterality = k > 0 && matches!(text[run[k - 1].start..].chars().next(), Some('R' | 'L'));
+            let initial = k > 0 && run[k - 1].initial && !soap_heading(text, &run[k - 1]) && !laterality;
             // After a first name or a surname rare as a word (Fredérique Cohen); before one
             // only in capitals, as French lists put surnames first (OBAMA Barack).
             let name = |j: usize| info[j].0 && !run[j].initial && (info[j].1.first || info[j].1.zipf < 3.0);
@@ -504,8 +509,9 @@ impl NameFinder {
         if shouting {
             for k in 1..run.len() {
                 let w = info[k].1;
-                let surname = info[k].0 && (w.last || !w.first) && w.zipf < s.run_max_zipf;
-                if run[k - 1].initial && !soap_heading(text, &run[k - 1]) && surname && !run[k].initial {
+                let surname = info[k].0 && (w.last || !w.first) && w.zipf < SHOUTED_INITIAL_SURNAME_MAX_ZIPF;
+                let laterality = matches!(text[run[k - 1].start..].chars().next(), Some('R' | 'L'));
+                if run[k - 1].initial && !soap_heading(text, &run[k - 1]) && !laterality && surname && !run[k].initial {
                     out.push((run[k - 1].start, run[k].end, s.run_confidence));
                 }
             }
@@ -619,34 +625,46 @@ fn tokens(text: &str) -> Vec<Token> {
 }
 
 /// For each token: is its line typed in capitals? There upper case says nothing about
-/// names. A line of four words or more is judged on its own (a note may mix a header in
-/// capitals with prose); a shorter one takes the verdict of the whole text.
+/// names. A line is, when over 30% of its words are in capitals and under 20% in Title
+/// case (French lists write surnames in capitals beside Title-case first names: that is
+/// not shouting). A line of four words or more is judged on its own; a shorter one with a
+/// word in capitals takes the verdict of the whole text.
 fn shouting_lines(text: &str, tokens: &[Token]) -> Vec<bool> {
-    let shouts = |words: usize, shouted: usize, min_words: usize| words >= min_words && shouted as f32 > 0.3 * words as f32;
+    #[derive(Clone, Copy, Default)]
+    struct Count {
+        words: usize,
+        caps: usize,
+        title: usize,
+    }
+    let shouts = |c: Count, min_words: usize| {
+        c.words >= min_words && c.caps as f32 > 0.3 * c.words as f32 && (c.title as f32) < 0.2 * c.words as f32
+    };
     let mut line_of = Vec::with_capacity(tokens.len());
-    let mut counts: Vec<(usize, usize)> = vec![(0, 0)];
+    let mut counts: Vec<Count> = vec![Count::default()];
     let mut previous = 0;
     for t in tokens {
         let newlines = text[previous..t.start].bytes().filter(|&b| b == b'\n').count();
-        counts.extend(std::iter::repeat_n((0, 0), newlines));
+        counts.extend(std::iter::repeat_n(Count::default(), newlines));
         previous = t.start;
         let line = counts.len() - 1;
         line_of.push(line);
         if !t.initial {
-            counts[line].0 += 1;
-            counts[line].1 += usize::from(t.all_caps(text));
+            let caps = t.all_caps(text);
+            counts[line].words += 1;
+            counts[line].caps += usize::from(caps);
+            counts[line].title += usize::from(t.capitalised && !caps && t.end - t.start > 1);
         }
     }
-    let (words, shouted) = counts.iter().fold((0, 0), |(w, s), c| (w + c.0, s + c.1));
-    let whole = shouts(words, shouted, 6);
+    let all = counts.iter().fold(Count::default(), |a, c| Count { words: a.words + c.words, caps: a.caps + c.caps, title: a.title + c.title });
+    let whole = shouts(all, 6);
     line_of
         .into_iter()
         .map(|line| {
-            let (w, s) = counts[line];
-            if w >= 4 {
-                shouts(w, s, 4)
+            let c = counts[line];
+            if c.words >= 4 {
+                shouts(c, 4)
             } else {
-                whole
+                c.caps > 0 && whole
             }
         })
         .collect()

@@ -2,19 +2,10 @@
 //! they give exactly what running every pattern as written gives, on real texts and on
 //! random ones.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use vigie_rules::{Redactor, RuleSet};
-
-fn rules() -> RuleSet {
-    let mut rules = RuleSet::builtin().expect("built-in rules");
-    rules.load_gazetteers(&shared().join("gazetteers")).expect("shared gazetteers");
-    rules
-}
-
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
-}
+use common::{rules, shared, Rng};
+use vigie_rules::Redactor;
 
 fn texts(file: &str) -> Vec<(String, Option<String>)> {
     let path = shared().join("datasets").join(file);
@@ -51,17 +42,6 @@ fn fast_paths_change_nothing_on_the_shared_datasets() {
         }
     }
     assert!(compared > 5000, "only {compared} texts compared");
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 /// Pieces chosen to put accents, other scripts' digits and keywords next to each other.

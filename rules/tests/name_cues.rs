@@ -1,17 +1,9 @@
 //! Names found through their context, end to end with the shared gazetteers: every name of
 //! a list after a cue is hidden, in any case and with or without accents.
 
-use std::path::Path;
+mod common;
 
-use vigie_rules::{Redactor, RuleSet};
-
-fn redactor() -> Redactor {
-    let mut rules = RuleSet::builtin().expect("built-in rules");
-    rules
-        .load_gazetteers(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gazetteers"))
-        .expect("shared gazetteers");
-    Redactor::new(rules)
-}
+use common::redactor;
 
 #[test]
 fn every_name_listed_after_a_cue_is_hidden() {

@@ -3,23 +3,9 @@
 //! identifier planted between spaces never comes out intact, whatever surrounds it.
 //! A fixed-seed generator keeps failures reproducible.
 
-use std::path::Path;
+mod common;
 
-use vigie_rules::{Redactor, RuleSet};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use common::{redactor, Rng};
 
 const POOL: &[&str] = &[
     "a", "e", "Z", "é", "ç", "Œ", "ß", "ж", "Щ", "中", "文", "ع", "ह", "🙂", "👍🏽", "\u{301}", "\u{200b}", "0", "1", "7",
@@ -41,14 +27,6 @@ const PLANTED: &[&str] = &[
 
 fn random_text(rng: &mut Rng, max_pieces: usize) -> String {
     (0..rng.below(max_pieces)).map(|_| POOL[rng.below(POOL.len())]).collect()
-}
-
-fn redactor() -> Redactor {
-    let mut rules = RuleSet::builtin().expect("built-in rules");
-    rules
-        .load_gazetteers(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gazetteers"))
-        .expect("shared gazetteers");
-    Redactor::new(rules)
 }
 
 fn check_spans(text: &str, r: &vigie_rules::Redaction) {

@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let gate = vigie_rules::gate::Gate::of_pattern(&rule.spec.pattern);
             let rewritten = vigie_rules::word_boundaries::rewrite(&rule.spec.pattern);
             let unicode_b = rewritten.matches(r"\b").count() - rewritten.matches(r"(?-u:\b)").count();
-            println!("gate {:<26} digits >= {:<2} unicode \\b {unicode_b} strings {:?}", rule.spec.id, gate.min_digits, gate.strings);
+            println!("gate {:<26} digits >= {:<2} unicode \\b {unicode_b} strings {:?}", rule.spec.id, gate.min_digits, gate.describe());
         }
     }
     let redactor = Redactor::new(rules);
@@ -75,6 +75,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     println!("    {}", q.replace('\n', " "));
                 }
             }
+        }
+        if per_entry {
+            // How often each rule's gate lets it run on this corpus.
+            let index = vigie_rules::gate::GateIndex::new(
+                redactor.rules().rules().iter().map(|r| vigie_rules::gate::Gate::of_pattern(&r.spec.pattern)).collect(),
+            );
+            let mut opened = vec![0usize; redactor.rules().rules().len()];
+            for t in &texts {
+                for (n, open) in opened.iter_mut().zip(index.open(t)) {
+                    *n += usize::from(open);
+                }
+            }
+            let mut opened: Vec<(usize, &str)> =
+                opened.into_iter().zip(redactor.rules().rules()).map(|(n, r)| (n, r.spec.id.as_str())).filter(|(n, _)| *n > 0).collect();
+            opened.sort_by(|a, b| b.0.cmp(&a.0));
+            let per_text = opened.iter().map(|(n, _)| n).sum::<usize>() as f64 / texts.len() as f64;
+            let shown: Vec<String> = opened.iter().take(20).map(|(n, id)| format!("{id} {:.0}%", 100.0 * *n as f64 / texts.len() as f64)).collect();
+            println!("  rules run per text: {per_text:.1}; most often: {}", shown.join(", "));
         }
         // Where the time goes: each entry alone over one round.
         let mut times: Vec<(f64, &str)> = entries

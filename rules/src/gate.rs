@@ -1,30 +1,42 @@
 //! Cheap necessary conditions for rules, computed from their patterns, so that one pass
 //! over a text tells which rules could match it and the others are never run.
 //!
-//! A rule set runs ~40 regular expressions; on a tweet-length post most of them cannot
+//! A rule set runs ~60 regular expressions; on a tweet-length post most of them cannot
 //! match (no digits, no *wife*, no *rue*). Each pattern is analysed once, at load time,
-//! into a [`Gate`]: the fewest digits any match contains, and a set of strings of which
-//! any match contains at least one (compared after case folding). At run time a
-//! [`GateIndex`] folds the text once, counts its digits and runs one Aho-Corasick
-//! automaton over the strings of every rule. The analysis errs only towards running a
-//! rule: a gate never skips a rule that would have matched (tested against the ungated
-//! redactor on the shared datasets and on random texts).
+//! into a [`Gate`]: the fewest digits any match contains, and sets of strings such that
+//! any match contains a string of every set (compared after case folding). A `\b` beside
+//! a string is kept as a mark, so *ch* at a word's edges is not found inside *check*.
+//! At run time a [`GateIndex`] folds the text once, counts its digits and runs one
+//! Aho-Corasick automaton over the strings of every rule. The analysis errs only towards
+//! running a rule: a gate never skips a rule that would have matched (tested against the
+//! ungated redactor on the shared datasets and on random texts).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex_syntax::hir::{Class, Hir, HirKind};
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 /// Exact string sets larger than this are given up (they stop paying for themselves).
 const MAX_STRINGS: usize = 64;
+/// A gate checks at most this many string sets (the most selective ones).
+const MAX_NEEDS: usize = 3;
+/// In analysed strings: a word boundary in the Unicode sense (`\b`), and in the ASCII
+/// sense (`(?-u:\b)`). Marks take no room in the text; they are checked around a hit.
+const UNICODE_BOUNDARY: char = '\u{1}';
+const ASCII_BOUNDARY: char = '\u{2}';
+
+fn is_mark(c: char) -> bool {
+    c == UNICODE_BOUNDARY || c == ASCII_BOUNDARY
+}
 
 /// What every match of one pattern contains.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Gate {
     /// At least this many numeric characters.
     pub min_digits: usize,
-    /// At least one of these strings (case-folded with [`fold_char`]); `None`: no usable set.
-    pub strings: Option<Vec<String>>,
+    /// At least one string of each set (case-folded with [`fold_char`], boundary marks
+    /// at their ends); empty: no usable set.
+    pub needs: Vec<Vec<String>>,
 }
 
 impl Gate {
@@ -33,105 +45,180 @@ impl Gate {
         match regex_syntax::parse(pattern) {
             Ok(hir) => {
                 let info = analyse(&hir);
-                Gate { min_digits: info.min_digits, strings: info.need.filter(|s| selective(s)) }
+                Gate { min_digits: info.min_digits, needs: info.needs }
             }
             // The regex crate compiled it, so this does not happen; no gate is the safe answer.
             Err(_) => Gate::default(),
         }
     }
+
+    /// The needs with boundary marks written as `\b`, for people reading them.
+    pub fn describe(&self) -> Vec<Vec<String>> {
+        self.needs
+            .iter()
+            .map(|set| set.iter().map(|s| s.replace(UNICODE_BOUNDARY, r"\b").replace(ASCII_BOUNDARY, r"(?-u:\b)")).collect())
+            .collect()
+    }
 }
 
-/// Case folding used on both sides: one char to one char, so substrings are kept.
+/// Case folding used on both sides: one char to one char, so substrings are kept. Digits
+/// all fold to `0`, so that `\d{4}` is the one string "0000" rather than ten thousand.
 pub fn fold_char(c: char) -> char {
     if c.is_ascii() {
-        return c.to_ascii_lowercase();
+        return fold_byte(c as u8) as char;
     }
     match c {
         // Long s is its own lower case but folds with s in `(?i)` patterns.
         'ſ' => 's',
+        // Only digits that are word characters, so that folding keeps word boundaries.
+        c if c.is_numeric() && regex_syntax::try_is_word_character(c).unwrap_or(false) => '0',
         c => c.to_lowercase().next().unwrap_or(c),
     }
+}
+
+fn fold_byte(b: u8) -> u8 {
+    if b.is_ascii_digit() {
+        b'0'
+    } else {
+        b.to_ascii_lowercase()
+    }
+}
+
+/// The characters of a string that stand for text (not boundary marks).
+fn core(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().filter(|&c| !is_mark(c))
 }
 
 /// A string set worth looking for: single letters or dots are everywhere.
 fn selective(strings: &[String]) -> bool {
     strings.iter().all(|s| {
-        let mut chars = s.chars();
+        let mut chars = core(s);
         match (chars.next(), chars.next()) {
             (None, _) => false,
-            (Some(c), None) => !c.is_alphanumeric() && !c.is_whitespace() && !".,;:-'’\"()/!?".contains(c),
+            (Some(c), None) => rare_symbol(c),
             _ => true,
         }
     })
+}
+
+fn rare_symbol(c: char) -> bool {
+    !c.is_alphanumeric() && !c.is_whitespace() && !".,;:-'’\"()/!?".contains(c)
+}
+
+/// Worth checking beside a better set: three characters or more, two letters at a word's
+/// edge (*yo*, *mi*), or a rare symbol (@).
+fn strong(strings: &[String]) -> bool {
+    strings.iter().all(|s| {
+        let n = core(s).count();
+        let marked = s.chars().any(is_mark) && core(s).any(char::is_alphabetic);
+        n >= 3 || (n == 2 && marked) || (n == 1 && core(s).all(rare_symbol))
+    })
+}
+
+/// How selective a string is, in half characters: a letter or symbol counts 2; a digit,
+/// which folds with every other digit, and a boundary mark count 1.
+fn weight(s: &str) -> usize {
+    s.chars().map(|c| if is_mark(c) || c == '0' { 1 } else { 2 }).sum()
 }
 
 #[derive(Debug, Clone)]
 struct Info {
     /// The node matches exactly one of these (folded) strings.
     exact: Option<BTreeSet<String>>,
-    /// Every match contains one of these.
-    need: Option<Vec<String>>,
+    /// Every match starts with one of these.
+    prefix: Option<BTreeSet<String>>,
+    /// Every match contains a string of each set, most selective first.
+    needs: Vec<Vec<String>>,
     min_digits: usize,
+}
+
+impl Info {
+    fn exact(exact: BTreeSet<String>, min_digits: usize) -> Info {
+        let needs = need_of_exact(&exact).into_iter().collect();
+        Info { prefix: Some(exact.clone()), exact: Some(exact), needs, min_digits }
+    }
+
+    fn unknown(min_digits: usize) -> Info {
+        Info { exact: None, prefix: None, needs: Vec::new(), min_digits }
+    }
 }
 
 fn analyse(hir: &Hir) -> Info {
     match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => Info { exact: Some(BTreeSet::from([String::new()])), need: None, min_digits: 0 },
+        HirKind::Empty => Info::exact(BTreeSet::from([String::new()]), 0),
+        HirKind::Look(look) => {
+            let mark = match look {
+                Look::WordUnicode | Look::WordStartUnicode | Look::WordEndUnicode => UNICODE_BOUNDARY.to_string(),
+                Look::WordAscii | Look::WordStartAscii | Look::WordEndAscii => ASCII_BOUNDARY.to_string(),
+                // Half boundaries, negations and anchors say nothing checkable here.
+                _ => String::new(),
+            };
+            Info::exact(BTreeSet::from([mark]), 0)
+        }
         HirKind::Literal(lit) => {
             let text = String::from_utf8_lossy(&lit.0);
             let folded: String = text.chars().map(fold_char).collect();
             let digits = text.chars().filter(|c| c.is_numeric()).count();
-            exact_info(BTreeSet::from([folded]), digits)
+            Info::exact(BTreeSet::from([folded]), digits)
         }
         HirKind::Class(class) => class_info(class),
         HirKind::Capture(cap) => analyse(&cap.sub),
         HirKind::Repetition(rep) => {
             let sub = analyse(&rep.sub);
             if rep.min == 0 {
-                let exact = match (&sub.exact, rep.max) {
+                let optional = |set: &Option<BTreeSet<String>>| match (set, rep.max) {
                     (Some(e), Some(1)) => Some(e.iter().cloned().chain([String::new()]).collect()),
                     _ => None,
                 };
-                Info { exact, need: None, min_digits: 0 }
+                Info { exact: optional(&sub.exact), prefix: optional(&sub.prefix), needs: Vec::new(), min_digits: 0 }
             } else {
-                let exact = if rep.max == Some(1) { sub.exact } else { None };
-                Info { exact, need: sub.need, min_digits: sub.min_digits * rep.min as usize }
+                // The first copies start every match: `[ \t]+` starts with a space or a
+                // tab, `\d{4,5}` with four digits.
+                let copies = sub.exact.as_ref().and_then(|e| power(e, rep.min));
+                let exact = if rep.max == Some(rep.min) { copies.clone() } else { None };
+                let prefix = copies.or(sub.prefix);
+                let mut needs = sub.needs;
+                needs.extend(exact.as_ref().or(prefix.as_ref()).and_then(need_of_exact));
+                Info { exact, prefix, needs: best(needs.into_iter().map(Some)), min_digits: sub.min_digits * rep.min as usize }
             }
         }
         HirKind::Concat(subs) => concat_info(subs.iter().map(analyse).collect()),
         HirKind::Alternation(subs) => {
             let infos: Vec<Info> = subs.iter().map(analyse).collect();
             let min_digits = infos.iter().map(|i| i.min_digits).min().unwrap_or(0);
-            let exact = infos
-                .iter()
-                .map(|i| i.exact.clone())
-                .try_fold(BTreeSet::new(), |mut all, e| {
-                    all.extend(e?);
-                    Some(all)
-                })
-                .filter(|all| all.len() <= MAX_STRINGS);
+            let exact = union(infos.iter().map(|i| i.exact.as_ref()));
+            let prefix = union(infos.iter().map(|i| i.prefix.as_ref()));
+            // Each branch's best set, together: every match contains one of them.
             let need = infos
                 .iter()
-                .map(|i| i.need.clone())
+                .map(|i| i.needs.first().cloned())
                 .try_fold(Vec::new(), |mut all, n| {
                     all.extend(n?);
                     Some(all)
                 })
                 .filter(|all| all.len() <= MAX_STRINGS);
-            let need = best([need, exact.as_ref().and_then(need_of_exact)]);
-            Info { exact, need, min_digits }
+            // A set every branch needs (the @ of two e-mail forms) is needed too.
+            let shared = infos.first().map_or(Vec::new(), |first| {
+                first.needs.iter().filter(|n| infos.iter().all(|i| i.needs.contains(n))).cloned().collect()
+            });
+            let needs = best([need, exact.as_ref().and_then(need_of_exact)].into_iter().chain(shared.into_iter().map(Some)));
+            Info { exact, prefix, needs, min_digits }
         }
     }
 }
 
-fn exact_info(exact: BTreeSet<String>, min_digits: usize) -> Info {
-    let need = need_of_exact(&exact);
-    Info { exact: Some(exact), need, min_digits }
+/// All the strings of all the sets, if each set is known and there are not too many.
+fn union<'a>(mut sets: impl Iterator<Item = Option<&'a BTreeSet<String>>>) -> Option<BTreeSet<String>> {
+    sets.try_fold(BTreeSet::new(), |mut all, e| {
+        all.extend(e?.iter().cloned());
+        Some(all)
+    })
+    .filter(|all| all.len() <= MAX_STRINGS)
 }
 
-/// An exact set is a need when none of its strings is empty.
+/// An exact set is a need when none of its strings is empty (marks alone are empty).
 fn need_of_exact(exact: &BTreeSet<String>) -> Option<Vec<String>> {
-    (!exact.iter().any(String::is_empty)).then(|| exact.iter().cloned().collect())
+    (!exact.iter().any(|s| core(s).next().is_none())).then(|| exact.iter().cloned().collect())
 }
 
 fn class_info(class: &Class) -> Info {
@@ -146,42 +233,61 @@ fn class_info(class: &Class) -> Info {
         }
     };
     let Some(chars) = chars.filter(|c| !c.is_empty()) else {
-        return Info { exact: None, need: None, min_digits: 0 };
+        return Info::unknown(0);
     };
     let digits = usize::from(chars.iter().all(|c| c.is_numeric()));
     let folded: BTreeSet<String> = chars.iter().map(|&c| fold_char(c).to_string()).collect();
     if folded.len() <= 8 {
-        exact_info(folded, digits)
+        Info::exact(folded, digits)
     } else {
-        Info { exact: None, need: None, min_digits: digits }
+        Info::unknown(digits)
     }
 }
 
 fn concat_info(infos: Vec<Info>) -> Info {
     let min_digits = infos.iter().map(|i| i.min_digits).sum();
-    let mut candidates: Vec<Option<Vec<String>>> = infos.iter().map(|i| i.need.clone()).collect();
-    // Runs of exact children multiply into longer strings: "w" "i" "f" "e" -> "wife".
-    let mut run: Option<BTreeSet<String>> = None;
-    let mut whole: Option<BTreeSet<String>> = Some(BTreeSet::from([String::new()]));
+    let mut candidates: Vec<Option<Vec<String>>> = infos.iter().flat_map(|i| i.needs.iter().cloned().map(Some)).collect();
+    // Runs of exact children multiply into longer strings: "w" "i" "f" "e" -> "wife"; a
+    // run ends at a child that is not exact, lengthened by what that child starts with.
+    let empty = || BTreeSet::from([String::new()]);
+    let mut run = empty();
+    let mut run_from_start = true;
+    let mut prefix: Option<BTreeSet<String>> = None;
+    let mut whole: Option<BTreeSet<String>> = Some(empty());
     for info in &infos {
         match &info.exact {
             Some(e) => {
-                let joined = product(run.as_ref().unwrap_or(&BTreeSet::from([String::new()])), e);
-                if joined.is_none() {
-                    // Too many combinations: keep the run so far, start a new one here.
-                    candidates.push(run.as_ref().and_then(need_of_exact));
+                match product(&run, e) {
+                    Some(joined) => run = joined,
+                    None => {
+                        // Too many combinations: keep the run so far, start a new one here.
+                        candidates.push(need_of_exact(&run));
+                        run = e.clone();
+                        run_from_start = false;
+                    }
                 }
-                run = joined.or_else(|| Some(e.clone()));
                 whole = whole.and_then(|w| product(&w, e));
             }
             None => {
-                candidates.push(run.take().as_ref().and_then(need_of_exact));
+                let lengthened = info.prefix.as_ref().and_then(|p| product(&run, p));
+                if run_from_start && prefix.is_none() {
+                    prefix = Some(lengthened.clone().unwrap_or_else(|| run.clone()));
+                }
+                candidates.push(need_of_exact(lengthened.as_ref().unwrap_or(&run)));
+                run = empty();
+                run_from_start = false;
                 whole = None;
             }
         }
     }
-    candidates.push(run.as_ref().and_then(need_of_exact));
-    Info { need: best(candidates), exact: whole, min_digits }
+    candidates.push(need_of_exact(&run));
+    let prefix = if whole.is_some() { whole.clone() } else { prefix };
+    Info { needs: best(candidates), exact: whole, prefix, min_digits }
+}
+
+/// `min` copies of a set one after another, if not too many strings.
+fn power(set: &BTreeSet<String>, min: u32) -> Option<BTreeSet<String>> {
+    (0..min).try_fold(BTreeSet::from([String::new()]), |acc, _| product(&acc, set))
 }
 
 fn product(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Option<BTreeSet<String>> {
@@ -191,10 +297,49 @@ fn product(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Option<BTreeSet<String
     Some(a.iter().flat_map(|x| b.iter().map(move |y| format!("{x}{y}"))).collect())
 }
 
-/// The most selective set: longest shortest string, then fewest strings.
-fn best(candidates: impl IntoIterator<Item = Option<Vec<String>>>) -> Option<Vec<String>> {
-    let score = |s: &Vec<String>| (s.iter().map(|x| x.chars().count()).min().unwrap_or(0), usize::MAX - s.len());
-    candidates.into_iter().flatten().filter(|s| selective(s)).max_by_key(score)
+/// The most selective set first (heaviest lightest string, then fewest strings), then up
+/// to two more strong ones.
+fn best(candidates: impl IntoIterator<Item = Option<Vec<String>>>) -> Vec<Vec<String>> {
+    let score = |s: &Vec<String>| (s.iter().map(|x| weight(x)).min().unwrap_or(0), usize::MAX - s.len());
+    let mut sets: Vec<Vec<String>> = candidates.into_iter().flatten().filter(|s| selective(s)).collect();
+    sets.iter_mut().for_each(|s| s.sort());
+    sets.sort_by_key(|s| std::cmp::Reverse(score(s)));
+    sets.dedup();
+    // A set is implied by a chosen one when each of its strings holds one of the set's.
+    let implied = |chosen: &[Vec<String>], set: &[String]| {
+        let cores: Vec<String> = set.iter().map(|s| core(s).collect()).collect();
+        chosen.iter().any(|c| c.iter().all(|s| cores.iter().any(|x| core(s).collect::<String>().contains(x.as_str()))))
+    };
+    let mut chosen: Vec<Vec<String>> = Vec::new();
+    for set in sets {
+        if chosen.is_empty() || (chosen.len() < MAX_NEEDS && strong(&set) && !implied(&chosen, &set)) {
+            chosen.push(set);
+        }
+    }
+    chosen
+}
+
+/// A word boundary in the text at byte `at` (a boundary mark's meaning).
+fn boundary_at(text: &str, at: usize, mark: char) -> bool {
+    let word = |c: Option<char>| match c {
+        None => Some(false),
+        Some(c) if mark == ASCII_BOUNDARY => Some(c.is_ascii() && regex_syntax::is_word_byte(c as u8)),
+        Some(c) => regex_syntax::try_is_word_character(c).ok(),
+    };
+    match (word(text[..at].chars().next_back()), word(text[at..].chars().next())) {
+        (Some(before), Some(after)) => before != after,
+        // Without Unicode tables, assume the boundary is there (run the rule).
+        _ => true,
+    }
+}
+
+/// One rule's string of one need, as the automaton looks for it.
+#[derive(Debug, Clone)]
+struct Opener {
+    rule: usize,
+    need: usize,
+    boundary_before: Option<char>,
+    boundary_after: Option<char>,
 }
 
 /// The gates of a whole rule set, checked together in one pass over a text.
@@ -202,22 +347,31 @@ fn best(candidates: impl IntoIterator<Item = Option<Vec<String>>>) -> Option<Vec
 pub struct GateIndex {
     gates: Vec<Gate>,
     automaton: Option<AhoCorasick>,
-    /// Automaton pattern -> the rules it opens.
-    opens: Vec<Vec<usize>>,
+    /// Automaton pattern -> the needs it meets.
+    opens: Vec<Vec<Opener>>,
 }
 
 impl GateIndex {
     pub fn new(gates: Vec<Gate>) -> GateIndex {
         let mut patterns: Vec<String> = Vec::new();
-        let mut opens: Vec<Vec<usize>> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut opens: Vec<Vec<Opener>> = Vec::new();
         for (rule, gate) in gates.iter().enumerate() {
-            for s in gate.strings.iter().flatten() {
-                match patterns.iter().position(|p| p == s) {
-                    Some(k) => opens[k].push(rule),
-                    None => {
-                        patterns.push(s.clone());
-                        opens.push(vec![rule]);
-                    }
+            for (need, set) in gate.needs.iter().enumerate() {
+                for s in set {
+                    let text: String = core(s).collect();
+                    let opener = Opener {
+                        rule,
+                        need,
+                        boundary_before: s.chars().next().filter(|&c| is_mark(c)),
+                        boundary_after: s.chars().next_back().filter(|&c| is_mark(c)),
+                    };
+                    let k = *index.entry(text.clone()).or_insert_with(|| {
+                        patterns.push(text);
+                        opens.push(Vec::new());
+                        patterns.len() - 1
+                    });
+                    opens[k].push(opener);
                 }
             }
         }
@@ -229,7 +383,7 @@ impl GateIndex {
             AhoCorasick::builder().match_kind(MatchKind::Standard).kind(Some(AhoCorasickKind::DFA)).build(&patterns).ok()
         };
         // Without an automaton every string gate must be treated as open.
-        let gates = if automaton.is_none() { gates.into_iter().map(|g| Gate { strings: None, ..g }).collect() } else { gates };
+        let gates = if automaton.is_none() { gates.into_iter().map(|g| Gate { needs: Vec::new(), ..g }).collect() } else { gates };
         GateIndex { gates, automaton, opens }
     }
 
@@ -241,16 +395,31 @@ impl GateIndex {
         } else {
             text.chars().filter(|c| c.is_numeric()).count()
         };
-        let mut open: Vec<bool> = self.gates.iter().map(|g| g.strings.is_none() && digits >= g.min_digits).collect();
+        // Bit k of a rule's entry: its need k was met.
+        let mut met: Vec<u32> = vec![0; self.gates.len()];
         if let Some(automaton) = &self.automaton {
-            let folded: String = if ascii { text.to_ascii_lowercase() } else { text.chars().map(fold_char).collect() };
+            let folded: String = if ascii {
+                // ASCII in, ASCII out: the bytes stay valid UTF-8.
+                String::from_utf8(text.bytes().map(fold_byte).collect()).unwrap_or_else(|_| text.chars().map(fold_char).collect())
+            } else {
+                text.chars().map(fold_char).collect()
+            };
             for m in automaton.find_overlapping_iter(folded.as_str()) {
-                for &rule in &self.opens[m.pattern().as_usize()] {
-                    open[rule] = digits >= self.gates[rule].min_digits;
+                for o in &self.opens[m.pattern().as_usize()] {
+                    if o.boundary_before.is_some_and(|b| !boundary_at(&folded, m.start(), b))
+                        || o.boundary_after.is_some_and(|b| !boundary_at(&folded, m.end(), b))
+                    {
+                        continue;
+                    }
+                    met[o.rule] |= 1 << o.need;
                 }
             }
         }
-        open
+        self.gates
+            .iter()
+            .zip(met)
+            .map(|(g, met)| digits >= g.min_digits && met.count_ones() as usize == g.needs.len())
+            .collect()
     }
 }
 
@@ -258,17 +427,48 @@ impl GateIndex {
 mod tests {
     use super::*;
 
+    /// The best set, sorted, boundary marks as `\b`.
     fn strings(pattern: &str) -> Option<Vec<String>> {
-        let mut s = Gate::of_pattern(pattern).strings?;
-        s.sort();
-        Some(s)
+        Gate::of_pattern(pattern).describe().into_iter().next()
     }
 
     #[test]
     fn case_insensitive_keywords_become_folded_strings() {
-        assert_eq!(strings(r"\b(?i:wife|husband)\s+(\p{Lu}\w+)"), Some(vec!["husband".into(), "wife".into()]));
-        assert_eq!(strings(r"(?i)\bépouse\b"), Some(vec!["épouse".into()]));
+        assert_eq!(strings(r"(?i:wife|husband)\s+(\p{Lu}\w+)"), Some(vec!["husband".into(), "wife".into()]));
+        assert_eq!(strings(r"(?i)épouse"), Some(vec!["épouse".into()]));
         assert_eq!(strings(r"[\w.+-]+@[\w-]+\.\w+"), Some(vec!["@".into()]));
+    }
+
+    #[test]
+    fn word_boundaries_are_kept_as_marks() {
+        assert_eq!(strings(r"\b(?:CHU|CH)\b"), Some(vec![r"\bch\b".into(), r"\bchu\b".into()]));
+        assert_eq!(strings(r"(?-u:\b)nhs"), Some(vec![r"(?-u:\b)nhs".into()]));
+    }
+
+    #[test]
+    fn a_repetition_lengthens_the_run_before_it_with_its_first_copy() {
+        assert_eq!(strings(r"\bMs\.?[ \t]+\p{Lu}"), Some(vec!["\\bms\t".into(), r"\bms ".into(), "\\bms.\t".into(), r"\bms. ".into()]));
+    }
+
+    #[test]
+    fn separate_necessary_strings_are_all_checked() {
+        let gate = Gate::of_pattern(r"\w+@\w+\.(?:com|org)\b");
+        // "com" or "org" alone is implied by the first set, so not checked again.
+        assert_eq!(gate.describe(), vec![vec![r".com\b".to_string(), r".org\b".into()], vec!["@".into()]]);
+        let index = GateIndex::new(vec![gate]);
+        assert_eq!(index.open("write to a@b.com"), vec![true]);
+        assert_eq!(index.open("@handle on .com"), vec![true]);
+        assert_eq!(index.open("@handle on the common"), vec![false]);
+        assert_eq!(index.open("a.com without at sign"), vec![false]);
+    }
+
+    #[test]
+    fn digits_fold_together_into_short_strings() {
+        assert_eq!(strings(r"(?:0?[1-9]|1[0-2])/(?:[12]\d|3[01])"), Some(vec!["0/00".into(), "00/00".into()]));
+        assert_eq!(strings(r"(?i)\b(?:pager|x)\s*(\d{4,5})\b"), Some(vec!["0000".into()]));
+        let index = GateIndex::new(vec![Gate::of_pattern(r"\b\d{2}/\d{2}\b")]);
+        assert_eq!(index.open("le 12/03"), vec![true]);
+        assert_eq!(index.open("12 and 03, 1/2"), vec![false]);
     }
 
     #[test]
@@ -288,10 +488,14 @@ mod tests {
 
     #[test]
     fn the_index_opens_only_rules_whose_conditions_hold() {
-        let gates = ["(?i)wife", r"\d{4}", r"(?i)rue \d+", r"\p{Lu}+"].map(Gate::of_pattern).to_vec();
+        let gates = ["(?i)wife", r"\d{4}", r"(?i)rue \d+", r"\p{Lu}+", r"\bCH\b"].map(Gate::of_pattern).to_vec();
         let index = GateIndex::new(gates);
-        assert_eq!(index.open("His WIFE called"), vec![true, false, false, true]);
-        assert_eq!(index.open("12 RUE de la Paix, 2021"), vec![false, true, true, true]);
-        assert_eq!(index.open("rue sans numéro"), vec![false, false, false, true]);
+        assert_eq!(index.open("His WIFE called"), vec![true, false, false, true, false]);
+        assert_eq!(index.open("RUE 12 de la Paix, 2021"), vec![false, true, true, true, false]);
+        // "rue" followed by a digit is needed, not just both somewhere.
+        assert_eq!(index.open("12 RUE de la Paix, 2021"), vec![false, true, false, true, false]);
+        assert_eq!(index.open("rue sans numéro, check"), vec![false, false, false, true, false]);
+        assert_eq!(index.open("au CH de Mâcon"), vec![false, false, false, true, true]);
+        assert_eq!(index.open("éch"), vec![false, false, false, true, false]);
     }
 }

@@ -116,6 +116,10 @@ struct Word {
     last: bool,
     /// Zipf frequency as an ordinary word; 0 when not in the word lists.
     zipf: f32,
+    /// A one-word cue (Docteur, Née): it introduces a name rather than being one.
+    cue: bool,
+    /// A clinical word the lists also hold as a name (Foley, Swan, Ganz).
+    clinical: bool,
 }
 
 /// Names and words, upper-cased and without accents for lookup.
@@ -128,14 +132,11 @@ pub struct NameFinder {
     cues_after_comma: Vec<String>,
     /// Titles (folded): after them a word in no list may be a name even in lower case.
     titles: Vec<String>,
-    /// Every cue word (folded): never part of a name run ("le Docteur Gabriel Lhermine").
-    cue_words: std::collections::HashSet<String>,
     /// Every cue's first word, folded: finds posts without any cue in one pass (`None`
     /// if it could not be built: then every post goes through the cue pass).
     any_cue: Option<aho_corasick::AhoCorasick>,
-    /// Clinical words that the lists also hold as names (Foley, Swan, Ganz), folded.
-    not_names: std::collections::HashSet<String>,
-    /// One lookup per token; foldhash because SipHash was a tenth of the redactor's time.
+    /// One lookup per token tells all the lists, cues and clinical words say of it;
+    /// foldhash because SipHash was a tenth of the redactor's time.
     words: HashMap<Box<str>, Word, foldhash::fast::FixedState>,
 }
 
@@ -246,8 +247,13 @@ impl NameFinder {
         let (cues_before, cues_after) = (cues(&all_before), cues(&all_after));
         let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
         let titles = spec.titles.iter().map(|c| fold(c)).collect();
-        let cue_words = spec.cues_before.iter().chain(&spec.titles).filter(|c| !c.contains(' ')).map(|c| fold(c)).collect();
-        let not_names = spec.not_names.iter().map(|w| fold(w)).collect();
+        // Cue words are never part of a name run ("le Docteur Gabriel Lhermine").
+        for cue in spec.cues_before.iter().chain(&spec.titles).filter(|c| !c.contains(' ')) {
+            words.entry(fold(cue).into()).or_default().cue = true;
+        }
+        for word in &spec.not_names {
+            words.entry(fold(word).into()).or_default().clinical = true;
+        }
         let first_words: Vec<String> = all_before
             .iter()
             .chain(&all_after)
@@ -258,9 +264,14 @@ impl NameFinder {
         let any_cue = if first_words.is_empty() {
             None
         } else {
-            aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::Standard).build(&first_words).ok()
+            // ASCII case-insensitive, so an ASCII post is searched as it is, unfolded.
+            aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .ascii_case_insensitive(true)
+                .build(&first_words)
+                .ok()
         };
-        Ok(NameFinder { spec, cues_before, cues_after, cues_after_comma, titles, cue_words, any_cue, not_names, words })
+        Ok(NameFinder { spec, cues_before, cues_after, cues_after_comma, titles, any_cue, words })
     }
 
     fn word(&self, text: &str, buf: &mut String) -> Word {
@@ -301,12 +312,13 @@ impl NameFinder {
             return;
         }
         if let Some(any_cue) = &self.any_cue {
-            // Folded as the cue words are (upper case, no accents: "NEE", "EPOUSE" are cues).
-            let folded_text = fold(text);
+            // Folded as the cue words are (upper case, no accents: "NEE", "EPOUSE" are cues);
+            // an ASCII text only differs from its folded form in case.
+            let folded_text = if text.is_ascii() { std::borrow::Cow::Borrowed(text) } else { std::borrow::Cow::Owned(fold(text)) };
             let bytes = folded_text.as_bytes();
             let word_edge = |i: Option<&u8>| !i.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
             let whole_word = any_cue
-                .find_overlapping_iter(folded_text.as_str())
+                .find_overlapping_iter(folded_text.as_ref())
                 .any(|m| word_edge(m.start().checked_sub(1).and_then(|i| bytes.get(i))) && word_edge(bytes.get(m.end())));
             if !whole_word {
                 return;
@@ -427,7 +439,7 @@ impl NameFinder {
     /// beside the cue, where common first names (John, Mary) are still names.
     fn plausible(&self, text: &str, t: &Token, after_title: bool, buf: &mut String) -> bool {
         let word = &text[t.start..t.end];
-        let letters = word.chars().filter(|c| c.is_alphabetic()).count();
+        let letters = t.letters;
         if t.initial || (letters == 1 && t.capitalised) {
             // J. or an initial typed without its dot (Dr K Lartigue).
             return true;
@@ -466,16 +478,16 @@ impl NameFinder {
                 // A common word capitalised because it starts a sentence ("Patient NIR ...")
                 // says nothing about names; a first name followed by a capitalised word of
                 // four letters or more (". Jacques Delors était") still may.
-                let surname_follows = run.get(k + 1).is_some_and(|n| text[n.start..n.end].chars().filter(|c| c.is_alphabetic()).count() >= 4);
+                let surname_follows = run.get(k + 1).is_some_and(|n| n.letters >= 4);
                 let ordinary_opener = t.sentence_start && word.zipf >= SENTENCE_START_COMMON_ZIPF && !(word.first && surname_follows);
                 // Single letters in lists (C, IV...) are mostly abbreviations; cue words
                 // (Docteur, Née) introduce names rather than being one.
-                let letters = text[t.start..t.end].chars().filter(|c| c.is_alphabetic()).count();
-                let cue = !t.initial && self.cue_words.contains(buf.as_str());
+                let letters = t.letters;
+                let cue = !t.initial && word.cue;
                 // IV, PA, NPN: acronyms, however many lists hold them; 3 capitals are still
                 // a name (JON, BOB) outside notes typed in capitals.
-                let acronym = !t.initial && t.all_caps(text) && letters <= if shouting { 3 } else { 2 };
-                let clinical = self.not_names.contains(buf.as_str());
+                let acronym = !t.initial && t.caps && letters <= if shouting { 3 } else { 2 };
+                let clinical = word.clinical;
                 // "Hanks To Star In The Most": function words are in surname lists too.
                 let function_word = word.zipf >= FUNCTION_WORD_ZIPF;
                 let is_name = !ordinary_opener && !cue && !acronym && !clinical && !function_word
@@ -488,9 +500,8 @@ impl NameFinder {
         let mut info = info;
         for k in 0..run.len() {
             let (is_name, w) = info[k];
-            let letters = text[run[k].start..run[k].end].chars().filter(|c| c.is_alphabetic()).count();
-            let clinical = self.not_names.contains(fold(&text[run[k].start..run[k].end]).as_str());
-            if is_name || clinical || run[k].initial || w.first || w.last || w.zipf >= s.unknown_surname_max_zipf || letters < 3 {
+            let letters = run[k].letters;
+            if is_name || w.clinical || run[k].initial || w.first || w.last || w.zipf >= s.unknown_surname_max_zipf || letters < 3 {
                 continue;
             }
             // "S. INTUBATED" heads a section of a note (S, O, A, P: subjective, objective,
@@ -501,7 +512,7 @@ impl NameFinder {
             // After a first name or a surname rare as a word (Fredérique Cohen); before one
             // only in capitals, as French lists put surnames first (OBAMA Barack).
             let name = |j: usize| info[j].0 && !run[j].initial && (info[j].1.first || info[j].1.zipf < 3.0);
-            let caps = run[k].all_caps(text);
+            let caps = run[k].caps;
             let beside_name = (k > 0 && name(k - 1)) || (caps && k + 1 < run.len() && name(k + 1));
             // In notes typed in capitals only "W. MAROTTA" is evidence enough.
             info[k].0 = if shouting { initial && letters >= 4 } else { initial || beside_name };
@@ -551,21 +562,20 @@ impl NameFinder {
                 if m - k >= 2 && rare {
                     out.push((stretch[0].start, stretch[m - k - 1].end, s.run_confidence));
                 } else if m - k == 1 {
-                    judge_single(s, text, &stretch[0], info[k].1, upper_singles, out);
+                    judge_single(s, &stretch[0], info[k].1, upper_singles, out);
                 }
                 k = m;
             }
         } else if info[0].0 {
-            judge_single(s, text, &run[0], info[0].1, upper_singles, out);
+            judge_single(s, &run[0], info[0].1, upper_singles, out);
         }
     }
 }
 
-fn judge_single(s: &NameListSpec, text: &str, t: &Token, info: Word, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
+fn judge_single(s: &NameListSpec, t: &Token, info: Word, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
     let zipf = info.zipf;
-    let word = &text[t.start..t.end];
-    let letters = word.chars().filter(|c| c.is_alphabetic()).count();
-    let upper = word.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase);
+    let letters = t.letters;
+    let upper = t.uppers == t.letters;
     let ok = if t.initial {
         false
     } else if upper {
@@ -588,38 +598,54 @@ struct Token {
     /// A single capital followed by a dot ("J."): part of a name only next to other names.
     initial: bool,
     sentence_start: bool,
+    /// Letters, and how many of them are capitals.
+    letters: usize,
+    uppers: usize,
+    /// Two letters or more, all capitals (DUPONT, IV).
+    caps: bool,
 }
 
-/// Words (letters, inner hyphens and apostrophes) with byte offsets.
+/// Words (letters, inner hyphens and apostrophes) with byte offsets, read in one pass.
 fn tokens(text: &str) -> Vec<Token> {
     let mut out: Vec<Token> = Vec::new();
-    let bytes: Vec<(usize, char)> = text.char_indices().collect();
-    let mut i = 0;
-    while i < bytes.len() {
-        let (start, c) = bytes[i];
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
         if !c.is_alphabetic() {
-            i += 1;
             continue;
         }
-        let mut j = i + 1;
-        while j < bytes.len() {
-            let ch = bytes[j].1;
-            let joins = (ch == '-' || ch == '\'' || ch == '’') && bytes.get(j + 1).is_some_and(|n| n.1.is_alphabetic());
-            if ch.is_alphabetic() || joins {
-                j += 1;
-            } else {
+        let mut end = start + c.len_utf8();
+        let (mut letters, mut uppers) = (1, usize::from(c.is_uppercase()));
+        while let Some(&(at, ch)) = chars.peek() {
+            let joins = matches!(ch, '-' | '\'' | '’') && text[at + ch.len_utf8()..].chars().next().is_some_and(char::is_alphabetic);
+            if !ch.is_alphabetic() && !joins {
                 break;
             }
+            if ch.is_alphabetic() {
+                letters += 1;
+                uppers += usize::from(ch.is_uppercase());
+            }
+            end = at + ch.len_utf8();
+            chars.next();
         }
-        let end = bytes.get(j).map_or(text.len(), |b| b.0);
-        let initial = j == i + 1 && c.is_uppercase() && bytes.get(j).is_some_and(|b| b.1 == '.');
+        let initial = letters == 1 && end == start + c.len_utf8() && c.is_uppercase() && text[end..].starts_with('.');
+        if initial {
+            chars.next();
+        }
         // #IndiaFightsCorona and @DrTedros are tags and handles, not names in running text.
         let tag = text[..start].ends_with(['#', '@']);
         let capitalised = c.is_uppercase() && !tag;
         // Only capitalised words are judged, so only they need to know.
         let sentence_start = capitalised && starts_sentence(text, start);
-        out.push(Token { start, end: if initial { end + 1 } else { end }, capitalised, initial, sentence_start });
-        i = if initial { j + 1 } else { j };
+        out.push(Token {
+            start,
+            end: if initial { end + 1 } else { end },
+            capitalised,
+            initial,
+            sentence_start,
+            letters,
+            uppers,
+            caps: letters >= 2 && uppers == letters,
+        });
     }
     out
 }
@@ -649,7 +675,7 @@ fn shouting_lines(text: &str, tokens: &[Token]) -> Vec<bool> {
         let line = counts.len() - 1;
         line_of.push(line);
         if !t.initial {
-            let caps = t.all_caps(text);
+            let caps = t.caps;
             counts[line].words += 1;
             counts[line].caps += usize::from(caps);
             counts[line].title += usize::from(t.capitalised && !caps && t.end - t.start > 1);
@@ -701,13 +727,6 @@ fn starts_sentence(text: &str, start: usize) -> bool {
     before.is_empty()
         || (before.ends_with(['.', '!', '?', '"', '«', '(', '-', '*']) && !abbreviation_dot)
         || text[..start].trim_end_matches([' ', '\t']).ends_with('\n')
-}
-
-impl Token {
-    fn all_caps(&self, text: &str) -> bool {
-        let w = &text[self.start..self.end];
-        w.chars().filter(|c| c.is_alphabetic()).count() >= 2 && w.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase)
-    }
 }
 
 impl NameListSpec {

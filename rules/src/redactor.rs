@@ -151,8 +151,14 @@ impl Redactor {
                 }
             }
             let regex = if ascii_digits { &rule.regex } else { &rule.regex_any_digits };
-            for caps in regex.captures_iter(text) {
-                let Some(m) = caps.get(rule.spec.group) else { continue };
+            // Capture groups cost a second engine run per match: only ask for them when the
+            // rule redacts a group rather than the whole match.
+            let matches: Box<dyn Iterator<Item = regex::Match<'_>>> = if rule.spec.group == 0 {
+                Box::new(regex.find_iter(text))
+            } else {
+                Box::new(regex.captures_iter(text).filter_map(|caps| caps.get(rule.spec.group)))
+            };
+            for m in matches {
                 if m.is_empty() {
                     continue;
                 }

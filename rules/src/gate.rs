@@ -323,7 +323,7 @@ fn best(candidates: impl IntoIterator<Item = Option<Vec<String>>>) -> Vec<Vec<St
 fn boundary_at(text: &str, at: usize, mark: char) -> bool {
     let word = |c: Option<char>| match c {
         None => Some(false),
-        Some(c) if mark == ASCII_BOUNDARY => Some(c.is_ascii() && regex_syntax::is_word_byte(c as u8)),
+        Some(c) if mark == ASCII_BOUNDARY || c.is_ascii() => Some(c.is_ascii() && regex_syntax::is_word_byte(c as u8)),
         Some(c) => regex_syntax::try_is_word_character(c).ok(),
     };
     match (word(text[..at].chars().next_back()), word(text[at..].chars().next())) {

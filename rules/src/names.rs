@@ -65,9 +65,14 @@ pub struct NameListSpec {
     /// Words before which a name is expected: credentials in signatures (RN, RRT, MD).
     #[serde(default)]
     pub cues_after: Vec<String>,
-    /// Credentials that are also words in notes (MD, RN): only after a comma ("Nolan, RN").
+    /// Credentials that are also words in notes (MD, RN): only after a comma ("Nolan, RN"),
+    /// or ending a signature line or sentence ("anita morris rn").
     #[serde(default)]
     pub cues_after_comma: Vec<String>,
+    /// Words after a name in a sentence that goes on: "W. MAROTTA AWARE", "Bea Tura
+    /// notified". One or two capitalised or listed words before them are taken.
+    #[serde(default)]
+    pub cues_after_midline: Vec<String>,
     /// Next to a cue, a word from the name lists rarer than this is taken as a name...
     #[serde(default)]
     pub cue_list_max_zipf: f32,
@@ -90,14 +95,15 @@ pub struct NameListSpec {
     pub no_match: Vec<String>,
 }
 
-/// How much more common as a word a first name may be when a surname follows it.
-const FIRST_LAST_EXTRA_ZIPF: f32 = 1.0;
+/// How much more common as a word a first name may be when a surname follows it (Marie
+/// is 5.0 in French text).
+const FIRST_LAST_EXTRA_ZIPF: f32 = 1.25;
 
 /// Words this common (the, in, to, most) are not names inside a run, whatever the lists say.
 const FUNCTION_WORD_ZIPF: f32 = 5.8;
 
-/// A surname after an initial may be this common as a word (J. Brown, E. Welsh).
-const INITIAL_SURNAME_MAX_ZIPF: f32 = 5.2;
+/// A surname after an initial may be this common as a word (J. Brown, E. Welsh, J. Petit).
+const INITIAL_SURNAME_MAX_ZIPF: f32 = 5.7;
 
 /// In notes typed in capitals, less: "E. WELSH" but not "R. RATE".
 const SHOUTED_INITIAL_SURNAME_MAX_ZIPF: f32 = 4.3;
@@ -128,6 +134,7 @@ pub struct NameFinder {
     /// Cue word sequences, folded, by their first word.
     cues_before: HashMap<String, Vec<Vec<String>>>,
     cues_after: HashMap<String, Vec<Vec<String>>>,
+    cues_after_midline: HashMap<String, Vec<Vec<String>>>,
     /// Credentials that also are ordinary words in notes (MD, RN): a comma must precede them.
     cues_after_comma: Vec<String>,
     /// Titles (folded): after them a word in no list may be a name even in lower case.
@@ -245,6 +252,7 @@ impl NameFinder {
         let all_before: Vec<String> = spec.titles.iter().chain(&spec.cues_before).cloned().collect();
         let all_after: Vec<String> = spec.cues_after.iter().chain(&spec.cues_after_comma).cloned().collect();
         let (cues_before, cues_after) = (cues(&all_before), cues(&all_after));
+        let cues_after_midline = cues(&spec.cues_after_midline);
         let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
         let titles = spec.titles.iter().map(|c| fold(c)).collect();
         // Cue words are never part of a name run ("le Docteur Gabriel Lhermine").
@@ -257,6 +265,7 @@ impl NameFinder {
         let first_words: Vec<String> = all_before
             .iter()
             .chain(&all_after)
+            .chain(&spec.cues_after_midline)
             .filter_map(|c| c.split_whitespace().next())
             .map(|w| fold(w.trim_end_matches('.')))
             .collect();
@@ -271,7 +280,7 @@ impl NameFinder {
                 .build(&first_words)
                 .ok()
         };
-        Ok(NameFinder { spec, cues_before, cues_after, cues_after_comma, titles, any_cue, words })
+        Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, cues_after_comma, titles, any_cue, words })
     }
 
     fn word(&self, text: &str, buf: &mut String) -> Word {
@@ -308,7 +317,7 @@ impl NameFinder {
     /// "ANTHONY C. KOZICKI, RRT".
     fn find_by_cues(&self, text: &str, tokens: &[Token], out: &mut Vec<(usize, usize, f32)>) {
         // Most posts hold no cue word: one automaton pass over the folded text says so.
-        if self.cues_before.is_empty() && self.cues_after.is_empty() {
+        if self.cues_before.is_empty() && self.cues_after.is_empty() && self.cues_after_midline.is_empty() {
             return;
         }
         if let Some(any_cue) = &self.any_cue {
@@ -339,7 +348,9 @@ impl NameFinder {
                 .map(Vec::len)
                 .max()
         };
-        let is_cue = |i: usize| cue_at(&self.cues_before, i).is_some() || cue_at(&self.cues_after, i).is_some();
+        let is_cue = |i: usize| {
+            cue_at(&self.cues_before, i).is_some() || cue_at(&self.cues_after, i).is_some() || cue_at(&self.cues_after_midline, i).is_some()
+        };
         for i in 0..tokens.len() {
             if let Some(len) = cue_at(&self.cues_before, i) {
                 let after = i + len;
@@ -348,7 +359,13 @@ impl NameFinder {
                 let title = self.titles.contains(&folded[i]);
                 if after < tokens.len() && cue_gap(text, tokens[after - 1].end, tokens[after].start, short_title) {
                     let mut end = after;
-                    while end < tokens.len() && end < after + 3 && !is_cue(end) && self.plausible(text, &tokens[end], title, &mut buf)
+                    // Right after a title or an initial, a surname may be a common word too
+                    // (mrs. powers, Patient J. PETIT).
+                    // Not in capitals after a title: "PR GIVEN" is per rectum.
+                    let strong = |end: usize| {
+                        (title && end == after && !tokens[end].caps) || (end > after && tokens[end - 1].initial && tokens[end].capitalised)
+                    };
+                    while end < tokens.len() && end < after + 3 && !is_cue(end) && self.plausible(text, &tokens[end], title, strong(end), &mut buf)
                         && (end == after || name_gap(text, &tokens[end - 1], &tokens[end]))
                     {
                         end += 1;
@@ -365,18 +382,47 @@ impl NameFinder {
                 let comma = text[tokens[i - 1].end..tokens[i].start].contains(',');
                 let cue_end = tokens[i + len - 1].end;
                 let rest = text[cue_end..].trim_start_matches([' ', '\t']);
-                let ends = rest.is_empty() || rest.starts_with(['\n', '\r', '.', ',', ';', ')']);
+                let ends = rest.is_empty() || rest.starts_with(['\n', '\r', '.', ',', ';', ')', '/']);
                 let needs_comma = self.cues_after_comma.contains(&folded[i]);
-                if !ends || (needs_comma && !comma) || !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
+                if !ends || !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
                     continue;
                 }
                 let mut start = i;
-                while start > 0 && start + 3 > i && !is_cue(start - 1) && self.plausible(text, &tokens[start - 1], true, &mut buf)
+                while start > 0 && start + 3 > i && !is_cue(start - 1) && self.plausible(text, &tokens[start - 1], true, false, &mut buf)
                     && (start == i || name_gap(text, &tokens[start - 1], &tokens[start]))
                 {
                     start -= 1;
                 }
+                // "per MD report" is no signature; "anita morris rn" opening a sentence is.
+                if needs_comma && !comma && (i - start < 2 || !starts_sentence(text, tokens[start].start)) {
+                    continue;
+                }
                 self.push_cued(tokens, start, i, out);
+            }
+            if let Some(_len) = cue_at(&self.cues_after_midline, i).filter(|_| i > 0) {
+                if !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
+                    continue;
+                }
+                // Two words at most ("VENT BIGEMINY BEA TURA AWARE": not the rhythm); an
+                // initial does not count.
+                let mut start = i;
+                let mut words = 0;
+                while start > 0 && words < 2 && !is_cue(start - 1) && (tokens[start - 1].capitalised || tokens[start - 1].initial)
+                    && self.plausible(text, &tokens[start - 1], false, start >= 2 && tokens[start - 2].initial, &mut buf)
+                    && (start == i || name_gap(text, &tokens[start - 1], &tokens[start]))
+                {
+                    words += usize::from(!tokens[start - 1].initial);
+                    start -= 1;
+                }
+                // With no title before it, the run needs a listed name or an initial
+                // ("S-RESIDENT AWARE" is none).
+                let listed = tokens[start..i].iter().any(|t| {
+                    let w = self.word(&text[t.start..t.end], &mut buf);
+                    t.initial || w.first || w.last
+                });
+                if start < i && listed {
+                    self.push_cued(tokens, start, i, out);
+                }
             }
         }
     }
@@ -413,9 +459,10 @@ impl NameFinder {
             let mut stop = first;
             while stop < tokens.len()
                 && stop < first + 2
-                && (tokens[stop].capitalised || title)
+                // Lower case continues only a list written in lower case (dr. x and y).
+                && (tokens[stop].capitalised || (title && !tokens[end - 1].capitalised))
                 && !is_cue(stop)
-                && self.plausible(text, &tokens[stop], title, buf)
+                && self.plausible(text, &tokens[stop], title, false, buf)
                 && (stop == first || name_gap(text, &tokens[stop - 1], &tokens[stop]))
             {
                 stop += 1;
@@ -437,7 +484,9 @@ impl NameFinder {
 
     /// Could this token, next to a cue, be (part of) a name? `next_to_cue`: the token right
     /// beside the cue, where common first names (John, Mary) are still names.
-    fn plausible(&self, text: &str, t: &Token, after_title: bool, buf: &mut String) -> bool {
+    /// `strong`: right after a title or an initial, where a listed surname may be a common
+    /// word (mrs. powers, J. PETIT) short of a function word.
+    fn plausible(&self, text: &str, t: &Token, after_title: bool, strong: bool, buf: &mut String) -> bool {
         let word = &text[t.start..t.end];
         let letters = t.letters;
         if t.initial || (letters == 1 && t.capitalised) {
@@ -459,7 +508,7 @@ impl NameFinder {
         if w.first {
             w.zipf < s.cue_list_max_zipf
         } else if w.last {
-            w.zipf < s.run_max_zipf
+            w.zipf < if strong { FUNCTION_WORD_ZIPF } else { s.run_max_zipf }
         } else {
             // Rare words abound in notes (suctioned, integrillin): a word in no list is a
             // name after a title, or when written with a capital.
@@ -470,11 +519,12 @@ impl NameFinder {
     fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
         let s = &self.spec;
         let mut buf = String::new();
+        let words: Vec<Word> = run.iter().map(|t| self.word(&text[t.start..t.end], &mut buf)).collect();
         let info: Vec<(bool, Word)> = run
             .iter()
             .enumerate()
             .map(|(k, t)| {
-                let word = self.word(&text[t.start..t.end], &mut buf);
+                let word = words[k];
                 // A common word capitalised because it starts a sentence ("Patient NIR ...")
                 // says nothing about names; a first name followed by a capitalised word of
                 // four letters or more (". Jacques Delors était") still may.
@@ -488,8 +538,10 @@ impl NameFinder {
                 // a name (JON, BOB) outside notes typed in capitals.
                 let acronym = !t.initial && t.caps && letters <= if shouting { 3 } else { 2 };
                 let clinical = word.clinical;
-                // "Hanks To Star In The Most": function words are in surname lists too.
-                let function_word = word.zipf >= FUNCTION_WORD_ZIPF;
+                // "Hanks To Star In The Most": function words are in surname lists too; a
+                // surname after a first name is no function word (Isabelle BON).
+                let after_first = k > 0 && words[k - 1].first && !run[k - 1].initial;
+                let function_word = word.zipf >= FUNCTION_WORD_ZIPF && !(after_first && word.last && word.zipf < COMMON_SURNAME_MAX_ZIPF);
                 let is_name = !ordinary_opener && !cue && !acronym && !clinical && !function_word
                     && (t.initial || ((word.first || word.last) && letters >= 2));
                 (is_name, word)
@@ -613,6 +665,11 @@ fn tokens(text: &str) -> Vec<Token> {
         if !c.is_alphabetic() {
             continue;
         }
+        // French elision before a name: d'Emmanuel, l'Hôpital are read from the capital.
+        if let Some(skip) = elision(&text[start..]) {
+            while chars.next_if(|&(at, _)| at < start + skip).is_some() {}
+            continue;
+        }
         let mut end = start + c.len_utf8();
         let (mut letters, mut uppers) = (1, usize::from(c.is_uppercase()));
         while let Some(&(at, ch)) = chars.peek() {
@@ -627,7 +684,9 @@ fn tokens(text: &str) -> Vec<Token> {
             end = at + ch.len_utf8();
             chars.next();
         }
-        let initial = letters == 1 && end == start + c.len_utf8() && c.is_uppercase() && text[end..].starts_with('.');
+        // An initial stands apart: "W&D." and "A/P." are abbreviations.
+        let apart = text[..start].chars().next_back().is_none_or(|p| p.is_whitespace() || "(,;:\"'«-".contains(p));
+        let initial = letters == 1 && end == start + c.len_utf8() && c.is_uppercase() && text[end..].starts_with('.') && apart;
         if initial {
             chars.next();
         }
@@ -648,6 +707,19 @@ fn tokens(text: &str) -> Vec<Token> {
         });
     }
     out
+}
+
+/// The length of an elided "de" or "que" (d', qu') before a capital, if any.
+fn elision(word: &str) -> Option<usize> {
+    let letters = word.bytes().take_while(u8::is_ascii_lowercase).count();
+    // Only "of" and "that" come before names; l'Hôpital is a noun.
+    if !matches!(&word[..letters], "d" | "qu") {
+        return None;
+    }
+    let rest = &word[letters..];
+    let apostrophe = ['\'', '’'].into_iter().find(|&a| rest.starts_with(a))?;
+    let after = &rest[apostrophe.len_utf8()..];
+    after.chars().next().filter(|c| c.is_uppercase()).map(|_| letters + apostrophe.len_utf8())
 }
 
 /// For each token: is its line typed in capitals? There upper case says nothing about
@@ -704,7 +776,9 @@ fn soap_heading(text: &str, t: &Token) -> bool {
 /// Between a cue and a name: spaces and at most one punctuation mark ("son, dave",
 /// "Nom : X", "X, RRT", "X (PHC)"); a dot only after a short title ("Dr. X").
 fn cue_gap(text: &str, from: usize, to: usize, dot: bool) -> bool {
+    // "frère d'Emmanuel": the elided "of" belongs with the cue.
     let gap = &text[from..to];
+    let gap = gap.strip_suffix(" d'").or_else(|| gap.strip_suffix(" d’")).unwrap_or(gap);
     gap.chars().count() <= 4
         && gap.chars().all(|c| c == ' ' || c == '\t' || ",:;-(".contains(c) || (dot && c == '.'))
         && gap.chars().filter(|c| !c.is_whitespace()).count() <= 1

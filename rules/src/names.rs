@@ -497,6 +497,10 @@ impl NameFinder {
             return false;
         }
         let w = self.word(word, buf);
+        if w.clinical && !strong {
+            // Foley, tel: a title right before still makes "Dr Foley" a name.
+            return false;
+        }
         if letters <= 3 && word.chars().all(|c| !c.is_lowercase()) && !(w.first || w.last) {
             // An acronym (NIR, ICU), not a name nobody has heard of.
             return false;

@@ -31,3 +31,25 @@ fn cue_words_alone_hide_nothing() {
         assert!(out.findings.is_empty(), "{text:?} gave {:?}", out.findings);
     }
 }
+
+#[test]
+fn names_before_a_midline_cue_are_hidden_and_the_words_around_them_kept() {
+    let r = redactor();
+    let cases = [
+        ("RUN OF VENT BIGEMINY BEA TURA AWARE MGSO4 GIVEN.", &["BEA", "TURA"][..], &["BIGEMINY", "AWARE"][..]),
+        ("INR 6.0. Z. MILLER AWARE AND WILL FOLLOW", &["MILLER"], &["AWARE", "WILL"]),
+        ("daughter is mrs. marcela carlson, tel 201-561-8910.", &["marcela", "carlson", "8910"], &["tel", "daughter"]),
+    ];
+    for (text, hidden, kept) in cases {
+        let out = r.redact_in(text, Some("en")).text;
+        for name in hidden {
+            assert!(!out.contains(name), "{name} survived in {out:?}");
+        }
+        for word in kept {
+            assert!(out.contains(word), "{word} was redacted in {out:?}");
+        }
+    }
+    // A run with no listed name or initial is not taken ("S-RESIDENT AWARE").
+    let out = r.redact_in("INCREASED SVR FROM PREVIOUS. S-RESIDENT AWARE.", Some("en"));
+    assert!(out.findings.is_empty(), "{:?}", out.findings);
+}

@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             let mut fired: Vec<_> = fired.into_iter().collect();
-            fired.sort_by(|a, b| b.1.cmp(&a.1));
+            fired.sort_by_key(|e| std::cmp::Reverse(e.1));
             println!("  findings by rule: {fired:?}");
             // VIGIE_BENCH_SHOW=RULE quotes a few of that rule's findings (from the corpus given).
             if let Ok(show) = std::env::var("VIGIE_BENCH_SHOW") {
@@ -89,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let mut opened: Vec<(usize, &str)> =
                 opened.into_iter().zip(redactor.rules().rules()).map(|(n, r)| (n, r.spec.id.as_str())).filter(|(n, _)| *n > 0).collect();
-            opened.sort_by(|a, b| b.0.cmp(&a.0));
+            opened.sort_by_key(|e| std::cmp::Reverse(e.0));
             let per_text = opened.iter().map(|(n, _)| n).sum::<usize>() as f64 / texts.len() as f64;
             let shown: Vec<String> = opened.iter().take(20).map(|(n, id)| format!("{id} {:.0}%", 100.0 * *n as f64 / texts.len() as f64)).collect();
             println!("  rules run per text: {per_text:.1}; most often: {}", shown.join(", "));

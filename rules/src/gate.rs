@@ -349,6 +349,14 @@ pub struct GateIndex {
     automaton: Option<AhoCorasick>,
     /// Automaton pattern -> the needs it meets.
     opens: Vec<Vec<Opener>>,
+    /// Per rule: needs made of digits only ("000"), met by a run of that many digits. They
+    /// stay out of the automaton, where a long number would hit them at every position.
+    digit_runs: Vec<Vec<(usize, usize)>>,
+}
+
+/// The shortest run of digits that meets a set of digit-only strings, if it is one.
+fn digit_run(set: &[String]) -> Option<usize> {
+    set.iter().map(|s| (core(s).all(|c| c == '0')).then(|| core(s).count())).collect::<Option<Vec<usize>>>()?.into_iter().min()
 }
 
 impl GateIndex {
@@ -356,8 +364,14 @@ impl GateIndex {
         let mut patterns: Vec<String> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut opens: Vec<Vec<Opener>> = Vec::new();
+        let mut digit_runs: Vec<Vec<(usize, usize)>> = vec![Vec::new(); gates.len()];
         for (rule, gate) in gates.iter().enumerate() {
             for (need, set) in gate.needs.iter().enumerate() {
+                if let Some(run) = digit_run(set) {
+                    // Boundary marks are dropped: a weaker condition, still a necessary one.
+                    digit_runs[rule].push((need, run));
+                    continue;
+                }
                 for s in set {
                     let text: String = core(s).collect();
                     let opener = Opener {
@@ -384,19 +398,34 @@ impl GateIndex {
         };
         // Without an automaton every string gate must be treated as open.
         let gates = if automaton.is_none() { gates.into_iter().map(|g| Gate { needs: Vec::new(), ..g }).collect() } else { gates };
-        GateIndex { gates, automaton, opens }
+        GateIndex { gates, automaton, opens, digit_runs }
     }
 
     /// Which rules could match `text` (indexed as the gates were given).
     pub fn open(&self, text: &str) -> Vec<bool> {
         let ascii = text.is_ascii();
-        let digits = if ascii {
-            text.bytes().filter(u8::is_ascii_digit).count()
+        // Numeric characters, and the longest run of characters that fold to `0`.
+        let (mut digits, mut longest_run, mut run) = (0, 0, 0);
+        if ascii {
+            for b in text.bytes() {
+                let digit = b.is_ascii_digit();
+                digits += usize::from(digit);
+                run = if digit { run + 1 } else { 0 };
+                longest_run = longest_run.max(run);
+            }
         } else {
-            text.chars().filter(|c| c.is_numeric()).count()
-        };
+            for c in text.chars() {
+                digits += usize::from(c.is_numeric());
+                run = if fold_char(c) == '0' { run + 1 } else { 0 };
+                longest_run = longest_run.max(run);
+            }
+        }
         // Bit k of a rule's entry: its need k was met.
-        let mut met: Vec<u32> = vec![0; self.gates.len()];
+        let mut met: Vec<u32> = self
+            .digit_runs
+            .iter()
+            .map(|needs| needs.iter().filter(|&&(_, run)| longest_run >= run).fold(0, |m, &(need, _)| m | 1 << need))
+            .collect();
         if let Some(automaton) = &self.automaton {
             let folded: String = if ascii {
                 // ASCII in, ASCII out: the bytes stay valid UTF-8.
@@ -418,7 +447,10 @@ impl GateIndex {
         self.gates
             .iter()
             .zip(met)
-            .map(|(g, met)| digits >= g.min_digits && met.count_ones() as usize == g.needs.len())
+            .map(|(g, met)| {
+                let all = (1u32 << g.needs.len()) - 1;
+                digits >= g.min_digits && met & all == all
+            })
             .collect()
     }
 }
@@ -469,6 +501,17 @@ mod tests {
         let index = GateIndex::new(vec![Gate::of_pattern(r"\b\d{2}/\d{2}\b")]);
         assert_eq!(index.open("le 12/03"), vec![true]);
         assert_eq!(index.open("12 and 03, 1/2"), vec![false]);
+    }
+
+    #[test]
+    fn digit_strings_are_checked_as_runs_of_digits() {
+        let index = GateIndex::new(vec![Gate::of_pattern(r"\b\d{4}\b"), Gate::of_pattern(r"(?i)ref\s*\d{3}")]);
+        assert_eq!(index.open("in 2021"), vec![true, false]);
+        assert_eq!(index.open("12 34 56"), vec![false, false]);
+        assert_eq!(index.open("REF 123"), vec![false, true]);
+        assert_eq!(index.open("ref 12 3"), vec![false, false]);
+        // Digits of other scripts fold with ASCII ones.
+        assert_eq!(index.open("en ٢٠٢١"), vec![true, false]);
     }
 
     #[test]

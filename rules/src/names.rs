@@ -126,6 +126,26 @@ struct Word {
     cue: bool,
     /// A clinical word the lists also hold as a name (Foley, Swan, Ganz).
     clinical: bool,
+    /// The first word of some cue (a title, a relative, a credential).
+    cue_start: bool,
+}
+
+/// The cues that start at one token, by the number of tokens they take.
+#[derive(Debug, Default, Clone, Copy)]
+struct CueHit {
+    before: Option<usize>,
+    after: Option<usize>,
+    midline: Option<usize>,
+    /// The cue before is a title (dr, mme).
+    title: bool,
+    /// The cue after is a credential that wants a comma (RN, MD).
+    needs_comma: bool,
+}
+
+impl CueHit {
+    fn any(&self) -> bool {
+        self.before.is_some() || self.after.is_some() || self.midline.is_some()
+    }
 }
 
 /// Names and words, upper-cased and without accents for lookup.
@@ -135,6 +155,8 @@ pub struct NameFinder {
     cues_before: HashMap<String, Vec<Vec<String>>>,
     cues_after: HashMap<String, Vec<Vec<String>>>,
     cues_after_midline: HashMap<String, Vec<Vec<String>>>,
+    /// The most tokens any cue takes.
+    longest_cue: usize,
     /// Credentials that also are ordinary words in notes (MD, RN): a comma must precede them.
     cues_after_comma: Vec<String>,
     /// Titles (folded): after them a word in no list may be a name even in lower case.
@@ -253,6 +275,11 @@ impl NameFinder {
         let all_after: Vec<String> = spec.cues_after.iter().chain(&spec.cues_after_comma).cloned().collect();
         let (cues_before, cues_after) = (cues(&all_before), cues(&all_after));
         let cues_after_midline = cues(&spec.cues_after_midline);
+        let all_cues = || cues_before.values().chain(cues_after.values()).chain(cues_after_midline.values()).flatten();
+        let longest_cue = all_cues().map(Vec::len).max().unwrap_or(0);
+        for first in all_cues().filter_map(|seq| seq.first()) {
+            words.entry(first.as_str().into()).or_default().cue_start = true;
+        }
         let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
         let titles = spec.titles.iter().map(|c| fold(c)).collect();
         // Cue words are never part of a name run ("le Docteur Gabriel Lhermine").
@@ -276,11 +303,12 @@ impl NameFinder {
             // ASCII case-insensitive, so an ASCII post is searched as it is, unfolded.
             aho_corasick::AhoCorasick::builder()
                 .match_kind(aho_corasick::MatchKind::Standard)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .ascii_case_insensitive(true)
                 .build(&first_words)
                 .ok()
         };
-        Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, cues_after_comma, titles, any_cue, words })
+        Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, any_cue, words })
     }
 
     fn word(&self, text: &str, buf: &mut String) -> Word {
@@ -295,6 +323,7 @@ impl NameFinder {
         let tokens = tokens(text);
         let shouting = shouting_lines(text, &tokens);
         let mut out = Vec::new();
+        let mut buf = String::new();
         let mut i = 0;
         while i < tokens.len() {
             if !tokens[i].capitalised {
@@ -306,7 +335,7 @@ impl NameFinder {
             while j < tokens.len() && tokens[j].capitalised && text[tokens[j - 1].end..tokens[j].start] == *" " {
                 j += 1;
             }
-            self.judge_run(text, &tokens[i..j], shouting[i], upper_singles, &mut out);
+            self.judge_run(text, &tokens[i..j], shouting[i], upper_singles, &mut buf, &mut out);
             i = j;
         }
         self.find_by_cues(text, &tokens, &mut out);
@@ -320,43 +349,36 @@ impl NameFinder {
         if self.cues_before.is_empty() && self.cues_after.is_empty() && self.cues_after_midline.is_empty() {
             return;
         }
+        // Where cue words may start: in an ASCII text, where the automaton found one (its
+        // offsets are the text's); otherwise at any token.
+        let mut starts: Option<Vec<usize>> = None;
         if let Some(any_cue) = &self.any_cue {
             // Folded as the cue words are (upper case, no accents: "NEE", "EPOUSE" are cues);
             // an ASCII text only differs from its folded form in case.
             let folded_text = if text.is_ascii() { std::borrow::Cow::Borrowed(text) } else { std::borrow::Cow::Owned(fold(text)) };
             let bytes = folded_text.as_bytes();
             let word_edge = |i: Option<&u8>| !i.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
-            let whole_word = any_cue
+            let found: Vec<usize> = any_cue
                 .find_overlapping_iter(folded_text.as_ref())
-                .any(|m| word_edge(m.start().checked_sub(1).and_then(|i| bytes.get(i))) && word_edge(bytes.get(m.end())));
-            if !whole_word {
+                .filter(|m| word_edge(m.start().checked_sub(1).and_then(|i| bytes.get(i))) && word_edge(bytes.get(m.end())))
+                .map(|m| m.start())
+                .collect();
+            if found.is_empty() {
                 return;
+            }
+            if text.is_ascii() {
+                starts = Some(found);
             }
         }
         let mut buf = String::new();
-        let folded: Vec<String> = tokens
-            .iter()
-            .map(|t| {
-                fold_into(&text[t.start..t.end], &mut buf);
-                buf.trim_end_matches('.').to_string()
-            })
-            .collect();
-        let cue_at = |cues: &HashMap<String, Vec<Vec<String>>>, i: usize| -> Option<usize> {
-            let seqs = cues.get(&folded[i])?;
-            seqs.iter()
-                .filter(|seq| folded.get(i..i + seq.len()).is_some_and(|w| w == seq.as_slice()))
-                .map(Vec::len)
-                .max()
-        };
-        let is_cue = |i: usize| {
-            cue_at(&self.cues_before, i).is_some() || cue_at(&self.cues_after, i).is_some() || cue_at(&self.cues_after_midline, i).is_some()
-        };
-        for i in 0..tokens.len() {
-            if let Some(len) = cue_at(&self.cues_before, i) {
+        let hits = self.cue_hits(text, tokens, starts.as_deref(), &mut buf);
+        let is_cue = |i: usize| hits[i].any();
+        for (i, hit) in hits.iter().enumerate() {
+            if let Some(len) = hit.before {
                 let after = i + len;
                 // "Dr. X" but not "husband. Stable".
                 let short_title = tokens[after - 1].end - tokens[i].start <= 3;
-                let title = self.titles.contains(&folded[i]);
+                let title = hit.title;
                 if after < tokens.len() && cue_gap(text, tokens[after - 1].end, tokens[after].start, short_title) {
                     let mut end = after;
                     // Right after a title or an initial, a surname may be a common word too
@@ -376,14 +398,14 @@ impl NameFinder {
                     }
                 }
             }
-            if let Some(len) = cue_at(&self.cues_after, i).filter(|_| i > 0) {
+            if let Some(len) = hit.after.filter(|_| i > 0) {
                 // A signature: "X, RN" or "X RRT", the credential ending the line or sentence
                 // ("RN to follow" and "per MD report" are not signatures).
                 let comma = text[tokens[i - 1].end..tokens[i].start].contains(',');
                 let cue_end = tokens[i + len - 1].end;
                 let rest = text[cue_end..].trim_start_matches([' ', '\t']);
                 let ends = rest.is_empty() || rest.starts_with(['\n', '\r', '.', ',', ';', ')', '/']);
-                let needs_comma = self.cues_after_comma.contains(&folded[i]);
+                let needs_comma = hit.needs_comma;
                 if !ends || !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
                     continue;
                 }
@@ -399,7 +421,7 @@ impl NameFinder {
                 }
                 self.push_cued(tokens, start, i, out);
             }
-            if let Some(_len) = cue_at(&self.cues_after_midline, i).filter(|_| i > 0) {
+            if hit.midline.is_some() && i > 0 {
                 if !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
                     continue;
                 }
@@ -425,6 +447,52 @@ impl NameFinder {
                 }
             }
         }
+    }
+
+    /// The cues starting at each token. One lookup per token in the word map; only the
+    /// first words of cues are folded again with the tokens after them.
+    /// `starts`: the only byte offsets where a cue may start, when known.
+    fn cue_hits(&self, text: &str, tokens: &[Token], starts: Option<&[usize]>, buf: &mut String) -> Vec<CueHit> {
+        let fold_token = |t: &Token, out: &mut String| {
+            fold_into(&text[t.start..t.end], out);
+            let kept = out.trim_end_matches('.').len();
+            out.truncate(kept);
+        };
+        let mut hits = vec![CueHit::default(); tokens.len()];
+        for (i, t) in tokens.iter().enumerate() {
+            if starts.is_some_and(|s| !s.contains(&t.start)) {
+                continue;
+            }
+            fold_token(t, buf);
+            if !self.words.get(buf.as_str()).is_some_and(|w| w.cue_start) {
+                continue;
+            }
+            let folded: Vec<String> = tokens[i..(i + self.longest_cue).min(tokens.len())]
+                .iter()
+                .map(|t| {
+                    let mut s = String::new();
+                    fold_token(t, &mut s);
+                    s
+                })
+                .collect();
+            let longest = |cues: &HashMap<String, Vec<Vec<String>>>| {
+                cues.get(&folded[0])?
+                    .iter()
+                    .filter(|seq| folded.get(..seq.len()).is_some_and(|w| w == seq.as_slice()))
+                    .map(Vec::len)
+                    .max()
+            };
+            let before = longest(&self.cues_before);
+            let after = longest(&self.cues_after);
+            hits[i] = CueHit {
+                before,
+                after,
+                midline: longest(&self.cues_after_midline),
+                title: before.is_some() && self.titles.contains(&folded[0]),
+                needs_comma: after.is_some() && self.cues_after_comma.contains(&folded[0]),
+            };
+        }
+        hits
     }
 
     /// Names listed after the first one: "Dr. Rakusin and Toolis", "Sons Smokey, Morris and
@@ -520,37 +588,43 @@ impl NameFinder {
         }
     }
 
-    fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
+    /// Is token `k` of a run a name by what the lists say of it and its neighbours?
+    fn listed_name(run: &[Token], words: &[Word], k: usize, shouting: bool) -> bool {
+        let (t, word) = (&run[k], words[k]);
+        // A common word capitalised because it starts a sentence ("Patient NIR ...") says
+        // nothing about names; a first name followed by a capitalised word of four letters
+        // or more (". Jacques Delors était") still may.
+        let surname_follows = run.get(k + 1).is_some_and(|n| n.letters >= 4);
+        let ordinary_opener = t.sentence_start && word.zipf >= SENTENCE_START_COMMON_ZIPF && !(word.first && surname_follows);
+        // Cue words (Docteur, Née) introduce names rather than being one.
+        let cue = !t.initial && word.cue;
+        // IV, PA, NPN: acronyms, however many lists hold them; 3 capitals are still a name
+        // (JON, BOB) outside notes typed in capitals.
+        let acronym = !t.initial && t.caps && t.letters <= if shouting { 3 } else { 2 };
+        // "Hanks To Star In The Most": function words are in surname lists too; a surname
+        // after a first name is no function word (Isabelle BON).
+        let after_first = k > 0 && words[k - 1].first && !run[k - 1].initial;
+        let function_word = word.zipf >= FUNCTION_WORD_ZIPF && !(after_first && word.last && word.zipf < COMMON_SURNAME_MAX_ZIPF);
+        // Single letters in lists (C, IV...) are mostly abbreviations.
+        !ordinary_opener && !cue && !acronym && !word.clinical && !function_word
+            && (t.initial || ((word.first || word.last) && t.letters >= 2))
+    }
+
+    fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper_singles: bool, buf: &mut String, out: &mut Vec<(usize, usize, f32)>) {
         let s = &self.spec;
-        let mut buf = String::new();
-        let words: Vec<Word> = run.iter().map(|t| self.word(&text[t.start..t.end], &mut buf)).collect();
-        let info: Vec<(bool, Word)> = run
-            .iter()
-            .enumerate()
-            .map(|(k, t)| {
-                let word = words[k];
-                // A common word capitalised because it starts a sentence ("Patient NIR ...")
-                // says nothing about names; a first name followed by a capitalised word of
-                // four letters or more (". Jacques Delors était") still may.
-                let surname_follows = run.get(k + 1).is_some_and(|n| n.letters >= 4);
-                let ordinary_opener = t.sentence_start && word.zipf >= SENTENCE_START_COMMON_ZIPF && !(word.first && surname_follows);
-                // Single letters in lists (C, IV...) are mostly abbreviations; cue words
-                // (Docteur, Née) introduce names rather than being one.
-                let letters = t.letters;
-                let cue = !t.initial && word.cue;
-                // IV, PA, NPN: acronyms, however many lists hold them; 3 capitals are still
-                // a name (JON, BOB) outside notes typed in capitals.
-                let acronym = !t.initial && t.caps && letters <= if shouting { 3 } else { 2 };
-                let clinical = word.clinical;
-                // "Hanks To Star In The Most": function words are in surname lists too; a
-                // surname after a first name is no function word (Isabelle BON).
-                let after_first = k > 0 && words[k - 1].first && !run[k - 1].initial;
-                let function_word = word.zipf >= FUNCTION_WORD_ZIPF && !(after_first && word.last && word.zipf < COMMON_SURNAME_MAX_ZIPF);
-                let is_name = !ordinary_opener && !cue && !acronym && !clinical && !function_word
-                    && (t.initial || ((word.first || word.last) && letters >= 2));
-                (is_name, word)
-            })
-            .collect();
+        if run.len() == 1 {
+            // Most runs are one capitalised word. In capitals on a shouting line it says
+            // nothing; otherwise it is judged alone, without the pair rules below.
+            if !shouting {
+                let word = self.word(&text[run[0].start..run[0].end], buf);
+                if Self::listed_name(run, &[word], 0, false) {
+                    judge_single(s, &run[0], word, upper_singles, out);
+                }
+            }
+            return;
+        }
+        let words: Vec<Word> = run.iter().map(|t| self.word(&text[t.start..t.end], buf)).collect();
+        let info: Vec<(bool, Word)> = (0..run.len()).map(|k| (Self::listed_name(run, &words, k, shouting), words[k])).collect();
         // A capitalised word in no list is a surname right after an initial (E. PENICOT) or
         // next to a first name (Jean-Jacques DEPROGES, IVANKA PRIGOSIEV) when rare as a word.
         let mut info = info;
@@ -663,7 +737,8 @@ struct Token {
 
 /// Words (letters, inner hyphens and apostrophes) with byte offsets, read in one pass.
 fn tokens(text: &str) -> Vec<Token> {
-    let mut out: Vec<Token> = Vec::new();
+    // About one word in six bytes of text.
+    let mut out: Vec<Token> = Vec::with_capacity(text.len() / 6 + 1);
     let mut chars = text.char_indices().peekable();
     while let Some((start, c)) = chars.next() {
         if !c.is_alphabetic() {

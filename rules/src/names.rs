@@ -264,7 +264,14 @@ impl NameFinder {
         let cues = |list: &[String]| {
             let mut by_first: HashMap<String, Vec<Vec<String>>> = HashMap::new();
             for cue in list {
-                let words: Vec<String> = tokens(cue).iter().map(|t| fold(&cue[t.start..t.end]).trim_end_matches('.').to_string()).collect();
+                let words: Vec<String> = tokens(cue)
+                    .iter()
+                    .map(|t| {
+                        let mut word = String::new();
+                        fold_token(cue, t, &mut word);
+                        word
+                    })
+                    .collect();
                 if let Some(first) = words.first() {
                     by_first.entry(first.clone()).or_default().push(words);
                 }
@@ -275,9 +282,11 @@ impl NameFinder {
         let all_after: Vec<String> = spec.cues_after.iter().chain(&spec.cues_after_comma).cloned().collect();
         let (cues_before, cues_after) = (cues(&all_before), cues(&all_after));
         let cues_after_midline = cues(&spec.cues_after_midline);
-        let all_cues = || cues_before.values().chain(cues_after.values()).chain(cues_after_midline.values()).flatten();
-        let longest_cue = all_cues().map(Vec::len).max().unwrap_or(0);
-        for first in all_cues().filter_map(|seq| seq.first()) {
+        let all_cues = [&cues_before, &cues_after, &cues_after_midline];
+        let longest_cue = all_cues.iter().flat_map(|c| c.values().flatten()).map(Vec::len).max().unwrap_or(0);
+        // The cues' first words, as the automaton and the word map both know them.
+        let first_words: std::collections::BTreeSet<&String> = all_cues.iter().flat_map(|c| c.keys()).collect();
+        for first in &first_words {
             words.entry(first.as_str().into()).or_default().cue_start = true;
         }
         let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
@@ -289,13 +298,6 @@ impl NameFinder {
         for word in &spec.not_names {
             words.entry(fold(word).into()).or_default().clinical = true;
         }
-        let first_words: Vec<String> = all_before
-            .iter()
-            .chain(&all_after)
-            .chain(&spec.cues_after_midline)
-            .filter_map(|c| c.split_whitespace().next())
-            .map(|w| fold(w.trim_end_matches('.')))
-            .collect();
         // Standard semantics so that overlapping search sees every cue ("ho" inside "hospital").
         let any_cue = if first_words.is_empty() {
             None
@@ -453,17 +455,12 @@ impl NameFinder {
     /// first words of cues are folded again with the tokens after them.
     /// `starts`: the only byte offsets where a cue may start, when known.
     fn cue_hits(&self, text: &str, tokens: &[Token], starts: Option<&[usize]>, buf: &mut String) -> Vec<CueHit> {
-        let fold_token = |t: &Token, out: &mut String| {
-            fold_into(&text[t.start..t.end], out);
-            let kept = out.trim_end_matches('.').len();
-            out.truncate(kept);
-        };
         let mut hits = vec![CueHit::default(); tokens.len()];
         for (i, t) in tokens.iter().enumerate() {
             if starts.is_some_and(|s| !s.contains(&t.start)) {
                 continue;
             }
-            fold_token(t, buf);
+            fold_token(text, t, buf);
             if !self.words.get(buf.as_str()).is_some_and(|w| w.cue_start) {
                 continue;
             }
@@ -471,7 +468,7 @@ impl NameFinder {
                 .iter()
                 .map(|t| {
                     let mut s = String::new();
-                    fold_token(t, &mut s);
+                    fold_token(text, t, &mut s);
                     s
                 })
                 .collect();
@@ -786,6 +783,14 @@ fn tokens(text: &str) -> Vec<Token> {
         });
     }
     out
+}
+
+/// A token folded as cue words are: upper case, no accents, no dot after an abbreviation
+/// ("Dr." is DR).
+fn fold_token(text: &str, t: &Token, out: &mut String) {
+    fold_into(&text[t.start..t.end], out);
+    let kept = out.trim_end_matches('.').len();
+    out.truncate(kept);
 }
 
 /// The length of an elided "de" or "que" (d', qu') before a capital, if any.

@@ -179,7 +179,8 @@ pub fn fold(word: &str) -> String {
 fn fold_into(word: &str, out: &mut String) {
     out.clear();
     if word.is_ascii() {
-        out.extend(word.bytes().map(|b| char::from(b.to_ascii_uppercase())));
+        out.push_str(word);
+        out.make_ascii_uppercase();
         return;
     }
     out.extend(word.chars()
@@ -298,16 +299,20 @@ impl NameFinder {
         for word in &spec.not_names {
             words.entry(fold(word).into()).or_default().clinical = true;
         }
-        // Standard semantics so that overlapping search sees every cue ("ho" inside "hospital").
         let any_cue = if first_words.is_empty() {
             None
         } else {
-            // ASCII case-insensitive, so an ASCII post is searched as it is, unfolded.
+            // Each word between spaces, as `spaced_words` writes texts: a hit is a whole
+            // word, never "ho" inside "hospital". Overlapping search, since neighbouring
+            // words share their space; ASCII case-insensitive, so ASCII posts need no folding.
+            let spaced: Vec<Vec<u8>> = first_words.iter().map(|w| spaced_words(w.as_bytes())).collect();
             aho_corasick::AhoCorasick::builder()
                 .match_kind(aho_corasick::MatchKind::Standard)
                 .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .ascii_case_insensitive(true)
-                .build(&first_words)
+                // Every pattern starts with a space: a prefilter would stop at each one.
+                .prefilter(false)
+                .build(&spaced)
                 .ok()
         };
         Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, any_cue, words })
@@ -358,13 +363,8 @@ impl NameFinder {
             // Folded as the cue words are (upper case, no accents: "NEE", "EPOUSE" are cues);
             // an ASCII text only differs from its folded form in case.
             let folded_text = if text.is_ascii() { std::borrow::Cow::Borrowed(text) } else { std::borrow::Cow::Owned(fold(text)) };
-            let bytes = folded_text.as_bytes();
-            let word_edge = |i: Option<&u8>| !i.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
-            let found: Vec<usize> = any_cue
-                .find_overlapping_iter(folded_text.as_ref())
-                .filter(|m| word_edge(m.start().checked_sub(1).and_then(|i| bytes.get(i))) && word_edge(bytes.get(m.end())))
-                .map(|m| m.start())
-                .collect();
+            // A hit starts at the space before its word: the word's offset in the text.
+            let found: Vec<usize> = any_cue.find_overlapping_iter(&spaced_words(folded_text.as_bytes())).map(|m| m.start()).collect();
             if found.is_empty() {
                 return;
             }
@@ -742,7 +742,7 @@ fn tokens(text: &str) -> Vec<Token> {
             continue;
         }
         // French elision before a name: d'Emmanuel, l'Hôpital are read from the capital.
-        if let Some(skip) = elision(&text[start..]) {
+        if let Some(skip) = matches!(c, 'd' | 'q').then(|| elision(&text[start..])).flatten() {
             while chars.next_if(|&(at, _)| at < start + skip).is_some() {}
             continue;
         }
@@ -761,8 +761,8 @@ fn tokens(text: &str) -> Vec<Token> {
             chars.next();
         }
         // An initial stands apart: "W&D." and "A/P." are abbreviations.
-        let apart = text[..start].chars().next_back().is_none_or(|p| p.is_whitespace() || "(,;:\"'«-".contains(p));
-        let initial = letters == 1 && end == start + c.len_utf8() && c.is_uppercase() && text[end..].starts_with('.') && apart;
+        let apart = || text[..start].chars().next_back().is_none_or(|p| p.is_whitespace() || "(,;:\"'«-".contains(p));
+        let initial = letters == 1 && end == start + c.len_utf8() && c.is_uppercase() && text[end..].starts_with('.') && apart();
         if initial {
             chars.next();
         }
@@ -791,6 +791,17 @@ fn fold_token(text: &str, t: &Token, out: &mut String) {
     fold_into(&text[t.start..t.end], out);
     let kept = out.trim_end_matches('.').len();
     out.truncate(kept);
+}
+
+/// A text with a space before and after and every other separator made a space, so that
+/// a word between spaces is a whole word. Word bytes are ASCII letters and digits and every
+/// byte of a non-ASCII character; offsets shift by one (the leading space).
+fn spaced_words(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 2);
+    out.push(b' ');
+    out.extend(text.iter().map(|&b| if b.is_ascii_alphanumeric() || b >= 0x80 { b } else { b' ' }));
+    out.push(b' ');
+    out
 }
 
 /// The length of an elided "de" or "que" (d', qu') before a capital, if any.

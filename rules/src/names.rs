@@ -73,6 +73,10 @@ pub struct NameListSpec {
     /// notified". One or two capitalised or listed words before them are taken.
     #[serde(default)]
     pub cues_after_midline: Vec<String>,
+    /// Labels before a colon and a name: "Patient : X", "Patiente 2 : X". Without the colon
+    /// they are ordinary words ("Patient NIR").
+    #[serde(default)]
+    pub cues_before_colon: Vec<String>,
     /// Next to a cue, a word from the name lists rarer than this is taken as a name...
     #[serde(default)]
     pub cue_list_max_zipf: f32,
@@ -140,11 +144,13 @@ struct CueHit {
     title: bool,
     /// The cue after is a credential that wants a comma (RN, MD).
     needs_comma: bool,
+    /// A label that a colon must follow (Patient :).
+    label: bool,
 }
 
 impl CueHit {
     fn any(&self) -> bool {
-        self.before.is_some() || self.after.is_some() || self.midline.is_some()
+        self.before.is_some() || self.after.is_some() || self.midline.is_some() || self.label
     }
 }
 
@@ -161,6 +167,8 @@ pub struct NameFinder {
     cues_after_comma: Vec<String>,
     /// Titles (folded): after them a word in no list may be a name even in lower case.
     titles: Vec<String>,
+    /// Labels a colon must follow (folded one-word cues).
+    labels: Vec<String>,
     /// Every cue's first word, folded: finds posts without any cue in one pass (`None`
     /// if it could not be built: then every post goes through the cue pass).
     any_cue: Option<aho_corasick::AhoCorasick>,
@@ -286,7 +294,8 @@ impl NameFinder {
         let all_cues = [&cues_before, &cues_after, &cues_after_midline];
         let longest_cue = all_cues.iter().flat_map(|c| c.values().flatten()).map(Vec::len).max().unwrap_or(0);
         // The cues' first words, as the automaton and the word map both know them.
-        let first_words: std::collections::BTreeSet<&String> = all_cues.iter().flat_map(|c| c.keys()).collect();
+        let labels: Vec<String> = spec.cues_before_colon.iter().map(|c| fold(c)).collect();
+        let first_words: std::collections::BTreeSet<&String> = all_cues.iter().flat_map(|c| c.keys()).chain(&labels).collect();
         for first in &first_words {
             words.entry(first.as_str().into()).or_default().cue_start = true;
         }
@@ -315,7 +324,7 @@ impl NameFinder {
                 .build(&spaced)
                 .ok()
         };
-        Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, any_cue, words })
+        Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, labels, any_cue, words })
     }
 
     fn word(&self, text: &str, buf: &mut String) -> Word {
@@ -327,6 +336,9 @@ impl NameFinder {
     /// `lang`: the text's language when known (fr, en, ...).
     pub fn find(&self, text: &str, lang: Option<&str>) -> Vec<(usize, usize, f32)> {
         let upper_singles = lang.is_some_and(|l| self.spec.upper_single_languages.iter().any(|x| x == l));
+        // Identity lines ("TAILLARD, TAILLARD PIERRE") hold too few words to tell their
+        // language: there capitals are read as in French notes.
+        let upper_names = upper_singles || lang.is_none();
         let tokens = tokens(text);
         let shouting = shouting_lines(text, &tokens);
         let mut out = Vec::new();
@@ -342,18 +354,63 @@ impl NameFinder {
             while j < tokens.len() && tokens[j].capitalised && text[tokens[j - 1].end..tokens[j].start] == *" " {
                 j += 1;
             }
-            self.judge_run(text, &tokens[i..j], shouting[i], upper_singles, &mut buf, &mut out);
+            self.judge_run(text, &tokens[i..j], shouting[i], (upper_singles, upper_names), &mut buf, &mut out);
             i = j;
         }
         self.find_by_cues(text, &tokens, &mut out);
+        self.find_surname_comma_first(text, &tokens, upper_names, &mut buf, &mut out);
         out
+    }
+
+    /// A surname in capitals, a comma, then a first name, perhaps after the surname again
+    /// (French identity lines give the usual then the birth name): "TAILLARD, TAILLARD
+    /// PIERRE", "AID MERGHAD, ZINEDINE", "M. MENARD, Julien". A first name in capitals
+    /// only where names in capitals are the custom (`upper_names`): in English notes
+    /// typed in capitals "PERL, MAE" is pupils and limbs.
+    fn find_surname_comma_first(&self, text: &str, tokens: &[Token], upper_names: bool, buf: &mut String, out: &mut Vec<(usize, usize, f32)>) {
+        let s = &self.spec;
+        for i in 1..tokens.len() {
+            if !tokens[i - 1].caps || !tokens[i].capitalised || &text[tokens[i - 1].end..tokens[i].start] != ", " {
+                continue;
+            }
+            let surname = |t: &Token, buf: &mut String| {
+                let w = self.word(&text[t.start..t.end], buf);
+                t.caps && !t.initial && !w.clinical && !w.cue && (w.zipf < s.run_max_zipf || (w.last && w.zipf < COMMON_SURNAME_MAX_ZIPF))
+            };
+            let mut start = i;
+            while start > 0 && i - start < 3 && (start == i || name_gap(text, &tokens[start - 1], &tokens[start])) && surname(&tokens[start - 1], buf) {
+                start -= 1;
+            }
+            if start == i {
+                continue;
+            }
+            // The surname again, word for word, then the first name.
+            let repeated = &tokens[start..i];
+            let mut k = i;
+            while k < tokens.len() && k - i < repeated.len() && text[tokens[k].start..tokens[k].end] == text[repeated[k - i].start..repeated[k - i].end] {
+                k += 1;
+            }
+            let Some(first) = tokens.get(k) else { continue };
+            if k > i && !name_gap(text, &tokens[k - 1], first) {
+                continue;
+            }
+            let w = self.word(&text[first.start..first.end], buf);
+            let case_fits = upper_names || !first.caps;
+            // The comma after a surname in capitals is a cue: a first name as common as a
+            // word may be as next to other cues (Pierre, Jean).
+            let rare = w.zipf < s.cue_list_max_zipf;
+            if case_fits && rare && first.capitalised && !first.initial && first.letters >= 3 && w.first && !w.clinical && !w.cue {
+                out.push((tokens[start].start, tokens[i - 1].end, s.run_confidence));
+                out.push((tokens[i].start, first.end, s.run_confidence));
+            }
+        }
     }
 
     /// Names in any case next to a cue: "dr. john bowman", "WIFE HELEN", "son, dave",
     /// "ANTHONY C. KOZICKI, RRT".
     fn find_by_cues(&self, text: &str, tokens: &[Token], out: &mut Vec<(usize, usize, f32)>) {
         // Most posts hold no cue word: one automaton pass over the folded text says so.
-        if self.cues_before.is_empty() && self.cues_after.is_empty() && self.cues_after_midline.is_empty() {
+        if self.cues_before.is_empty() && self.cues_after.is_empty() && self.cues_after_midline.is_empty() && self.labels.is_empty() {
             return;
         }
         // Where cue words may start: in an ASCII text, where the automaton found one (its
@@ -376,6 +433,20 @@ impl NameFinder {
         let hits = self.cue_hits(text, tokens, starts.as_deref(), &mut buf);
         let is_cue = |i: usize| hits[i].any();
         for (i, hit) in hits.iter().enumerate() {
+            if hit.label && i + 1 < tokens.len() && label_gap(&text[tokens[i].end..tokens[i + 1].start]) {
+                // "Patient 1: Azila Marie", "Patiente : M. DAUBERT": up to three capitalised
+                // words or initials.
+                let mut end = i + 1;
+                while end < tokens.len() && end < i + 4 && !is_cue(end) && (tokens[end].capitalised || tokens[end].initial)
+                    && self.plausible(text, &tokens[end], false, end > i + 1 && tokens[end - 1].initial, &mut buf)
+                    && (end == i + 1 || name_gap(text, &tokens[end - 1], &tokens[end]))
+                {
+                    end += 1;
+                }
+                if end > i + 1 {
+                    self.push_cued(tokens, i + 1, end, out);
+                }
+            }
             if let Some(len) = hit.before {
                 let after = i + len;
                 // "Dr. X" but not "husband. Stable".
@@ -487,6 +558,7 @@ impl NameFinder {
                 midline: longest(&self.cues_after_midline),
                 title: before.is_some() && self.titles.contains(&folded[0]),
                 needs_comma: after.is_some() && self.cues_after_comma.contains(&folded[0]),
+                label: self.labels.contains(&folded[0]),
             };
         }
         hits
@@ -607,7 +679,10 @@ impl NameFinder {
             && (t.initial || ((word.first || word.last) && t.letters >= 2))
     }
 
-    fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper_singles: bool, buf: &mut String, out: &mut Vec<(usize, usize, f32)>) {
+    /// `upper`: lone names in capitals are the custom (French notes); names in capitals may
+    /// be (French notes, or texts too short to tell).
+    fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper: (bool, bool), buf: &mut String, out: &mut Vec<(usize, usize, f32)>) {
+        let (upper_singles, upper_names) = upper;
         let s = &self.spec;
         if run.len() == 1 {
             // Most runs are one capitalised word. In capitals on a shouting line it says
@@ -661,6 +736,36 @@ impl NameFinder {
                 let names = info[k].0 && info[k + 1].0;
                 if names && a.first && b.last && a.zipf < s.run_max_zipf && b.zipf < s.run_max_zipf {
                     out.push((pair[0].start, pair[1].end, s.run_confidence));
+                }
+            }
+            // Identity lines of French notes: a first name rare as a word beside one or two
+            // surnames in capitals, in either order, the first name perhaps in Title case
+            // (TRAVIS GUILLAUMET, LIMONE Félicia, LIMONE LIMONE Sandra). Not in English
+            // notes typed in capitals, where ABD DISTENDED is the abdomen.
+            if !upper_names {
+                return;
+            }
+            let first = |k: usize| {
+                let w = info[k].1;
+                w.first && !run[k].initial && run[k].letters >= 3 && w.zipf < s.run_max_zipf && !w.clinical && !w.cue
+            };
+            let caps_surname = |k: usize| {
+                let (t, w) = (&run[k], info[k].1);
+                let listed = w.last && w.zipf < s.run_max_zipf;
+                let unknown = !w.first && !w.last && w.zipf < s.unknown_surname_max_zipf && t.letters >= 4;
+                t.caps && !t.initial && t.letters >= 3 && !w.clinical && !w.cue && (listed || unknown)
+            };
+            for k in (0..run.len()).filter(|&k| first(k)) {
+                let mut a = k;
+                while a > 0 && k - a < 2 && caps_surname(a - 1) {
+                    a -= 1;
+                }
+                let mut b = k + 1;
+                while b < run.len() && b - k <= 2 && caps_surname(b) {
+                    b += 1;
+                }
+                if a < k || b > k + 1 {
+                    out.push((run[a].start, run[b - 1].end, s.run_confidence));
                 }
             }
             return;
@@ -762,7 +867,14 @@ fn tokens(text: &str) -> Vec<Token> {
         }
         // An initial stands apart: "W&D." and "A/P." are abbreviations.
         let apart = || text[..start].chars().next_back().is_none_or(|p| p.is_whitespace() || "(,;:\"'«-".contains(p));
-        let initial = letters == 1 && end == start + c.len_utf8() && c.is_uppercase() && text[end..].starts_with('.') && apart();
+        // Compound initials stand for compound or digraph first names: P-A. (Pierre-Alain),
+        // Ph. (Philippe), Ch., Th.
+        let compound = || {
+            (letters == 2 && uppers == 2 && end - start == 3 && text.as_bytes()[start + 1] == b'-') || matches!(&text[start..end], "Ph" | "Ch" | "Th")
+        };
+        let initial = text[end..].starts_with('.')
+            && ((letters == 1 && end == start + c.len_utf8() && c.is_uppercase()) || compound())
+            && apart();
         if initial {
             chars.next();
         }
@@ -865,7 +977,7 @@ fn shouting_lines(text: &str, tokens: &[Token]) -> Vec<bool> {
 
 /// An initial that opens a sentence and is S, O, A or P: the heading of a SOAP note section.
 fn soap_heading(text: &str, t: &Token) -> bool {
-    t.sentence_start && matches!(text[t.start..].chars().next(), Some('S' | 'O' | 'A' | 'P'))
+    t.sentence_start && t.letters == 1 && matches!(text[t.start..].chars().next(), Some('S' | 'O' | 'A' | 'P'))
 }
 
 /// Between a cue and a name: spaces and at most one punctuation mark ("son, dave",
@@ -877,6 +989,12 @@ fn cue_gap(text: &str, from: usize, to: usize, dot: bool) -> bool {
     gap.chars().count() <= 4
         && gap.chars().all(|c| c == ' ' || c == '\t' || ",:;-(".contains(c) || (dot && c == '.'))
         && gap.chars().filter(|c| !c.is_whitespace()).count() <= 1
+}
+
+/// Between a label and a name: a colon, perhaps after a number ("Patient 2 : ").
+fn label_gap(gap: &str) -> bool {
+    let gap = gap.trim_start_matches([' ', '\t']).trim_start_matches(|c: char| c.is_ascii_digit()).trim_start_matches([' ', '\t']);
+    gap.strip_prefix(':').is_some_and(|rest| rest.len() <= 2 && rest.chars().all(|c| c == ' ' || c == '\t'))
 }
 
 /// Between two words of one name: one space or a hyphen; an initial's dot is part of it.

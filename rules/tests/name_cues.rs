@@ -53,3 +53,37 @@ fn names_before_a_midline_cue_are_hidden_and_the_words_around_them_kept() {
     let out = r.redact_in("INCREASED SVR FROM PREVIOUS. S-RESIDENT AWARE.", Some("en"));
     assert!(out.findings.is_empty(), "{:?}", out.findings);
 }
+
+#[test]
+fn french_identity_lines_give_surname_and_first_name() {
+    let r = redactor();
+    let cases = [
+        // Usual name, comma, birth name and first name; first names as common as words.
+        ("TAILLARD, TAILLARD PIERRE\n08 . 04 . 1941", None, &["TAILLARD", "PIERRE"][..]),
+        ("Patient M. MENARD, Julien - né le 21/03/1950", Some("fr"), &["MENARD", "Julien"]),
+        // Surnames in capitals beside a first name, in either order, on a line in capitals.
+        ("TRAITEMENT EN SC 3 MOIS  LIMONE Félicia  3 0 0 3 2 0 2 1", Some("fr"), &["LIMONE", "Félicia"]),
+        // Labels followed by a colon, with or without a number.
+        ("Patients discutés : Patient 1: Azila Marie | 12/05/1973", Some("fr"), &["Azila", "Marie"]),
+        ("Fax: 09 19 39 12 00 Patiente: M. DAUBERT | F |", Some("fr"), &["DAUBERT"]),
+        // Compound initials after a title.
+        ("Dr R-L. BOULEVANT 05.21.16.18.29", Some("fr"), &["BOULEVANT"]),
+        ("Patient Ph. ROCHE, Téléphone : 08 09 83 43 66.", Some("fr"), &["ROCHE"]),
+    ];
+    for (text, lang, names) in cases {
+        let out = r.redact_in(text, lang).text;
+        for name in names {
+            assert!(!out.contains(name), "{name} survived in {out:?}");
+        }
+    }
+}
+
+#[test]
+fn english_notes_in_capitals_keep_their_findings() {
+    // Pupils, limbs and the abdomen: first names in the lists, not names here.
+    let r = redactor();
+    for text in ["NEURO: PERL, MAE, FOLLOWS COMMANDS.", "GI: ABD DISTENDED WITH POS BS. NO BM TODAY.", "Patient NIR 123 stable", "Patient: stable overnight"] {
+        let out = r.redact_in(text, Some("en"));
+        assert!(out.findings.iter().all(|f| f.kind != "PERSON"), "{text:?} gave {:?}", out.findings);
+    }
+}

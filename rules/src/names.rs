@@ -460,7 +460,15 @@ impl NameFinder {
                     let strong = |end: usize| {
                         (title && end == after && !tokens[end].caps) || (end > after && tokens[end - 1].initial && tokens[end].capitalised)
                     };
-                    while end < tokens.len() && end < after + 3 && !is_cue(end) && self.plausible(text, &tokens[end], title, strong(end), &mut buf)
+                    // After a capitalised name a word in lower case goes on with it only when
+                    // rare as a word (Janet logan, Dr. Caroline pidoux; not Dr Vining early).
+                    let case_fits = |end: usize, buf: &mut String| {
+                        let t = &tokens[end];
+                        end == after || !tokens[after].capitalised || t.capitalised || t.initial
+                            || self.word(&text[t.start..t.end], buf).zipf < self.spec.run_max_zipf
+                    };
+                    while end < tokens.len() && end < after + 3 && !is_cue(end) && case_fits(end, &mut buf)
+                        && self.plausible(text, &tokens[end], title, strong(end), &mut buf)
                         && (end == after || name_gap(text, &tokens[end - 1], &tokens[end]))
                     {
                         end += 1;
@@ -642,9 +650,11 @@ impl NameFinder {
             // An acronym (NIR, ICU), not a name nobody has heard of.
             return false;
         }
-        if word.ends_with("'s") || word.ends_with("’s") || word.ends_with("'t") {
+        // A possessive only right after a title (dr. white's order): elsewhere pt's, it's.
+        if (word.ends_with("'s") || word.ends_with("’s")) && !strong || word.ends_with("'t") {
             return false;
         }
+
         let s = &self.spec;
         if w.first {
             w.zipf < s.cue_list_max_zipf
@@ -866,7 +876,9 @@ fn tokens(text: &str) -> Vec<Token> {
             chars.next();
         }
         // An initial stands apart: "W&D." and "A/P." are abbreviations.
-        let apart = || text[..start].chars().next_back().is_none_or(|p| p.is_whitespace() || "(,;:\"'«-".contains(p));
+        // After an apostrophe only when it opens a quote: in 80'S and PT'S the S is a plural.
+        let quote_opens = || text[..start].chars().rev().nth(1).is_none_or(|q| !q.is_alphanumeric());
+        let apart = || text[..start].chars().next_back().is_none_or(|p| p.is_whitespace() || "(,;:\"«-".contains(p) || (p == '\'' && quote_opens()));
         // Compound initials stand for compound or digraph first names: P-A. (Pierre-Alain),
         // Ph. (Philippe), Ch., Th.
         let compound = || {

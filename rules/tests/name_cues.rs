@@ -87,3 +87,25 @@ fn english_notes_in_capitals_keep_their_findings() {
         assert!(out.findings.iter().all(|f| f.kind != "PERSON"), "{text:?} gave {:?}", out.findings);
     }
 }
+
+#[test]
+fn ordinary_words_beside_names_stay() {
+    let r = redactor();
+    let cases = [
+        // A plural after a number is no initial.
+        ("BP DROPPED TO LOW 80'S. PACER INCREASED UP TO 94.", &["PACER"][..]),
+        // A name keeps its case; prepositions are never names.
+        ("Patient and family seen by Dr Vining early this am.", &["early this am"]),
+        ("spoke to Dr. Wisniewski via phone", &["via phone"]),
+        ("Updated pt's daughter via telephone last pm.", &["via telephone"]),
+    ];
+    for (text, kept) in cases {
+        let out = r.redact_in(text, Some("en")).text;
+        for k in kept {
+            assert!(out.contains(k), "{k:?} was redacted in {out:?}");
+        }
+    }
+    // The names themselves still go.
+    let out = r.redact_in("seen by Dr Vining early this am", Some("en")).text;
+    assert!(!out.contains("Vining"), "{out:?}");
+}

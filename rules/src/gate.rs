@@ -159,6 +159,8 @@ struct Info {
     exact: Option<BTreeSet<String>>,
     /// Every match starts with one of these.
     prefix: Option<BTreeSet<String>>,
+    /// Every match ends with one of these.
+    suffix: Option<BTreeSet<String>>,
     /// Every match contains a string of each set, most selective first.
     needs: Vec<Vec<String>>,
     min_digits: usize,
@@ -167,11 +169,11 @@ struct Info {
 impl Info {
     fn exact(exact: BTreeSet<String>, min_digits: usize) -> Info {
         let needs = need_of_exact(&exact).into_iter().collect();
-        Info { prefix: Some(exact.clone()), exact: Some(exact), needs, min_digits }
+        Info { prefix: Some(exact.clone()), suffix: Some(exact.clone()), exact: Some(exact), needs, min_digits }
     }
 
     fn unknown(min_digits: usize) -> Info {
-        Info { exact: None, prefix: None, needs: Vec::new(), min_digits }
+        Info { exact: None, prefix: None, suffix: None, needs: Vec::new(), min_digits }
     }
 }
 
@@ -202,16 +204,24 @@ fn analyse(hir: &Hir) -> Info {
                     (Some(e), Some(1)) => Some(e.iter().cloned().chain([String::new()]).collect()),
                     _ => None,
                 };
-                Info { exact: optional(&sub.exact), prefix: optional(&sub.prefix), needs: Vec::new(), min_digits: 0 }
+                Info {
+                    exact: optional(&sub.exact),
+                    prefix: optional(&sub.prefix),
+                    suffix: optional(&sub.suffix),
+                    needs: Vec::new(),
+                    min_digits: 0,
+                }
             } else {
                 // The first copies start every match: `[ \t]+` starts with a space or a
                 // tab, `\d{4,5}` with four digits.
                 let copies = sub.exact.as_ref().and_then(|e| power(e, rep.min));
                 let exact = if rep.max == Some(rep.min) { copies.clone() } else { None };
+                // ...and the last copies end it.
+                let suffix = copies.clone().or(sub.suffix);
                 let prefix = copies.or(sub.prefix);
                 let mut needs = sub.needs;
                 needs.extend(exact.as_ref().or(prefix.as_ref()).and_then(need_of_exact));
-                Info { exact, prefix, needs: best(needs.into_iter().map(Some)), min_digits: sub.min_digits * rep.min as usize }
+                Info { exact, prefix, suffix, needs: best(needs.into_iter().map(Some)), min_digits: sub.min_digits * rep.min as usize }
             }
         }
         HirKind::Concat(subs) => concat_info(subs.iter().map(analyse).collect()),
@@ -220,6 +230,7 @@ fn analyse(hir: &Hir) -> Info {
             let min_digits = infos.iter().map(|i| i.min_digits).min().unwrap_or(0);
             let exact = union(infos.iter().map(|i| i.exact.as_ref()));
             let prefix = union(infos.iter().map(|i| i.prefix.as_ref()));
+            let suffix = union(infos.iter().map(|i| i.suffix.as_ref()));
             // Each branch's best set, together: every match contains one of them.
             let need = infos
                 .iter()
@@ -234,7 +245,7 @@ fn analyse(hir: &Hir) -> Info {
                 first.needs.iter().filter(|n| infos.iter().all(|i| i.needs.contains(n))).cloned().collect()
             });
             let needs = best([need, exact.as_ref().and_then(need_of_exact)].into_iter().chain(shared.into_iter().map(Some)));
-            Info { exact, prefix, needs, min_digits }
+            Info { exact, prefix, suffix, needs, min_digits }
         }
     }
 }
@@ -306,7 +317,9 @@ fn concat_info(infos: Vec<Info>) -> Info {
                     prefix = Some(lengthened.clone().unwrap_or_else(|| run.clone()));
                 }
                 candidates.push(need_of_exact(lengthened.as_ref().unwrap_or(&run)));
-                run = empty();
+                // The next run starts with what this child ends with: `[ \t]+` then `St`
+                // gives " st", not the "st" inside "first".
+                run = info.suffix.clone().unwrap_or_else(empty);
                 run_from_start = false;
                 whole = None;
             }
@@ -314,7 +327,9 @@ fn concat_info(infos: Vec<Info>) -> Info {
     }
     candidates.push(need_of_exact(&run));
     let prefix = if whole.is_some() { whole.clone() } else { prefix };
-    Info { needs: best(candidates), exact: whole, prefix, min_digits }
+    // The last run is made of the last children: every match ends with one of its strings.
+    let suffix = Some(whole.clone().unwrap_or(run));
+    Info { needs: best(candidates), exact: whole, prefix, suffix, min_digits }
 }
 
 /// `min` copies of a set one after another, if not too many strings.
@@ -529,6 +544,15 @@ mod tests {
     }
 
     #[test]
+    fn a_run_starts_with_what_the_part_before_ends_with() {
+        // `[ \t]+` ends with a space: "st" is looked for as " st", not inside "first".
+        assert_eq!(strings(r"\p{Lu}\p{Ll}+[ \t]+(?:St|Ave)\b"), Some(vec![r" ave\b".into(), r" st\b".into()]));
+        let index = GateIndex::new(vec![Gate::of_pattern(r"\d+[ \t]+\p{Lu}\p{Ll}+[ \t]+(?:St|Ave)\b")]);
+        assert_eq!(index.open("at 221 Baker St."), vec![true]);
+        assert_eq!(index.open("the first 2 weeks"), vec![false]);
+    }
+
+    #[test]
     fn strings_holding_another_of_their_set_are_left_out() {
         assert_eq!(strings(r"(?i)\b(?:fev|fevr|fevrier)\s"), Some(vec![r"\bfev".into()]));
         let index = GateIndex::new(vec![Gate::of_pattern(r"(?i)\b(?:fev|fevrier) \d")]);
@@ -560,7 +584,8 @@ mod tests {
     #[test]
     fn digits_fold_together_into_short_strings() {
         assert_eq!(strings(r"(?:0?[1-9]|1[0-2])/(?:[12]\d|3[01])"), Some(vec!["0/00".into()]));
-        assert_eq!(strings(r"(?i)\b(?:pager|x)\s*(\d{4,5})\b"), Some(vec!["0000".into()]));
+        // The last four digits of `\d{4,5}` end before the boundary.
+        assert_eq!(strings(r"(?i)\b(?:pager|x)\s*(\d{4,5})\b"), Some(vec![r"0000\b".into()]));
         let index = GateIndex::new(vec![Gate::of_pattern(r"\b\d{2}/\d{2}\b")]);
         assert_eq!(index.open("le 12/03"), vec![true]);
         assert_eq!(index.open("12 and 03, 1/2"), vec![false]);

@@ -62,7 +62,9 @@ impl Gate {
 }
 
 /// Case folding used on both sides: one char to one char, so substrings are kept. Digits
-/// all fold to `0`, so that `\d{4}` is the one string "0000" rather than ten thousand.
+/// all fold to `0`, so that `\d{4}` is the one string "0000" rather than ten thousand;
+/// accents fold away and tabs and line breaks become spaces. Folding more on both sides
+/// only lets more texts through, never fewer.
 pub fn fold_char(c: char) -> char {
     if c.is_ascii() {
         return fold_byte(c as u8) as char;
@@ -76,10 +78,14 @@ pub fn fold_char(c: char) -> char {
     }
 }
 
-/// French letters without their accents: fewer distinct characters make a smaller automaton
-/// (and *numéro* and *numero* one string).
-fn strip_accent(c: char) -> char {
-    match c {
+/// A French or Spanish accented letter's base letter, in the same case (é → e, É → E):
+/// fewer distinct characters make a smaller automaton here, and the name lists are
+/// written without accents.
+pub(crate) fn strip_accent(c: char) -> char {
+    if c.is_ascii() {
+        return c;
+    }
+    let base = match c.to_lowercase().next().unwrap_or(c) {
         'à' | 'â' | 'ä' | 'á' | 'ã' => 'a',
         'ç' => 'c',
         'é' | 'è' | 'ê' | 'ë' => 'e',
@@ -88,7 +94,12 @@ fn strip_accent(c: char) -> char {
         'û' | 'ü' | 'ú' | 'ù' => 'u',
         'ÿ' => 'y',
         'ñ' => 'n',
-        c => c,
+        _ => return c,
+    };
+    if c.is_uppercase() {
+        base.to_ascii_uppercase()
+    } else {
+        base
     }
 }
 

@@ -191,20 +191,7 @@ fn fold_into(word: &str, out: &mut String) {
         out.make_ascii_uppercase();
         return;
     }
-    out.extend(word.chars()
-        .flat_map(char::to_uppercase)
-        .map(|c| match c {
-            'À' | 'Â' | 'Ä' | 'Á' | 'Ã' => 'A',
-            'Ç' => 'C',
-            'É' | 'È' | 'Ê' | 'Ë' => 'E',
-            'Î' | 'Ï' | 'Í' | 'Ì' => 'I',
-            'Ô' | 'Ö' | 'Ó' | 'Ò' | 'Õ' => 'O',
-            'Û' | 'Ü' | 'Ú' | 'Ù' => 'U',
-            'Ÿ' => 'Y',
-            'Ñ' => 'N',
-            '’' => '\'',
-            c => c,
-        }));
+    out.extend(word.chars().flat_map(char::to_uppercase).map(|c| if c == '’' { '\'' } else { crate::gate::strip_accent(c) }));
 }
 
 fn read_list(dir: &Path, src: &ListSource, mut add: impl FnMut(&str, Option<f64>)) -> Result<(), RuleError> {

@@ -442,8 +442,10 @@ impl GateIndex {
                     let opener = Opener {
                         rule,
                         need,
-                        boundary_before: s.chars().next().filter(|&c| is_mark(c)),
-                        boundary_after: s.chars().next_back().filter(|&c| is_mark(c)),
+                        // Only Unicode marks are checked: an ASCII one may hold beside a
+                        // letter that folding took its accent from ("énhs" folds to "enhs").
+                        boundary_before: s.chars().next().filter(|&c| c == UNICODE_BOUNDARY),
+                        boundary_after: s.chars().next_back().filter(|&c| c == UNICODE_BOUNDARY),
                     };
                     let k = *index.entry(text.clone()).or_insert_with(|| {
                         patterns.push(text);
@@ -546,6 +548,9 @@ mod tests {
     fn word_boundaries_are_kept_as_marks() {
         assert_eq!(strings(r"\b(?:CHU|CH)\b"), Some(vec![r"\bch\b".into(), r"\bchu\b".into()]));
         assert_eq!(strings(r"(?-u:\b)nhs"), Some(vec![r"(?-u:\b)nhs".into()]));
+        // An ASCII boundary holds after é, which folds to e: it is not checked.
+        let index = GateIndex::new(vec![Gate::of_pattern(r"(?-u:\b)nhs")]);
+        assert_eq!(index.open("énhs"), vec![true]);
     }
 
     #[test]

@@ -144,7 +144,8 @@ struct CueHit {
     title: bool,
     /// The cue after is a credential that wants a comma (RN, MD).
     needs_comma: bool,
-    /// A label that a colon must follow (Patient :).
+    /// A label (Patient): a name follows its colon. With or without the colon it is no
+    /// part of a name, like every cue word.
     label: bool,
 }
 
@@ -323,9 +324,6 @@ impl NameFinder {
     /// `lang`: the text's language when known (fr, en, ...).
     pub fn find(&self, text: &str, lang: Option<&str>) -> Vec<(usize, usize, f32)> {
         let upper_singles = lang.is_some_and(|l| self.spec.upper_single_languages.iter().any(|x| x == l));
-        // Identity lines ("TAILLARD, TAILLARD PIERRE") hold too few words to tell their
-        // language: there capitals are read as in French notes.
-        let upper_names = upper_singles || lang.is_none();
         let tokens = tokens(text);
         let shouting = shouting_lines(text, &tokens);
         let mut out = Vec::new();
@@ -341,20 +339,21 @@ impl NameFinder {
             while j < tokens.len() && tokens[j].capitalised && text[tokens[j - 1].end..tokens[j].start] == *" " {
                 j += 1;
             }
-            self.judge_run(text, &tokens[i..j], shouting[i], (upper_singles, upper_names), &mut buf, &mut out);
+            self.judge_run(text, &tokens[i..j], shouting[i], upper_singles, &mut buf, &mut out);
             i = j;
         }
         self.find_by_cues(text, &tokens, &mut out);
-        self.find_surname_comma_first(text, &tokens, upper_names, &mut buf, &mut out);
+        self.find_surname_comma_first(text, &tokens, upper_singles, &mut buf, &mut out);
         out
     }
 
     /// A surname in capitals, a comma, then a first name, perhaps after the surname again
     /// (French identity lines give the usual then the birth name): "TAILLARD, TAILLARD
     /// PIERRE", "AID MERGHAD, ZINEDINE", "M. MENARD, Julien". A first name in capitals
-    /// only where names in capitals are the custom (`upper_names`): in English notes
-    /// typed in capitals "PERL, MAE" is pupils and limbs.
-    fn find_surname_comma_first(&self, text: &str, tokens: &[Token], upper_names: bool, buf: &mut String, out: &mut Vec<(usize, usize, f32)>) {
+    /// only after the surname again, or where names in capitals are the custom
+    /// (`upper_singles`, French notes): in English notes typed in capitals "PERL, MAE" is
+    /// pupils and limbs.
+    fn find_surname_comma_first(&self, text: &str, tokens: &[Token], upper_singles: bool, buf: &mut String, out: &mut Vec<(usize, usize, f32)>) {
         let s = &self.spec;
         for i in 1..tokens.len() {
             if !tokens[i - 1].caps || !tokens[i].capitalised || &text[tokens[i - 1].end..tokens[i].start] != ", " {
@@ -382,7 +381,7 @@ impl NameFinder {
                 continue;
             }
             let w = self.word(&text[first.start..first.end], buf);
-            let case_fits = upper_names || !first.caps;
+            let case_fits = upper_singles || !first.caps || k > i;
             // The comma after a surname in capitals is a cue: a first name as common as a
             // word may be as next to other cues (Pierre, Jean).
             let rare = w.zipf < s.cue_list_max_zipf;
@@ -420,6 +419,7 @@ impl NameFinder {
         let hits = self.cue_hits(text, tokens, starts.as_deref(), &mut buf);
         let is_cue = |i: usize| hits[i].any();
         for (i, hit) in hits.iter().enumerate() {
+            // Without its colon a label introduces nothing ("Patient NIR").
             if hit.label && i + 1 < tokens.len() && label_gap(&text[tokens[i].end..tokens[i + 1].start]) {
                 // "Patient 1: Azila Marie", "Patiente : M. DAUBERT": up to three capitalised
                 // words or initials.
@@ -676,10 +676,8 @@ impl NameFinder {
             && (t.initial || ((word.first || word.last) && t.letters >= 2))
     }
 
-    /// `upper`: lone names in capitals are the custom (French notes); names in capitals may
-    /// be (French notes, or texts too short to tell).
-    fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper: (bool, bool), buf: &mut String, out: &mut Vec<(usize, usize, f32)>) {
-        let (upper_singles, upper_names) = upper;
+    /// `upper_singles`: names in capitals are the custom (French notes).
+    fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper_singles: bool, buf: &mut String, out: &mut Vec<(usize, usize, f32)>) {
         let s = &self.spec;
         if run.len() == 1 {
             // Most runs are one capitalised word. In capitals on a shouting line it says
@@ -739,7 +737,7 @@ impl NameFinder {
             // surnames in capitals, in either order, the first name perhaps in Title case
             // (TRAVIS GUILLAUMET, LIMONE Félicia, LIMONE LIMONE Sandra). Not in English
             // notes typed in capitals, where ABD DISTENDED is the abdomen.
-            if !upper_names {
+            if !upper_singles {
                 return;
             }
             let first = |k: usize| {

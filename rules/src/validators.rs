@@ -16,6 +16,10 @@ pub enum Validator {
     Nhs,
     /// Luhn mod-10 (payment cards, Canadian SIN, Ontario health numbers).
     Luhn,
+    /// A payment card: Luhn, and a first digits as the networks issue them (3: Amex, Diners,
+    /// JCB; 4: Visa; 5: Mastercard, Maestro; 6: Discover, UnionPay; 2221-2720: Mastercard).
+    /// A spaced French NIR starts with 1 or 2 and is no card.
+    PaymentCard,
     /// IBAN: move the first four characters to the end, letters to numbers, mod 97 == 1.
     Iban,
 }
@@ -26,6 +30,7 @@ impl Validator {
             Validator::Nir => nir_is_valid(matched),
             Validator::Nhs => nhs_is_valid(matched),
             Validator::Luhn => luhn_is_valid(matched),
+            Validator::PaymentCard => payment_card_is_valid(matched),
             Validator::Iban => iban_is_valid(matched),
         }
     }
@@ -104,6 +109,17 @@ pub fn luhn_is_valid(s: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
+pub fn payment_card_is_valid(s: &str) -> bool {
+    let d = digits(s);
+    let prefix = d.iter().take(4).fold(0, |n, &x| n * 10 + x);
+    let network = match d.first() {
+        Some(3..=6) => true,
+        Some(2) => d.len() >= 4 && (2221..=2720).contains(&prefix),
+        _ => false,
+    };
+    network && (13..=19).contains(&d.len()) && luhn_is_valid(s)
+}
+
 pub fn iban_is_valid(s: &str) -> bool {
     let chars = alnum_upper(s);
     if !(15..=34).contains(&chars.len()) || !chars[..2].iter().all(|c| c.is_ascii_alphabetic()) {
@@ -168,6 +184,17 @@ mod tests {
         assert!(nhs_is_valid("9434765919"));
         assert!(!nhs_is_valid("943 476 5918"));
         assert!(!nhs_is_valid("943 476 591"));
+    }
+
+    #[test]
+    fn payment_cards_open_as_the_networks_issue_them() {
+        assert!(payment_card_is_valid("4539 1488 0343 6467"));
+        assert!(payment_card_is_valid("2223 0000 4841 0010"));
+        // Luhn-valid, but a spaced NIR or a number no network issues.
+        assert!(luhn_is_valid("1 8 5 7 4 6 9 1 3 0 8 3 3 7 9"));
+        assert!(!payment_card_is_valid("1 8 5 7 4 6 9 1 3 0 8 3 3 7 9"));
+        assert!(luhn_is_valid("2 8 0 0 0 0 0 0 0 0 0 0 1 6"));
+        assert!(!payment_card_is_valid("2 8 0 0 0 0 0 0 0 0 0 0 1 6"));
     }
 
     #[test]

@@ -82,9 +82,12 @@ fn french_identity_lines_give_surname_and_first_name() {
 fn english_notes_in_capitals_keep_their_findings() {
     // Pupils, limbs and the abdomen: first names in the lists, not names here.
     let r = redactor();
-    for text in ["NEURO: PERL, MAE, FOLLOWS COMMANDS.", "GI: ABD DISTENDED WITH POS BS. NO BM TODAY.", "Patient NIR 123 stable", "Patient: stable overnight"] {
-        let out = r.redact_in(text, Some("en"));
-        assert!(out.findings.iter().all(|f| f.kind != "PERSON"), "{text:?} gave {:?}", out.findings);
+    // Neither in English nor when the language is unknown (redact() without one).
+    for lang in [Some("en"), None] {
+        for text in ["NEURO: PERL, MAE, FOLLOWS COMMANDS.", "GI: ABD DISTENDED WITH POS BS. NO BM TODAY.", "Patient NIR 123 stable", "Patient: stable overnight"] {
+            let out = r.redact_in(text, lang);
+            assert!(out.findings.iter().all(|f| f.kind != "PERSON"), "{text:?} ({lang:?}) gave {:?}", out.findings);
+        }
     }
 }
 

@@ -74,7 +74,10 @@ pub fn fold_char(c: char) -> char {
         'ſ' => 's',
         // Only digits that are word characters, so that folding keeps word boundaries.
         c if c.is_numeric() && regex_syntax::try_is_word_character(c).unwrap_or(false) => '0',
-        c => strip_accent(c.to_lowercase().next().unwrap_or(c)),
+        c => {
+            let lower = c.to_lowercase().next().unwrap_or(c);
+            base_letter(lower).unwrap_or(lower)
+        }
     }
 }
 
@@ -85,7 +88,16 @@ pub(crate) fn strip_accent(c: char) -> char {
     if c.is_ascii() {
         return c;
     }
-    let base = match c.to_lowercase().next().unwrap_or(c) {
+    match base_letter(c.to_lowercase().next().unwrap_or(c)) {
+        Some(base) if c.is_uppercase() => base.to_ascii_uppercase(),
+        Some(base) => base,
+        None => c,
+    }
+}
+
+/// The base letter of an accented lower-case letter.
+fn base_letter(lower: char) -> Option<char> {
+    Some(match lower {
         'à' | 'â' | 'ä' | 'á' | 'ã' => 'a',
         'ç' => 'c',
         'é' | 'è' | 'ê' | 'ë' => 'e',
@@ -94,13 +106,8 @@ pub(crate) fn strip_accent(c: char) -> char {
         'û' | 'ü' | 'ú' | 'ù' => 'u',
         'ÿ' => 'y',
         'ñ' => 'n',
-        _ => return c,
-    };
-    if c.is_uppercase() {
-        base.to_ascii_uppercase()
-    } else {
-        base
-    }
+        _ => return None,
+    })
 }
 
 fn fold_byte(b: u8) -> u8 {
@@ -384,11 +391,11 @@ fn best(candidates: impl IntoIterator<Item = Option<Vec<String>>>) -> Vec<Vec<St
     chosen
 }
 
-/// A word boundary in the text at byte `at` (a boundary mark's meaning).
-fn boundary_at(text: &str, at: usize, mark: char) -> bool {
+/// A Unicode word boundary in the folded text at byte `at`.
+fn boundary_at(text: &str, at: usize) -> bool {
     let word = |c: Option<char>| match c {
         None => Some(false),
-        Some(c) if mark == ASCII_BOUNDARY || c.is_ascii() => Some(c.is_ascii() && regex_syntax::is_word_byte(c as u8)),
+        Some(c) if c.is_ascii() => Some(regex_syntax::is_word_byte(c as u8)),
         Some(c) => regex_syntax::try_is_word_character(c).ok(),
     };
     match (word(text[..at].chars().next_back()), word(text[at..].chars().next())) {
@@ -403,8 +410,11 @@ fn boundary_at(text: &str, at: usize, mark: char) -> bool {
 struct Opener {
     rule: usize,
     need: usize,
-    boundary_before: Option<char>,
-    boundary_after: Option<char>,
+    /// A Unicode word boundary must stand before (after) the string. ASCII boundary marks
+    /// are not checked: one may hold beside a letter that folding took its accent from
+    /// ("énhs" folds to "enhs").
+    boundary_before: bool,
+    boundary_after: bool,
 }
 
 /// The gates of a whole rule set, checked together in one pass over a text.
@@ -442,10 +452,8 @@ impl GateIndex {
                     let opener = Opener {
                         rule,
                         need,
-                        // Only Unicode marks are checked: an ASCII one may hold beside a
-                        // letter that folding took its accent from ("énhs" folds to "enhs").
-                        boundary_before: s.chars().next().filter(|&c| c == UNICODE_BOUNDARY),
-                        boundary_after: s.chars().next_back().filter(|&c| c == UNICODE_BOUNDARY),
+                        boundary_before: s.starts_with(UNICODE_BOUNDARY),
+                        boundary_after: s.ends_with(UNICODE_BOUNDARY),
                     };
                     let k = *index.entry(text.clone()).or_insert_with(|| {
                         patterns.push(text);
@@ -506,8 +514,7 @@ impl GateIndex {
         if let Some(automaton) = &self.automaton {
             for m in automaton.find_overlapping_iter(folded.as_str()) {
                 for o in &self.opens[m.pattern().as_usize()] {
-                    if o.boundary_before.is_some_and(|b| !boundary_at(&folded, m.start(), b))
-                        || o.boundary_after.is_some_and(|b| !boundary_at(&folded, m.end(), b))
+                    if (o.boundary_before && !boundary_at(&folded, m.start())) || (o.boundary_after && !boundary_at(&folded, m.end()))
                     {
                         continue;
                     }

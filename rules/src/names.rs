@@ -641,7 +641,6 @@ impl NameFinder {
         if (word.ends_with("'s") || word.ends_with("’s")) && !strong || word.ends_with("'t") {
             return false;
         }
-
         let s = &self.spec;
         if w.first {
             w.zipf < s.cue_list_max_zipf

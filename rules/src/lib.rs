@@ -8,6 +8,7 @@
 
 pub mod gate;
 pub mod names;
+pub mod prescan;
 pub mod redactor;
 pub mod rule;
 pub mod validators;

@@ -115,6 +115,9 @@ const SHOUTED_INITIAL_SURNAME_MAX_ZIPF: f32 = 4.3;
 /// ...and the surname may be as common as "Petit", not as "This".
 const COMMON_SURNAME_MAX_ZIPF: f32 = 6.0;
 
+/// A word in no list is a surname next to a listed name at most this common as a word.
+const NAME_BESIDE_MAX_ZIPF: f32 = 3.0;
+
 /// From this Zipf frequency, a capitalised word at the start of a sentence is taken to
 /// be an ordinary word, whatever the name lists say.
 const SENTENCE_START_COMMON_ZIPF: f32 = 3.0;
@@ -296,6 +299,12 @@ impl NameFinder {
         for word in &spec.not_names {
             words.entry(fold(word).into()).or_default().clinical = true;
         }
+        // A word the lists know only by a frequency below every threshold it is ever
+        // compared with behaves as a word in no list: leaving the 430,000 rare words out
+        // makes the map a third of its size, and lookups (a cache miss each) faster.
+        let least = spec.least_zipf_compared();
+        words.retain(|_, w| w.first || w.last || w.cue || w.clinical || w.cue_start || w.zipf >= least);
+        words.shrink_to_fit();
         let any_cue = if first_words.is_empty() {
             None
         } else {
@@ -707,7 +716,7 @@ impl NameFinder {
             let initial = k > 0 && run[k - 1].initial && !soap_heading(text, &run[k - 1]) && !laterality;
             // After a first name or a surname rare as a word (Fredérique Cohen); before one
             // only in capitals, as French lists put surnames first (OBAMA Barack).
-            let name = |j: usize| info[j].0 && !run[j].initial && (info[j].1.first || info[j].1.zipf < 3.0);
+            let name = |j: usize| info[j].0 && !run[j].initial && (info[j].1.first || info[j].1.zipf < NAME_BESIDE_MAX_ZIPF);
             let caps = run[k].caps;
             let beside_name = (k > 0 && name(k - 1)) || (caps && k + 1 < run.len() && name(k + 1));
             // In notes typed in capitals only "W. MAROTTA" is evidence enough.
@@ -1013,6 +1022,28 @@ fn starts_sentence(text: &str, start: usize) -> bool {
 }
 
 impl NameListSpec {
+    /// The lowest Zipf frequency any rule compares a word's with: below it, all words
+    /// are judged alike.
+    fn least_zipf_compared(&self) -> f32 {
+        [
+            self.run_max_zipf,
+            self.upper_max_zipf,
+            self.title_max_zipf,
+            self.unknown_surname_max_zipf,
+            self.cue_list_max_zipf,
+            self.cue_unknown_max_zipf,
+            FIRST_LAST_EXTRA_ZIPF + self.run_max_zipf,
+            FUNCTION_WORD_ZIPF,
+            INITIAL_SURNAME_MAX_ZIPF,
+            SHOUTED_INITIAL_SURNAME_MAX_ZIPF,
+            COMMON_SURNAME_MAX_ZIPF,
+            SENTENCE_START_COMMON_ZIPF,
+            NAME_BESIDE_MAX_ZIPF,
+        ]
+        .into_iter()
+        .fold(f32::INFINITY, f32::min)
+    }
+
     pub fn gazetteer_files(&self) -> Vec<PathBuf> {
         self.first_names.iter().chain(&self.surnames).chain(&self.common_words).map(|s| PathBuf::from(&s.file)).collect()
     }

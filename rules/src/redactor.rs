@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::gate::{Gate, GateIndex};
+use crate::prescan::Prescan;
 use crate::rule::{CompiledRule, RuleSet};
 
 /// How a found identifier is rewritten.
@@ -80,6 +81,11 @@ pub struct Redactor {
     mode: ReplaceMode,
     /// Which rules could match a text, found in one pass (see [`crate::gate`]).
     gates: GateIndex,
+    /// Which rules do match a text, in one pass (see [`crate::prescan`]); `None` when the
+    /// patterns could not be compiled together.
+    prescan: Option<std::sync::Arc<Prescan>>,
+    /// Some rule is outside the prescan: its gate decides.
+    gates_after_prescan: bool,
     /// Gates and ASCII boundaries on (see [`Redactor::without_fast_paths`]).
     fast: bool,
 }
@@ -99,7 +105,12 @@ impl Redactor {
     /// Threshold 0.5 and placeholders: what `vigie` uses unless configured otherwise.
     pub fn new(rules: RuleSet) -> Self {
         let gates = GateIndex::new(rules.rules().iter().map(|r| Gate::of_pattern(&r.spec.pattern)).collect());
-        Redactor { rules, threshold: 0.5, mode: ReplaceMode::Placeholder, gates, fast: true }
+        // The faster forms of the patterns (ASCII boundaries and digits), as the texts that
+        // fit them are the ones scanned.
+        let prescan = Prescan::new(rules.rules().iter().enumerate().map(|(i, r)| (i, r.regex.as_str())));
+        let gates_after_prescan = prescan.as_ref().is_none_or(|p| p.covers().len() < rules.rules().len());
+        let prescan = prescan.map(std::sync::Arc::new);
+        Redactor { rules, threshold: 0.5, mode: ReplaceMode::Placeholder, gates, prescan, gates_after_prescan, fast: true }
     }
 
     /// Runs every rule on every text with its pattern as written: no gates, no ASCII word
@@ -138,9 +149,9 @@ impl Redactor {
 
     fn candidates<'r>(&'r self, text: &str, lang: Option<&str>) -> Vec<Candidate<'r>> {
         let mut out = Vec::new();
-        let open = self.fast.then(|| self.gates.open(text));
         // The faster form of each pattern takes `\d` for ASCII digits (`word_boundaries`).
         let ascii_digits = self.fast && crate::word_boundaries::fits_rewritten(text);
+        let open = self.fast.then(|| self.open_rules(text, ascii_digits));
         for (i, rule) in self.rules.rules().iter().enumerate() {
             if open.as_ref().is_some_and(|o| !o[i]) {
                 continue;
@@ -186,6 +197,23 @@ impl Redactor {
             }
         }
         out
+    }
+
+    /// Which rules to run on `text`: those the prescan found, where it can tell, and
+    /// those whose gate opens otherwise.
+    fn open_rules(&self, text: &str, ascii_digits: bool) -> Vec<bool> {
+        let Some(prescan) = self.prescan.as_ref().filter(|_| ascii_digits) else {
+            return self.gates.open(text);
+        };
+        if self.gates_after_prescan {
+            let mut open = self.gates.open(text);
+            if !prescan.scan(text, &mut open) {
+                return self.gates.open(text);
+            }
+            return open;
+        }
+        let mut open = vec![false; self.rules.rules().len()];
+        if prescan.scan(text, &mut open) { open } else { self.gates.open(text) }
     }
 
     fn rewrite(&self, text: &str, kept: Vec<Candidate<'_>>) -> Redaction {

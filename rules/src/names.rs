@@ -173,12 +173,118 @@ pub struct NameFinder {
     titles: Vec<String>,
     /// Labels a colon must follow (folded one-word cues).
     labels: Vec<String>,
-    /// Every cue's first word, folded: finds posts without any cue in one pass (`None`
-    /// if it could not be built: then every post goes through the cue pass).
-    any_cue: Option<aho_corasick::AhoCorasick>,
+    /// Every cue's first word, folded: a small set, so that looking each word of a post
+    /// up in it stays in the cache (the word map would miss it for every word).
+    cue_starts: WordSet,
     /// One lookup per token tells all the lists, cues and clinical words say of it;
     /// foldhash because SipHash was a tenth of the redactor's time.
-    words: HashMap<Box<str>, Word, foldhash::fast::FixedState>,
+    words: WordMap<Word>,
+}
+
+/// Folded words and what the lists say of each. A word of up to 16 bytes (nearly every
+/// one) is its own key, packed into a `u128`: a lookup compares two integers instead of
+/// following a pointer to the key's bytes, a cache miss of its own in a map this size.
+struct WordMap<V> {
+    short: HashMap<u128, V, foldhash::fast::FixedState>,
+    long: HashMap<Box<str>, V, foldhash::fast::FixedState>,
+}
+
+impl<V> Default for WordMap<V> {
+    fn default() -> Self {
+        WordMap { short: HashMap::default(), long: HashMap::default() }
+    }
+}
+
+impl<V: Default> WordMap<V> {
+    /// The bytes zero-padded: distinct words give distinct keys, as no word holds a NUL.
+    fn short_key(bytes: &[u8]) -> Option<u128> {
+        if bytes.len() > 16 || bytes.contains(&0) {
+            return None;
+        }
+        let mut key = [0u8; 16];
+        key[..bytes.len()].copy_from_slice(bytes);
+        Some(u128::from_le_bytes(key))
+    }
+
+    fn get(&self, folded: &str) -> Option<&V> {
+        match Self::short_key(folded.as_bytes()) {
+            Some(key) => self.short.get(&key),
+            None => self.long.get(folded),
+        }
+    }
+
+    /// An ASCII word, folded (upper-cased) on the way into its key.
+    fn get_ascii(&self, word: &str) -> Option<Option<&V>> {
+        if word.len() > 16 || !word.is_ascii() {
+            return None;
+        }
+        let mut key = [0u8; 16];
+        for (k, b) in key.iter_mut().zip(word.bytes()) {
+            *k = b.to_ascii_uppercase();
+        }
+        Some(self.short.get(&u128::from_le_bytes(key)))
+    }
+
+    fn entry(&mut self, folded: &str) -> &mut V {
+        match Self::short_key(folded.as_bytes()) {
+            Some(key) => self.short.entry(key).or_default(),
+            None => self.long.entry(folded.into()).or_default(),
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(&V) -> bool) {
+        self.short.retain(|_, w| keep(w));
+        self.long.retain(|_, w| keep(w));
+        self.short.shrink_to_fit();
+        self.long.shrink_to_fit();
+    }
+}
+
+/// A few folded words (the first words of cues), and the first letter and length of
+/// each ASCII one: most words of a post are turned away before any hashing.
+struct WordSet {
+    words: WordMap<()>,
+    /// Bit `n` of entry `k`: some word starts with the `k`th letter and has `n` bytes.
+    shapes: [u32; 26],
+}
+
+impl WordSet {
+    fn new<'a>(folded: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut words = WordMap::default();
+        let mut shapes = [0u32; 26];
+        for word in folded {
+            words.entry(word);
+            // A word without a shape (SŒUR) can only be the fold of words without one,
+            // which are never turned away: an ASCII word folds to itself in upper case.
+            if let Some((letter, len)) = Self::shape(word) {
+                shapes[letter] |= 1 << len;
+            }
+        }
+        WordSet { words, shapes }
+    }
+
+    /// First letter (A = 0) and length of an ASCII word of under 32 bytes starting with
+    /// a letter.
+    fn shape(word: &str) -> Option<(usize, usize)> {
+        let first = *word.as_bytes().first()?;
+        (first.is_ascii_alphabetic() && word.len() < 32 && word.is_ascii()).then(|| (usize::from(first.to_ascii_uppercase() - b'A'), word.len()))
+    }
+
+    /// Is `word` (as written) one of the set once folded?
+    fn contains(&self, word: &str, buf: &mut String) -> bool {
+        if let Some((letter, len)) = Self::shape(word) {
+            if self.shapes[letter] & (1 << len) == 0 {
+                return false;
+            }
+        }
+        match self.words.get_ascii(word) {
+            Some(found) => found.is_some(),
+            None => {
+                fold_into(word, buf);
+                self.words.get(buf).is_some()
+            }
+        }
+    }
 }
 
 /// Upper case without diacritics: INSEE's surnames are ASCII, SSA's names Title-case.
@@ -244,20 +350,20 @@ fn read_list(dir: &Path, src: &ListSource, mut add: impl FnMut(&str, Option<f64>
 
 impl NameFinder {
     pub fn load(spec: NameListSpec, dir: &Path) -> Result<Self, RuleError> {
-        let mut words: HashMap<Box<str>, Word, _> = HashMap::default();
+        let mut words: WordMap<Word> = WordMap::default();
         for src in &spec.first_names {
-            read_list(dir, src, |n, _| words.entry(fold(n).into()).or_default().first = true)?;
+            read_list(dir, src, |n, _| words.entry(&fold(n)).first = true)?;
         }
         for src in &spec.surnames {
             read_list(dir, src, |n, _| {
                 if n != "AUTRES NOMS" {
-                    words.entry(fold(n).into()).or_default().last = true;
+                    words.entry(&fold(n)).last = true;
                 }
             })?;
         }
         for src in &spec.common_words {
             read_list(dir, src, |w, v| {
-                let e = words.entry(fold(w).into()).or_default();
+                let e = words.entry(&fold(w));
                 e.zipf = e.zipf.max(v.unwrap_or(0.0) as f32);
             })?;
         }
@@ -288,43 +394,30 @@ impl NameFinder {
         let labels: Vec<String> = spec.cues_before_colon.iter().map(|c| fold(c)).collect();
         let first_words: std::collections::BTreeSet<&String> = all_cues.iter().flat_map(|c| c.keys()).chain(&labels).collect();
         for first in &first_words {
-            words.entry(first.as_str().into()).or_default().cue_start = true;
+            words.entry(first).cue_start = true;
         }
         let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
         let titles = spec.titles.iter().map(|c| fold(c)).collect();
         // Cue words are never part of a name run ("le Docteur Gabriel Lhermine").
         for cue in spec.cues_before.iter().chain(&spec.titles).filter(|c| !c.contains(' ')) {
-            words.entry(fold(cue).into()).or_default().cue = true;
+            words.entry(&fold(cue)).cue = true;
         }
         for word in &spec.not_names {
-            words.entry(fold(word).into()).or_default().clinical = true;
+            words.entry(&fold(word)).clinical = true;
         }
         // A word the lists know only by a frequency below every threshold it is ever
         // compared with behaves as a word in no list: leaving the 430,000 rare words out
         // makes the map a third of its size, and lookups (a cache miss each) faster.
         let least = spec.least_zipf_compared();
-        words.retain(|_, w| w.first || w.last || w.cue || w.clinical || w.cue_start || w.zipf >= least);
-        words.shrink_to_fit();
-        let any_cue = if first_words.is_empty() {
-            None
-        } else {
-            // Each word between spaces, as `spaced_words` writes texts: a hit is a whole
-            // word, never "ho" inside "hospital". Overlapping search, since neighbouring
-            // words share their space; ASCII case-insensitive, so ASCII posts need no folding.
-            let spaced: Vec<Vec<u8>> = first_words.iter().map(|w| spaced_words(w.as_bytes())).collect();
-            aho_corasick::AhoCorasick::builder()
-                .match_kind(aho_corasick::MatchKind::Standard)
-                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                .ascii_case_insensitive(true)
-                // Every pattern starts with a space: a prefilter would stop at each one.
-                .prefilter(false)
-                .build(&spaced)
-                .ok()
-        };
-        Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, labels, any_cue, words })
+        words.retain(|w| w.first || w.last || w.cue || w.clinical || w.cue_start || w.zipf >= least);
+        let cue_starts = WordSet::new(first_words.iter().map(|w| w.as_str()));
+        Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, labels, cue_starts, words })
     }
 
     fn word(&self, text: &str, buf: &mut String) -> Word {
+        if let Some(found) = self.words.get_ascii(text) {
+            return found.copied().unwrap_or_default();
+        }
         fold_into(text, buf);
         self.words.get(buf.as_str()).copied().unwrap_or_default()
     }
@@ -404,28 +497,12 @@ impl NameFinder {
     /// Names in any case next to a cue: "dr. john bowman", "WIFE HELEN", "son, dave",
     /// "ANTHONY C. KOZICKI, RRT".
     fn find_by_cues(&self, text: &str, tokens: &[Token], out: &mut Vec<(usize, usize, f32)>) {
-        // Most posts hold no cue word: one automaton pass over the folded text says so.
         if self.cues_before.is_empty() && self.cues_after.is_empty() && self.cues_after_midline.is_empty() && self.labels.is_empty() {
             return;
         }
-        // Where cue words may start: in an ASCII text, where the automaton found one (its
-        // offsets are the text's); otherwise at any token.
-        let mut starts: Option<Vec<usize>> = None;
-        if let Some(any_cue) = &self.any_cue {
-            // Folded as the cue words are (upper case, no accents: "NEE", "EPOUSE" are cues);
-            // an ASCII text only differs from its folded form in case.
-            let folded_text = if text.is_ascii() { std::borrow::Cow::Borrowed(text) } else { std::borrow::Cow::Owned(fold(text)) };
-            // A hit starts at the space before its word: the word's offset in the text.
-            let found: Vec<usize> = any_cue.find_overlapping_iter(&spaced_words(folded_text.as_bytes())).map(|m| m.start()).collect();
-            if found.is_empty() {
-                return;
-            }
-            if text.is_ascii() {
-                starts = Some(found);
-            }
-        }
         let mut buf = String::new();
-        let hits = self.cue_hits(text, tokens, starts.as_deref(), &mut buf);
+        // Most posts hold no cue word.
+        let Some(hits) = self.cue_hits(text, tokens, &mut buf) else { return };
         let is_cue = |i: usize| hits[i].any();
         for (i, hit) in hits.iter().enumerate() {
             // Without its colon a label introduces nothing ("Patient NIR").
@@ -526,17 +603,20 @@ impl NameFinder {
         }
     }
 
-    /// The cues starting at each token. One lookup per token in the word map; only the
-    /// first words of cues are folded again with the tokens after them.
-    /// `starts`: the only byte offsets where a cue may start, when known.
-    fn cue_hits(&self, text: &str, tokens: &[Token], starts: Option<&[usize]>, buf: &mut String) -> Vec<CueHit> {
-        let mut hits = vec![CueHit::default(); tokens.len()];
+    /// The cues starting at each token; `None` when no token starts one. One lookup per
+    /// token in the small set of first words; only those are folded again with the
+    /// tokens after them. A word joined to digits ("2Dr") starts no cue.
+    fn cue_hits(&self, text: &str, tokens: &[Token], buf: &mut String) -> Option<Vec<CueHit>> {
+        let mut hits: Option<Vec<CueHit>> = None;
+        let bytes = text.as_bytes();
         for (i, t) in tokens.iter().enumerate() {
-            if starts.is_some_and(|s| !s.contains(&t.start)) {
+            let word = &text[t.start..t.end];
+            let word = if t.initial { &word[..word.len() - 1] } else { word };
+            if !self.cue_starts.contains(word, buf) {
                 continue;
             }
-            fold_token(text, t, buf);
-            if !self.words.get(buf.as_str()).is_some_and(|w| w.cue_start) {
+            let joined = |at: Option<usize>| at.and_then(|a| bytes.get(a)).is_some_and(u8::is_ascii_digit);
+            if joined(t.start.checked_sub(1)) || joined(Some(t.end)) {
                 continue;
             }
             let folded: Vec<String> = tokens[i..(i + self.longest_cue).min(tokens.len())]
@@ -556,7 +636,7 @@ impl NameFinder {
             };
             let before = longest(&self.cues_before);
             let after = longest(&self.cues_after);
-            hits[i] = CueHit {
+            hits.get_or_insert_with(|| vec![CueHit::default(); tokens.len()])[i] = CueHit {
                 before,
                 after,
                 midline: longest(&self.cues_after_midline),
@@ -844,30 +924,33 @@ struct Token {
 fn tokens(text: &str) -> Vec<Token> {
     // About one word in six bytes of text.
     let mut out: Vec<Token> = Vec::with_capacity(text.len() / 6 + 1);
-    let mut chars = text.char_indices().peekable();
-    while let Some((start, c)) = chars.next() {
+    let mut next = 0;
+    while let Some(c) = char_at(text, next) {
+        let start = next;
+        next += c.len_utf8();
         if !c.is_alphabetic() {
             continue;
         }
         // French elision before a name: d'Emmanuel, l'Hôpital are read from the capital.
         if let Some(skip) = matches!(c, 'd' | 'q').then(|| elision(&text[start..])).flatten() {
-            while chars.next_if(|&(at, _)| at < start + skip).is_some() {}
+            next = start + skip;
             continue;
         }
-        let mut end = start + c.len_utf8();
+        let mut end = next;
         let (mut letters, mut uppers) = (1, usize::from(c.is_uppercase()));
-        while let Some(&(at, ch)) = chars.peek() {
-            let joins = matches!(ch, '-' | '\'' | '’') && text[at + ch.len_utf8()..].chars().next().is_some_and(char::is_alphabetic);
-            if !ch.is_alphabetic() && !joins {
+        while let Some(ch) = char_at(text, end) {
+            let alphabetic = ch.is_alphabetic();
+            let joins = !alphabetic && matches!(ch, '-' | '\'' | '’') && char_at(text, end + ch.len_utf8()).is_some_and(char::is_alphabetic);
+            if !alphabetic && !joins {
                 break;
             }
-            if ch.is_alphabetic() {
+            if alphabetic {
                 letters += 1;
                 uppers += usize::from(ch.is_uppercase());
             }
-            end = at + ch.len_utf8();
-            chars.next();
+            end += ch.len_utf8();
         }
+        next = end;
         // An initial stands apart: "W&D." and "A/P." are abbreviations.
         // After an apostrophe only when it opens a quote: in 80'S and PT'S the S is a plural.
         let quote_opens = || text[..start].chars().rev().nth(1).is_none_or(|q| !q.is_alphanumeric());
@@ -881,7 +964,7 @@ fn tokens(text: &str) -> Vec<Token> {
             && ((letters == 1 && end == start + c.len_utf8() && c.is_uppercase()) || compound())
             && apart();
         if initial {
-            chars.next();
+            next += 1;
         }
         // #IndiaFightsCorona and @DrTedros are tags and handles, not names in running text.
         let tag = text[..start].ends_with(['#', '@']);
@@ -902,23 +985,19 @@ fn tokens(text: &str) -> Vec<Token> {
     out
 }
 
+/// The character starting at byte `at` (a character boundary), without decoding ASCII.
+#[inline]
+fn char_at(text: &str, at: usize) -> Option<char> {
+    let b = *text.as_bytes().get(at)?;
+    if b.is_ascii() { Some(char::from(b)) } else { text[at..].chars().next() }
+}
+
 /// A token folded as cue words are: upper case, no accents, no dot after an abbreviation
 /// ("Dr." is DR).
 fn fold_token(text: &str, t: &Token, out: &mut String) {
     fold_into(&text[t.start..t.end], out);
     let kept = out.trim_end_matches('.').len();
     out.truncate(kept);
-}
-
-/// A text with a space before and after and every other separator made a space, so that
-/// a word between spaces is a whole word. Word bytes are ASCII letters and digits and every
-/// byte of a non-ASCII character; offsets shift by one (the leading space).
-fn spaced_words(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + 2);
-    out.push(b' ');
-    out.extend(text.iter().map(|&b| if b.is_ascii_alphanumeric() || b >= 0x80 { b } else { b' ' }));
-    out.push(b' ');
-    out
 }
 
 /// The length of an elided "de" or "que" (d', qu') before a capital, if any.
@@ -1060,6 +1139,18 @@ mod tests {
         assert_eq!(words, vec!["Vu", "par", "J.", "Dupont-Martin", "Rose", "l'a", "revu"]);
         assert!(t[2].initial && !t[3].initial);
         assert!(t[0].sentence_start && t[4].sentence_start && !t[3].sentence_start);
+    }
+
+    #[test]
+    fn word_sets_find_words_in_any_case_and_accent() {
+        let set = WordSet::new(["WIFE", "SŒUR", "EPOUSE", "DR"]);
+        let mut buf = String::new();
+        for word in ["wife", "Wife", "sœur", "Sœur", "épouse", "Dr"] {
+            assert!(set.contains(word, &mut buf), "{word}");
+        }
+        for word in ["wifey", "wif", "soeur", "dre", "d", "époux", "x"] {
+            assert!(!set.contains(word, &mut buf), "{word}");
+        }
     }
 
     #[test]

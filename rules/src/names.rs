@@ -219,10 +219,8 @@ impl<V: Default> WordMap<V> {
             return None;
         }
         let mut key = [0u8; 16];
-        for (k, b) in key.iter_mut().zip(word.bytes()) {
-            *k = b.to_ascii_uppercase();
-        }
-        Some(self.short.get(&u128::from_le_bytes(key)))
+        key[..word.len()].copy_from_slice(word.as_bytes());
+        Some(self.short.get(&ascii_upper(u128::from_le_bytes(key))))
     }
 
     fn entry(&mut self, folded: &str) -> &mut V {
@@ -238,6 +236,16 @@ impl<V: Default> WordMap<V> {
         self.short.shrink_to_fit();
         self.long.shrink_to_fit();
     }
+}
+
+/// Sixteen ASCII bytes upper-cased at once: 0x20 taken from each byte in a..=z.
+fn ascii_upper(bytes: u128) -> u128 {
+    const ONES: u128 = u128::MAX / 0xFF;
+    // A byte below 0x80 plus these stays below 0x100: no carry into its neighbour.
+    let past_z = bytes + ONES * u128::from(0x7F - b'z');
+    let from_a = bytes + ONES * u128::from(0x80 - b'a');
+    let lower = from_a & !past_z & (ONES * 0x80);
+    bytes - (lower >> 2)
 }
 
 /// A few folded words (the first words of cues), and the first letter and length of
@@ -770,7 +778,11 @@ impl NameFinder {
         if run.len() == 1 {
             // Most runs are one capitalised word. In capitals on a shouting line it says
             // nothing; otherwise it is judged alone, without the pair rules below.
-            if !shouting {
+            // `judge_single` only takes a first name inside a sentence, or a word of four
+            // capitals or more where those are names: other words need no lookup.
+            let t = &run[0];
+            let could_be = !t.initial && if t.uppers == t.letters { upper_singles && t.letters >= 4 } else { !t.sentence_start };
+            if !shouting && could_be {
                 let word = self.word(&text[run[0].start..run[0].end], buf);
                 if Self::listed_name(run, &[word], 0, false) {
                     judge_single(s, &run[0], word, upper_singles, out);
@@ -938,7 +950,14 @@ fn tokens(text: &str) -> Vec<Token> {
         }
         let mut end = next;
         let (mut letters, mut uppers) = (1, usize::from(c.is_uppercase()));
-        while let Some(ch) = char_at(text, end) {
+        loop {
+            // ASCII letters, the bulk of words, without decoding or Unicode tables.
+            while let Some(b) = text.as_bytes().get(end).filter(|b| b.is_ascii_alphabetic()) {
+                letters += 1;
+                uppers += usize::from(b.is_ascii_uppercase());
+                end += 1;
+            }
+            let Some(ch) = char_at(text, end) else { break };
             let alphabetic = ch.is_alphabetic();
             let joins = !alphabetic && matches!(ch, '-' | '\'' | '’') && char_at(text, end + ch.len_utf8()).is_some_and(char::is_alphabetic);
             if !alphabetic && !joins {
@@ -1019,6 +1038,10 @@ fn elision(word: &str) -> Option<usize> {
 /// not shouting). A line of four words or more is judged on its own; a shorter one with a
 /// word in capitals takes the verdict of the whole text.
 fn shouting_lines(text: &str, tokens: &[Token]) -> Vec<bool> {
+    // Without a word in capitals no line shouts.
+    if !tokens.iter().any(|t| t.caps) {
+        return vec![false; tokens.len()];
+    }
     #[derive(Clone, Copy, Default)]
     struct Count {
         words: usize,
@@ -1150,6 +1173,17 @@ mod tests {
         }
         for word in ["wifey", "wif", "soeur", "dre", "d", "époux", "x"] {
             assert!(!set.contains(word, &mut buf), "{word}");
+        }
+    }
+
+    #[test]
+    fn ascii_words_are_upper_cased_sixteen_bytes_at_once() {
+        let all: Vec<u8> = (0u8..0x80).collect();
+        for chunk in all.chunks(16) {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(chunk);
+            let upper = ascii_upper(u128::from_le_bytes(bytes)).to_le_bytes();
+            assert_eq!(upper.to_vec(), chunk.to_ascii_uppercase());
         }
     }
 

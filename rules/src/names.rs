@@ -213,9 +213,11 @@ impl<V: Default> WordMap<V> {
         }
     }
 
-    /// An ASCII word, folded (upper-cased) on the way into its key.
+    /// An ASCII word, folded (upper-cased) on the way into its key; `None` when too long
+    /// to be a short key.
     fn get_ascii(&self, word: &str) -> Option<Option<&V>> {
-        if word.len() > 16 || !word.is_ascii() {
+        debug_assert!(word.is_ascii());
+        if word.len() > 16 {
             return None;
         }
         let mut key = [0u8; 16];
@@ -264,28 +266,28 @@ impl WordSet {
             words.entry(word);
             // A word without a shape (SŒUR) can only be the fold of words without one,
             // which are never turned away: an ASCII word folds to itself in upper case.
-            if let Some((letter, len)) = Self::shape(word) {
+            if let Some((letter, len)) = Self::shape(word, word.is_ascii()) {
                 shapes[letter] |= 1 << len;
             }
         }
         WordSet { words, shapes }
     }
 
-    /// First letter (A = 0) and length of an ASCII word of under 32 bytes starting with
-    /// a letter.
-    fn shape(word: &str) -> Option<(usize, usize)> {
+    /// First letter (A = 0) and length of an ASCII word (`ascii`: known to be) of under
+    /// 32 bytes starting with a letter.
+    fn shape(word: &str, ascii: bool) -> Option<(usize, usize)> {
         let first = *word.as_bytes().first()?;
-        (first.is_ascii_alphabetic() && word.len() < 32 && word.is_ascii()).then(|| (usize::from(first.to_ascii_uppercase() - b'A'), word.len()))
+        (ascii && first.is_ascii_alphabetic() && word.len() < 32).then(|| (usize::from(first.to_ascii_uppercase() - b'A'), word.len()))
     }
 
-    /// Is `word` (as written) one of the set once folded?
-    fn contains(&self, word: &str, buf: &mut String) -> bool {
-        if let Some((letter, len)) = Self::shape(word) {
+    /// Is `word` (as written; `ascii`: whether it is) one of the set once folded?
+    fn contains(&self, word: &str, ascii: bool, buf: &mut String) -> bool {
+        if let Some((letter, len)) = Self::shape(word, ascii) {
             if self.shapes[letter] & (1 << len) == 0 {
                 return false;
             }
         }
-        match self.words.get_ascii(word) {
+        match self.words.get_ascii(word).filter(|_| ascii) {
             Some(found) => found.is_some(),
             None => {
                 fold_into(word, buf);
@@ -422,8 +424,14 @@ impl NameFinder {
         Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, labels, cue_starts, words })
     }
 
-    fn word(&self, text: &str, buf: &mut String) -> Word {
-        if let Some(found) = self.words.get_ascii(text) {
+    /// What the lists say of a token.
+    fn token_word(&self, text: &str, t: &Token, buf: &mut String) -> Word {
+        self.word_known(&text[t.start..t.end], t.ascii, buf)
+    }
+
+    /// `ascii`: whether `text` is known to be ASCII.
+    fn word_known(&self, text: &str, ascii: bool, buf: &mut String) -> Word {
+        if let Some(found) = ascii.then(|| self.words.get_ascii(text)).flatten() {
             return found.copied().unwrap_or_default();
         }
         fold_into(text, buf);
@@ -470,7 +478,7 @@ impl NameFinder {
                 continue;
             }
             let surname = |t: &Token, buf: &mut String| {
-                let w = self.word(&text[t.start..t.end], buf);
+                let w = self.token_word(text, t, buf);
                 t.caps && !t.initial && !w.clinical && !w.cue && (w.zipf < s.run_max_zipf || (w.last && w.zipf < COMMON_SURNAME_MAX_ZIPF))
             };
             let mut start = i;
@@ -490,7 +498,7 @@ impl NameFinder {
             if k > i && !name_gap(text, &tokens[k - 1], first) {
                 continue;
             }
-            let w = self.word(&text[first.start..first.end], buf);
+            let w = self.token_word(text, first, buf);
             let case_fits = upper_singles || !first.caps || k > i;
             // The comma after a surname in capitals is a cue: a first name as common as a
             // word may be as next to other cues (Pierre, Jean).
@@ -546,7 +554,7 @@ impl NameFinder {
                     let case_fits = |end: usize, buf: &mut String| {
                         let t = &tokens[end];
                         end == after || !tokens[after].capitalised || t.capitalised || t.initial
-                            || self.word(&text[t.start..t.end], buf).zipf < self.spec.run_max_zipf
+                            || self.token_word(text, t, buf).zipf < self.spec.run_max_zipf
                     };
                     while end < tokens.len() && end < after + 3 && !is_cue(end) && case_fits(end, &mut buf)
                         && self.plausible(text, &tokens[end], title, strong(end), &mut buf)
@@ -601,7 +609,7 @@ impl NameFinder {
                 // With no title before it, the run needs a listed name or an initial
                 // ("S-RESIDENT AWARE" is none).
                 let listed = tokens[start..i].iter().any(|t| {
-                    let w = self.word(&text[t.start..t.end], &mut buf);
+                    let w = self.token_word(text, t, &mut buf);
                     t.initial || w.first || w.last
                 });
                 if start < i && listed {
@@ -620,7 +628,7 @@ impl NameFinder {
         for (i, t) in tokens.iter().enumerate() {
             let word = &text[t.start..t.end];
             let word = if t.initial { &word[..word.len() - 1] } else { word };
-            if !self.cue_starts.contains(word, buf) {
+            if !self.cue_starts.contains(word, t.ascii, buf) {
                 continue;
             }
             let joined = |at: Option<usize>| at.and_then(|a| bytes.get(a)).is_some_and(u8::is_ascii_digit);
@@ -725,7 +733,7 @@ impl NameFinder {
         if letters < 2 {
             return false;
         }
-        let w = self.word(word, buf);
+        let w = self.token_word(text, t, buf);
         if w.clinical && !strong {
             // Foley, tel: a title right before still makes "Dr Foley" a name.
             return false;
@@ -783,14 +791,14 @@ impl NameFinder {
             let t = &run[0];
             let could_be = !t.initial && if t.uppers == t.letters { upper_singles && t.letters >= 4 } else { !t.sentence_start };
             if !shouting && could_be {
-                let word = self.word(&text[run[0].start..run[0].end], buf);
+                let word = self.token_word(text, &run[0], buf);
                 if Self::listed_name(run, &[word], 0, false) {
                     judge_single(s, &run[0], word, upper_singles, out);
                 }
             }
             return;
         }
-        let words: Vec<Word> = run.iter().map(|t| self.word(&text[t.start..t.end], buf)).collect();
+        let words: Vec<Word> = run.iter().map(|t| self.token_word(text, t, buf)).collect();
         let info: Vec<(bool, Word)> = (0..run.len()).map(|k| (Self::listed_name(run, &words, k, shouting), words[k])).collect();
         // A capitalised word in no list is a surname right after an initial (E. PENICOT) or
         // next to a first name (Jean-Jacques DEPROGES, IVANKA PRIGOSIEV) when rare as a word.
@@ -930,6 +938,8 @@ struct Token {
     uppers: usize,
     /// Two letters or more, all capitals (DUPONT, IV).
     caps: bool,
+    /// Every byte ASCII (the word and an initial's dot).
+    ascii: bool,
 }
 
 /// Words (letters, inner hyphens and apostrophes) with byte offsets, read in one pass.
@@ -950,6 +960,7 @@ fn tokens(text: &str) -> Vec<Token> {
         }
         let mut end = next;
         let (mut letters, mut uppers) = (1, usize::from(c.is_uppercase()));
+        let mut ascii = c.is_ascii();
         loop {
             // ASCII letters, the bulk of words, without decoding or Unicode tables.
             while let Some(b) = text.as_bytes().get(end).filter(|b| b.is_ascii_alphabetic()) {
@@ -967,6 +978,7 @@ fn tokens(text: &str) -> Vec<Token> {
                 letters += 1;
                 uppers += usize::from(ch.is_uppercase());
             }
+            ascii &= ch.is_ascii();
             end += ch.len_utf8();
         }
         next = end;
@@ -999,6 +1011,7 @@ fn tokens(text: &str) -> Vec<Token> {
             letters,
             uppers,
             caps: letters >= 2 && uppers == letters,
+            ascii,
         });
     }
     out

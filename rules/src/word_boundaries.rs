@@ -88,7 +88,24 @@ fn side_is_ascii_word<'a>(pattern: &str, pieces: impl Iterator<Item = &'a Ast>, 
 /// Can `text` be searched with rewritten patterns? Not when it holds a digit of another
 /// script or a character that `(?i)` folds with an ASCII letter.
 pub fn fits_rewritten(text: &str) -> bool {
-    text.is_ascii() || !text.chars().any(|c| !c.is_ascii() && (c.is_numeric() || case_fold_extra(c)))
+    if text.is_ascii() {
+        return true;
+    }
+    // Only non-ASCII characters can fail it: decode those alone.
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at].is_ascii() {
+            at += 1;
+            continue;
+        }
+        let Some(c) = text[at..].chars().next() else { break };
+        if c.is_numeric() || case_fold_extra(c) {
+            return false;
+        }
+        at += c.len_utf8();
+    }
+    true
 }
 
 /// Characters that `(?i)` adds to ASCII letters (Kelvin sign, long s, Ångström sign):
@@ -155,6 +172,17 @@ fn edge(hir: &Hir, start: bool) -> Edge {
 mod tests {
     use super::*;
     use regex::Regex;
+
+    #[test]
+    fn texts_fit_the_rewritten_patterns_unless_they_hold_odd_digits_or_letters() {
+        for text in ["plain ascii 12", "été à 12 h", "emoji 🙂 ok", ""] {
+            assert!(fits_rewritten(text), "{text}");
+        }
+        // Arabic-Indic three, superscript two, Kelvin sign, long s.
+        for text in ["n° ٣", "m² é", "5 \u{212A}", "\u{017F}é"] {
+            assert!(!fits_rewritten(text), "{text}");
+        }
+    }
 
     #[test]
     fn boundaries_beside_ascii_letters_become_ascii() {

@@ -304,6 +304,35 @@ pub fn fold(word: &str) -> String {
     out
 }
 
+/// The fold of ASCII and of French accented letters, in either case, without Unicode's
+/// case tables; `None` for other characters.
+fn fold_common(c: char) -> Option<char> {
+    if c.is_ascii() {
+        return Some(c.to_ascii_uppercase());
+    }
+    Some(match c {
+        'à' | 'â' | 'ä' | 'á' | 'ã' | 'À' | 'Â' | 'Ä' | 'Á' | 'Ã' => 'A',
+        'ç' | 'Ç' => 'C',
+        'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'E',
+        'î' | 'ï' | 'í' | 'ì' | 'Î' | 'Ï' | 'Í' | 'Ì' => 'I',
+        'ô' | 'ö' | 'ó' | 'ò' | 'õ' | 'Ô' | 'Ö' | 'Ó' | 'Ò' | 'Õ' => 'O',
+        'û' | 'ü' | 'ú' | 'ù' | 'Û' | 'Ü' | 'Ú' | 'Ù' => 'U',
+        'ñ' | 'Ñ' => 'N',
+        '’' => '\'',
+        _ => return None,
+    })
+}
+
+/// `char::is_alphabetic`, answering Latin-1 and Latin Extended-A (French, Spanish,
+/// German, Polish... letters) without Unicode's tables.
+fn is_letter(c: char) -> bool {
+    if c < '\u{180}' {
+        c.is_ascii_alphabetic() || (c >= '\u{C0}' && c != '×' && c != '÷') || matches!(c, 'ª' | 'µ' | 'º')
+    } else {
+        c.is_alphabetic()
+    }
+}
+
 fn fold_into(word: &str, out: &mut String) {
     out.clear();
     if word.is_ascii() {
@@ -311,7 +340,13 @@ fn fold_into(word: &str, out: &mut String) {
         out.make_ascii_uppercase();
         return;
     }
-    out.extend(word.chars().flat_map(char::to_uppercase).map(|c| if c == '’' { '\'' } else { crate::gate::strip_accent(c) }));
+    for c in word.chars() {
+        if let Some(folded) = fold_common(c) {
+            out.push(folded);
+        } else {
+            out.extend(c.to_uppercase().map(|c| if c == '’' { '\'' } else { crate::gate::strip_accent(c) }));
+        }
+    }
 }
 
 fn read_list(dir: &Path, src: &ListSource, mut add: impl FnMut(&str, Option<f64>)) -> Result<(), RuleError> {
@@ -950,7 +985,7 @@ fn tokens(text: &str) -> Vec<Token> {
     while let Some(c) = char_at(text, next) {
         let start = next;
         next += c.len_utf8();
-        if !c.is_alphabetic() {
+        if !is_letter(c) {
             continue;
         }
         // French elision before a name: d'Emmanuel, l'Hôpital are read from the capital.
@@ -969,8 +1004,8 @@ fn tokens(text: &str) -> Vec<Token> {
                 end += 1;
             }
             let Some(ch) = char_at(text, end) else { break };
-            let alphabetic = ch.is_alphabetic();
-            let joins = !alphabetic && matches!(ch, '-' | '\'' | '’') && char_at(text, end + ch.len_utf8()).is_some_and(char::is_alphabetic);
+            let alphabetic = is_letter(ch);
+            let joins = !alphabetic && matches!(ch, '-' | '\'' | '’') && char_at(text, end + ch.len_utf8()).is_some_and(is_letter);
             if !alphabetic && !joins {
                 break;
             }
@@ -1198,6 +1233,16 @@ mod tests {
             let upper = ascii_upper(u128::from_le_bytes(bytes)).to_le_bytes();
             assert_eq!(upper.to_vec(), chunk.to_ascii_uppercase());
         }
+    }
+
+    #[test]
+    fn shortcuts_agree_with_unicode_tables() {
+        for c in (0..0x250u32).filter_map(char::from_u32) {
+            assert_eq!(is_letter(c), c.is_alphabetic(), "{c:?}");
+            let reference: String = c.to_uppercase().map(|c| if c == '’' { '\'' } else { crate::gate::strip_accent(c) }).collect();
+            assert_eq!(fold(&c.to_string()), reference, "{c:?}");
+        }
+        assert_eq!(fold("’"), "'");
     }
 
     #[test]

@@ -100,7 +100,10 @@ pub fn fits_rewritten(text: &str) -> bool {
             continue;
         }
         let Some(c) = text[at..].chars().next() else { break };
-        if c.is_numeric() || case_fold_extra(c) {
+        // Below U+0660 (Latin, Greek, Cyrillic, Hebrew: most non-ASCII text here) the only
+        // numeric characters are these, and Unicode's numeric table is slow to consult.
+        let numeric = if c < '\u{660}' { matches!(c, '²' | '³' | '¹' | '¼' | '½' | '¾') } else { c.is_numeric() };
+        if numeric || case_fold_extra(c) {
             return false;
         }
         at += c.len_utf8();

@@ -22,6 +22,9 @@ pub enum Validator {
     PaymentCard,
     /// IBAN: move the first four characters to the end, letters to numbers, mod 97 == 1.
     Iban,
+    /// A month/day pair not written as a clinical rating: N/10 with N up to 10 is a pain
+    /// score, N/5 with N up to 5 a muscle strength or a ventilator setting (PS/PEEP 5/5).
+    NotARating,
 }
 
 impl Validator {
@@ -32,6 +35,7 @@ impl Validator {
             Validator::Luhn => luhn_is_valid(matched),
             Validator::PaymentCard => payment_card_is_valid(matched),
             Validator::Iban => iban_is_valid(matched),
+            Validator::NotARating => !is_rating(matched),
         }
     }
 }
@@ -109,6 +113,16 @@ pub fn luhn_is_valid(s: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
+/// "3/10", "5 / 5": a score out of 10 or out of 5.
+pub fn is_rating(s: &str) -> bool {
+    let Some((a, b)) = s.split_once('/') else { return false };
+    match (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
+        (Ok(a), Ok(10)) => a <= 10,
+        (Ok(a), Ok(5)) => a <= 5,
+        _ => false,
+    }
+}
+
 pub fn payment_card_is_valid(s: &str) -> bool {
     let d = digits(s);
     let prefix = d.iter().take(4).fold(0, |n, &x| n * 10 + x);
@@ -150,6 +164,17 @@ mod tests {
             .filter_map(|c| c.to_digit(10))
             .collect();
         format!("{body}{:02}", 97 - mod_97(n))
+    }
+
+    #[test]
+    fn ratings_are_scores_out_of_ten_or_five() {
+        for rating in ["3/10", "10/10", "0/10", "5/5", "4 / 5", "05/05"] {
+            assert!(is_rating(rating), "{rating}");
+            assert!(!Validator::NotARating.check(rating), "{rating}");
+        }
+        for date in ["11/10", "6/5", "8/25", "3/11", "12/05", "5/1", "abc"] {
+            assert!(!is_rating(date), "{date}");
+        }
     }
 
     #[test]

@@ -611,7 +611,7 @@ impl NameFinder {
                 let rest = text[cue_end..].trim_start_matches([' ', '\t']);
                 let ends = rest.is_empty() || rest.starts_with(['\n', '\r', '.', ',', ';', ')', '/']);
                 let needs_comma = hit.needs_comma;
-                if !ends || !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
+                if !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
                     continue;
                 }
                 let mut start = i;
@@ -620,8 +620,17 @@ impl NameFinder {
                 {
                     start -= 1;
                 }
-                // "per MD report" is no signature; "anita morris rn" opening a sentence is.
-                if needs_comma && !comma && (i - start < 2 || !starts_sentence(text, tokens[start].start)) {
+                // "per MD report" is no signature; "anita morris rn" opening a sentence is, and
+                // so is a double-barrelled name (Stord-Painter MD plans).
+                let compound = &text[tokens[start].start..tokens[start].end];
+                // Not Swan-Ganz: neither part a clinical word.
+                let double_barrelled = i - start == 1
+                    && is_double_barrelled(compound)
+                    && !compound.split('-').any(|part| self.word_known(part, part.is_ascii(), &mut buf).clinical);
+                if !ends && !double_barrelled {
+                    continue;
+                }
+                if needs_comma && !comma && !double_barrelled && (i - start < 2 || !starts_sentence(text, tokens[start].start)) {
                     continue;
                 }
                 self.push_cued(tokens, start, i, out);
@@ -766,7 +775,9 @@ impl NameFinder {
             return true;
         }
         if letters < 2 {
-            return false;
+            // Beside a credential or a title, notes typed in lower case write initials so
+            // too: "barbara j. parrilli bsn", "q. lander rrt".
+            return after_title && text[t.end..].starts_with('.');
         }
         let w = self.token_word(text, t, buf);
         if w.clinical && !strong {
@@ -1146,6 +1157,14 @@ fn cue_gap(text: &str, from: usize, to: usize, dot: bool) -> bool {
         && gap.chars().filter(|c| !c.is_whitespace()).count() <= 1
 }
 
+/// Two capitalised parts of two letters or more joined by a hyphen, not in capitals
+/// throughout: Stord-Painter, Lévy-Bruhl.
+fn is_double_barrelled(word: &str) -> bool {
+    let Some((a, b)) = word.split_once('-') else { return false };
+    let part = |p: &str| p.chars().count() >= 2 && p.chars().next().is_some_and(char::is_uppercase) && p.chars().skip(1).all(|c| c.is_lowercase());
+    part(a) && part(b)
+}
+
 /// Between a label and a name: a colon, perhaps after a number ("Patient 2 : ").
 fn label_gap(gap: &str) -> bool {
     let gap = gap.trim_start_matches([' ', '\t']).trim_start_matches(|c: char| c.is_ascii_digit()).trim_start_matches([' ', '\t']);
@@ -1154,7 +1173,8 @@ fn label_gap(gap: &str) -> bool {
 
 /// Between two words of one name: one space or a hyphen; an initial's dot is part of it.
 fn name_gap(text: &str, a: &Token, b: &Token) -> bool {
-    matches!(&text[a.end..b.start], " " | "-")
+    // An initial's dot is part of its token, unless it was typed in lower case.
+    matches!(&text[a.end..b.start], " " | "-") || (a.letters == 1 && &text[a.end..b.start] == ". ")
 }
 
 fn starts_sentence(text: &str, start: usize) -> bool {

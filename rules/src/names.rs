@@ -636,7 +636,8 @@ impl NameFinder {
                 self.push_cued(tokens, start, i, out);
             }
             if hit.midline.is_some() && i > 0 {
-                if !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
+                // Only spaces between: "GI- Family to assist", "Soc: family in" are headings.
+                if !text[tokens[i - 1].end..tokens[i].start].chars().all(|c| c == ' ' || c == '\t') {
                     continue;
                 }
                 // Two words at most ("VENT BIGEMINY BEA TURA AWARE": not the rhythm); an

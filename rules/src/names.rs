@@ -109,11 +109,16 @@ const FUNCTION_WORD_ZIPF: f32 = 5.8;
 /// A surname after an initial may be this common as a word (J. Brown, E. Welsh, J. Petit).
 const INITIAL_SURNAME_MAX_ZIPF: f32 = 5.7;
 
-/// In notes typed in capitals, less: "E. WELSH" but not "R. RATE".
-const SHOUTED_INITIAL_SURNAME_MAX_ZIPF: f32 = 4.3;
+/// In notes typed in capitals, less: "E. WELSH", "Z. MILLER" but not "R. RATE".
+const SHOUTED_INITIAL_SURNAME_MAX_ZIPF: f32 = 4.6;
 
 /// ...and the surname may be as common as "Petit", not as "This".
 const COMMON_SURNAME_MAX_ZIPF: f32 = 6.0;
+
+/// A first name typed in lower case before a midline cue may be at most this common as
+/// a word (in English or French: grace is grâce, 5.3): george and bill called, not
+/// (son in) law (5.5) called.
+const LOWER_CASE_FIRST_NAME_MAX_ZIPF: f32 = 5.35;
 
 /// A word in no list is a surname next to a listed name at most this common as a word.
 const NAME_BESIDE_MAX_ZIPF: f32 = 3.0;
@@ -659,9 +664,33 @@ impl NameFinder {
                 });
                 if start < i && listed {
                     self.push_cued(tokens, start, i, out);
+                } else if let Some(start) = self.lower_case_name_before(text, tokens, i, &is_cue, &mut buf) {
+                    self.push_cued(tokens, start, i, out);
                 }
             }
         }
+    }
+
+    /// A name typed in lower case right before a midline cue: a first name not too common
+    /// as a word, perhaps followed by a surname rare as a word ("george called", "grace
+    /// dudak aware"; not "pt aware", "team notified"). Returns where it starts.
+    fn lower_case_name_before(&self, text: &str, tokens: &[Token], cue: usize, is_cue: &dyn Fn(usize) -> bool, buf: &mut String) -> Option<usize> {
+        let s = &self.spec;
+        let usable = |k: usize| tokens[k].uppers == 0 && !tokens[k].initial && tokens[k].letters >= 3 && !is_cue(k);
+        let first = |k: usize, buf: &mut String| {
+            let w = self.token_word(text, &tokens[k], buf);
+            usable(k) && w.first && w.zipf < LOWER_CASE_FIRST_NAME_MAX_ZIPF && !w.clinical && !w.cue
+        };
+        let surname = |k: usize, buf: &mut String| {
+            let w = self.token_word(text, &tokens[k], buf);
+            usable(k) && tokens[k].letters >= 4 && w.zipf < s.cue_unknown_max_zipf && !w.clinical && !w.cue
+        };
+        let last = cue.checked_sub(1)?;
+        if first(last, buf) {
+            return Some(last);
+        }
+        let before = last.checked_sub(1)?;
+        (surname(last, buf) && name_gap(text, &tokens[before], &tokens[last]) && first(before, buf)).then_some(before)
     }
 
     /// The cues starting at each token; `None` when no token starts one. One lookup per
@@ -1210,6 +1239,7 @@ impl NameListSpec {
             COMMON_SURNAME_MAX_ZIPF,
             SENTENCE_START_COMMON_ZIPF,
             NAME_BESIDE_MAX_ZIPF,
+            LOWER_CASE_FIRST_NAME_MAX_ZIPF,
         ]
         .into_iter()
         .fold(f32::INFINITY, f32::min)

@@ -58,6 +58,11 @@ pub struct NameListSpec {
     /// Titles (dr, mme, mr): a name follows, in any case, even one in no list (dr cozzi).
     #[serde(default)]
     pub titles: Vec<String>,
+    /// Titles that are also clinical abbreviations (MS: mental status, morphine sulfate):
+    /// a name follows only after one space or a dot, and only one rare as a word or an
+    /// initial (MS SANTANGELO, MS S.; not "MS: Pleasant", "ms given").
+    #[serde(default)]
+    pub strict_titles: Vec<String>,
     /// Other words after which a name is expected, in any case: relatives (wife, fille),
     /// labels (nom, signé par). Several words are a sequence.
     #[serde(default)]
@@ -150,6 +155,8 @@ struct CueHit {
     midline: Option<usize>,
     /// The cue before is a title (dr, mme).
     title: bool,
+    /// ...one that is also an abbreviation (MS).
+    strict: bool,
     /// The cue after is a credential that wants a comma (RN, MD).
     needs_comma: bool,
     /// A label (Patient): a name follows its colon. With or without the colon it is no
@@ -176,6 +183,8 @@ pub struct NameFinder {
     cues_after_comma: Vec<String>,
     /// Titles (folded): after them a word in no list may be a name even in lower case.
     titles: Vec<String>,
+    /// Titles that are also abbreviations (folded; see [`NameListSpec::strict_titles`]).
+    strict_titles: Vec<String>,
     /// Labels a colon must follow (folded one-word cues).
     labels: Vec<String>,
     /// Every cue's first word, folded: a small set, so that looking each word of a post
@@ -434,7 +443,7 @@ impl NameFinder {
             }
             by_first
         };
-        let all_before: Vec<String> = spec.titles.iter().chain(&spec.cues_before).cloned().collect();
+        let all_before: Vec<String> = spec.titles.iter().chain(&spec.strict_titles).chain(&spec.cues_before).cloned().collect();
         let all_after: Vec<String> = spec.cues_after.iter().chain(&spec.cues_after_comma).cloned().collect();
         let (cues_before, cues_after) = (cues(&all_before), cues(&all_after));
         let cues_after_midline = cues(&spec.cues_after_midline);
@@ -447,9 +456,10 @@ impl NameFinder {
             words.entry(first).cue_start = true;
         }
         let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
-        let titles = spec.titles.iter().map(|c| fold(c)).collect();
+        let titles = spec.titles.iter().chain(&spec.strict_titles).map(|c| fold(c)).collect();
+        let strict_titles = spec.strict_titles.iter().map(|c| fold(c)).collect();
         // Cue words are never part of a name run ("le Docteur Gabriel Lhermine").
-        for cue in spec.cues_before.iter().chain(&spec.titles).filter(|c| !c.contains(' ')) {
+        for cue in spec.cues_before.iter().chain(&spec.titles).chain(&spec.strict_titles).filter(|c| !c.contains(' ')) {
             words.entry(&fold(cue)).cue = true;
         }
         for word in &spec.not_names {
@@ -461,7 +471,7 @@ impl NameFinder {
         let least = spec.least_zipf_compared();
         words.retain(|w| w.first || w.last || w.cue || w.clinical || w.cue_start || w.zipf >= least);
         let cue_starts = WordSet::new(first_words.iter().map(|w| w.as_str()));
-        Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, labels, cue_starts, words })
+        Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, strict_titles, labels, cue_starts, words })
     }
 
     /// What the lists say of a token.
@@ -581,6 +591,9 @@ impl NameFinder {
                 // "Dr. X" but not "husband. Stable".
                 let short_title = tokens[after - 1].end - tokens[i].start <= 3;
                 let title = hit.title;
+                if hit.strict && !(after < tokens.len() && self.strict_title_name(text, &tokens[after - 1], &tokens[after], &mut buf)) {
+                    continue;
+                }
                 if after < tokens.len() && cue_gap(text, tokens[after - 1].end, tokens[after].start, short_title) {
                     let mut end = after;
                     // Right after a title or an initial, a surname may be a common word too
@@ -693,6 +706,19 @@ impl NameFinder {
         (surname(last, buf) && name_gap(text, &tokens[before], &tokens[last]) && first(before, buf)).then_some(before)
     }
 
+    /// After a title that is also an abbreviation: one space or a dot, then an initial or a
+    /// word rare enough to be a surname, in the case of the title (MS SANTANGELO, Ms Gray).
+    fn strict_title_name(&self, text: &str, title: &Token, name: &Token, buf: &mut String) -> bool {
+        if !matches!(&text[title.end..name.start], " " | ". ") || !name.capitalised {
+            return false;
+        }
+        if name.initial {
+            return true;
+        }
+        let w = self.token_word(text, name, buf);
+        name.letters >= 3 && !w.clinical && !w.cue && w.zipf < self.spec.unknown_surname_max_zipf
+    }
+
     /// The cues starting at each token; `None` when no token starts one. One lookup per
     /// token in the small set of first words; only those are folded again with the
     /// tokens after them. A word joined to digits ("2Dr") starts no cue.
@@ -731,6 +757,7 @@ impl NameFinder {
                 after,
                 midline: longest(&self.cues_after_midline),
                 title: before.is_some() && self.titles.contains(&folded[0]),
+                strict: before.is_some() && self.strict_titles.contains(&folded[0]),
                 needs_comma: after.is_some() && self.cues_after_comma.contains(&folded[0]),
                 label: self.labels.contains(&folded[0]),
             };

@@ -507,7 +507,8 @@ impl NameFinder {
             while j < tokens.len() && tokens[j].capitalised && text[tokens[j - 1].end..tokens[j].start] == *" " {
                 j += 1;
             }
-            self.judge_run(text, &tokens[i..j], shouting[i], upper_singles, &mut buf, &mut out);
+            let shouts = shouting.as_ref().is_some_and(|s| s[i]);
+            self.judge_run(text, &tokens[i..j], shouts, upper_singles, &mut buf, &mut out);
             i = j;
         }
         self.find_by_cues(text, &tokens, &mut out);
@@ -1153,10 +1154,11 @@ fn elision(word: &str) -> Option<usize> {
 /// case (French lists write surnames in capitals beside Title-case first names: that is
 /// not shouting). A line of four words or more is judged on its own; a shorter one with a
 /// word in capitals takes the verdict of the whole text.
-fn shouting_lines(text: &str, tokens: &[Token]) -> Vec<bool> {
+/// `None` when no line does.
+fn shouting_lines(text: &str, tokens: &[Token]) -> Option<Vec<bool>> {
     // Without a word in capitals no line shouts.
     if !tokens.iter().any(|t| t.caps) {
-        return vec![false; tokens.len()];
+        return None;
     }
     #[derive(Clone, Copy, Default)]
     struct Count {
@@ -1185,17 +1187,19 @@ fn shouting_lines(text: &str, tokens: &[Token]) -> Vec<bool> {
     }
     let all = counts.iter().fold(Count::default(), |a, c| Count { words: a.words + c.words, caps: a.caps + c.caps, title: a.title + c.title });
     let whole = shouts(all, 6);
-    line_of
-        .into_iter()
-        .map(|line| {
-            let c = counts[line];
-            if c.words >= 4 {
-                shouts(c, 4)
-            } else {
-                c.caps > 0 && whole
-            }
-        })
-        .collect()
+    Some(
+        line_of
+            .into_iter()
+            .map(|line| {
+                let c = counts[line];
+                if c.words >= 4 {
+                    shouts(c, 4)
+                } else {
+                    c.caps > 0 && whole
+                }
+            })
+            .collect(),
+    )
 }
 
 /// An initial that opens a sentence and is S, O, A or P: the heading of a SOAP note section.

@@ -102,7 +102,12 @@ pub fn fits_rewritten(text: &str) -> bool {
         let Some(c) = text[at..].chars().next() else { break };
         // Below U+0660 (Latin, Greek, Cyrillic, Hebrew: most non-ASCII text here) the only
         // numeric characters are these, and Unicode's numeric table is slow to consult.
-        let numeric = if c < '\u{660}' { matches!(c, '²' | '³' | '¹' | '¼' | '½' | '¾') } else { c.is_numeric() };
+        // Emoji (U+1F110 to U+1FBEF) hold none either.
+        let numeric = if c < '\u{660}' {
+            matches!(c, '²' | '³' | '¹' | '¼' | '½' | '¾')
+        } else {
+            !('\u{1F110}'..'\u{1FBF0}').contains(&c) && c.is_numeric()
+        };
         if numeric || case_fold_extra(c) {
             return false;
         }
@@ -178,11 +183,11 @@ mod tests {
 
     #[test]
     fn texts_fit_the_rewritten_patterns_unless_they_hold_odd_digits_or_letters() {
-        for text in ["plain ascii 12", "été à 12 h", "emoji 🙂 ok", ""] {
+        for text in ["plain ascii 12", "été à 12 h", "emoji 🙂 ok 🦠", ""] {
             assert!(fits_rewritten(text), "{text}");
         }
         // Arabic-Indic three, superscript two, Kelvin sign, long s.
-        for text in ["n° ٣", "m² é", "5 \u{212A}", "\u{017F}é"] {
+        for text in ["n° ٣", "m² é", "5 \u{212A}", "\u{017F}é", "🄁", "🯹"] {
             assert!(!fits_rewritten(text), "{text}");
         }
     }

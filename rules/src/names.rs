@@ -231,7 +231,7 @@ impl<V: Default> WordMap<V> {
     /// to be a short key.
     fn get_ascii(&self, word: &str) -> Option<Option<&V>> {
         debug_assert!(word.is_ascii());
-        if word.len() > 16 {
+        if word.len() > 16 || word.as_bytes().contains(&0) {
             return None;
         }
         let mut key = [0u8; 16];
@@ -301,7 +301,7 @@ impl WordSet {
                 return false;
             }
         }
-        match self.words.get_ascii(word).filter(|_| ascii) {
+        match ascii.then(|| self.words.get_ascii(word)).flatten() {
             Some(found) => found.is_some(),
             None => {
                 fold_into(word, buf);
@@ -708,7 +708,8 @@ impl NameFinder {
     }
 
     /// After a title that is also an abbreviation: one space or a dot, then an initial or a
-    /// word rare enough to be a surname, in the case of the title (MS SANTANGELO, Ms Gray).
+    /// capitalised word rarer than most surnames (MS SANTANGELO, Ms Kowalczyk; not Ms Gray,
+    /// whose surname is as common a word as "grey").
     fn strict_title_name(&self, text: &str, title: &Token, name: &Token, buf: &mut String) -> bool {
         if !matches!(&text[title.end..name.start], " " | ". ") || !name.capitalised {
             return false;

@@ -230,8 +230,9 @@ impl<V: Default> WordMap<V> {
     /// An ASCII word, folded (upper-cased) on the way into its key; `None` when too long
     /// to be a short key.
     fn get_ascii(&self, word: &str) -> Option<Option<&V>> {
-        debug_assert!(word.is_ascii());
-        if word.len() > 16 || word.as_bytes().contains(&0) {
+        // Callers pass tokens: letters, hyphens and apostrophes, never a NUL.
+        debug_assert!(word.is_ascii() && !word.contains('\0'));
+        if word.len() > 16 {
             return None;
         }
         let mut key = [0u8; 16];

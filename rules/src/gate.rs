@@ -96,7 +96,7 @@ pub(crate) fn strip_accent(c: char) -> char {
 }
 
 /// The base letter of an accented lower-case letter.
-fn base_letter(lower: char) -> Option<char> {
+pub(crate) fn base_letter(lower: char) -> Option<char> {
     Some(match lower {
         'à' | 'â' | 'ä' | 'á' | 'ã' => 'a',
         'ç' => 'c',

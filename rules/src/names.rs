@@ -143,8 +143,6 @@ struct Word {
     cue: bool,
     /// A clinical word the lists also hold as a name (Foley, Swan, Ganz).
     clinical: bool,
-    /// The first word of some cue (a title, a relative, a credential).
-    cue_start: bool,
 }
 
 /// The cues that start at one token, by the number of tokens they take.
@@ -209,15 +207,17 @@ impl<V> Default for WordMap<V> {
     }
 }
 
+/// Up to 16 bytes zero-padded into a key.
+fn pack(bytes: &[u8]) -> u128 {
+    let mut key = [0u8; 16];
+    key[..bytes.len()].copy_from_slice(bytes);
+    u128::from_le_bytes(key)
+}
+
 impl<V: Default> WordMap<V> {
     /// The bytes zero-padded: distinct words give distinct keys, as no word holds a NUL.
     fn short_key(bytes: &[u8]) -> Option<u128> {
-        if bytes.len() > 16 || bytes.contains(&0) {
-            return None;
-        }
-        let mut key = [0u8; 16];
-        key[..bytes.len()].copy_from_slice(bytes);
-        Some(u128::from_le_bytes(key))
+        (bytes.len() <= 16 && !bytes.contains(&0)).then(|| pack(bytes))
     }
 
     fn get(&self, folded: &str) -> Option<&V> {
@@ -235,9 +235,7 @@ impl<V: Default> WordMap<V> {
         if word.len() > 16 {
             return None;
         }
-        let mut key = [0u8; 16];
-        key[..word.len()].copy_from_slice(word.as_bytes());
-        Some(self.short.get(&ascii_upper(u128::from_le_bytes(key))))
+        Some(self.short.get(&ascii_upper(pack(word.as_bytes()))))
     }
 
     fn entry(&mut self, folded: &str) -> &mut V {
@@ -319,23 +317,21 @@ pub fn fold(word: &str) -> String {
     out
 }
 
-/// The fold of ASCII and of French accented letters, in either case, without Unicode's
-/// case tables; `None` for other characters.
+/// The fold of ASCII and of the accented letters `gate::base_letter` knows, in either case,
+/// without Unicode's case tables; `None` for other characters.
 fn fold_common(c: char) -> Option<char> {
     if c.is_ascii() {
         return Some(c.to_ascii_uppercase());
     }
-    Some(match c {
-        'à' | 'â' | 'ä' | 'á' | 'ã' | 'À' | 'Â' | 'Ä' | 'Á' | 'Ã' => 'A',
-        'ç' | 'Ç' => 'C',
-        'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'E',
-        'î' | 'ï' | 'í' | 'ì' | 'Î' | 'Ï' | 'Í' | 'Ì' => 'I',
-        'ô' | 'ö' | 'ó' | 'ò' | 'õ' | 'Ô' | 'Ö' | 'Ó' | 'Ò' | 'Õ' => 'O',
-        'û' | 'ü' | 'ú' | 'ù' | 'Û' | 'Ü' | 'Ú' | 'Ù' => 'U',
-        'ñ' | 'Ñ' => 'N',
-        '’' => '\'',
-        _ => return None,
-    })
+    if c == '’' {
+        return Some('\'');
+    }
+    // Latin-1 capitals are their small letters less 0x20 (× has no case).
+    let lower = match c {
+        'À'..='Þ' if c != '×' => char::from_u32(u32::from(c) + 0x20)?,
+        c => c,
+    };
+    crate::gate::base_letter(lower).map(|base| base.to_ascii_uppercase())
 }
 
 /// `char::is_alphabetic`, answering Latin-1 and Latin Extended-A (French, Spanish,
@@ -453,9 +449,6 @@ impl NameFinder {
         // The cues' first words, as the automaton and the word map both know them.
         let labels: Vec<String> = spec.cues_before_colon.iter().map(|c| fold(c)).collect();
         let first_words: std::collections::BTreeSet<&String> = all_cues.iter().flat_map(|c| c.keys()).chain(&labels).collect();
-        for first in &first_words {
-            words.entry(first).cue_start = true;
-        }
         let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
         let titles = spec.titles.iter().chain(&spec.strict_titles).map(|c| fold(c)).collect();
         let strict_titles = spec.strict_titles.iter().map(|c| fold(c)).collect();
@@ -470,7 +463,7 @@ impl NameFinder {
         // compared with behaves as a word in no list: leaving the 430,000 rare words out
         // makes the map a third of its size, and lookups (a cache miss each) faster.
         let least = spec.least_zipf_compared();
-        words.retain(|w| w.first || w.last || w.cue || w.clinical || w.cue_start || w.zipf >= least);
+        words.retain(|w| w.first || w.last || w.cue || w.clinical || w.zipf >= least);
         let cue_starts = WordSet::new(first_words.iter().map(|w| w.as_str()));
         Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, strict_titles, labels, cue_starts, words })
     }

@@ -84,8 +84,6 @@ pub struct Redactor {
     /// Which rules do match a text, in one pass (see [`crate::prescan`]); `None` when the
     /// patterns could not be compiled together.
     prescan: Option<std::sync::Arc<Prescan>>,
-    /// Some rule is outside the prescan: its gate decides.
-    gates_after_prescan: bool,
     /// Gates and ASCII boundaries on (see [`Redactor::without_fast_paths`]).
     fast: bool,
 }
@@ -107,10 +105,8 @@ impl Redactor {
         let gates = GateIndex::new(rules.rules().iter().map(|r| Gate::of_pattern(&r.spec.pattern)).collect());
         // The faster forms of the patterns (ASCII boundaries and digits), as the texts that
         // fit them are the ones scanned.
-        let prescan = Prescan::new(rules.rules().iter().enumerate().map(|(i, r)| (i, r.regex.as_str())));
-        let gates_after_prescan = prescan.as_ref().is_none_or(|p| p.covers().len() < rules.rules().len());
-        let prescan = prescan.map(std::sync::Arc::new);
-        Redactor { rules, threshold: 0.5, mode: ReplaceMode::Placeholder, gates, prescan, gates_after_prescan, fast: true }
+        let prescan = Prescan::new(rules.rules().iter().enumerate().map(|(i, r)| (i, r.regex.as_str()))).map(std::sync::Arc::new);
+        Redactor { rules, threshold: 0.5, mode: ReplaceMode::Placeholder, gates, prescan, fast: true }
     }
 
     /// Runs every rule on every text with its pattern as written: no gates, no ASCII word
@@ -205,11 +201,11 @@ impl Redactor {
         let Some(prescan) = self.prescan.as_ref().filter(|_| ascii_digits) else {
             return self.gates.open(text);
         };
-        if self.gates_after_prescan {
+        // Rules the prescan leaves out keep their gate's answer; so do all when it gives up
+        // (it then leaves `open` as it was).
+        if prescan.covers().len() < self.rules.rules().len() {
             let mut open = self.gates.open(text);
-            if !prescan.scan(text, &mut open) {
-                return self.gates.open(text);
-            }
+            prescan.scan(text, &mut open);
             return open;
         }
         let mut open = vec![false; self.rules.rules().len()];

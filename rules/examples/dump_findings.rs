@@ -16,8 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let Some(text) = row.get("text").and_then(|t| t.as_str()) else { continue };
             let lang = row.get("lang").and_then(|l| l.as_str());
             for f in redactor.redact_in(text, lang).findings {
-                let span: String = text.chars().skip(f.start).take(f.end - f.start).collect();
-                println!("{file}:{n} {} {}..{} {} {span:?}", f.kind, f.start, f.end, f.rule);
+                // Offsets, not the text: two builds compare as well, and no identifier is printed.
+                println!("{file}:{n} {} {}..{} {}", f.kind, f.start, f.end, f.rule);
             }
         }
     }

@@ -59,25 +59,42 @@ impl RiskRow {
 #[derive(Debug, thiserror::Error)]
 pub enum JsonlError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// serde's message can quote values from the line: show it only for files whose text
     /// may be shown (public datasets), and only the error's kind and column otherwise.
     #[error("{path}:{line}: {source}")]
-    Row { path: String, line: usize, source: serde_json::Error },
+    Row {
+        path: String,
+        line: usize,
+        source: serde_json::Error,
+    },
 }
 
 /// Every row of a JSONL file, blank lines skipped; the first bad line is an error that
 /// names it.
 pub fn jsonl_rows<T: DeserializeOwned>(path: &Path) -> std::result::Result<Vec<T>, JsonlError> {
     let shown = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| JsonlError::Io { path: shown.clone(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| JsonlError::Io {
+        path: shown.clone(),
+        source,
+    })?;
     let mut rows = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| JsonlError::Io { path: shown.clone(), source })?;
+        let line = line.map_err(|source| JsonlError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        let row = serde_json::from_str(&line).map_err(|source| JsonlError::Row { path: shown.clone(), line: i + 1, source })?;
+        let row = serde_json::from_str(&line).map_err(|source| JsonlError::Row {
+            path: shown.clone(),
+            line: i + 1,
+            source,
+        })?;
         rows.push(row);
     }
     Ok(rows)
@@ -88,10 +105,17 @@ pub fn jsonl_rows<T: DeserializeOwned>(path: &Path) -> std::result::Result<Vec<T
 pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let rows = jsonl_rows(path).map_err(|e| match e {
         JsonlError::Io { path, source } => EvalError::Io { path, source },
-        JsonlError::Row { path, line, source } => EvalError::Row { path, line, message: source.to_string() },
+        JsonlError::Row { path, line, source } => EvalError::Row {
+            path,
+            line,
+            message: source.to_string(),
+        },
     })?;
     if rows.is_empty() {
-        return Err(EvalError::Empty(format!("{} holds no rows", path.display())));
+        return Err(EvalError::Empty(format!(
+            "{} holds no rows",
+            path.display()
+        )));
     }
     Ok(rows)
 }
@@ -105,7 +129,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vigie-eval-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("x.jsonl");
-        std::fs::write(&path, "{\"id\":\"1\",\"text\":\"a\",\"lang\":\"fr\"}\n\n{\"id\":2}\n").unwrap();
+        std::fs::write(
+            &path,
+            "{\"id\":\"1\",\"text\":\"a\",\"lang\":\"fr\"}\n\n{\"id\":2}\n",
+        )
+        .unwrap();
         let err = read_jsonl::<LangIdRow>(&path).unwrap_err().to_string();
         assert!(err.contains("x.jsonl:3:"), "{err}");
         std::fs::write(&path, "\n").unwrap();

@@ -36,7 +36,11 @@ pub fn evaluate(rows: &[LangIdRow], mut predict: impl FnMut(&str) -> String) -> 
         let entry = by_kind.entry(kind).or_default();
         entry.0 += ok as usize;
         entry.1 += 1;
-        *confusion.entry(row.lang.clone()).or_default().entry(predicted).or_default() += 1;
+        *confusion
+            .entry(row.lang.clone())
+            .or_default()
+            .entry(predicted)
+            .or_default() += 1;
     }
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     LangIdReport {
@@ -44,7 +48,16 @@ pub fn evaluate(rows: &[LangIdRow], mut predict: impl FnMut(&str) -> String) -> 
         accuracy: ratio(correct, rows.len()),
         by_kind: by_kind
             .into_iter()
-            .map(|(k, (c, t))| (k, KindAccuracy { correct: c, total: t, accuracy: ratio(c, t) }))
+            .map(|(k, (c, t))| {
+                (
+                    k,
+                    KindAccuracy {
+                        correct: c,
+                        total: t,
+                        accuracy: ratio(c, t),
+                    },
+                )
+            })
             .collect(),
         confusion,
     }
@@ -55,11 +68,25 @@ impl LangIdReport {
         let mut kinds = Table::new();
         kinds.set_header(["kind", "correct", "total", "accuracy"]);
         for (kind, k) in &self.by_kind {
-            kinds.add_row([kind.clone(), k.correct.to_string(), k.total.to_string(), format!("{:.2}%", k.accuracy * 100.0)]);
+            kinds.add_row([
+                kind.clone(),
+                k.correct.to_string(),
+                k.total.to_string(),
+                format!("{:.2}%", k.accuracy * 100.0),
+            ]);
         }
-        kinds.add_row(["all".to_string(), String::new(), self.total.to_string(), format!("{:.2}%", self.accuracy * 100.0)]);
+        kinds.add_row([
+            "all".to_string(),
+            String::new(),
+            self.total.to_string(),
+            format!("{:.2}%", self.accuracy * 100.0),
+        ]);
         let predicted: Vec<String> = {
-            let mut p: Vec<String> = self.confusion.values().flat_map(|m| m.keys().cloned()).collect();
+            let mut p: Vec<String> = self
+                .confusion
+                .values()
+                .flat_map(|m| m.keys().cloned())
+                .collect();
             p.sort();
             p.dedup();
             p
@@ -70,7 +97,11 @@ impl LangIdReport {
         confusion.set_header(header);
         for (gold, row) in &self.confusion {
             let mut cells = vec![gold.clone()];
-            cells.extend(predicted.iter().map(|p| row.get(p).copied().unwrap_or(0).to_string()));
+            cells.extend(
+                predicted
+                    .iter()
+                    .map(|p| row.get(p).copied().unwrap_or(0).to_string()),
+            );
             confusion.add_row(cells);
         }
         format!("Language identification\n{kinds}\nConfusion matrix\n{confusion}")
@@ -82,12 +113,21 @@ mod tests {
     use super::*;
 
     fn row(text: &str, lang: &str, kind: &str) -> LangIdRow {
-        LangIdRow { id: text.into(), text: text.into(), lang: lang.into(), kind: Some(kind.into()) }
+        LangIdRow {
+            id: text.into(),
+            text: text.into(),
+            lang: lang.into(),
+            kind: Some(kind.into()),
+        }
     }
 
     #[test]
     fn accuracy_and_confusion() {
-        let rows = [row("a", "fr", "sentences"), row("b", "en", "sentences"), row("c", "other", "word-pairs")];
+        let rows = [
+            row("a", "fr", "sentences"),
+            row("b", "en", "sentences"),
+            row("c", "other", "word-pairs"),
+        ];
         let r = evaluate(&rows, |t| if t == "a" { "fr".into() } else { "en".into() });
         assert_eq!(r.by_kind["sentences"].correct, 2);
         assert_eq!(r.by_kind["word-pairs"].correct, 0);

@@ -11,9 +11,16 @@ pub mod risk;
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {message}")]
-    Row { path: String, line: usize, message: String },
+    Row {
+        path: String,
+        line: usize,
+        message: String,
+    },
     #[error("{0}")]
     Empty(String),
 }

@@ -5,7 +5,11 @@ use serde::Serialize;
 /// Area under the ROC curve: the probability that a random positive scores above a
 /// random negative (ties count half). None when a class is missing.
 pub fn roc_auc(scores: &[f32], positives: &[bool]) -> Option<f64> {
-    let mut pairs: Vec<(f32, bool)> = scores.iter().copied().zip(positives.iter().copied()).collect();
+    let mut pairs: Vec<(f32, bool)> = scores
+        .iter()
+        .copied()
+        .zip(positives.iter().copied())
+        .collect();
     pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let n_pos = pairs.iter().filter(|p| p.1).count() as f64;
     let n_neg = pairs.len() as f64 - n_pos;
@@ -50,7 +54,12 @@ pub fn expected_calibration_error(scores: &[f32], positives: &[bool], bins: usiz
         count[b] += 1;
     }
     let n = n as f64;
-    Some((0..bins).filter(|&b| count[b] > 0).map(|b| (sum_p[b] - sum_y[b]).abs() / n).sum())
+    Some(
+        (0..bins)
+            .filter(|&b| count[b] > 0)
+            .map(|b| (sum_p[b] - sum_y[b]).abs() / n)
+            .sum(),
+    )
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -73,8 +82,17 @@ impl Counts {
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let precision = ratio(self.tp, self.tp + self.fp);
         let recall = ratio(self.tp, self.tp + self.fn_);
-        let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-        Prf { precision, recall, f1, support: self.tp + self.fn_ }
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        Prf {
+            precision,
+            recall,
+            f1,
+            support: self.tp + self.fn_,
+        }
     }
 }
 
@@ -93,8 +111,17 @@ impl SpanCounts {
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let precision = ratio(self.pred_correct, self.pred_total);
         let recall = ratio(self.gold_found, self.gold_total);
-        let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-        Prf { precision, recall, f1, support: self.gold_total }
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        Prf {
+            precision,
+            recall,
+            f1,
+            support: self.gold_total,
+        }
     }
 }
 
@@ -117,17 +144,34 @@ mod tests {
 
     #[test]
     fn auc_of_perfect_reversed_and_tied_rankings() {
-        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
-        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
-        assert_eq!(roc_auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]), Some(0.5));
+        assert_eq!(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
+            Some(1.0)
+        );
+        assert_eq!(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]),
+            Some(0.0)
+        );
+        assert_eq!(
+            roc_auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]),
+            Some(0.5)
+        );
         // One inversion among four pairs.
-        assert_eq!(roc_auc(&[0.1, 0.6, 0.5, 0.9], &[false, false, true, true]), Some(0.75));
+        assert_eq!(
+            roc_auc(&[0.1, 0.6, 0.5, 0.9], &[false, false, true, true]),
+            Some(0.75)
+        );
         assert_eq!(roc_auc(&[0.1], &[true]), None);
     }
 
     #[test]
     fn prf_from_counts() {
-        let p = Counts { tp: 8, fp: 2, fn_: 8 }.prf();
+        let p = Counts {
+            tp: 8,
+            fp: 2,
+            fn_: 8,
+        }
+        .prf();
         assert!((p.precision - 0.8).abs() < 1e-12);
         assert!((p.recall - 0.5).abs() < 1e-12);
         assert!((p.f1 - 2.0 * 0.8 * 0.5 / 1.3).abs() < 1e-12);

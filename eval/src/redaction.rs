@@ -63,21 +63,31 @@ fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
-pub fn evaluate(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<PredSpan>) -> RedactionReport {
+pub fn evaluate(
+    rows: &[RedactionRow],
+    mut predict: impl FnMut(&str) -> Vec<PredSpan>,
+) -> RedactionReport {
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
     for row in rows {
-        let gold: Vec<(usize, usize, &str)> =
-            row.spans.iter().map(|s| (s.start, s.end, normalise_label(&s.label))).collect();
+        let gold: Vec<(usize, usize, &str)> = row
+            .spans
+            .iter()
+            .map(|s| (s.start, s.end, normalise_label(&s.label)))
+            .collect();
         let pred_owned = predict(&row.text);
-        let pred: Vec<(usize, usize, &str)> =
-            pred_owned.iter().map(|s| (s.start, s.end, normalise_label(&s.label))).collect();
+        let pred: Vec<(usize, usize, &str)> = pred_owned
+            .iter()
+            .map(|s| (s.start, s.end, normalise_label(&s.label)))
+            .collect();
         let same = |label: Option<&str>, l: &str| label.is_none_or(|x| x == l);
         for label in labels_of(&gold, &pred).into_iter().map(Some).chain([None]) {
             let t = tallies.entry(label.unwrap_or(ANY).to_string()).or_default();
             let g: Vec<_> = gold.iter().filter(|s| same(label, s.2)).collect();
             let p: Vec<_> = pred.iter().filter(|s| same(label, s.2)).collect();
             tally(&mut t.exact, &p, &g, |a, b| a.0 == b.0 && a.1 == b.1);
-            tally(&mut t.overlap, &p, &g, |a, b| overlaps((a.0, a.1), (b.0, b.1)));
+            tally(&mut t.overlap, &p, &g, |a, b| {
+                overlaps((a.0, a.1), (b.0, b.1))
+            });
         }
         for (start, end) in word_tokens(&row.text) {
             // A gold token is found when a prediction of its label covers it whole, hidden
@@ -114,8 +124,20 @@ pub fn evaluate(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<Pred
         labels: tallies
             .into_iter()
             .map(|(k, t)| {
-                let hidden = if t.token.gold_total == 0 { 0.0 } else { t.token_hidden as f64 / t.token.gold_total as f64 };
-                (k, LabelScores { exact: t.exact.prf(), overlap: t.overlap.prf(), token: t.token.prf(), token_hidden: hidden })
+                let hidden = if t.token.gold_total == 0 {
+                    0.0
+                } else {
+                    t.token_hidden as f64 / t.token.gold_total as f64
+                };
+                (
+                    k,
+                    LabelScores {
+                        exact: t.exact.prf(),
+                        overlap: t.overlap.prf(),
+                        token: t.token.prf(),
+                        token_hidden: hidden,
+                    },
+                )
             })
             .collect(),
     }
@@ -143,14 +165,28 @@ fn word_tokens(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
-fn tally(counts: &mut SpanCounts, pred: &[&Span<'_>], gold: &[&Span<'_>], matches: fn(&Span<'_>, &Span<'_>) -> bool) {
+fn tally(
+    counts: &mut SpanCounts,
+    pred: &[&Span<'_>],
+    gold: &[&Span<'_>],
+    matches: fn(&Span<'_>, &Span<'_>) -> bool,
+) {
     counts.pred_total += pred.len();
-    counts.pred_correct += pred.iter().filter(|s| gold.iter().any(|x| matches(s, x))).count();
+    counts.pred_correct += pred
+        .iter()
+        .filter(|s| gold.iter().any(|x| matches(s, x)))
+        .count();
     counts.gold_total += gold.len();
-    counts.gold_found += gold.iter().filter(|s| pred.iter().any(|x| matches(s, x))).count();
+    counts.gold_found += gold
+        .iter()
+        .filter(|s| pred.iter().any(|x| matches(s, x)))
+        .count();
 }
 
-fn labels_of<'a>(gold: &[(usize, usize, &'a str)], pred: &[(usize, usize, &'a str)]) -> Vec<&'a str> {
+fn labels_of<'a>(
+    gold: &[(usize, usize, &'a str)],
+    pred: &[(usize, usize, &'a str)],
+) -> Vec<&'a str> {
     let mut labels: Vec<&str> = gold.iter().chain(pred).map(|s| s.2).collect();
     labels.sort();
     labels.dedup();
@@ -172,16 +208,36 @@ pub struct SpanError {
     pub context: String,
 }
 
-pub fn errors(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<PredSpan>) -> Vec<SpanError> {
+pub fn errors(
+    rows: &[RedactionRow],
+    mut predict: impl FnMut(&str) -> Vec<PredSpan>,
+) -> Vec<SpanError> {
     let mut out = Vec::new();
     for row in rows {
         let chars: Vec<char> = row.text.chars().collect();
-        let cut = |a: usize, b: usize| chars[a.min(chars.len())..b.min(chars.len())].iter().collect::<String>();
-        let around = |a: usize, b: usize| format!("{}[{}]{}", cut(a.saturating_sub(40), a), cut(a, b), cut(b, b + 40)).replace('\n', " ");
+        let cut = |a: usize, b: usize| {
+            chars[a.min(chars.len())..b.min(chars.len())]
+                .iter()
+                .collect::<String>()
+        };
+        let around = |a: usize, b: usize| {
+            format!(
+                "{}[{}]{}",
+                cut(a.saturating_sub(40), a),
+                cut(a, b),
+                cut(b, b + 40)
+            )
+            .replace('\n', " ")
+        };
         let pred = predict(&row.text);
         for g in &row.spans {
-            let over: Vec<&PredSpan> = pred.iter().filter(|p| overlaps((p.start, p.end), (g.start, g.end))).collect();
-            let same_label = over.iter().any(|p| normalise_label(&p.label) == normalise_label(&g.label));
+            let over: Vec<&PredSpan> = pred
+                .iter()
+                .filter(|p| overlaps((p.start, p.end), (g.start, g.end)))
+                .collect();
+            let same_label = over
+                .iter()
+                .any(|p| normalise_label(&p.label) == normalise_label(&g.label));
             let (error, predicted) = match (over.is_empty(), same_label) {
                 (true, _) => ("missed", None),
                 (false, false) => {
@@ -192,11 +248,29 @@ pub fn errors(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<PredSp
                 }
                 (false, true) => continue,
             };
-            out.push(SpanError { id: row.id.clone(), error, label: g.label.clone(), predicted, span: cut(g.start, g.end), context: around(g.start, g.end) });
+            out.push(SpanError {
+                id: row.id.clone(),
+                error,
+                label: g.label.clone(),
+                predicted,
+                span: cut(g.start, g.end),
+                context: around(g.start, g.end),
+            });
         }
         for p in &pred {
-            if !row.spans.iter().any(|g| overlaps((p.start, p.end), (g.start, g.end))) {
-                out.push(SpanError { id: row.id.clone(), error: "spurious", label: p.label.clone(), predicted: None, span: cut(p.start, p.end), context: around(p.start, p.end) });
+            if !row
+                .spans
+                .iter()
+                .any(|g| overlaps((p.start, p.end), (g.start, g.end)))
+            {
+                out.push(SpanError {
+                    id: row.id.clone(),
+                    error: "spurious",
+                    label: p.label.clone(),
+                    predicted: None,
+                    span: cut(p.start, p.end),
+                    context: around(p.start, p.end),
+                });
             }
         }
     }
@@ -206,7 +280,19 @@ pub fn errors(rows: &[RedactionRow], mut predict: impl FnMut(&str) -> Vec<PredSp
 impl RedactionReport {
     pub fn table(&self) -> String {
         let mut t = Table::new();
-        t.set_header(["label", "gold", "P exact", "R exact", "P overlap", "R overlap", "F1 overlap", "tokens", "P token", "R token", "hidden"]);
+        t.set_header([
+            "label",
+            "gold",
+            "P exact",
+            "R exact",
+            "P overlap",
+            "R overlap",
+            "F1 overlap",
+            "tokens",
+            "P token",
+            "R token",
+            "hidden",
+        ]);
         let f = |x: f64| format!("{x:.3}");
         for (label, s) in &self.labels {
             t.add_row([
@@ -239,16 +325,40 @@ mod tests {
             text: "x".repeat(40),
             lang: None,
             spans: vec![
-                GoldSpan { start: 0, end: 5, label: "PHONE".into() },
-                GoldSpan { start: 10, end: 15, label: "BIRTH_DATE".into() },
-                GoldSpan { start: 20, end: 25, label: "PERSON".into() },
+                GoldSpan {
+                    start: 0,
+                    end: 5,
+                    label: "PHONE".into(),
+                },
+                GoldSpan {
+                    start: 10,
+                    end: 15,
+                    label: "BIRTH_DATE".into(),
+                },
+                GoldSpan {
+                    start: 20,
+                    end: 25,
+                    label: "PERSON".into(),
+                },
             ],
         }];
         let r = evaluate(&rows, |_| {
             vec![
-                PredSpan { start: 0, end: 5, label: "PHONE".into() },
-                PredSpan { start: 11, end: 15, label: "DATE".into() },
-                PredSpan { start: 30, end: 35, label: "EMAIL".into() },
+                PredSpan {
+                    start: 0,
+                    end: 5,
+                    label: "PHONE".into(),
+                },
+                PredSpan {
+                    start: 11,
+                    end: 15,
+                    label: "DATE".into(),
+                },
+                PredSpan {
+                    start: 30,
+                    end: 35,
+                    label: "EMAIL".into(),
+                },
             ]
         });
         let phone = &r.labels["PHONE"];
@@ -267,15 +377,33 @@ mod tests {
     #[test]
     fn token_scores_compare_labels_and_hidden_ignores_them() {
         let text = "call 06 12 34 56 78 or Awa Diop on 12/03";
-        let span = |start, end, label: &str| GoldSpan { start, end, label: label.into() };
+        let span = |start, end, label: &str| GoldSpan {
+            start,
+            end,
+            label: label.into(),
+        };
         let rows = vec![RedactionRow {
             id: "1".into(),
             text: text.into(),
             lang: None,
-            spans: vec![span(5, 19, "PHONE"), span(23, 31, "PERSON"), span(35, 40, "DATE")],
+            spans: vec![
+                span(5, 19, "PHONE"),
+                span(23, 31, "PERSON"),
+                span(35, 40, "DATE"),
+            ],
         }];
-        let pred = |start, end, label: &str| PredSpan { start, end, label: label.into() };
-        let r = evaluate(&rows, |_| vec![pred(5, 19, "PHONE"), pred(23, 26, "PERSON"), pred(35, 40, "PHONE")]);
+        let pred = |start, end, label: &str| PredSpan {
+            start,
+            end,
+            label: label.into(),
+        };
+        let r = evaluate(&rows, |_| {
+            vec![
+                pred(5, 19, "PHONE"),
+                pred(23, 26, "PERSON"),
+                pred(35, 40, "PHONE"),
+            ]
+        });
         let phone = &r.labels["PHONE"];
         assert_eq!(phone.token.support, 5);
         assert!((phone.token.precision - 5.0 / 7.0).abs() < 1e-12 && phone.token.recall == 1.0);

@@ -58,7 +58,11 @@ pub fn summarise(scores: &[f32], labels: &[bool], threshold: f32) -> RiskGroup {
         precision: prf.precision,
         recall: prf.recall,
         f1: prf.f1,
-        accuracy: if scores.is_empty() { 0.0 } else { correct as f64 / scores.len() as f64 },
+        accuracy: if scores.is_empty() {
+            0.0
+        } else {
+            correct as f64 / scores.len() as f64
+        },
     }
 }
 
@@ -66,7 +70,11 @@ pub fn summarise(scores: &[f32], labels: &[bool], threshold: f32) -> RiskGroup {
 pub fn evaluate(rows: &[RiskRow], scores: &[f32], threshold: f32) -> RiskReport {
     let mut buckets: BTreeMap<String, (Vec<f32>, Vec<bool>)> = BTreeMap::new();
     for (row, &s) in rows.iter().zip(scores) {
-        let keys = [Some("all".to_string()), Some(format!("lang={}", row.lang)), row.source.as_ref().map(|s| format!("source={s}"))];
+        let keys = [
+            Some("all".to_string()),
+            Some(format!("lang={}", row.lang)),
+            row.source.as_ref().map(|s| format!("source={s}")),
+        ];
         for key in keys.into_iter().flatten() {
             let b = buckets.entry(key).or_default();
             b.0.push(s);
@@ -75,14 +83,27 @@ pub fn evaluate(rows: &[RiskRow], scores: &[f32], threshold: f32) -> RiskReport 
     }
     RiskReport {
         threshold,
-        groups: buckets.into_iter().map(|(k, (s, y))| (k, summarise(&s, &y, threshold))).collect(),
+        groups: buckets
+            .into_iter()
+            .map(|(k, (s, y))| (k, summarise(&s, &y, threshold)))
+            .collect(),
     }
 }
 
 impl RiskReport {
     pub fn table(&self) -> String {
         let mut t = Table::new();
-        t.set_header(["group", "n", "misinfo", "ROC-AUC", "ECE", "precision", "recall", "F1", "accuracy"]);
+        t.set_header([
+            "group",
+            "n",
+            "misinfo",
+            "ROC-AUC",
+            "ECE",
+            "precision",
+            "recall",
+            "F1",
+            "accuracy",
+        ]);
         let f = |x: f64| format!("{x:.3}");
         for (name, g) in &self.groups {
             t.add_row([
@@ -115,7 +136,12 @@ mod tests {
             source: Some("s".into()),
             article: None,
         };
-        let rows = [row("1", "en", "misinformation"), row("2", "en", "reliable"), row("3", "fr", "misinformation"), row("4", "fr", "reliable")];
+        let rows = [
+            row("1", "en", "misinformation"),
+            row("2", "en", "reliable"),
+            row("3", "fr", "misinformation"),
+            row("4", "fr", "reliable"),
+        ];
         let r = evaluate(&rows, &[0.9, 0.2, 0.4, 0.6], 0.5);
         assert_eq!(r.groups["lang=en"].roc_auc, Some(1.0));
         assert_eq!(r.groups["lang=fr"].roc_auc, Some(0.0));

@@ -8,7 +8,6 @@
 
 use std::time::Instant;
 
-
 /// Current and peak resident memory in MB, from /proc (Linux).
 fn rss_mb() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -27,10 +26,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let reference = args.iter().any(|a| a == "--reference");
     args.retain(|a| a != "--reference");
-    let path = args.first().ok_or("usage: embed_bench FILE.jsonl [N] [BATCHES] [--reference]")?;
+    let path = args
+        .first()
+        .ok_or("usage: embed_bench FILE.jsonl [N] [BATCHES] [--reference]")?;
     let n: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(512);
-    let batches: Vec<usize> =
-        args.get(2).map_or("1,8,64", String::as_str).split(',').map(str::parse).collect::<Result<_, _>>()?;
+    let batches: Vec<usize> = args
+        .get(2)
+        .map_or("1,8,64", String::as_str)
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
     let texts: Vec<String> = String::from_utf8_lossy(&std::fs::read(path)?)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -38,15 +43,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .take(n)
         .collect();
     let started = Instant::now();
-    let enc = vigie_models::Encoder::load_with(&vigie_models::encoder::default_model_dir(), reference)?;
+    let enc =
+        vigie_models::Encoder::load_with(&vigie_models::encoder::default_model_dir(), reference)?;
     let (rss, _) = rss_mb();
     println!(
         "{} model loaded in {:.2}s, resident {rss:.0} MB",
-        if reference { "reference (candle-transformers BertModel)" } else { "fast" },
+        if reference {
+            "reference (candle-transformers BertModel)"
+        } else {
+            "fast"
+        },
         started.elapsed().as_secs_f64()
     );
     let tokens: usize = enc.token_counts(&texts)?.iter().sum();
-    println!("{} texts, {:.1} tokens per text (prefix and special tokens included)", texts.len(), tokens as f64 / texts.len() as f64);
+    println!(
+        "{} texts, {:.1} tokens per text (prefix and special tokens included)",
+        texts.len(),
+        tokens as f64 / texts.len() as f64
+    );
     for batch in batches {
         let batch = batch.max(1);
         let started = Instant::now();

@@ -44,7 +44,10 @@ struct ClaimFile {
 const BUILTIN: &[(&str, &str)] = &[
     ("vaccines.toml", include_str!("../claims/vaccines.toml")),
     ("covid.toml", include_str!("../claims/covid.toml")),
-    ("malaria_ebola_measles.toml", include_str!("../claims/malaria_ebola_measles.toml")),
+    (
+        "malaria_ebola_measles.toml",
+        include_str!("../claims/malaria_ebola_measles.toml"),
+    ),
 ];
 
 pub fn builtin_claims() -> Result<Vec<Claim>> {
@@ -57,7 +60,8 @@ pub fn builtin_claims() -> Result<Vec<Claim>> {
 }
 
 fn parse(name: &str, text: &str) -> Result<Vec<Claim>> {
-    let file: ClaimFile = toml::from_str(text).map_err(|e| ModelError::Claims(format!("{name}: {e}")))?;
+    let file: ClaimFile =
+        toml::from_str(text).map_err(|e| ModelError::Claims(format!("{name}: {e}")))?;
     Ok(file.claims)
 }
 
@@ -65,7 +69,10 @@ fn parse(name: &str, text: &str) -> Result<Vec<Claim>> {
 pub fn load_dir(dir: &Path) -> Result<Vec<Claim>> {
     let mut claims = Vec::new();
     for path in toml_files(dir)? {
-        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
+            path: path.clone(),
+            source,
+        })?;
         claims.extend(parse(&path.display().to_string(), &text)?);
     }
     validate(&claims)?;
@@ -73,7 +80,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Claim>> {
 }
 
 fn toml_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| ModelError::Io { path: dir.into(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| ModelError::Io {
+        path: dir.into(),
+        source,
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -101,7 +111,12 @@ pub fn validate(claims: &[Claim]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for c in claims {
         let bad = |what: &str| Err(ModelError::Claims(format!("claim {:?}: {what}", c.id)));
-        if c.id.trim().is_empty() || !c.id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+        if c.id.trim().is_empty()
+            || !c
+                .id
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
             return bad("ids are letters, digits, - and _");
         }
         if !seen.insert(c.id.as_str()) {
@@ -135,12 +150,19 @@ pub struct ClaimIndex {
 
 impl ClaimIndex {
     pub fn build(claims: Vec<Claim>, encoder: &Encoder) -> Result<Self> {
-        let vectors = if claims.is_empty() { Vec::new() } else { encoder.embed(&claims.iter().map(|c| c.text.as_str()).collect::<Vec<_>>())? };
+        let vectors = if claims.is_empty() {
+            Vec::new()
+        } else {
+            encoder.embed(&claims.iter().map(|c| c.text.as_str()).collect::<Vec<_>>())?
+        };
         Ok(ClaimIndex { claims, vectors })
     }
 
     pub fn empty() -> Self {
-        ClaimIndex { claims: Vec::new(), vectors: Vec::new() }
+        ClaimIndex {
+            claims: Vec::new(),
+            vectors: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -161,7 +183,10 @@ impl ClaimIndex {
             .claims
             .iter()
             .zip(&self.vectors)
-            .map(|(c, v)| ClaimMatch { id: c.id.clone(), similarity: cosine(embedding, v) })
+            .map(|(c, v)| ClaimMatch {
+                id: c.id.clone(),
+                similarity: cosine(embedding, v),
+            })
             .filter(|m| m.similarity >= min_similarity)
             .collect();
         scored.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
@@ -184,24 +209,46 @@ mod tests {
         for lang in ["fr", "en"] {
             assert!(claims.iter().any(|c| c.lang == lang), "no {lang} claim");
         }
-        assert!(claims.iter().all(|c| c.source_url.starts_with("https://") && !c.source.is_empty() && !c.correction.is_empty()));
+        assert!(claims.iter().all(|c| c.source_url.starts_with("https://")
+            && !c.source.is_empty()
+            && !c.correction.is_empty()));
     }
 
     #[test]
     fn bad_libraries_are_refused_with_the_claim_named() {
         let dir = tempfile::tempdir().unwrap();
-        let entry = |id: &str, lang: &str| format!("[[claim]]\nid = \"{id}\"\nlang = \"{lang}\"\ntopic = \"t\"\ntext = \"x\"\nsource = \"s\"\nsource_url = \"https://e\"\n");
-        std::fs::write(dir.path().join("a.toml"), entry("c1", "fr") + &entry("c1", "en")).unwrap();
+        let entry = |id: &str, lang: &str| {
+            format!("[[claim]]\nid = \"{id}\"\nlang = \"{lang}\"\ntopic = \"t\"\ntext = \"x\"\nsource = \"s\"\nsource_url = \"https://e\"\n")
+        };
+        std::fs::write(
+            dir.path().join("a.toml"),
+            entry("c1", "fr") + &entry("c1", "en"),
+        )
+        .unwrap();
         let err = load_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("c1") && err.contains("duplicate"), "{err}");
         std::fs::write(dir.path().join("a.toml"), entry("c1", "de")).unwrap();
-        assert!(load_dir(dir.path()).unwrap_err().to_string().contains("lang"));
-        std::fs::write(dir.path().join("a.toml"), "[[claim]]\nid = \"c1\"\ntypo = 1\n").unwrap();
+        assert!(load_dir(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("lang"));
+        std::fs::write(
+            dir.path().join("a.toml"),
+            "[[claim]]\nid = \"c1\"\ntypo = 1\n",
+        )
+        .unwrap();
         assert!(load_dir(dir.path()).is_err());
         std::fs::write(dir.path().join("a.toml"), entry("c1", "fr")).unwrap();
         std::fs::write(dir.path().join("b.toml"), entry("c2", "en")).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
-        assert_eq!(load_dir(dir.path()).unwrap().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["c1", "c2"]);
+        assert_eq!(
+            load_dir(dir.path())
+                .unwrap()
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>(),
+            ["c1", "c2"]
+        );
         assert_eq!(dir_stamp(dir.path()).unwrap().len(), 2);
     }
 
@@ -209,8 +256,26 @@ mod tests {
     fn matches_are_ranked_and_thresholded() {
         let enc = crate::encoder::testing::tiny_encoder(7);
         let claims = vec![
-            Claim { id: "a".into(), text: "vaccine causes autism".into(), lang: "en".into(), topic: "t".into(), status: "false".into(), correction: String::new(), source: "s".into(), source_url: "https://e".into() },
-            Claim { id: "b".into(), text: "rougeole vaccin sûr".into(), lang: "fr".into(), topic: "t".into(), status: "false".into(), correction: String::new(), source: "s".into(), source_url: "https://e".into() },
+            Claim {
+                id: "a".into(),
+                text: "vaccine causes autism".into(),
+                lang: "en".into(),
+                topic: "t".into(),
+                status: "false".into(),
+                correction: String::new(),
+                source: "s".into(),
+                source_url: "https://e".into(),
+            },
+            Claim {
+                id: "b".into(),
+                text: "rougeole vaccin sûr".into(),
+                lang: "fr".into(),
+                topic: "t".into(),
+                status: "false".into(),
+                correction: String::new(),
+                source: "s".into(),
+                source_url: "https://e".into(),
+            },
         ];
         let index = ClaimIndex::build(claims, &enc).unwrap();
         let v = &enc.embed(&["vaccine causes autism"]).unwrap()[0];

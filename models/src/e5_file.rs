@@ -75,8 +75,12 @@ const Q4_BLOCK_BYTES: usize = 18;
 
 impl Q4Rows {
     pub fn new(bytes: Vec<u8>, rows: usize, cols: usize) -> Result<Self> {
-        if !cols.is_multiple_of(Q4_BLOCK) || bytes.len() != rows * cols / Q4_BLOCK * Q4_BLOCK_BYTES {
-            return Err(ModelError::Format(format!("Q4_0 matrix {rows}x{cols} does not fit {} bytes", bytes.len())));
+        if !cols.is_multiple_of(Q4_BLOCK) || bytes.len() != rows * cols / Q4_BLOCK * Q4_BLOCK_BYTES
+        {
+            return Err(ModelError::Format(format!(
+                "Q4_0 matrix {rows}x{cols} does not fit {} bytes",
+                bytes.len()
+            )));
         }
         Ok(Q4Rows { bytes, rows, cols })
     }
@@ -93,10 +97,14 @@ impl Q4Rows {
     /// nibble and weight j + 16 in its high one, both offset by 8).
     pub fn push_row(&self, row: usize, out: &mut Vec<f32>) -> Result<()> {
         if row >= self.rows {
-            return Err(ModelError::Format(format!("token id {row} outside the {}-row vocabulary", self.rows)));
+            return Err(ModelError::Format(format!(
+                "token id {row} outside the {}-row vocabulary",
+                self.rows
+            )));
         }
         let row_bytes = self.cols / Q4_BLOCK * Q4_BLOCK_BYTES;
-        for block in self.bytes[row * row_bytes..(row + 1) * row_bytes].chunks_exact(Q4_BLOCK_BYTES) {
+        for block in self.bytes[row * row_bytes..(row + 1) * row_bytes].chunks_exact(Q4_BLOCK_BYTES)
+        {
             let scale = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
             let quants = &block[2..];
             out.extend(quants.iter().map(|q| ((q & 0x0f) as f32 - 8.0) * scale));
@@ -122,9 +130,13 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
-            ModelError::Format(format!("truncated at byte {} (wanted {n} more)", self.pos))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| {
+                ModelError::Format(format!("truncated at byte {} (wanted {n} more)", self.pos))
+            })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -133,13 +145,19 @@ impl<'a> Cursor<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn f32(&mut self) -> Result<f32> {
         Ok(f32::from_bits(self.u32()?))
@@ -176,8 +194,14 @@ impl E5Image {
             layer_norm_eps: c.f32()?,
         };
         let block = c.usize32("block size")?;
-        if block != 32 || !hyper.hidden.is_multiple_of(32) || hyper.heads == 0 || !hyper.hidden.is_multiple_of(hyper.heads) {
-            return Err(ModelError::Format(format!("unsupported shapes: {hyper:?}, block {block}")));
+        if block != 32
+            || !hyper.hidden.is_multiple_of(32)
+            || hyper.heads == 0
+            || !hyper.hidden.is_multiple_of(hyper.heads)
+        {
+            return Err(ModelError::Format(format!(
+                "unsupported shapes: {hyper:?}, block {block}"
+            )));
         }
         // SentencePiece vocabulary: skipped, but its pad id is the model's.
         let n_pieces = c.usize32("piece count")?;
@@ -201,25 +225,50 @@ impl E5Image {
             let count = c.u32()? as usize;
             let offset = c.u64()? as usize;
             let bytes = c.u64()? as usize;
-            entries.insert(name, Entry { dtype, count, offset, bytes });
+            entries.insert(
+                name,
+                Entry {
+                    dtype,
+                    count,
+                    offset,
+                    bytes,
+                },
+            );
         }
 
         let h = hyper.hidden;
-        let entry = |name: &str| entries.get(name).ok_or_else(|| ModelError::Format(format!("missing tensor {name}")));
+        let entry = |name: &str| {
+            entries
+                .get(name)
+                .ok_or_else(|| ModelError::Format(format!("missing tensor {name}")))
+        };
         let word = entry("emb.word")?;
         if word.dtype != 1 {
             return Err(ModelError::Format("emb.word: expected Q4_0 blocks".into()));
         }
         let raw = tensor_bytes(buf, "emb.word", word, &[hyper.vocab_rows, h])?;
         let word_embeddings = Q4Rows::new(raw.to_vec(), hyper.vocab_rows, h)?;
-        let mut image = E5Image { hyper, pad_id, word_embeddings, tensors: HashMap::new() };
+        let mut image = E5Image {
+            hyper,
+            pad_id,
+            word_embeddings,
+            tensors: HashMap::new(),
+        };
         let mut put = |src: &str, dst: String, dims: &[usize]| -> Result<()> {
             let t = load_tensor(buf, src, entry(src)?, dims, device)?;
             image.tensors.insert(dst, t);
             Ok(())
         };
-        put("emb.pos", "embeddings.position_embeddings.weight".into(), &[hyper.max_positions, h])?;
-        put("emb.type", "embeddings.token_type_embeddings.weight".into(), &[hyper.type_vocab, h])?;
+        put(
+            "emb.pos",
+            "embeddings.position_embeddings.weight".into(),
+            &[hyper.max_positions, h],
+        )?;
+        put(
+            "emb.type",
+            "embeddings.token_type_embeddings.weight".into(),
+            &[hyper.type_vocab, h],
+        )?;
         put("emb.ln.w", "embeddings.LayerNorm.weight".into(), &[h])?;
         put("emb.ln.b", "embeddings.LayerNorm.bias".into(), &[h])?;
         for l in 0..hyper.layers {
@@ -233,11 +282,26 @@ impl E5Image {
                 ("fo", "output.dense", h, hyper.ffn),
             ];
             for (short, long, out, inp) in linear {
-                put(&format!("l{l}.{short}.w"), format!("{p}.{long}.weight"), &[out, inp])?;
-                put(&format!("l{l}.{short}.b"), format!("{p}.{long}.bias"), &[out])?;
+                put(
+                    &format!("l{l}.{short}.w"),
+                    format!("{p}.{long}.weight"),
+                    &[out, inp],
+                )?;
+                put(
+                    &format!("l{l}.{short}.b"),
+                    format!("{p}.{long}.bias"),
+                    &[out],
+                )?;
             }
-            for (short, long) in [("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")] {
-                put(&format!("l{l}.{short}.w"), format!("{p}.{long}.weight"), &[h])?;
+            for (short, long) in [
+                ("aln", "attention.output.LayerNorm"),
+                ("oln", "output.LayerNorm"),
+            ] {
+                put(
+                    &format!("l{l}.{short}.w"),
+                    format!("{p}.{long}.weight"),
+                    &[h],
+                )?;
                 put(&format!("l{l}.{short}.b"), format!("{p}.{long}.bias"), &[h])?;
             }
         }
@@ -250,7 +314,10 @@ impl E5Image {
     /// candle-transformers' `BertModel::load` takes them.
     pub fn bert_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
         let mut tensors = self.tensors.clone();
-        tensors.insert("embeddings.word_embeddings.weight".into(), self.word_embeddings.dequantize(device)?);
+        tensors.insert(
+            "embeddings.word_embeddings.weight".into(),
+            self.word_embeddings.dequantize(device)?,
+        );
         Ok(tensors)
     }
 }
@@ -259,7 +326,10 @@ impl E5Image {
 fn tensor_bytes<'a>(buf: &'a [u8], name: &str, e: &Entry, dims: &[usize]) -> Result<&'a [u8]> {
     let elems: usize = dims.iter().product();
     if e.count != elems {
-        return Err(ModelError::Format(format!("{name}: {} elements, expected {elems}", e.count)));
+        return Err(ModelError::Format(format!(
+            "{name}: {} elements, expected {elems}",
+            e.count
+        )));
     }
     let expected_bytes = match e.dtype {
         0 => elems * 4,
@@ -273,11 +343,20 @@ fn tensor_bytes<'a>(buf: &'a [u8], name: &str, e: &Entry, dims: &[usize]) -> Res
         .ok_or_else(|| ModelError::Format(format!("{name}: data out of bounds")))
 }
 
-fn load_tensor(buf: &[u8], name: &str, e: &Entry, dims: &[usize], device: &Device) -> Result<Tensor> {
+fn load_tensor(
+    buf: &[u8],
+    name: &str,
+    e: &Entry,
+    dims: &[usize],
+    device: &Device,
+) -> Result<Tensor> {
     let raw = tensor_bytes(buf, name, e, dims)?;
     match e.dtype {
         0 => {
-            let v: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let v: Vec<f32> = raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
             Ok(Tensor::from_vec(v, dims, device)?)
         }
         _ => {
@@ -309,7 +388,10 @@ pub mod writer {
     pub fn quantize_q4_0(values: &[f32]) -> Vec<u8> {
         let mut out = Vec::with_capacity(values.len() / 32 * 18);
         for block in values.chunks(32) {
-            let max = block.iter().copied().fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+            let max = block
+                .iter()
+                .copied()
+                .fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
             let d = max / -8.0;
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
             out.extend_from_slice(&half::f16::from_f32(d).to_bits().to_le_bytes());
@@ -326,7 +408,15 @@ pub mod writer {
         let mut b = Vec::new();
         b.extend_from_slice(b"E5S1");
         b.extend_from_slice(&1u32.to_le_bytes());
-        for v in [hyper.hidden, hyper.layers, hyper.heads, hyper.ffn, hyper.vocab_rows, hyper.max_positions, hyper.type_vocab] {
+        for v in [
+            hyper.hidden,
+            hyper.layers,
+            hyper.heads,
+            hyper.ffn,
+            hyper.vocab_rows,
+            hyper.max_positions,
+            hyper.type_vocab,
+        ] {
             b.extend_from_slice(&(v as i32).to_le_bytes());
         }
         b.extend_from_slice(&hyper.layer_norm_eps.to_le_bytes());
@@ -343,12 +433,19 @@ pub mod writer {
         b.extend_from_slice(&0i32.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
         b.extend_from_slice(&(tensors.len() as i32).to_le_bytes());
-        let dir_size: usize = tensors.iter().map(|(n, _)| 2 + n.len() + 1 + 4 + 8 + 8).sum();
+        let dir_size: usize = tensors
+            .iter()
+            .map(|(n, _)| 2 + n.len() + 1 + 4 + 8 + 8)
+            .sum();
         let mut offset = b.len() + dir_size;
         let mut payload = Vec::new();
         for (name, data) in tensors {
             let (dtype, count, bytes) = match data {
-                Data::F32(v) => (0u8, v.len(), v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()),
+                Data::F32(v) => (
+                    0u8,
+                    v.len(),
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+                ),
                 Data::Q4(q) => (1u8, q.len() / 18 * 32, q.clone()),
             };
             b.extend_from_slice(&(name.len() as u16).to_le_bytes());
@@ -371,7 +468,16 @@ mod tests {
     use super::*;
 
     pub(crate) fn tiny_hyper() -> Hyper {
-        Hyper { hidden: 32, layers: 1, heads: 2, ffn: 64, vocab_rows: 20, max_positions: 16, type_vocab: 2, layer_norm_eps: 1e-12 }
+        Hyper {
+            hidden: 32,
+            layers: 1,
+            heads: 2,
+            ffn: 64,
+            vocab_rows: 20,
+            max_positions: 16,
+            type_vocab: 2,
+            layer_norm_eps: 1e-12,
+        }
     }
 
     #[test]
@@ -380,11 +486,19 @@ mod tests {
         let values: Vec<f32> = (0..32).map(|i| ((i % 16) as f32 - 8.0) * -0.5).collect();
         let q = quantize_q4_0(&values);
         assert_eq!(q.len(), 18);
-        let aligned: Vec<u16> = q.chunks(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
-        let t = qtensor_from_ggml(GgmlDType::Q4_0, bytemuck::cast_slice(&aligned), vec![1, 32], &Device::Cpu)
-            .unwrap()
-            .dequantize(&Device::Cpu)
-            .unwrap();
+        let aligned: Vec<u16> = q
+            .chunks(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let t = qtensor_from_ggml(
+            GgmlDType::Q4_0,
+            bytemuck::cast_slice(&aligned),
+            vec![1, 32],
+            &Device::Cpu,
+        )
+        .unwrap()
+        .dequantize(&Device::Cpu)
+        .unwrap();
         let back: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
         for (a, b) in values.iter().zip(&back) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
@@ -393,17 +507,27 @@ mod tests {
 
     #[test]
     fn q4_rows_dequantise_like_candle() {
-        let values: Vec<f32> = (0..3 * 64).map(|i| ((i * 7919) % 113) as f32 / 50.0 - 1.1).collect();
+        let values: Vec<f32> = (0..3 * 64)
+            .map(|i| ((i * 7919) % 113) as f32 / 50.0 - 1.1)
+            .collect();
         let q = quantize_q4_0(&values);
-        let aligned: Vec<u16> = q.chunks(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
-        let candle: Vec<f32> = qtensor_from_ggml(GgmlDType::Q4_0, bytemuck::cast_slice(&aligned), vec![3, 64], &Device::Cpu)
-            .unwrap()
-            .dequantize(&Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let aligned: Vec<u16> = q
+            .chunks(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let candle: Vec<f32> = qtensor_from_ggml(
+            GgmlDType::Q4_0,
+            bytemuck::cast_slice(&aligned),
+            vec![3, 64],
+            &Device::Cpu,
+        )
+        .unwrap()
+        .dequantize(&Device::Cpu)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
         let rows = Q4Rows::new(q, 3, 64).unwrap();
         let mut ours = Vec::new();
         for r in [1, 0, 2] {
@@ -411,25 +535,41 @@ mod tests {
             rows.push_row(r, &mut ours).unwrap();
             assert_eq!(ours, candle[r * 64..(r + 1) * 64], "row {r}");
         }
-        assert!(rows.push_row(3, &mut ours).is_err(), "an id outside the vocabulary is an error, not a panic");
+        assert!(
+            rows.push_row(3, &mut ours).is_err(),
+            "an id outside the vocabulary is an error, not a panic"
+        );
         assert!(Q4Rows::new(vec![0; 17], 1, 32).is_err());
     }
 
     #[test]
     fn parse_rejects_garbage_and_truncation() {
-        assert!(matches!(E5Image::parse(b"NOPE....", &Device::Cpu), Err(ModelError::Format(_))));
+        assert!(matches!(
+            E5Image::parse(b"NOPE....", &Device::Cpu),
+            Err(ModelError::Format(_))
+        ));
         let image = write(&tiny_hyper(), 1, &[]);
-        let err = E5Image::parse(&image[..image.len() - 1], &Device::Cpu).err().expect("truncated");
+        let err = E5Image::parse(&image[..image.len() - 1], &Device::Cpu)
+            .err()
+            .expect("truncated");
         assert!(err.to_string().contains("truncated"), "{err}");
-        let err = E5Image::parse(&image, &Device::Cpu).err().expect("no tensors");
+        let err = E5Image::parse(&image, &Device::Cpu)
+            .err()
+            .expect("no tensors");
         assert!(err.to_string().contains("missing tensor emb.word"), "{err}");
     }
 
     #[test]
     fn wrong_element_count_is_reported() {
         let h = tiny_hyper();
-        let image = write(&h, 1, &[("emb.word".into(), Data::Q4(quantize_q4_0(&[0.5; 32])))]);
-        let err = E5Image::parse(&image, &Device::Cpu).err().expect("bad count");
+        let image = write(
+            &h,
+            1,
+            &[("emb.word".into(), Data::Q4(quantize_q4_0(&[0.5; 32])))],
+        );
+        let err = E5Image::parse(&image, &Device::Cpu)
+            .err()
+            .expect("bad count");
         assert!(err.to_string().contains("emb.word: 32 elements"), "{err}");
     }
 }

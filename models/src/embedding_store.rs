@@ -25,27 +25,41 @@ pub struct EmbeddingStore {
 
 /// FNV-1a, 64 bits: stable across runs and platforms (std's hasher is not).
 pub fn text_key(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl EmbeddingStore {
     /// A store that lives in memory only.
     pub fn in_memory(dim: usize) -> Self {
-        EmbeddingStore { path: None, dim, vectors: HashMap::new(), added: 0 }
+        EmbeddingStore {
+            path: None,
+            dim,
+            vectors: HashMap::new(),
+            added: 0,
+        }
     }
 
     /// Opens the store at `path` (created on [`EmbeddingStore::save`]). A missing file is
     /// an empty store; a file that is damaged or of another dimension is set aside with
     /// a warning, as recomputing is always possible.
     pub fn open(path: &Path, dim: usize) -> Self {
-        let mut store = EmbeddingStore { path: Some(path.to_path_buf()), ..Self::in_memory(dim) };
+        let mut store = EmbeddingStore {
+            path: Some(path.to_path_buf()),
+            ..Self::in_memory(dim)
+        };
         match std::fs::read(path) {
             Ok(bytes) => match parse(&bytes, dim) {
                 Ok(vectors) => store.vectors = vectors,
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "embedding store ignored; it will be rebuilt"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "embedding store ignored; it will be rebuilt")
+                }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "embedding store unreadable; it will be rebuilt"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "embedding store unreadable; it will be rebuilt")
+            }
         }
         store
     }
@@ -60,11 +74,24 @@ impl EmbeddingStore {
 
     /// Embeddings of `texts` in order, computing (in chunks, reporting progress as
     /// `progress(done)`) only those not stored yet.
-    pub fn embed_all<S: AsRef<str>>(&mut self, encoder: &Encoder, texts: &[S], mut progress: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+    pub fn embed_all<S: AsRef<str>>(
+        &mut self,
+        encoder: &Encoder,
+        texts: &[S],
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>> {
         if encoder.dim() != self.dim {
-            return Err(ModelError::Head(format!("store holds {}-d vectors, encoder makes {}", self.dim, encoder.dim())));
+            return Err(ModelError::Head(format!(
+                "store holds {}-d vectors, encoder makes {}",
+                self.dim,
+                encoder.dim()
+            )));
         }
-        let mut missing: Vec<&str> = texts.iter().map(AsRef::as_ref).filter(|t| !self.vectors.contains_key(&text_key(t))).collect();
+        let mut missing: Vec<&str> = texts
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|t| !self.vectors.contains_key(&text_key(t)))
+            .collect();
         // Similar lengths together, so the encoder's batches carry little padding.
         missing.sort_unstable_by_key(|t| (t.len(), *t));
         missing.dedup();
@@ -78,17 +105,25 @@ impl EmbeddingStore {
             done += chunk.len();
             progress(done);
         }
-        Ok(texts.iter().map(|t| self.vectors[&text_key(t.as_ref())].clone()).collect())
+        Ok(texts
+            .iter()
+            .map(|t| self.vectors[&text_key(t.as_ref())].clone())
+            .collect())
     }
 
     /// Writes the store if anything was added (to a temporary file, then renamed, so a
     /// crash never leaves half a file).
     pub fn save(&mut self) -> Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         if self.added == 0 {
             return Ok(());
         }
-        let io = |source| ModelError::Io { path: path.clone(), source };
+        let io = |source| ModelError::Io {
+            path: path.clone(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -97,12 +132,16 @@ impl EmbeddingStore {
         bytes.extend_from_slice(&(self.dim as u32).to_le_bytes());
         for (key, vector) in &self.vectors {
             bytes.extend_from_slice(&key.to_le_bytes());
-            vector.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
+            vector
+                .iter()
+                .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
         }
         // One temporary file per process: two trainings saving at once do not mix their
         // bytes (the last rename wins, and the other's additions are recomputed next time).
         let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-        std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&bytes)).map_err(io)?;
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(&bytes))
+            .map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)?;
         self.added = 0;
         Ok(())
@@ -127,7 +166,10 @@ fn parse(bytes: &[u8], dim: usize) -> Result<HashMap<u64, Vec<f32>>> {
         .chunks_exact(record)
         .map(|r| {
             let key = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
-            let vector = r[8..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let vector = r[8..]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
             (key, vector)
         })
         .collect())
@@ -135,7 +177,9 @@ fn parse(bytes: &[u8], dim: usize) -> Result<HashMap<u64, Vec<f32>>> {
 
 /// Where `vigie train` and `vigie eval risk` keep embeddings: next to the model files.
 pub fn default_store_path(model_dir: &Path) -> PathBuf {
-    model_dir.join("embeddings").join(format!("{}.vge", crate::encoder::MODEL_NAME))
+    model_dir
+        .join("embeddings")
+        .join(format!("{}.vge", crate::encoder::MODEL_NAME))
 }
 
 #[cfg(test)]
@@ -165,7 +209,13 @@ mod tests {
         assert_eq!(reports, vec![3], "nothing recomputed");
 
         std::fs::write(&path, b"VGE1\x20\0\0\0short").unwrap();
-        assert!(EmbeddingStore::open(&path, enc.dim()).is_empty(), "a damaged file is ignored");
-        assert!(EmbeddingStore::open(&path, 7).is_empty(), "another dimension is ignored");
+        assert!(
+            EmbeddingStore::open(&path, enc.dim()).is_empty(),
+            "a damaged file is ignored"
+        );
+        assert!(
+            EmbeddingStore::open(&path, 7).is_empty(),
+            "another dimension is ignored"
+        );
     }
 }

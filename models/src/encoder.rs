@@ -58,7 +58,10 @@ impl Encoder {
                 return Err(ModelError::Missing { path: path.clone() });
             }
         }
-        let bytes = std::fs::read(&weights).map_err(|source| ModelError::Io { path: weights.clone(), source })?;
+        let bytes = std::fs::read(&weights).map_err(|source| ModelError::Io {
+            path: weights.clone(),
+            source,
+        })?;
         let device = Device::Cpu;
         let image = E5Image::parse(&bytes, &device)?;
         drop(bytes);
@@ -83,11 +86,23 @@ impl Encoder {
         let config = image.hyper.bert_config(image.pad_id as usize);
         let vb = VarBuilder::from_tensors(image.bert_tensors(&device)?, DType::F32, &device);
         let model = BertModel::load(vb, &config)?;
-        Self::from_parts(Backbone::Reference(model), tokenizer, image.pad_id, config.hidden_size, config.max_position_embeddings)
+        Self::from_parts(
+            Backbone::Reference(model),
+            tokenizer,
+            image.pad_id,
+            config.hidden_size,
+            config.max_position_embeddings,
+        )
     }
 
     /// Assembles an encoder from a loaded model; tests build tiny random ones this way.
-    pub fn from_parts(model: Backbone, mut tokenizer: Tokenizer, pad_id: u32, dim: usize, max_positions: usize) -> Result<Self> {
+    pub fn from_parts(
+        model: Backbone,
+        mut tokenizer: Tokenizer,
+        pad_id: u32,
+        dim: usize,
+        max_positions: usize,
+    ) -> Result<Self> {
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
@@ -95,7 +110,13 @@ impl Encoder {
                 ..Default::default()
             }))
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-        Ok(Encoder { model, tokenizer, pad_id, device: Device::Cpu, dim })
+        Ok(Encoder {
+            model,
+            tokenizer,
+            pad_id,
+            device: Device::Cpu,
+            dim,
+        })
     }
 
     pub fn dim(&self) -> usize {
@@ -105,13 +126,22 @@ impl Encoder {
     /// How many tokens each text is run as (prefix and special tokens included, after
     /// truncation): what the cost of embedding it depends on.
     pub fn token_counts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<usize>> {
-        Ok(self.tokenize(texts)?.iter().map(|e| e.get_ids().len()).collect())
+        Ok(self
+            .tokenize(texts)?
+            .iter()
+            .map(|e| e.get_ids().len())
+            .collect())
     }
 
     /// The token ids the encoder runs for each text: prefixed, truncated, unpadded.
     fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<tokenizers::Encoding>> {
-        let prefixed: Vec<String> = texts.iter().map(|t| format!("{EMBEDDING_PREFIX}{}", t.as_ref())).collect();
-        self.tokenizer.encode_batch(prefixed, true).map_err(|e| ModelError::Tokenizer(e.to_string()))
+        let prefixed: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{EMBEDDING_PREFIX}{}", t.as_ref()))
+            .collect();
+        self.tokenizer
+            .encode_batch(prefixed, true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))
     }
 
     /// Embeds texts (the `query: ` prefix is added here), returning one L2-normalised
@@ -188,13 +218,21 @@ pub mod testing {
     use tokenizers::pre_tokenizers::whitespace::Whitespace;
 
     pub const VOCAB: &[&str] = &[
-        "<s>", "<pad>", "</s>", "<unk>", "query:", "vaccine", "vaccin", "autism", "autisme", "causes", "cause",
-        "the", "le", "measles", "rougeole", "is", "est", "safe", "sûr", "5g",
+        "<s>", "<pad>", "</s>", "<unk>", "query:", "vaccine", "vaccin", "autism", "autisme",
+        "causes", "cause", "the", "le", "measles", "rougeole", "is", "est", "safe", "sûr", "5g",
     ];
 
     pub fn tiny_tokenizer() -> Tokenizer {
-        let vocab = VOCAB.iter().enumerate().map(|(i, w)| (w.to_string(), i as u32)).collect();
-        let model = WordLevel::builder().vocab(vocab).unk_token("<unk>".into()).build().expect("word-level vocab");
+        let vocab = VOCAB
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.to_string(), i as u32))
+            .collect();
+        let model = WordLevel::builder()
+            .vocab(vocab)
+            .unk_token("<unk>".into())
+            .build()
+            .expect("word-level vocab");
         let mut tok = Tokenizer::new(model);
         tok.with_pre_tokenizer(Some(Whitespace {}));
         tok
@@ -203,20 +241,45 @@ pub mod testing {
     /// A deterministic pseudo-random image (xorshift), written and read back through the
     /// real file format so the loader is exercised too.
     pub fn tiny_image_bytes(seed: u64) -> Vec<u8> {
-        let hyper = Hyper { hidden: 32, layers: 2, heads: 2, ffn: 64, vocab_rows: VOCAB.len(), max_positions: 32, type_vocab: 2, layer_norm_eps: 1e-12 };
+        let hyper = Hyper {
+            hidden: 32,
+            layers: 2,
+            heads: 2,
+            ffn: 64,
+            vocab_rows: VOCAB.len(),
+            max_positions: 32,
+            type_vocab: 2,
+            layer_norm_eps: 1e-12,
+        };
         let mut rng = crate::rng::XorShift::new(seed);
         let mut rand = move |n: usize, scale: f32| rng.vec(n, scale);
         let h = hyper.hidden;
         let mut t: Vec<(String, Data)> = vec![
-            ("emb.word".into(), Data::Q4(quantize_q4_0(&rand(hyper.vocab_rows * h, 1.0)))),
-            ("emb.pos".into(), Data::F32(rand(hyper.max_positions * h, 0.1))),
+            (
+                "emb.word".into(),
+                Data::Q4(quantize_q4_0(&rand(hyper.vocab_rows * h, 1.0))),
+            ),
+            (
+                "emb.pos".into(),
+                Data::F32(rand(hyper.max_positions * h, 0.1)),
+            ),
             ("emb.type".into(), Data::F32(rand(2 * h, 0.1))),
             ("emb.ln.w".into(), Data::F32(vec![1.0; h])),
             ("emb.ln.b".into(), Data::F32(vec![0.0; h])),
         ];
         for l in 0..hyper.layers {
-            for (name, out, inp) in [("q", h, h), ("k", h, h), ("v", h, h), ("ao", h, h), ("fi", hyper.ffn, h), ("fo", h, hyper.ffn)] {
-                t.push((format!("l{l}.{name}.w"), Data::Q4(quantize_q4_0(&rand(out * inp, 0.3)))));
+            for (name, out, inp) in [
+                ("q", h, h),
+                ("k", h, h),
+                ("v", h, h),
+                ("ao", h, h),
+                ("fi", hyper.ffn, h),
+                ("fo", h, hyper.ffn),
+            ] {
+                t.push((
+                    format!("l{l}.{name}.w"),
+                    Data::Q4(quantize_q4_0(&rand(out * inp, 0.3))),
+                ));
                 t.push((format!("l{l}.{name}.b"), Data::F32(rand(out, 0.05))));
             }
             for name in ["aln", "oln"] {
@@ -228,13 +291,15 @@ pub mod testing {
     }
 
     pub fn tiny_encoder(seed: u64) -> Encoder {
-        let image = E5Image::parse(&tiny_image_bytes(seed), &Device::Cpu).expect("tiny image parses");
+        let image =
+            E5Image::parse(&tiny_image_bytes(seed), &Device::Cpu).expect("tiny image parses");
         Encoder::from_image(image, tiny_tokenizer()).expect("tiny encoder builds")
     }
 
     /// The same tiny model on candle-transformers' `BertModel`.
     pub fn tiny_reference_encoder(seed: u64) -> Encoder {
-        let image = E5Image::parse(&tiny_image_bytes(seed), &Device::Cpu).expect("tiny image parses");
+        let image =
+            E5Image::parse(&tiny_image_bytes(seed), &Device::Cpu).expect("tiny image parses");
         Encoder::reference_from_image(image, tiny_tokenizer()).expect("tiny encoder builds")
     }
 }
@@ -248,7 +313,13 @@ mod tests {
     fn fast_forward_agrees_with_candles_bert_model() {
         for seed in [1, 2, 9] {
             let (fast, reference) = (tiny_encoder(seed), tiny_reference_encoder(seed));
-            let texts = ["vaccine causes autism", "le vaccin est sûr", "measles", "the measles vaccine is safe the vaccine is safe", ""];
+            let texts = [
+                "vaccine causes autism",
+                "le vaccin est sûr",
+                "measles",
+                "the measles vaccine is safe the vaccine is safe",
+                "",
+            ];
             let a = fast.embed(&texts).unwrap();
             let b = reference.embed(&texts).unwrap();
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
@@ -261,7 +332,9 @@ mod tests {
     #[test]
     fn embeddings_are_unit_length_and_deterministic() {
         let enc = tiny_encoder(7);
-        let v = enc.embed(&["vaccine causes autism", "le vaccin est sûr"]).unwrap();
+        let v = enc
+            .embed(&["vaccine causes autism", "le vaccin est sûr"])
+            .unwrap();
         assert_eq!(v.len(), 2);
         for e in &v {
             assert_eq!(e.len(), 32);
@@ -270,7 +343,10 @@ mod tests {
         }
         let again = enc.embed(&["vaccine causes autism"]).unwrap();
         assert!(cosine(&v[0], &again[0]) > 0.9999);
-        assert!(cosine(&v[0], &v[1]) < 0.9999, "different texts should differ");
+        assert!(
+            cosine(&v[0], &v[1]) < 0.9999,
+            "different texts should differ"
+        );
     }
 
     #[test]
@@ -279,7 +355,9 @@ mod tests {
         // attention mask and the masked mean must ignore pad positions entirely.
         let enc = tiny_encoder(11);
         let alone = enc.embed(&["measles"]).unwrap();
-        let batched = enc.embed(&["measles", "the measles vaccine is safe the vaccine is safe"]).unwrap();
+        let batched = enc
+            .embed(&["measles", "the measles vaccine is safe the vaccine is safe"])
+            .unwrap();
         let c = cosine(&alone[0], &batched[0]);
         assert!(c > 0.9999, "cosine {c}");
     }

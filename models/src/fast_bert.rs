@@ -33,7 +33,12 @@ struct LayerNorm {
 
 impl LayerNorm {
     fn forward(&self, x: &Tensor, eps: f32) -> Result<Tensor> {
-        Ok(candle_nn::ops::layer_norm(x, &self.weight, &self.bias, eps)?)
+        Ok(candle_nn::ops::layer_norm(
+            x,
+            &self.weight,
+            &self.bias,
+            eps,
+        )?)
     }
 }
 
@@ -45,16 +50,25 @@ struct Linear {
 
 impl Linear {
     fn new(weight_t: Tensor, bias: Tensor) -> Result<Self> {
-        Ok(Linear { weight_t: weight_t.contiguous()?, bias: bias.to_vec1()? })
+        Ok(Linear {
+            weight_t: weight_t.contiguous()?,
+            bias: bias.to_vec1()?,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight_t)?.apply_op1_no_bwd(&AddBias { bias: &self.bias, gelu: false })?)
+        Ok(x.matmul(&self.weight_t)?.apply_op1_no_bwd(&AddBias {
+            bias: &self.bias,
+            gelu: false,
+        })?)
     }
 
     /// GELU(x · Wᵀ + b), the bias and the activation in one pass over the output.
     fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight_t)?.apply_op1_no_bwd(&AddBias { bias: &self.bias, gelu: true })?)
+        Ok(x.matmul(&self.weight_t)?.apply_op1_no_bwd(&AddBias {
+            bias: &self.bias,
+            gelu: true,
+        })?)
     }
 }
 
@@ -80,18 +94,34 @@ pub struct FastBert {
 impl FastBert {
     pub fn from_image(image: E5Image) -> Result<Self> {
         let device = Device::Cpu;
-        let E5Image { hyper, word_embeddings, mut tensors, .. } = image;
+        let E5Image {
+            hyper,
+            word_embeddings,
+            mut tensors,
+            ..
+        } = image;
         let h = hyper.hidden;
         // Each tensor is taken out of the image as it is rearranged, so the f32 copy it
         // replaces is freed before the next one is made (it keeps the load peak down).
         let mut get = |name: &str| -> Result<Tensor> {
-            tensors.remove(name).ok_or_else(|| ModelError::Format(format!("missing tensor {name}")))
+            tensors
+                .remove(name)
+                .ok_or_else(|| ModelError::Format(format!("missing tensor {name}")))
         };
-        let norm = |get: &mut dyn FnMut(&str) -> Result<Tensor>, prefix: &str| -> Result<LayerNorm> {
-            Ok(LayerNorm { weight: get(&format!("{prefix}.weight"))?, bias: get(&format!("{prefix}.bias"))? })
-        };
-        let linear = |get: &mut dyn FnMut(&str) -> Result<Tensor>, prefix: &str| -> Result<(Tensor, Tensor)> {
-            Ok((get(&format!("{prefix}.weight"))?.t()?.contiguous()?, get(&format!("{prefix}.bias"))?))
+        let norm =
+            |get: &mut dyn FnMut(&str) -> Result<Tensor>, prefix: &str| -> Result<LayerNorm> {
+                Ok(LayerNorm {
+                    weight: get(&format!("{prefix}.weight"))?,
+                    bias: get(&format!("{prefix}.bias"))?,
+                })
+            };
+        let linear = |get: &mut dyn FnMut(&str) -> Result<Tensor>,
+                      prefix: &str|
+         -> Result<(Tensor, Tensor)> {
+            Ok((
+                get(&format!("{prefix}.weight"))?.t()?.contiguous()?,
+                get(&format!("{prefix}.bias"))?,
+            ))
         };
         let scale = 1.0 / ((h / hyper.heads) as f64).sqrt();
         let mut layers = Vec::with_capacity(hyper.layers);
@@ -100,7 +130,10 @@ impl FastBert {
             let q = linear(&mut get, &format!("{p}.attention.self.query"))?;
             let k = linear(&mut get, &format!("{p}.attention.self.key"))?;
             let v = linear(&mut get, &format!("{p}.attention.self.value"))?;
-            let qkv = Linear::new(Tensor::cat(&[(q.0 * scale)?, k.0, v.0], 1)?, Tensor::cat(&[(q.1 * scale)?, k.1, v.1], 0)?)?;
+            let qkv = Linear::new(
+                Tensor::cat(&[(q.0 * scale)?, k.0, v.0], 1)?,
+                Tensor::cat(&[(q.1 * scale)?, k.1, v.1], 0)?,
+            )?;
             let (out_w, out_b) = linear(&mut get, &format!("{p}.attention.output.dense"))?;
             let attention_out = Linear::new(out_w, out_b)?;
             let attention_norm = norm(&mut get, &format!("{p}.attention.output.LayerNorm"))?;
@@ -109,7 +142,14 @@ impl FastBert {
             let (ffn_w, ffn_b) = linear(&mut get, &format!("{p}.output.dense"))?;
             let ffn_out = Linear::new(ffn_w, ffn_b)?;
             let output_norm = norm(&mut get, &format!("{p}.output.LayerNorm"))?;
-            layers.push(Layer { qkv, attention_out, attention_norm, ffn_in, ffn_out, output_norm });
+            layers.push(Layer {
+                qkv,
+                attention_out,
+                attention_norm,
+                ffn_in,
+                ffn_out,
+                output_norm,
+            });
         }
         let positions = get("embeddings.position_embeddings.weight")?;
         let token_type = get("embeddings.token_type_embeddings.weight")?.get(0)?;
@@ -139,7 +179,10 @@ impl FastBert {
         let (h, heads) = (self.hyper.hidden, self.hyper.heads);
         let head_dim = h / heads;
         if width > self.hyper.max_positions {
-            return Err(ModelError::Format(format!("{width} tokens exceed the model's {} positions", self.hyper.max_positions)));
+            return Err(ModelError::Format(format!(
+                "{width} tokens exceed the model's {} positions",
+                self.hyper.max_positions
+            )));
         }
         let mut rows = Vec::with_capacity(ids.len() * h);
         for &id in ids {
@@ -147,18 +190,43 @@ impl FastBert {
         }
         let words = Tensor::from_vec(rows, (batch, width, h), &self.device)?;
         let positions = self.positions.narrow(0, 0, width)?;
-        let embedded = words.broadcast_add(&positions)?.broadcast_add(&self.token_type)?;
-        let mut x = self.embedding_norm.forward(&embedded, self.hyper.layer_norm_eps)?.reshape((batch * width, h))?;
+        let embedded = words
+            .broadcast_add(&positions)?
+            .broadcast_add(&self.token_type)?;
+        let mut x = self
+            .embedding_norm
+            .forward(&embedded, self.hyper.layer_norm_eps)?
+            .reshape((batch * width, h))?;
 
-        let lengths: Vec<usize> = mask.chunks(width).map(|m| m.iter().filter(|&&v| v != 0).count()).collect();
-        let softmax = MaskedSoftmax { lengths: &lengths, heads, width };
+        let lengths: Vec<usize> = mask
+            .chunks(width)
+            .map(|m| m.iter().filter(|&&v| v != 0).count())
+            .collect();
+        let softmax = MaskedSoftmax {
+            lengths: &lengths,
+            heads,
+            width,
+        };
         let eps = self.hyper.layer_norm_eps;
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x)?.reshape((batch, width, 3, heads, head_dim))?;
-            let part = |i: usize| -> Result<Tensor> { Ok(qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?) };
+            let qkv = layer
+                .qkv
+                .forward(&x)?
+                .reshape((batch, width, 3, heads, head_dim))?;
+            let part = |i: usize| -> Result<Tensor> {
+                Ok(qkv
+                    .narrow(2, i, 1)?
+                    .squeeze(2)?
+                    .transpose(1, 2)?
+                    .contiguous()?)
+            };
             let (q, k, v) = (part(0)?, part(1)?, part(2)?);
             let probs = q.matmul(&k.t()?)?.apply_op1_no_bwd(&softmax)?;
-            let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((batch * width, h))?;
+            let context = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((batch * width, h))?;
             let attended = layer.attention_out.forward(&context)?;
             x = layer.attention_norm.forward(&(attended + &x)?, eps)?;
             let inner = layer.ffn_in.forward_gelu(&x)?;
@@ -177,8 +245,15 @@ pub fn mean_pool_normalised(hidden: &Tensor, mask: &[u32]) -> Result<Vec<Vec<f32
     let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
     let counts = mask_f.sum(1)?.clamp(1.0, f64::MAX)?;
     let mean = summed.broadcast_div(&counts)?;
-    let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-    Ok(mean.broadcast_div(&norm)?.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+    let norm = mean
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
+    Ok(mean
+        .broadcast_div(&norm)?
+        .to_dtype(DType::F32)?
+        .to_vec2::<f32>()?)
 }
 
 /// erf(x) as x·P(x²)/Q(x²) on [-4, 4] (beyond, erf is ±1 to f32 precision); the
@@ -216,7 +291,11 @@ struct AddBias<'a> {
     gelu: bool,
 }
 
-fn contiguous_f32<'s>(storage: &'s CpuStorage, layout: &Layout, op: &str) -> candle_core::Result<&'s [f32]> {
+fn contiguous_f32<'s>(
+    storage: &'s CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'s [f32]> {
     let CpuStorage::F32(data) = storage else {
         candle_core::bail!("{op}: f32 input expected");
     };
@@ -236,11 +315,18 @@ impl CustomOp1 for AddBias<'_> {
         "vigie-add-bias"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let data = contiguous_f32(storage, layout, self.name())?;
         let n = self.bias.len();
         if layout.dims().last() != Some(&n) {
-            candle_core::bail!("add-bias: last dimension {:?} is not the bias length {n}", layout.dims());
+            candle_core::bail!(
+                "add-bias: last dimension {:?} is not the bias length {n}",
+                layout.dims()
+            );
         }
         let mut out = data.to_vec();
         out.par_chunks_mut(n * rows_per_task(n)).for_each(|rows| {
@@ -272,7 +358,11 @@ impl CustomOp1 for MaskedSoftmax<'_> {
         "vigie-masked-softmax"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let data = contiguous_f32(storage, layout, self.name())?;
         let w = self.width;
         if layout.dims() != [self.lengths.len(), self.heads, w, w] {
@@ -280,21 +370,23 @@ impl CustomOp1 for MaskedSoftmax<'_> {
         }
         let mut out = data.to_vec();
         let per_sequence = self.heads * w * w;
-        out.par_chunks_mut(per_sequence).zip(self.lengths.par_iter()).for_each(|(scores, &len)| {
-            let len = len.clamp(1, w);
-            for row in scores.chunks_exact_mut(w) {
-                let (real, padding) = row.split_at_mut(len);
-                let max = real.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for v in real.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
+        out.par_chunks_mut(per_sequence)
+            .zip(self.lengths.par_iter())
+            .for_each(|(scores, &len)| {
+                let len = len.clamp(1, w);
+                for row in scores.chunks_exact_mut(w) {
+                    let (real, padding) = row.split_at_mut(len);
+                    let max = real.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0.0;
+                    for v in real.iter_mut() {
+                        *v = (*v - max).exp();
+                        sum += *v;
+                    }
+                    let inv = 1.0 / sum;
+                    real.iter_mut().for_each(|v| *v *= inv);
+                    padding.fill(0.0);
                 }
-                let inv = 1.0 / sum;
-                real.iter_mut().for_each(|v| *v *= inv);
-                padding.fill(0.0);
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
@@ -321,23 +413,56 @@ mod tests {
             let x = i as f64 / 100.0;
             let got = fast_erf(x as f32) as f64;
             let want = erf_reference(x);
-            assert!((got - want).abs() < 1e-6, "erf({x}) = {got}, expected {want}");
+            assert!(
+                (got - want).abs() < 1e-6,
+                "erf({x}) = {got}, expected {want}"
+            );
         }
-        assert!((fast_erf(f32::INFINITY) - 1.0).abs() < 1e-6 && (fast_erf(f32::NEG_INFINITY) + 1.0).abs() < 1e-6);
+        assert!(
+            (fast_erf(f32::INFINITY) - 1.0).abs() < 1e-6
+                && (fast_erf(f32::NEG_INFINITY) + 1.0).abs() < 1e-6
+        );
     }
 
     #[test]
     fn bias_and_gelu_match_candle() {
-        let x = Tensor::arange(-300i64, 300, &Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
+        let x = Tensor::arange(-300i64, 300, &Device::Cpu)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
         let x = (x / 50.0).unwrap().reshape((100, 6)).unwrap();
         let bias = [0.5f32, -0.25, 0.0, 1.0, -1.0, 2.0];
         let b = Tensor::new(&bias, &Device::Cpu).unwrap();
-        let ours: Vec<f32> = x.apply_op1_no_bwd(&AddBias { bias: &bias, gelu: true }).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let theirs: Vec<f32> = x.broadcast_add(&b).unwrap().gelu_erf().unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let ours: Vec<f32> = x
+            .apply_op1_no_bwd(&AddBias {
+                bias: &bias,
+                gelu: true,
+            })
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let theirs: Vec<f32> = x
+            .broadcast_add(&b)
+            .unwrap()
+            .gelu_erf()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         for (a, b) in ours.iter().zip(&theirs) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
-        assert!(x.apply_op1_no_bwd(&AddBias { bias: &bias[..5], gelu: false }).is_err(), "a wrong bias length is refused");
+        assert!(
+            x.apply_op1_no_bwd(&AddBias {
+                bias: &bias[..5],
+                gelu: false
+            })
+            .is_err(),
+            "a wrong bias length is refused"
+        );
     }
 
     #[test]
@@ -345,10 +470,29 @@ mod tests {
         let (b, heads, w) = (3, 2, 5);
         let scores = Tensor::randn(0f32, 3.0, (b, heads, w, w), &Device::Cpu).unwrap();
         let lengths = [5, 2, 1];
-        let mask: Vec<f32> = lengths.iter().flat_map(|&l| (0..w).map(move |j| if j < l { 0.0 } else { -1e9 })).collect();
+        let mask: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&l| (0..w).map(move |j| if j < l { 0.0 } else { -1e9 }))
+            .collect();
         let mask = Tensor::from_vec(mask, (b, 1, 1, w), &Device::Cpu).unwrap();
-        let want: Vec<f32> = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask).unwrap()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let got: Vec<f32> = scores.apply_op1_no_bwd(&MaskedSoftmax { lengths: &lengths, heads, width: w }).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let want: Vec<f32> =
+            candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask).unwrap())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+        let got: Vec<f32> = scores
+            .apply_op1_no_bwd(&MaskedSoftmax {
+                lengths: &lengths,
+                heads,
+                width: w,
+            })
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }

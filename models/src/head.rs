@@ -44,9 +44,18 @@ pub struct RiskHead {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Classifier {
-    Logistic { weights: Vec<f32>, bias: f32 },
+    Logistic {
+        weights: Vec<f32>,
+        bias: f32,
+    },
     /// `w1` is [hidden, dim] row-major; ReLU; then a linear output.
-    Mlp { hidden: usize, w1: Vec<f32>, b1: Vec<f32>, w2: Vec<f32>, b2: f32 },
+    Mlp {
+        hidden: usize,
+        w1: Vec<f32>,
+        b1: Vec<f32>,
+        w2: Vec<f32>,
+        b2: f32,
+    },
 }
 
 /// How logits become probabilities: one Platt scaling overall, and one of its own for a
@@ -56,17 +65,25 @@ pub enum Classifier {
 pub struct Calibration {
     #[serde(rename = "calibration", default)]
     pub overall: Platt,
-    #[serde(rename = "calibration_by_language", default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(
+        rename = "calibration_by_language",
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
     pub by_language: std::collections::BTreeMap<String, Platt>,
 }
 
 impl Calibration {
     pub fn for_lang(&self, lang: Option<&str>) -> Platt {
-        lang.and_then(|l| self.by_language.get(l)).copied().unwrap_or(self.overall)
+        lang.and_then(|l| self.by_language.get(l))
+            .copied()
+            .unwrap_or(self.overall)
     }
 
     fn is_finite(&self) -> bool {
-        std::iter::once(&self.overall).chain(self.by_language.values()).all(|p| p.a.is_finite() && p.b.is_finite())
+        std::iter::once(&self.overall)
+            .chain(self.by_language.values())
+            .all(|p| p.a.is_finite() && p.b.is_finite())
     }
 }
 
@@ -120,7 +137,15 @@ fn default_hidden() -> usize {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        TrainOptions { kind: HeadKind::Logistic, hidden: 64, epochs: 400, batch_size: 0, learning_rate: 0.05, l2: 1e-4, balance_classes: true }
+        TrainOptions {
+            kind: HeadKind::Logistic,
+            hidden: 64,
+            epochs: 400,
+            batch_size: 0,
+            learning_rate: 0.05,
+            l2: 1e-4,
+            balance_classes: true,
+        }
     }
 }
 
@@ -132,7 +157,15 @@ impl TrainOptions {
 
     /// The MLP `vigie train` tries.
     pub fn mlp() -> Self {
-        TrainOptions { kind: HeadKind::Mlp, hidden: 64, epochs: 60, batch_size: 128, learning_rate: 0.002, l2: 1e-4, balance_classes: true }
+        TrainOptions {
+            kind: HeadKind::Mlp,
+            hidden: 64,
+            epochs: 60,
+            batch_size: 128,
+            learning_rate: 0.002,
+            l2: 1e-4,
+            balance_classes: true,
+        }
     }
 }
 
@@ -149,21 +182,30 @@ impl RiskHead {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
     fn parse(text: &str, origin: &str) -> Result<Self> {
-        let head: RiskHead = serde_json::from_str(text).map_err(|e| ModelError::Head(format!("{origin}: {e}")))?;
-        head.classifier.check().map_err(|e| ModelError::Head(format!("{origin}: {e}")))?;
+        let head: RiskHead =
+            serde_json::from_str(text).map_err(|e| ModelError::Head(format!("{origin}: {e}")))?;
+        head.classifier
+            .check()
+            .map_err(|e| ModelError::Head(format!("{origin}: {e}")))?;
         // The classifier reads d + k(d + 1) values for k adapted languages.
         let (input, k) = (head.classifier.dim(), head.adapted_languages.len());
         if input <= k || (input - k) % (k + 1) != 0 {
-            return Err(ModelError::Head(format!("{origin}: {input} inputs do not fit {k} adapted languages")));
+            return Err(ModelError::Head(format!(
+                "{origin}: {input} inputs do not fit {k} adapted languages"
+            )));
         }
         if !head.calibration.is_finite() {
-            return Err(ModelError::Head(format!("{origin}: non-finite calibration")));
+            return Err(ModelError::Head(format!(
+                "{origin}: non-finite calibration"
+            )));
         }
         Ok(head)
     }
@@ -171,7 +213,10 @@ impl RiskHead {
     pub fn save(&self, path: &Path) -> Result<()> {
         // Compact: an MLP head holds some 50,000 weights.
         let text = serde_json::to_string(self).map_err(|e| ModelError::Head(e.to_string()))?;
-        std::fs::write(path, text).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
+        std::fs::write(path, text).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Dimension of the embeddings the head reads.
@@ -191,18 +236,27 @@ impl RiskHead {
     /// The classifier's logit for an embedding in `lang` (the detected language).
     pub fn logit(&self, embedding: &[f32], lang: Option<&str>) -> Result<f32> {
         if embedding.len() != self.dim() {
-            return Err(ModelError::Head(format!("embedding has {} dimensions, head expects {}", embedding.len(), self.dim())));
+            return Err(ModelError::Head(format!(
+                "embedding has {} dimensions, head expects {}",
+                embedding.len(),
+                self.dim()
+            )));
         }
         if self.adapted_languages.is_empty() {
             return Ok(self.classifier.logit(embedding));
         }
-        Ok(self.classifier.logit(&augment(embedding, lang, &self.adapted_languages)))
+        Ok(self
+            .classifier
+            .logit(&augment(embedding, lang, &self.adapted_languages)))
     }
 
     /// Calibrated probability that the embedded text (in language `lang`, when known)
     /// is misinformation.
     pub fn score(&self, embedding: &[f32], lang: Option<&str>) -> Result<f32> {
-        Ok(self.calibration.for_lang(lang).apply(self.logit(embedding, lang)?))
+        Ok(self
+            .calibration
+            .for_lang(lang)
+            .apply(self.logit(embedding, lang)?))
     }
 
     /// Both, in one pass: the classifier's own output, sigmoid(logit), which with class
@@ -225,7 +279,10 @@ impl RiskHead {
     ) -> Result<Self> {
         let n = xs.len();
         if n == 0 || n != labels.len() || weights.is_some_and(|w| w.len() != n) {
-            return Err(ModelError::Head(format!("{n} examples for {} labels", labels.len())));
+            return Err(ModelError::Head(format!(
+                "{n} examples for {} labels",
+                labels.len()
+            )));
         }
         let dim = xs[0].len();
         if xs.iter().any(|x| x.len() != dim) {
@@ -238,13 +295,22 @@ impl RiskHead {
         let weights: Vec<f32> = match weights {
             Some(w) => w.to_vec(),
             None if options.balance_classes => {
-                let (w_pos, w_neg) = (n as f32 / (2.0 * positives as f32), n as f32 / (2.0 * (n - positives) as f32));
-                labels.iter().map(|&y| if y { w_pos } else { w_neg }).collect()
+                let (w_pos, w_neg) = (
+                    n as f32 / (2.0 * positives as f32),
+                    n as f32 / (2.0 * (n - positives) as f32),
+                );
+                labels
+                    .iter()
+                    .map(|&y| if y { w_pos } else { w_neg })
+                    .collect()
             }
             None => vec![1.0; n],
         };
-        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || weights.iter().sum::<f32>() <= 0.0 {
-            return Err(ModelError::Head("example weights must be finite, non-negative and not all zero".into()));
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || weights.iter().sum::<f32>() <= 0.0
+        {
+            return Err(ModelError::Head(
+                "example weights must be finite, non-negative and not all zero".into(),
+            ));
         }
         let classifier = fit(xs, labels, &weights, &options)?;
         Ok(RiskHead {
@@ -294,8 +360,19 @@ impl Classifier {
                     return Err("empty or non-finite weights".into());
                 }
             }
-            Classifier::Mlp { hidden, w1, b1, w2, b2 } => {
-                if *hidden == 0 || w1.is_empty() || w1.len() % hidden != 0 || b1.len() != *hidden || w2.len() != *hidden {
+            Classifier::Mlp {
+                hidden,
+                w1,
+                b1,
+                w2,
+                b2,
+            } => {
+                if *hidden == 0
+                    || w1.is_empty()
+                    || w1.len() % hidden != 0
+                    || b1.len() != *hidden
+                    || w2.len() != *hidden
+                {
                     return Err(format!("MLP shapes do not fit {hidden} hidden units"));
                 }
                 if !finite(w1) || !finite(b1) || !finite(w2) || !b2.is_finite() {
@@ -311,7 +388,10 @@ impl Classifier {
         match self {
             Classifier::Logistic { weights, bias } => dot(weights, x) + bias,
             Classifier::Mlp { w1, b1, w2, b2, .. } => {
-                let hidden = w1.chunks_exact(self.dim()).zip(b1).map(|(row, b)| (dot(row, x) + b).max(0.0));
+                let hidden = w1
+                    .chunks_exact(self.dim())
+                    .zip(b1)
+                    .map(|(row, b)| (dot(row, x) + b).max(0.0));
                 hidden.zip(w2).map(|(h, w)| h * w).sum::<f32>() + b2
             }
         }
@@ -320,19 +400,40 @@ impl Classifier {
 
 /// Minimises the weighted log-loss (plus L2 on the weights, not the biases) by AdamW
 /// with candle's autograd, on the whole set or on shuffled mini-batches.
-fn fit(xs: &[Vec<f32>], labels: &[bool], weights: &[f32], options: &TrainOptions) -> Result<Classifier> {
+fn fit(
+    xs: &[Vec<f32>],
+    labels: &[bool],
+    weights: &[f32],
+    options: &TrainOptions,
+) -> Result<Classifier> {
     let device = Device::Cpu;
     let (n, dim) = (xs.len(), xs[0].len());
     let x = Tensor::from_vec(xs.concat(), (n, dim), &device)?;
-    let y = Tensor::from_vec(labels.iter().map(|&l| l as u8 as f32).collect::<Vec<_>>(), n, &device)?;
+    let y = Tensor::from_vec(
+        labels.iter().map(|&l| l as u8 as f32).collect::<Vec<_>>(),
+        n,
+        &device,
+    )?;
     let total: f32 = weights.iter().sum();
-    let w = Tensor::from_vec(weights.iter().map(|w| w / total).collect::<Vec<_>>(), n, &device)?;
+    let w = Tensor::from_vec(
+        weights.iter().map(|w| w / total).collect::<Vec<_>>(),
+        n,
+        &device,
+    )?;
     // Deterministic initialisation and shuffles, so `vigie train` reproduces its head.
     let mut init = XorShift::new(0x9e37_79b9_7f4a_7c15);
-    let params = ParamsAdamW { lr: options.learning_rate as f64, weight_decay: 0.0, ..Default::default() };
+    let params = ParamsAdamW {
+        lr: options.learning_rate as f64,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
     // Steps: the whole set, or shuffled mini-batches (see the scaling below, which keeps
     // the L2 term's meaning across batch sizes).
-    let batch = if options.batch_size == 0 { n } else { options.batch_size.min(n) };
+    let batch = if options.batch_size == 0 {
+        n
+    } else {
+        options.batch_size.min(n)
+    };
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut batches = |rng: &mut XorShift| -> Result<Vec<(Tensor, Tensor, Tensor)>> {
         if batch == n {
@@ -349,7 +450,11 @@ fn fit(xs: &[Vec<f32>], labels: &[bool], weights: &[f32], options: &TrainOptions
                 // Weights sum to 1 over the set; a full batch's to about batch/n. Scaling
                 // by n/batch gives every step the loss scale of a full-batch step, and a
                 // short last batch a proportionally shorter one.
-                Ok((x.index_select(&idx, 0)?, y.index_select(&idx, 0)?, (wb * (n as f64 / batch as f64))?))
+                Ok((
+                    x.index_select(&idx, 0)?,
+                    y.index_select(&idx, 0)?,
+                    (wb * (n as f64 / batch as f64))?,
+                ))
             })
             .collect()
     };
@@ -368,25 +473,52 @@ fn fit(xs: &[Vec<f32>], labels: &[bool], weights: &[f32], options: &TrainOptions
             let mut opt = AdamW::new(vec![wv.clone(), bv.clone()], params)?;
             for _ in 0..options.epochs {
                 for (x, y, w) in batches(&mut shuffle)? {
-                    let logits = x.matmul(&wv.as_tensor().unsqueeze(1)?)?.squeeze(1)?.broadcast_add(bv.as_tensor())?;
-                    let loss = loss_of(&logits, &y, &w, (wv.as_tensor().sqr()?.sum_all()? * (l2 / 2.0))?)?;
+                    let logits = x
+                        .matmul(&wv.as_tensor().unsqueeze(1)?)?
+                        .squeeze(1)?
+                        .broadcast_add(bv.as_tensor())?;
+                    let loss = loss_of(
+                        &logits,
+                        &y,
+                        &w,
+                        (wv.as_tensor().sqr()?.sum_all()? * (l2 / 2.0))?,
+                    )?;
                     opt.backward_step(&loss)?;
                 }
             }
-            Ok(Classifier::Logistic { weights: wv.as_tensor().to_vec1()?, bias: wv_scalar(bv.as_tensor())? })
+            Ok(Classifier::Logistic {
+                weights: wv.as_tensor().to_vec1()?,
+                bias: wv_scalar(bv.as_tensor())?,
+            })
         }
         HeadKind::Mlp => {
             let h = options.hidden.max(1);
-            let w1 = Var::from_tensor(&Tensor::from_vec(init.vec(h * dim, (6.0 / (dim + h) as f32).sqrt()), (h, dim), &device)?)?;
+            let w1 = Var::from_tensor(&Tensor::from_vec(
+                init.vec(h * dim, (6.0 / (dim + h) as f32).sqrt()),
+                (h, dim),
+                &device,
+            )?)?;
             let b1 = Var::from_tensor(&Tensor::zeros(h, DType::F32, &device)?)?;
-            let w2 = Var::from_tensor(&Tensor::from_vec(init.vec(h, (6.0 / (h + 1) as f32).sqrt()), (h, 1), &device)?)?;
+            let w2 = Var::from_tensor(&Tensor::from_vec(
+                init.vec(h, (6.0 / (h + 1) as f32).sqrt()),
+                (h, 1),
+                &device,
+            )?)?;
             let b2 = Var::from_tensor(&Tensor::zeros(1, DType::F32, &device)?)?;
             let mut opt = AdamW::new(vec![w1.clone(), b1.clone(), w2.clone(), b2.clone()], params)?;
             for _ in 0..options.epochs {
                 for (x, y, w) in batches(&mut shuffle)? {
-                    let hidden = x.matmul(&w1.as_tensor().t()?)?.broadcast_add(b1.as_tensor())?.relu()?;
-                    let logits = hidden.matmul(w2.as_tensor())?.squeeze(1)?.broadcast_add(b2.as_tensor())?;
-                    let penalty = ((w1.as_tensor().sqr()?.sum_all()? + w2.as_tensor().sqr()?.sum_all()?)? * (l2 / 2.0))?;
+                    let hidden = x
+                        .matmul(&w1.as_tensor().t()?)?
+                        .broadcast_add(b1.as_tensor())?
+                        .relu()?;
+                    let logits = hidden
+                        .matmul(w2.as_tensor())?
+                        .squeeze(1)?
+                        .broadcast_add(b2.as_tensor())?;
+                    let penalty = ((w1.as_tensor().sqr()?.sum_all()?
+                        + w2.as_tensor().sqr()?.sum_all()?)?
+                        * (l2 / 2.0))?;
                     let loss = loss_of(&logits, &y, &w, penalty)?;
                     opt.backward_step(&loss)?;
                 }
@@ -418,10 +550,18 @@ impl Platt {
         let positives = labels.iter().filter(|&&y| y).count() as f64;
         let negatives = labels.len() as f64 - positives;
         if logits.len() != labels.len() || positives == 0.0 || negatives == 0.0 {
-            return Err(ModelError::Head("calibration needs held-out examples of both classes".into()));
+            return Err(ModelError::Head(
+                "calibration needs held-out examples of both classes".into(),
+            ));
         }
-        let (t_pos, t_neg) = ((positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0));
-        let targets: Vec<f64> = labels.iter().map(|&y| if y { t_pos } else { t_neg }).collect();
+        let (t_pos, t_neg) = (
+            (positives + 1.0) / (positives + 2.0),
+            1.0 / (negatives + 2.0),
+        );
+        let targets: Vec<f64> = labels
+            .iter()
+            .map(|&y| if y { t_pos } else { t_neg })
+            .collect();
         // Cross-entropy against the smoothed targets, computed without overflow.
         let loss = |a: f64, b: f64| -> f64 {
             logits
@@ -473,7 +613,10 @@ impl Platt {
         if !a.is_finite() || !b.is_finite() {
             return Err(ModelError::Head("calibration did not converge".into()));
         }
-        Ok(Platt { a: a as f32, b: b as f32 })
+        Ok(Platt {
+            a: a as f32,
+            b: b as f32,
+        })
     }
 }
 
@@ -489,10 +632,22 @@ mod tests {
         for i in 0..60 {
             let jitter = (i as f32 * 0.37).sin() * 0.2;
             let pos = i % 3 == 0;
-            xs.push(vec![if pos { 1.0 } else { -1.0 } + jitter, jitter, 1.0 - jitter]);
+            xs.push(vec![
+                if pos { 1.0 } else { -1.0 } + jitter,
+                jitter,
+                1.0 - jitter,
+            ]);
             ys.push(pos);
         }
-        let head = RiskHead::train("test", vec!["synthetic".into()], &xs, &ys, None, TrainOptions::default()).unwrap();
+        let head = RiskHead::train(
+            "test",
+            vec!["synthetic".into()],
+            &xs,
+            &ys,
+            None,
+            TrainOptions::default(),
+        )
+        .unwrap();
         for (x, &y) in xs.iter().zip(&ys) {
             let p = head.score(x, None).unwrap();
             assert_eq!(p > 0.5, y, "p={p} for {x:?}");
@@ -509,7 +664,10 @@ mod tests {
         let mut xs = Vec::new();
         let mut ys = Vec::new();
         for i in 0..200 {
-            let (a, b) = (((i * 37) % 19) as f32 / 9.0 - 1.0, ((i * 53) % 23) as f32 / 11.0 - 1.0);
+            let (a, b) = (
+                ((i * 37) % 19) as f32 / 9.0 - 1.0,
+                ((i * 53) % 23) as f32 / 11.0 - 1.0,
+            );
             if a.abs() < 0.1 || b.abs() < 0.1 {
                 continue;
             }
@@ -517,9 +675,21 @@ mod tests {
             ys.push((a > 0.0) != (b > 0.0));
         }
         let accuracy = |head: &RiskHead| {
-            xs.iter().zip(&ys).filter(|(x, &y)| (head.score(x, None).unwrap() > 0.5) == y).count() as f32 / xs.len() as f32
+            xs.iter()
+                .zip(&ys)
+                .filter(|(x, &y)| (head.score(x, None).unwrap() > 0.5) == y)
+                .count() as f32
+                / xs.len() as f32
         };
-        let mlp = TrainOptions { kind: HeadKind::Mlp, hidden: 16, epochs: 600, batch_size: 0, learning_rate: 0.05, l2: 0.0, balance_classes: true };
+        let mlp = TrainOptions {
+            kind: HeadKind::Mlp,
+            hidden: 16,
+            epochs: 600,
+            batch_size: 0,
+            learning_rate: 0.05,
+            l2: 0.0,
+            balance_classes: true,
+        };
         let mlp = RiskHead::train("t", vec![], &xs, &ys, None, mlp).unwrap();
         let linear = RiskHead::train("t", vec![], &xs, &ys, None, TrainOptions::default()).unwrap();
         assert!(accuracy(&mlp) > 0.95, "mlp {}", accuracy(&mlp));
@@ -535,11 +705,18 @@ mod tests {
         // Labels drawn with probability sigmoid(0.5 z - 1): the fit must find a≈0.5, b≈-1.
         let mut state = 12345u64;
         let mut uniform = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 40) as f32 / (1u64 << 24) as f32
         };
-        let logits: Vec<f32> = (0..20_000).map(|i| (i % 200) as f32 / 10.0 - 10.0).collect();
-        let labels: Vec<bool> = logits.iter().map(|&z| uniform() < sigmoid(0.5 * z - 1.0)).collect();
+        let logits: Vec<f32> = (0..20_000)
+            .map(|i| (i % 200) as f32 / 10.0 - 10.0)
+            .collect();
+        let labels: Vec<bool> = logits
+            .iter()
+            .map(|&z| uniform() < sigmoid(0.5 * z - 1.0))
+            .collect();
         let p = Platt::fit(&logits, &labels).unwrap();
         assert!((p.a - 0.5).abs() < 0.05 && (p.b + 1.0).abs() < 0.1, "{p:?}");
         assert!(Platt::fit(&[1.0, 2.0], &[true, true]).is_err());
@@ -548,13 +725,25 @@ mod tests {
     #[test]
     fn adapted_languages_get_their_own_block() {
         let adapted = vec!["fr".to_string()];
-        assert_eq!(augment(&[0.5, -1.0], Some("fr"), &adapted), vec![0.5, -1.0, 0.5, -1.0, 1.0]);
-        assert_eq!(augment(&[0.5, -1.0], Some("en"), &adapted), vec![0.5, -1.0, 0.0, 0.0, 0.0]);
-        assert_eq!(augment(&[0.5, -1.0], None, &adapted), vec![0.5, -1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            augment(&[0.5, -1.0], Some("fr"), &adapted),
+            vec![0.5, -1.0, 0.5, -1.0, 1.0]
+        );
+        assert_eq!(
+            augment(&[0.5, -1.0], Some("en"), &adapted),
+            vec![0.5, -1.0, 0.0, 0.0, 0.0]
+        );
+        assert_eq!(
+            augment(&[0.5, -1.0], None, &adapted),
+            vec![0.5, -1.0, 0.0, 0.0, 0.0]
+        );
         // A head over the augmented input: French posts get the French bias.
         let head = RiskHead {
             encoder: "t".into(),
-            classifier: Classifier::Logistic { weights: vec![1.0, 0.0, 0.0, 0.0, 3.0], bias: 0.0 },
+            classifier: Classifier::Logistic {
+                weights: vec![1.0, 0.0, 0.0, 0.0, 3.0],
+                bias: 0.0,
+            },
             calibration: Calibration::default(),
             trained_on: vec![],
             adapted_languages: adapted,
@@ -572,11 +761,35 @@ mod tests {
         // The same point labelled both ways: the heavier label wins.
         let xs = vec![vec![1.0, 0.0], vec![1.0, 0.0], vec![0.0, 1.0]];
         let ys = [true, false, false];
-        let lean_true = RiskHead::train("t", vec![], &xs, &ys, Some(&[5.0, 1.0, 1.0]), TrainOptions::default()).unwrap();
-        let lean_false = RiskHead::train("t", vec![], &xs, &ys, Some(&[1.0, 5.0, 1.0]), TrainOptions::default()).unwrap();
+        let lean_true = RiskHead::train(
+            "t",
+            vec![],
+            &xs,
+            &ys,
+            Some(&[5.0, 1.0, 1.0]),
+            TrainOptions::default(),
+        )
+        .unwrap();
+        let lean_false = RiskHead::train(
+            "t",
+            vec![],
+            &xs,
+            &ys,
+            Some(&[1.0, 5.0, 1.0]),
+            TrainOptions::default(),
+        )
+        .unwrap();
         assert!(lean_true.score(&xs[0], None).unwrap() > 0.6);
         assert!(lean_false.score(&xs[0], None).unwrap() < 0.4);
-        assert!(RiskHead::train("t", vec![], &xs, &ys, Some(&[1.0, f32::NAN, 1.0]), TrainOptions::default()).is_err());
+        assert!(RiskHead::train(
+            "t",
+            vec![],
+            &xs,
+            &ys,
+            Some(&[1.0, f32::NAN, 1.0]),
+            TrainOptions::default()
+        )
+        .is_err());
     }
 
     #[test]
@@ -588,8 +801,27 @@ mod tests {
 
     #[test]
     fn rejects_bad_inputs() {
-        assert!(RiskHead::train("t", vec![], &[vec![1.0]], &[true], None, TrainOptions::default()).is_err());
-        let head = RiskHead { encoder: "t".into(), classifier: Classifier::Logistic { weights: vec![1.0, 2.0], bias: 0.0 }, calibration: Calibration::default(), trained_on: vec![], adapted_languages: vec![], trained_ids: vec![], options: TrainOptions::default() };
+        assert!(RiskHead::train(
+            "t",
+            vec![],
+            &[vec![1.0]],
+            &[true],
+            None,
+            TrainOptions::default()
+        )
+        .is_err());
+        let head = RiskHead {
+            encoder: "t".into(),
+            classifier: Classifier::Logistic {
+                weights: vec![1.0, 2.0],
+                bias: 0.0,
+            },
+            calibration: Calibration::default(),
+            trained_on: vec![],
+            adapted_languages: vec![],
+            trained_ids: vec![],
+            options: TrainOptions::default(),
+        };
         assert!(head.score(&[1.0], None).is_err());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.json");

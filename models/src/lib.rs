@@ -30,7 +30,10 @@ pub enum ModelError {
     #[error("model file {path} not found; run `vigie model fetch` (or point --model-dir at a directory holding it)")]
     Missing { path: PathBuf },
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("model file is malformed: {0}")]
     Format(String),
     #[error("tokenizer: {0}")]

@@ -65,7 +65,12 @@ pub fn normalise(text: &str) -> String {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.extend(word.chars().filter(|c| !matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}')));
+        out.extend(word.chars().filter(|c| {
+            !matches!(
+                c,
+                '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
+            )
+        }));
     }
     out
 }
@@ -74,7 +79,10 @@ impl RepostCache {
     /// Keeps at most `capacity` embeddings (about 1.6 kB each for 384 dimensions);
     /// 0 keeps none.
     pub fn new(capacity: usize) -> Self {
-        RepostCache { generation_size: capacity / 2, inner: Mutex::new(Generations::default()) }
+        RepostCache {
+            generation_size: capacity / 2,
+            inner: Mutex::new(Generations::default()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
@@ -88,7 +96,9 @@ impl RepostCache {
         let keys: Vec<u64> = normalised.iter().map(|t| text_key(t)).collect();
         let mut out: Vec<Option<Vec<f32>>> = {
             let mut g = self.lock();
-            keys.iter().map(|&k| g.get(k, self.generation_size)).collect()
+            keys.iter()
+                .map(|&k| g.get(k, self.generation_size))
+                .collect()
         };
         let hits = out.iter().filter(|v| v.is_some()).count();
         let mut todo: Vec<usize> = Vec::new();
@@ -109,8 +119,18 @@ impl RepostCache {
             }
         }
         // Repeats inside the batch take the vector of their first occurrence.
-        let vectors = (0..texts.len()).map(|i| out[i].clone().unwrap_or_else(|| out[first_of[&keys[i]]].clone().unwrap_or_default())).collect();
-        Ok(Embedded { vectors, hits, encoded: todo.len() })
+        let vectors = (0..texts.len())
+            .map(|i| {
+                out[i]
+                    .clone()
+                    .unwrap_or_else(|| out[first_of[&keys[i]]].clone().unwrap_or_default())
+            })
+            .collect();
+        Ok(Embedded {
+            vectors,
+            hits,
+            encoded: todo.len(),
+        })
     }
 }
 
@@ -122,20 +142,48 @@ mod tests {
 
     #[test]
     fn normalisation_ignores_spacing_and_invisible_characters() {
-        assert_eq!(normalise("  Vaccine\tCAUSES \n autism\u{200B} "), "Vaccine CAUSES autism");
-        assert_ne!(normalise("vaccine causes autism"), normalise("vaccine cures autism"));
-        assert_ne!(normalise("Vaccine"), normalise("vaccine"), "the tokenizer tells case apart");
+        assert_eq!(
+            normalise("  Vaccine\tCAUSES \n autism\u{200B} "),
+            "Vaccine CAUSES autism"
+        );
+        assert_ne!(
+            normalise("vaccine causes autism"),
+            normalise("vaccine cures autism")
+        );
+        assert_ne!(
+            normalise("Vaccine"),
+            normalise("vaccine"),
+            "the tokenizer tells case apart"
+        );
     }
 
     #[test]
     fn reposts_are_embedded_once_and_match_fresh_embeddings() {
         let enc = tiny_encoder(6);
         let cache = RepostCache::new(100);
-        let first = cache.embed(&enc, &["vaccine causes autism", "vaccine  causes\nautism", "measles"]).unwrap();
-        assert_eq!((first.hits, first.encoded), (0, 2), "two distinct texts, one repeated inside the batch");
+        let first = cache
+            .embed(
+                &enc,
+                &[
+                    "vaccine causes autism",
+                    "vaccine  causes\nautism",
+                    "measles",
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            (first.hits, first.encoded),
+            (0, 2),
+            "two distinct texts, one repeated inside the batch"
+        );
         let first = first.vectors;
         assert_eq!(first[0], first[1]);
-        let again = cache.embed(&enc, &["vaccine causes autism\u{200B}", "le vaccin est sûr"]).unwrap();
+        let again = cache
+            .embed(
+                &enc,
+                &["vaccine causes autism\u{200B}", "le vaccin est sûr"],
+            )
+            .unwrap();
         assert_eq!((again.hits, again.encoded), (1, 1));
         let again = again.vectors;
         assert_eq!(again[0], first[0]);
@@ -152,6 +200,10 @@ mod tests {
         }
         let g = cache.inner.lock().unwrap();
         assert!(g.current.len() + g.previous.len() <= 4);
-        assert!(g.current.contains_key(&text_key("vaccine")) || g.previous.contains_key(&text_key("vaccine")), "a text in use is kept");
+        assert!(
+            g.current.contains_key(&text_key("vaccine"))
+                || g.previous.contains_key(&text_key("vaccine")),
+            "a text in use is kept"
+        );
     }
 }

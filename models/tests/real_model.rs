@@ -24,7 +24,10 @@ fn real_model_embeds_paraphrases_across_languages_close_together() {
     let unrelated = cosine(&v[0], &v[2]);
     let related_topic = cosine(&v[0], &v[3]);
     assert!(same_claim > 0.85, "fr/en paraphrase cosine {same_claim}");
-    assert!(same_claim > related_topic && related_topic > unrelated, "{same_claim} {related_topic} {unrelated}");
+    assert!(
+        same_claim > related_topic && related_topic > unrelated,
+        "{same_claim} {related_topic} {unrelated}"
+    );
 }
 
 /// Posts restating a library claim in the other language find it: a French post an
@@ -35,22 +38,55 @@ fn known_claims_are_matched_across_languages() {
     let dir = default_model_dir();
     let enc = Encoder::load(&dir).unwrap_or_else(|e| panic!("{e} (looked in {})", dir.display()));
     let claims = builtin_claims().unwrap();
-    let lang = |id: &str| claims.iter().find(|c| c.id == id).map(|c| c.lang.clone()).unwrap();
-    assert_eq!((lang("covid-5g"), lang("vax-malaria-sterility"), lang("ebola-salt-water")), ("en".into(), "fr".into(), "en".into()));
+    let lang = |id: &str| {
+        claims
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.lang.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            lang("covid-5g"),
+            lang("vax-malaria-sterility"),
+            lang("ebola-salt-water")
+        ),
+        ("en".into(), "fr".into(), "en".into())
+    );
     let index = ClaimIndex::build(claims, &enc).unwrap();
     // The default matching threshold of the pipeline ([risk] claim_match_threshold).
     let threshold = 0.93;
     let cases = [
-        ("Les antennes 5G propagent le coronavirus dans nos villes.", Some("covid-5g")),
-        ("Se baigner dans l'eau salée protège contre Ebola.", Some("ebola-salt-water")),
-        ("The malaria vaccine makes women sterile, it is a plan to reduce Africa's population.", Some("vax-malaria-sterility")),
-        ("Réunion de l'équipe de vaccination lundi à 9h au centre de santé.", None),
-        ("Reminder: flu vaccination clinics run every Thursday afternoon.", None),
+        (
+            "Les antennes 5G propagent le coronavirus dans nos villes.",
+            Some("covid-5g"),
+        ),
+        (
+            "Se baigner dans l'eau salée protège contre Ebola.",
+            Some("ebola-salt-water"),
+        ),
+        (
+            "The malaria vaccine makes women sterile, it is a plan to reduce Africa's population.",
+            Some("vax-malaria-sterility"),
+        ),
+        (
+            "Réunion de l'équipe de vaccination lundi à 9h au centre de santé.",
+            None,
+        ),
+        (
+            "Reminder: flu vaccination clinics run every Thursday afternoon.",
+            None,
+        ),
     ];
     let texts: Vec<&str> = cases.iter().map(|c| c.0).collect();
     for ((text, expected), v) in cases.iter().zip(enc.embed(&texts).unwrap()) {
         let found = index.matches(&v, 1, threshold);
-        assert_eq!(found.first().map(|m| m.id.as_str()), *expected, "{text}: {:?}", index.matches(&v, 3, 0.0));
+        assert_eq!(
+            found.first().map(|m| m.id.as_str()),
+            *expected,
+            "{text}: {:?}",
+            index.matches(&v, 3, 0.0)
+        );
     }
 }
 
@@ -61,11 +97,21 @@ fn fast_forward_agrees_with_the_reference_bert_model() {
     let dir = default_model_dir();
     let fast = Encoder::load(&dir).unwrap_or_else(|e| panic!("{e} (looked in {})", dir.display()));
     let reference = Encoder::load_with(&dir, true).unwrap();
-    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/samples/posts.jsonl");
-    let dev = std::env::var("VIGIE_DATA_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets").into());
+    let samples = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../datasets/samples/posts.jsonl"
+    );
+    let dev = std::env::var("VIGIE_DATA_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets").into());
     let mut texts: Vec<String> = Vec::new();
-    for path in [samples.to_string(), format!("{dev}/risk/daccord_fr_dev.jsonl"), format!("{dev}/risk/constraint_en_val.jsonl")] {
-        let Ok(body) = std::fs::read_to_string(&path) else { continue };
+    for path in [
+        samples.to_string(),
+        format!("{dev}/risk/daccord_fr_dev.jsonl"),
+        format!("{dev}/risk/constraint_en_val.jsonl"),
+    ] {
+        let Ok(body) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         texts.extend(
             body.lines()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -73,11 +119,21 @@ fn fast_forward_agrees_with_the_reference_bert_model() {
                 .take(40),
         );
     }
-    assert!(texts.len() >= 40, "the sample posts are part of the repository");
+    assert!(
+        texts.len() >= 40,
+        "the sample posts are part of the repository"
+    );
     let a = fast.embed(&texts).unwrap();
     let b = reference.embed(&texts).unwrap();
-    let worst = a.iter().zip(&b).map(|(x, y)| cosine(x, y)).fold(1.0f32, f32::min);
-    assert!(worst >= 0.999, "lowest cosine between the two forwards: {worst}");
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| cosine(x, y))
+        .fold(1.0f32, f32::min);
+    assert!(
+        worst >= 0.999,
+        "lowest cosine between the two forwards: {worst}"
+    );
 }
 
 /// The committed head, on the real encoder, ranks a rumour above its correction in
@@ -102,7 +158,10 @@ fn builtin_head_ranks_rumours_above_corrections() {
     ];
     for (lang, rumour, correction) in pairs {
         let v = enc.embed(&[rumour, correction]).unwrap();
-        let (r, c) = (head.score(&v[0], Some(lang)).unwrap(), head.score(&v[1], Some(lang)).unwrap());
+        let (r, c) = (
+            head.score(&v[0], Some(lang)).unwrap(),
+            head.score(&v[1], Some(lang)).unwrap(),
+        );
         assert!(r > c, "{lang}: rumour {r} vs correction {c}");
         assert!((0.0..=1.0).contains(&r) && (0.0..=1.0).contains(&c));
     }

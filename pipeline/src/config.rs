@@ -66,8 +66,11 @@ impl RedactionConfig {
             ReplaceModeName::Mask => ReplaceMode::Mask,
             ReplaceModeName::Pseudonym => {
                 let var = &self.pseudonym_key_env;
-                let key = std::env::var_os(var).ok_or_else(|| ConfigError::Key(format!("pseudonym mode needs the key in ${var}")))?;
-                let key = PseudonymKey::new(key.into_encoded_bytes()).map_err(|e| ConfigError::Key(format!("${var}: {e}")))?;
+                let key = std::env::var_os(var).ok_or_else(|| {
+                    ConfigError::Key(format!("pseudonym mode needs the key in ${var}"))
+                })?;
+                let key = PseudonymKey::new(key.into_encoded_bytes())
+                    .map_err(|e| ConfigError::Key(format!("${var}: {e}")))?;
                 ReplaceMode::Pseudonym(key)
             }
         })
@@ -110,11 +113,14 @@ impl Default for RiskConfig {
 }
 
 /// Where `vigie train` writes the head by default: the committed file, in the sources.
-pub const DEFAULT_HEAD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/head/risk_head.json");
+pub const DEFAULT_HEAD: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../models/head/risk_head.json");
 
 impl RiskConfig {
     pub fn model_dir(&self) -> PathBuf {
-        self.model_dir.clone().unwrap_or_else(vigie_models::encoder::default_model_dir)
+        self.model_dir
+            .clone()
+            .unwrap_or_else(vigie_models::encoder::default_model_dir)
     }
     pub fn claim_source(&self) -> crate::stages::risk::ClaimSource {
         use crate::stages::risk::ClaimSource;
@@ -223,7 +229,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_bytes: 256 * 1024, rejected_excerpt_chars: 2000 }
+        Limits {
+            max_message_bytes: 256 * 1024,
+            rejected_excerpt_chars: 2000,
+        }
     }
 }
 
@@ -245,22 +254,36 @@ pub struct ConsoleConfig {
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
-        ConsoleConfig { lock_minutes: 15, session_hours: 12, secure_cookies: None, decisions_out: None }
+        ConsoleConfig {
+            lock_minutes: 15,
+            session_hours: 12,
+            secure_cookies: None,
+            decisions_out: None,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {path}: {source}")]
-    Toml { path: PathBuf, source: toml::de::Error },
+    Toml {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("{0}")]
     Key(String),
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
     #[error("configuration after the environment overrides ({vars}): {source}")]
-    Overridden { vars: String, source: toml::de::Error },
+    Overridden {
+        vars: String,
+        source: toml::de::Error,
+    },
 }
 
 /// Environment variables that override the file: `VIGIE__<SECTION>__<KEY>`, e.g.
@@ -280,33 +303,72 @@ impl Config {
 
     /// The file (or the defaults), then the `VIGIE__…` environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_with_env(path, std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))))
+        Self::load_with_env(
+            path,
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
-    pub fn load_with_env(path: Option<&Path>, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut table = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                    path: path.into(),
+                    source,
+                })?;
                 // Parsed as the config first, so that file errors name the file.
-                toml::from_str::<Config>(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })?;
-                toml::from_str::<toml::Table>(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })?
+                toml::from_str::<Config>(&text).map_err(|source| ConfigError::Toml {
+                    path: path.into(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text).map_err(|source| ConfigError::Toml {
+                    path: path.into(),
+                    source,
+                })?
             }
             None => toml::Table::new(),
         };
-        let defaults = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Key(e.to_string()))?;
+        let defaults = toml::Table::try_from(Config::default())
+            .map_err(|e| ConfigError::Key(e.to_string()))?;
         let mut applied: Vec<String> = Vec::new();
         for (var, value) in vars {
-            let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
-            let keys = env_path(rest).ok_or_else(|| ConfigError::Env { var: var.clone(), message: "expected VIGIE__<SECTION>__<KEY>".into() })?;
-            let value = env_value(&defaults, &keys, &value).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
-            set_path(&mut table, &keys, value).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let keys = env_path(rest).ok_or_else(|| ConfigError::Env {
+                var: var.clone(),
+                message: "expected VIGIE__<SECTION>__<KEY>".into(),
+            })?;
+            let value =
+                env_value(&defaults, &keys, &value).map_err(|message| ConfigError::Env {
+                    var: var.clone(),
+                    message,
+                })?;
+            set_path(&mut table, &keys, value).map_err(|message| ConfigError::Env {
+                var: var.clone(),
+                message,
+            })?;
             applied.push(var);
         }
         let config: Config = if applied.is_empty() {
-            toml::Value::Table(table).try_into().map_err(|source| ConfigError::Toml { path: path.unwrap_or(Path::new("-")).into(), source })?
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|source| ConfigError::Toml {
+                    path: path.unwrap_or(Path::new("-")).into(),
+                    source,
+                })?
         } else {
             applied.sort();
-            toml::Value::Table(table).try_into().map_err(|source| ConfigError::Overridden { vars: applied.join(", "), source })?
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|source| ConfigError::Overridden {
+                    vars: applied.join(", "),
+                    source,
+                })?
         };
         config.validate()?;
         Ok(config)
@@ -316,10 +378,14 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let ratio = self.kafka.dead_letter_max_ratio;
         if !(ratio.is_finite() && ratio > 0.0 && ratio <= 1.0) {
-            return Err(ConfigError::Key(format!("kafka.dead_letter_max_ratio must be in (0, 1], not {ratio}")));
+            return Err(ConfigError::Key(format!(
+                "kafka.dead_letter_max_ratio must be in (0, 1], not {ratio}"
+            )));
         }
         if self.kafka.max_in_flight == 0 || self.kafka.batch_size == 0 {
-            return Err(ConfigError::Key("kafka.max_in_flight and kafka.batch_size must be at least 1".into()));
+            return Err(ConfigError::Key(
+                "kafka.max_in_flight and kafka.batch_size must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -350,16 +416,31 @@ fn env_value(defaults: &toml::Table, keys: &[String], text: &str) -> Result<toml
         table = node.and_then(toml::Value::as_table);
     }
     let parse = |what: &str| -> Result<toml::Value, String> {
-        let doc: toml::Table = toml::from_str(&format!("v = {text}")).map_err(|_| format!("expected {what}"))?;
-        doc.get("v").cloned().ok_or_else(|| format!("expected {what}"))
+        let doc: toml::Table =
+            toml::from_str(&format!("v = {text}")).map_err(|_| format!("expected {what}"))?;
+        doc.get("v")
+            .cloned()
+            .ok_or_else(|| format!("expected {what}"))
     };
     match node {
-        Some(toml::Value::Integer(_)) => parse("an integer").and_then(|v| if v.is_integer() { Ok(v) } else { Err("expected an integer".into()) }),
+        Some(toml::Value::Integer(_)) => parse("an integer").and_then(|v| {
+            if v.is_integer() {
+                Ok(v)
+            } else {
+                Err("expected an integer".into())
+            }
+        }),
         Some(toml::Value::Float(_)) => parse("a number").map(|v| match v {
             toml::Value::Integer(i) => toml::Value::Float(i as f64),
             other => other,
         }),
-        Some(toml::Value::Boolean(_)) => parse("true or false").and_then(|v| if v.is_bool() { Ok(v) } else { Err("expected true or false".into()) }),
+        Some(toml::Value::Boolean(_)) => parse("true or false").and_then(|v| {
+            if v.is_bool() {
+                Ok(v)
+            } else {
+                Err("expected true or false".into())
+            }
+        }),
         Some(toml::Value::Array(_)) => parse("a TOML array"),
         Some(toml::Value::Table(_)) => Err("names a section, not a setting".into()),
         // Unset by default (paths, optional switches): a boolean when it reads as one.
@@ -387,14 +468,21 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.toml");
-        std::fs::write(&path, "[kafka]\nbrokers = \"file:9092\"\ngroup_id = \"from-file\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[kafka]\nbrokers = \"file:9092\"\ngroup_id = \"from-file\"\n",
+        )
+        .unwrap();
         let vars = env(&[
             ("VIGIE__KAFKA__BROKERS", "env:9092"),
             ("VIGIE__KAFKA__BATCH_SIZE", "8"),
@@ -416,7 +504,9 @@ mod tests {
         assert!(!c.risk.enabled);
         assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(c.console.secure_cookies, Some(true));
-        let nan = Config::load_with_env(None, env(&[("VIGIE__KAFKA__DEAD_LETTER_MAX_RATIO", "nan")])).unwrap_err();
+        let nan =
+            Config::load_with_env(None, env(&[("VIGIE__KAFKA__DEAD_LETTER_MAX_RATIO", "nan")]))
+                .unwrap_err();
         assert!(nan.to_string().contains("dead_letter_max_ratio"), "{nan}");
     }
 
@@ -428,7 +518,9 @@ mod tests {
             ("VIGIE__KAFKA", "x"),
             ("VIGIE__RISK__ENABLED", "1"),
         ] {
-            let err = Config::load_with_env(None, env(&[(var, value)])).unwrap_err().to_string();
+            let err = Config::load_with_env(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(var), "{var}: {err}");
         }
     }

@@ -42,7 +42,9 @@ pub struct InputPost {
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LangCode {
     Fr,
@@ -124,7 +126,9 @@ pub struct MatchedClaim {
     pub text: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     None,
@@ -133,7 +137,9 @@ pub enum Priority {
     High,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Reason {
     Misinformation,
@@ -180,8 +186,15 @@ pub struct ScreenedRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Origin {
-    Line { file: String, line: usize },
-    Kafka { topic: String, partition: i32, offset: i64 },
+    Line {
+        file: String,
+        line: usize,
+    },
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
 }
 
 /// What Vigie writes for input it could not screen. It never carries the input as
@@ -210,8 +223,14 @@ pub const VIGIE_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("input_post.schema.json", schemars::schema_for!(InputPost)),
-        ("screened_record.schema.json", schemars::schema_for!(ScreenedRecord)),
-        ("rejected_record.schema.json", schemars::schema_for!(RejectedRecord)),
+        (
+            "screened_record.schema.json",
+            schemars::schema_for!(ScreenedRecord),
+        ),
+        (
+            "rejected_record.schema.json",
+            schemars::schema_for!(RejectedRecord),
+        ),
     ]
 }
 
@@ -229,16 +248,24 @@ mod tests {
     fn committed_schemas_match_the_types() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
         for (name, schema) in schemas() {
-            let committed = std::fs::read_to_string(dir.join(name))
-                .unwrap_or_else(|e| panic!("{name}: {e}; run `vigie schema --out-dir pipeline/schema`"));
-            assert_eq!(committed, schema_text(&schema), "{name} is stale; run `vigie schema --out-dir pipeline/schema`");
+            let committed = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| {
+                panic!("{name}: {e}; run `vigie schema --out-dir pipeline/schema`")
+            });
+            assert_eq!(
+                committed,
+                schema_text(&schema),
+                "{name} is stale; run `vigie schema --out-dir pipeline/schema`"
+            );
         }
     }
 
     #[test]
     fn screened_record_has_no_field_for_original_text() {
         let (_, schema) = &schemas()[1];
-        let props = schema.get("properties").and_then(|p| p.as_object()).expect("properties");
+        let props = schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .expect("properties");
         assert!(props.contains_key("redacted_text"));
         assert!(!props.contains_key("text"));
     }
@@ -250,6 +277,8 @@ mod tests {
         assert_eq!(post.channel, Channel::Forum);
         let back: InputPost = serde_json::from_str(&serde_json::to_string(&post).unwrap()).unwrap();
         assert_eq!(back, post);
-        assert!(serde_json::from_str::<InputPost>(r#"{"id":"p","text":"t","channel":"tv"}"#).is_err());
+        assert!(
+            serde_json::from_str::<InputPost>(r#"{"id":"p","text":"t","channel":"tv"}"#).is_err()
+        );
     }
 }

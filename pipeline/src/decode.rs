@@ -23,7 +23,10 @@ pub enum DecodeError {
     #[error("missing field `{0}`")]
     MissingField(&'static str),
     #[error("field `{field}`: {expected}")]
-    InvalidField { field: &'static str, expected: &'static str },
+    InvalidField {
+        field: &'static str,
+        expected: &'static str,
+    },
     #[error("field `text` is empty")]
     EmptyText,
 }
@@ -52,55 +55,91 @@ pub struct Rejection {
 pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<InputPost, Rejection> {
     let reject = |error| Rejection { error, id: None };
     if bytes.len() > max_bytes {
-        return Err(reject(DecodeError::Oversized { size: bytes.len(), limit: max_bytes }));
+        return Err(reject(DecodeError::Oversized {
+            size: bytes.len(),
+            limit: max_bytes,
+        }));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| reject(DecodeError::InvalidUtf8(e.valid_up_to())))?;
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| reject(DecodeError::MalformedJson { line: e.line(), column: e.column() }))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| reject(DecodeError::InvalidUtf8(e.valid_up_to())))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        reject(DecodeError::MalformedJson {
+            line: e.line(),
+            column: e.column(),
+        })
+    })?;
     let Value::Object(obj) = value else {
         return Err(reject(DecodeError::NotAnObject));
     };
     let id = match obj.get("id") {
         None | Some(Value::Null) => return Err(reject(DecodeError::MissingField("id"))),
-        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_ID_CHARS => s.clone(),
+        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_ID_CHARS => {
+            s.clone()
+        }
         // Numeric ids are common on platforms; accept them as their decimal text.
         Some(Value::Number(n)) => n.to_string(),
         Some(_) => {
-            return Err(reject(DecodeError::InvalidField { field: "id", expected: "a non-empty string of at most 256 characters" }))
+            return Err(reject(DecodeError::InvalidField {
+                field: "id",
+                expected: "a non-empty string of at most 256 characters",
+            }))
         }
     };
-    fields(&obj, id.clone()).map_err(|error| Rejection { error, id: Some(id) })
+    fields(&obj, id.clone()).map_err(|error| Rejection {
+        error,
+        id: Some(id),
+    })
 }
 
 fn fields(obj: &Map<String, Value>, id: String) -> Result<InputPost, DecodeError> {
     let text = match obj.get("text") {
         None | Some(Value::Null) => return Err(DecodeError::MissingField("text")),
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(DecodeError::InvalidField { field: "text", expected: "a string" }),
+        Some(_) => {
+            return Err(DecodeError::InvalidField {
+                field: "text",
+                expected: "a string",
+            })
+        }
     };
     if text.trim().is_empty() {
         return Err(DecodeError::EmptyText);
     }
     let channel = match obj.get("channel") {
         None | Some(Value::Null) => return Err(DecodeError::MissingField("channel")),
-        Some(v) => serde_json::from_value::<Channel>(v.clone()).map_err(|_| DecodeError::InvalidField {
-            field: "channel",
-            expected: "one of newsfeed, forum, message, other",
-        })?,
+        Some(v) => {
+            serde_json::from_value::<Channel>(v.clone()).map_err(|_| DecodeError::InvalidField {
+                field: "channel",
+                expected: "one of newsfeed, forum, message, other",
+            })?
+        }
     };
     let created_at = match obj.get("created_at") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(
             DateTime::parse_from_rfc3339(s)
-                .map_err(|_| DecodeError::InvalidField { field: "created_at", expected: "an RFC 3339 timestamp" })?
+                .map_err(|_| DecodeError::InvalidField {
+                    field: "created_at",
+                    expected: "an RFC 3339 timestamp",
+                })?
                 .with_timezone(&Utc),
         ),
-        Some(_) => return Err(DecodeError::InvalidField { field: "created_at", expected: "an RFC 3339 timestamp" }),
+        Some(_) => {
+            return Err(DecodeError::InvalidField {
+                field: "created_at",
+                expected: "an RFC 3339 timestamp",
+            })
+        }
     };
     let metadata = match obj.get("metadata") {
         None | Some(Value::Null) => None,
         Some(Value::Object(m)) => Some(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-        Some(_) => return Err(DecodeError::InvalidField { field: "metadata", expected: "an object" }),
+        Some(_) => {
+            return Err(DecodeError::InvalidField {
+                field: "metadata",
+                expected: "an object",
+            })
+        }
     };
     Ok(InputPost {
         id,
@@ -114,11 +153,17 @@ fn fields(obj: &Map<String, Value>, id: String) -> Result<InputPost, DecodeError
     })
 }
 
-fn optional_string(obj: &Map<String, Value>, field: &'static str) -> Result<Option<String>, DecodeError> {
+fn optional_string(
+    obj: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, DecodeError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(DecodeError::InvalidField { field, expected: "a string" }),
+        Some(_) => Err(DecodeError::InvalidField {
+            field,
+            expected: "a string",
+        }),
     }
 }
 
@@ -134,7 +179,11 @@ mod tests {
 
     #[test]
     fn valid_post_decodes() {
-        let p = decode(br#"{"id":42,"text":"Bonjour","channel":"message","extra":1}"#, MAX).unwrap();
+        let p = decode(
+            br#"{"id":42,"text":"Bonjour","channel":"message","extra":1}"#,
+            MAX,
+        )
+        .unwrap();
         assert_eq!(p.id, "42");
         assert_eq!(p.channel, Channel::Message);
     }
@@ -144,14 +193,32 @@ mod tests {
         assert_eq!(reason(b"\xff\xfe{}"), "invalid_utf8");
         assert_eq!(reason(b"{\"id\":\"1\",\"text\":"), "malformed_json");
         assert_eq!(reason(b"[1,2]"), "malformed_json");
-        assert_eq!(reason(br#"{"text":"a","channel":"forum"}"#), "missing_field");
+        assert_eq!(
+            reason(br#"{"text":"a","channel":"forum"}"#),
+            "missing_field"
+        );
         assert_eq!(reason(br#"{"id":"1","channel":"forum"}"#), "missing_field");
         assert_eq!(reason(br#"{"id":"1","text":"a"}"#), "missing_field");
-        assert_eq!(reason(br#"{"id":"1","text":"a","channel":"tv"}"#), "invalid_field");
-        assert_eq!(reason(br#"{"id":"1","text":"a","channel":"forum","created_at":"yesterday"}"#), "invalid_field");
-        assert_eq!(reason(br#"{"id":"1","text":"   ","channel":"forum"}"#), "empty_text");
-        assert_eq!(reason(br#"{"id":["x"],"text":"a","channel":"forum"}"#), "invalid_field");
-        let big = format!(r#"{{"id":"1","text":"{}","channel":"forum"}}"#, "a".repeat(MAX));
+        assert_eq!(
+            reason(br#"{"id":"1","text":"a","channel":"tv"}"#),
+            "invalid_field"
+        );
+        assert_eq!(
+            reason(br#"{"id":"1","text":"a","channel":"forum","created_at":"yesterday"}"#),
+            "invalid_field"
+        );
+        assert_eq!(
+            reason(br#"{"id":"1","text":"   ","channel":"forum"}"#),
+            "empty_text"
+        );
+        assert_eq!(
+            reason(br#"{"id":["x"],"text":"a","channel":"forum"}"#),
+            "invalid_field"
+        );
+        let big = format!(
+            r#"{{"id":"1","text":"{}","channel":"forum"}}"#,
+            "a".repeat(MAX)
+        );
         assert_eq!(reason(big.as_bytes()), "oversized");
     }
 

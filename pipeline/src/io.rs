@@ -17,11 +17,21 @@ pub const REJECTED_FILE: &str = "rejected.jsonl";
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
     #[error("cannot open input {path}: {source}")]
-    Input { path: String, source: std::io::Error },
+    Input {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("reading {path} at line {line}: {source}")]
-    Read { path: String, line: usize, source: std::io::Error },
+    Read {
+        path: String,
+        line: usize,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Output { path: PathBuf, source: std::io::Error },
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The three output files of `vigie screen`.
@@ -34,18 +44,32 @@ pub struct JsonlSinks {
 
 impl JsonlSinks {
     pub fn create(dir: &Path) -> Result<Self, IoError> {
-        std::fs::create_dir_all(dir).map_err(|source| IoError::Output { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| IoError::Output {
+            path: dir.into(),
+            source,
+        })?;
         let open = |name: &str| {
             let path = dir.join(name);
-            File::create(&path).map(BufWriter::new).map_err(|source| IoError::Output { path, source })
+            File::create(&path)
+                .map(BufWriter::new)
+                .map_err(|source| IoError::Output { path, source })
         };
-        Ok(JsonlSinks { dir: dir.into(), screened: open(SCREENED_FILE)?, moderation: open(MODERATION_FILE)?, rejected: open(REJECTED_FILE)? })
+        Ok(JsonlSinks {
+            dir: dir.into(),
+            screened: open(SCREENED_FILE)?,
+            moderation: open(MODERATION_FILE)?,
+            rejected: open(REJECTED_FILE)?,
+        })
     }
 
     pub fn write_screened(&mut self, record: &ScreenedRecord) -> Result<(), IoError> {
         write_line(&mut self.screened, record, &self.dir.join(SCREENED_FILE))?;
         if record.route.is_flagged() {
-            write_line(&mut self.moderation, record, &self.dir.join(MODERATION_FILE))?;
+            write_line(
+                &mut self.moderation,
+                record,
+                &self.dir.join(MODERATION_FILE),
+            )?;
         }
         Ok(())
     }
@@ -55,15 +79,25 @@ impl JsonlSinks {
     }
 
     pub fn finish(mut self) -> Result<(), IoError> {
-        for (w, name) in [(&mut self.screened, SCREENED_FILE), (&mut self.moderation, MODERATION_FILE), (&mut self.rejected, REJECTED_FILE)] {
-            w.flush().map_err(|source| IoError::Output { path: self.dir.join(name), source })?;
+        for (w, name) in [
+            (&mut self.screened, SCREENED_FILE),
+            (&mut self.moderation, MODERATION_FILE),
+            (&mut self.rejected, REJECTED_FILE),
+        ] {
+            w.flush().map_err(|source| IoError::Output {
+                path: self.dir.join(name),
+                source,
+            })?;
         }
         Ok(())
     }
 }
 
 fn write_line<T: Serialize>(w: &mut impl Write, record: &T, path: &Path) -> Result<(), IoError> {
-    let to_io = |source| IoError::Output { path: path.into(), source };
+    let to_io = |source| IoError::Output {
+        path: path.into(),
+        source,
+    };
     serde_json::to_writer(&mut *w, record).map_err(|e| to_io(std::io::Error::other(e)))?;
     w.write_all(b"\n").map_err(to_io)
 }
@@ -80,30 +114,50 @@ pub fn screen_jsonl(
     let reader: Box<dyn Read> = if input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(File::open(input).map_err(|source| IoError::Input { path: input.into(), source })?)
+        Box::new(File::open(input).map_err(|source| IoError::Input {
+            path: input.into(),
+            source,
+        })?)
     };
     let mut reader = BufReader::new(reader);
     let mut sinks = JsonlSinks::create(out_dir)?;
     let mut summary = Summary::default();
-    let file_name = if input == "-" { "<stdin>".to_string() } else { input.to_string() };
+    let file_name = if input == "-" {
+        "<stdin>".to_string()
+    } else {
+        input.to_string()
+    };
     let mut batch: Vec<(Origin, Vec<u8>)> = Vec::with_capacity(batch_size);
     let mut line_no = 0;
     loop {
         let mut line = Vec::new();
         let n = reader
             .read_until(b'\n', &mut line)
-            .map_err(|source| IoError::Read { path: file_name.clone(), line: line_no + 1, source })?;
+            .map_err(|source| IoError::Read {
+                path: file_name.clone(),
+                line: line_no + 1,
+                source,
+            })?;
         if n > 0 {
             line_no += 1;
             while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 line.pop();
             }
             if !line.iter().all(u8::is_ascii_whitespace) {
-                batch.push((Origin::Line { file: file_name.clone(), line: line_no }, line));
+                batch.push((
+                    Origin::Line {
+                        file: file_name.clone(),
+                        line: line_no,
+                    },
+                    line,
+                ));
             }
         }
         if batch.len() >= batch_size.max(1) || (n == 0 && !batch.is_empty()) {
-            let inputs: Vec<(Origin, &[u8])> = batch.iter().map(|(o, b)| (o.clone(), b.as_slice())).collect();
+            let inputs: Vec<(Origin, &[u8])> = batch
+                .iter()
+                .map(|(o, b)| (o.clone(), b.as_slice()))
+                .collect();
             for outcome in screener.process(&inputs) {
                 summary.add(&outcome);
                 match &outcome {

@@ -18,7 +18,11 @@ use vigie_pipeline::screener::Screener;
 use vigie_rules::{Redactor, RuleSet};
 
 #[derive(Parser)]
-#[command(name = "vigie", version, about = "Screens health-worker posts: language, patient-identifier redaction, misinformation risk, routing to moderators.")]
+#[command(
+    name = "vigie",
+    version,
+    about = "Screens health-worker posts: language, patient-identifier redaction, misinformation risk, routing to moderators."
+)]
 struct Cli {
     /// Log format on stderr. Logs never contain post text.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -165,10 +169,15 @@ impl EmbedderArgs {
         if self.lexical {
             return Ok(std::sync::Arc::new(LexicalEmbedder));
         }
-        let dir = self.model_dir.clone().unwrap_or_else(vigie_models::encoder::default_model_dir);
+        let dir = self
+            .model_dir
+            .clone()
+            .unwrap_or_else(vigie_models::encoder::default_model_dir);
         match Encoder::load(&dir) {
             Ok(encoder) => Ok(std::sync::Arc::new(ModelEmbedder::new(encoder))),
-            Err(e) => bail!("{e}\nthe rumour tracker needs the model (`vigie model fetch`), or pass --lexical"),
+            Err(e) => bail!(
+                "{e}\nthe rumour tracker needs the model (`vigie model fetch`), or pass --lexical"
+            ),
         }
     }
 }
@@ -389,7 +398,9 @@ fn main() -> Result<()> {
         Command::Run(a) => run_kafka(a),
         Command::Eval(a) => eval(a),
         Command::Train(a) => train(a),
-        Command::Model { command: ModelCommand::Fetch { model_dir, python } } => {
+        Command::Model {
+            command: ModelCommand::Fetch { model_dir, python },
+        } => {
             let dir = model_dir.unwrap_or_else(vigie_models::encoder::default_model_dir);
             eprintln!("model directory: {}", dir.display());
             vigie_models::fetch::fetch(&python, &dir, |line| eprintln!("{line}"))?;
@@ -406,14 +417,19 @@ fn main() -> Result<()> {
         Command::Rules { command } => rules(command),
         Command::Console { command } => console(command),
         Command::ExportLabels { db, out } => export_labels(&db, &out),
-        Command::Bench { command: BenchCommand::Kafka(a) } => bench_kafka(a),
+        Command::Bench {
+            command: BenchCommand::Kafka(a),
+        } => bench_kafka(a),
         Command::Claims { command } => claims(command),
     }
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -423,7 +439,11 @@ fn init_logging(format: LogFormat) {
 fn build_screener(config: &Config) -> Result<Screener> {
     let started = Instant::now();
     let screener = Screener::from_config(config).context("cannot build the screening pipeline")?;
-    tracing::info!(seconds = started.elapsed().as_secs_f32(), risk = config.risk.enabled, "pipeline ready");
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f32(),
+        risk = config.risk.enabled,
+        "pipeline ready"
+    );
     Ok(screener)
 }
 
@@ -431,8 +451,13 @@ fn screen(input: &str, out_dir: &Path, config: &Config) -> Result<()> {
     let screener = build_screener(config)?;
     let started = Instant::now();
     let progress = ProgressBar::new_spinner();
-    progress.set_style(ProgressStyle::with_template("{spinner} {pos} posts screened ({per_sec})").expect("valid template"));
-    let summary = screen_jsonl(&screener, input, out_dir, config.kafka.batch_size, |n| progress.inc(n as u64))?;
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {pos} posts screened ({per_sec})")
+            .expect("valid template"),
+    );
+    let summary = screen_jsonl(&screener, input, out_dir, config.kafka.batch_size, |n| {
+        progress.inc(n as u64)
+    })?;
     progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!("{}", summary.table());
@@ -452,8 +477,15 @@ fn show_examples(out_dir: &Path) -> Result<()> {
     println!("\nA few posts routed to moderators (redacted):");
     for line in text.lines().take(6) {
         let r: contract::ScreenedRecord = serde_json::from_str(line)?;
-        let score = r.risk.as_ref().map(|r| format!("{:.2}", r.score)).unwrap_or_else(|| "-".into());
-        println!("  [{} | {:?} | risk {}] {}", r.route.queue, r.route.priority, score, r.redacted_text);
+        let score = r
+            .risk
+            .as_ref()
+            .map(|r| format!("{:.2}", r.score))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "  [{} | {:?} | risk {}] {}",
+            r.route.queue, r.route.priority, score, r.redacted_text
+        );
     }
     Ok(())
 }
@@ -470,11 +502,19 @@ fn run_kafka(a: RunArgs) -> Result<()> {
         config.kafka.input_topic = t;
     }
     let listen = a.metrics_listen.or(config.metrics.listen);
-    let stop = StopWhen { idle: a.exit_when_idle.map(Duration::from_secs), messages: a.max_messages };
+    let stop = StopWhen {
+        idle: a.exit_when_idle.map(Duration::from_secs),
+        messages: a.max_messages,
+    };
     // At least two workers: a partition revocation waits on the polling thread for
     // deliveries that the other threads settle.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
     let telemetry = kafka::Telemetry::default();
     runtime.block_on(async {
         // Up before the model loads, so that /healthz answers and /readyz says "not yet".
@@ -484,7 +524,8 @@ fn run_kafka(a: RunArgs) -> Result<()> {
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
         }
         let screener = tokio::task::block_in_place(|| build_screener(&config))?;
-        let stats = kafka::run_with(&config.kafka, &screener, stop, shutdown_signal(), telemetry).await?;
+        let stats =
+            kafka::run_with(&config.kafka, &screener, stop, shutdown_signal(), telemetry).await?;
         println!("{}", serde_json::to_string(&stats)?);
         anyhow::Ok(())
     })
@@ -494,16 +535,35 @@ fn bench_kafka(a: BenchKafkaArgs) -> Result<()> {
     use vigie_pipeline::kafka::load;
     let mut config = a.common.config()?;
     config.kafka.brokers = a.brokers.clone();
-    let samples = std::fs::read(&a.samples).with_context(|| format!("cannot read {}", a.samples.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let samples = std::fs::read(&a.samples)
+        .with_context(|| format!("cannot read {}", a.samples.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
-        let screener = std::sync::Arc::new(tokio::task::block_in_place(|| build_screener(&config))?);
-        let model = if config.risk.enabled { "with the risk model" } else { "without the risk model" };
+        let screener =
+            std::sync::Arc::new(tokio::task::block_in_place(|| build_screener(&config))?);
+        let model = if config.risk.enabled {
+            "with the risk model"
+        } else {
+            "without the risk model"
+        };
         eprintln!("throughput: {} posts as a backlog ({model})", a.posts);
-        let throughput = load::measure(&config.kafka, screener.clone(), &samples, a.posts, None).await?;
-        let rate = a.rate.unwrap_or((throughput.posts_per_second / 2.0).max(1.0));
+        let throughput =
+            load::measure(&config.kafka, screener.clone(), &samples, a.posts, None).await?;
+        let rate = a
+            .rate
+            .unwrap_or((throughput.posts_per_second / 2.0).max(1.0));
         eprintln!("latency: {} posts at {rate:.0} posts/s", a.latency_posts);
-        let latency = load::measure(&config.kafka, screener, &samples, a.latency_posts, Some(rate)).await?;
+        let latency = load::measure(
+            &config.kafka,
+            screener,
+            &samples,
+            a.latency_posts,
+            Some(rate),
+        )
+        .await?;
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
         println!("| phase | posts | posts/s | offered posts/s | p50 ms | p99 ms | max ms |");
         println!("|---|---|---|---|---|---|---|");
@@ -513,13 +573,17 @@ fn bench_kafka(a: BenchKafkaArgs) -> Result<()> {
                 r.phase,
                 r.posts,
                 r.posts_per_second,
-                r.offered_rate.map_or("-".to_string(), |v| format!("{v:.0}")),
+                r.offered_rate
+                    .map_or("-".to_string(), |v| format!("{v:.0}")),
                 ms(r.latency_p50_ms),
                 ms(r.latency_p99_ms),
                 ms(r.latency_max_ms)
             );
         }
-        println!("({model}; peak resident memory {} MB)", peak_rss_mb().map_or("?".into(), |m| m.to_string()));
+        println!(
+            "({model}; peak resident memory {} MB)",
+            peak_rss_mb().map_or("?".into(), |m| m.to_string())
+        );
         anyhow::Ok(())
     })
 }
@@ -536,14 +600,15 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -565,19 +630,27 @@ fn eval(a: EvalArgs) -> Result<()> {
         match a.task {
             EvalTask::Langid => {
                 let rows: Vec<LangIdRow> = read_jsonl(path)?;
-                let report = vigie_eval::langid::evaluate(&rows, |t| screener.language().detect(t).code.as_str().to_string());
+                let report = vigie_eval::langid::evaluate(&rows, |t| {
+                    screener.language().detect(t).code.as_str().to_string()
+                });
                 print_report(path, a.json, &report, || report.tables())?;
             }
             EvalTask::Redaction => {
                 let rows: Vec<RedactionRow> = read_jsonl(path)?;
                 let predict = |t: &str| {
-                    let lang = vigie_pipeline::screener::known_language(screener.language().detect(t).code);
+                    let lang = vigie_pipeline::screener::known_language(
+                        screener.language().detect(t).code,
+                    );
                     screener
                         .redaction()
                         .redact(t, lang)
                         .spans
                         .into_iter()
-                        .map(|s| PredSpan { start: s.start, end: s.end, label: s.kind })
+                        .map(|s| PredSpan {
+                            start: s.start,
+                            end: s.end,
+                            label: s.kind,
+                        })
                         .collect()
                 };
                 let report = vigie_eval::redaction::evaluate(&rows, predict);
@@ -588,28 +661,57 @@ fn eval(a: EvalArgs) -> Result<()> {
                         lines.push_str(&serde_json::to_string(&e)?);
                         lines.push('\n');
                     }
-                    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                    let target = if a.data.len() > 1 { out.with_file_name(format!("{name}.{}", out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default())) } else { out.clone() };
+                    let name = path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let target = if a.data.len() > 1 {
+                        out.with_file_name(format!(
+                            "{name}.{}",
+                            out.file_name()
+                                .map(|f| f.to_string_lossy().into_owned())
+                                .unwrap_or_default()
+                        ))
+                    } else {
+                        out.clone()
+                    };
                     std::fs::write(&target, lines)?;
                 }
             }
             EvalTask::Risk => {
                 let rows: Vec<RiskRow> = read_jsonl(path)?;
-                let Some(risk) = screener.risk() else { bail!("risk evaluation needs the model (drop --no-risk)") };
+                let Some(risk) = screener.risk() else {
+                    bail!("risk evaluation needs the model (drop --no-risk)")
+                };
                 // Rows the head was trained on would flatter it: they are left out.
-                let trained: std::collections::HashSet<&str> = risk.head().trained_ids.iter().map(String::as_str).collect();
-                let (rows, seen): (Vec<RiskRow>, Vec<RiskRow>) = rows.into_iter().partition(|r| !trained.contains(r.id.as_str()));
+                let trained: std::collections::HashSet<&str> =
+                    risk.head().trained_ids.iter().map(String::as_str).collect();
+                let (rows, seen): (Vec<RiskRow>, Vec<RiskRow>) = rows
+                    .into_iter()
+                    .partition(|r| !trained.contains(r.id.as_str()));
                 if !seen.is_empty() {
-                    eprintln!("{}: {} rows left out, the head was trained on them; {} evaluated", path.display(), seen.len(), rows.len());
+                    eprintln!(
+                        "{}: {} rows left out, the head was trained on them; {} evaluated",
+                        path.display(),
+                        seen.len(),
+                        rows.len()
+                    );
                 }
-                let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows.iter().map(|r| prepare_for_risk(&screener, &r.text)).unzip();
+                let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
+                    .iter()
+                    .map(|r| prepare_for_risk(&screener, &r.text))
+                    .unzip();
                 let mut done = 0;
                 let scores = score_with_progress(&texts, |chunk| {
                     let scored = risk.score_in(chunk, &langs[done..done + chunk.len()])?;
                     done += chunk.len();
                     Ok(scored.risks.into_iter().map(|r| r.score).collect())
                 })?;
-                let report = vigie_eval::risk::evaluate(&rows, &scores, config.routing.misinformation_threshold);
+                let report = vigie_eval::risk::evaluate(
+                    &rows,
+                    &scores,
+                    config.routing.misinformation_threshold,
+                );
                 print_report(path, a.json, &report, || report.table())?;
             }
         }
@@ -617,7 +719,12 @@ fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_report<T: serde::Serialize>(path: &Path, json: bool, report: &T, table: impl FnOnce() -> String) -> Result<()> {
+fn print_report<T: serde::Serialize>(
+    path: &Path,
+    json: bool,
+    report: &T,
+    table: impl FnOnce() -> String,
+) -> Result<()> {
     if json {
         let value = serde_json::json!({ "data": path.display().to_string(), "report": report });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -628,9 +735,15 @@ fn print_report<T: serde::Serialize>(path: &Path, json: bool, report: &T, table:
 }
 
 /// Runs `f` over chunks of texts with a progress bar (embedding thousands of texts takes minutes).
-fn score_with_progress<T>(texts: &[String], mut f: impl FnMut(&[String]) -> Result<Vec<T>>) -> Result<Vec<T>> {
+fn score_with_progress<T>(
+    texts: &[String],
+    mut f: impl FnMut(&[String]) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
     let bar = ProgressBar::new(texts.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} texts ({per_sec}, eta {eta})").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} texts ({per_sec}, eta {eta})")
+            .expect("valid template"),
+    );
     let mut out = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(256) {
         out.extend(f(chunk)?);
@@ -654,7 +767,11 @@ fn train(a: TrainArgs) -> Result<()> {
     use vigie_models::training::{self, Example};
 
     if a.folds < 2 || a.holdout_parts < 2 {
-        bail!("--folds and --holdout-parts must be at least 2 (got {} and {})", a.folds, a.holdout_parts);
+        bail!(
+            "--folds and --holdout-parts must be at least 2 (got {} and {})",
+            a.folds,
+            a.holdout_parts
+        );
     }
     if !(0.0..1.0).contains(&a.french_share) {
         bail!("--french-share must be in [0, 1) (got {})", a.french_share);
@@ -662,16 +779,24 @@ fn train(a: TrainArgs) -> Result<()> {
     let mut config = Config::load(a.config.as_deref())?;
     config.risk.enabled = false; // only redaction and language are needed here
     let screener = build_screener(&config)?;
-    let model_dir = a.model_dir.clone().unwrap_or_else(vigie_models::encoder::default_model_dir);
+    let model_dir = a
+        .model_dir
+        .clone()
+        .unwrap_or_else(vigie_models::encoder::default_model_dir);
     let encoder = Encoder::load(&model_dir)?;
-    let mut store = if a.no_store { EmbeddingStore::in_memory(encoder.dim()) } else { EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim()) };
+    let mut store = if a.no_store {
+        EmbeddingStore::in_memory(encoder.dim())
+    } else {
+        EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
+    };
 
     let read = |f: &PathBuf| -> Result<Vec<RiskRow>> {
         let path = a.data_dir.join(f);
         read_jsonl::<RiskRow>(&path).with_context(|| format!("reading {}", path.display()))
     };
     let group = |r: &RiskRow| r.article.clone().unwrap_or_else(|| r.id.clone());
-    let held_out = |r: &RiskRow| training::fold_of(&format!("holdout:{}", group(r)), a.holdout_parts) == 0;
+    let held_out =
+        |r: &RiskRow| training::fold_of(&format!("holdout:{}", group(r)), a.holdout_parts) == 0;
     let mut train_rows = Vec::new();
     for f in &a.train {
         let shared = a.dev.contains(f);
@@ -680,14 +805,24 @@ fn train(a: TrainArgs) -> Result<()> {
     let mut dev_sets = Vec::new();
     for f in &a.dev {
         let shared = a.train.contains(f);
-        let rows: Vec<RiskRow> = read(f)?.into_iter().filter(|r| !shared || held_out(r)).collect();
-        let name = if shared { format!("{} (held-out articles, never trained on)", f.display()) } else { f.display().to_string() };
+        let rows: Vec<RiskRow> = read(f)?
+            .into_iter()
+            .filter(|r| !shared || held_out(r))
+            .collect();
+        let name = if shared {
+            format!("{} (held-out articles, never trained on)", f.display())
+        } else {
+            f.display().to_string()
+        };
         dev_sets.push((name, rows));
     }
 
     // Each row as the pipeline would see it: embedding (of the redacted text, normalised
     // as the risk stage's repost cache does) and detected language, which the head reads.
-    let embed = |store: &mut EmbeddingStore, rows: &[RiskRow], what: &str| -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
+    let embed = |store: &mut EmbeddingStore,
+                 rows: &[RiskRow],
+                 what: &str|
+     -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
         let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
             .iter()
             .map(|r| {
@@ -696,13 +831,21 @@ fn train(a: TrainArgs) -> Result<()> {
             })
             .unzip();
         let bar = ProgressBar::new(texts.len() as u64);
-        bar.set_style(ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} texts embedded (eta {{eta}})")).expect("valid template"));
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{bar:40}} {{pos}}/{{len}} {what} texts embedded (eta {{eta}})"
+            ))
+            .expect("valid template"),
+        );
         let vectors = store.embed_all(&encoder, &texts, |done| bar.set_position(done as u64))?;
         bar.finish_and_clear();
         Ok(vectors.into_iter().zip(langs).collect())
     };
     let train_vectors = embed(&mut store, &train_rows, "training")?;
-    let dev_vectors: Vec<Vec<(Vec<f32>, Option<&str>)>> = dev_sets.iter().map(|(_, rows)| embed(&mut store, rows, "dev")).collect::<Result<_>>()?;
+    let dev_vectors: Vec<Vec<(Vec<f32>, Option<&str>)>> = dev_sets
+        .iter()
+        .map(|(_, rows)| embed(&mut store, rows, "dev"))
+        .collect::<Result<_>>()?;
     store.save()?;
     let examples: Vec<Example> = train_rows
         .iter()
@@ -718,7 +861,11 @@ fn train(a: TrainArgs) -> Result<()> {
         .collect();
     let share = BTreeMap::from([("fr".to_string(), a.french_share)]);
     let adapted: Vec<String> = a.adapt.iter().filter(|l| !l.is_empty()).cloned().collect();
-    eprintln!("{} training examples ({} French)", examples.len(), examples.iter().filter(|e| e.lang == "fr").count());
+    eprintln!(
+        "{} training examples ({} French)",
+        examples.len(),
+        examples.iter().filter(|e| e.lang == "fr").count()
+    );
 
     let kinds: Vec<TrainOptions> = match a.kind {
         KindArg::Logistic => vec![TrainOptions::logistic()],
@@ -740,15 +887,31 @@ fn train(a: TrainArgs) -> Result<()> {
     for options in kinds {
         let name = format!("{:?}", options.kind).to_lowercase();
         let bar = ProgressBar::new(a.folds as u64);
-        bar.set_style(ProgressStyle::with_template(&format!("{{bar:40}} {name}: fold {{pos}}/{{len}}")).expect("valid template"));
-        let recipe = training::Recipe { options, adapted_languages: adapted.clone(), language_share: share.clone() };
-        let logits = training::cross_validated_logits(&examples, &recipe, a.folds, |k| bar.set_position(k as u64))?;
+        bar.set_style(
+            ProgressStyle::with_template(&format!("{{bar:40}} {name}: fold {{pos}}/{{len}}"))
+                .expect("valid template"),
+        );
+        let recipe = training::Recipe {
+            options,
+            adapted_languages: adapted.clone(),
+            language_share: share.clone(),
+        };
+        let logits = training::cross_validated_logits(&examples, &recipe, a.folds, |k| {
+            bar.set_position(k as u64)
+        })?;
         bar.finish_and_clear();
         let (calibration, figures) = training::per_language(&examples, &logits, &adapted, a.folds)?;
         let cross = training::cross_lingual(&examples, "fr", &recipe)?;
-        println!("== {name}: {}-fold cross-validation grouped by article, calibrated", a.folds);
+        println!(
+            "== {name}: {}-fold cross-validation grouped by article, calibrated",
+            a.folds
+        );
         println!("{}", figures_table(&figures, cross.as_ref()));
-        let langs: Vec<f64> = figures.iter().filter(|(k, _)| k.as_str() != "all").filter_map(|(_, f)| f.roc_auc).collect();
+        let langs: Vec<f64> = figures
+            .iter()
+            .filter(|(k, _)| k.as_str() != "all")
+            .filter_map(|(_, f)| f.roc_auc)
+            .collect();
         let mean = langs.iter().sum::<f64>() / langs.len().max(1) as f64;
         if best.as_ref().is_none_or(|b| mean > b.0) {
             best = Some((mean, recipe, calibration));
@@ -758,25 +921,42 @@ fn train(a: TrainArgs) -> Result<()> {
     let trained_on = a.train.iter().map(|p| p.display().to_string()).collect();
     let head = training::train_final(&examples, &recipe, calibration, trained_on)?;
     head.save(&a.out)?;
-    eprintln!("{} head (mean per-language cross-validated ROC-AUC {mean:.3}) written to {}", head.kind_name(), a.out.display());
+    eprintln!(
+        "{} head (mean per-language cross-validated ROC-AUC {mean:.3}) written to {}",
+        head.kind_name(),
+        a.out.display()
+    );
     for ((name, rows), vectors) in dev_sets.iter().zip(&dev_vectors) {
-        let scores = vectors.iter().map(|(x, lang)| head.score(x, *lang)).collect::<Result<Vec<f32>, _>>()?;
+        let scores = vectors
+            .iter()
+            .map(|(x, lang)| head.score(x, *lang))
+            .collect::<Result<Vec<f32>, _>>()?;
         let report = vigie_eval::risk::evaluate(rows, &scores, 0.5);
         println!("== dev {name} (head alone, calibrated)\n{}", report.table());
     }
     Ok(())
 }
 
-fn figures_table(figures: &std::collections::BTreeMap<String, vigie_eval::risk::RiskGroup>, cross: Option<&vigie_eval::risk::RiskGroup>) -> String {
+fn figures_table(
+    figures: &std::collections::BTreeMap<String, vigie_eval::risk::RiskGroup>,
+    cross: Option<&vigie_eval::risk::RiskGroup>,
+) -> String {
     let mut t = comfy_table::Table::new();
     t.set_header(["examples", "n", "ROC-AUC", "ECE", "F1"]);
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.3}"));
-    let mut rows: Vec<(String, &vigie_eval::risk::RiskGroup)> = figures.iter().map(|(k, v)| (k.clone(), v)).collect();
+    let mut rows: Vec<(String, &vigie_eval::risk::RiskGroup)> =
+        figures.iter().map(|(k, v)| (k.clone(), v)).collect();
     if let Some(c) = cross {
         rows.push(("fr, trained without French".into(), c));
     }
     for (name, fig) in rows {
-        t.add_row([name, fig.n.to_string(), f(fig.roc_auc), f(fig.ece), format!("{:.3}", fig.f1)]);
+        t.add_row([
+            name,
+            fig.n.to_string(),
+            f(fig.roc_auc),
+            f(fig.ece),
+            format!("{:.3}", fig.f1),
+        ]);
     }
     t.to_string()
 }
@@ -798,12 +978,25 @@ fn rules(command: RulesCommand) -> Result<()> {
                 set.load_gazetteers(&dir)?;
             }
             let failures = set.check_examples();
-            let examples: usize = set.rules().iter().map(|r| r.spec.matches.len() + r.spec.no_match.len()).sum();
+            let examples: usize = set
+                .rules()
+                .iter()
+                .map(|r| r.spec.matches.len() + r.spec.no_match.len())
+                .sum();
             for f in &failures {
-                let what = if f.expected_match { "should match" } else { "should not match" };
+                let what = if f.expected_match {
+                    "should match"
+                } else {
+                    "should not match"
+                };
                 println!("FAIL {}: {what}: {:?}", f.rule, f.example);
             }
-            println!("{} rules, {} examples, {} failed", set.len(), examples, failures.len());
+            println!(
+                "{} rules, {} examples, {} failed",
+                set.len(),
+                examples,
+                failures.len()
+            );
             if !failures.is_empty() {
                 bail!("{} rule examples failed", failures.len());
             }
@@ -820,7 +1013,10 @@ fn rules(command: RulesCommand) -> Result<()> {
             let r = Redactor::new(set).redact(&text);
             println!("{}", r.text);
             for f in r.findings {
-                println!("  {} [{}..{}) by rule `{}` (confidence {:.2})", f.kind, f.start, f.end, f.rule, f.confidence);
+                println!(
+                    "  {} [{}..{}) by rule `{}` (confidence {:.2})",
+                    f.kind, f.start, f.end, f.rule, f.confidence
+                );
             }
             Ok(())
         }
@@ -833,13 +1029,21 @@ fn console(command: ConsoleCommand) -> Result<()> {
     let now = chrono::Utc::now();
     match command {
         ConsoleCommand::AddUser { name, role, db } => {
-            let role = Role::parse(&role).with_context(|| format!("unknown role {role:?}: moderator, staff or admin"))?;
+            let role = Role::parse(&role)
+                .with_context(|| format!("unknown role {role:?}: moderator, staff or admin"))?;
             let mut password = String::new();
-            std::io::stdin().read_line(&mut password).context("reading the password from stdin")?;
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']);
             let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
             let user = store.add_user(&name, role, password, "cli", now)?;
-            eprintln!("account {} ({}) created in {}", user.name, user.role.as_str(), db.display());
+            eprintln!(
+                "account {} ({}) created in {}",
+                user.name,
+                user.role.as_str(),
+                db.display()
+            );
             Ok(())
         }
         ConsoleCommand::Import { file, db, embedder } => {
@@ -849,7 +1053,16 @@ fn console(command: ConsoleCommand) -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        ConsoleCommand::Serve { listen, db, config, watch, decisions, brokers, decisions_topic, embedder } => {
+        ConsoleCommand::Serve {
+            listen,
+            db,
+            config,
+            watch,
+            decisions,
+            brokers,
+            decisions_topic,
+            embedder,
+        } => {
             let mut config = Config::load(config.as_deref())?;
             if let Some(b) = brokers.clone() {
                 config.kafka.brokers = b;
@@ -857,7 +1070,8 @@ fn console(command: ConsoleCommand) -> Result<()> {
             // The console reads the moderation topic in its own group, beside the screeners.
             config.kafka.group_id = format!("{}-console", config.kafka.group_id);
             let embedder = embedder.embedder()?;
-            let store = Arc::new(Store::open(&db).with_context(|| format!("opening {}", db.display()))?);
+            let store =
+                Arc::new(Store::open(&db).with_context(|| format!("opening {}", db.display()))?);
             // Refuse to start rather than cluster new posts with vectors of another embedder.
             store.check_embedder(embedder.as_ref())?;
             // Typed text is redacted exactly as the pipeline redacts posts (rules_dir, name lists, threshold).
@@ -868,7 +1082,9 @@ fn console(command: ConsoleCommand) -> Result<()> {
                 session_ttl: chrono::Duration::hours(c.session_hours.max(1)),
                 secure_cookies: c.secure_cookies.unwrap_or(!listen.ip().is_loopback()),
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async move {
                 let mut publisher = console::DecisionPublisher::default();
                 if let Some(path) = decisions.or_else(|| c.decisions_out.clone()) {
@@ -903,7 +1119,8 @@ fn console(command: ConsoleCommand) -> Result<()> {
 
 fn export_labels(db: &Path, out: &str) -> Result<()> {
     use std::io::Write;
-    let store = vigie_pipeline::console::Store::open(db).with_context(|| format!("opening {}", db.display()))?;
+    let store = vigie_pipeline::console::Store::open(db)
+        .with_context(|| format!("opening {}", db.display()))?;
     let rows = vigie_pipeline::console::store::label_rows(&store.decided_items()?);
     let mut text = String::new();
     for row in &rows {
@@ -937,7 +1154,13 @@ fn claims(command: ClaimsCommand) -> Result<()> {
             println!("{} claims ok: {:?}", list.len(), topics);
             Ok(())
         }
-        ClaimsCommand::Match { mut texts, file, dir, top, model_dir } => {
+        ClaimsCommand::Match {
+            mut texts,
+            file,
+            dir,
+            top,
+            model_dir,
+        } => {
             if let Some(f) = file {
                 #[derive(serde::Deserialize)]
                 struct Row {
@@ -945,7 +1168,8 @@ fn claims(command: ClaimsCommand) -> Result<()> {
                 }
                 texts.extend(read_jsonl::<Row>(&f)?.into_iter().map(|r| r.text));
             }
-            let encoder = Encoder::load(&model_dir.unwrap_or_else(vigie_models::encoder::default_model_dir))?;
+            let encoder =
+                Encoder::load(&model_dir.unwrap_or_else(vigie_models::encoder::default_model_dir))?;
             let index = claims::ClaimIndex::build(load(&dir)?, &encoder)?;
             // Texts are redacted first, as the pipeline does before matching.
             let redactor = Redactor::new(RuleSet::builtin()?);

@@ -57,25 +57,57 @@ impl Metrics {
             skipped_after_rebalance: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("messages_in", "Messages consumed, by topic", m.messages_in.clone());
-        registry.register("messages_out", "Records acknowledged by the broker, by topic", m.messages_out.clone());
-        registry.register("dead_letters", "Inputs dead-lettered, by reason", m.dead_letters.clone());
-        registry.register("stage_seconds", "Time a batch spends in each stage", m.stage_seconds.clone());
+        registry.register(
+            "messages_in",
+            "Messages consumed, by topic",
+            m.messages_in.clone(),
+        );
+        registry.register(
+            "messages_out",
+            "Records acknowledged by the broker, by topic",
+            m.messages_out.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Inputs dead-lettered, by reason",
+            m.dead_letters.clone(),
+        );
+        registry.register(
+            "stage_seconds",
+            "Time a batch spends in each stage",
+            m.stage_seconds.clone(),
+        );
         registry.register(
             "acknowledged_seconds",
             "From reading a message to the broker acknowledging every record made from it",
             m.acknowledged_seconds.clone(),
         );
-        registry.register("model_batch_size", "Posts per call to the risk model", m.model_batch_size.clone());
+        registry.register(
+            "model_batch_size",
+            "Posts per call to the risk model",
+            m.model_batch_size.clone(),
+        );
         registry.register(
             "repost_cache_hits",
             "Posts whose embedding the repost cache held (reposts: not run through the encoder)",
             m.repost_cache_hits.clone(),
         );
-        registry.register("consumer_lag", "Messages behind the end of each partition (librdkafka statistics)", m.consumer_lag.clone());
-        registry.register("in_flight_messages", "Messages read and not yet acknowledged", m.in_flight.clone());
+        registry.register(
+            "consumer_lag",
+            "Messages behind the end of each partition (librdkafka statistics)",
+            m.consumer_lag.clone(),
+        );
+        registry.register(
+            "in_flight_messages",
+            "Messages read and not yet acknowledged",
+            m.in_flight.clone(),
+        );
         registry.register("commits", "Offset commits, by result", m.commits.clone());
-        registry.register("rebalances", "Consumer-group rebalances, by kind", m.rebalances.clone());
+        registry.register(
+            "rebalances",
+            "Consumer-group rebalances, by kind",
+            m.rebalances.clone(),
+        );
         registry.register(
             "skipped_after_rebalance",
             "Messages read before their partition was revoked, left to the next owner",
@@ -85,16 +117,24 @@ impl Metrics {
     }
 
     pub fn message_in(&self, topic: &str) {
-        self.messages_in.get_or_create(&vec![("topic", topic.to_string())]).inc();
+        self.messages_in
+            .get_or_create(&vec![("topic", topic.to_string())])
+            .inc();
     }
     pub fn message_out(&self, topic: &str) {
-        self.messages_out.get_or_create(&vec![("topic", topic.to_string())]).inc();
+        self.messages_out
+            .get_or_create(&vec![("topic", topic.to_string())])
+            .inc();
     }
     pub fn dead_letter(&self, reason: &str) {
-        self.dead_letters.get_or_create(&vec![("reason", reason.to_string())]).inc();
+        self.dead_letters
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
     }
     pub fn stage(&self, stage: &str, took: Duration) {
-        self.stage_seconds.get_or_create(&vec![("stage", stage.to_string())]).observe(took.as_secs_f64());
+        self.stage_seconds
+            .get_or_create(&vec![("stage", stage.to_string())])
+            .observe(took.as_secs_f64());
     }
     pub fn acknowledged(&self, took: Duration) {
         self.acknowledged_seconds.observe(took.as_secs_f64());
@@ -104,20 +144,35 @@ impl Metrics {
         self.repost_cache_hits.inc_by(cache_hits as u64);
     }
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
-        self.consumer_lag.get_or_create(&vec![("topic", topic.to_string()), ("partition", partition.to_string())]).set(lag);
+        self.consumer_lag
+            .get_or_create(&vec![
+                ("topic", topic.to_string()),
+                ("partition", partition.to_string()),
+            ])
+            .set(lag);
     }
     /// The partition moved to another consumer: its lag is reported there now.
     pub fn forget_lag(&self, topic: &str, partition: i32) {
-        self.consumer_lag.remove(&vec![("topic", topic.to_string()), ("partition", partition.to_string())]);
+        self.consumer_lag.remove(&vec![
+            ("topic", topic.to_string()),
+            ("partition", partition.to_string()),
+        ]);
     }
     pub fn in_flight(&self, messages: usize) {
         self.in_flight.set(messages as i64);
     }
     pub fn commit(&self, ok: bool) {
-        self.commits.get_or_create(&vec![("result", if ok { "ok" } else { "failed" }.to_string())]).inc();
+        self.commits
+            .get_or_create(&vec![(
+                "result",
+                if ok { "ok" } else { "failed" }.to_string(),
+            )])
+            .inc();
     }
     pub fn rebalance(&self, kind: &str) {
-        self.rebalances.get_or_create(&vec![("kind", kind.to_string())]).inc();
+        self.rebalances
+            .get_or_create(&vec![("kind", kind.to_string())])
+            .inc();
     }
     pub fn skipped_after_rebalance(&self, n: usize) {
         self.skipped_after_rebalance.inc_by(n as u64);

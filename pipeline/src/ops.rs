@@ -70,7 +70,13 @@ pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
 }
 
 async fn metrics_page(State(ops): State<Ops>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], ops.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ops.metrics.render(),
+    )
 }
 
 async fn healthz(State(ops): State<Ops>) -> impl IntoResponse {
@@ -84,12 +90,19 @@ async fn healthz(State(ops): State<Ops>) -> impl IntoResponse {
 async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
     match ops.health.not_ready() {
         None => (StatusCode::OK, "ready\n".to_string()),
-        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 
 /// Binds the endpoints; serving runs in a background task for the life of the runtime.
-pub async fn spawn(listen: SocketAddr, metrics: Arc<Metrics>, health: Arc<Health>) -> std::io::Result<SocketAddr> {
+pub async fn spawn(
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

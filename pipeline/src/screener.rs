@@ -87,7 +87,14 @@ impl Screener {
             let encoder = Encoder::load(&config.risk.model_dir())?;
             let head = config.risk.head()?;
             let stage = RiskStage::new(encoder, head, config.routing.misinformation_threshold)?;
-            Some(stage.with_claims(config.risk.claim_source(), config.risk.claim_match_threshold)?.with_repost_cache(config.risk.repost_cache))
+            Some(
+                stage
+                    .with_claims(
+                        config.risk.claim_source(),
+                        config.risk.claim_match_threshold,
+                    )?
+                    .with_repost_cache(config.risk.repost_cache),
+            )
         } else {
             None
         };
@@ -147,7 +154,11 @@ impl Screener {
                     slots.push(i);
                     outcomes.push(None);
                 }
-                Err(rejection) => outcomes.push(Some(Outcome::Rejected(self.reject(origin.clone(), &rejection, bytes)))),
+                Err(rejection) => outcomes.push(Some(Outcome::Rejected(self.reject(
+                    origin.clone(),
+                    &rejection,
+                    bytes,
+                )))),
             }
         }
         times.decode = started.elapsed();
@@ -161,12 +172,24 @@ impl Screener {
                 tracing::error!(error = %e, posts = posts.len(), "screening failed; dead-lettering the batch");
                 for (slot, post) in slots.into_iter().zip(&posts) {
                     let (origin, bytes) = &inputs[slot];
-                    let record = self.rejected_record(origin.clone(), "processing_failed", e.to_string(), Some(post.id.clone()), bytes);
+                    let record = self.rejected_record(
+                        origin.clone(),
+                        "processing_failed",
+                        e.to_string(),
+                        Some(post.id.clone()),
+                        bytes,
+                    );
                     outcomes[slot] = Some(Outcome::Rejected(record));
                 }
             }
         }
-        (outcomes.into_iter().map(|o| o.expect("every input has an outcome")).collect(), times)
+        (
+            outcomes
+                .into_iter()
+                .map(|o| o.expect("every input has an outcome"))
+                .collect(),
+            times,
+        )
     }
 
     /// Screens decoded posts.
@@ -174,7 +197,11 @@ impl Screener {
         self.screen_timed(posts, &mut StageTimes::default())
     }
 
-    fn screen_timed(&self, posts: &[InputPost], times: &mut StageTimes) -> Result<Vec<ScreenedRecord>, RiskError> {
+    fn screen_timed(
+        &self,
+        posts: &[InputPost],
+        times: &mut StageTimes,
+    ) -> Result<Vec<ScreenedRecord>, RiskError> {
         let mut clock = Instant::now();
         let mut lap = || {
             let now = Instant::now();
@@ -182,7 +209,10 @@ impl Screener {
             clock = now;
             took
         };
-        let langs: Vec<_> = posts.iter().map(|p| self.language.detect(&p.text)).collect();
+        let langs: Vec<_> = posts
+            .iter()
+            .map(|p| self.language.detect(&p.text))
+            .collect();
         times.language = lap();
         let redacted: Vec<_> = posts
             .iter()
@@ -193,7 +223,8 @@ impl Screener {
         let risks = match &self.risk {
             Some(stage) if !posts.is_empty() => {
                 let texts: Vec<&str> = redacted.iter().map(|r| r.text.as_str()).collect();
-                let text_langs: Vec<Option<&str>> = langs.iter().map(|l| known_language(l.code)).collect();
+                let text_langs: Vec<Option<&str>> =
+                    langs.iter().map(|l| known_language(l.code)).collect();
                 times.model_batch = texts.len();
                 let scored = stage.score_in(&texts, &text_langs)?;
                 times.repost_cache_hits = scored.repost_cache_hits;
@@ -230,10 +261,23 @@ impl Screener {
     }
 
     fn reject(&self, origin: Origin, rejection: &Rejection, bytes: &[u8]) -> RejectedRecord {
-        self.rejected_record(origin, rejection.error.reason(), rejection.error.to_string(), rejection.id.clone(), bytes)
+        self.rejected_record(
+            origin,
+            rejection.error.reason(),
+            rejection.error.to_string(),
+            rejection.id.clone(),
+            bytes,
+        )
     }
 
-    fn rejected_record(&self, origin: Origin, reason: &str, detail: String, id: Option<String>, bytes: &[u8]) -> RejectedRecord {
+    fn rejected_record(
+        &self,
+        origin: Origin,
+        reason: &str,
+        detail: String,
+        id: Option<String>,
+        bytes: &[u8],
+    ) -> RejectedRecord {
         RejectedRecord {
             origin,
             reason: reason.to_string(),
@@ -262,7 +306,11 @@ pub fn redaction_stage(config: &Config) -> Result<RedactionStage, BuildError> {
         }
         None => tracing::warn!("no gazetteers directory: no name lists for redaction"),
     }
-    Ok(RedactionStage::new(rules, config.redaction.threshold, config.redaction.replace_mode()?))
+    Ok(RedactionStage::new(
+        rules,
+        config.redaction.threshold,
+        config.redaction.replace_mode()?,
+    ))
 }
 
 pub fn known_language(code: crate::contract::LangCode) -> Option<&'static str> {
@@ -280,7 +328,10 @@ mod tests {
     use crate::stages::risk::tests::tiny_stage;
 
     fn origin(line: usize) -> Origin {
-        Origin::Line { file: "t.jsonl".into(), line }
+        Origin::Line {
+            file: "t.jsonl".into(),
+            line,
+        }
     }
 
     #[test]
@@ -293,23 +344,34 @@ mod tests {
         ];
         let out = s.process(&inputs);
         assert_eq!(out.len(), 3);
-        let Outcome::Screened(a) = &out[0] else { panic!("a screened") };
+        let Outcome::Screened(a) = &out[0] else {
+            panic!("a screened")
+        };
         assert_eq!(a.id, "a");
         assert_eq!(a.lang.code, LangCode::Fr);
         assert!(a.redacted_text.contains("[PHONE]") && !a.redacted_text.contains("06 12"));
         assert!(a.route.reasons.contains(&Reason::Privacy));
-        let Outcome::Rejected(b) = &out[1] else { panic!("b rejected") };
+        let Outcome::Rejected(b) = &out[1] else {
+            panic!("b rejected")
+        };
         assert_eq!(b.reason, "malformed_json");
         assert_eq!(b.origin, origin(2));
-        let Outcome::Screened(c) = &out[2] else { panic!("c screened") };
+        let Outcome::Screened(c) = &out[2] else {
+            panic!("c screened")
+        };
         assert!(c.risk.as_ref().unwrap().score < a.risk.as_ref().unwrap().score);
     }
 
     #[test]
     fn risk_off_gives_null_risk() {
         let s = Screener::with_risk(&Config::default(), None).unwrap();
-        let out = s.process(&[(origin(1), br#"{"id":"a","text":"hello there friends","channel":"forum"}"#)]);
-        let Outcome::Screened(a) = &out[0] else { panic!() };
+        let out = s.process(&[(
+            origin(1),
+            br#"{"id":"a","text":"hello there friends","channel":"forum"}"#,
+        )]);
+        let Outcome::Screened(a) = &out[0] else {
+            panic!()
+        };
         assert!(a.risk.is_none());
         assert!(!a.route.is_flagged());
     }

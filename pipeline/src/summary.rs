@@ -27,9 +27,13 @@ impl Summary {
         match outcome {
             Outcome::Screened(r) => {
                 self.screened += 1;
-                *self.by_language.entry(r.lang.code.as_str().to_string()).or_default() += 1;
+                *self
+                    .by_language
+                    .entry(r.lang.code.as_str().to_string())
+                    .or_default() += 1;
                 *self.by_queue.entry(r.route.queue.clone()).or_default() += 1;
-                self.flagged_misinformation += r.route.reasons.contains(&Reason::Misinformation) as usize;
+                self.flagged_misinformation +=
+                    r.route.reasons.contains(&Reason::Misinformation) as usize;
                 self.flagged_privacy += r.route.reasons.contains(&Reason::Privacy) as usize;
                 for s in &r.redactions {
                     *self.redactions_by_kind.entry(s.kind.clone()).or_default() += 1;
@@ -50,7 +54,10 @@ impl Summary {
         };
         row("inputs".into(), self.inputs);
         row("screened".into(), self.screened);
-        row("flagged: misinformation".into(), self.flagged_misinformation);
+        row(
+            "flagged: misinformation".into(),
+            self.flagged_misinformation,
+        );
         row("flagged: privacy".into(), self.flagged_privacy);
         row("rejected".into(), self.rejected);
         for (k, v) in &self.by_language {

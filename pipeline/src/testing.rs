@@ -14,10 +14,28 @@ const SEED: u64 = 42;
 /// A head trained on the tiny encoder to score "autism"/"5g" posts as misinformation.
 pub fn tiny_head() -> RiskHead {
     let enc = tiny_encoder(SEED);
-    let texts = ["vaccine causes autism", "5g cause autisme", "le vaccin cause autisme", "the measles vaccine is safe", "le vaccin est sûr", "rougeole vaccin sûr"];
+    let texts = [
+        "vaccine causes autism",
+        "5g cause autisme",
+        "le vaccin cause autisme",
+        "the measles vaccine is safe",
+        "le vaccin est sûr",
+        "rougeole vaccin sûr",
+    ];
     let labels = [true, true, true, false, false, false];
     let xs = enc.embed(&texts).expect("tiny embeddings");
-    RiskHead::train("tiny", vec![], &xs, &labels, None, TrainOptions { epochs: 800, ..Default::default() }).expect("tiny head")
+    RiskHead::train(
+        "tiny",
+        vec![],
+        &xs,
+        &labels,
+        None,
+        TrainOptions {
+            epochs: 800,
+            ..Default::default()
+        },
+    )
+    .expect("tiny head")
 }
 
 pub fn tiny_risk_stage() -> RiskStage {
@@ -29,30 +47,73 @@ pub fn tiny_risk_stage() -> RiskStage {
 pub fn write_tiny_model(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).expect("model dir");
     std::fs::write(dir.join(WEIGHTS_FILE), tiny_image_bytes(SEED)).expect("weights");
-    tiny_tokenizer().save(dir.join(TOKENIZER_FILE), false).expect("tokenizer");
+    tiny_tokenizer()
+        .save(dir.join(TOKENIZER_FILE), false)
+        .expect("tokenizer");
     let head = dir.join("head.json");
     tiny_head().save(&head).expect("head");
     (dir.to_path_buf(), head)
 }
 
 /// A moderation record as `vigie screen` writes it, for console tests.
-pub fn moderation_record(id: &str, lang: &str, text: &str, misinformation: bool, created_at: &str) -> crate::contract::ScreenedRecord {
-    use crate::contract::{Channel, Lang, LangCode, Priority, Reason, Risk, RiskLabel, Route, ScreenedRecord};
+pub fn moderation_record(
+    id: &str,
+    lang: &str,
+    text: &str,
+    misinformation: bool,
+    created_at: &str,
+) -> crate::contract::ScreenedRecord {
+    use crate::contract::{
+        Channel, Lang, LangCode, Priority, Reason, Risk, RiskLabel, Route, ScreenedRecord,
+    };
     let code = match lang {
         "fr" => LangCode::Fr,
         "en" => LangCode::En,
         _ => LangCode::Other,
     };
-    let reason = if misinformation { Reason::Misinformation } else { Reason::Privacy };
-    let queue = format!("{}-{lang}", if misinformation { "misinformation" } else { "privacy" });
+    let reason = if misinformation {
+        Reason::Misinformation
+    } else {
+        Reason::Privacy
+    };
+    let queue = format!(
+        "{}-{lang}",
+        if misinformation {
+            "misinformation"
+        } else {
+            "privacy"
+        }
+    );
     let score = if misinformation { 0.9 } else { 0.1 };
     ScreenedRecord {
         id: id.to_string(),
-        lang: Lang { code, confidence: 0.9 },
+        lang: Lang {
+            code,
+            confidence: 0.9,
+        },
         redacted_text: text.to_string(),
         redactions: vec![],
-        risk: Some(Risk { score, label: if misinformation { RiskLabel::Misinformation } else { RiskLabel::Reliable }, model: "test".into(), head_score: score, probability: score, claims: vec![] }),
-        route: Route { queue, priority: if misinformation { Priority::High } else { Priority::Low }, reasons: vec![reason] },
+        risk: Some(Risk {
+            score,
+            label: if misinformation {
+                RiskLabel::Misinformation
+            } else {
+                RiskLabel::Reliable
+            },
+            model: "test".into(),
+            head_score: score,
+            probability: score,
+            claims: vec![],
+        }),
+        route: Route {
+            queue,
+            priority: if misinformation {
+                Priority::High
+            } else {
+                Priority::Low
+            },
+            reasons: vec![reason],
+        },
         channel: Channel::Forum,
         country: Some("SN".into()),
         created_at: created_at.parse().ok(),

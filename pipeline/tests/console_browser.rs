@@ -21,13 +21,18 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use vigie_pipeline::console::{router, AppState, ConsoleSettings, DecisionPublisher, Embedder, LexicalEmbedder, ModelEmbedder, Role, Store};
-use vigie_pipeline::testing::moderation_record as record;
+use vigie_pipeline::console::{
+    router, AppState, ConsoleSettings, DecisionPublisher, Embedder, LexicalEmbedder, ModelEmbedder,
+    Role, Store,
+};
 use vigie_pipeline::stages::redaction::RedactionStage;
+use vigie_pipeline::testing::moderation_record as record;
 use vigie_rules::{ReplaceMode, RuleSet};
 
 fn find(env: &str, candidates: &[&str]) -> Option<PathBuf> {
-    std::env::var_os(env).map(PathBuf::from).or_else(|| candidates.iter().map(PathBuf::from).find(|p| p.is_file()))
+    std::env::var_os(env)
+        .map(PathBuf::from)
+        .or_else(|| candidates.iter().map(PathBuf::from).find(|p| p.is_file()))
 }
 
 /// Kills ChromeDriver when the test ends, however it ends.
@@ -41,7 +46,11 @@ impl Drop for Driver {
 }
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start_driver(chromedriver: &Path) -> (Driver, String) {
@@ -56,7 +65,10 @@ async fn start_driver(chromedriver: &Path) -> (Driver, String) {
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not open port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not open port {port}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (driver, url)
@@ -75,13 +87,21 @@ async fn browser(driver_url: &str, chromium: &Path, profile: &Path) -> Client {
                      "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())],
         }),
     );
-    ClientBuilder::native().capabilities(caps).connect(driver_url).await.expect("a WebDriver session")
+    ClientBuilder::native()
+        .capabilities(caps)
+        .connect(driver_url)
+        .await
+        .expect("a WebDriver session")
 }
 
 fn records() -> Vec<vigie_pipeline::contract::ScreenedRecord> {
     if let Some(path) = std::env::var_os("VIGIE_CONSOLE_RECORDS") {
         let text = std::fs::read_to_string(&path).expect("VIGIE_CONSOLE_RECORDS");
-        return text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("a moderation record")).collect();
+        return text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("a moderation record"))
+            .collect();
     }
     vec![
         record("fr-01", "fr", "Attention : le vaccin ROR provoque l'autisme chez les enfants, ne faites pas vacciner vos petits !", true, "2024-05-01T08:15:00Z"),
@@ -94,15 +114,28 @@ fn records() -> Vec<vigie_pipeline::contract::ScreenedRecord> {
 
 fn embedder() -> Arc<dyn Embedder> {
     if std::env::var_os("VIGIE_CONSOLE_MODEL").is_some() {
-        let dir = std::env::var_os("VIGIE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(vigie_models::encoder::default_model_dir);
-        return Arc::new(ModelEmbedder::new(vigie_models::Encoder::load(&dir).expect("the model")));
+        let dir = std::env::var_os("VIGIE_MODEL_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(vigie_models::encoder::default_model_dir);
+        return Arc::new(ModelEmbedder::new(
+            vigie_models::Encoder::load(&dir).expect("the model"),
+        ));
     }
     Arc::new(LexicalEmbedder)
 }
 
 async fn serve(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> String {
-    let settings = ConsoleSettings { secure_cookies: false, ..Default::default() };
-    let state = AppState::new(store, embedder, RedactionStage::new(RuleSet::builtin().unwrap(), 0.5, ReplaceMode::Placeholder), settings, DecisionPublisher::default());
+    let settings = ConsoleSettings {
+        secure_cookies: false,
+        ..Default::default()
+    };
+    let state = AppState::new(
+        store,
+        embedder,
+        RedactionStage::new(RuleSet::builtin().unwrap(), 0.5, ReplaceMode::Placeholder),
+        settings,
+        DecisionPublisher::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
@@ -128,9 +161,24 @@ async fn path_of(c: &Client) -> String {
 
 async fn sign_in(c: &Client, base: &str, user: &str, password: &str) {
     c.goto(&format!("{base}/login")).await.unwrap();
-    c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(user).await.unwrap();
-    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(password).await.unwrap();
-    c.find(Locator::Css("form.login button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("input[name=username]"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.login button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_path(c, |p| p != "/login").await;
 }
 
@@ -149,21 +197,34 @@ async fn wait_for_path(c: &Client, ok: impl Fn(&str) -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moderator_decides_and_the_tracker_follows_in_a_real_browser() {
     let required = std::env::var_os("VIGIE_REQUIRE_BROWSER").is_some();
-    let (Some(chromedriver), Some(chromium)) = (find("VIGIE_CHROMEDRIVER", &["/usr/bin/chromedriver"]), find("VIGIE_CHROMIUM", &["/usr/bin/chromium"])) else {
+    let (Some(chromedriver), Some(chromium)) = (
+        find("VIGIE_CHROMEDRIVER", &["/usr/bin/chromedriver"]),
+        find("VIGIE_CHROMIUM", &["/usr/bin/chromium"]),
+    ) else {
         assert!(!required, "VIGIE_REQUIRE_BROWSER is set but chromium / chromedriver are missing (apt-get install chromium chromium-driver)");
         eprintln!("SKIPPED: chromium and chromedriver not installed (scripts/setup installs them)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let shots = Shots(std::env::var_os("VIGIE_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")));
+    let shots = Shots(
+        std::env::var_os("VIGIE_SCREENSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")),
+    );
     std::fs::create_dir_all(&shots.0).unwrap();
 
     let store = Arc::new(Store::open(&dir.path().join("console.db")).unwrap());
     let now = Utc::now();
-    store.add_user("amina", Role::Moderator, "amina password 1", "test", now).unwrap();
-    store.add_user("root", Role::Admin, "root password 12", "test", now).unwrap();
+    store
+        .add_user("amina", Role::Moderator, "amina password 1", "test", now)
+        .unwrap();
+    store
+        .add_user("root", Role::Admin, "root password 12", "test", now)
+        .unwrap();
     let embedder = embedder();
-    store.import(&records(), embedder.as_ref(), "test", now).unwrap();
+    store
+        .import(&records(), embedder.as_ref(), "test", now)
+        .unwrap();
     let base = serve(store.clone(), embedder).await;
 
     let (_driver, driver_url) = start_driver(&chromedriver).await;
@@ -173,70 +234,200 @@ async fn moderator_decides_and_the_tracker_follows_in_a_real_browser() {
     c.goto(&format!("{base}/queue")).await.unwrap();
     assert_eq!(path_of(&c).await, "/login");
     shots.take(&c, "1-login").await;
-    c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys("amina").await.unwrap();
-    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("not her password").await.unwrap();
-    c.find(Locator::Css("form.login button[type=submit]")).await.unwrap().click().await.unwrap();
-    let error = c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("p.error")).await.expect("an error message");
+    c.find(Locator::Css("input[name=username]"))
+        .await
+        .unwrap()
+        .send_keys("amina")
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("not her password")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.login button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("p.error"))
+        .await
+        .expect("an error message");
     assert!(error.text().await.unwrap().contains("wrong password"));
 
     sign_in(&c, &base, "amina", "amina password 1").await;
     assert_eq!(path_of(&c).await, "/queue");
-    let rows = c.find_all(Locator::Css("table.queue tbody tr")).await.unwrap();
+    let rows = c
+        .find_all(Locator::Css("table.queue tbody tr"))
+        .await
+        .unwrap();
     let open_before = rows.len();
     assert!(open_before >= 2, "the queue lists the imported items");
-    let first = rows[0].attr("data-item").await.unwrap().expect("rows name their item");
+    let first = rows[0]
+        .attr("data-item")
+        .await
+        .unwrap()
+        .expect("rows name their item");
     shots.take(&c, "2-queue").await;
 
     // Claim the top item; its page shows the explanation and the decision form.
-    rows[0].find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    rows[0]
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_path(&c, |p| p.starts_with("/items/")).await;
     let item = store.item(&first).unwrap();
-    assert_eq!(item.locked_by.as_deref(), Some("amina"), "claiming locked the item");
+    assert_eq!(
+        item.locked_by.as_deref(),
+        Some("amina"),
+        "claiming locked the item"
+    );
     let page = c.source().await.unwrap();
     assert!(page.contains("Why it is here") && page.contains("Risk score"));
 
     // Keyboard: `m` picks "mark as rumour" and moves to the reason box.
-    c.find(Locator::Css("body")).await.unwrap().send_keys("m").await.unwrap();
-    assert_eq!(c.find(Locator::Css("input[value=rumour]")).await.unwrap().prop("checked").await.unwrap().as_deref(), Some("true"));
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("m")
+        .await
+        .unwrap();
+    assert_eq!(
+        c.find(Locator::Css("input[value=rumour]"))
+            .await
+            .unwrap()
+            .prop("checked")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
     let active = c.active_element().await.unwrap();
-    assert_eq!(active.attr("name").await.unwrap().as_deref(), Some("reason"));
-    active.send_keys("Debunked: large studies find no link (WHO fact sheet)").await.unwrap();
-    let suggested = c.find(Locator::Css("select[name=claim_id] option[selected]")).await.ok();
+    assert_eq!(
+        active.attr("name").await.unwrap().as_deref(),
+        Some("reason")
+    );
+    active
+        .send_keys("Debunked: large studies find no link (WHO fact sheet)")
+        .await
+        .unwrap();
+    let suggested = c
+        .find(Locator::Css("select[name=claim_id] option[selected]"))
+        .await
+        .ok();
     if suggested.is_none() {
-        c.find(Locator::Css("input[name=new_claim]")).await.unwrap().send_keys("The MMR vaccine causes autism").await.unwrap();
+        c.find(Locator::Css("input[name=new_claim]"))
+            .await
+            .unwrap()
+            .send_keys("The MMR vaccine causes autism")
+            .await
+            .unwrap();
     }
     shots.take(&c, "3-item").await;
-    c.find(Locator::Css("form#decide button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("form#decide button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_path(&c, |p| p == "/queue").await;
-    assert_eq!(c.find_all(Locator::Css("table.queue tbody tr")).await.unwrap().len(), open_before - 1, "the decided item left the queue");
-    assert_eq!(store.item(&first).unwrap().decision.as_deref(), Some("rumour"));
+    assert_eq!(
+        c.find_all(Locator::Css("table.queue tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        open_before - 1,
+        "the decided item left the queue"
+    );
+    assert_eq!(
+        store.item(&first).unwrap().decision.as_deref(),
+        Some("rumour")
+    );
 
     // The tracker shows the rumour with one confirmed post, under a known claim: the new
     // one typed above, or the one the page suggested when the rumour already had one.
     c.goto(&format!("{base}/tracker")).await.unwrap();
-    let row = c.find(Locator::XPath(CONFIRMED_ROW)).await.expect("a rumour with a confirmed post");
-    assert!(row.find(Locator::Css("small.claim")).await.is_ok(), "the rumour is linked to a known claim");
+    let row = c
+        .find(Locator::XPath(CONFIRMED_ROW))
+        .await
+        .expect("a rumour with a confirmed post");
+    assert!(
+        row.find(Locator::Css("small.claim")).await.is_ok(),
+        "the rumour is linked to a known claim"
+    );
     if suggested.is_none() {
-        assert!(row.text().await.unwrap().contains("The MMR vaccine causes autism"), "the new claim names the rumour");
+        assert!(
+            row.text()
+                .await
+                .unwrap()
+                .contains("The MMR vaccine causes autism"),
+            "the new claim names the rumour"
+        );
     }
-    assert!(c.find(Locator::Css("svg.chart rect")).await.is_ok(), "the volume chart is drawn");
-    assert!(c.find(Locator::Css("svg.sparkline polyline")).await.is_ok(), "rumours have sparklines");
+    assert!(
+        c.find(Locator::Css("svg.chart rect")).await.is_ok(),
+        "the volume chart is drawn"
+    );
+    assert!(
+        c.find(Locator::Css("svg.sparkline polyline")).await.is_ok(),
+        "rumours have sparklines"
+    );
     shots.take(&c, "4-tracker").await;
-    c.find(Locator::Css("form.logout button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("form.logout button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_path(&c, |p| p == "/login").await;
 
     // The admin marks the rumour as debunked and finds everything in the audit log.
     sign_in(&c, &base, "root", "root password 12").await;
     c.goto(&format!("{base}/tracker")).await.unwrap();
     let row = c.find(Locator::XPath(CONFIRMED_ROW)).await.unwrap();
-    row.find(Locator::Css("select[name=status]")).await.unwrap().select_by_value("debunked").await.unwrap();
-    row.find(Locator::Css("form.status button")).await.unwrap().click().await.unwrap();
+    row.find(Locator::Css("select[name=status]"))
+        .await
+        .unwrap()
+        .select_by_value("debunked")
+        .await
+        .unwrap();
+    row.find(Locator::Css("form.status button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     // The reloaded page shows the stored status (the browser's own selection is gone).
-    let stored = format!("{CONFIRMED_ROW}//select[@name='status']/option[@selected and @value='debunked']");
-    c.wait().at_most(Duration::from_secs(15)).for_element(Locator::XPath(&stored)).await.expect("the rumour is shown as debunked");
+    let stored =
+        format!("{CONFIRMED_ROW}//select[@name='status']/option[@selected and @value='debunked']");
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::XPath(&stored))
+        .await
+        .expect("the rumour is shown as debunked");
     c.goto(&format!("{base}/audit")).await.unwrap();
-    let audit = c.find(Locator::Css("table.audit")).await.unwrap().text().await.unwrap();
-    for expected in ["login_failed", "claim", "decide:rumour", "Debunked: large studies find no link (WHO fact sheet)", "rumour_status"] {
+    let audit = c
+        .find(Locator::Css("table.audit"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "login_failed",
+        "claim",
+        "decide:rumour",
+        "Debunked: large studies find no link (WHO fact sheet)",
+        "rumour_status",
+    ] {
         assert!(audit.contains(expected), "the audit log lacks {expected}");
     }
     shots.take(&c, "5-audit").await;

@@ -19,7 +19,10 @@ use vigie_pipeline::screener::Screener;
 use vigie_pipeline::testing::tiny_risk_stage;
 
 fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
-    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
     let mock = MockCluster::new(3).expect("mock cluster");
     for (topic, partitions) in common::TOPICS {
         mock.create_topic(topic, partitions, 1).expect("mock topic");
@@ -43,11 +46,21 @@ fn inputs(n: usize) -> Vec<(Option<String>, Vec<u8>)> {
         .collect()
 }
 
-
 /// Screened post ids and dead-lettered input positions, with how often each came out.
-async fn ids(brokers: &str, screened_at_least: usize, dead_at_least: usize) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+async fn ids(
+    brokers: &str,
+    screened_at_least: usize,
+    dead_at_least: usize,
+) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
     let mut screened = BTreeMap::new();
-    for r in common::read_all(brokers, "screened", screened_at_least, Duration::from_secs(4)).await {
+    for r in common::read_all(
+        brokers,
+        "screened",
+        screened_at_least,
+        Duration::from_secs(4),
+    )
+    .await
+    {
         let rec: ScreenedRecord = serde_json::from_slice(&r.payload).unwrap();
         *screened.entry(rec.id).or_default() += 1;
     }
@@ -55,12 +68,15 @@ async fn ids(brokers: &str, screened_at_least: usize, dead_at_least: usize) -> (
     for r in common::read_all(brokers, "dlq", dead_at_least, Duration::from_secs(4)).await {
         let rec: RejectedRecord = serde_json::from_slice(&r.payload).unwrap();
         assert_eq!(rec.reason, "malformed_json");
-        let position = format!("{}:{}", r.headers[kafka::HEADER_PARTITION], r.headers[kafka::HEADER_OFFSET]);
+        let position = format!(
+            "{}:{}",
+            r.headers[kafka::HEADER_PARTITION],
+            r.headers[kafka::HEADER_OFFSET]
+        );
         *dead.entry(position).or_default() += 1;
     }
     (screened, dead)
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_errors_and_a_broker_down_lose_nothing() {
@@ -71,8 +87,21 @@ async fn request_errors_and_a_broker_down_lose_nothing() {
 
     // Retriable errors on the first produce and commit requests.
     use RDKafkaRespErr::*;
-    mock.request_errors(RDKafkaApiKey::Produce, &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS]);
-    mock.request_errors(RDKafkaApiKey::OffsetCommit, &[RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT]);
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        ],
+    );
+    mock.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[
+            RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        ],
+    );
 
     let config = common::kafka_config(&brokers, 50);
     let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
@@ -88,7 +117,11 @@ async fn request_errors_and_a_broker_down_lose_nothing() {
         assert!(screened.contains_key(&format!("m-{i}")), "m-{i} lost");
     }
     assert_eq!(dead.len(), n / 10, "every malformed input dead-lettered");
-    eprintln!("mock faults: consumed {}, duplicates {}", stats.consumed, stats.consumed - n);
+    eprintln!(
+        "mock faults: consumed {}, duplicates {}",
+        stats.consumed,
+        stats.consumed - n
+    );
 }
 
 /// Exactly-once against the real broker: a read-committed reader sees every post once,
@@ -102,15 +135,29 @@ async fn exactly_once_writes_each_post_once() {
     let mut config = common::kafka_config(&broker.address, 50);
     config.kafka.delivery = DeliveryMode::ExactlyOnce;
     let screener = Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap();
-    let stop = StopWhen { idle: Some(Duration::from_secs(8)), messages: None };
-    let stats = kafka::run(&config.kafka, &screener, stop, std::future::pending()).await.expect("run");
+    let stop = StopWhen {
+        idle: Some(Duration::from_secs(8)),
+        messages: None,
+    };
+    let stats = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+        .await
+        .expect("run");
     assert_eq!(stats.consumed, n);
     let (screened, dead) = ids(&broker.address, n - n / 10, n / 10).await;
     assert_eq!(screened.len() + dead.len(), n);
-    let twice = screened.values().chain(dead.values()).filter(|&&c| c > 1).count();
+    let twice = screened
+        .values()
+        .chain(dead.values())
+        .filter(|&&c| c > 1)
+        .count();
     assert_eq!(twice, 0, "a committed reader sees every post once");
-    let again = kafka::run(&config.kafka, &screener, stop, std::future::pending()).await.expect("second run");
-    assert_eq!(again.consumed, 0, "offsets were committed with the transactions");
+    let again = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+        .await
+        .expect("second run");
+    assert_eq!(
+        again.consumed, 0,
+        "offsets were committed with the transactions"
+    );
 }
 
 /// A transaction the broker refuses to commit (injected on the mock cluster): the run
@@ -127,13 +174,27 @@ async fn a_refused_transaction_is_read_again() {
     let mut config = common::kafka_config(&brokers, 50);
     config.kafka.delivery = DeliveryMode::ExactlyOnce;
     let screener = Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap();
-    let stop = StopWhen { idle: Some(Duration::from_secs(8)), messages: None };
+    let stop = StopWhen {
+        idle: Some(Duration::from_secs(8)),
+        messages: None,
+    };
 
-    mock.request_errors(RDKafkaApiKey::EndTxn, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_TXN_STATE]);
+    mock.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_TXN_STATE],
+    );
     let first = kafka::run(&config.kafka, &screener, stop, std::future::pending()).await;
-    assert!(matches!(first, Err(kafka::KafkaRunError::Transaction(_))), "the refused commit stops the run");
+    assert!(
+        matches!(first, Err(kafka::KafkaRunError::Transaction(_))),
+        "the refused commit stops the run"
+    );
     mock.clear_request_errors(RDKafkaApiKey::EndTxn);
 
-    let stats = kafka::run(&config.kafka, &screener, stop, std::future::pending()).await.expect("second run");
-    assert_eq!(stats.consumed, n, "the refused batch is read again, and everything after it");
+    let stats = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+        .await
+        .expect("second run");
+    assert_eq!(
+        stats.consumed, n,
+        "the refused batch is read again, and everything after it"
+    );
 }

@@ -20,11 +20,20 @@ use vigie_pipeline::screener::Screener;
 use vigie_pipeline::testing::tiny_risk_stage;
 
 /// Identifiers planted in the posts; none may appear in any output.
-const SECRETS: &[&str] = &["1 85 05 75 123 456 73", "943 476 5919", "+221 77 123 45 67", "awa.diop@example.sn", "06 12 34 56 78"];
+const SECRETS: &[&str] = &[
+    "1 85 05 75 123 456 73",
+    "943 476 5919",
+    "+221 77 123 45 67",
+    "awa.diop@example.sn",
+    "06 12 34 56 78",
+];
 
 fn valid_post(i: usize) -> String {
     let text = match i % 4 {
-        0 => format!("Patient NIR {}, NHS {}, tél {} mail {}", SECRETS[0], SECRETS[1], SECRETS[2], SECRETS[3]),
+        0 => format!(
+            "Patient NIR {}, NHS {}, tél {} mail {}",
+            SECRETS[0], SECRETS[1], SECRETS[2], SECRETS[3]
+        ),
         1 => "vaccine causes autism".to_string(),
         2 => format!("Rappeler la maman au {} svp", SECRETS[4]),
         _ => "the measles vaccine is safe".to_string(),
@@ -40,7 +49,11 @@ fn malformed(i: usize) -> Vec<u8> {
     }
 }
 
-async fn drain(brokers: &str, topic: &str, expected: usize) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
+async fn drain(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("reader-{topic}"))
@@ -55,7 +68,16 @@ async fn drain(brokers: &str, topic: &str, expected: usize) -> Vec<(Vec<u8>, BTr
         if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await {
             let headers = m
                 .headers()
-                .map(|h| h.iter().map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())).collect())
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            (
+                                x.key.to_string(),
+                                String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
             out.push((m.payload().unwrap_or_default().to_vec(), headers));
         }
@@ -66,18 +88,40 @@ async fn drain(brokers: &str, topic: &str, expected: usize) -> Vec<(Vec<u8>, BTr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_flow_through_kafka_with_dead_letters_and_no_leak() {
     let broker = common::Broker::start();
-    broker.create_topics(&[("vigie.posts", 3), ("vigie.screened", 1), ("vigie.moderation", 1), ("vigie.dlq", 1)]).await;
+    broker
+        .create_topics(&[
+            ("vigie.posts", 3),
+            ("vigie.screened", 1),
+            ("vigie.moderation", 1),
+            ("vigie.dlq", 1),
+        ])
+        .await;
 
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &broker.address).create().unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.address)
+        .create()
+        .unwrap();
     let (n_valid, n_bad) = (24, 6);
     for i in 0..n_valid {
         let payload = valid_post(i);
         let key = format!("post-{i}");
-        producer.send(FutureRecord::to("vigie.posts").key(&key).payload(&payload), Duration::from_secs(10)).await.unwrap();
+        producer
+            .send(
+                FutureRecord::to("vigie.posts").key(&key).payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
     }
     for i in 0..n_bad {
         let payload = malformed(i);
-        producer.send(FutureRecord::<(), _>::to("vigie.posts").payload(&payload), Duration::from_secs(10)).await.unwrap();
+        producer
+            .send(
+                FutureRecord::<(), _>::to("vigie.posts").payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
     }
 
     let mut config = Config::default();
@@ -85,10 +129,18 @@ async fn posts_flow_through_kafka_with_dead_letters_and_no_leak() {
     config.kafka.batch_size = 8;
     // tansu holds a JoinGroup for the whole rebalance timeout (max.poll.interval.ms,
     // 5 minutes by default) when a member rejoins; short timeouts keep the test quick.
-    config.kafka.properties.extend(common::fast_group_properties());
+    config
+        .kafka
+        .properties
+        .extend(common::fast_group_properties());
     let screener = Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap();
-    let stop = StopWhen { idle: Some(Duration::from_secs(20)), messages: Some(n_valid + n_bad) };
-    let stats = kafka::run(&config.kafka, &screener, stop, std::future::pending()).await.unwrap();
+    let stop = StopWhen {
+        idle: Some(Duration::from_secs(20)),
+        messages: Some(n_valid + n_bad),
+    };
+    let stats = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+        .await
+        .unwrap();
     assert_eq!(stats.consumed, n_valid + n_bad);
     assert_eq!(stats.screened, n_valid);
     assert_eq!(stats.dead_lettered, n_bad);
@@ -102,28 +154,56 @@ async fn posts_flow_through_kafka_with_dead_letters_and_no_leak() {
 
     let ids: BTreeSet<String> = screened
         .iter()
-        .map(|(p, _)| serde_json::from_slice::<ScreenedRecord>(p).expect("screened record").id)
+        .map(|(p, _)| {
+            serde_json::from_slice::<ScreenedRecord>(p)
+                .expect("screened record")
+                .id
+        })
         .collect();
     assert_eq!(ids, (0..n_valid).map(|i| format!("post-{i}")).collect());
     for (p, _) in &moderation {
         let r: ScreenedRecord = serde_json::from_slice(p).unwrap();
-        assert!(r.route.is_flagged(), "unflagged record {} in moderation", r.id);
+        assert!(
+            r.route.is_flagged(),
+            "unflagged record {} in moderation",
+            r.id
+        );
     }
     // Every post with identifiers is flagged for privacy.
-    assert!(moderation.len() >= n_valid / 2, "{} flagged", moderation.len());
+    assert!(
+        moderation.len() >= n_valid / 2,
+        "{} flagged",
+        moderation.len()
+    );
 
     let mut reasons = BTreeSet::new();
     for (p, headers) in &dlq {
         let r: RejectedRecord = serde_json::from_slice(p).expect("dead-letter record");
         assert_eq!(headers.get(kafka::HEADER_REASON), Some(&r.reason));
-        assert_eq!(headers.get(kafka::HEADER_TOPIC).map(String::as_str), Some("vigie.posts"));
-        assert!(headers.get(kafka::HEADER_PARTITION).is_some_and(|v| v.parse::<i32>().is_ok()));
-        assert!(headers.get(kafka::HEADER_OFFSET).is_some_and(|v| v.parse::<i64>().is_ok()));
+        assert_eq!(
+            headers.get(kafka::HEADER_TOPIC).map(String::as_str),
+            Some("vigie.posts")
+        );
+        assert!(headers
+            .get(kafka::HEADER_PARTITION)
+            .is_some_and(|v| v.parse::<i32>().is_ok()));
+        assert!(headers
+            .get(kafka::HEADER_OFFSET)
+            .is_some_and(|v| v.parse::<i64>().is_ok()));
         reasons.insert(r.reason);
     }
-    assert_eq!(reasons, ["invalid_utf8", "malformed_json", "missing_field"].map(String::from).into());
+    assert_eq!(
+        reasons,
+        ["invalid_utf8", "malformed_json", "missing_field"]
+            .map(String::from)
+            .into()
+    );
 
-    for (topic, records) in [("screened", &screened), ("moderation", &moderation), ("dlq", &dlq)] {
+    for (topic, records) in [
+        ("screened", &screened),
+        ("moderation", &moderation),
+        ("dlq", &dlq),
+    ] {
         for (p, _) in records.iter() {
             let text = String::from_utf8_lossy(p);
             for s in SECRETS {
@@ -133,8 +213,16 @@ async fn posts_flow_through_kafka_with_dead_letters_and_no_leak() {
     }
 
     // Offsets were committed: the same group resumes with nothing left to read.
-    let again = kafka::run(&config.kafka, &screener, StopWhen { idle: Some(Duration::from_secs(12)), messages: None }, std::future::pending())
-        .await
-        .unwrap();
+    let again = kafka::run(
+        &config.kafka,
+        &screener,
+        StopWhen {
+            idle: Some(Duration::from_secs(12)),
+            messages: None,
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.consumed, 0, "committed messages were consumed again");
 }

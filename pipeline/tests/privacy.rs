@@ -25,7 +25,11 @@ const SECRETS: &[&str] = &[
 fn screen_secret_post(dir: &Path) -> (PathBuf, String, String) {
     let (model_dir, head) = write_tiny_model(&dir.join("model"));
     let config = dir.join("vigie.toml");
-    std::fs::write(&config, format!("[risk]\nhead = {:?}\n", head.display().to_string())).unwrap();
+    std::fs::write(
+        &config,
+        format!("[risk]\nhead = {:?}\n", head.display().to_string()),
+    )
+    .unwrap();
 
     let text = format!(
         "Patient NIR {}, NHS {}, joignable au {} ou {} ; la patiente {} a rappelé au {}",
@@ -34,7 +38,8 @@ fn screen_secret_post(dir: &Path) -> (PathBuf, String, String) {
     let good = serde_json::json!({"id": "p1", "text": text, "channel": "message"}).to_string();
     // The same identifiers in inputs that cannot be parsed: they are rejected, not leaked.
     let broken = format!("{{\"id\":\"p2\",\"text\":\"{text}\"");
-    let bad_channel = serde_json::json!({"id": "p3", "text": text, "channel": SECRETS[2]}).to_string();
+    let bad_channel =
+        serde_json::json!({"id": "p3", "text": text, "channel": SECRETS[2]}).to_string();
     let input = dir.join("in.jsonl");
     std::fs::write(&input, format!("{good}\n{broken}\n{bad_channel}\n")).unwrap();
     let out = dir.join("out");
@@ -66,21 +71,42 @@ fn identifiers_reach_no_output_and_no_log() {
     let moderation = std::fs::read_to_string(out.join("moderation.jsonl")).unwrap();
     let rejected = std::fs::read_to_string(out.join("rejected.jsonl")).unwrap();
     assert_eq!(screened.lines().count(), 1);
-    assert_eq!(moderation.lines().count(), 1, "a post with identifiers goes to moderators");
+    assert_eq!(
+        moderation.lines().count(),
+        1,
+        "a post with identifiers goes to moderators"
+    );
     assert_eq!(rejected.lines().count(), 2);
     let record: serde_json::Value = serde_json::from_str(screened.lines().next().unwrap()).unwrap();
-    let kinds: Vec<&str> = record["redactions"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = record["redactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
     for kind in ["NATIONAL_ID", "PHONE", "EMAIL", "PERSON"] {
         assert!(kinds.contains(&kind), "{kind} not redacted: {kinds:?}");
     }
     assert!(record["risk"]["score"].is_number(), "the risk stage ran");
 
-    for (name, content) in [("screened", &screened), ("moderation", &moderation), ("rejected", &rejected), ("stdout", &stdout.to_string()), ("logs", &stderr.to_string())] {
+    for (name, content) in [
+        ("screened", &screened),
+        ("moderation", &moderation),
+        ("rejected", &rejected),
+        ("stdout", &stdout.to_string()),
+        ("logs", &stderr.to_string()),
+    ] {
         for secret in SECRETS {
-            assert!(!content.contains(secret), "{secret:?} leaked into {name}:\n{content}");
+            assert!(
+                !content.contains(secret),
+                "{secret:?} leaked into {name}:\n{content}"
+            );
         }
     }
-    assert!(stderr.contains("pipeline ready"), "logs were captured: {stderr}");
+    assert!(
+        stderr.contains("pipeline ready"),
+        "logs were captured: {stderr}"
+    );
 }
 
 fn vigie(args: &[&str]) -> Command {
@@ -93,7 +119,10 @@ fn vigie(args: &[&str]) -> Command {
 fn http(addr: &str, method: &str, path: &str, cookie: Option<&str>, form: Option<&str>) -> String {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let body = form.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if form.is_some() {
         req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
     }
@@ -125,31 +154,82 @@ fn identifiers_reach_no_console_page_export_log_or_database() {
     let db = dir.path().join("console.db");
     let db_arg = db.to_str().unwrap();
     let moderation = out.join("moderation.jsonl");
-    let import = vigie(&["console", "import", moderation.to_str().unwrap(), "--db", db_arg, "--lexical"]).output().unwrap();
-    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
-    let mut add = vigie(&["console", "add-user", "root", "--role", "admin", "--db", db_arg]).stdin(Stdio::piped()).spawn().unwrap();
-    add.stdin.take().unwrap().write_all(b"root password 123\n").unwrap();
+    let import = vigie(&[
+        "console",
+        "import",
+        moderation.to_str().unwrap(),
+        "--db",
+        db_arg,
+        "--lexical",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let mut add = vigie(&[
+        "console", "add-user", "root", "--role", "admin", "--db", db_arg,
+    ])
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"root password 123\n")
+        .unwrap();
     assert!(add.wait().unwrap().success());
     // A raw post is refused by the import: only redacted records get in.
     let raw = dir.path().join("in.jsonl");
-    let refused = vigie(&["console", "import", raw.to_str().unwrap(), "--db", db_arg, "--lexical"]).output().unwrap();
+    let refused = vigie(&[
+        "console",
+        "import",
+        raw.to_str().unwrap(),
+        "--db",
+        db_arg,
+        "--lexical",
+    ])
+    .output()
+    .unwrap();
     assert!(!refused.status.success());
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let logs = dir.path().join("console.log");
     let server = Server(
-        vigie(&["--log-format", "json", "console", "serve", "--listen", &addr, "--db", db_arg, "--lexical"])
-            .stderr(std::fs::File::create(&logs).unwrap())
-            .spawn()
-            .unwrap(),
+        vigie(&[
+            "--log-format",
+            "json",
+            "console",
+            "serve",
+            "--listen",
+            &addr,
+            "--db",
+            db_arg,
+            "--lexical",
+        ])
+        .stderr(std::fs::File::create(&logs).unwrap())
+        .spawn()
+        .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < deadline, "the console did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let login = http(&addr, "POST", "/login", None, Some("username=root&password=root+password+123"));
+    let login = http(
+        &addr,
+        "POST",
+        "/login",
+        None,
+        Some("username=root&password=root+password+123"),
+    );
     let cookie = login
         .lines()
         .find_map(|l| l.strip_prefix("set-cookie: "))
@@ -157,12 +237,30 @@ fn identifiers_reach_no_console_page_export_log_or_database() {
         .unwrap_or_else(|| panic!("no session cookie: {login}"))
         .to_string();
     let mut seen = String::new();
-    for path in ["/queue", "/items/p1", "/tracker", "/audit", "/queue.csv", "/tracker.csv", "/audit.csv", "/api/queue", "/api/items/p1", "/api/rumours"] {
+    for path in [
+        "/queue",
+        "/items/p1",
+        "/tracker",
+        "/audit",
+        "/queue.csv",
+        "/tracker.csv",
+        "/audit.csv",
+        "/api/queue",
+        "/api/items/p1",
+        "/api/rumours",
+    ] {
         let page = http(&addr, "GET", path, Some(&cookie), None);
-        assert!(page.starts_with("HTTP/1.1 200"), "{path}: {}", page.lines().next().unwrap_or(""));
+        assert!(
+            page.starts_with("HTTP/1.1 200"),
+            "{path}: {}",
+            page.lines().next().unwrap_or("")
+        );
         seen.push_str(&page);
     }
-    assert!(seen.contains("[NIR]") || seen.contains("[NATIONAL_ID]") || seen.contains("[PHONE]"), "the pages show the redacted post");
+    assert!(
+        seen.contains("[NIR]") || seen.contains("[NATIONAL_ID]") || seen.contains("[PHONE]"),
+        "the pages show the redacted post"
+    );
     drop(server);
     let logs = std::fs::read_to_string(&logs).unwrap();
     // With the server killed, recent writes may still sit in the write-ahead log.
@@ -171,7 +269,11 @@ fn identifiers_reach_no_console_page_export_log_or_database() {
         database.push_str(&String::from_utf8_lossy(&wal));
     }
     assert!(database.contains("p1"), "the database holds the item");
-    for (name, content) in [("pages", &seen), ("console logs", &logs), ("database file", &database)] {
+    for (name, content) in [
+        ("pages", &seen),
+        ("console logs", &logs),
+        ("database file", &database),
+    ] {
         for secret in SECRETS {
             assert!(!content.contains(secret), "{secret:?} leaked into {name}");
         }

@@ -16,7 +16,12 @@ fn dev_texts(path: &std::path::Path, n: usize) -> Vec<(String, String)> {
         .unwrap()
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| Some((v.get("text")?.as_str()?.to_string(), v.get("lang")?.as_str()?.to_string())))
+        .filter_map(|v| {
+            Some((
+                v.get("text")?.as_str()?.to_string(),
+                v.get("lang")?.as_str()?.to_string(),
+            ))
+        })
         .take(n)
         .collect()
 }
@@ -25,8 +30,14 @@ fn dev_texts(path: &std::path::Path, n: usize) -> Vec<(String, String)> {
 fn vigie_train_reproduces_the_committed_head() {
     let data = std::env::var("VIGIE_DATA_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"));
-    assert!(data.join("risk/constraint_en_train.jsonl").is_file(), "shared datasets not found in {} (set VIGIE_DATA_DIR)", data.display());
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets")
+        });
+    assert!(
+        data.join("risk/constraint_en_train.jsonl").is_file(),
+        "shared datasets not found in {} (set VIGIE_DATA_DIR)",
+        data.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("head.json");
     // From the repository root, as the README runs it: the gazetteers (`../shared/`) that
@@ -42,8 +53,15 @@ fn vigie_train_reproduces_the_committed_head() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "vigie train failed: {}\n{stdout}", String::from_utf8_lossy(&run.stderr));
-    assert!(stdout.contains("fr, trained without French"), "the comparison tables are printed:\n{stdout}");
+    assert!(
+        run.status.success(),
+        "vigie train failed: {}\n{stdout}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("fr, trained without French"),
+        "the comparison tables are printed:\n{stdout}"
+    );
 
     let fresh = RiskHead::load(&out).unwrap();
     let committed = RiskHead::builtin().unwrap();
@@ -55,13 +73,20 @@ fn vigie_train_reproduces_the_committed_head() {
     let encoder = Encoder::load(&vigie_models::encoder::default_model_dir()).unwrap();
     let mut texts = dev_texts(&data.join("risk/constraint_en_val.jsonl"), 100);
     texts.extend(dev_texts(&data.join("risk/daccord_fr_dev.jsonl"), 100));
-    let vectors = encoder.embed(&texts.iter().map(|t| t.0.as_str()).collect::<Vec<_>>()).unwrap();
+    let vectors = encoder
+        .embed(&texts.iter().map(|t| t.0.as_str()).collect::<Vec<_>>())
+        .unwrap();
     let gaps: Vec<f32> = vectors
         .iter()
         .zip(&texts)
-        .map(|(v, (_, lang))| (fresh.score(v, Some(lang)).unwrap() - committed.score(v, Some(lang)).unwrap()).abs())
+        .map(|(v, (_, lang))| {
+            (fresh.score(v, Some(lang)).unwrap() - committed.score(v, Some(lang)).unwrap()).abs()
+        })
         .collect();
     let worst = gaps.iter().copied().fold(0.0f32, f32::max);
     let mean = gaps.iter().sum::<f32>() / gaps.len() as f32;
-    assert!(worst < 0.1 && mean < 0.02, "scores of the retrained head differ: largest {worst}, mean {mean}");
+    assert!(
+        worst < 0.1 && mean < 0.02,
+        "scores of the retrained head differ: largest {worst}, mean {mean}"
+    );
 }

@@ -45,7 +45,10 @@ impl Gate {
         match regex_syntax::parse(pattern) {
             Ok(hir) => {
                 let info = analyse(&hir);
-                Gate { min_digits: info.min_digits, needs: info.needs }
+                Gate {
+                    min_digits: info.min_digits,
+                    needs: info.needs,
+                }
             }
             // The regex crate compiled it, so this does not happen; no gate is the safe answer.
             Err(_) => Gate::default(),
@@ -56,7 +59,14 @@ impl Gate {
     pub fn describe(&self) -> Vec<Vec<String>> {
         self.needs
             .iter()
-            .map(|set| set.iter().map(|s| s.replace(UNICODE_BOUNDARY, r"\b").replace(ASCII_BOUNDARY, r"(?-u:\b)")).collect())
+            .map(|set| {
+                set.iter()
+                    .map(|s| {
+                        s.replace(UNICODE_BOUNDARY, r"\b")
+                            .replace(ASCII_BOUNDARY, r"(?-u:\b)")
+                    })
+                    .collect()
+            })
             .collect()
     }
 }
@@ -144,8 +154,8 @@ fn rare_symbol(c: char) -> bool {
 /// The most frequent words of French and English: a set that holds one is met by nearly
 /// every post, so it selects nothing yet costs a hit at each occurrence.
 const FUNCTION_WORDS: &[&str] = &[
-    "a", "and", "at", "au", "by", "de", "des", "du", "en", "et", "for", "from", "in", "is", "la", "le", "les", "ne", "of", "on",
-    "the", "to", "un", "une",
+    "a", "and", "at", "au", "by", "de", "des", "du", "en", "et", "for", "from", "in", "is", "la",
+    "le", "les", "ne", "of", "on", "the", "to", "un", "une",
 ];
 
 fn has_function_word(strings: &[String]) -> bool {
@@ -158,17 +168,20 @@ fn has_function_word(strings: &[String]) -> bool {
 /// Worth checking beside a better set: three characters or more, two letters at a word's
 /// edge (*yo*, *mi*), or a rare symbol (@); never a set with a function word.
 fn strong(strings: &[String]) -> bool {
-    !has_function_word(strings) && strings.iter().all(|s| {
-        let n = core(s).count();
-        let marked = s.chars().any(is_mark) && core(s).any(char::is_alphabetic);
-        n >= 3 || (n == 2 && marked) || (n == 1 && core(s).all(rare_symbol))
-    })
+    !has_function_word(strings)
+        && strings.iter().all(|s| {
+            let n = core(s).count();
+            let marked = s.chars().any(is_mark) && core(s).any(char::is_alphabetic);
+            n >= 3 || (n == 2 && marked) || (n == 1 && core(s).all(rare_symbol))
+        })
 }
 
 /// How selective a string is, in half characters: a letter or symbol counts 2; a digit,
 /// which folds with every other digit, and a boundary mark count 1.
 fn weight(s: &str) -> usize {
-    s.chars().map(|c| if is_mark(c) || c == '0' { 1 } else { 2 }).sum()
+    s.chars()
+        .map(|c| if is_mark(c) || c == '0' { 1 } else { 2 })
+        .sum()
 }
 
 #[derive(Debug, Clone)]
@@ -187,11 +200,23 @@ struct Info {
 impl Info {
     fn exact(exact: BTreeSet<String>, min_digits: usize) -> Info {
         let needs = need_of_exact(&exact).into_iter().collect();
-        Info { prefix: Some(exact.clone()), suffix: Some(exact.clone()), exact: Some(exact), needs, min_digits }
+        Info {
+            prefix: Some(exact.clone()),
+            suffix: Some(exact.clone()),
+            exact: Some(exact),
+            needs,
+            min_digits,
+        }
     }
 
     fn unknown(min_digits: usize) -> Info {
-        Info { exact: None, prefix: None, suffix: None, needs: Vec::new(), min_digits }
+        Info {
+            exact: None,
+            prefix: None,
+            suffix: None,
+            needs: Vec::new(),
+            min_digits,
+        }
     }
 }
 
@@ -200,8 +225,12 @@ fn analyse(hir: &Hir) -> Info {
         HirKind::Empty => Info::exact(BTreeSet::from([String::new()]), 0),
         HirKind::Look(look) => {
             let mark = match look {
-                Look::WordUnicode | Look::WordStartUnicode | Look::WordEndUnicode => UNICODE_BOUNDARY.to_string(),
-                Look::WordAscii | Look::WordStartAscii | Look::WordEndAscii => ASCII_BOUNDARY.to_string(),
+                Look::WordUnicode | Look::WordStartUnicode | Look::WordEndUnicode => {
+                    UNICODE_BOUNDARY.to_string()
+                }
+                Look::WordAscii | Look::WordStartAscii | Look::WordEndAscii => {
+                    ASCII_BOUNDARY.to_string()
+                }
                 // Half boundaries, negations and anchors say nothing checkable here.
                 _ => String::new(),
             };
@@ -233,13 +262,23 @@ fn analyse(hir: &Hir) -> Info {
                 // The first copies start every match: `[ \t]+` starts with a space or a
                 // tab, `\d{4,5}` with four digits.
                 let copies = sub.exact.as_ref().and_then(|e| power(e, rep.min));
-                let exact = if rep.max == Some(rep.min) { copies.clone() } else { None };
+                let exact = if rep.max == Some(rep.min) {
+                    copies.clone()
+                } else {
+                    None
+                };
                 // ...and the last copies end it.
                 let suffix = copies.clone().or(sub.suffix);
                 let prefix = copies.or(sub.prefix);
                 let mut needs = sub.needs;
                 needs.extend(exact.as_ref().or(prefix.as_ref()).and_then(need_of_exact));
-                Info { exact, prefix, suffix, needs: best(needs.into_iter().map(Some)), min_digits: sub.min_digits * rep.min as usize }
+                Info {
+                    exact,
+                    prefix,
+                    suffix,
+                    needs: best(needs.into_iter().map(Some)),
+                    min_digits: sub.min_digits * rep.min as usize,
+                }
             }
         }
         HirKind::Concat(subs) => concat_info(subs.iter().map(analyse).collect()),
@@ -260,16 +299,33 @@ fn analyse(hir: &Hir) -> Info {
                 .filter(|all| all.len() <= MAX_STRINGS);
             // A set every branch needs (the @ of two e-mail forms) is needed too.
             let shared = infos.first().map_or(Vec::new(), |first| {
-                first.needs.iter().filter(|n| infos.iter().all(|i| i.needs.contains(n))).cloned().collect()
+                first
+                    .needs
+                    .iter()
+                    .filter(|n| infos.iter().all(|i| i.needs.contains(n)))
+                    .cloned()
+                    .collect()
             });
-            let needs = best([need, exact.as_ref().and_then(need_of_exact)].into_iter().chain(shared.into_iter().map(Some)));
-            Info { exact, prefix, suffix, needs, min_digits }
+            let needs = best(
+                [need, exact.as_ref().and_then(need_of_exact)]
+                    .into_iter()
+                    .chain(shared.into_iter().map(Some)),
+            );
+            Info {
+                exact,
+                prefix,
+                suffix,
+                needs,
+                min_digits,
+            }
         }
     }
 }
 
 /// All the strings of all the sets, if each set is known and there are not too many.
-fn union<'a>(mut sets: impl Iterator<Item = Option<&'a BTreeSet<String>>>) -> Option<BTreeSet<String>> {
+fn union<'a>(
+    mut sets: impl Iterator<Item = Option<&'a BTreeSet<String>>>,
+) -> Option<BTreeSet<String>> {
     sets.try_fold(BTreeSet::new(), |mut all, e| {
         all.extend(e?.iter().cloned());
         Some(all)
@@ -285,12 +341,31 @@ fn need_of_exact(exact: &BTreeSet<String>) -> Option<Vec<String>> {
 fn class_info(class: &Class) -> Info {
     let chars: Option<Vec<char>> = match class {
         Class::Unicode(u) => {
-            let size: u32 = u.ranges().iter().map(|r| r.end() as u32 - r.start() as u32 + 1).sum();
-            (size <= 4096).then(|| u.ranges().iter().flat_map(|r| r.start()..=r.end()).collect())
+            let size: u32 = u
+                .ranges()
+                .iter()
+                .map(|r| r.end() as u32 - r.start() as u32 + 1)
+                .sum();
+            (size <= 4096).then(|| {
+                u.ranges()
+                    .iter()
+                    .flat_map(|r| r.start()..=r.end())
+                    .collect()
+            })
         }
         Class::Bytes(b) => {
-            let size: u32 = b.ranges().iter().map(|r| r.end() as u32 - r.start() as u32 + 1).sum();
-            (size <= 128 && b.is_ascii()).then(|| b.ranges().iter().flat_map(|r| r.start()..=r.end()).map(char::from).collect())
+            let size: u32 = b
+                .ranges()
+                .iter()
+                .map(|r| r.end() as u32 - r.start() as u32 + 1)
+                .sum();
+            (size <= 128 && b.is_ascii()).then(|| {
+                b.ranges()
+                    .iter()
+                    .flat_map(|r| r.start()..=r.end())
+                    .map(char::from)
+                    .collect()
+            })
         }
     };
     let Some(chars) = chars.filter(|c| !c.is_empty()) else {
@@ -307,7 +382,10 @@ fn class_info(class: &Class) -> Info {
 
 fn concat_info(infos: Vec<Info>) -> Info {
     let min_digits = infos.iter().map(|i| i.min_digits).sum();
-    let mut candidates: Vec<Option<Vec<String>>> = infos.iter().flat_map(|i| i.needs.iter().cloned().map(Some)).collect();
+    let mut candidates: Vec<Option<Vec<String>>> = infos
+        .iter()
+        .flat_map(|i| i.needs.iter().cloned().map(Some))
+        .collect();
     // Runs of exact children multiply into longer strings: "w" "i" "f" "e" -> "wife"; a
     // run ends at a child that is not exact, lengthened by what that child starts with.
     let empty = || BTreeSet::from([String::new()]);
@@ -344,10 +422,20 @@ fn concat_info(infos: Vec<Info>) -> Info {
         }
     }
     candidates.push(need_of_exact(&run));
-    let prefix = if whole.is_some() { whole.clone() } else { prefix };
+    let prefix = if whole.is_some() {
+        whole.clone()
+    } else {
+        prefix
+    };
     // The last run is made of the last children: every match ends with one of its strings.
     let suffix = Some(whole.clone().unwrap_or(run));
-    Info { needs: best(candidates), exact: whole, prefix, suffix, min_digits }
+    Info {
+        needs: best(candidates),
+        exact: whole,
+        prefix,
+        suffix,
+        min_digits,
+    }
 }
 
 /// `min` copies of a set one after another, if not too many strings.
@@ -359,15 +447,29 @@ fn product(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Option<BTreeSet<String
     if a.len() * b.len() > MAX_STRINGS {
         return None;
     }
-    Some(a.iter().flat_map(|x| b.iter().map(move |y| format!("{x}{y}"))).collect())
+    Some(
+        a.iter()
+            .flat_map(|x| b.iter().map(move |y| format!("{x}{y}")))
+            .collect(),
+    )
 }
 
 /// The most selective set first (heaviest lightest string, then fewest strings), then up
 /// to two more strong ones.
 fn best(candidates: impl IntoIterator<Item = Option<Vec<String>>>) -> Vec<Vec<String>> {
     // A set with a function word comes last, whatever its length.
-    let score = |s: &Vec<String>| (!has_function_word(s), s.iter().map(|x| weight(x)).min().unwrap_or(0), usize::MAX - s.len());
-    let mut sets: Vec<Vec<String>> = candidates.into_iter().flatten().filter(|s| selective(s)).collect();
+    let score = |s: &Vec<String>| {
+        (
+            !has_function_word(s),
+            s.iter().map(|x| weight(x)).min().unwrap_or(0),
+            usize::MAX - s.len(),
+        )
+    };
+    let mut sets: Vec<Vec<String>> = candidates
+        .into_iter()
+        .flatten()
+        .filter(|s| selective(s))
+        .collect();
     sets.iter_mut().for_each(|s| {
         // A string that holds another of its set is met only where that one is: leaving
         // it out changes nothing but the size of the automaton (*fevrier* beside *fev*).
@@ -380,11 +482,19 @@ fn best(candidates: impl IntoIterator<Item = Option<Vec<String>>>) -> Vec<Vec<St
     // A set is implied by a chosen one when each of its strings holds one of the set's.
     let implied = |chosen: &[Vec<String>], set: &[String]| {
         let cores: Vec<String> = set.iter().map(|s| core(s).collect()).collect();
-        chosen.iter().any(|c| c.iter().all(|s| cores.iter().any(|x| core(s).collect::<String>().contains(x.as_str()))))
+        chosen.iter().any(|c| {
+            c.iter().all(|s| {
+                cores
+                    .iter()
+                    .any(|x| core(s).collect::<String>().contains(x.as_str()))
+            })
+        })
     };
     let mut chosen: Vec<Vec<String>> = Vec::new();
     for set in sets {
-        if chosen.is_empty() || (chosen.len() < MAX_NEEDS && strong(&set) && !implied(&chosen, &set)) {
+        if chosen.is_empty()
+            || (chosen.len() < MAX_NEEDS && strong(&set) && !implied(&chosen, &set))
+        {
             chosen.push(set);
         }
     }
@@ -398,7 +508,10 @@ fn boundary_at(text: &str, at: usize) -> bool {
         Some(c) if c.is_ascii() => Some(regex_syntax::is_word_byte(c as u8)),
         Some(c) => regex_syntax::try_is_word_character(c).ok(),
     };
-    match (word(text[..at].chars().next_back()), word(text[at..].chars().next())) {
+    match (
+        word(text[..at].chars().next_back()),
+        word(text[at..].chars().next()),
+    ) {
         (Some(before), Some(after)) => before != after,
         // Without Unicode tables, assume the boundary is there (run the rule).
         _ => true,
@@ -431,7 +544,11 @@ pub struct GateIndex {
 
 /// The shortest run of digits that meets a set of digit-only strings, if it is one.
 fn digit_run(set: &[String]) -> Option<usize> {
-    set.iter().map(|s| (core(s).all(|c| c == '0')).then(|| core(s).count())).collect::<Option<Vec<usize>>>()?.into_iter().min()
+    set.iter()
+        .map(|s| (core(s).all(|c| c == '0')).then(|| core(s).count()))
+        .collect::<Option<Vec<usize>>>()?
+        .into_iter()
+        .min()
 }
 
 impl GateIndex {
@@ -469,11 +586,30 @@ impl GateIndex {
         } else {
             // Standard semantics: overlapping search reports every pattern that occurs.
             // A full DFA: a few hundred short strings make a small one, and it is the fastest.
-            AhoCorasick::builder().match_kind(MatchKind::Standard).kind(Some(AhoCorasickKind::DFA)).build(&patterns).ok()
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&patterns)
+                .ok()
         };
         // Without an automaton every string gate must be treated as open.
-        let gates = if automaton.is_none() { gates.into_iter().map(|g| Gate { needs: Vec::new(), ..g }).collect() } else { gates };
-        GateIndex { gates, automaton, opens, digit_runs }
+        let gates = if automaton.is_none() {
+            gates
+                .into_iter()
+                .map(|g| Gate {
+                    needs: Vec::new(),
+                    ..g
+                })
+                .collect()
+        } else {
+            gates
+        };
+        GateIndex {
+            gates,
+            automaton,
+            opens,
+            digit_runs,
+        }
     }
 
     /// Which rules could match `text` (indexed as the gates were given).
@@ -509,12 +645,18 @@ impl GateIndex {
         let mut met: Vec<u32> = self
             .digit_runs
             .iter()
-            .map(|needs| needs.iter().filter(|&&(_, run)| longest_run >= run).fold(0, |m, &(need, _)| m | 1 << need))
+            .map(|needs| {
+                needs
+                    .iter()
+                    .filter(|&&(_, run)| longest_run >= run)
+                    .fold(0, |m, &(need, _)| m | 1 << need)
+            })
             .collect();
         if let Some(automaton) = &self.automaton {
             for m in automaton.find_overlapping_iter(folded.as_str()) {
                 for o in &self.opens[m.pattern().as_usize()] {
-                    if (o.boundary_before && !boundary_at(&folded, m.start())) || (o.boundary_after && !boundary_at(&folded, m.end()))
+                    if (o.boundary_before && !boundary_at(&folded, m.start()))
+                        || (o.boundary_after && !boundary_at(&folded, m.end()))
                     {
                         continue;
                     }
@@ -544,7 +686,10 @@ mod tests {
 
     #[test]
     fn case_insensitive_keywords_become_folded_strings() {
-        assert_eq!(strings(r"(?i:wife|husband)\s+(\p{Lu}\w+)"), Some(vec!["husband".into(), "wife".into()]));
+        assert_eq!(
+            strings(r"(?i:wife|husband)\s+(\p{Lu}\w+)"),
+            Some(vec!["husband".into(), "wife".into()])
+        );
         // French accents fold away on both sides: one string for numéro and numero.
         assert_eq!(strings(r"(?i)épouse"), Some(vec!["epouse".into()]));
         assert_eq!(fold_char('É'), 'e');
@@ -553,7 +698,10 @@ mod tests {
 
     #[test]
     fn word_boundaries_are_kept_as_marks() {
-        assert_eq!(strings(r"\b(?:CHU|CH)\b"), Some(vec![r"\bch\b".into(), r"\bchu\b".into()]));
+        assert_eq!(
+            strings(r"\b(?:CHU|CH)\b"),
+            Some(vec![r"\bch\b".into(), r"\bchu\b".into()])
+        );
         assert_eq!(strings(r"(?-u:\b)nhs"), Some(vec![r"(?-u:\b)nhs".into()]));
         // An ASCII boundary holds after é, which folds to e: it is not checked.
         let index = GateIndex::new(vec![Gate::of_pattern(r"(?-u:\b)nhs")]);
@@ -563,21 +711,32 @@ mod tests {
     #[test]
     fn a_repetition_lengthens_the_run_before_it_with_its_first_copy() {
         // Tabs and line breaks fold to spaces.
-        assert_eq!(strings(r"\bMs\.?[ \t]+\p{Lu}"), Some(vec![r"\bms ".into(), r"\bms. ".into()]));
+        assert_eq!(
+            strings(r"\bMs\.?[ \t]+\p{Lu}"),
+            Some(vec![r"\bms ".into(), r"\bms. ".into()])
+        );
     }
 
     #[test]
     fn a_run_starts_with_what_the_part_before_ends_with() {
         // `[ \t]+` ends with a space: "st" is looked for as " st", not inside "first".
-        assert_eq!(strings(r"\p{Lu}\p{Ll}+[ \t]+(?:St|Ave)\b"), Some(vec![r" ave\b".into(), r" st\b".into()]));
-        let index = GateIndex::new(vec![Gate::of_pattern(r"\d+[ \t]+\p{Lu}\p{Ll}+[ \t]+(?:St|Ave)\b")]);
+        assert_eq!(
+            strings(r"\p{Lu}\p{Ll}+[ \t]+(?:St|Ave)\b"),
+            Some(vec![r" ave\b".into(), r" st\b".into()])
+        );
+        let index = GateIndex::new(vec![Gate::of_pattern(
+            r"\d+[ \t]+\p{Lu}\p{Ll}+[ \t]+(?:St|Ave)\b",
+        )]);
         assert_eq!(index.open("at 221 Baker St."), vec![true]);
         assert_eq!(index.open("the first 2 weeks"), vec![false]);
     }
 
     #[test]
     fn strings_holding_another_of_their_set_are_left_out() {
-        assert_eq!(strings(r"(?i)\b(?:fev|fevr|fevrier)\s"), Some(vec![r"\bfev".into()]));
+        assert_eq!(
+            strings(r"(?i)\b(?:fev|fevr|fevrier)\s"),
+            Some(vec![r"\bfev".into()])
+        );
         let index = GateIndex::new(vec![Gate::of_pattern(r"(?i)\b(?:fev|fevrier) \d")]);
         assert_eq!(index.open("le 3 FEVRIER 2020"), vec![true]);
         assert_eq!(index.open("fevrier"), vec![false]);
@@ -588,7 +747,13 @@ mod tests {
         // "on" and "the" are in nearly every English post: only the ordinal is checked.
         let gate = Gate::of_pattern(r"(?i)\bon\s+the\s+(\d{1,2}(?:st|nd|rd|th))\b");
         assert_eq!(gate.describe().len(), 1);
-        assert!(gate.describe().iter().all(|set| !set.iter().any(|s| s.contains("the"))), "{:?}", gate.describe());
+        assert!(
+            gate.describe()
+                .iter()
+                .all(|set| !set.iter().any(|s| s.contains("the"))),
+            "{:?}",
+            gate.describe()
+        );
         assert!(!gate.needs.is_empty());
     }
 
@@ -596,7 +761,13 @@ mod tests {
     fn separate_necessary_strings_are_all_checked() {
         let gate = Gate::of_pattern(r"\w+@\w+\.(?:com|org)\b");
         // "com" or "org" alone is implied by the first set, so not checked again.
-        assert_eq!(gate.describe(), vec![vec![r".com\b".to_string(), r".org\b".into()], vec!["@".into()]]);
+        assert_eq!(
+            gate.describe(),
+            vec![
+                vec![r".com\b".to_string(), r".org\b".into()],
+                vec!["@".into()]
+            ]
+        );
         let index = GateIndex::new(vec![gate]);
         assert_eq!(index.open("write to a@b.com"), vec![true]);
         assert_eq!(index.open("@handle on .com"), vec![true]);
@@ -606,9 +777,15 @@ mod tests {
 
     #[test]
     fn digits_fold_together_into_short_strings() {
-        assert_eq!(strings(r"(?:0?[1-9]|1[0-2])/(?:[12]\d|3[01])"), Some(vec!["0/00".into()]));
+        assert_eq!(
+            strings(r"(?:0?[1-9]|1[0-2])/(?:[12]\d|3[01])"),
+            Some(vec!["0/00".into()])
+        );
         // The last four digits of `\d{4,5}` end before the boundary.
-        assert_eq!(strings(r"(?i)\b(?:pager|x)\s*(\d{4,5})\b"), Some(vec![r"0000\b".into()]));
+        assert_eq!(
+            strings(r"(?i)\b(?:pager|x)\s*(\d{4,5})\b"),
+            Some(vec![r"0000\b".into()])
+        );
         let index = GateIndex::new(vec![Gate::of_pattern(r"\b\d{2}/\d{2}\b")]);
         assert_eq!(index.open("le 12/03"), vec![true]);
         assert_eq!(index.open("12 and 03, 1/2"), vec![false]);
@@ -616,7 +793,10 @@ mod tests {
 
     #[test]
     fn digit_strings_are_checked_as_runs_of_digits() {
-        let index = GateIndex::new(vec![Gate::of_pattern(r"\b\d{4}\b"), Gate::of_pattern(r"(?i)ref\s*\d{3}")]);
+        let index = GateIndex::new(vec![
+            Gate::of_pattern(r"\b\d{4}\b"),
+            Gate::of_pattern(r"(?i)ref\s*\d{3}"),
+        ]);
         assert_eq!(index.open("in 2021"), vec![true, false]);
         assert_eq!(index.open("12 34 56"), vec![false, false]);
         assert_eq!(index.open("REF 123"), vec![false, true]);
@@ -635,21 +815,41 @@ mod tests {
 
     #[test]
     fn digits_are_counted_through_repetitions_and_alternations() {
-        assert_eq!(Gate::of_pattern(r"\b0[67](?:[ .]?\d{2}){4}\b").min_digits, 10);
+        assert_eq!(
+            Gate::of_pattern(r"\b0[67](?:[ .]?\d{2}){4}\b").min_digits,
+            10
+        );
         assert_eq!(Gate::of_pattern(r"\d{3}|\d{5}").min_digits, 3);
         assert_eq!(Gate::of_pattern(r"(?:\d{2})?x").min_digits, 0);
     }
 
     #[test]
     fn the_index_opens_only_rules_whose_conditions_hold() {
-        let gates = ["(?i)wife", r"\d{4}", r"(?i)rue \d+", r"\p{Lu}+", r"\bCH\b"].map(Gate::of_pattern).to_vec();
+        let gates = ["(?i)wife", r"\d{4}", r"(?i)rue \d+", r"\p{Lu}+", r"\bCH\b"]
+            .map(Gate::of_pattern)
+            .to_vec();
         let index = GateIndex::new(gates);
-        assert_eq!(index.open("His WIFE called"), vec![true, false, false, true, false]);
-        assert_eq!(index.open("RUE 12 de la Paix, 2021"), vec![false, true, true, true, false]);
+        assert_eq!(
+            index.open("His WIFE called"),
+            vec![true, false, false, true, false]
+        );
+        assert_eq!(
+            index.open("RUE 12 de la Paix, 2021"),
+            vec![false, true, true, true, false]
+        );
         // "rue" followed by a digit is needed, not just both somewhere.
-        assert_eq!(index.open("12 RUE de la Paix, 2021"), vec![false, true, false, true, false]);
-        assert_eq!(index.open("rue sans numéro, check"), vec![false, false, false, true, false]);
-        assert_eq!(index.open("au CH de Mâcon"), vec![false, false, false, true, true]);
+        assert_eq!(
+            index.open("12 RUE de la Paix, 2021"),
+            vec![false, true, false, true, false]
+        );
+        assert_eq!(
+            index.open("rue sans numéro, check"),
+            vec![false, false, false, true, false]
+        );
+        assert_eq!(
+            index.open("au CH de Mâcon"),
+            vec![false, false, false, true, true]
+        );
         assert_eq!(index.open("éch"), vec![false, false, false, true, false]);
     }
 }

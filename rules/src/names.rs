@@ -203,7 +203,10 @@ struct WordMap<V> {
 
 impl<V> Default for WordMap<V> {
     fn default() -> Self {
-        WordMap { short: HashMap::default(), long: HashMap::default() }
+        WordMap {
+            short: HashMap::default(),
+            long: HashMap::default(),
+        }
     }
 }
 
@@ -290,7 +293,8 @@ impl WordSet {
     /// 32 bytes starting with a letter.
     fn shape(word: &str, ascii: bool) -> Option<(usize, usize)> {
         let first = *word.as_bytes().first()?;
-        (ascii && first.is_ascii_alphabetic() && word.len() < 32).then(|| (usize::from(first.to_ascii_uppercase() - b'A'), word.len()))
+        (ascii && first.is_ascii_alphabetic() && word.len() < 32)
+            .then(|| (usize::from(first.to_ascii_uppercase() - b'A'), word.len()))
     }
 
     /// Is `word` (as written; `ascii`: whether it is) one of the set once folded?
@@ -338,7 +342,9 @@ fn fold_common(c: char) -> Option<char> {
 /// German, Polish... letters) without Unicode's tables.
 fn is_letter(c: char) -> bool {
     if c < '\u{180}' {
-        c.is_ascii_alphabetic() || (c >= '\u{C0}' && c != '×' && c != '÷') || matches!(c, 'ª' | 'µ' | 'º')
+        c.is_ascii_alphabetic()
+            || (c >= '\u{C0}' && c != '×' && c != '÷')
+            || matches!(c, 'ª' | 'µ' | 'º')
     } else {
         c.is_alphabetic()
     }
@@ -355,25 +361,49 @@ fn fold_into(word: &str, out: &mut String) {
         if let Some(folded) = fold_common(c) {
             out.push(folded);
         } else {
-            out.extend(c.to_uppercase().map(|c| if c == '’' { '\'' } else { crate::gate::strip_accent(c) }));
+            out.extend(c.to_uppercase().map(|c| {
+                if c == '’' {
+                    '\''
+                } else {
+                    crate::gate::strip_accent(c)
+                }
+            }));
         }
     }
 }
 
-fn read_list(dir: &Path, src: &ListSource, mut add: impl FnMut(&str, Option<f64>)) -> Result<(), RuleError> {
+fn read_list(
+    dir: &Path,
+    src: &ListSource,
+    mut add: impl FnMut(&str, Option<f64>),
+) -> Result<(), RuleError> {
     let path = dir.join(&src.file);
-    let io = |source| RuleError::Io { path: path.clone(), source };
+    let io = |source| RuleError::Io {
+        path: path.clone(),
+        source,
+    };
     let file = std::fs::File::open(&path).map_err(io)?;
-    let sep = src.separator.unwrap_or(if src.file.ends_with(".csv") { ',' } else { '\t' });
+    let sep = src.separator.unwrap_or(if src.file.ends_with(".csv") {
+        ','
+    } else {
+        '\t'
+    });
     let mut lines = std::io::BufReader::new(file).lines();
     let header = lines.next().transpose().map_err(io)?.unwrap_or_default();
-    let header: Vec<String> = header.trim_start_matches('\u{feff}').split(sep).map(|h| h.trim().to_string()).collect();
+    let header: Vec<String> = header
+        .trim_start_matches('\u{feff}')
+        .split(sep)
+        .map(|h| h.trim().to_string())
+        .collect();
     let col = |name: &str| {
-        header.iter().position(|h| h == name).ok_or_else(|| RuleError::Invalid {
-            file: path.display().to_string(),
-            id: src.column.clone(),
-            message: format!("no column `{name}` in the header"),
-        })
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| RuleError::Invalid {
+                file: path.display().to_string(),
+                id: src.column.clone(),
+                message: format!("no column `{name}` in the header"),
+            })
     };
     let name_col = col(&src.column)?;
     let filter = match (&src.filter_column, &src.filter_value) {
@@ -384,7 +414,9 @@ fn read_list(dir: &Path, src: &ListSource, mut add: impl FnMut(&str, Option<f64>
     for line in lines {
         let line = line.map_err(io)?;
         let fields: Vec<&str> = line.split(sep).collect();
-        let Some(name) = fields.get(name_col).map(|s| s.trim()) else { continue };
+        let Some(name) = fields.get(name_col).map(|s| s.trim()) else {
+            continue;
+        };
         if name.is_empty() {
             continue;
         }
@@ -393,7 +425,9 @@ fn read_list(dir: &Path, src: &ListSource, mut add: impl FnMut(&str, Option<f64>
                 continue;
             }
         }
-        let value = value_col.and_then(|c| fields.get(c)).and_then(|s| s.trim().parse::<f64>().ok());
+        let value = value_col
+            .and_then(|c| fields.get(c))
+            .and_then(|s| s.trim().parse::<f64>().ok());
         if let (Some(min), Some(v)) = (src.min_count, value) {
             if v < min {
                 continue;
@@ -440,20 +474,51 @@ impl NameFinder {
             }
             by_first
         };
-        let all_before: Vec<String> = spec.titles.iter().chain(&spec.strict_titles).chain(&spec.cues_before).cloned().collect();
-        let all_after: Vec<String> = spec.cues_after.iter().chain(&spec.cues_after_comma).cloned().collect();
+        let all_before: Vec<String> = spec
+            .titles
+            .iter()
+            .chain(&spec.strict_titles)
+            .chain(&spec.cues_before)
+            .cloned()
+            .collect();
+        let all_after: Vec<String> = spec
+            .cues_after
+            .iter()
+            .chain(&spec.cues_after_comma)
+            .cloned()
+            .collect();
         let (cues_before, cues_after) = (cues(&all_before), cues(&all_after));
         let cues_after_midline = cues(&spec.cues_after_midline);
         let all_cues = [&cues_before, &cues_after, &cues_after_midline];
-        let longest_cue = all_cues.iter().flat_map(|c| c.values().flatten()).map(Vec::len).max().unwrap_or(0);
+        let longest_cue = all_cues
+            .iter()
+            .flat_map(|c| c.values().flatten())
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0);
         // The cues' first words, as the automaton and the word map both know them.
         let labels: Vec<String> = spec.cues_before_colon.iter().map(|c| fold(c)).collect();
-        let first_words: std::collections::BTreeSet<&String> = all_cues.iter().flat_map(|c| c.keys()).chain(&labels).collect();
+        let first_words: std::collections::BTreeSet<&String> = all_cues
+            .iter()
+            .flat_map(|c| c.keys())
+            .chain(&labels)
+            .collect();
         let cues_after_comma = spec.cues_after_comma.iter().map(|c| fold(c)).collect();
-        let titles = spec.titles.iter().chain(&spec.strict_titles).map(|c| fold(c)).collect();
+        let titles = spec
+            .titles
+            .iter()
+            .chain(&spec.strict_titles)
+            .map(|c| fold(c))
+            .collect();
         let strict_titles = spec.strict_titles.iter().map(|c| fold(c)).collect();
         // Cue words are never part of a name run ("le Docteur Gabriel Lhermine").
-        for cue in spec.cues_before.iter().chain(&spec.titles).chain(&spec.strict_titles).filter(|c| !c.contains(' ')) {
+        for cue in spec
+            .cues_before
+            .iter()
+            .chain(&spec.titles)
+            .chain(&spec.strict_titles)
+            .filter(|c| !c.contains(' '))
+        {
             words.entry(&fold(cue)).cue = true;
         }
         for word in &spec.not_names {
@@ -465,7 +530,19 @@ impl NameFinder {
         let least = spec.least_zipf_compared();
         words.retain(|w| w.first || w.last || w.cue || w.clinical || w.zipf >= least);
         let cue_starts = WordSet::new(first_words.iter().map(|w| w.as_str()));
-        Ok(NameFinder { spec, cues_before, cues_after, cues_after_midline, longest_cue, cues_after_comma, titles, strict_titles, labels, cue_starts, words })
+        Ok(NameFinder {
+            spec,
+            cues_before,
+            cues_after,
+            cues_after_midline,
+            longest_cue,
+            cues_after_comma,
+            titles,
+            strict_titles,
+            labels,
+            cue_starts,
+            words,
+        })
     }
 
     /// What the lists say of a token.
@@ -485,7 +562,8 @@ impl NameFinder {
     /// Name spans as (byte start, byte end, confidence).
     /// `lang`: the text's language when known (fr, en, ...).
     pub fn find(&self, text: &str, lang: Option<&str>) -> Vec<(usize, usize, f32)> {
-        let upper_singles = lang.is_some_and(|l| self.spec.upper_single_languages.iter().any(|x| x == l));
+        let upper_singles =
+            lang.is_some_and(|l| self.spec.upper_single_languages.iter().any(|x| x == l));
         let tokens = tokens(text);
         let shouting = shouting_lines(text, &tokens);
         let mut out = Vec::new();
@@ -498,11 +576,21 @@ impl NameFinder {
             }
             // A run of capitalised tokens separated by single spaces.
             let mut j = i + 1;
-            while j < tokens.len() && tokens[j].capitalised && text[tokens[j - 1].end..tokens[j].start] == *" " {
+            while j < tokens.len()
+                && tokens[j].capitalised
+                && text[tokens[j - 1].end..tokens[j].start] == *" "
+            {
                 j += 1;
             }
             let shouts = shouting.as_ref().is_some_and(|s| s[i]);
-            self.judge_run(text, &tokens[i..j], shouts, upper_singles, &mut buf, &mut out);
+            self.judge_run(
+                text,
+                &tokens[i..j],
+                shouts,
+                upper_singles,
+                &mut buf,
+                &mut out,
+            );
             i = j;
         }
         self.find_by_cues(text, &tokens, &mut out);
@@ -516,18 +604,36 @@ impl NameFinder {
     /// only after the surname again, or where names in capitals are the custom
     /// (`upper_singles`, French notes): in English notes typed in capitals "PERL, MAE" is
     /// pupils and limbs.
-    fn find_surname_comma_first(&self, text: &str, tokens: &[Token], upper_singles: bool, buf: &mut String, out: &mut Vec<(usize, usize, f32)>) {
+    fn find_surname_comma_first(
+        &self,
+        text: &str,
+        tokens: &[Token],
+        upper_singles: bool,
+        buf: &mut String,
+        out: &mut Vec<(usize, usize, f32)>,
+    ) {
         let s = &self.spec;
         for i in 1..tokens.len() {
-            if !tokens[i - 1].caps || !tokens[i].capitalised || &text[tokens[i - 1].end..tokens[i].start] != ", " {
+            if !tokens[i - 1].caps
+                || !tokens[i].capitalised
+                || &text[tokens[i - 1].end..tokens[i].start] != ", "
+            {
                 continue;
             }
             let surname = |t: &Token, buf: &mut String| {
                 let w = self.token_word(text, t, buf);
-                t.caps && !t.initial && !w.clinical && !w.cue && (w.zipf < s.run_max_zipf || (w.last && w.zipf < COMMON_SURNAME_MAX_ZIPF))
+                t.caps
+                    && !t.initial
+                    && !w.clinical
+                    && !w.cue
+                    && (w.zipf < s.run_max_zipf || (w.last && w.zipf < COMMON_SURNAME_MAX_ZIPF))
             };
             let mut start = i;
-            while start > 0 && i - start < 3 && (start == i || name_gap(text, &tokens[start - 1], &tokens[start])) && surname(&tokens[start - 1], buf) {
+            while start > 0
+                && i - start < 3
+                && (start == i || name_gap(text, &tokens[start - 1], &tokens[start]))
+                && surname(&tokens[start - 1], buf)
+            {
                 start -= 1;
             }
             if start == i {
@@ -536,7 +642,11 @@ impl NameFinder {
             // The surname again, word for word, then the first name.
             let repeated = &tokens[start..i];
             let mut k = i;
-            while k < tokens.len() && k - i < repeated.len() && text[tokens[k].start..tokens[k].end] == text[repeated[k - i].start..repeated[k - i].end] {
+            while k < tokens.len()
+                && k - i < repeated.len()
+                && text[tokens[k].start..tokens[k].end]
+                    == text[repeated[k - i].start..repeated[k - i].end]
+            {
                 k += 1;
             }
             let Some(first) = tokens.get(k) else { continue };
@@ -548,7 +658,15 @@ impl NameFinder {
             // The comma after a surname in capitals is a cue: a first name as common as a
             // word may be as next to other cues (Pierre, Jean).
             let rare = w.zipf < s.cue_list_max_zipf;
-            if case_fits && rare && first.capitalised && !first.initial && first.letters >= 3 && w.first && !w.clinical && !w.cue {
+            if case_fits
+                && rare
+                && first.capitalised
+                && !first.initial
+                && first.letters >= 3
+                && w.first
+                && !w.clinical
+                && !w.cue
+            {
                 out.push((tokens[start].start, tokens[i - 1].end, s.run_confidence));
                 out.push((tokens[i].start, first.end, s.run_confidence));
             }
@@ -558,21 +676,39 @@ impl NameFinder {
     /// Names in any case next to a cue: "dr. john bowman", "WIFE HELEN", "son, dave",
     /// "ANTHONY C. KOZICKI, RRT".
     fn find_by_cues(&self, text: &str, tokens: &[Token], out: &mut Vec<(usize, usize, f32)>) {
-        if self.cues_before.is_empty() && self.cues_after.is_empty() && self.cues_after_midline.is_empty() && self.labels.is_empty() {
+        if self.cues_before.is_empty()
+            && self.cues_after.is_empty()
+            && self.cues_after_midline.is_empty()
+            && self.labels.is_empty()
+        {
             return;
         }
         let mut buf = String::new();
         // Most posts hold no cue word.
-        let Some(hits) = self.cue_hits(text, tokens, &mut buf) else { return };
+        let Some(hits) = self.cue_hits(text, tokens, &mut buf) else {
+            return;
+        };
         let is_cue = |i: usize| hits[i].any();
         for (i, hit) in hits.iter().enumerate() {
             // Without its colon a label introduces nothing ("Patient NIR").
-            if hit.label && i + 1 < tokens.len() && label_gap(&text[tokens[i].end..tokens[i + 1].start]) {
+            if hit.label
+                && i + 1 < tokens.len()
+                && label_gap(&text[tokens[i].end..tokens[i + 1].start])
+            {
                 // "Patient 1: Azila Marie", "Patiente : M. DAUBERT": up to three capitalised
                 // words or initials.
                 let mut end = i + 1;
-                while end < tokens.len() && end < i + 4 && !is_cue(end) && (tokens[end].capitalised || tokens[end].initial)
-                    && self.plausible(text, &tokens[end], false, end > i + 1 && tokens[end - 1].initial, &mut buf)
+                while end < tokens.len()
+                    && end < i + 4
+                    && !is_cue(end)
+                    && (tokens[end].capitalised || tokens[end].initial)
+                    && self.plausible(
+                        text,
+                        &tokens[end],
+                        false,
+                        end > i + 1 && tokens[end - 1].initial,
+                        &mut buf,
+                    )
                     && (end == i + 1 || name_gap(text, &tokens[end - 1], &tokens[end]))
                 {
                     end += 1;
@@ -586,25 +722,47 @@ impl NameFinder {
                 // "Dr. X" but not "husband. Stable".
                 let short_title = tokens[after - 1].end - tokens[i].start <= 3;
                 let title = hit.title;
-                if hit.strict && !(after < tokens.len() && self.strict_title_name(text, &tokens[after - 1], &tokens[after], &mut buf)) {
+                if hit.strict
+                    && !(after < tokens.len()
+                        && self.strict_title_name(
+                            text,
+                            &tokens[after - 1],
+                            &tokens[after],
+                            &mut buf,
+                        ))
+                {
                     continue;
                 }
-                if after < tokens.len() && cue_gap(text, tokens[after - 1].end, tokens[after].start, short_title) {
+                if after < tokens.len()
+                    && cue_gap(
+                        text,
+                        tokens[after - 1].end,
+                        tokens[after].start,
+                        short_title,
+                    )
+                {
                     let mut end = after;
                     // Right after a title or an initial, a surname may be a common word too
                     // (mrs. powers, Patient J. PETIT).
                     // Not in capitals after a title: "PR GIVEN" is per rectum.
                     let strong = |end: usize| {
-                        (title && end == after && !tokens[end].caps) || (end > after && tokens[end - 1].initial && tokens[end].capitalised)
+                        (title && end == after && !tokens[end].caps)
+                            || (end > after && tokens[end - 1].initial && tokens[end].capitalised)
                     };
                     // After a capitalised name a word in lower case goes on with it only when
                     // rare as a word (Janet logan, Dr. Caroline pidoux; not Dr Vining early).
                     let case_fits = |end: usize, buf: &mut String| {
                         let t = &tokens[end];
-                        end == after || !tokens[after].capitalised || t.capitalised || t.initial
+                        end == after
+                            || !tokens[after].capitalised
+                            || t.capitalised
+                            || t.initial
                             || self.token_word(text, t, buf).zipf < self.spec.run_max_zipf
                     };
-                    while end < tokens.len() && end < after + 3 && !is_cue(end) && case_fits(end, &mut buf)
+                    while end < tokens.len()
+                        && end < after + 3
+                        && !is_cue(end)
+                        && case_fits(end, &mut buf)
                         && self.plausible(text, &tokens[end], title, strong(end), &mut buf)
                         && (end == after || name_gap(text, &tokens[end - 1], &tokens[end]))
                     {
@@ -622,13 +780,17 @@ impl NameFinder {
                 let comma = text[tokens[i - 1].end..tokens[i].start].contains(',');
                 let cue_end = tokens[i + len - 1].end;
                 let rest = text[cue_end..].trim_start_matches([' ', '\t']);
-                let ends = rest.is_empty() || rest.starts_with(['\n', '\r', '.', ',', ';', ')', '/']);
+                let ends =
+                    rest.is_empty() || rest.starts_with(['\n', '\r', '.', ',', ';', ')', '/']);
                 let needs_comma = hit.needs_comma;
                 if !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
                     continue;
                 }
                 let mut start = i;
-                while start > 0 && start + 3 > i && !is_cue(start - 1) && self.plausible(text, &tokens[start - 1], true, false, &mut buf)
+                while start > 0
+                    && start + 3 > i
+                    && !is_cue(start - 1)
+                    && self.plausible(text, &tokens[start - 1], true, false, &mut buf)
                     && (start == i || name_gap(text, &tokens[start - 1], &tokens[start]))
                 {
                     start -= 1;
@@ -639,26 +801,44 @@ impl NameFinder {
                 // Not Swan-Ganz: neither part a clinical word.
                 let double_barrelled = i - start == 1
                     && is_double_barrelled(compound)
-                    && !compound.split('-').any(|part| self.word_known(part, part.is_ascii(), &mut buf).clinical);
+                    && !compound
+                        .split('-')
+                        .any(|part| self.word_known(part, part.is_ascii(), &mut buf).clinical);
                 if !ends && !double_barrelled {
                     continue;
                 }
-                if needs_comma && !comma && !double_barrelled && (i - start < 2 || !starts_sentence(text, tokens[start].start)) {
+                if needs_comma
+                    && !comma
+                    && !double_barrelled
+                    && (i - start < 2 || !starts_sentence(text, tokens[start].start))
+                {
                     continue;
                 }
                 self.push_cued(tokens, start, i, out);
             }
             if hit.midline.is_some() && i > 0 {
                 // Only spaces between: "GI- Family to assist", "Soc: family in" are headings.
-                if !text[tokens[i - 1].end..tokens[i].start].chars().all(|c| c == ' ' || c == '\t') {
+                if !text[tokens[i - 1].end..tokens[i].start]
+                    .chars()
+                    .all(|c| c == ' ' || c == '\t')
+                {
                     continue;
                 }
                 // Two words at most ("VENT BIGEMINY BEA TURA AWARE": not the rhythm); an
                 // initial does not count.
                 let mut start = i;
                 let mut words = 0;
-                while start > 0 && words < 2 && !is_cue(start - 1) && (tokens[start - 1].capitalised || tokens[start - 1].initial)
-                    && self.plausible(text, &tokens[start - 1], false, start >= 2 && tokens[start - 2].initial, &mut buf)
+                while start > 0
+                    && words < 2
+                    && !is_cue(start - 1)
+                    && (tokens[start - 1].capitalised || tokens[start - 1].initial)
+                    && self.plausible(
+                        text,
+                        &tokens[start - 1],
+                        false,
+                        start >= 2 && tokens[start - 2].initial,
+                        &mut buf,
+                    )
                     && (start == i || name_gap(text, &tokens[start - 1], &tokens[start]))
                 {
                     words += usize::from(!tokens[start - 1].initial);
@@ -672,7 +852,9 @@ impl NameFinder {
                 });
                 if start < i && listed {
                     self.push_cued(tokens, start, i, out);
-                } else if let Some(start) = self.lower_case_name_before(text, tokens, i, &is_cue, &mut buf) {
+                } else if let Some(start) =
+                    self.lower_case_name_before(text, tokens, i, &is_cue, &mut buf)
+                {
                     self.push_cued(tokens, start, i, out);
                 }
             }
@@ -682,23 +864,37 @@ impl NameFinder {
     /// A name typed in lower case right before a midline cue: a first name not too common
     /// as a word, perhaps followed by a surname rare as a word ("george called", "grace
     /// dudak aware"; not "pt aware", "team notified"). Returns where it starts.
-    fn lower_case_name_before(&self, text: &str, tokens: &[Token], cue: usize, is_cue: &dyn Fn(usize) -> bool, buf: &mut String) -> Option<usize> {
+    fn lower_case_name_before(
+        &self,
+        text: &str,
+        tokens: &[Token],
+        cue: usize,
+        is_cue: &dyn Fn(usize) -> bool,
+        buf: &mut String,
+    ) -> Option<usize> {
         let s = &self.spec;
-        let usable = |k: usize| tokens[k].uppers == 0 && !tokens[k].initial && tokens[k].letters >= 3 && !is_cue(k);
+        let usable = |k: usize| {
+            tokens[k].uppers == 0 && !tokens[k].initial && tokens[k].letters >= 3 && !is_cue(k)
+        };
         let first = |k: usize, buf: &mut String| {
             let w = self.token_word(text, &tokens[k], buf);
             usable(k) && w.first && w.zipf < LOWER_CASE_FIRST_NAME_MAX_ZIPF && !w.clinical && !w.cue
         };
         let surname = |k: usize, buf: &mut String| {
             let w = self.token_word(text, &tokens[k], buf);
-            usable(k) && tokens[k].letters >= 4 && w.zipf < s.cue_unknown_max_zipf && !w.clinical && !w.cue
+            usable(k)
+                && tokens[k].letters >= 4
+                && w.zipf < s.cue_unknown_max_zipf
+                && !w.clinical
+                && !w.cue
         };
         let last = cue.checked_sub(1)?;
         if first(last, buf) {
             return Some(last);
         }
         let before = last.checked_sub(1)?;
-        (surname(last, buf) && name_gap(text, &tokens[before], &tokens[last]) && first(before, buf)).then_some(before)
+        (surname(last, buf) && name_gap(text, &tokens[before], &tokens[last]) && first(before, buf))
+            .then_some(before)
     }
 
     /// After a title that is also an abbreviation: one space or a dot, then an initial or a
@@ -723,11 +919,18 @@ impl NameFinder {
         let bytes = text.as_bytes();
         for (i, t) in tokens.iter().enumerate() {
             let word = &text[t.start..t.end];
-            let word = if t.initial { &word[..word.len() - 1] } else { word };
+            let word = if t.initial {
+                &word[..word.len() - 1]
+            } else {
+                word
+            };
             if !self.cue_starts.contains(word, t.ascii, buf) {
                 continue;
             }
-            let joined = |at: Option<usize>| at.and_then(|a| bytes.get(a)).is_some_and(u8::is_ascii_digit);
+            let joined = |at: Option<usize>| {
+                at.and_then(|a| bytes.get(a))
+                    .is_some_and(u8::is_ascii_digit)
+            };
             if joined(t.start.checked_sub(1)) || joined(Some(t.end)) {
                 continue;
             }
@@ -778,9 +981,14 @@ impl NameFinder {
             let Some(next) = tokens.get(end) else { return };
             let gap = &text[tokens[end - 1].end..next.start];
             // "X, Y", "X & Y", or "X and Y" / "X, et Y" with the conjunction as a token.
-            let conjunction = matches!(text[next.start..next.end].to_lowercase().as_str(), "and" | "et");
+            let conjunction = matches!(
+                text[next.start..next.end].to_lowercase().as_str(),
+                "and" | "et"
+            );
             let first = if conjunction {
-                let Some(after) = tokens.get(end + 1) else { return };
+                let Some(after) = tokens.get(end + 1) else {
+                    return;
+                };
                 if !matches!(gap, " " | ", ") || &text[next.end..after.start] != " " {
                     return;
                 }
@@ -809,10 +1017,23 @@ impl NameFinder {
         }
     }
 
-    fn push_cued(&self, tokens: &[Token], start: usize, end: usize, out: &mut Vec<(usize, usize, f32)>) {
+    fn push_cued(
+        &self,
+        tokens: &[Token],
+        start: usize,
+        end: usize,
+        out: &mut Vec<(usize, usize, f32)>,
+    ) {
         // Initials alone are not a name.
-        if tokens[start..end].iter().any(|t| !t.initial && t.end - t.start > 1) {
-            out.push((tokens[start].start, tokens[end - 1].end, self.spec.cue_confidence));
+        if tokens[start..end]
+            .iter()
+            .any(|t| !t.initial && t.end - t.start > 1)
+        {
+            out.push((
+                tokens[start].start,
+                tokens[end - 1].end,
+                self.spec.cue_confidence,
+            ));
         }
     }
 
@@ -820,7 +1041,14 @@ impl NameFinder {
     /// beside the cue, where common first names (John, Mary) are still names.
     /// `strong`: right after a title or an initial, where a listed surname may be a common
     /// word (mrs. powers, J. PETIT) short of a function word.
-    fn plausible(&self, text: &str, t: &Token, after_title: bool, strong: bool, buf: &mut String) -> bool {
+    fn plausible(
+        &self,
+        text: &str,
+        t: &Token,
+        after_title: bool,
+        strong: bool,
+        buf: &mut String,
+    ) -> bool {
         let word = &text[t.start..t.end];
         let letters = t.letters;
         if t.initial || (letters == 1 && t.capitalised) {
@@ -849,7 +1077,12 @@ impl NameFinder {
         if w.first {
             w.zipf < s.cue_list_max_zipf
         } else if w.last {
-            w.zipf < if strong { FUNCTION_WORD_ZIPF } else { s.run_max_zipf }
+            w.zipf
+                < if strong {
+                    FUNCTION_WORD_ZIPF
+                } else {
+                    s.run_max_zipf
+                }
         } else {
             // Rare words abound in notes (suctioned, integrillin): a word in no list is a
             // name after a title, or when written with a capital.
@@ -864,7 +1097,9 @@ impl NameFinder {
         // nothing about names; a first name followed by a capitalised word of four letters
         // or more (". Jacques Delors était") still may.
         let surname_follows = run.get(k + 1).is_some_and(|n| n.letters >= 4);
-        let ordinary_opener = t.sentence_start && word.zipf >= SENTENCE_START_COMMON_ZIPF && !(word.first && surname_follows);
+        let ordinary_opener = t.sentence_start
+            && word.zipf >= SENTENCE_START_COMMON_ZIPF
+            && !(word.first && surname_follows);
         // Cue words (Docteur, Née) introduce names rather than being one.
         let cue = !t.initial && word.cue;
         // IV, PA, NPN: acronyms, however many lists hold them; 3 capitals are still a name
@@ -873,14 +1108,27 @@ impl NameFinder {
         // "Hanks To Star In The Most": function words are in surname lists too; a surname
         // after a first name is no function word (Isabelle BON).
         let after_first = k > 0 && words[k - 1].first && !run[k - 1].initial;
-        let function_word = word.zipf >= FUNCTION_WORD_ZIPF && !(after_first && word.last && word.zipf < COMMON_SURNAME_MAX_ZIPF);
+        let function_word = word.zipf >= FUNCTION_WORD_ZIPF
+            && !(after_first && word.last && word.zipf < COMMON_SURNAME_MAX_ZIPF);
         // Single letters in lists (C, IV...) are mostly abbreviations.
-        !ordinary_opener && !cue && !acronym && !word.clinical && !function_word
+        !ordinary_opener
+            && !cue
+            && !acronym
+            && !word.clinical
+            && !function_word
             && (t.initial || ((word.first || word.last) && t.letters >= 2))
     }
 
     /// `upper_singles`: names in capitals are the custom (French notes).
-    fn judge_run(&self, text: &str, run: &[Token], shouting: bool, upper_singles: bool, buf: &mut String, out: &mut Vec<(usize, usize, f32)>) {
+    fn judge_run(
+        &self,
+        text: &str,
+        run: &[Token],
+        shouting: bool,
+        upper_singles: bool,
+        buf: &mut String,
+        out: &mut Vec<(usize, usize, f32)>,
+    ) {
         let s = &self.spec;
         if run.len() == 1 {
             // Most runs are one capitalised word. In capitals on a shouting line it says
@@ -888,7 +1136,12 @@ impl NameFinder {
             // `judge_single` only takes a first name inside a sentence, or a word of four
             // capitals or more where those are names: other words need no lookup.
             let t = &run[0];
-            let could_be = !t.initial && if t.uppers == t.letters { upper_singles && t.letters >= 4 } else { !t.sentence_start };
+            let could_be = !t.initial
+                && if t.uppers == t.letters {
+                    upper_singles && t.letters >= 4
+                } else {
+                    !t.sentence_start
+                };
             if !shouting && could_be {
                 let word = self.token_word(text, &run[0], buf);
                 if Self::listed_name(run, &[word], 0, false) {
@@ -898,35 +1151,60 @@ impl NameFinder {
             return;
         }
         let words: Vec<Word> = run.iter().map(|t| self.token_word(text, t, buf)).collect();
-        let info: Vec<(bool, Word)> = (0..run.len()).map(|k| (Self::listed_name(run, &words, k, shouting), words[k])).collect();
+        let info: Vec<(bool, Word)> = (0..run.len())
+            .map(|k| (Self::listed_name(run, &words, k, shouting), words[k]))
+            .collect();
         // A capitalised word in no list is a surname right after an initial (E. PENICOT) or
         // next to a first name (Jean-Jacques DEPROGES, IVANKA PRIGOSIEV) when rare as a word.
         let mut info = info;
         for k in 0..run.len() {
             let (is_name, w) = info[k];
             let letters = run[k].letters;
-            if is_name || w.clinical || run[k].initial || w.first || w.last || w.zipf >= s.unknown_surname_max_zipf || letters < 3 {
+            if is_name
+                || w.clinical
+                || run[k].initial
+                || w.first
+                || w.last
+                || w.zipf >= s.unknown_surname_max_zipf
+                || letters < 3
+            {
                 continue;
             }
             // "S. INTUBATED" heads a section of a note (S, O, A, P: subjective, objective,
             // assessment, plan); "W. MAROTTA" is a name.
             // R. and L. before a word in no list are right and left (R. GROIN, L. Suct).
-            let laterality = k > 0 && matches!(text[run[k - 1].start..].chars().next(), Some('R' | 'L'));
-            let initial = k > 0 && run[k - 1].initial && !soap_heading(text, &run[k - 1]) && !laterality;
+            let laterality =
+                k > 0 && matches!(text[run[k - 1].start..].chars().next(), Some('R' | 'L'));
+            let initial =
+                k > 0 && run[k - 1].initial && !soap_heading(text, &run[k - 1]) && !laterality;
             // After a first name or a surname rare as a word (Fredérique Cohen); before one
             // only in capitals, as French lists put surnames first (OBAMA Barack).
-            let name = |j: usize| info[j].0 && !run[j].initial && (info[j].1.first || info[j].1.zipf < NAME_BESIDE_MAX_ZIPF);
+            let name = |j: usize| {
+                info[j].0
+                    && !run[j].initial
+                    && (info[j].1.first || info[j].1.zipf < NAME_BESIDE_MAX_ZIPF)
+            };
             let caps = run[k].caps;
             let beside_name = (k > 0 && name(k - 1)) || (caps && k + 1 < run.len() && name(k + 1));
             // In notes typed in capitals only "W. MAROTTA" is evidence enough.
-            info[k].0 = if shouting { initial && letters >= 4 } else { initial || beside_name };
+            info[k].0 = if shouting {
+                initial && letters >= 4
+            } else {
+                initial || beside_name
+            };
         }
         if shouting {
             for k in 1..run.len() {
                 let w = info[k].1;
-                let surname = info[k].0 && (w.last || !w.first) && w.zipf < SHOUTED_INITIAL_SURNAME_MAX_ZIPF;
+                let surname =
+                    info[k].0 && (w.last || !w.first) && w.zipf < SHOUTED_INITIAL_SURNAME_MAX_ZIPF;
                 let laterality = matches!(text[run[k - 1].start..].chars().next(), Some('R' | 'L'));
-                if run[k - 1].initial && !soap_heading(text, &run[k - 1]) && !laterality && surname && !run[k].initial {
+                if run[k - 1].initial
+                    && !soap_heading(text, &run[k - 1])
+                    && !laterality
+                    && surname
+                    && !run[k].initial
+                {
                     out.push((run[k - 1].start, run[k].end, s.run_confidence));
                 }
             }
@@ -936,7 +1214,8 @@ impl NameFinder {
             for (k, pair) in run.windows(2).enumerate() {
                 let (a, b) = (info[k].1, info[k + 1].1);
                 let names = info[k].0 && info[k + 1].0;
-                if names && a.first && b.last && a.zipf < s.run_max_zipf && b.zipf < s.run_max_zipf {
+                if names && a.first && b.last && a.zipf < s.run_max_zipf && b.zipf < s.run_max_zipf
+                {
                     out.push((pair[0].start, pair[1].end, s.run_confidence));
                 }
             }
@@ -949,13 +1228,24 @@ impl NameFinder {
             }
             let first = |k: usize| {
                 let w = info[k].1;
-                w.first && !run[k].initial && run[k].letters >= 3 && w.zipf < s.run_max_zipf && !w.clinical && !w.cue
+                w.first
+                    && !run[k].initial
+                    && run[k].letters >= 3
+                    && w.zipf < s.run_max_zipf
+                    && !w.clinical
+                    && !w.cue
             };
             let caps_surname = |k: usize| {
                 let (t, w) = (&run[k], info[k].1);
                 let listed = w.last && w.zipf < s.run_max_zipf;
-                let unknown = !w.first && !w.last && w.zipf < s.unknown_surname_max_zipf && t.letters >= 4;
-                t.caps && !t.initial && t.letters >= 3 && !w.clinical && !w.cue && (listed || unknown)
+                let unknown =
+                    !w.first && !w.last && w.zipf < s.unknown_surname_max_zipf && t.letters >= 4;
+                t.caps
+                    && !t.initial
+                    && t.letters >= 3
+                    && !w.clinical
+                    && !w.cue
+                    && (listed || unknown)
             };
             for k in (0..run.len()).filter(|&k| first(k)) {
                 let mut a = k;
@@ -1006,7 +1296,13 @@ impl NameFinder {
     }
 }
 
-fn judge_single(s: &NameListSpec, t: &Token, info: Word, upper_singles: bool, out: &mut Vec<(usize, usize, f32)>) {
+fn judge_single(
+    s: &NameListSpec,
+    t: &Token,
+    info: Word,
+    upper_singles: bool,
+    out: &mut Vec<(usize, usize, f32)>,
+) {
     let zipf = info.zipf;
     let letters = t.letters;
     let upper = t.uppers == t.letters;
@@ -1053,7 +1349,10 @@ fn tokens(text: &str) -> Vec<Token> {
             continue;
         }
         // French elision before a name: d'Emmanuel, l'Hôpital are read from the capital.
-        if let Some(skip) = matches!(c, 'd' | 'q').then(|| elision(&text[start..])).flatten() {
+        if let Some(skip) = matches!(c, 'd' | 'q')
+            .then(|| elision(&text[start..]))
+            .flatten()
+        {
             next = start + skip;
             continue;
         }
@@ -1069,7 +1368,9 @@ fn tokens(text: &str) -> Vec<Token> {
             }
             let Some(ch) = char_at(text, end) else { break };
             let alphabetic = is_letter(ch);
-            let joins = !alphabetic && matches!(ch, '-' | '\'' | '’') && char_at(text, end + ch.len_utf8()).is_some_and(is_letter);
+            let joins = !alphabetic
+                && matches!(ch, '-' | '\'' | '’')
+                && char_at(text, end + ch.len_utf8()).is_some_and(is_letter);
             if !alphabetic && !joins {
                 break;
             }
@@ -1083,12 +1384,23 @@ fn tokens(text: &str) -> Vec<Token> {
         next = end;
         // An initial stands apart: "W&D." and "A/P." are abbreviations.
         // After an apostrophe only when it opens a quote: in 80'S and PT'S the S is a plural.
-        let quote_opens = || text[..start].chars().rev().nth(1).is_none_or(|q| !q.is_alphanumeric());
-        let apart = || text[..start].chars().next_back().is_none_or(|p| p.is_whitespace() || "(,;:\"«-".contains(p) || (p == '\'' && quote_opens()));
+        let quote_opens = || {
+            text[..start]
+                .chars()
+                .rev()
+                .nth(1)
+                .is_none_or(|q| !q.is_alphanumeric())
+        };
+        let apart = || {
+            text[..start].chars().next_back().is_none_or(|p| {
+                p.is_whitespace() || "(,;:\"«-".contains(p) || (p == '\'' && quote_opens())
+            })
+        };
         // Compound initials stand for compound or digraph first names: P-A. (Pierre-Alain),
         // Ph. (Philippe), Ch., Th.
         let compound = || {
-            (letters == 2 && uppers == 2 && end - start == 3 && text.as_bytes()[start + 1] == b'-') || matches!(&text[start..end], "Ph" | "Ch" | "Th")
+            (letters == 2 && uppers == 2 && end - start == 3 && text.as_bytes()[start + 1] == b'-')
+                || matches!(&text[start..end], "Ph" | "Ch" | "Th")
         };
         let initial = text[end..].starts_with('.')
             && ((letters == 1 && end == start + c.len_utf8() && c.is_uppercase()) || compound())
@@ -1120,7 +1432,11 @@ fn tokens(text: &str) -> Vec<Token> {
 #[inline]
 fn char_at(text: &str, at: usize) -> Option<char> {
     let b = *text.as_bytes().get(at)?;
-    if b.is_ascii() { Some(char::from(b)) } else { text[at..].chars().next() }
+    if b.is_ascii() {
+        Some(char::from(b))
+    } else {
+        text[at..].chars().next()
+    }
 }
 
 /// A token folded as cue words are: upper case, no accents, no dot after an abbreviation
@@ -1141,7 +1457,11 @@ fn elision(word: &str) -> Option<usize> {
     let rest = &word[letters..];
     let apostrophe = ['\'', '’'].into_iter().find(|&a| rest.starts_with(a))?;
     let after = &rest[apostrophe.len_utf8()..];
-    after.chars().next().filter(|c| c.is_uppercase()).map(|_| letters + apostrophe.len_utf8())
+    after
+        .chars()
+        .next()
+        .filter(|c| c.is_uppercase())
+        .map(|_| letters + apostrophe.len_utf8())
 }
 
 /// For each token: is its line typed in capitals? There upper case says nothing about
@@ -1162,13 +1482,18 @@ fn shouting_lines(text: &str, tokens: &[Token]) -> Option<Vec<bool>> {
         title: usize,
     }
     let shouts = |c: Count, min_words: usize| {
-        c.words >= min_words && c.caps as f32 > 0.3 * c.words as f32 && (c.title as f32) < 0.2 * c.words as f32
+        c.words >= min_words
+            && c.caps as f32 > 0.3 * c.words as f32
+            && (c.title as f32) < 0.2 * c.words as f32
     };
     let mut line_of = Vec::with_capacity(tokens.len());
     let mut counts: Vec<Count> = vec![Count::default()];
     let mut previous = 0;
     for t in tokens {
-        let newlines = text[previous..t.start].bytes().filter(|&b| b == b'\n').count();
+        let newlines = text[previous..t.start]
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count();
         counts.extend(std::iter::repeat_n(Count::default(), newlines));
         previous = t.start;
         let line = counts.len() - 1;
@@ -1180,7 +1505,11 @@ fn shouting_lines(text: &str, tokens: &[Token]) -> Option<Vec<bool>> {
             counts[line].title += usize::from(t.capitalised && !caps && t.end - t.start > 1);
         }
     }
-    let all = counts.iter().fold(Count::default(), |a, c| Count { words: a.words + c.words, caps: a.caps + c.caps, title: a.title + c.title });
+    let all = counts.iter().fold(Count::default(), |a, c| Count {
+        words: a.words + c.words,
+        caps: a.caps + c.caps,
+        title: a.title + c.title,
+    });
     let whole = shouts(all, 6);
     Some(
         line_of
@@ -1199,7 +1528,9 @@ fn shouting_lines(text: &str, tokens: &[Token]) -> Option<Vec<bool>> {
 
 /// An initial that opens a sentence and is S, O, A or P: the heading of a SOAP note section.
 fn soap_heading(text: &str, t: &Token) -> bool {
-    t.sentence_start && t.letters == 1 && matches!(text[t.start..].chars().next(), Some('S' | 'O' | 'A' | 'P'))
+    t.sentence_start
+        && t.letters == 1
+        && matches!(text[t.start..].chars().next(), Some('S' | 'O' | 'A' | 'P'))
 }
 
 /// Between a cue and a name: spaces and at most one punctuation mark ("son, dave",
@@ -1207,24 +1538,39 @@ fn soap_heading(text: &str, t: &Token) -> bool {
 fn cue_gap(text: &str, from: usize, to: usize, dot: bool) -> bool {
     // "frère d'Emmanuel": the elided "of" belongs with the cue.
     let gap = &text[from..to];
-    let gap = gap.strip_suffix(" d'").or_else(|| gap.strip_suffix(" d’")).unwrap_or(gap);
+    let gap = gap
+        .strip_suffix(" d'")
+        .or_else(|| gap.strip_suffix(" d’"))
+        .unwrap_or(gap);
     gap.chars().count() <= 4
-        && gap.chars().all(|c| c == ' ' || c == '\t' || ",:;-(".contains(c) || (dot && c == '.'))
+        && gap
+            .chars()
+            .all(|c| c == ' ' || c == '\t' || ",:;-(".contains(c) || (dot && c == '.'))
         && gap.chars().filter(|c| !c.is_whitespace()).count() <= 1
 }
 
 /// Two capitalised parts of two letters or more joined by a hyphen, not in capitals
 /// throughout: Stord-Painter, Lévy-Bruhl.
 fn is_double_barrelled(word: &str) -> bool {
-    let Some((a, b)) = word.split_once('-') else { return false };
-    let part = |p: &str| p.chars().count() >= 2 && p.chars().next().is_some_and(char::is_uppercase) && p.chars().skip(1).all(|c| c.is_lowercase());
+    let Some((a, b)) = word.split_once('-') else {
+        return false;
+    };
+    let part = |p: &str| {
+        p.chars().count() >= 2
+            && p.chars().next().is_some_and(char::is_uppercase)
+            && p.chars().skip(1).all(|c| c.is_lowercase())
+    };
     part(a) && part(b)
 }
 
 /// Between a label and a name: a colon, perhaps after a number ("Patient 2 : ").
 fn label_gap(gap: &str) -> bool {
-    let gap = gap.trim_start_matches([' ', '\t']).trim_start_matches(|c: char| c.is_ascii_digit()).trim_start_matches([' ', '\t']);
-    gap.strip_prefix(':').is_some_and(|rest| rest.len() <= 2 && rest.chars().all(|c| c == ' ' || c == '\t'))
+    let gap = gap
+        .trim_start_matches([' ', '\t'])
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start_matches([' ', '\t']);
+    gap.strip_prefix(':')
+        .is_some_and(|rest| rest.len() <= 2 && rest.chars().all(|c| c == ' ' || c == '\t'))
 }
 
 /// Between two words of one name: one space or a hyphen; an initial's dot is part of it.
@@ -1237,7 +1583,10 @@ fn starts_sentence(text: &str, start: usize) -> bool {
     let before = text[..start].trim_end();
     // A dot after an initial or a short title (J., Dr., Mme.) does not end a sentence.
     let abbreviation_dot = before.ends_with('.') && {
-        let mut word = before[..before.len() - 1].chars().rev().take_while(|c| c.is_alphabetic());
+        let mut word = before[..before.len() - 1]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_alphabetic());
         // Read backwards: the word's first letter comes last.
         let (count, first) = word.by_ref().fold((0, None), |(n, _), c| (n + 1, Some(c)));
         (1..=3).contains(&count) && first.is_some_and(char::is_uppercase)
@@ -1272,7 +1621,12 @@ impl NameListSpec {
     }
 
     pub fn gazetteer_files(&self) -> Vec<PathBuf> {
-        self.first_names.iter().chain(&self.surnames).chain(&self.common_words).map(|s| PathBuf::from(&s.file)).collect()
+        self.first_names
+            .iter()
+            .chain(&self.surnames)
+            .chain(&self.common_words)
+            .map(|s| PathBuf::from(&s.file))
+            .collect()
     }
 }
 
@@ -1283,8 +1637,14 @@ mod tests {
     #[test]
     fn tokens_mark_initials_and_sentence_starts() {
         let t = tokens("Vu par J. Dupont-Martin. Rose l'a revu");
-        let words: Vec<&str> = t.iter().map(|t| &"Vu par J. Dupont-Martin. Rose l'a revu"[t.start..t.end]).collect();
-        assert_eq!(words, vec!["Vu", "par", "J.", "Dupont-Martin", "Rose", "l'a", "revu"]);
+        let words: Vec<&str> = t
+            .iter()
+            .map(|t| &"Vu par J. Dupont-Martin. Rose l'a revu"[t.start..t.end])
+            .collect();
+        assert_eq!(
+            words,
+            vec!["Vu", "par", "J.", "Dupont-Martin", "Rose", "l'a", "revu"]
+        );
         assert!(t[2].initial && !t[3].initial);
         assert!(t[0].sentence_start && t[4].sentence_start && !t[3].sentence_start);
     }
@@ -1316,7 +1676,16 @@ mod tests {
     fn shortcuts_agree_with_unicode_tables() {
         for c in (0..0x250u32).filter_map(char::from_u32) {
             assert_eq!(is_letter(c), c.is_alphabetic(), "{c:?}");
-            let reference: String = c.to_uppercase().map(|c| if c == '’' { '\'' } else { crate::gate::strip_accent(c) }).collect();
+            let reference: String = c
+                .to_uppercase()
+                .map(|c| {
+                    if c == '’' {
+                        '\''
+                    } else {
+                        crate::gate::strip_accent(c)
+                    }
+                })
+                .collect();
             assert_eq!(fold(&c.to_string()), reference, "{c:?}");
         }
         assert_eq!(fold("’"), "'");

@@ -24,7 +24,13 @@ use regex_automata::{Input, MatchKind, PatternSet};
 /// 6 MB to scan clinical notes without refilling (measured on the EDS notes).
 const CACHE_BYTES: usize = 24 << 20;
 
-type CacheMaker = Box<dyn Fn() -> (Cache, PatternSet) + Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>;
+type CacheMaker = Box<
+    dyn Fn() -> (Cache, PatternSet)
+        + Send
+        + Sync
+        + std::panic::UnwindSafe
+        + std::panic::RefUnwindSafe,
+>;
 
 pub struct Prescan {
     dfa: Arc<DFA>,
@@ -36,7 +42,9 @@ pub struct Prescan {
 
 impl std::fmt::Debug for Prescan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prescan").field("rules", &self.rules).finish_non_exhaustive()
+        f.debug_struct("Prescan")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
     }
 }
 
@@ -48,8 +56,14 @@ impl Prescan {
         Self::with_cache(patterns, CACHE_BYTES)
     }
 
-    fn with_cache<'a>(patterns: impl IntoIterator<Item = (usize, &'a str)>, cache_bytes: usize) -> Option<Prescan> {
-        let (rules, kept): (Vec<usize>, Vec<&str>) = patterns.into_iter().filter(|(_, p)| !has_unicode_word_boundary(p)).unzip();
+    fn with_cache<'a>(
+        patterns: impl IntoIterator<Item = (usize, &'a str)>,
+        cache_bytes: usize,
+    ) -> Option<Prescan> {
+        let (rules, kept): (Vec<usize>, Vec<&str>) = patterns
+            .into_iter()
+            .filter(|(_, p)| !has_unicode_word_boundary(p))
+            .unzip();
         if kept.is_empty() {
             return None;
         }
@@ -71,8 +85,17 @@ impl Prescan {
             .minimum_bytes_per_state(Some(10));
         let dfa = Arc::new(DFA::builder().configure(config).build_from_nfa(nfa).ok()?);
         let for_caches = Arc::clone(&dfa);
-        let make: CacheMaker = Box::new(move || (for_caches.create_cache(), PatternSet::new(for_caches.pattern_len())));
-        Some(Prescan { dfa, rules, caches: Pool::new(make) })
+        let make: CacheMaker = Box::new(move || {
+            (
+                for_caches.create_cache(),
+                PatternSet::new(for_caches.pattern_len()),
+            )
+        });
+        Some(Prescan {
+            dfa,
+            rules,
+            caches: Pool::new(make),
+        })
     }
 
     /// Rule indexes whose patterns are in the scan.
@@ -90,14 +113,22 @@ impl Prescan {
         // Most texts match no rule: a plain forward scan, stopping at the first match,
         // says so faster than the overlapping one, which checks for matches at each byte.
         let input = Input::new(text);
-        let any = self.dfa.try_search_fwd(cache, &input.clone().earliest(true)).map(|m| m.is_some());
+        let any = self
+            .dfa
+            .try_search_fwd(cache, &input.clone().earliest(true))
+            .map(|m| m.is_some());
         if any.as_ref().is_ok_and(|any| !any) {
             for &rule in &self.rules {
                 matched[rule] = false;
             }
             return true;
         }
-        if any.is_err() || self.dfa.try_which_overlapping_matches(cache, &input, found).is_err() {
+        if any.is_err()
+            || self
+                .dfa
+                .try_which_overlapping_matches(cache, &input, found)
+                .is_err()
+        {
             // The cache stays full after giving up, and would give up on every later
             // text needing a new state: start it afresh.
             cache.reset(&self.dfa);
@@ -128,7 +159,13 @@ mod tests {
 
     #[test]
     fn reports_exactly_the_patterns_that_match() {
-        let scan = Prescan::new([(0, r"(?-u:\b)\d{3}(?-u:\b)"), (1, r"(?i)rue"), (2, r"^abc$"), (3, r"z+")]).expect("compiles");
+        let scan = Prescan::new([
+            (0, r"(?-u:\b)\d{3}(?-u:\b)"),
+            (1, r"(?i)rue"),
+            (2, r"^abc$"),
+            (3, r"z+"),
+        ])
+        .expect("compiles");
         let mut matched = vec![true; 4];
         assert!(scan.scan("12 Rue x 123", &mut matched));
         assert_eq!(matched, [true, true, false, false]);
@@ -147,7 +184,11 @@ mod tests {
         let text: String = (0..4000)
             .map(|_| {
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                if seed >> 16 & 1 == 0 { 'a' } else { 'b' }
+                if seed >> 16 & 1 == 0 {
+                    'a'
+                } else {
+                    'b'
+                }
             })
             .collect();
         // Giving up leaves `matched` as it was: the gates' answer stands.
@@ -161,7 +202,8 @@ mod tests {
 
     #[test]
     fn leaves_out_unicode_word_boundaries() {
-        let scan = Prescan::new([(0, r"\bdr\b"), (1, r"(?i)(?-u:\b)mme(?-u:\b)"), (2, r"\Bx")]).expect("one pattern is left");
+        let scan = Prescan::new([(0, r"\bdr\b"), (1, r"(?i)(?-u:\b)mme(?-u:\b)"), (2, r"\Bx")])
+            .expect("one pattern is left");
         assert_eq!(scan.covers(), [1]);
         let mut matched = vec![false; 3];
         assert!(scan.scan("Mme Été", &mut matched));

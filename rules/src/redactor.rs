@@ -33,7 +33,9 @@ impl PseudonymKey {
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, String> {
         let bytes = bytes.into();
         if bytes.len() < MIN_KEY_BYTES {
-            return Err(format!("pseudonym key must be at least {MIN_KEY_BYTES} bytes"));
+            return Err(format!(
+                "pseudonym key must be at least {MIN_KEY_BYTES} bytes"
+            ));
         }
         Ok(PseudonymKey(bytes))
     }
@@ -42,12 +44,20 @@ impl PseudonymKey {
     /// are ignored so that "06 12 34 56 78" and "0612345678" get the same token.
     pub fn token(&self, kind: &str, identifier: &str) -> String {
         use hmac::{Hmac, Mac};
-        let normalised: String = identifier.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let normalised: String = identifier
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(kind.as_bytes());
         mac.update(b":");
         mac.update(normalised.as_bytes());
-        mac.finalize().into_bytes()[..4].iter().map(|b| format!("{b:02x}")).collect()
+        mac.finalize().into_bytes()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -102,11 +112,31 @@ struct Candidate<'r> {
 impl Redactor {
     /// Threshold 0.5 and placeholders: what `vigie` uses unless configured otherwise.
     pub fn new(rules: RuleSet) -> Self {
-        let gates = GateIndex::new(rules.rules().iter().map(|r| Gate::of_pattern(&r.spec.pattern)).collect());
+        let gates = GateIndex::new(
+            rules
+                .rules()
+                .iter()
+                .map(|r| Gate::of_pattern(&r.spec.pattern))
+                .collect(),
+        );
         // The faster forms of the patterns (ASCII boundaries and digits), as the texts that
         // fit them are the ones scanned.
-        let prescan = Prescan::new(rules.rules().iter().enumerate().map(|(i, r)| (i, r.regex.as_str()))).map(std::sync::Arc::new);
-        Redactor { rules, threshold: 0.5, mode: ReplaceMode::Placeholder, gates, prescan, fast: true }
+        let prescan = Prescan::new(
+            rules
+                .rules()
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i, r.regex.as_str())),
+        )
+        .map(std::sync::Arc::new);
+        Redactor {
+            rules,
+            threshold: 0.5,
+            mode: ReplaceMode::Placeholder,
+            gates,
+            prescan,
+            fast: true,
+        }
     }
 
     /// Runs every rule on every text with its pattern as written: no gates, no ASCII word
@@ -157,26 +187,36 @@ impl Redactor {
                     continue;
                 }
             }
-            let regex = if ascii_digits { &rule.regex } else { &rule.regex_any_digits };
+            let regex = if ascii_digits {
+                &rule.regex
+            } else {
+                &rule.regex_any_digits
+            };
             // Capture groups cost a second engine run per match: only ask for them when the
             // rule redacts a group rather than the whole match.
             let matches: Box<dyn Iterator<Item = regex::Match<'_>>> = if rule.spec.group == 0 {
                 Box::new(regex.find_iter(text))
             } else {
-                Box::new(regex.captures_iter(text).filter_map(|caps| caps.get(rule.spec.group)))
+                Box::new(
+                    regex
+                        .captures_iter(text)
+                        .filter_map(|caps| caps.get(rule.spec.group)),
+                )
             };
             for m in matches {
                 if m.is_empty() {
                     continue;
                 }
                 let (start, end, confidence) = match rule.spec.validator {
-                    Some(v) if !v.check(m.as_str()) => match validated_part(rule, v, text, m.start(), m.end()) {
-                        Some((s, e)) => (s, e, rule.spec.confidence),
-                        None => match rule.spec.unvalidated_confidence {
-                            Some(c) => (m.start(), m.end(), c),
-                            None => continue,
-                        },
-                    },
+                    Some(v) if !v.check(m.as_str()) => {
+                        match validated_part(rule, v, text, m.start(), m.end()) {
+                            Some((s, e)) => (s, e, rule.spec.confidence),
+                            None => match rule.spec.unvalidated_confidence {
+                                Some(c) => (m.start(), m.end(), c),
+                                None => continue,
+                            },
+                        }
+                    }
                     _ => (m.start(), m.end(), rule.spec.confidence),
                 };
                 if confidence >= self.threshold && !rule.excluded_by_context(text, start, end) {
@@ -188,7 +228,14 @@ impl Redactor {
             let spec = &finder.spec;
             for (start, end, confidence) in finder.find(text, lang) {
                 if confidence >= self.threshold {
-                    out.push(Candidate { id: &spec.id, kind: &spec.kind, placeholder: &spec.kind, start, end, confidence });
+                    out.push(Candidate {
+                        id: &spec.id,
+                        kind: &spec.kind,
+                        placeholder: &spec.kind,
+                        start,
+                        end,
+                        confidence,
+                    });
                 }
             }
         }
@@ -209,7 +256,11 @@ impl Redactor {
             return open;
         }
         let mut open = vec![false; self.rules.rules().len()];
-        if prescan.scan(text, &mut open) { open } else { self.gates.open(text) }
+        if prescan.scan(text, &mut open) {
+            open
+        } else {
+            self.gates.open(text)
+        }
     }
 
     fn rewrite(&self, text: &str, kept: Vec<Candidate<'_>>) -> Redaction {
@@ -232,9 +283,13 @@ impl Redactor {
                     redacted.push_str(c.placeholder);
                     redacted.push(']');
                 }
-                ReplaceMode::Mask => redacted.extend(
-                    text[c.start..c.end].chars().map(|ch| if ch.is_whitespace() { ch } else { '*' }),
-                ),
+                ReplaceMode::Mask => redacted.extend(text[c.start..c.end].chars().map(|ch| {
+                    if ch.is_whitespace() {
+                        ch
+                    } else {
+                        '*'
+                    }
+                })),
                 ReplaceMode::Pseudonym(key) => {
                     redacted.push('[');
                     redacted.push_str(c.placeholder);
@@ -246,10 +301,19 @@ impl Redactor {
             copied = c.end;
             let start = to_chars(c.start);
             let end = to_chars(c.end);
-            findings.push(Finding { kind: c.kind.to_string(), start, end, rule: c.id.to_string(), confidence: c.confidence });
+            findings.push(Finding {
+                kind: c.kind.to_string(),
+                start,
+                end,
+                rule: c.id.to_string(),
+                confidence: c.confidence,
+            });
         }
         redacted.push_str(&text[copied..]);
-        Redaction { text: redacted, findings }
+        Redaction {
+            text: redacted,
+            findings,
+        }
     }
 }
 
@@ -257,7 +321,13 @@ impl Redactor {
 /// 0343 6467 9"): drop whole groups (separated by spaces, dashes or dots) from either end,
 /// fewest first, and return the first sub-span that the rule still matches entirely and
 /// whose checksum holds.
-fn validated_part(rule: &CompiledRule, v: crate::Validator, text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+fn validated_part(
+    rule: &CompiledRule,
+    v: crate::Validator,
+    text: &str,
+    start: usize,
+    end: usize,
+) -> Option<(usize, usize)> {
     if rule.spec.group != 0 {
         return None;
     }
@@ -298,7 +368,14 @@ fn validated_part(rule: &CompiledRule, v: crate::Validator, text: &str, start: u
 }
 
 fn candidate(rule: &CompiledRule, start: usize, end: usize, confidence: f32) -> Candidate<'_> {
-    Candidate { id: &rule.spec.id, kind: &rule.spec.kind, placeholder: rule.placeholder(), start, end, confidence }
+    Candidate {
+        id: &rule.spec.id,
+        kind: &rule.spec.kind,
+        placeholder: rule.placeholder(),
+        start,
+        end,
+        confidence,
+    }
 }
 
 /// Keeps the most confident matches (then the longest, then the earliest) whole; of a match
@@ -324,8 +401,16 @@ fn resolve_overlaps<'r>(text: &str, mut candidates: Vec<Candidate<'r>>) -> Vec<C
             let piece = &text[start..end];
             let trimmed = piece.trim_matches(|ch: char| !ch.is_alphanumeric());
             if trimmed.chars().filter(|ch| ch.is_alphanumeric()).count() >= 2 {
-                let start = start + (piece.len() - piece.trim_start_matches(|ch: char| !ch.is_alphanumeric()).len());
-                kept.push(Candidate { start, end: start + trimmed.len(), ..c });
+                let start = start
+                    + (piece.len()
+                        - piece
+                            .trim_start_matches(|ch: char| !ch.is_alphanumeric())
+                            .len());
+                kept.push(Candidate {
+                    start,
+                    end: start + trimmed.len(),
+                    ..c
+                });
             }
         }
     }
@@ -335,8 +420,11 @@ fn resolve_overlaps<'r>(text: &str, mut candidates: Vec<Candidate<'r>>) -> Vec<C
 
 /// The parts of `start..end` that no kept span covers.
 fn uncovered(kept: &[Candidate<'_>], start: usize, end: usize) -> Vec<(usize, usize)> {
-    let mut covered: Vec<(usize, usize)> =
-        kept.iter().filter(|k| k.start < end && k.end > start).map(|k| (k.start, k.end)).collect();
+    let mut covered: Vec<(usize, usize)> = kept
+        .iter()
+        .filter(|k| k.start < end && k.end > start)
+        .map(|k| (k.start, k.end))
+        .collect();
     covered.sort();
     let mut pieces = Vec::new();
     let mut at = start;
@@ -364,12 +452,24 @@ mod tests {
     fn four_identifiers_in_one_post_are_replaced() {
         let text = "Patient NIR 1 85 05 2A 123 456 33, NHS 943 476 5919, tél +221 77 123 45 67, mail awa.diop@example.sn";
         let r = builtin().redact(text);
-        for secret in ["1 85 05 2A 123 456 33", "943 476 5919", "+221 77 123 45 67", "awa.diop@example.sn"] {
+        for secret in [
+            "1 85 05 2A 123 456 33",
+            "943 476 5919",
+            "+221 77 123 45 67",
+            "awa.diop@example.sn",
+        ] {
             assert!(!r.text.contains(secret), "{secret} survived in {}", r.text);
         }
         let kinds: Vec<&str> = r.findings.iter().map(|f| f.kind.as_str()).collect();
-        assert!(kinds.contains(&"NATIONAL_ID") && kinds.contains(&"PHONE") && kinds.contains(&"EMAIL"), "{kinds:?}");
-        assert!(r.text.contains("[NHS]") && r.text.contains("[PHONE]") && r.text.contains("[EMAIL]"), "{}", r.text);
+        assert!(
+            kinds.contains(&"NATIONAL_ID") && kinds.contains(&"PHONE") && kinds.contains(&"EMAIL"),
+            "{kinds:?}"
+        );
+        assert!(
+            r.text.contains("[NHS]") && r.text.contains("[PHONE]") && r.text.contains("[EMAIL]"),
+            "{}",
+            r.text
+        );
     }
 
     #[test]
@@ -385,8 +485,13 @@ mod tests {
 
     #[test]
     fn mask_mode_keeps_layout() {
-        let r = builtin().with_mode(ReplaceMode::Mask).redact("call 07700 900123 now");
-        assert_eq!(r.text.chars().count(), "call 07700 900123 now".chars().count());
+        let r = builtin()
+            .with_mode(ReplaceMode::Mask)
+            .redact("call 07700 900123 now");
+        assert_eq!(
+            r.text.chars().count(),
+            "call 07700 900123 now".chars().count()
+        );
         assert!(r.text.contains("***** ******"), "{}", r.text);
     }
 
@@ -396,12 +501,28 @@ mod tests {
         let r = builtin().with_mode(ReplaceMode::Pseudonym(key.clone()));
         let a = r.redact("appeler le 06 12 34 56 78 svp").text;
         let b = r.redact("son numéro: 0612345678.").text;
-        let token = a.split('[').nth(1).and_then(|t| t.split(']').next()).unwrap().to_string();
-        assert!(token.starts_with("PHONE-") && token.len() == "PHONE-".len() + 8, "{a}");
+        let token = a
+            .split('[')
+            .nth(1)
+            .and_then(|t| t.split(']').next())
+            .unwrap()
+            .to_string();
+        assert!(
+            token.starts_with("PHONE-") && token.len() == "PHONE-".len() + 8,
+            "{a}"
+        );
         assert!(b.contains(&token), "same number, same token: {a} / {b}");
         assert!(!r.redact("appeler le 06 12 34 56 79").text.contains(&token));
-        let other = builtin().with_mode(ReplaceMode::Pseudonym(PseudonymKey::new(*b"another-key-of-16+bytes").unwrap()));
-        assert!(!other.redact("appeler le 06 12 34 56 78").text.contains(&token), "the token depends on the key");
+        let other = builtin().with_mode(ReplaceMode::Pseudonym(
+            PseudonymKey::new(*b"another-key-of-16+bytes").unwrap(),
+        ));
+        assert!(
+            !other
+                .redact("appeler le 06 12 34 56 78")
+                .text
+                .contains(&token),
+            "the token depends on the key"
+        );
         assert_eq!(format!("{key:?}"), "PseudonymKey(<secret>)");
         assert!(PseudonymKey::new(*b"short").is_err());
     }
@@ -421,7 +542,11 @@ mod tests {
         rules.add_toml("t.toml", toml).unwrap();
         let r = Redactor::new(rules).redact("vu Awa DIOP March 3rd");
         assert_eq!(r.text, "vu [PERSON] [DATE]");
-        let kinds: Vec<(&str, usize, usize)> = r.findings.iter().map(|f| (f.kind.as_str(), f.start, f.end)).collect();
+        let kinds: Vec<(&str, usize, usize)> = r
+            .findings
+            .iter()
+            .map(|f| (f.kind.as_str(), f.start, f.end))
+            .collect();
         assert_eq!(kinds, vec![("PERSON", 3, 11), ("DATE", 12, 21)]);
     }
 

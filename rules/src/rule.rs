@@ -14,7 +14,10 @@ use crate::validators::Validator;
 /// any directory. `--rules DIR` (or [`RuleSet::load_dir`]) replaces them with a user's own.
 pub const BUILTIN_SETS: &[(&str, &str)] = &[
     ("contact.toml", include_str!("../sets/contact.toml")),
-    ("national_ids.toml", include_str!("../sets/national_ids.toml")),
+    (
+        "national_ids.toml",
+        include_str!("../sets/national_ids.toml"),
+    ),
     ("dates.toml", include_str!("../sets/dates.toml")),
     ("names.toml", include_str!("../sets/names.toml")),
     ("places.toml", include_str!("../sets/places.toml")),
@@ -23,13 +26,27 @@ pub const BUILTIN_SETS: &[(&str, &str)] = &[
 #[derive(Debug, Error)]
 pub enum RuleError {
     #[error("cannot read rule file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("rule file {file} is not valid TOML: {source}")]
-    Toml { file: String, source: toml::de::Error },
+    Toml {
+        file: String,
+        source: toml::de::Error,
+    },
     #[error("rule `{id}` in {file}: invalid pattern: {source}")]
-    Pattern { file: String, id: String, source: Box<regex::Error> },
+    Pattern {
+        file: String,
+        id: String,
+        source: Box<regex::Error>,
+    },
     #[error("rule `{id}` in {file}: {message}")]
-    Invalid { file: String, id: String, message: String },
+    Invalid {
+        file: String,
+        id: String,
+        message: String,
+    },
     #[error("duplicate rule id `{0}`")]
     DuplicateId(String),
     #[error("no rule files (*.toml) in {0}")]
@@ -119,7 +136,8 @@ impl CompiledRule {
         }
         let before = text[from..start].rsplit('\n').next().unwrap_or("");
         let after = text[end..to].split('\n').next().unwrap_or("");
-        self.not_after.as_ref().is_some_and(|r| r.is_match(before)) || self.not_before.as_ref().is_some_and(|r| r.is_match(after))
+        self.not_after.as_ref().is_some_and(|r| r.is_match(before))
+            || self.not_before.as_ref().is_some_and(|r| r.is_match(after))
     }
 }
 
@@ -166,7 +184,10 @@ impl RuleSet {
 
     /// Loads every `*.toml` file of a directory, in name order.
     pub fn load_dir(dir: &Path) -> Result<Self, RuleError> {
-        let io = |source| RuleError::Io { path: dir.to_path_buf(), source };
+        let io = |source| RuleError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(io)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -184,19 +205,25 @@ impl RuleSet {
     }
 
     pub fn add_file(&mut self, path: &Path) -> Result<(), RuleError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| RuleError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| RuleError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         self.add_toml(&path.display().to_string(), &text)
     }
 
     pub fn add_toml(&mut self, file: &str, text: &str) -> Result<(), RuleError> {
-        let parsed: RuleFile =
-            toml::from_str(text).map_err(|source| RuleError::Toml { file: file.to_string(), source })?;
+        let parsed: RuleFile = toml::from_str(text).map_err(|source| RuleError::Toml {
+            file: file.to_string(),
+            source,
+        })?;
         for spec in parsed.rules {
             self.push(file, spec)?;
         }
         for spec in parsed.name_lists {
-            if self.name_specs.iter().any(|s| s.id == spec.id) || self.rules.iter().any(|r| r.spec.id == spec.id) {
+            if self.name_specs.iter().any(|s| s.id == spec.id)
+                || self.rules.iter().any(|r| r.spec.id == spec.id)
+            {
                 return Err(RuleError::DuplicateId(spec.id));
             }
             self.name_specs.push(spec);
@@ -224,11 +251,18 @@ impl RuleSet {
     }
 
     fn push(&mut self, file: &str, spec: RuleSpec) -> Result<(), RuleError> {
-        let invalid = |message: String| RuleError::Invalid { file: file.into(), id: spec.id.clone(), message };
+        let invalid = |message: String| RuleError::Invalid {
+            file: file.into(),
+            id: spec.id.clone(),
+            message,
+        };
         if self.rules.iter().any(|r| r.spec.id == spec.id) {
             return Err(RuleError::DuplicateId(spec.id));
         }
-        for c in [Some(spec.confidence), spec.unvalidated_confidence].into_iter().flatten() {
+        for c in [Some(spec.confidence), spec.unvalidated_confidence]
+            .into_iter()
+            .flatten()
+        {
             if !(0.0..=1.0).contains(&c) {
                 return Err(invalid(format!("confidence {c} is outside 0..1")));
             }
@@ -244,28 +278,45 @@ impl RuleSet {
             source: Box::new(source),
         })?;
         if spec.group >= regex.captures_len() {
-            return Err(invalid(format!("group {} does not exist in the pattern", spec.group)));
+            return Err(invalid(format!(
+                "group {} does not exist in the pattern",
+                spec.group
+            )));
         }
         let regex_any_digits = Regex::new(&spec.pattern).map_err(|source| RuleError::Pattern {
             file: file.into(),
             id: spec.id.clone(),
             source: Box::new(source),
         })?;
-        let anchored = Regex::new(&format!("^(?:{})$", spec.pattern)).map_err(|source| RuleError::Pattern {
-            file: file.into(),
-            id: spec.id.clone(),
-            source: Box::new(source),
+        let anchored = Regex::new(&format!("^(?:{})$", spec.pattern)).map_err(|source| {
+            RuleError::Pattern {
+                file: file.into(),
+                id: spec.id.clone(),
+                source: Box::new(source),
+            }
         })?;
         let context = |pattern: &Option<String>| {
             pattern
                 .as_deref()
                 .map(|p| {
-                    Regex::new(p).map_err(|source| RuleError::Pattern { file: file.into(), id: spec.id.clone(), source: Box::new(source) })
+                    Regex::new(p).map_err(|source| RuleError::Pattern {
+                        file: file.into(),
+                        id: spec.id.clone(),
+                        source: Box::new(source),
+                    })
                 })
                 .transpose()
         };
         let (not_after, not_before) = (context(&spec.not_after)?, context(&spec.not_before)?);
-        self.rules.push(CompiledRule { spec, regex, regex_any_digits, anchored, not_after, not_before, file: file.to_string() });
+        self.rules.push(CompiledRule {
+            spec,
+            regex,
+            regex_any_digits,
+            anchored,
+            not_after,
+            not_before,
+            file: file.to_string(),
+        });
         Ok(())
     }
 
@@ -285,8 +336,24 @@ impl RuleSet {
     /// Every entry (rule or name list) as a set of its own, with its id: to run or time
     /// one entry alone.
     pub fn single_entries(&self) -> Vec<(String, RuleSet)> {
-        let lists = self.name_finders.iter().map(|f| (f.spec.id.clone(), RuleSet { name_finders: vec![f.clone()], ..Default::default() }));
-        let rules = self.rules.iter().map(|r| (r.spec.id.clone(), RuleSet { rules: vec![r.clone()], ..Default::default() }));
+        let lists = self.name_finders.iter().map(|f| {
+            (
+                f.spec.id.clone(),
+                RuleSet {
+                    name_finders: vec![f.clone()],
+                    ..Default::default()
+                },
+            )
+        });
+        let rules = self.rules.iter().map(|r| {
+            (
+                r.spec.id.clone(),
+                RuleSet {
+                    rules: vec![r.clone()],
+                    ..Default::default()
+                },
+            )
+        });
         lists.chain(rules).collect()
     }
 
@@ -295,30 +362,72 @@ impl RuleSet {
     pub fn check_examples(&self) -> Vec<ExampleFailure> {
         let mut failures = Vec::new();
         for finder in &self.name_finders {
-            let single = RuleSet { name_finders: vec![finder.clone()], ..Default::default() };
+            let single = RuleSet {
+                name_finders: vec![finder.clone()],
+                ..Default::default()
+            };
             // Examples are written in the languages the entry serves first.
-            let lang = finder.spec.upper_single_languages.first().map(String::as_str);
+            let lang = finder
+                .spec
+                .upper_single_languages
+                .first()
+                .map(String::as_str);
             let spec = &finder.spec;
-            failures.extend(run_examples(single, &spec.id, &spec.matches, &spec.no_match, lang));
+            failures.extend(run_examples(
+                single,
+                &spec.id,
+                &spec.matches,
+                &spec.no_match,
+                lang,
+            ));
         }
         for rule in &self.rules {
-            let single = RuleSet { rules: vec![rule.clone()], ..Default::default() };
+            let single = RuleSet {
+                rules: vec![rule.clone()],
+                ..Default::default()
+            };
             let spec = &rule.spec;
-            failures.extend(run_examples(single, &spec.id, &spec.matches, &spec.no_match, None));
+            failures.extend(run_examples(
+                single,
+                &spec.id,
+                &spec.matches,
+                &spec.no_match,
+                None,
+            ));
         }
         failures
     }
 }
 
 /// Runs one entry's examples through a set holding that entry alone.
-fn run_examples(single: RuleSet, id: &str, matches: &[String], no_match: &[String], lang: Option<&str>) -> Vec<ExampleFailure> {
+fn run_examples(
+    single: RuleSet,
+    id: &str,
+    matches: &[String],
+    no_match: &[String],
+    lang: Option<&str>,
+) -> Vec<ExampleFailure> {
     // Both with the fast paths and with the patterns as written, so that a faulty rewrite
     // of a pattern shows up on its own examples.
-    let redactors = [crate::Redactor::new(single.clone()), crate::Redactor::new(single).without_fast_paths()];
-    let cases = matches.iter().map(|e| (e, true)).chain(no_match.iter().map(|e| (e, false)));
+    let redactors = [
+        crate::Redactor::new(single.clone()),
+        crate::Redactor::new(single).without_fast_paths(),
+    ];
+    let cases = matches
+        .iter()
+        .map(|e| (e, true))
+        .chain(no_match.iter().map(|e| (e, false)));
     cases
-        .filter(|(example, expected_match)| redactors.iter().any(|r| r.redact_in(example, lang).findings.is_empty() == *expected_match))
-        .map(|(example, expected_match)| ExampleFailure { rule: id.to_string(), example: example.clone(), expected_match })
+        .filter(|(example, expected_match)| {
+            redactors
+                .iter()
+                .any(|r| r.redact_in(example, lang).findings.is_empty() == *expected_match)
+        })
+        .map(|(example, expected_match)| ExampleFailure {
+            rule: id.to_string(),
+            example: example.clone(),
+            expected_match,
+        })
         .collect()
 }
 
@@ -338,7 +447,10 @@ mod tests {
             );
         }
         let failures = set.check_examples();
-        assert!(failures.is_empty(), "rule examples misbehave: {failures:#?}");
+        assert!(
+            failures.is_empty(),
+            "rule examples misbehave: {failures:#?}"
+        );
     }
 
     #[test]
@@ -354,20 +466,47 @@ mod tests {
     #[test]
     fn bad_rule_files_give_clear_errors() {
         let mut set = RuleSet::default();
-        let err = set.add_toml("x.toml", "[[rule]]\nid='a'\nkind='A'\npattern='('\nconfidence=0.5\n").unwrap_err();
-        assert!(err.to_string().contains("rule `a` in x.toml: invalid pattern"), "{err}");
-        let err = set.add_toml("x.toml", "[[rule]]\nid='a'\nkind='A'\npattern='a'\nconfidence=2.0\n").unwrap_err();
+        let err = set
+            .add_toml(
+                "x.toml",
+                "[[rule]]\nid='a'\nkind='A'\npattern='('\nconfidence=0.5\n",
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("rule `a` in x.toml: invalid pattern"),
+            "{err}"
+        );
+        let err = set
+            .add_toml(
+                "x.toml",
+                "[[rule]]\nid='a'\nkind='A'\npattern='a'\nconfidence=2.0\n",
+            )
+            .unwrap_err();
         assert!(err.to_string().contains("outside 0..1"), "{err}");
-        let err = set.add_toml("x.toml", "[[rule]]\nid='a'\nkind='A'\npattern='a'\nconfidence=0.5\ngroup=1\n").unwrap_err();
+        let err = set
+            .add_toml(
+                "x.toml",
+                "[[rule]]\nid='a'\nkind='A'\npattern='a'\nconfidence=0.5\ngroup=1\n",
+            )
+            .unwrap_err();
         assert!(err.to_string().contains("group 1"), "{err}");
-        let err = set.add_toml("x.toml", "[[rule]]\nid='a'\nkind='A'\npatern='a'\nconfidence=0.5\n").unwrap_err();
+        let err = set
+            .add_toml(
+                "x.toml",
+                "[[rule]]\nid='a'\nkind='A'\npatern='a'\nconfidence=0.5\n",
+            )
+            .unwrap_err();
         assert!(matches!(err, RuleError::Toml { .. }), "{err}");
     }
 
     #[test]
     fn load_dir_reads_user_rule_files() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(RuleSet::load_dir(dir.path()), Err(RuleError::Empty(_))));
+        assert!(matches!(
+            RuleSet::load_dir(dir.path()),
+            Err(RuleError::Empty(_))
+        ));
         std::fs::write(
             dir.path().join("mine.toml"),
             "[[rule]]\nid='ward'\nkind='LOCATION'\npattern='ward [0-9]+'\nconfidence=0.9\nmatch=['in ward 12']\n",

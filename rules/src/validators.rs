@@ -41,7 +41,10 @@ impl Validator {
 }
 
 fn alnum_upper(s: &str) -> Vec<char> {
-    s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 fn digits(s: &str) -> Vec<u32> {
@@ -78,7 +81,11 @@ pub fn nir_is_valid(s: &str) -> bool {
             },
         }
     }
-    let Some(key) = key.iter().map(|c| c.to_digit(10)).collect::<Option<Vec<_>>>() else {
+    let Some(key) = key
+        .iter()
+        .map(|c| c.to_digit(10))
+        .collect::<Option<Vec<_>>>()
+    else {
         return false;
     };
     let key = key[0] * 10 + key[1];
@@ -108,14 +115,27 @@ pub fn luhn_is_valid(s: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &x)| if i % 2 == 1 { let y = x * 2; if y > 9 { y - 9 } else { y } } else { x })
+        .map(|(i, &x)| {
+            if i % 2 == 1 {
+                let y = x * 2;
+                if y > 9 {
+                    y - 9
+                } else {
+                    y
+                }
+            } else {
+                x
+            }
+        })
         .sum();
     sum.is_multiple_of(10)
 }
 
 /// "3/10", "5 / 5": a score out of 10 or out of 5.
 pub fn is_rating(s: &str) -> bool {
-    let Some((a, b)) = s.split_once('/') else { return false };
+    let Some((a, b)) = s.split_once('/') else {
+        return false;
+    };
     match (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
         (Ok(a), Ok(10)) => a <= 10,
         (Ok(a), Ok(5)) => a <= 5,
@@ -191,7 +211,16 @@ mod tests {
     #[test]
     fn nir_accepts_spaces_and_corsica() {
         let good = with_nir_key("2850575123456");
-        let spaced = format!("{} {} {} {} {} {} {}", &good[0..1], &good[1..3], &good[3..5], &good[5..7], &good[7..10], &good[10..13], &good[13..]);
+        let spaced = format!(
+            "{} {} {} {} {} {} {}",
+            &good[0..1],
+            &good[1..3],
+            &good[3..5],
+            &good[5..7],
+            &good[7..10],
+            &good[10..13],
+            &good[13..]
+        );
         assert!(nir_is_valid(&spaced));
         let corsica = with_nir_key("18505"); // body too short on purpose
         assert!(!nir_is_valid(&corsica));

@@ -53,7 +53,10 @@ fn safe_boundaries(pattern: &str, node: &Ast, out: &mut Vec<ast::Span>) {
                 }
             }
         }
-        Ast::Alternation(alt) => alt.asts.iter().for_each(|a| safe_boundaries(pattern, a, out)),
+        Ast::Alternation(alt) => alt
+            .asts
+            .iter()
+            .for_each(|a| safe_boundaries(pattern, a, out)),
         Ast::Group(group) => safe_boundaries(pattern, &group.ast, out),
         Ast::Repetition(rep) => safe_boundaries(pattern, &rep.ast, out),
         // A boundary alone (a whole alternative, a group of its own) has no neighbour here.
@@ -65,12 +68,17 @@ fn safe_boundaries(pattern: &str, node: &Ast, out: &mut Vec<ast::Span>) {
 /// it is, an ASCII word character? Each piece is translated on its own; flags set earlier
 /// in the pattern are then lost, which only makes the answer more cautious (a class
 /// becomes its Unicode form).
-fn side_is_ascii_word<'a>(pattern: &str, pieces: impl Iterator<Item = &'a Ast>, start: bool) -> bool {
+fn side_is_ascii_word<'a>(
+    pattern: &str,
+    pieces: impl Iterator<Item = &'a Ast>,
+    start: bool,
+) -> bool {
     for piece in pieces {
         if matches!(piece, Ast::Flags(_)) {
             continue;
         }
-        let Ok(hir) = regex_syntax::hir::translate::Translator::new().translate(pattern, piece) else {
+        let Ok(hir) = regex_syntax::hir::translate::Translator::new().translate(pattern, piece)
+        else {
             return false;
         };
         let e = edge(&hir, start);
@@ -99,7 +107,9 @@ pub fn fits_rewritten(text: &str) -> bool {
             at += 1;
             continue;
         }
-        let Some(c) = text[at..].chars().next() else { break };
+        let Some(c) = text[at..].chars().next() else {
+            break;
+        };
         // Below U+0660 (Latin, Greek, Cyrillic, Hebrew: most non-ASCII text here) the only
         // numeric characters are these, and Unicode's numeric table is slow to consult.
         // Emoji (U+1F110 to U+1FBEF) hold none either.
@@ -135,34 +145,52 @@ struct Edge {
     can_be_empty: bool,
 }
 
-
 fn edge(hir: &Hir, start: bool) -> Edge {
-    let solid = |ascii| Edge { ascii, can_be_empty: false };
+    let solid = |ascii| Edge {
+        ascii,
+        can_be_empty: false,
+    };
     match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => Edge { ascii: true, can_be_empty: true },
+        HirKind::Empty | HirKind::Look(_) => Edge {
+            ascii: true,
+            can_be_empty: true,
+        },
         HirKind::Literal(lit) => {
             let byte = if start { lit.0.first() } else { lit.0.last() };
             solid(byte.is_some_and(|&b| ascii_word(char::from(b))))
         }
-        HirKind::Class(Class::Unicode(class)) => solid(
-            class.ranges().iter().all(|r| (r.start()..=r.end()).all(|c| ascii_word(c) || case_fold_extra(c) || c.is_numeric())),
+        HirKind::Class(Class::Unicode(class)) => solid(class.ranges().iter().all(|r| {
+            (r.start()..=r.end()).all(|c| ascii_word(c) || case_fold_extra(c) || c.is_numeric())
+        })),
+        HirKind::Class(Class::Bytes(class)) => solid(
+            class
+                .ranges()
+                .iter()
+                .all(|r| (r.start()..=r.end()).all(|b| ascii_word(char::from(b)))),
         ),
-        HirKind::Class(Class::Bytes(class)) => {
-            solid(class.ranges().iter().all(|r| (r.start()..=r.end()).all(|b| ascii_word(char::from(b)))))
-        }
         HirKind::Capture(cap) => edge(&cap.sub, start),
         HirKind::Repetition(rep) => {
             let sub = edge(&rep.sub, start);
-            Edge { ascii: sub.ascii, can_be_empty: rep.min == 0 || sub.can_be_empty }
+            Edge {
+                ascii: sub.ascii,
+                can_be_empty: rep.min == 0 || sub.can_be_empty,
+            }
         }
         HirKind::Alternation(subs) => {
             let edges: Vec<Edge> = subs.iter().map(|s| edge(s, start)).collect();
-            Edge { ascii: edges.iter().all(|e| e.ascii), can_be_empty: edges.iter().any(|e| e.can_be_empty) }
+            Edge {
+                ascii: edges.iter().all(|e| e.ascii),
+                can_be_empty: edges.iter().any(|e| e.can_be_empty),
+            }
         }
         HirKind::Concat(subs) => {
             let mut ascii = true;
             let mut can_be_empty = true;
-            let ordered: Box<dyn Iterator<Item = &Hir>> = if start { Box::new(subs.iter()) } else { Box::new(subs.iter().rev()) };
+            let ordered: Box<dyn Iterator<Item = &Hir>> = if start {
+                Box::new(subs.iter())
+            } else {
+                Box::new(subs.iter().rev())
+            };
             for piece in ordered {
                 let e = edge(piece, start);
                 ascii &= e.ascii;
@@ -171,7 +199,10 @@ fn edge(hir: &Hir, start: bool) -> Edge {
                     break;
                 }
             }
-            Edge { ascii, can_be_empty }
+            Edge {
+                ascii,
+                can_be_empty,
+            }
         }
     }
 }
@@ -203,7 +234,10 @@ mod tests {
 
     #[test]
     fn boundaries_beside_accents_or_unicode_digits_stay_unicode() {
-        assert!(rewrite(r"\b\d{10}\b").contains(r"(?-u:\b)"), "\\d is ASCII on texts with ASCII digits");
+        assert!(
+            rewrite(r"\b\d{10}\b").contains(r"(?-u:\b)"),
+            "\\d is ASCII on texts with ASCII digits"
+        );
         // The first boundary has an ASCII letter beside it; the last one only an accent.
         let rewritten = rewrite(r"\bné\b");
         assert_eq!(rewritten.matches(r"(?-u:\b)").count(), 1, "{rewritten}");
@@ -217,18 +251,31 @@ mod tests {
     fn everything_but_the_boundaries_is_kept_as_written() {
         // A negated class printed back from its parsed form did not parse to the same
         // class; the rewrite now only touches the `\b` themselves.
-        let pattern = r"(?i)(?:num[ée]ro\s+d['’]assur[ée]e?)[^\d\n]{0,40}?\b([1278](?:[ \u00a0]?\d){12})\b";
+        let pattern =
+            r"(?i)(?:num[ée]ro\s+d['’]assur[ée]e?)[^\d\n]{0,40}?\b([1278](?:[ \u00a0]?\d){12})\b";
         let rewritten = rewrite(pattern);
-        assert_eq!(rewritten, pattern.replace(r"?\b(", r"?(?-u:\b)(").replace(r"})\b", r"})(?-u:\b)"));
+        assert_eq!(
+            rewritten,
+            pattern
+                .replace(r"?\b(", r"?(?-u:\b)(")
+                .replace(r"})\b", r"})(?-u:\b)")
+        );
         let re = Regex::new(&rewritten).unwrap();
-        assert_eq!(&re.captures("Son numéro d'assuré est 1980612385213, et").unwrap()[1], "1980612385213");
+        assert_eq!(
+            &re.captures("Son numéro d'assuré est 1980612385213, et")
+                .unwrap()[1],
+            "1980612385213"
+        );
     }
 
     #[test]
     fn rewritten_patterns_keep_their_groups() {
         let pattern = r"\b(?i:wife|husband)[ \t]+(\p{Lu}\p{Ll}+)";
         let re = Regex::new(&rewrite(pattern)).unwrap();
-        assert_eq!(re.captures_len(), Regex::new(pattern).unwrap().captures_len());
+        assert_eq!(
+            re.captures_len(),
+            Regex::new(pattern).unwrap().captures_len()
+        );
         assert_eq!(&re.captures("his WIFE Hélène called").unwrap()[1], "Hélène");
     }
 }

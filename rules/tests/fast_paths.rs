@@ -9,7 +9,8 @@ use vigie_rules::Redactor;
 
 fn texts(file: &str) -> Vec<(String, Option<String>)> {
     let path = shared().join("datasets").join(file);
-    let content = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let content =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     content
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -35,8 +36,14 @@ fn fast_paths_change_nothing_on_the_shared_datasets() {
     for file in files {
         for (text, lang) in texts(file) {
             for lang in [lang.as_deref(), None] {
-                let (a, b) = (fast.redact_in(&text, lang), reference.redact_in(&text, lang));
-                assert_eq!(a, b, "{file}: fast and reference redactions differ on {text:?}");
+                let (a, b) = (
+                    fast.redact_in(&text, lang),
+                    reference.redact_in(&text, lang),
+                );
+                assert_eq!(
+                    a, b,
+                    "{file}: fast and reference redactions differ on {text:?}"
+                );
                 compared += 1;
             }
         }
@@ -46,10 +53,46 @@ fn fast_paths_change_nothing_on_the_shared_datasets() {
 
 /// Pieces chosen to put accents, other scripts' digits and keywords next to each other.
 const POOL: &[&str] = &[
-    "é", "É", "ß", "ж", "٣", "٠٦", "１２", "7", "06 12 34 56 78", "+221 77 123 45 67", " ", " ", "\n", ".", "/", "-",
-    "Dr ", "Mme ", "épouse ", "wife ", "née ", "le 12 mars 2021", "March 3rd", "rue ", "12 rue de la Paix", "IPP ",
-    "123456789", "Awa ", "DIOP ", "Hôpital ", "Saint-Louis ", "habite à ", "Dakar", "NHS ", "943 476 5919", "NIR ",
-    "1 85 05 75 123 456 73", "ﬁ", "K", "ſ",
+    "é",
+    "É",
+    "ß",
+    "ж",
+    "٣",
+    "٠٦",
+    "１２",
+    "7",
+    "06 12 34 56 78",
+    "+221 77 123 45 67",
+    " ",
+    " ",
+    "\n",
+    ".",
+    "/",
+    "-",
+    "Dr ",
+    "Mme ",
+    "épouse ",
+    "wife ",
+    "née ",
+    "le 12 mars 2021",
+    "March 3rd",
+    "rue ",
+    "12 rue de la Paix",
+    "IPP ",
+    "123456789",
+    "Awa ",
+    "DIOP ",
+    "Hôpital ",
+    "Saint-Louis ",
+    "habite à ",
+    "Dakar",
+    "NHS ",
+    "943 476 5919",
+    "NIR ",
+    "1 85 05 75 123 456 73",
+    "ﬁ",
+    "K",
+    "ſ",
 ];
 
 const SEPARATORS: &[&str] = &[" ", "\n", ", ", ". ", " / ", " - ", "\t"];
@@ -69,7 +112,11 @@ fn fast_paths_agree_with_the_reference_on_random_texts() {
             text.push_str(SEPARATORS[rng.below(SEPARATORS.len())]);
         }
         for lang in [Some("fr"), Some("en"), None] {
-            assert_eq!(fast.redact_in(&text, lang), reference.redact_in(&text, lang), "on {text:?}");
+            assert_eq!(
+                fast.redact_in(&text, lang),
+                reference.redact_in(&text, lang),
+                "on {text:?}"
+            );
         }
     }
 }

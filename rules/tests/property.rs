@@ -8,9 +8,54 @@ mod common;
 use common::{redactor, Rng};
 
 const POOL: &[&str] = &[
-    "a", "e", "Z", "é", "ç", "Œ", "ß", "ж", "Щ", "中", "文", "ع", "ह", "🙂", "👍🏽", "\u{301}", "\u{200b}", "0", "1", "7",
-    "9", "/", ".", "-", "+", "@", "(", ")", "|", "'", "’", " ", " ", " ", "\n", "\t", "\u{a0}", "Dr ", "Mme ", "né le ",
-    "rue ", "IPP ", "NHS ", "+33 ", "75013 ", "Hôpital ", "MARTIN ", "Awa ",
+    "a",
+    "e",
+    "Z",
+    "é",
+    "ç",
+    "Œ",
+    "ß",
+    "ж",
+    "Щ",
+    "中",
+    "文",
+    "ع",
+    "ह",
+    "🙂",
+    "👍🏽",
+    "\u{301}",
+    "\u{200b}",
+    "0",
+    "1",
+    "7",
+    "9",
+    "/",
+    ".",
+    "-",
+    "+",
+    "@",
+    "(",
+    ")",
+    "|",
+    "'",
+    "’",
+    " ",
+    " ",
+    " ",
+    "\n",
+    "\t",
+    "\u{a0}",
+    "Dr ",
+    "Mme ",
+    "né le ",
+    "rue ",
+    "IPP ",
+    "NHS ",
+    "+33 ",
+    "75013 ",
+    "Hôpital ",
+    "MARTIN ",
+    "Awa ",
 ];
 
 /// Identifiers that must never come out intact when they stand between spaces.
@@ -26,15 +71,24 @@ const PLANTED: &[&str] = &[
 ];
 
 fn random_text(rng: &mut Rng, max_pieces: usize) -> String {
-    (0..rng.below(max_pieces)).map(|_| POOL[rng.below(POOL.len())]).collect()
+    (0..rng.below(max_pieces))
+        .map(|_| POOL[rng.below(POOL.len())])
+        .collect()
 }
 
 fn check_spans(text: &str, r: &vigie_rules::Redaction) {
     let n = text.chars().count();
     let mut last_end = 0;
     for f in &r.findings {
-        assert!(f.start < f.end && f.end <= n, "span {f:?} outside a text of {n} chars: {text:?}");
-        assert!(f.start >= last_end, "overlapping or unordered spans in {:?}", r.findings);
+        assert!(
+            f.start < f.end && f.end <= n,
+            "span {f:?} outside a text of {n} chars: {text:?}"
+        );
+        assert!(
+            f.start >= last_end,
+            "overlapping or unordered spans in {:?}",
+            r.findings
+        );
         last_end = f.end;
     }
 }
@@ -58,9 +112,18 @@ fn planted_identifiers_never_survive() {
     let mut rng = Rng(0x0dd_ba11_cafe_f00d);
     for _ in 0..2000 {
         let secret = PLANTED[rng.below(PLANTED.len())];
-        let text = format!("{} {secret} {}", random_text(&mut rng, 25), random_text(&mut rng, 25));
+        let text = format!(
+            "{} {secret} {}",
+            random_text(&mut rng, 25),
+            random_text(&mut rng, 25)
+        );
         let r = redactor.redact_in(&text, [None, Some("fr"), Some("en")][rng.below(3)]);
         check_spans(&text, &r);
-        assert!(!r.text.contains(secret), "{secret:?} survived in {:?} -> {:?}", text, r.text);
+        assert!(
+            !r.text.contains(secret),
+            "{secret:?} survived in {:?} -> {:?}",
+            text,
+            r.text
+        );
     }
 }

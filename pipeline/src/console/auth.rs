@@ -30,7 +30,12 @@ impl Role {
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        match s.trim().to_ascii_lowercase().replace(['-', '_', ' '], "").as_str() {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['-', '_', ' '], "")
+            .as_str()
+        {
             "moderator" => Some(Role::Moderator),
             "staff" | "programmestaff" | "programstaff" => Some(Role::Staff),
             "admin" => Some(Role::Admin),
@@ -75,7 +80,9 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 
 pub fn verify_password(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(hash) => Argon2::default().verify_password(password.as_bytes(), &hash).is_ok(),
+        Ok(hash) => Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -107,7 +114,11 @@ pub fn token_digest(token: &str) -> String {
 
 /// Compares secrets without stopping at the first difference.
 pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -130,7 +141,10 @@ mod tests {
 
     #[test]
     fn short_passwords_are_refused() {
-        assert!(matches!(hash_password("short"), Err(AuthError::WeakPassword)));
+        assert!(matches!(
+            hash_password("short"),
+            Err(AuthError::WeakPassword)
+        ));
     }
 
     #[test]

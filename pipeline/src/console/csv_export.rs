@@ -9,7 +9,18 @@ use super::tracker::RumourView;
 
 pub fn queue(items: &[Item]) -> Result<String, csv::Error> {
     write(
-        &["id", "queue", "lang", "priority", "risk_score", "channel", "country", "seen_at", "locked_by", "redacted_text"],
+        &[
+            "id",
+            "queue",
+            "lang",
+            "priority",
+            "risk_score",
+            "channel",
+            "country",
+            "seen_at",
+            "locked_by",
+            "redacted_text",
+        ],
         items.iter().map(|i| {
             vec![
                 i.id.clone(),
@@ -28,9 +39,26 @@ pub fn queue(items: &[Item]) -> Result<String, csv::Error> {
 }
 
 pub fn rumours(rumours: &[RumourView]) -> Result<String, csv::Error> {
-    let join = |m: &std::collections::BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(" ");
+    let join = |m: &std::collections::BTreeMap<String, usize>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     write(
-        &["id", "title", "status", "claim_id", "posts", "confirmed", "languages", "countries", "channels", "first_seen", "last_seen"],
+        &[
+            "id",
+            "title",
+            "status",
+            "claim_id",
+            "posts",
+            "confirmed",
+            "languages",
+            "countries",
+            "channels",
+            "first_seen",
+            "last_seen",
+        ],
         rumours.iter().map(|r| {
             vec![
                 r.id.to_string(),
@@ -49,10 +77,13 @@ pub fn rumours(rumours: &[RumourView]) -> Result<String, csv::Error> {
     )
 }
 
-pub fn volume(days: &std::collections::BTreeMap<NaiveDate, (usize, usize)>) -> Result<String, csv::Error> {
+pub fn volume(
+    days: &std::collections::BTreeMap<NaiveDate, (usize, usize)>,
+) -> Result<String, csv::Error> {
     write(
         &["day", "misinformation", "privacy_only"],
-        days.iter().map(|(d, (m, p))| vec![d.to_string(), m.to_string(), p.to_string()]),
+        days.iter()
+            .map(|(d, (m, p))| vec![d.to_string(), m.to_string(), p.to_string()]),
     )
 }
 
@@ -60,7 +91,15 @@ pub fn audit(entries: &[AuditEntry]) -> Result<String, csv::Error> {
     write(
         &["id", "at", "actor", "action", "target", "reason", "detail"],
         entries.iter().map(|e| {
-            vec![e.id.to_string(), e.at.clone(), e.actor.clone(), e.action.clone(), e.target.clone(), e.reason.clone(), e.detail.clone()]
+            vec![
+                e.id.to_string(),
+                e.at.clone(),
+                e.actor.clone(),
+                e.action.clone(),
+                e.target.clone(),
+                e.reason.clone(),
+                e.detail.clone(),
+            ]
         }),
     )
 }
@@ -87,7 +126,15 @@ fn defuse(cell: &str) -> String {
 mod tests {
     #[test]
     fn formula_cells_are_defused_and_quotes_escaped() {
-        let out = super::write(&["a", "b"], vec![vec!["=HYPERLINK(\"x\")".to_string(), "plain, text".to_string()]].into_iter()).unwrap();
+        let out = super::write(
+            &["a", "b"],
+            vec![vec![
+                "=HYPERLINK(\"x\")".to_string(),
+                "plain, text".to_string(),
+            ]]
+            .into_iter(),
+        )
+        .unwrap();
         assert_eq!(out, "a,b\n\"'=HYPERLINK(\"\"x\"\")\",\"plain, text\"\n");
     }
 }

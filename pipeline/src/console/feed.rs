@@ -34,7 +34,12 @@ pub struct FileFollower {
 
 impl FileFollower {
     pub fn new(path: &Path) -> Self {
-        FileFollower { path: path.to_path_buf(), offset: 0, line: 0, pending: None }
+        FileFollower {
+            path: path.to_path_buf(),
+            offset: 0,
+            line: 0,
+            pending: None,
+        }
     }
 
     /// The records of the last poll are stored: the next poll starts after them. Without
@@ -63,7 +68,11 @@ impl FileFollower {
         file.seek(SeekFrom::Start(self.offset))?;
         let mut buf = Vec::new();
         file.take(len - self.offset).read_to_end(&mut buf)?;
-        let complete = buf.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+        let complete = buf
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(0);
         let mut line = self.line;
         let mut records = Vec::new();
         for raw in buf[..complete].split(|b| *b == b'\n') {
@@ -78,7 +87,9 @@ impl FileFollower {
                 Ok(r) => records.push(r),
                 // Neither the line nor serde's message (which can quote it) is logged: it
                 // is not known to be redacted.
-                Err(e) => tracing::warn!(file = %self.path.display(), line, kind = ?e.classify(), column = e.column(), "skipping a line that is not a moderation record"),
+                Err(e) => {
+                    tracing::warn!(file = %self.path.display(), line, kind = ?e.classify(), column = e.column(), "skipping a line that is not a moderation record")
+                }
             }
         }
         self.pending = Some((self.offset + complete as u64, line));
@@ -87,7 +98,12 @@ impl FileFollower {
 }
 
 /// Polls `path` every `every` and imports what it finds, until the task is dropped.
-pub async fn follow(store: Arc<Store>, embedder: Arc<dyn Embedder>, path: PathBuf, every: Duration) {
+pub async fn follow(
+    store: Arc<Store>,
+    embedder: Arc<dyn Embedder>,
+    path: PathBuf,
+    every: Duration,
+) {
     let mut follower = FileFollower::new(&path);
     let mut tick = tokio::time::interval(every);
     loop {
@@ -100,7 +116,10 @@ pub async fn follow(store: Arc<Store>, embedder: Arc<dyn Embedder>, path: PathBu
                 if records.is_empty() {
                     Ok(None)
                 } else {
-                    store.import(&records, embedder.as_ref(), "feed", Utc::now()).map(Some).map_err(|e| e.to_string())
+                    store
+                        .import(&records, embedder.as_ref(), "feed", Utc::now())
+                        .map(Some)
+                        .map_err(|e| e.to_string())
                 }
             });
             // Only stored records move the follower on; after an error they are read again.
@@ -119,9 +138,15 @@ pub async fn follow(store: Arc<Store>, embedder: Arc<dyn Embedder>, path: PathBu
         };
         follower = back;
         match result {
-            Ok(Some(report)) => tracing::info!(new = report.new, duplicates = report.duplicates, "moderation records imported"),
+            Ok(Some(report)) => tracing::info!(
+                new = report.new,
+                duplicates = report.duplicates,
+                "moderation records imported"
+            ),
             Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, file = %path.display(), "cannot import moderation records"),
+            Err(e) => {
+                tracing::error!(error = %e, file = %path.display(), "cannot import moderation records")
+            }
         }
     }
 }
@@ -142,7 +167,8 @@ pub async fn consume_kafka(
     tokio::pin!(shutdown);
     loop {
         let mut batch = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.batch_wait_ms.max(50));
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(cfg.batch_wait_ms.max(50));
         while batch.len() < 256 {
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
@@ -172,13 +198,25 @@ pub async fn consume_kafka(
         let mut backoff = Duration::from_millis(500);
         while !batch.is_empty() {
             let (store, embedder, records) = (store.clone(), embedder.clone(), batch.clone());
-            match tokio::task::spawn_blocking(move || store.import(&records, embedder.as_ref(), "kafka", Utc::now())).await {
+            match tokio::task::spawn_blocking(move || {
+                store.import(&records, embedder.as_ref(), "kafka", Utc::now())
+            })
+            .await
+            {
                 Ok(Ok(report)) => {
-                    tracing::info!(new = report.new, duplicates = report.duplicates, "moderation records imported");
+                    tracing::info!(
+                        new = report.new,
+                        duplicates = report.duplicates,
+                        "moderation records imported"
+                    );
                     break;
                 }
-                Ok(Err(e)) => tracing::error!(error = %e, retry_in = ?backoff, "cannot store moderation records"),
-                Err(e) => tracing::error!(error = %e, retry_in = ?backoff, "the import task failed"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, retry_in = ?backoff, "cannot store moderation records")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?backoff, "the import task failed")
+                }
             }
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
@@ -188,8 +226,11 @@ pub async fn consume_kafka(
         }
         // Commits what has been stored (or skipped as unreadable); nothing when idle.
         match consumer.commit_consumer_state(CommitMode::Async) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(error = %e, "offset commit failed; records may be delivered again"),
+            Ok(())
+            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "offset commit failed; records may be delivered again")
+            }
         }
     }
 }
@@ -203,7 +244,12 @@ pub struct DecisionPublisher {
 
 impl DecisionPublisher {
     pub fn with_file(mut self, path: &Path) -> std::io::Result<Self> {
-        self.file = Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?));
+        self.file = Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ));
         Ok(self)
     }
 
@@ -226,7 +272,8 @@ impl DecisionPublisher {
             }
         }
         if let Some((producer, topic)) = &self.kafka {
-            let delivery = producer.send_result(FutureRecord::to(topic).key(&record.item_id).payload(&line));
+            let delivery =
+                producer.send_result(FutureRecord::to(topic).key(&record.item_id).payload(&line));
             let item = record.item_id.clone();
             match delivery {
                 Ok(delivery) => {
@@ -238,7 +285,9 @@ impl DecisionPublisher {
                         });
                     }
                 }
-                Err((e, _)) => tracing::error!(error = %e, item = %item, "cannot queue a decision for Kafka"),
+                Err((e, _)) => {
+                    tracing::error!(error = %e, item = %item, "cannot queue a decision for Kafka")
+                }
             }
         }
     }
@@ -270,13 +319,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("moderation.jsonl");
         let mut f = FileFollower::new(&path);
-        assert!(f.poll().unwrap().is_empty(), "a missing file is not an error");
+        assert!(
+            f.poll().unwrap().is_empty(),
+            "a missing file is not an error"
+        );
         let mut file = std::fs::File::create(&path).unwrap();
-        write!(file, "{}\nnot json\n{}", record_line("a"), &record_line("b")[..20]).unwrap();
+        write!(
+            file,
+            "{}\nnot json\n{}",
+            record_line("a"),
+            &record_line("b")[..20]
+        )
+        .unwrap();
         file.flush().unwrap();
         let got: Vec<String> = f.poll().unwrap().into_iter().map(|r| r.id).collect();
-        assert_eq!(got, ["a"], "the bad line is skipped, the half-written one waits");
-        assert_eq!(f.poll().unwrap().len(), 1, "uncommitted records are read again");
+        assert_eq!(
+            got,
+            ["a"],
+            "the bad line is skipped, the half-written one waits"
+        );
+        assert_eq!(
+            f.poll().unwrap().len(),
+            1,
+            "uncommitted records are read again"
+        );
         f.commit();
         writeln!(file, "{}", &record_line("b")[20..]).unwrap();
         file.flush().unwrap();

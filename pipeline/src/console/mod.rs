@@ -20,7 +20,7 @@ pub mod tracker;
 mod web;
 
 pub use auth::Role;
+pub use feed::DecisionPublisher;
 pub use store::{Decision, DecisionInput, Store, StoreError};
 pub use tracker::{Embedder, LexicalEmbedder, ModelEmbedder};
-pub use feed::DecisionPublisher;
 pub use web::{router, AppState, ConsoleSettings};

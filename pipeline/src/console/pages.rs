@@ -62,11 +62,17 @@ pub fn login(error: Option<&str>) -> Markup {
 }
 
 pub fn message(title: &str, session: Option<&Session>, text: &str) -> Markup {
-    layout(title, session, html! { p.error role="alert" { (text) } p { a href="/" { "Back" } } })
+    layout(
+        title,
+        session,
+        html! { p.error role="alert" { (text) } p { a href="/" { "Back" } } },
+    )
 }
 
 fn age(seen_at: &str, now: DateTime<Utc>) -> String {
-    let Ok(t) = DateTime::parse_from_rfc3339(seen_at) else { return "?".into() };
+    let Ok(t) = DateTime::parse_from_rfc3339(seen_at) else {
+        return "?".into();
+    };
     let mins = (now - t.with_timezone(&Utc)).num_minutes().max(0);
     match mins {
         m if m < 60 => format!("{m} min"),
@@ -85,8 +91,16 @@ fn priority_class(item: &Item) -> &'static str {
 }
 
 fn query_string(filter: &QueueFilter) -> String {
-    let enc = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect::<String>();
-    format!("lang={}&queue={}", enc(filter.lang.as_deref().unwrap_or("")), enc(filter.queue.as_deref().unwrap_or("")))
+    let enc = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect::<String>()
+    };
+    format!(
+        "lang={}&queue={}",
+        enc(filter.lang.as_deref().unwrap_or("")),
+        enc(filter.queue.as_deref().unwrap_or(""))
+    )
 }
 
 pub struct QueuePage<'a> {
@@ -163,7 +177,6 @@ pub fn queue(p: QueuePage<'_>) -> Markup {
     )
 }
 
-
 pub struct ItemPage<'a> {
     pub session: &'a Session,
     pub item: &'a Item,
@@ -176,16 +189,19 @@ pub struct ItemPage<'a> {
 pub fn item(p: ItemPage<'_>) -> Markup {
     let item = p.item;
     let r = &item.record;
-    let mine = item.locked_by.as_deref() == Some(p.session.user.name.as_str()) && item.lock_expires_at.is_some_and(|t| t > p.now);
+    let mine = item.locked_by.as_deref() == Some(p.session.user.name.as_str())
+        && item.lock_expires_at.is_some_and(|t| t > p.now);
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &r.redactions {
         *kinds.entry(s.kind.as_str()).or_default() += 1;
     }
     // The claim a moderator most likely means: the rumour's, else the pipeline's best match.
-    let suggested: Option<&str> = p
-        .rumour
-        .and_then(|x| x.claim_id.as_deref())
-        .or_else(|| r.risk.as_ref().and_then(|k| k.claims.first()).map(|c| c.id.as_str()));
+    let suggested: Option<&str> = p.rumour.and_then(|x| x.claim_id.as_deref()).or_else(|| {
+        r.risk
+            .as_ref()
+            .and_then(|k| k.claims.first())
+            .map(|c| c.id.as_str())
+    });
     let mut rules: Vec<&str> = r.redactions.iter().map(|s| s.rule.as_str()).collect();
     rules.sort_unstable();
     rules.dedup();
@@ -293,9 +309,19 @@ pub struct TrackerPage<'a> {
 }
 
 pub fn tracker(p: TrackerPage<'_>) -> Markup {
-    let last = p.rumours.iter().flat_map(|r| r.per_day.keys().next_back()).max().copied();
+    let last = p
+        .rumours
+        .iter()
+        .flat_map(|r| r.per_day.keys().next_back())
+        .max()
+        .copied();
     let window = last.map(|l| (l - chrono::Duration::days(29), l));
-    let join = |m: &BTreeMap<String, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(" · ");
+    let join = |m: &BTreeMap<String, usize>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
     layout(
         "Rumour tracker",
         Some(p.session),
@@ -354,11 +380,21 @@ pub fn tracker(p: TrackerPage<'_>) -> Markup {
 fn sparkline(series: &[usize]) -> Markup {
     let (w, h) = (120.0f32, 24.0f32);
     let max = series.iter().copied().max().unwrap_or(0).max(1) as f32;
-    let step = if series.len() > 1 { w / (series.len() - 1) as f32 } else { w };
+    let step = if series.len() > 1 {
+        w / (series.len() - 1) as f32
+    } else {
+        w
+    };
     let points: Vec<String> = series
         .iter()
         .enumerate()
-        .map(|(i, v)| format!("{:.1},{:.1}", i as f32 * step, h - 2.0 - (*v as f32 / max) * (h - 4.0)))
+        .map(|(i, v)| {
+            format!(
+                "{:.1},{:.1}",
+                i as f32 * step,
+                h - 2.0 - (*v as f32 / max) * (h - 4.0)
+            )
+        })
         .collect();
     html! {
         svg.sparkline width="120" height="24" viewBox="0 0 120 24" role="img" aria-label={ "posts per day: " (series.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ")) } {
@@ -368,13 +404,27 @@ fn sparkline(series: &[usize]) -> Markup {
 }
 
 fn volume_chart(days: &BTreeMap<NaiveDate, (usize, usize)>) -> Markup {
-    let (Some(first), Some(last)) = (days.keys().next().copied(), days.keys().next_back().copied()) else {
+    let (Some(first), Some(last)) = (
+        days.keys().next().copied(),
+        days.keys().next_back().copied(),
+    ) else {
         return html! { p { "No data yet." } };
     };
     let first = first.max(last - chrono::Duration::days(89));
-    let series: Vec<(NaiveDate, usize, usize)> =
-        first.iter_days().take_while(|d| *d <= last).map(|d| { let (m, p) = days.get(&d).copied().unwrap_or((0, 0)); (d, m, p) }).collect();
-    let max = series.iter().map(|(_, m, p)| m + p).max().unwrap_or(0).max(1) as f32;
+    let series: Vec<(NaiveDate, usize, usize)> = first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .map(|d| {
+            let (m, p) = days.get(&d).copied().unwrap_or((0, 0));
+            (d, m, p)
+        })
+        .collect();
+    let max = series
+        .iter()
+        .map(|(_, m, p)| m + p)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f32;
     let (w, h) = (720.0f32, 140.0f32);
     let bar = w / series.len() as f32;
     html! {

@@ -27,15 +27,26 @@ pub enum StoreError {
     #[error("no item {0}")]
     NotFound(String),
     #[error("item {id} is being reviewed by {holder} until {until}")]
-    Locked { id: String, holder: String, until: String },
+    Locked {
+        id: String,
+        holder: String,
+        until: String,
+    },
     #[error("you do not hold item {0}: claim it first (locks expire)")]
     NotHolder(String),
     #[error("item {0} was already decided")]
     AlreadyDecided(String),
     #[error("{path} line {line}: not a moderation record: {detail}")]
-    Import { path: String, line: usize, detail: String },
+    Import {
+        path: String,
+        line: usize,
+        detail: String,
+    },
     #[error("reading {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("embedding: {0}")]
     Embedding(String),
     #[error("this database was clustered with the {stored} embedder, not {given}; use the same one (--lexical or the model)")]
@@ -135,7 +146,13 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub const ALL: [Decision; 5] = [Decision::Approve, Decision::Remove, Decision::Escalate, Decision::Rumour, Decision::FalsePositive];
+    pub const ALL: [Decision; 5] = [
+        Decision::Approve,
+        Decision::Remove,
+        Decision::Escalate,
+        Decision::Rumour,
+        Decision::FalsePositive,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -314,14 +331,18 @@ impl Store {
         // WAL lets `vigie console import` write while the server reads; in-memory
         // databases answer "memory" here, which is fine.
         let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        let store = Store { conn: Mutex::new(conn) };
+        let store = Store {
+            conn: Mutex::new(conn),
+        };
         store.migrate()?;
         Ok(store)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn migrate(&self) -> Result<()> {
@@ -337,20 +358,38 @@ impl Store {
     }
 
     pub fn schema_version(&self) -> Result<usize> {
-        Ok(self.conn().query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     // ---- accounts and sessions -------------------------------------------------
 
-    pub fn add_user(&self, name: &str, role: Role, password: &str, actor: &str, now: DateTime<Utc>) -> Result<User> {
+    pub fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
         let name = name.trim();
-        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_alphanumeric() || "._-@".contains(c)) {
-            return Err(StoreError::Invalid("user names are 1-64 letters, digits or . _ - @".into()));
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || "._-@".contains(c))
+        {
+            return Err(StoreError::Invalid(
+                "user names are 1-64 letters, digits or . _ - @".into(),
+            ));
         }
         let hash = auth::hash_password(password)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let exists: Option<i64> = tx.query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?;
         if exists.is_some() {
             return Err(StoreError::Invalid(format!("user {name} already exists")));
         }
@@ -361,14 +400,28 @@ impl Store {
         let id = tx.last_insert_rowid();
         audit(&tx, now, actor, "add_user", name, "", role.as_str())?;
         tx.commit()?;
-        Ok(User { id, name: name.to_string(), role })
+        Ok(User {
+            id,
+            name: name.to_string(),
+            role,
+        })
     }
 
     /// Checks a password; every attempt, good or bad, is audited.
-    pub fn login(&self, name: &str, password: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Option<(String, Session)>> {
+    pub fn login(
+        &self,
+        name: &str,
+        password: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<(String, Session)>> {
         let row: Option<(i64, String, String)> = self
             .conn()
-            .query_row("SELECT id, role, password_hash FROM users WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(
+                "SELECT id, role, password_hash FROM users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
         let ok = match &row {
             Some((_, _, hash)) => auth::verify_password(password, hash),
@@ -381,16 +434,30 @@ impl Store {
         let tx = conn.transaction()?;
         let result = match row {
             Some((id, role, _)) if ok => {
-                let role = Role::parse(&role).ok_or_else(|| StoreError::Invalid(format!("unknown role {role}")))?;
+                let role = Role::parse(&role)
+                    .ok_or_else(|| StoreError::Invalid(format!("unknown role {role}")))?;
                 let token = auth::random_token();
                 let csrf = auth::random_token();
                 tx.execute(
                     "INSERT INTO sessions (token_digest, user_id, csrf, expires_at) VALUES (?1, ?2, ?3, ?4)",
                     params![auth::token_digest(&token), id, csrf, (now + ttl).timestamp()],
                 )?;
-                tx.execute("DELETE FROM sessions WHERE expires_at < ?1", [now.timestamp()])?;
+                tx.execute(
+                    "DELETE FROM sessions WHERE expires_at < ?1",
+                    [now.timestamp()],
+                )?;
                 audit(&tx, now, name, "login", "", "", "")?;
-                Some((token, Session { user: User { id, name: name.to_string(), role }, csrf }))
+                Some((
+                    token,
+                    Session {
+                        user: User {
+                            id,
+                            name: name.to_string(),
+                            role,
+                        },
+                        csrf,
+                    },
+                ))
             }
             Some(_) => {
                 audit(&tx, now, name, "login_failed", name, "", "wrong password")?;
@@ -416,13 +483,21 @@ impl Store {
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
             )
             .optional()?;
-        Ok(row.and_then(|(id, name, role, csrf)| Role::parse(&role).map(|role| Session { user: User { id, name, role }, csrf })))
+        Ok(row.and_then(|(id, name, role, csrf)| {
+            Role::parse(&role).map(|role| Session {
+                user: User { id, name, role },
+                csrf,
+            })
+        }))
     }
 
     pub fn logout(&self, token: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute("DELETE FROM sessions WHERE token_digest = ?1", [auth::token_digest(token)])?;
+        tx.execute(
+            "DELETE FROM sessions WHERE token_digest = ?1",
+            [auth::token_digest(token)],
+        )?;
         audit(&tx, now, actor, "logout", "", "", "")?;
         tx.commit()?;
         Ok(())
@@ -431,7 +506,12 @@ impl Store {
     // ---- import and clustering ---------------------------------------------------
 
     /// Reads a moderation JSONL file (what `vigie screen` writes to `moderation.jsonl`).
-    pub fn import_file(&self, path: &Path, embedder: &dyn Embedder, now: DateTime<Utc>) -> Result<ImportReport> {
+    pub fn import_file(
+        &self,
+        path: &Path,
+        embedder: &dyn Embedder,
+        now: DateTime<Utc>,
+    ) -> Result<ImportReport> {
         use vigie_eval::datasets::{jsonl_rows, JsonlError};
         // Only redacted records are accepted: a raw post has `text`, which the record type
         // refuses (deny_unknown_fields), so raw text never gets in. serde's messages can
@@ -442,7 +522,11 @@ impl Store {
             JsonlError::Row { path, line, source } => StoreError::Import {
                 path,
                 line,
-                detail: format!("{:?} error at column {}", source.classify(), source.column()),
+                detail: format!(
+                    "{:?} error at column {}",
+                    source.classify(),
+                    source.column()
+                ),
             },
         })?;
         self.import(&records, embedder, "import", now)
@@ -450,9 +534,18 @@ impl Store {
 
     /// Adds records not seen before (re-deliveries are counted and skipped), embeds them,
     /// and groups those flagged for misinformation into rumour clusters.
-    pub fn import(&self, records: &[ScreenedRecord], embedder: &dyn Embedder, actor: &str, now: DateTime<Utc>) -> Result<ImportReport> {
+    pub fn import(
+        &self,
+        records: &[ScreenedRecord],
+        embedder: &dyn Embedder,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ImportReport> {
         self.check_embedder(embedder)?;
-        let mut report = ImportReport { read: records.len(), ..Default::default() };
+        let mut report = ImportReport {
+            read: records.len(),
+            ..Default::default()
+        };
         let fresh: Vec<&ScreenedRecord> = {
             let conn = self.conn();
             let mut stmt = conn.prepare("SELECT 1 FROM items WHERE id = ?1")?;
@@ -507,7 +600,15 @@ impl Store {
             }
             report.new += 1;
             if misinformation {
-                let cluster = assign_cluster(&tx, &mut centroids, &record.id, &record.redacted_text, &vector, threshold, now)?;
+                let cluster = assign_cluster(
+                    &tx,
+                    &mut centroids,
+                    &record.id,
+                    &record.redacted_text,
+                    &vector,
+                    threshold,
+                    now,
+                )?;
                 report.clustered += 1;
                 // A post the pipeline matched to a known claim names its rumour.
                 if let Some(claim) = record.risk.as_ref().and_then(|r| r.claims.first()) {
@@ -522,7 +623,15 @@ impl Store {
                 }
             }
         }
-        audit(&tx, now, actor, "import", "", "", &format!("{} new, {} duplicates", report.new, report.duplicates))?;
+        audit(
+            &tx,
+            now,
+            actor,
+            "import",
+            "",
+            "",
+            &format!("{} new, {} duplicates", report.new, report.duplicates),
+        )?;
         tx.commit()?;
         Ok(report)
     }
@@ -531,12 +640,19 @@ impl Store {
     pub fn check_embedder(&self, embedder: &dyn Embedder) -> Result<()> {
         let conn = self.conn();
         let given = embedder.name();
-        let stored: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'embedder'", [], |r| r.get(0)).optional()?;
+        let stored: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'embedder'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
         match stored {
             Some(stored) if stored != given => Err(StoreError::EmbedderMismatch { stored, given }),
             Some(_) => Ok(()),
             None => {
-                conn.execute("INSERT INTO meta (key, value) VALUES ('embedder', ?1)", [given])?;
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('embedder', ?1)",
+                    [given],
+                )?;
                 Ok(())
             }
         }
@@ -554,7 +670,9 @@ impl Store {
         ))?;
         let lang = filter.lang.as_deref().filter(|s| !s.is_empty());
         let queue = filter.queue.as_deref().filter(|s| !s.is_empty());
-        let items = stmt.query_map(params![lang, queue, limit as i64], item_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let items = stmt
+            .query_map(params![lang, queue, limit as i64], item_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(items)
     }
 
@@ -565,7 +683,9 @@ impl Store {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {column}, COUNT(*) FROM items WHERE decision IS NULL GROUP BY {column} ORDER BY {column}"
             ))?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?.collect::<Result<Vec<_>, _>>()?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         };
         Ok((facet("queue")?, facet("lang")?))
@@ -573,14 +693,24 @@ impl Store {
 
     pub fn item(&self, id: &str) -> Result<Item> {
         self.conn()
-            .query_row(&format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?1"), [id], item_from_row)
+            .query_row(
+                &format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?1"),
+                [id],
+                item_from_row,
+            )
             .optional()?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
 
     /// Locks an item for `user` until `now + ttl`. Claiming again extends one's own lock;
     /// someone else's unexpired lock wins.
-    pub fn claim(&self, id: &str, user: &str, now: DateTime<Utc>, ttl: Duration) -> Result<DateTime<Utc>> {
+    pub fn claim(
+        &self,
+        id: &str,
+        user: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<DateTime<Utc>> {
         let until = now + ttl;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -592,9 +722,11 @@ impl Store {
         )?;
         if changed == 0 {
             let row: Option<(Option<String>, Option<i64>, Option<String>)> = tx
-                .query_row("SELECT locked_by, lock_expires_at, decision FROM items WHERE id = ?1", [id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
+                .query_row(
+                    "SELECT locked_by, lock_expires_at, decision FROM items WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
                 .optional()?;
             return Err(match row {
                 None => StoreError::NotFound(id.to_string()),
@@ -602,17 +734,34 @@ impl Store {
                 Some((holder, until, None)) => StoreError::Locked {
                     id: id.to_string(),
                     holder: holder.unwrap_or_default(),
-                    until: until.and_then(|t| DateTime::from_timestamp(t, 0)).map(rfc3339).unwrap_or_default(),
+                    until: until
+                        .and_then(|t| DateTime::from_timestamp(t, 0))
+                        .map(rfc3339)
+                        .unwrap_or_default(),
                 },
             });
         }
-        audit(&tx, now, user, "claim", id, "", &format!("until {}", rfc3339(until)))?;
+        audit(
+            &tx,
+            now,
+            user,
+            "claim",
+            id,
+            "",
+            &format!("until {}", rfc3339(until)),
+        )?;
         tx.commit()?;
         Ok(until)
     }
 
     /// Claims the first item of the (filtered) queue that nobody else holds.
-    pub fn claim_next(&self, filter: &QueueFilter, user: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Option<String>> {
+    pub fn claim_next(
+        &self,
+        filter: &QueueFilter,
+        user: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<String>> {
         for item in self.queue(filter, 200)? {
             if item.is_locked_for(user, now) {
                 continue;
@@ -644,37 +793,69 @@ impl Store {
 
     /// Records a decision by the holder of the item's lock. `reason` and new claim text
     /// must already be redacted by the caller (the web layer does it).
-    pub fn decide(&self, id: &str, user: &str, input: &DecisionInput, embedder: &dyn Embedder, now: DateTime<Utc>) -> Result<DecisionRecord> {
-        let decision = Decision::parse(input.decision.trim())
-            .ok_or_else(|| StoreError::Invalid(format!("unknown decision {:?}", truncate(&input.decision, 32))))?;
+    pub fn decide(
+        &self,
+        id: &str,
+        user: &str,
+        input: &DecisionInput,
+        embedder: &dyn Embedder,
+        now: DateTime<Utc>,
+    ) -> Result<DecisionRecord> {
+        let decision = Decision::parse(input.decision.trim()).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "unknown decision {:?}",
+                truncate(&input.decision, 32)
+            ))
+        })?;
         let reason = input.reason.trim();
         if reason.is_empty() {
             return Err(StoreError::Invalid("a reason is required".into()));
         }
-        let claim_id = input.claim_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
-        let new_claim = input.new_claim.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let claim_id = input
+            .claim_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let new_claim = input
+            .new_claim
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
         if decision == Decision::Rumour && claim_id.is_none() && new_claim.is_none() {
-            return Err(StoreError::Invalid("a rumour needs a known claim or the text of a new one".into()));
+            return Err(StoreError::Invalid(
+                "a rumour needs a known claim or the text of a new one".into(),
+            ));
         }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let row: Option<(Option<String>, Option<i64>, Option<String>)> = tx
-            .query_row("SELECT locked_by, lock_expires_at, decision FROM items WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(
+                "SELECT locked_by, lock_expires_at, decision FROM items WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
         match row {
             None => return Err(StoreError::NotFound(id.to_string())),
             Some((_, _, Some(_))) => return Err(StoreError::AlreadyDecided(id.to_string())),
-            Some((Some(holder), Some(until), None)) if holder == user && until > now.timestamp() => {}
+            Some((Some(holder), Some(until), None))
+                if holder == user && until > now.timestamp() => {}
             Some(_) => return Err(StoreError::NotHolder(id.to_string())),
         }
         let claim_id = if decision == Decision::Rumour {
             Some(match (claim_id, new_claim) {
                 (Some(existing), _) => {
-                    let found: Option<String> = tx.query_row("SELECT id FROM claims WHERE id = ?1", [existing], |r| r.get(0)).optional()?;
-                    found.ok_or_else(|| StoreError::Invalid(format!("no known claim {existing}")))?
+                    let found: Option<String> = tx
+                        .query_row("SELECT id FROM claims WHERE id = ?1", [existing], |r| {
+                            r.get(0)
+                        })
+                        .optional()?;
+                    found
+                        .ok_or_else(|| StoreError::Invalid(format!("no known claim {existing}")))?
                 }
                 (None, Some(text)) => {
-                    let lang: String = tx.query_row("SELECT lang FROM items WHERE id = ?1", [id], |r| r.get(0))?;
+                    let lang: String =
+                        tx.query_row("SELECT lang FROM items WHERE id = ?1", [id], |r| r.get(0))?;
                     insert_claim(&tx, text, &lang, "", "", user, now)?
                 }
                 (None, None) => unreachable!("checked above"),
@@ -691,9 +872,24 @@ impl Store {
         if let Some(claim) = &claim_id {
             link_rumour(&tx, id, claim, embedder.same_rumour_threshold(), now)?;
         }
-        audit(&tx, now, user, &format!("decide:{}", decision.as_str()), id, reason, claim_id.as_deref().map(|c| format!("claim {c}")).as_deref().unwrap_or(""))?;
-        let (queue, lang, risk_score): (String, String, Option<f64>) =
-            tx.query_row("SELECT queue, lang, risk_score FROM items WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        audit(
+            &tx,
+            now,
+            user,
+            &format!("decide:{}", decision.as_str()),
+            id,
+            reason,
+            claim_id
+                .as_deref()
+                .map(|c| format!("claim {c}"))
+                .as_deref()
+                .unwrap_or(""),
+        )?;
+        let (queue, lang, risk_score): (String, String, Option<f64>) = tx.query_row(
+            "SELECT queue, lang, risk_score FROM items WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         tx.commit()?;
         Ok(DecisionRecord {
             item_id: id.to_string(),
@@ -711,14 +907,34 @@ impl Store {
     /// Decisions with the items they are about, for `vigie export-labels`.
     pub fn decided_items(&self) -> Result<Vec<(Item, Decision)>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {ITEM_COLUMNS} FROM items WHERE decision IS NOT NULL ORDER BY decided_at, id"))?;
-        let items = stmt.query_map([], item_from_row)?.collect::<Result<Vec<_>, _>>()?;
-        Ok(items.into_iter().filter_map(|i| i.decision.as_deref().and_then(Decision::parse).map(|d| (i, d))).collect())
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items WHERE decision IS NOT NULL ORDER BY decided_at, id"
+        ))?;
+        let items = stmt
+            .query_map([], item_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| {
+                i.decision
+                    .as_deref()
+                    .and_then(Decision::parse)
+                    .map(|d| (i, d))
+            })
+            .collect())
     }
 
     // ---- claims and rumours ------------------------------------------------------
 
-    pub fn add_claim(&self, text: &str, lang: &str, topic: &str, source_url: &str, actor: &str, now: DateTime<Utc>) -> Result<String> {
+    pub fn add_claim(
+        &self,
+        text: &str,
+        lang: &str,
+        topic: &str,
+        source_url: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let id = insert_claim(&tx, text, lang, topic, source_url, actor, now)?;
@@ -728,23 +944,54 @@ impl Store {
 
     pub fn claims(&self) -> Result<Vec<Claim>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, text, lang, topic, source_url FROM claims ORDER BY created_at, id")?;
+        let mut stmt = conn.prepare(
+            "SELECT id, text, lang, topic, source_url FROM claims ORDER BY created_at, id",
+        )?;
         let claims = stmt
-            .query_map([], |r| Ok(Claim { id: r.get(0)?, text: r.get(1)?, lang: r.get(2)?, topic: r.get(3)?, source_url: r.get(4)? }))?
+            .query_map([], |r| {
+                Ok(Claim {
+                    id: r.get(0)?,
+                    text: r.get(1)?,
+                    lang: r.get(2)?,
+                    topic: r.get(3)?,
+                    source_url: r.get(4)?,
+                })
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(claims)
     }
 
-    pub fn set_cluster_status(&self, cluster: i64, status: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
+    pub fn set_cluster_status(
+        &self,
+        cluster: i64,
+        status: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         if !tracker::CLUSTER_STATUSES.contains(&status) {
-            return Err(StoreError::Invalid(format!("status must be one of {}", tracker::CLUSTER_STATUSES.join(", "))));
+            return Err(StoreError::Invalid(format!(
+                "status must be one of {}",
+                tracker::CLUSTER_STATUSES.join(", ")
+            )));
         }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        if tx.execute("UPDATE clusters SET status = ?2 WHERE id = ?1", params![cluster, status])? == 0 {
+        if tx.execute(
+            "UPDATE clusters SET status = ?2 WHERE id = ?1",
+            params![cluster, status],
+        )? == 0
+        {
             return Err(StoreError::NotFound(format!("rumour {cluster}")));
         }
-        audit(&tx, now, actor, "rumour_status", &format!("rumour {cluster}"), "", status)?;
+        audit(
+            &tx,
+            now,
+            actor,
+            "rumour_status",
+            &format!("rumour {cluster}"),
+            "",
+            status,
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -767,7 +1014,15 @@ impl Store {
             "SELECT c.id, c.title, c.status, c.claim_id, cl.text FROM clusters c LEFT JOIN claims cl ON cl.id = c.claim_id
              WHERE ?1 IS NULL OR c.id = ?1",
         )?;
-        let rows = stmt.query_map([only], |r| Ok(RumourView::new(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let rows = stmt.query_map([only], |r| {
+            Ok(RumourView::new(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })?;
         for view in rows {
             let view = view?;
             views.insert(view.id, view);
@@ -778,17 +1033,28 @@ impl Store {
                AND (decision IS NULL OR decision != 'false_positive') ORDER BY seen_at",
         )?;
         let rows = stmt.query_map([only], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, Option<String>>(5)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
         })?;
         for row in rows {
             let (cluster, lang, country, channel, seen_at, decision) = row?;
-            let Some(v) = views.get_mut(&cluster) else { continue };
+            let Some(v) = views.get_mut(&cluster) else {
+                continue;
+            };
             v.posts += 1;
             if decision.as_deref() == Some("rumour") {
                 v.confirmed += 1;
             }
             *v.by_language.entry(lang).or_default() += 1;
-            *v.by_country.entry(country.unwrap_or_else(|| "?".into())).or_default() += 1;
+            *v.by_country
+                .entry(country.unwrap_or_else(|| "?".into()))
+                .or_default() += 1;
             *v.by_channel.entry(channel).or_default() += 1;
             if let Some(day) = day_of(&seen_at) {
                 *v.per_day.entry(day).or_default() += 1;
@@ -797,7 +1063,12 @@ impl Store {
             v.last_seen = Some(seen_at);
         }
         let mut out: Vec<RumourView> = views.into_values().filter(|v| v.posts > 0).collect();
-        out.sort_by(|a, b| b.posts.cmp(&a.posts).then(b.last_seen.cmp(&a.last_seen)).then(a.id.cmp(&b.id)));
+        out.sort_by(|a, b| {
+            b.posts
+                .cmp(&a.posts)
+                .then(b.last_seen.cmp(&a.last_seen))
+                .then(a.id.cmp(&b.id))
+        });
         Ok(out)
     }
 
@@ -827,7 +1098,15 @@ impl Store {
         let mut stmt = conn.prepare("SELECT id, at, actor, action, target, reason, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt
             .query_map([limit as i64], |r| {
-                Ok(AuditEntry { id: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)?, target: r.get(4)?, reason: r.get(5)?, detail: r.get(6)? })
+                Ok(AuditEntry {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    reason: r.get(5)?,
+                    detail: r.get(6)?,
+                })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -859,13 +1138,15 @@ impl Store {
     }
 }
 
-const ITEM_COLUMNS: &str = "id, lang, queue, priority, risk_score, redacted_text, channel, country, seen_at, locked_by,
+const ITEM_COLUMNS: &str =
+    "id, lang, queue, priority, risk_score, redacted_text, channel, country, seen_at, locked_by,
     lock_expires_at, decision, decision_reason, decided_by, cluster_id, claim_id, record";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     let record: String = r.get(16)?;
-    let record: ScreenedRecord = serde_json::from_str(&record)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(16, rusqlite::types::Type::Text, Box::new(e)))?;
+    let record: ScreenedRecord = serde_json::from_str(&record).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(16, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     let priority = match r.get::<_, i64>(3)? {
         3 => Priority::High,
         2 => Priority::Medium,
@@ -883,7 +1164,9 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         country: r.get(7)?,
         seen_at: r.get(8)?,
         locked_by: r.get(9)?,
-        lock_expires_at: r.get::<_, Option<i64>>(10)?.and_then(|t| DateTime::from_timestamp(t, 0)),
+        lock_expires_at: r
+            .get::<_, Option<i64>>(10)?
+            .and_then(|t| DateTime::from_timestamp(t, 0)),
         decision: r.get(11)?,
         decision_reason: r.get(12)?,
         decided_by: r.get(13)?,
@@ -893,7 +1176,15 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     })
 }
 
-fn audit(tx: &rusqlite::Transaction<'_>, now: DateTime<Utc>, actor: &str, action: &str, target: &str, reason: &str, detail: &str) -> Result<()> {
+fn audit(
+    tx: &rusqlite::Transaction<'_>,
+    now: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    reason: &str,
+    detail: &str,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO audit_log (at, actor, action, target, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![rfc3339(now), actor, action, target, reason, detail],
@@ -901,12 +1192,24 @@ fn audit(tx: &rusqlite::Transaction<'_>, now: DateTime<Utc>, actor: &str, action
     Ok(())
 }
 
-fn insert_claim(tx: &rusqlite::Transaction<'_>, text: &str, lang: &str, topic: &str, source_url: &str, actor: &str, now: DateTime<Utc>) -> Result<String> {
+fn insert_claim(
+    tx: &rusqlite::Transaction<'_>,
+    text: &str,
+    lang: &str,
+    topic: &str,
+    source_url: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<String> {
     let text = text.trim();
     if text.is_empty() || text.chars().count() > 500 {
         return Err(StoreError::Invalid("a claim is 1 to 500 characters".into()));
     }
-    let n: i64 = tx.query_row("SELECT COUNT(*) FROM claims WHERE id LIKE 'console-%'", [], |r| r.get(0))?;
+    let n: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM claims WHERE id LIKE 'console-%'",
+        [],
+        |r| r.get(0),
+    )?;
     let id = format!("console-{:04}", n + 1);
     tx.execute(
         "INSERT INTO claims (id, text, lang, topic, source_url, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -919,7 +1222,12 @@ fn insert_claim(tx: &rusqlite::Transaction<'_>, text: &str, lang: &str, topic: &
 fn load_centroids(tx: &rusqlite::Transaction<'_>) -> Result<Vec<Centroid>> {
     let mut stmt = tx.prepare("SELECT id, centroid FROM clusters ORDER BY id")?;
     let rows = stmt
-        .query_map([], |r| Ok(Centroid { cluster: r.get(0)?, sum: tracker::from_blob(&r.get::<_, Vec<u8>>(1)?) }))?
+        .query_map([], |r| {
+            Ok(Centroid {
+                cluster: r.get(0)?,
+                sum: tracker::from_blob(&r.get::<_, Vec<u8>>(1)?),
+            })
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
@@ -936,9 +1244,15 @@ fn assign_cluster(
 ) -> Result<i64> {
     let cluster = match tracker::nearest(centroids, vector, threshold) {
         Some((cluster, _)) => {
-            let c = centroids.iter_mut().find(|c| c.cluster == cluster).expect("nearest returns a known cluster");
+            let c = centroids
+                .iter_mut()
+                .find(|c| c.cluster == cluster)
+                .expect("nearest returns a known cluster");
             c.sum.iter_mut().zip(vector).for_each(|(s, v)| *s += v);
-            tx.execute("UPDATE clusters SET centroid = ?2 WHERE id = ?1", params![cluster, tracker::to_blob(&c.sum)])?;
+            tx.execute(
+                "UPDATE clusters SET centroid = ?2 WHERE id = ?1",
+                params![cluster, tracker::to_blob(&c.sum)],
+            )?;
             cluster
         }
         None => {
@@ -947,29 +1261,49 @@ fn assign_cluster(
                 params![truncate(text, 120), tracker::to_blob(vector), rfc3339(now)],
             )?;
             let cluster = tx.last_insert_rowid();
-            centroids.push(Centroid { cluster, sum: vector.to_vec() });
+            centroids.push(Centroid {
+                cluster,
+                sum: vector.to_vec(),
+            });
             cluster
         }
     };
-    tx.execute("UPDATE items SET cluster_id = ?2 WHERE id = ?1", params![item, cluster])?;
+    tx.execute(
+        "UPDATE items SET cluster_id = ?2 WHERE id = ?1",
+        params![item, cluster],
+    )?;
     Ok(cluster)
 }
 
 /// A moderator confirmed an item as a rumour of `claim`: the item's cluster (made now if
 /// the item had none, e.g. it was flagged only for privacy) takes the claim as its known
 /// claim and its title, and leaves the `new` status.
-fn link_rumour(tx: &rusqlite::Transaction<'_>, item: &str, claim: &str, threshold: f32, now: DateTime<Utc>) -> Result<()> {
-    let (cluster, embedding, text): (Option<i64>, Option<Vec<u8>>, String) =
-        tx.query_row("SELECT cluster_id, embedding, redacted_text FROM items WHERE id = ?1", [item], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+fn link_rumour(
+    tx: &rusqlite::Transaction<'_>,
+    item: &str,
+    claim: &str,
+    threshold: f32,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let (cluster, embedding, text): (Option<i64>, Option<Vec<u8>>, String) = tx.query_row(
+        "SELECT cluster_id, embedding, redacted_text FROM items WHERE id = ?1",
+        [item],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     let cluster = match cluster {
         Some(c) => c,
         None => {
-            let vector = embedding.map(|b| tracker::from_blob(&b)).unwrap_or_default();
+            let vector = embedding
+                .map(|b| tracker::from_blob(&b))
+                .unwrap_or_default();
             let mut centroids = load_centroids(tx)?;
             assign_cluster(tx, &mut centroids, item, &text, &vector, threshold, now)?
         }
     };
-    let claim_text: String = tx.query_row("SELECT text FROM claims WHERE id = ?1", [claim], |r| r.get(0))?;
+    let claim_text: String =
+        tx.query_row("SELECT text FROM claims WHERE id = ?1", [claim], |r| {
+            r.get(0)
+        })?;
     tx.execute(
         "UPDATE clusters SET claim_id = COALESCE(claim_id, ?2),
                              title = CASE WHEN claim_id IS NULL THEN ?3 ELSE title END,
@@ -981,7 +1315,9 @@ fn link_rumour(tx: &rusqlite::Transaction<'_>, item: &str, claim: &str, threshol
 }
 
 fn day_of(rfc: &str) -> Option<NaiveDate> {
-    DateTime::parse_from_rfc3339(rfc).ok().map(|t| t.with_timezone(&Utc).date_naive())
+    DateTime::parse_from_rfc3339(rfc)
+        .ok()
+        .map(|t| t.with_timezone(&Utc).date_naive())
 }
 
 pub(crate) use crate::stages::redaction::truncate_chars as truncate;
@@ -1023,106 +1359,301 @@ mod tests {
 
     fn store_with(records: &[ScreenedRecord]) -> Store {
         let store = Store::open_in_memory().unwrap();
-        store.import(records, &LexicalEmbedder, "test", t("2024-05-01T00:00:00Z")).unwrap();
+        store
+            .import(records, &LexicalEmbedder, "test", t("2024-05-01T00:00:00Z"))
+            .unwrap();
         store
     }
 
     fn decision(d: &str, reason: &str) -> DecisionInput {
-        DecisionInput { decision: d.into(), reason: reason.into(), ..Default::default() }
+        DecisionInput {
+            decision: d.into(),
+            reason: reason.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn queue_orders_by_priority_then_age_and_skips_duplicates() {
         let store = store_with(&[
-            record("p1", "fr", "Rappeler [PHONE] demain", false, "2024-05-01T08:00:00Z"),
-            record("m2", "fr", "Le vaccin ROR provoque l'autisme", true, "2024-05-02T08:00:00Z"),
-            record("m1", "en", "The MMR vaccine causes autism", true, "2024-05-01T09:00:00Z"),
+            record(
+                "p1",
+                "fr",
+                "Rappeler [PHONE] demain",
+                false,
+                "2024-05-01T08:00:00Z",
+            ),
+            record(
+                "m2",
+                "fr",
+                "Le vaccin ROR provoque l'autisme",
+                true,
+                "2024-05-02T08:00:00Z",
+            ),
+            record(
+                "m1",
+                "en",
+                "The MMR vaccine causes autism",
+                true,
+                "2024-05-01T09:00:00Z",
+            ),
         ]);
-        let ids: Vec<String> = store.queue(&QueueFilter::default(), 10).unwrap().into_iter().map(|i| i.id).collect();
+        let ids: Vec<String> = store
+            .queue(&QueueFilter::default(), 10)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
         assert_eq!(ids, ["m1", "m2", "p1"]);
-        let fr = QueueFilter { lang: Some("fr".into()), queue: None };
+        let fr = QueueFilter {
+            lang: Some("fr".into()),
+            queue: None,
+        };
         assert_eq!(store.queue(&fr, 10).unwrap().len(), 2);
-        let again = store.import(&[record("m1", "en", "The MMR vaccine causes autism", true, "2024-05-01T09:00:00Z")], &LexicalEmbedder, "test", t("2024-05-03T00:00:00Z")).unwrap();
+        let again = store
+            .import(
+                &[record(
+                    "m1",
+                    "en",
+                    "The MMR vaccine causes autism",
+                    true,
+                    "2024-05-01T09:00:00Z",
+                )],
+                &LexicalEmbedder,
+                "test",
+                t("2024-05-03T00:00:00Z"),
+            )
+            .unwrap();
         assert_eq!((again.new, again.duplicates), (0, 1));
     }
 
     #[test]
     fn a_lock_keeps_others_out_until_it_expires() {
-        let store = store_with(&[record("m1", "en", "The MMR vaccine causes autism", true, "2024-05-01T09:00:00Z")]);
+        let store = store_with(&[record(
+            "m1",
+            "en",
+            "The MMR vaccine causes autism",
+            true,
+            "2024-05-01T09:00:00Z",
+        )]);
         let now = t("2024-05-05T10:00:00Z");
         let ttl = Duration::minutes(15);
         store.claim("m1", "alice", now, ttl).unwrap();
-        let err = store.claim("m1", "bob", now + Duration::minutes(5), ttl).unwrap_err();
-        assert!(matches!(err, StoreError::Locked { ref holder, .. } if holder == "alice"), "{err}");
-        let err = store.decide("m1", "bob", &decision("approve", "fine"), &LexicalEmbedder, now).unwrap_err();
+        let err = store
+            .claim("m1", "bob", now + Duration::minutes(5), ttl)
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Locked { ref holder, .. } if holder == "alice"),
+            "{err}"
+        );
+        let err = store
+            .decide(
+                "m1",
+                "bob",
+                &decision("approve", "fine"),
+                &LexicalEmbedder,
+                now,
+            )
+            .unwrap_err();
         assert!(matches!(err, StoreError::NotHolder(_)), "{err}");
         // Alice walks away; after the lock expires Bob may take it, and Alice may no longer decide.
-        store.claim("m1", "bob", now + Duration::minutes(16), ttl).unwrap();
-        let err = store.decide("m1", "alice", &decision("approve", "fine"), &LexicalEmbedder, now + Duration::minutes(17)).unwrap_err();
+        store
+            .claim("m1", "bob", now + Duration::minutes(16), ttl)
+            .unwrap();
+        let err = store
+            .decide(
+                "m1",
+                "alice",
+                &decision("approve", "fine"),
+                &LexicalEmbedder,
+                now + Duration::minutes(17),
+            )
+            .unwrap_err();
         assert!(matches!(err, StoreError::NotHolder(_)), "{err}");
-        store.decide("m1", "bob", &decision("remove", "false claim"), &LexicalEmbedder, now + Duration::minutes(17)).unwrap();
-        assert!(matches!(store.claim("m1", "alice", now + Duration::hours(1), ttl), Err(StoreError::AlreadyDecided(_))));
+        store
+            .decide(
+                "m1",
+                "bob",
+                &decision("remove", "false claim"),
+                &LexicalEmbedder,
+                now + Duration::minutes(17),
+            )
+            .unwrap();
+        assert!(matches!(
+            store.claim("m1", "alice", now + Duration::hours(1), ttl),
+            Err(StoreError::AlreadyDecided(_))
+        ));
         assert!(store.queue(&QueueFilter::default(), 10).unwrap().is_empty());
     }
 
     #[test]
     fn decisions_need_a_reason_and_rumours_a_claim() {
-        let store = store_with(&[record("m1", "fr", "Le vaccin ROR provoque l'autisme", true, "2024-05-01T09:00:00Z")]);
+        let store = store_with(&[record(
+            "m1",
+            "fr",
+            "Le vaccin ROR provoque l'autisme",
+            true,
+            "2024-05-01T09:00:00Z",
+        )]);
         let now = t("2024-05-05T10:00:00Z");
-        store.claim("m1", "alice", now, Duration::minutes(15)).unwrap();
-        for bad in [decision("approve", "  "), decision("delete", "x"), decision("rumour", "known rumour")] {
-            assert!(matches!(store.decide("m1", "alice", &bad, &LexicalEmbedder, now), Err(StoreError::Invalid(_))));
+        store
+            .claim("m1", "alice", now, Duration::minutes(15))
+            .unwrap();
+        for bad in [
+            decision("approve", "  "),
+            decision("delete", "x"),
+            decision("rumour", "known rumour"),
+        ] {
+            assert!(matches!(
+                store.decide("m1", "alice", &bad, &LexicalEmbedder, now),
+                Err(StoreError::Invalid(_))
+            ));
         }
-        let input = DecisionInput { new_claim: Some("Le vaccin ROR cause l'autisme".into()), ..decision("rumour", "déjà démenti") };
-        let rec = store.decide("m1", "alice", &input, &LexicalEmbedder, now).unwrap();
+        let input = DecisionInput {
+            new_claim: Some("Le vaccin ROR cause l'autisme".into()),
+            ..decision("rumour", "déjà démenti")
+        };
+        let rec = store
+            .decide("m1", "alice", &input, &LexicalEmbedder, now)
+            .unwrap();
         let claim = rec.claim_id.expect("a claim was created");
         let rumours = store.rumours().unwrap();
         assert_eq!(rumours.len(), 1);
-        assert_eq!((rumours[0].claim_id.as_deref(), rumours[0].confirmed, rumours[0].status.as_str()), (Some(claim.as_str()), 1, "monitoring"));
+        assert_eq!(
+            (
+                rumours[0].claim_id.as_deref(),
+                rumours[0].confirmed,
+                rumours[0].status.as_str()
+            ),
+            (Some(claim.as_str()), 1, "monitoring")
+        );
         assert_eq!(rumours[0].title, "Le vaccin ROR cause l'autisme");
     }
 
     #[test]
     fn similar_posts_share_a_rumour_and_false_positives_leave_its_counts() {
         let store = store_with(&[
-            record("a", "fr", "Le vaccin ROR provoque l'autisme chez les enfants", true, "2024-05-01T09:00:00Z"),
-            record("b", "fr", "ATTENTION le vaccin ROR provoque l'autisme chez nos enfants", true, "2024-05-02T09:00:00Z"),
-            record("c", "fr", "Les antennes 5G propagent le coronavirus dans les villes", true, "2024-05-02T10:00:00Z"),
-            record("d", "fr", "Rappeler Mme [PERSON] au [PHONE]", false, "2024-05-02T11:00:00Z"),
+            record(
+                "a",
+                "fr",
+                "Le vaccin ROR provoque l'autisme chez les enfants",
+                true,
+                "2024-05-01T09:00:00Z",
+            ),
+            record(
+                "b",
+                "fr",
+                "ATTENTION le vaccin ROR provoque l'autisme chez nos enfants",
+                true,
+                "2024-05-02T09:00:00Z",
+            ),
+            record(
+                "c",
+                "fr",
+                "Les antennes 5G propagent le coronavirus dans les villes",
+                true,
+                "2024-05-02T10:00:00Z",
+            ),
+            record(
+                "d",
+                "fr",
+                "Rappeler Mme [PERSON] au [PHONE]",
+                false,
+                "2024-05-02T11:00:00Z",
+            ),
         ]);
         let rumours = store.rumours().unwrap();
-        assert_eq!(rumours.iter().map(|r| r.posts).collect::<Vec<_>>(), [2, 1], "privacy-only posts are not rumours");
+        assert_eq!(
+            rumours.iter().map(|r| r.posts).collect::<Vec<_>>(),
+            [2, 1],
+            "privacy-only posts are not rumours"
+        );
         assert_eq!(rumours[0].per_day.len(), 2);
         let now = t("2024-05-05T10:00:00Z");
-        store.claim("b", "alice", now, Duration::minutes(15)).unwrap();
-        store.decide("b", "alice", &decision("false_positive", "c'est une question"), &LexicalEmbedder, now).unwrap();
+        store
+            .claim("b", "alice", now, Duration::minutes(15))
+            .unwrap();
+        store
+            .decide(
+                "b",
+                "alice",
+                &decision("false_positive", "c'est une question"),
+                &LexicalEmbedder,
+                now,
+            )
+            .unwrap();
         assert_eq!(store.rumours().unwrap()[0].posts, 1);
-        let one = store.rumour(rumours[0].id).unwrap().expect("the rumour by id");
-        assert_eq!((one.posts, one.title.as_str()), (1, rumours[0].title.as_str()));
-        assert!(store.set_cluster_status(rumours[0].id, "debunked", "sam", now).is_ok());
-        assert!(matches!(store.set_cluster_status(rumours[0].id, "gone", "sam", now), Err(StoreError::Invalid(_))));
+        let one = store
+            .rumour(rumours[0].id)
+            .unwrap()
+            .expect("the rumour by id");
+        assert_eq!(
+            (one.posts, one.title.as_str()),
+            (1, rumours[0].title.as_str())
+        );
+        assert!(store
+            .set_cluster_status(rumours[0].id, "debunked", "sam", now)
+            .is_ok());
+        assert!(matches!(
+            store.set_cluster_status(rumours[0].id, "gone", "sam", now),
+            Err(StoreError::Invalid(_))
+        ));
     }
 
     #[test]
     fn a_claim_matched_by_the_pipeline_names_the_rumour() {
-        let mut r = record("m1", "fr", "Les antennes 5G propagent le coronavirus", true, "2024-05-01T09:00:00Z");
+        let mut r = record(
+            "m1",
+            "fr",
+            "Les antennes 5G propagent le coronavirus",
+            true,
+            "2024-05-01T09:00:00Z",
+        );
         if let Some(risk) = r.risk.as_mut() {
-            risk.claims.push(crate::contract::MatchedClaim { id: "covid-5g".into(), similarity: 0.95, topic: "covid".into(), lang: "en".into(), text: "5G mobile networks spread the coronavirus.".into() });
+            risk.claims.push(crate::contract::MatchedClaim {
+                id: "covid-5g".into(),
+                similarity: 0.95,
+                topic: "covid".into(),
+                lang: "en".into(),
+                text: "5G mobile networks spread the coronavirus.".into(),
+            });
         }
         let store = store_with(&[r]);
         let rumours = store.rumours().unwrap();
-        assert_eq!((rumours[0].claim_id.as_deref(), rumours[0].title.as_str()), (Some("covid-5g"), "5G mobile networks spread the coronavirus."));
-        assert_eq!(store.claims().unwrap()[0].id, "covid-5g", "moderators can link other posts to it");
+        assert_eq!(
+            (rumours[0].claim_id.as_deref(), rumours[0].title.as_str()),
+            (
+                Some("covid-5g"),
+                "5G mobile networks spread the coronavirus."
+            )
+        );
+        assert_eq!(
+            store.claims().unwrap()[0].id,
+            "covid-5g",
+            "moderators can link other posts to it"
+        );
     }
 
     #[test]
     fn the_audit_log_is_append_only() {
         let store = store_with(&[record("m1", "en", "text", true, "2024-05-01T09:00:00Z")]);
-        store.claim("m1", "alice", t("2024-05-05T10:00:00Z"), Duration::minutes(15)).unwrap();
+        store
+            .claim(
+                "m1",
+                "alice",
+                t("2024-05-05T10:00:00Z"),
+                Duration::minutes(15),
+            )
+            .unwrap();
         let log = store.audit_log(10).unwrap();
-        assert_eq!(log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["claim", "import"]);
+        assert_eq!(
+            log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["claim", "import"]
+        );
         let conn = store.conn();
-        assert!(conn.execute("UPDATE audit_log SET actor = 'mallory'", []).is_err());
+        assert!(conn
+            .execute("UPDATE audit_log SET actor = 'mallory'", [])
+            .is_err());
         assert!(conn.execute("DELETE FROM audit_log", []).is_err());
     }
 
@@ -1130,35 +1661,121 @@ mod tests {
     fn logins_make_sessions_and_failures_are_audited() {
         let store = Store::open_in_memory().unwrap();
         let now = t("2024-05-05T10:00:00Z");
-        store.add_user("alice", Role::Moderator, "a long enough password", "cli", now).unwrap();
-        assert!(store.add_user("alice", Role::Admin, "another long password", "cli", now).is_err());
-        assert!(store.login("alice", "wrong password!", now, Duration::hours(1)).unwrap().is_none());
-        assert!(store.login("nobody", "a long enough password", now, Duration::hours(1)).unwrap().is_none());
-        let (token, session) = store.login("alice", "a long enough password", now, Duration::hours(1)).unwrap().unwrap();
-        assert_eq!(store.session(&token, now).unwrap().unwrap().csrf, session.csrf);
-        assert!(store.session(&token, now + Duration::hours(2)).unwrap().is_none(), "sessions expire");
+        store
+            .add_user(
+                "alice",
+                Role::Moderator,
+                "a long enough password",
+                "cli",
+                now,
+            )
+            .unwrap();
+        assert!(store
+            .add_user("alice", Role::Admin, "another long password", "cli", now)
+            .is_err());
+        assert!(store
+            .login("alice", "wrong password!", now, Duration::hours(1))
+            .unwrap()
+            .is_none());
+        assert!(store
+            .login("nobody", "a long enough password", now, Duration::hours(1))
+            .unwrap()
+            .is_none());
+        let (token, session) = store
+            .login("alice", "a long enough password", now, Duration::hours(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.session(&token, now).unwrap().unwrap().csrf,
+            session.csrf
+        );
+        assert!(
+            store
+                .session(&token, now + Duration::hours(2))
+                .unwrap()
+                .is_none(),
+            "sessions expire"
+        );
         assert!(store.session("forged", now).unwrap().is_none());
-        assert!(!store.dump_text().unwrap().contains(&token), "only a digest of the token is stored");
-        let actions: Vec<String> = store.audit_log(10).unwrap().into_iter().map(|e| e.action).collect();
-        assert_eq!(actions, ["login", "login_failed", "login_failed", "add_user"]);
+        assert!(
+            !store.dump_text().unwrap().contains(&token),
+            "only a digest of the token is stored"
+        );
+        let actions: Vec<String> = store
+            .audit_log(10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(
+            actions,
+            ["login", "login_failed", "login_failed", "add_user"]
+        );
     }
 
     #[test]
     fn labels_come_from_misinformation_decisions_only() {
         let store = store_with(&[
-            record("m1", "en", "The MMR vaccine causes autism", true, "2024-05-01T09:00:00Z"),
-            record("m2", "fr", "Réunion lundi au centre de santé", true, "2024-05-01T10:00:00Z"),
-            record("m3", "fr", "Ebola est une invention", true, "2024-05-01T11:00:00Z"),
-            record("p1", "fr", "Rappeler [PHONE]", false, "2024-05-01T12:00:00Z"),
+            record(
+                "m1",
+                "en",
+                "The MMR vaccine causes autism",
+                true,
+                "2024-05-01T09:00:00Z",
+            ),
+            record(
+                "m2",
+                "fr",
+                "Réunion lundi au centre de santé",
+                true,
+                "2024-05-01T10:00:00Z",
+            ),
+            record(
+                "m3",
+                "fr",
+                "Ebola est une invention",
+                true,
+                "2024-05-01T11:00:00Z",
+            ),
+            record(
+                "p1",
+                "fr",
+                "Rappeler [PHONE]",
+                false,
+                "2024-05-01T12:00:00Z",
+            ),
         ]);
         let now = t("2024-05-05T10:00:00Z");
-        for (id, d) in [("m1", "remove"), ("m2", "false_positive"), ("m3", "escalate"), ("p1", "approve")] {
-            store.claim(id, "alice", now, Duration::minutes(15)).unwrap();
-            store.decide(id, "alice", &decision(d, "checked"), &LexicalEmbedder, now).unwrap();
+        for (id, d) in [
+            ("m1", "remove"),
+            ("m2", "false_positive"),
+            ("m3", "escalate"),
+            ("p1", "approve"),
+        ] {
+            store
+                .claim(id, "alice", now, Duration::minutes(15))
+                .unwrap();
+            store
+                .decide(id, "alice", &decision(d, "checked"), &LexicalEmbedder, now)
+                .unwrap();
         }
         let rows = label_rows(&store.decided_items().unwrap());
-        let got: Vec<(String, String)> = rows.iter().map(|r| (r["id"].as_str().unwrap().into(), r["label"].as_str().unwrap().into())).collect();
-        assert_eq!(got, [("m1".to_string(), "misinformation".to_string()), ("m2".to_string(), "reliable".to_string())]);
+        let got: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().into(),
+                    r["label"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("m1".to_string(), "misinformation".to_string()),
+                ("m2".to_string(), "reliable".to_string())
+            ]
+        );
         assert_eq!(rows[0]["text"], "The MMR vaccine causes autism");
     }
 
@@ -1177,7 +1794,14 @@ mod tests {
             }
         }
         let store = store_with(&[record("m1", "en", "text", true, "2024-05-01T09:00:00Z")]);
-        let err = store.import(&[record("m2", "en", "text", true, "2024-05-01T09:00:00Z")], &Other, "t", Utc::now()).unwrap_err();
+        let err = store
+            .import(
+                &[record("m2", "en", "text", true, "2024-05-01T09:00:00Z")],
+                &Other,
+                "t",
+                Utc::now(),
+            )
+            .unwrap_err();
         assert!(matches!(err, StoreError::EmbedderMismatch { .. }), "{err}");
     }
 }

@@ -68,9 +68,16 @@ impl Embedder for LexicalEmbedder {
 }
 
 fn lexical_vector(text: &str) -> Vec<f32> {
-    let folded: String = text.chars().flat_map(char::to_lowercase).map(fold_accent).collect();
+    let folded: String = text
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(fold_accent)
+        .collect();
     let mut v = vec![0f32; LEXICAL_DIM];
-    for word in folded.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() > 2) {
+    for word in folded
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() > 2)
+    {
         v[bucket(word.as_bytes(), 0)] += 2.0;
         let padded: Vec<char> = format!(" {word} ").chars().collect();
         for gram in padded.windows(4) {
@@ -142,7 +149,9 @@ pub fn to_blob(v: &[f32]) -> Vec<u8> {
 }
 
 pub fn from_blob(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Status of a rumour as programme staff see it.
@@ -170,7 +179,13 @@ pub struct RumourView {
 
 impl RumourView {
     /// A rumour with no posts counted yet.
-    pub fn new(id: i64, title: String, status: String, claim_id: Option<String>, claim_text: Option<String>) -> Self {
+    pub fn new(
+        id: i64,
+        title: String,
+        status: String,
+        claim_id: Option<String>,
+        claim_text: Option<String>,
+    ) -> Self {
         RumourView {
             id,
             title,
@@ -190,7 +205,10 @@ impl RumourView {
 
     /// Counts per day from `from` to `to` inclusive, zeros included, for sparklines.
     pub fn daily_series(&self, from: NaiveDate, to: NaiveDate) -> Vec<usize> {
-        from.iter_days().take_while(|d| *d <= to).map(|d| self.per_day.get(&d).copied().unwrap_or(0)).collect()
+        from.iter_days()
+            .take_while(|d| *d <= to)
+            .map(|d| self.per_day.get(&d).copied().unwrap_or(0))
+            .collect()
     }
 }
 
@@ -208,14 +226,31 @@ mod tests {
         ];
         let v = e.embed(&texts).unwrap();
         let t = e.same_rumour_threshold();
-        assert!(cosine(&v[0], &v[1]) >= t, "repost similarity {}", cosine(&v[0], &v[1]));
-        assert!(cosine(&v[0], &v[2]) < t, "unrelated similarity {}", cosine(&v[0], &v[2]));
+        assert!(
+            cosine(&v[0], &v[1]) >= t,
+            "repost similarity {}",
+            cosine(&v[0], &v[1])
+        );
+        assert!(
+            cosine(&v[0], &v[2]) < t,
+            "unrelated similarity {}",
+            cosine(&v[0], &v[2])
+        );
         assert!((v[0].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
     }
 
     #[test]
     fn nearest_picks_the_best_centroid_above_threshold() {
-        let c = vec![Centroid { cluster: 1, sum: vec![1.0, 0.0] }, Centroid { cluster: 2, sum: vec![2.0, 2.0] }];
+        let c = vec![
+            Centroid {
+                cluster: 1,
+                sum: vec![1.0, 0.0],
+            },
+            Centroid {
+                cluster: 2,
+                sum: vec![2.0, 2.0],
+            },
+        ];
         assert_eq!(nearest(&c, &[0.6, 0.8], 0.5).map(|x| x.0), Some(2));
         assert_eq!(nearest(&c, &[0.0, -1.0], 0.5), None);
     }
@@ -232,6 +267,9 @@ mod tests {
         let mut view = RumourView::new(1, String::new(), "new".into(), None, None);
         view.per_day.insert(d("2024-05-01"), 2);
         view.per_day.insert(d("2024-05-03"), 1);
-        assert_eq!(view.daily_series(d("2024-04-30"), d("2024-05-03")), vec![0, 2, 0, 1]);
+        assert_eq!(
+            view.daily_series(d("2024-04-30"), d("2024-05-03")),
+            vec![0, 2, 0, 1]
+        );
     }
 }

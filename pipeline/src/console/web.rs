@@ -40,7 +40,11 @@ pub struct ConsoleSettings {
 
 impl Default for ConsoleSettings {
     fn default() -> Self {
-        ConsoleSettings { lock_ttl: Duration::minutes(15), session_ttl: Duration::hours(12), secure_cookies: true }
+        ConsoleSettings {
+            lock_ttl: Duration::minutes(15),
+            session_ttl: Duration::hours(12),
+            secure_cookies: true,
+        }
     }
 }
 
@@ -60,8 +64,21 @@ struct Inner {
 }
 
 impl AppState {
-    pub fn new(store: Arc<Store>, embedder: Arc<dyn Embedder>, redactor: RedactionStage, settings: ConsoleSettings, decisions: DecisionPublisher) -> Self {
-        AppState(Arc::new(Inner { store, embedder, redactor, settings, decisions, logins: tokio::sync::Semaphore::new(LOGIN_PERMITS) }))
+    pub fn new(
+        store: Arc<Store>,
+        embedder: Arc<dyn Embedder>,
+        redactor: RedactionStage,
+        settings: ConsoleSettings,
+        decisions: DecisionPublisher,
+    ) -> Self {
+        AppState(Arc::new(Inner {
+            store,
+            embedder,
+            redactor,
+            settings,
+            decisions,
+            logins: tokio::sync::Semaphore::new(LOGIN_PERMITS),
+        }))
     }
 
     pub fn store(&self) -> &Store {
@@ -114,12 +131,31 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rumours", get(api_rumours))
         .route("/api/rumours/{id}/status", post(api_status))
         .route("/api/audit", get(api_audit))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_session));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_session,
+        ));
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/static/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::CSS) }))
-        .route("/static/console.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], pages::JS) }))
+        .route(
+            "/static/console.css",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    pages::CSS,
+                )
+            }),
+        )
+        .route(
+            "/static/console.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    pages::JS,
+                )
+            }),
+        )
         .merge(protected)
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
@@ -132,8 +168,14 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
@@ -156,35 +198,68 @@ fn is_api(path: &str) -> bool {
 async fn require_session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let api = is_api(req.uri().path());
     let token = cookie(req.headers(), SESSION_COOKIE);
-    let session = match token.as_deref().map(|t| state.store().session(t, Utc::now())) {
+    let session = match token
+        .as_deref()
+        .map(|t| state.store().session(t, Utc::now()))
+    {
         Some(Ok(Some(s))) => s,
         Some(Err(e)) => return internal(api, &e),
-        _ if api => return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "sign in first (POST /login)"}))).into_response(),
+        _ if api => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({"error": "sign in first (POST /login)"})),
+            )
+                .into_response()
+        }
         _ => return Redirect::to("/login").into_response(),
     };
     if req.method() == axum::http::Method::POST && api {
-        let given = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let given = req
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !auth::same_secret(given, &session.csrf) {
             return (StatusCode::FORBIDDEN, Json(serde_json::json!({"error": "missing or wrong X-CSRF-Token (GET /api/session gives it)"}))).into_response();
         }
     }
-    req.extensions_mut().insert(Signed { session, token: token.unwrap_or_default() });
+    req.extensions_mut().insert(Signed {
+        session,
+        token: token.unwrap_or_default(),
+    });
     next.run(req).await
 }
 
 fn internal(api: bool, e: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %e, "console request failed");
     if api {
-        (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": "internal error"}))).into_response()
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({"error": "internal error"})),
+        )
+            .into_response()
     } else {
-        (StatusCode::INTERNAL_SERVER_ERROR, Html(pages::message("Error", None, "Something went wrong; the error is in the server log.").into_string())).into_response()
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Html(
+                pages::message(
+                    "Error",
+                    None,
+                    "Something went wrong; the error is in the server log.",
+                )
+                .into_string(),
+            ),
+        )
+            .into_response()
     }
 }
 
 fn status_of(e: &StoreError) -> StatusCode {
     match e {
         StoreError::NotFound(_) => StatusCode::NOT_FOUND,
-        StoreError::Locked { .. } | StoreError::NotHolder(_) | StoreError::AlreadyDecided(_) => StatusCode::CONFLICT,
+        StoreError::Locked { .. } | StoreError::NotHolder(_) | StoreError::AlreadyDecided(_) => {
+            StatusCode::CONFLICT
+        }
         StoreError::Invalid(_) | StoreError::Auth(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -195,7 +270,11 @@ fn page_error(session: &Session, e: StoreError) -> Response {
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         return internal(false, &e);
     }
-    (status, Html(pages::message("Cannot do that", Some(session), &e.to_string()).into_string())).into_response()
+    (
+        status,
+        Html(pages::message("Cannot do that", Some(session), &e.to_string()).into_string()),
+    )
+        .into_response()
 }
 
 fn api_error(e: StoreError) -> Response {
@@ -207,16 +286,38 @@ fn api_error(e: StoreError) -> Response {
 }
 
 fn forbidden(api: bool, session: &Session, what: &str) -> Response {
-    let text = format!("{what} is not open to the {} role", session.user.role.as_str());
+    let text = format!(
+        "{what} is not open to the {} role",
+        session.user.role.as_str()
+    );
     if api {
-        (StatusCode::FORBIDDEN, Json(serde_json::json!({"error": text}))).into_response()
+        (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({"error": text})),
+        )
+            .into_response()
     } else {
-        (StatusCode::FORBIDDEN, Html(pages::message("Not allowed", Some(session), &text).into_string())).into_response()
+        (
+            StatusCode::FORBIDDEN,
+            Html(pages::message("Not allowed", Some(session), &text).into_string()),
+        )
+            .into_response()
     }
 }
 
 fn bad_csrf(session: &Session) -> Response {
-    (StatusCode::FORBIDDEN, Html(pages::message("Form expired", Some(session), "This form is stale (CSRF check failed); reload the page and try again.").into_string())).into_response()
+    (
+        StatusCode::FORBIDDEN,
+        Html(
+            pages::message(
+                "Form expired",
+                Some(session),
+                "This form is stale (CSRF check failed); reload the page and try again.",
+            )
+            .into_string(),
+        ),
+    )
+        .into_response()
 }
 
 fn csv_response(name: &str, body: Result<String, csv::Error>) -> Response {
@@ -224,7 +325,10 @@ fn csv_response(name: &str, body: Result<String, csv::Error>) -> Response {
         Ok(body) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
             ],
             body,
         )
@@ -245,7 +349,11 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     // Login CSRF: browsers send Origin on every POST; one from another site, or the
     // opaque "null" of sandboxed frames and cross-site redirects, is refused. Scripts
     // (curl, tests) send none.
@@ -257,27 +365,56 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
             .unwrap_or("");
         let origin_host = origin.split("://").nth(1).unwrap_or("");
         if origin_host.is_empty() || origin_host != host {
-            return (StatusCode::FORBIDDEN, Html(pages::login(Some("Sign in from the console's own page.")).into_string())).into_response();
+            return (
+                StatusCode::FORBIDDEN,
+                Html(pages::login(Some("Sign in from the console's own page.")).into_string()),
+            )
+                .into_response();
         }
     }
     let Ok(_permit) = state.0.logins.try_acquire() else {
-        return (StatusCode::TOO_MANY_REQUESTS, Html(pages::login(Some("Too many sign-ins at once; try again in a moment.")).into_string())).into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(
+                pages::login(Some("Too many sign-ins at once; try again in a moment."))
+                    .into_string(),
+            ),
+        )
+            .into_response();
     };
     let store = state.0.store.clone();
     let ttl = state.0.settings.session_ttl;
     // Hashing costs tens of milliseconds of CPU: keep it off the async workers.
-    let result = tokio::task::spawn_blocking(move || store.login(form.username.trim(), &form.password, Utc::now(), ttl)).await;
+    let result = tokio::task::spawn_blocking(move || {
+        store.login(form.username.trim(), &form.password, Utc::now(), ttl)
+    })
+    .await;
     match result {
         Ok(Ok(Some((token, session)))) => {
             tracing::info!(user = %session.user.name, role = session.user.role.as_str(), "signed in");
-            let forwarded_https = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
-            let secure = if state.0.settings.secure_cookies || forwarded_https { "; Secure" } else { "" };
+            let forwarded_https = headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                == Some("https");
+            let secure = if state.0.settings.secure_cookies || forwarded_https {
+                "; Secure"
+            } else {
+                ""
+            };
             let max_age = ttl.num_seconds();
             let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
-            let home = if session.user.role == Role::Staff { "/tracker" } else { "/queue" };
+            let home = if session.user.role == Role::Staff {
+                "/tracker"
+            } else {
+                "/queue"
+            };
             ([(header::SET_COOKIE, cookie)], Redirect::to(home)).into_response()
         }
-        Ok(Ok(None)) => (StatusCode::UNAUTHORIZED, Html(pages::login(Some("Unknown user or wrong password.")).into_string())).into_response(),
+        Ok(Ok(None)) => (
+            StatusCode::UNAUTHORIZED,
+            Html(pages::login(Some("Unknown user or wrong password.")).into_string()),
+        )
+            .into_response(),
         Ok(Err(e)) => internal(false, &e),
         Err(e) => internal(false, &e),
     }
@@ -289,11 +426,18 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(State(state): State<AppState>, Extension(me): Extension<Signed>, Form(form): Form<CsrfForm>) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if !auth::same_secret(&form.csrf, &me.session.csrf) {
         return bad_csrf(&me.session);
     }
-    if let Err(e) = state.store().logout(&me.token, &me.session.user.name, Utc::now()) {
+    if let Err(e) = state
+        .store()
+        .logout(&me.token, &me.session.user.name, Utc::now())
+    {
         return internal(false, &e);
     }
     let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
@@ -301,29 +445,56 @@ async fn logout(State(state): State<AppState>, Extension(me): Extension<Signed>,
 }
 
 async fn home(Extension(me): Extension<Signed>) -> Redirect {
-    Redirect::to(if me.session.user.role.can_moderate() { "/queue" } else { "/tracker" })
+    Redirect::to(if me.session.user.role.can_moderate() {
+        "/queue"
+    } else {
+        "/tracker"
+    })
 }
 
 // ---- review queue --------------------------------------------------------------------
 
-async fn queue_page(State(state): State<AppState>, Extension(me): Extension<Signed>, Query(filter): Query<QueueFilter>) -> Response {
+async fn queue_page(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Query(filter): Query<QueueFilter>,
+) -> Response {
     if !me.session.user.role.can_moderate() {
         return forbidden(false, &me.session, "The review queue");
     }
     let store = state.store();
-    let (items, facets) = match store.queue(&filter, 500).and_then(|i| Ok((i, store.queue_facets()?))) {
+    let (items, facets) = match store
+        .queue(&filter, 500)
+        .and_then(|i| Ok((i, store.queue_facets()?)))
+    {
         Ok(x) => x,
         Err(e) => return page_error(&me.session, e),
     };
-    let notice = if items.is_empty() && (filter.lang.is_some() || filter.queue.is_some()) { Some("No item matches these filters.") } else { None };
+    let notice = if items.is_empty() && (filter.lang.is_some() || filter.queue.is_some()) {
+        Some("No item matches these filters.")
+    } else {
+        None
+    };
     Html(
-        pages::queue(pages::QueuePage { session: &me.session, items: &items, filter: &filter, queues: &facets.0, langs: &facets.1, now: Utc::now(), notice })
-            .into_string(),
+        pages::queue(pages::QueuePage {
+            session: &me.session,
+            items: &items,
+            filter: &filter,
+            queues: &facets.0,
+            langs: &facets.1,
+            now: Utc::now(),
+            notice,
+        })
+        .into_string(),
     )
     .into_response()
 }
 
-async fn queue_csv(State(state): State<AppState>, Extension(me): Extension<Signed>, Query(filter): Query<QueueFilter>) -> Response {
+async fn queue_csv(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Query(filter): Query<QueueFilter>,
+) -> Response {
     if !me.session.user.role.can_moderate() {
         return forbidden(false, &me.session, "The review queue");
     }
@@ -343,15 +514,27 @@ struct NextForm {
     queue: Option<String>,
 }
 
-async fn claim_next_form(State(state): State<AppState>, Extension(me): Extension<Signed>, Form(form): Form<NextForm>) -> Response {
+async fn claim_next_form(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Form(form): Form<NextForm>,
+) -> Response {
     if !auth::same_secret(&form.csrf, &me.session.csrf) {
         return bad_csrf(&me.session);
     }
     if !me.session.user.role.can_moderate() {
         return forbidden(false, &me.session, "Claiming items");
     }
-    let filter = QueueFilter { lang: form.lang, queue: form.queue };
-    match state.store().claim_next(&filter, &me.session.user.name, Utc::now(), state.0.settings.lock_ttl) {
+    let filter = QueueFilter {
+        lang: form.lang,
+        queue: form.queue,
+    };
+    match state.store().claim_next(
+        &filter,
+        &me.session.user.name,
+        Utc::now(),
+        state.0.settings.lock_ttl,
+    ) {
         Ok(Some(id)) => Redirect::to(&format!("/items/{}", url_segment(&id))).into_response(),
         Ok(None) => Redirect::to("/queue").into_response(),
         Err(e) => page_error(&me.session, e),
@@ -361,11 +544,23 @@ async fn claim_next_form(State(state): State<AppState>, Extension(me): Extension
 /// Post ids come from platforms: percent-encode anything outside a safe set.
 pub(crate) fn url_segment(id: &str) -> String {
     id.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
-fn render_item(state: &AppState, session: &Session, id: &str, error: Option<&str>, status: StatusCode) -> Response {
+fn render_item(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let store = state.store();
     let loaded = store.item(id).and_then(|item| {
         let claims = store.claims()?;
@@ -378,41 +573,77 @@ fn render_item(state: &AppState, session: &Session, id: &str, error: Option<&str
     match loaded {
         Ok((item, claims, rumour)) => (
             status,
-            Html(pages::item(pages::ItemPage { session, item: &item, claims: &claims, rumour: rumour.as_ref(), now: Utc::now(), error }).into_string()),
+            Html(
+                pages::item(pages::ItemPage {
+                    session,
+                    item: &item,
+                    claims: &claims,
+                    rumour: rumour.as_ref(),
+                    now: Utc::now(),
+                    error,
+                })
+                .into_string(),
+            ),
         )
             .into_response(),
         Err(e) => page_error(session, e),
     }
 }
 
-async fn item_page(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>) -> Response {
+async fn item_page(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Path(id): Path<String>,
+) -> Response {
     if !me.session.user.role.can_moderate() {
         return forbidden(false, &me.session, "Reading items");
     }
     render_item(&state, &me.session, &id, None, StatusCode::OK)
 }
 
-async fn claim_form(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+async fn claim_form(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if !auth::same_secret(&form.csrf, &me.session.csrf) {
         return bad_csrf(&me.session);
     }
     if !me.session.user.role.can_moderate() {
         return forbidden(false, &me.session, "Claiming items");
     }
-    match state.store().claim(&id, &me.session.user.name, Utc::now(), state.0.settings.lock_ttl) {
+    match state.store().claim(
+        &id,
+        &me.session.user.name,
+        Utc::now(),
+        state.0.settings.lock_ttl,
+    ) {
         Ok(_) => Redirect::to(&format!("/items/{}", url_segment(&id))).into_response(),
-        Err(e @ (StoreError::Locked { .. } | StoreError::AlreadyDecided(_))) => {
-            render_item(&state, &me.session, &id, Some(&e.to_string()), StatusCode::CONFLICT)
-        }
+        Err(e @ (StoreError::Locked { .. } | StoreError::AlreadyDecided(_))) => render_item(
+            &state,
+            &me.session,
+            &id,
+            Some(&e.to_string()),
+            StatusCode::CONFLICT,
+        ),
         Err(e) => page_error(&me.session, e),
     }
 }
 
-async fn release_form(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+async fn release_form(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if !auth::same_secret(&form.csrf, &me.session.csrf) {
         return bad_csrf(&me.session);
     }
-    match state.store().release(&id, &me.session.user.name, Utc::now()) {
+    match state
+        .store()
+        .release(&id, &me.session.user.name, Utc::now())
+    {
         Ok(()) => Redirect::to("/queue").into_response(),
         Err(e) => page_error(&me.session, e),
     }
@@ -432,9 +663,17 @@ struct DecideForm {
     new_claim: Option<String>,
 }
 
-fn decide(state: &AppState, session: &Session, id: &str, input: DecisionInput) -> Result<DecisionRecord, StoreError> {
+fn decide(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    input: DecisionInput,
+) -> Result<DecisionRecord, StoreError> {
     if !session.user.role.can_moderate() {
-        return Err(StoreError::Invalid(format!("deciding is not open to the {} role", session.user.role.as_str())));
+        return Err(StoreError::Invalid(format!(
+            "deciding is not open to the {} role",
+            session.user.role.as_str()
+        )));
     }
     let input = DecisionInput {
         decision: input.decision,
@@ -442,20 +681,38 @@ fn decide(state: &AppState, session: &Session, id: &str, input: DecisionInput) -
         claim_id: input.claim_id,
         new_claim: input.new_claim.map(|c| state.redact(&c)),
     };
-    let record = state.store().decide(id, &session.user.name, &input, state.0.embedder.as_ref(), Utc::now())?;
+    let record = state.store().decide(
+        id,
+        &session.user.name,
+        &input,
+        state.0.embedder.as_ref(),
+        Utc::now(),
+    )?;
     tracing::info!(user = %session.user.name, item = %record.item_id, decision = record.decision.as_str(), "decision recorded");
     state.publish(&record);
     Ok(record)
 }
 
-async fn decide_form(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>, Form(form): Form<DecideForm>) -> Response {
+async fn decide_form(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Path(id): Path<String>,
+    Form(form): Form<DecideForm>,
+) -> Response {
     if !auth::same_secret(&form.csrf, &me.session.csrf) {
         return bad_csrf(&me.session);
     }
-    let input = DecisionInput { decision: form.decision, reason: form.reason, claim_id: form.claim_id, new_claim: form.new_claim };
+    let input = DecisionInput {
+        decision: form.decision,
+        reason: form.reason,
+        claim_id: form.claim_id,
+        new_claim: form.new_claim,
+    };
     match decide(&state, &me.session, &id, input) {
         Ok(_) => Redirect::to("/queue").into_response(),
-        Err(e @ (StoreError::Invalid(_) | StoreError::NotHolder(_) | StoreError::AlreadyDecided(_))) => {
+        Err(
+            e @ (StoreError::Invalid(_) | StoreError::NotHolder(_) | StoreError::AlreadyDecided(_)),
+        ) => {
             let status = status_of(&e);
             render_item(&state, &me.session, &id, Some(&e.to_string()), status)
         }
@@ -468,7 +725,15 @@ async fn decide_form(State(state): State<AppState>, Extension(me): Extension<Sig
 async fn tracker_page(State(state): State<AppState>, Extension(me): Extension<Signed>) -> Response {
     let store = state.store();
     match store.rumours().and_then(|r| Ok((r, store.volume()?))) {
-        Ok((rumours, volume)) => Html(pages::tracker(pages::TrackerPage { session: &me.session, rumours: &rumours, volume: &volume }).into_string()).into_response(),
+        Ok((rumours, volume)) => Html(
+            pages::tracker(pages::TrackerPage {
+                session: &me.session,
+                rumours: &rumours,
+                volume: &volume,
+            })
+            .into_string(),
+        )
+        .into_response(),
         Err(e) => page_error(&me.session, e),
     }
 }
@@ -494,14 +759,22 @@ struct StatusForm {
     status: String,
 }
 
-async fn status_form(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<i64>, Form(form): Form<StatusForm>) -> Response {
+async fn status_form(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Path(id): Path<i64>,
+    Form(form): Form<StatusForm>,
+) -> Response {
     if !auth::same_secret(&form.csrf, &me.session.csrf) {
         return bad_csrf(&me.session);
     }
     if !me.session.user.role.can_manage_rumours() {
         return forbidden(false, &me.session, "Changing a rumour's status");
     }
-    match state.store().set_cluster_status(id, &form.status, &me.session.user.name, Utc::now()) {
+    match state
+        .store()
+        .set_cluster_status(id, &form.status, &me.session.user.name, Utc::now())
+    {
         Ok(()) => Redirect::to(&format!("/tracker#rumour-{id}")).into_response(),
         Err(e) => page_error(&me.session, e),
     }
@@ -532,10 +805,16 @@ async fn audit_csv(State(state): State<AppState>, Extension(me): Extension<Signe
 // ---- JSON API ---------------------------------------------------------------------------
 
 async fn api_session(Extension(me): Extension<Signed>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "user": me.session.user.name, "role": me.session.user.role, "csrf": me.session.csrf }))
+    Json(
+        serde_json::json!({ "user": me.session.user.name, "role": me.session.user.role, "csrf": me.session.csrf }),
+    )
 }
 
-async fn api_queue(State(state): State<AppState>, Extension(me): Extension<Signed>, Query(filter): Query<QueueFilter>) -> Response {
+async fn api_queue(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Query(filter): Query<QueueFilter>,
+) -> Response {
     if !me.session.user.role.can_moderate() {
         return forbidden(true, &me.session, "The review queue");
     }
@@ -545,7 +824,11 @@ async fn api_queue(State(state): State<AppState>, Extension(me): Extension<Signe
     }
 }
 
-async fn api_item(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>) -> Response {
+async fn api_item(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Path(id): Path<String>,
+) -> Response {
     if !me.session.user.role.can_moderate() {
         return forbidden(true, &me.session, "Reading items");
     }
@@ -555,7 +838,11 @@ async fn api_item(State(state): State<AppState>, Extension(me): Extension<Signed
     }
 }
 
-async fn api_claim(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>) -> Response {
+async fn api_claim(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Path(id): Path<String>,
+) -> Response {
     if !me.session.user.role.can_moderate() {
         return forbidden(true, &me.session, "Claiming items");
     }
@@ -565,14 +852,26 @@ async fn api_claim(State(state): State<AppState>, Extension(me): Extension<Signe
     }
 }
 
-async fn api_release(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>) -> Response {
-    match state.store().release(&id, &me.session.user.name, Utc::now()) {
+async fn api_release(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Path(id): Path<String>,
+) -> Response {
+    match state
+        .store()
+        .release(&id, &me.session.user.name, Utc::now())
+    {
         Ok(()) => Json(serde_json::json!({ "item": id, "released": true })).into_response(),
         Err(e) => api_error(e),
     }
 }
 
-async fn api_decide(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<String>, Json(input): Json<DecisionInput>) -> Response {
+async fn api_decide(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Path(id): Path<String>,
+    Json(input): Json<DecisionInput>,
+) -> Response {
     if !me.session.user.role.can_moderate() {
         return forbidden(true, &me.session, "Deciding");
     }
@@ -594,11 +893,19 @@ struct StatusBody {
     status: String,
 }
 
-async fn api_status(State(state): State<AppState>, Extension(me): Extension<Signed>, Path(id): Path<i64>, Json(body): Json<StatusBody>) -> Response {
+async fn api_status(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Path(id): Path<i64>,
+    Json(body): Json<StatusBody>,
+) -> Response {
     if !me.session.user.role.can_manage_rumours() {
         return forbidden(true, &me.session, "Changing a rumour's status");
     }
-    match state.store().set_cluster_status(id, &body.status, &me.session.user.name, Utc::now()) {
+    match state
+        .store()
+        .set_cluster_status(id, &body.status, &me.session.user.name, Utc::now())
+    {
         Ok(()) => Json(serde_json::json!({ "rumour": id, "status": body.status })).into_response(),
         Err(e) => api_error(e),
     }

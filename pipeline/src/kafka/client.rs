@@ -25,7 +25,10 @@ fn client_config(cfg: &KafkaConfig, ours: &[(&str, String)], protected: &[&str])
     c
 }
 
-pub(crate) fn consumer(cfg: &KafkaConfig, context: ConsumerCtx) -> Result<StreamConsumer<ConsumerCtx>, KafkaError> {
+pub(crate) fn consumer(
+    cfg: &KafkaConfig,
+    context: ConsumerCtx,
+) -> Result<StreamConsumer<ConsumerCtx>, KafkaError> {
     let transactional = cfg.delivery == DeliveryMode::ExactlyOnce;
     // At-least-once: the run stores an offset once its input and all earlier ones of the
     // partition are settled, and librdkafka commits what is stored (retrying failures).
@@ -33,21 +36,37 @@ pub(crate) fn consumer(cfg: &KafkaConfig, context: ConsumerCtx) -> Result<Stream
     let mut ours = vec![
         ("group.id", cfg.group_id.clone()),
         ("enable.auto.commit", (!transactional).to_string()),
-        ("auto.commit.interval.ms", cfg.commit_interval_ms.max(1).to_string()),
+        (
+            "auto.commit.interval.ms",
+            cfg.commit_interval_ms.max(1).to_string(),
+        ),
         ("enable.auto.offset.store", "false".to_string()),
         ("auto.offset.reset", "earliest".to_string()),
         ("enable.partition.eof", "false".to_string()),
-        ("statistics.interval.ms", cfg.statistics_interval_ms.to_string()),
+        (
+            "statistics.interval.ms",
+            cfg.statistics_interval_ms.to_string(),
+        ),
     ];
     if transactional {
         // Inputs written by transactional producers: only committed ones.
         ours.push(("isolation.level", "read_committed".to_string()));
     }
-    let protected = ["enable.auto.commit", "enable.auto.offset.store", "auto.commit.interval.ms", "group.id", "enable.partition.eof", "isolation.level"];
+    let protected = [
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "auto.commit.interval.ms",
+        "group.id",
+        "enable.partition.eof",
+        "isolation.level",
+    ];
     client_config(cfg, &ours, &protected).create_with_context(context)
 }
 
-pub(crate) fn producer(cfg: &KafkaConfig, context: ProducerCtx) -> Result<ThreadedProducer<ProducerCtx>, KafkaError> {
+pub(crate) fn producer(
+    cfg: &KafkaConfig,
+    context: ProducerCtx,
+) -> Result<ThreadedProducer<ProducerCtx>, KafkaError> {
     let mut ours = vec![
         ("enable.idempotence", "true".to_string()),
         ("acks", "all".to_string()),
@@ -74,7 +93,11 @@ fn transactional_id(cfg: &KafkaConfig) -> String {
 /// Output records above this size are dead-lettered (`output_too_large`) rather than
 /// refused by the producer: librdkafka's `message.max.bytes` less room for key and headers.
 pub(crate) fn max_output_bytes(cfg: &KafkaConfig) -> usize {
-    let limit = cfg.properties.get("message.max.bytes").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1_000_000);
+    let limit = cfg
+        .properties
+        .get("message.max.bytes")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1_000_000);
     limit.saturating_sub(1024)
 }
 
@@ -91,6 +114,10 @@ pub fn simple_consumer(cfg: &KafkaConfig) -> Result<StreamConsumer, KafkaError> 
 
 /// An idempotent producer with the default context (the console's decisions feed).
 pub fn future_producer(cfg: &KafkaConfig) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
-    let ours = [("enable.idempotence", "true".to_string()), ("acks", "all".to_string()), ("linger.ms", "5".to_string())];
+    let ours = [
+        ("enable.idempotence", "true".to_string()),
+        ("acks", "all".to_string()),
+        ("linger.ms", "5".to_string()),
+    ];
     client_config(cfg, &ours, &["enable.idempotence", "acks"]).create()
 }

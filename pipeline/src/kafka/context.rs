@@ -51,7 +51,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(metrics: Arc<Metrics>, health: Arc<Health>, drain_timeout: Duration, transactional: bool) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        drain_timeout: Duration,
+        transactional: bool,
+    ) -> Self {
         Shared {
             tracker: Mutex::new(OffsetTracker::default()),
             settled: Condvar::new(),
@@ -141,7 +146,10 @@ pub(crate) fn partition_list(commits: &[(PartitionKey, i64)]) -> KafkaResult<Top
 }
 
 fn keys_of(tpl: &TopicPartitionList) -> Vec<PartitionKey> {
-    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
 }
 
 fn client_error(health: &Health, error: &KafkaError, reason: &str) {
@@ -165,9 +173,13 @@ impl ClientContext for ConsumerCtx {
                 }
                 // librdkafka's own consumer_lag waits for a first commit; the position
                 // (or, before any read, the committed or low offset) is known sooner.
-                let from = [p.app_offset, p.committed_offset, p.lo_offset].into_iter().find(|o| *o >= 0);
+                let from = [p.app_offset, p.committed_offset, p.lo_offset]
+                    .into_iter()
+                    .find(|o| *o >= 0);
                 if let Some(from) = from {
-                    self.shared.metrics.lag(name, *id, (p.hi_offset - from).max(0));
+                    self.shared
+                        .metrics
+                        .lag(name, *id, (p.hi_offset - from).max(0));
                 }
             }
         }
@@ -192,8 +204,16 @@ impl ConsumerContext for ConsumerCtx {
                 }
                 let (commits, drained, left) = {
                     // A lost assignment cannot be committed any more: do not wait for it.
-                    let (mut t, drained) = if lost { (self.shared.tracker(), false) } else { self.shared.drain(Some(&keys)) };
-                        let commits = if lost || self.shared.transactional { Vec::new() } else { t.take_commits_for(&keys) };
+                    let (mut t, drained) = if lost {
+                        (self.shared.tracker(), false)
+                    } else {
+                        self.shared.drain(Some(&keys))
+                    };
+                    let commits = if lost || self.shared.transactional {
+                        Vec::new()
+                    } else {
+                        t.take_commits_for(&keys)
+                    };
                     let left = t.pending(Some(&keys));
                     t.revoke(&keys);
                     (commits, drained, left)
@@ -201,7 +221,11 @@ impl ConsumerContext for ConsumerCtx {
                 if !lost && !self.shared.transactional {
                     // Store what settled, then commit everything stored before the
                     // partitions go (auto-commit might not have run since).
-                    let stored = if commits.is_empty() { Ok(()) } else { partition_list(&commits).and_then(|tpl| consumer.store_offsets(&tpl)) };
+                    let stored = if commits.is_empty() {
+                        Ok(())
+                    } else {
+                        partition_list(&commits).and_then(|tpl| consumer.store_offsets(&tpl))
+                    };
                     match stored.and_then(|()| consumer.commit_consumer_state(CommitMode::Sync)) {
                         Ok(()) => self.shared.metrics.commit(true),
                         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
@@ -211,7 +235,13 @@ impl ConsumerContext for ConsumerCtx {
                         }
                     }
                 }
-                tracing::info!(partitions = keys.len(), lost, drained, in_flight_left = left, "partitions revoked");
+                tracing::info!(
+                    partitions = keys.len(),
+                    lost,
+                    drained,
+                    in_flight_left = left,
+                    "partitions revoked"
+                );
             }
             Rebalance::Assign(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),

@@ -19,10 +19,22 @@ pub fn headers(record: &RejectedRecord, topic: &str, partition: i32, offset: i64
     let partition = partition.to_string();
     let offset = offset.to_string();
     OwnedHeaders::new()
-        .insert(Header { key: HEADER_REASON, value: Some(record.reason.as_str()) })
-        .insert(Header { key: HEADER_TOPIC, value: Some(topic) })
-        .insert(Header { key: HEADER_PARTITION, value: Some(partition.as_str()) })
-        .insert(Header { key: HEADER_OFFSET, value: Some(offset.as_str()) })
+        .insert(Header {
+            key: HEADER_REASON,
+            value: Some(record.reason.as_str()),
+        })
+        .insert(Header {
+            key: HEADER_TOPIC,
+            value: Some(topic),
+        })
+        .insert(Header {
+            key: HEADER_PARTITION,
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: HEADER_OFFSET,
+            value: Some(offset.as_str()),
+        })
 }
 
 /// The share of dead letters over the last `window` messages, checked once the window
@@ -47,11 +59,19 @@ pub struct BudgetExceeded {
 impl DeadLetterBudget {
     /// `max_ratio` of 1.0 or more switches the cap off.
     pub fn new(max_ratio: f64, window: usize) -> Self {
-        DeadLetterBudget { max_ratio, window: window.max(1), recent: VecDeque::new(), dead_in_window: 0 }
+        DeadLetterBudget {
+            max_ratio,
+            window: window.max(1),
+            recent: VecDeque::new(),
+            dead_in_window: 0,
+        }
     }
 
     /// Records a batch's outcomes (true = dead-lettered) and checks the budget.
-    pub fn record(&mut self, outcomes: impl IntoIterator<Item = bool>) -> Result<(), BudgetExceeded> {
+    pub fn record(
+        &mut self,
+        outcomes: impl IntoIterator<Item = bool>,
+    ) -> Result<(), BudgetExceeded> {
         for dead in outcomes {
             self.recent.push_back(dead);
             self.dead_in_window += usize::from(dead);
@@ -61,8 +81,15 @@ impl DeadLetterBudget {
         }
         let seen = self.recent.len();
         let enough = seen * 10 >= self.window;
-        if self.max_ratio < 1.0 && enough && self.dead_in_window as f64 > self.max_ratio * seen as f64 {
-            return Err(BudgetExceeded { dead: self.dead_in_window, seen, max_ratio: self.max_ratio });
+        if self.max_ratio < 1.0
+            && enough
+            && self.dead_in_window as f64 > self.max_ratio * seen as f64
+        {
+            return Err(BudgetExceeded {
+                dead: self.dead_in_window,
+                seen,
+                max_ratio: self.max_ratio,
+            });
         }
         Ok(())
     }
@@ -88,7 +115,10 @@ mod tests {
             }
         }
         let (i, e) = tripped.expect("the cap trips");
-        assert!(i > 20 && i < 100, "tripped after {i} consecutive dead letters");
+        assert!(
+            i > 20 && i < 100,
+            "tripped after {i} consecutive dead letters"
+        );
         assert_eq!(e.seen, 100);
         assert!(e.dead > 50);
     }
@@ -96,7 +126,10 @@ mod tests {
     #[test]
     fn not_judged_on_a_handful_of_messages() {
         let mut b = DeadLetterBudget::new(0.5, 1000);
-        assert!(b.record([true; 50]).is_ok(), "50 messages are under a tenth of the window");
+        assert!(
+            b.record([true; 50]).is_ok(),
+            "50 messages are under a tenth of the window"
+        );
         assert!(b.record([true; 60]).is_err());
     }
 

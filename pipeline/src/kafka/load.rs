@@ -49,7 +49,11 @@ pub struct LoadReport {
 
 /// Posts to send: the valid posts of `samples` (JSONL; the bundled samples also hold
 /// malformed lines, skipped here) cycled, each with a new id.
-pub fn posts_from_samples(samples: &[u8], n: usize, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, LoadError> {
+pub fn posts_from_samples(
+    samples: &[u8],
+    n: usize,
+    prefix: &str,
+) -> Result<Vec<(String, Vec<u8>)>, LoadError> {
     let templates: Vec<serde_json::Value> = samples
         .split(|b| *b == b'\n')
         .filter(|line| crate::decode::decode(line, usize::MAX).is_ok())
@@ -77,12 +81,18 @@ pub async fn measure(
     rate: Option<f64>,
 ) -> Result<LoadReport, LoadError> {
     if posts == 0 {
-        return Err(LoadError::Other("nothing to measure: posts must be at least 1".into()));
+        return Err(LoadError::Other(
+            "nothing to measure: posts must be at least 1".into(),
+        ));
     }
     if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-        return Err(LoadError::Other("the rate must be a positive number of posts per second".into()));
+        return Err(LoadError::Other(
+            "the rate must be a positive number of posts per second".into(),
+        ));
     }
-    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let prefix = format!("vigie-bench-{stamp}");
     let mut cfg = base.clone();
     cfg.input_topic = format!("{prefix}.posts");
@@ -108,24 +118,60 @@ pub async fn measure(
     let pipeline = {
         let (cfg, screener) = (cfg.clone(), screener.clone());
         tokio::spawn(async move {
-            let stop = StopWhen { idle: Some(Duration::from_secs(20)), messages: Some(posts + 1) };
-            run_with(&cfg, &screener, stop, std::future::pending(), Telemetry::default()).await
+            let stop = StopWhen {
+                idle: Some(Duration::from_secs(20)),
+                messages: Some(posts + 1),
+            };
+            run_with(
+                &cfg,
+                &screener,
+                stop,
+                std::future::pending(),
+                Telemetry::default(),
+            )
+            .await
         })
     };
     if let Some(rate) = rate {
         // Latency: wait for the pipeline to be running (one post through), then a steady flow.
-        produce(&producer, &cfg.input_topic, &warmup, None, &mut HashMap::new()).await?;
+        produce(
+            &producer,
+            &cfg.input_topic,
+            &warmup,
+            None,
+            &mut HashMap::new(),
+        )
+        .await?;
         reader.first.notified().await;
-        produce(&producer, &cfg.input_topic, &batch, Some(rate), &mut sent_at).await?;
+        produce(
+            &producer,
+            &cfg.input_topic,
+            &batch,
+            Some(rate),
+            &mut sent_at,
+        )
+        .await?;
     } else {
-        produce(&producer, &cfg.input_topic, &warmup, None, &mut HashMap::new()).await?;
+        produce(
+            &producer,
+            &cfg.input_topic,
+            &warmup,
+            None,
+            &mut HashMap::new(),
+        )
+        .await?;
     }
-    let ran = pipeline.await.map_err(|e| LoadError::Other(e.to_string()))?;
+    let ran = pipeline
+        .await
+        .map_err(|e| LoadError::Other(e.to_string()))?;
     if let Err(e) = ran {
         reader.task.abort();
         return Err(e.into());
     }
-    let seen = reader.task.await.map_err(|e| LoadError::Other(e.to_string()))??;
+    let seen = reader
+        .task
+        .await
+        .map_err(|e| LoadError::Other(e.to_string()))??;
 
     let mut latencies = Vec::new();
     let (mut first, mut last) = (i64::MAX, i64::MIN);
@@ -137,13 +183,20 @@ pub async fn measure(
         }
     }
     if latencies.len() < posts {
-        return Err(LoadError::Other(format!("only {} of {posts} posts came out", latencies.len())));
+        return Err(LoadError::Other(format!(
+            "only {} of {posts} posts came out",
+            latencies.len()
+        )));
     }
     latencies.sort_by(f64::total_cmp);
     let pct = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     let span = ((last - first) as f64 / 1000.0).max(1e-3);
     Ok(LoadReport {
-        phase: if rate.is_some() { "latency" } else { "throughput" },
+        phase: if rate.is_some() {
+            "latency"
+        } else {
+            "throughput"
+        },
         posts,
         posts_per_second: posts as f64 / span,
         offered_rate: rate,
@@ -154,9 +207,19 @@ pub async fn measure(
 }
 
 async fn create_topics(cfg: &KafkaConfig) -> Result<(), LoadError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &cfg.brokers).create()?;
-    let topics = [(&cfg.input_topic, 4), (&cfg.screened_topic, 4), (&cfg.moderation_topic, 1), (&cfg.dlq_topic, 1)];
-    let new: Vec<NewTopic> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .create()?;
+    let topics = [
+        (&cfg.input_topic, 4),
+        (&cfg.screened_topic, 4),
+        (&cfg.moderation_topic, 1),
+        (&cfg.dlq_topic, 1),
+    ];
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
     for r in admin.create_topics(&new, &AdminOptions::new()).await? {
         r.map_err(|(t, e)| LoadError::Other(format!("cannot create {t}: {e}")))?;
     }
@@ -164,7 +227,9 @@ async fn create_topics(cfg: &KafkaConfig) -> Result<(), LoadError> {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn produce(
@@ -182,12 +247,17 @@ async fn produce(
             tokio::time::sleep_until(due.into()).await;
         }
         sent_at.insert(id.clone(), now_ms());
-        let record = FutureRecord::to(topic).key(id.as_str()).payload(payload.as_slice());
-        let delivery = producer.send_result(record).map_err(|(e, _)| LoadError::Kafka(e))?;
+        let record = FutureRecord::to(topic)
+            .key(id.as_str())
+            .payload(payload.as_slice());
+        let delivery = producer
+            .send_result(record)
+            .map_err(|(e, _)| LoadError::Kafka(e))?;
         acks.push(delivery);
     }
     for ack in futures::future::join_all(acks).await {
-        ack.map_err(|_| LoadError::Other("producer dropped".into()))?.map_err(|(e, _)| LoadError::Kafka(e))?;
+        ack.map_err(|_| LoadError::Other("producer dropped".into()))?
+            .map_err(|(e, _)| LoadError::Kafka(e))?;
     }
     Ok(())
 }
@@ -214,10 +284,15 @@ fn spawn_reader(cfg: &KafkaConfig, expected: usize) -> Result<Reader, LoadError>
         while seen.len() < expected {
             let m = match tokio::time::timeout(Duration::from_secs(120), consumer.recv()).await {
                 Ok(m) => m?,
-                Err(_) => return Err(LoadError::Other(format!("no screened record for 2 minutes ({} of {expected})", seen.len()))),
+                Err(_) => {
+                    return Err(LoadError::Other(format!(
+                        "no screened record for 2 minutes ({} of {expected})",
+                        seen.len()
+                    )))
+                }
             };
-            let record: ScreenedRecord =
-                serde_json::from_slice(m.payload().unwrap_or_default()).map_err(|e| LoadError::Other(e.to_string()))?;
+            let record: ScreenedRecord = serde_json::from_slice(m.payload().unwrap_or_default())
+                .map_err(|e| LoadError::Other(e.to_string()))?;
             let at = match m.timestamp() {
                 Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
                 Timestamp::NotAvailable => now_ms(),

@@ -125,8 +125,18 @@ pub async fn run_with(
         Duration::from_millis(cfg.drain_timeout_ms),
         transactional,
     ));
-    let consumer = client::consumer(cfg, ConsumerCtx { shared: shared.clone() })?;
-    let producer = client::producer(cfg, ProducerCtx { shared: shared.clone() })?;
+    let consumer = client::consumer(
+        cfg,
+        ConsumerCtx {
+            shared: shared.clone(),
+        },
+    )?;
+    let producer = client::producer(
+        cfg,
+        ProducerCtx {
+            shared: shared.clone(),
+        },
+    )?;
     if transactional {
         let timeout = Duration::from_millis(cfg.drain_timeout_ms);
         tokio::task::block_in_place(|| producer.init_transactions(timeout))?;
@@ -152,12 +162,25 @@ pub async fn run_with(
     let (handed_back, commits) = tokio::task::block_in_place(|| {
         let (mut t, _) = shared.drain(None);
         let left = t.pending(None);
-        (left, if transactional { Vec::new() } else { t.take_commits() })
+        (
+            left,
+            if transactional {
+                Vec::new()
+            } else {
+                t.take_commits()
+            },
+        )
     });
     run.stats.handed_back = handed_back;
     if !transactional {
-        let stored = if commits.is_empty() { Ok(()) } else { partition_list(&commits).and_then(|tpl| consumer.store_offsets(&tpl)) };
-        let committed = stored.and_then(|()| tokio::task::block_in_place(|| consumer.commit_consumer_state(CommitMode::Sync)));
+        let stored = if commits.is_empty() {
+            Ok(())
+        } else {
+            partition_list(&commits).and_then(|tpl| consumer.store_offsets(&tpl))
+        };
+        let committed = stored.and_then(|()| {
+            tokio::task::block_in_place(|| consumer.commit_consumer_state(CommitMode::Sync))
+        });
         match committed {
             // Nothing new since the last auto-commit.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
@@ -197,7 +220,11 @@ struct Loop<'a> {
 }
 
 impl Loop<'_> {
-    async fn consume(&mut self, stop: StopWhen, shutdown: impl Future<Output = ()>) -> Result<(), KafkaRunError> {
+    async fn consume(
+        &mut self,
+        stop: StopWhen,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), KafkaRunError> {
         tokio::pin!(shutdown);
         let batch_wait = Duration::from_millis(self.cfg.batch_wait_ms);
         let mut last_message = Instant::now();
@@ -250,7 +277,11 @@ impl Loop<'_> {
         }
     }
 
-    fn push_message(&self, m: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>, batch: &mut Vec<Consumed>) {
+    fn push_message(
+        &self,
+        m: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>,
+        batch: &mut Vec<Consumed>,
+    ) {
         match m {
             Ok(m) => {
                 self.shared.health.set_brokers_down(false);
@@ -267,7 +298,9 @@ impl Loop<'_> {
                 });
             }
             // The consumer cannot go on (e.g. fenced by a newer instance): stop the run.
-            Err(e @ KafkaError::MessageConsumptionFatal(_)) => self.shared.record_failure(format!("consumer: {e}")),
+            Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
+                self.shared.record_failure(format!("consumer: {e}"))
+            }
             // Transient broker errors are retried by librdkafka; they carry no message.
             Err(e) => tracing::warn!(error = %e, "consumer error"),
         }
@@ -278,11 +311,16 @@ impl Loop<'_> {
         self.stats.consumed += read;
         let live: Vec<Consumed> = {
             let mut t = self.shared.tracker();
-            batch.into_iter().filter(|m| t.start(&m.key, m.epoch, m.offset)).collect()
+            batch
+                .into_iter()
+                .filter(|m| t.start(&m.key, m.epoch, m.offset))
+                .collect()
         };
         if live.len() < read {
             self.stats.skipped_after_rebalance += read - live.len();
-            self.shared.metrics.skipped_after_rebalance(read - live.len());
+            self.shared
+                .metrics
+                .skipped_after_rebalance(read - live.len());
         }
         if live.is_empty() {
             return Ok(());
@@ -291,11 +329,14 @@ impl Loop<'_> {
         let result = self.dispatch(&live).await;
         if result.is_err() {
             // Whatever was not sent is given up: not in flight any more, never committed.
-            self.shared.abandon(live.iter().map(|m| (m.key.clone(), m.epoch, m.offset)));
+            self.shared
+                .abandon(live.iter().map(|m| (m.key.clone(), m.epoch, m.offset)));
             if self.shared.transactional {
                 let timeout = Duration::from_millis(self.cfg.drain_timeout_ms);
                 // Refused when the error came before the transaction began: nothing to abort.
-                if let Err(e) = tokio::task::block_in_place(|| self.producer.abort_transaction(timeout)) {
+                if let Err(e) =
+                    tokio::task::block_in_place(|| self.producer.abort_transaction(timeout))
+                {
                     tracing::debug!(error = %e, "abort_transaction");
                 }
             }
@@ -307,26 +348,41 @@ impl Loop<'_> {
     async fn dispatch(&mut self, live: &[Consumed]) -> Result<(), KafkaRunError> {
         let inputs: Vec<(Origin, &[u8])> = live
             .iter()
-            .map(|m| (Origin::Kafka { topic: m.key.0.clone(), partition: m.key.1, offset: m.offset }, m.payload.as_slice()))
+            .map(|m| {
+                (
+                    Origin::Kafka {
+                        topic: m.key.0.clone(),
+                        partition: m.key.1,
+                        offset: m.offset,
+                    },
+                    m.payload.as_slice(),
+                )
+            })
             .collect();
         // Screening is CPU work; keep it off the threads that drive the runtime.
-        let (outcomes, times) = tokio::task::block_in_place(|| self.screener.process_timed(&inputs));
+        let (outcomes, times) =
+            tokio::task::block_in_place(|| self.screener.process_timed(&inputs));
         for (stage, took) in times.named() {
             self.shared.metrics.stage(stage, took);
         }
         if times.model_batch > 0 {
-            self.shared.metrics.model_batch(times.model_batch, times.repost_cache_hits);
+            self.shared
+                .metrics
+                .model_batch(times.model_batch, times.repost_cache_hits);
         }
         // Checked before anything of this batch is written: if the cap trips, the batch
         // stays uncommitted for after the operator's fix.
-        self.budget.record(outcomes.iter().map(|o| matches!(o, Outcome::Rejected(_))))?;
+        self.budget
+            .record(outcomes.iter().map(|o| matches!(o, Outcome::Rejected(_))))?;
 
         let mut planned = Vec::with_capacity(live.len());
         for (message, outcome) in live.iter().zip(outcomes) {
             planned.push(self.outputs(message, outcome)?);
         }
         if self.shared.transactional {
-            self.producer.begin_transaction().map_err(KafkaRunError::Transaction)?;
+            self.producer
+                .begin_transaction()
+                .map_err(KafkaRunError::Transaction)?;
         }
         for (message, outputs) in live.iter().zip(planned) {
             let ack = Arc::new(InputAck {
@@ -357,9 +413,19 @@ impl Loop<'_> {
                     self.stats.screened += 1;
                     let moderation = record.route.is_flagged().then(|| {
                         self.stats.moderation += 1;
-                        Output { topic: self.cfg.moderation_topic.clone(), key: record.id.clone(), payload: json.clone(), headers: None }
+                        Output {
+                            topic: self.cfg.moderation_topic.clone(),
+                            key: record.id.clone(),
+                            payload: json.clone(),
+                            headers: None,
+                        }
                     });
-                    let screened = Output { topic: self.cfg.screened_topic.clone(), key: record.id, payload: json, headers: None };
+                    let screened = Output {
+                        topic: self.cfg.screened_topic.clone(),
+                        key: record.id,
+                        payload: json,
+                        headers: None,
+                    };
                     return Ok(std::iter::once(screened).chain(moderation).collect());
                 }
                 too_large(m, record.id, json.len(), self.max_output_bytes)
@@ -367,17 +433,31 @@ impl Loop<'_> {
             Outcome::Rejected(record) => record,
         };
         self.stats.dead_lettered += 1;
-        *self.stats.dead_letters_by_reason.entry(record.reason.clone()).or_default() += 1;
+        *self
+            .stats
+            .dead_letters_by_reason
+            .entry(record.reason.clone())
+            .or_default() += 1;
         self.shared.metrics.dead_letter(&record.reason);
         tracing::warn!(reason = %record.reason, detail = %record.detail, partition = m.key.1, offset = m.offset, "dead-lettered");
-        let key = record.id.clone().unwrap_or_else(|| format!("{}-{}-{}", m.key.0, m.key.1, m.offset));
+        let key = record
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}-{}", m.key.0, m.key.1, m.offset));
         let headers = dead_letter::headers(&record, &m.key.0, m.key.1, m.offset);
-        Ok(vec![Output { topic: self.cfg.dlq_topic.clone(), key, payload: serde_json::to_vec(&record)?, headers: Some(headers) }])
+        Ok(vec![Output {
+            topic: self.cfg.dlq_topic.clone(),
+            key,
+            payload: serde_json::to_vec(&record)?,
+            headers: Some(headers),
+        }])
     }
 
     /// Hands one record to the producer, waiting while its queue is full.
     async fn send(&self, output: Output, ack: Arc<InputAck>) -> Result<(), KafkaRunError> {
-        let mut record = BaseRecord::with_opaque_to(&output.topic, ack).key(&output.key).payload(&output.payload);
+        let mut record = BaseRecord::with_opaque_to(&output.topic, ack)
+            .key(&output.key)
+            .payload(&output.payload);
         if let Some(h) = output.headers {
             record = record.headers(h);
         }
@@ -391,7 +471,12 @@ impl Loop<'_> {
                     record = back;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                Err((e, _)) => return Err(KafkaRunError::Delivery(format!("cannot produce to {}: {e}", output.topic))),
+                Err((e, _)) => {
+                    return Err(KafkaRunError::Delivery(format!(
+                        "cannot produce to {}: {e}",
+                        output.topic
+                    )))
+                }
             }
         }
     }
@@ -422,13 +507,15 @@ impl Loop<'_> {
         }
         let commits: Vec<(PartitionKey, i64)> = next.into_iter().collect();
         let timeout = Duration::from_millis(self.cfg.drain_timeout_ms);
-        let group = self
-            .consumer
-            .group_metadata()
-            .ok_or_else(|| KafkaRunError::Delivery("no consumer-group metadata to commit offsets in the transaction".into()))?;
+        let group = self.consumer.group_metadata().ok_or_else(|| {
+            KafkaRunError::Delivery(
+                "no consumer-group metadata to commit offsets in the transaction".into(),
+            )
+        })?;
         let result = tokio::task::block_in_place(|| -> Result<(), KafkaError> {
             let tpl = partition_list(&commits)?;
-            self.producer.send_offsets_to_transaction(&tpl, &group, timeout)?;
+            self.producer
+                .send_offsets_to_transaction(&tpl, &group, timeout)?;
             self.producer.commit_transaction(timeout)
         });
         result.map_err(KafkaRunError::Transaction)?;
@@ -441,9 +528,15 @@ impl Loop<'_> {
 /// A screened record too large for the output topic goes to the dead letters instead.
 fn too_large(m: &Consumed, id: String, size: usize, limit: usize) -> RejectedRecord {
     RejectedRecord {
-        origin: Origin::Kafka { topic: m.key.0.clone(), partition: m.key.1, offset: m.offset },
+        origin: Origin::Kafka {
+            topic: m.key.0.clone(),
+            partition: m.key.1,
+            offset: m.offset,
+        },
         reason: "output_too_large".into(),
-        detail: format!("screened record of {size} bytes exceeds the producer's {limit}-byte limit"),
+        detail: format!(
+            "screened record of {size} bytes exceeds the producer's {limit}-byte limit"
+        ),
         id: Some(id),
         payload_bytes: m.payload.len(),
         // The input is unredacted; the record carries no excerpt of it.

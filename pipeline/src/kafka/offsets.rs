@@ -48,7 +48,13 @@ impl OffsetTracker {
     pub fn assign(&mut self, keys: impl IntoIterator<Item = PartitionKey>) {
         for key in keys {
             self.next_epoch += 1;
-            self.partitions.insert(key, PartitionState { epoch: self.next_epoch, ..Default::default() });
+            self.partitions.insert(
+                key,
+                PartitionState {
+                    epoch: self.next_epoch,
+                    ..Default::default()
+                },
+            );
         }
     }
 
@@ -104,7 +110,10 @@ impl OffsetTracker {
         self.commits_where(|k| keys.contains(k))
     }
 
-    fn commits_where(&mut self, wanted: impl Fn(&PartitionKey) -> bool) -> Vec<(PartitionKey, i64)> {
+    fn commits_where(
+        &mut self,
+        wanted: impl Fn(&PartitionKey) -> bool,
+    ) -> Vec<(PartitionKey, i64)> {
         let mut out = Vec::new();
         for (key, p) in self.partitions.iter_mut().filter(|(k, _)| wanted(k)) {
             if let Some(point) = p.commit_point() {
@@ -148,7 +157,11 @@ mod tests {
         t.complete(&key(0), e, 12);
         t.complete(&key(0), e, 14);
         assert_eq!(t.take_commits(), vec![(key(0), 10)]);
-        assert_eq!(t.take_commits(), vec![], "unchanged offsets are not committed twice");
+        assert_eq!(
+            t.take_commits(),
+            vec![],
+            "unchanged offsets are not committed twice"
+        );
         t.complete(&key(0), e, 10);
         t.complete(&key(0), e, 11);
         assert_eq!(t.take_commits(), vec![(key(0), 13)]);
@@ -195,7 +208,10 @@ mod tests {
         t.revoke(&[key(0)]);
         assert!(!t.start(&key(0), old, 4), "revoked partition");
         t.assign([key(0)]);
-        assert!(!t.start(&key(0), old, 4), "read before the partition came back");
+        assert!(
+            !t.start(&key(0), old, 4),
+            "read before the partition came back"
+        );
         // A completion from the old assignment does not move the new one.
         t.complete(&key(0), old, 3);
         assert_eq!(t.take_commits(), vec![]);

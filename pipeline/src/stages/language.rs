@@ -57,12 +57,17 @@ impl Lexicon {
     pub fn load(dir: &Path) -> Result<Self, LexiconError> {
         let read = |name: &str| -> Result<HashMap<String, f32>, LexiconError> {
             let path = dir.join(name);
-            let err = |source| LexiconError { path: path.clone(), source };
+            let err = |source| LexiconError {
+                path: path.clone(),
+                source,
+            };
             let file = std::fs::File::open(&path).map_err(err)?;
             let mut words = HashMap::new();
             for line in std::io::BufReader::new(file).lines() {
                 let line = line.map_err(err)?;
-                let Some((word, zipf)) = line.split_once('\t') else { continue };
+                let Some((word, zipf)) = line.split_once('\t') else {
+                    continue;
+                };
                 if let Ok(z) = zipf.trim().parse::<f32>() {
                     if z >= COMMON_ZIPF {
                         words.insert(word.to_lowercase(), z);
@@ -71,12 +76,18 @@ impl Lexicon {
             }
             Ok(words)
         };
-        Ok(Lexicon { fr: read(LEXICON_FILES[0])?, en: read(LEXICON_FILES[1])? })
+        Ok(Lexicon {
+            fr: read(LEXICON_FILES[0])?,
+            en: read(LEXICON_FILES[1])?,
+        })
     }
 
     pub fn from_words(fr: &[(&str, f32)], en: &[(&str, f32)]) -> Self {
         let map = |w: &[(&str, f32)]| w.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        Lexicon { fr: map(fr), en: map(en) }
+        Lexicon {
+            fr: map(fr),
+            en: map(en),
+        }
     }
 
     /// French or English when the words say so clearly, else None.
@@ -98,7 +109,11 @@ impl Lexicon {
         let n = words.len();
         if n <= SHORT_TEXT_WORDS {
             if fr_hits == n || en_hits == n {
-                return Some(if fr_sum > en_sum { LangCode::Fr } else { LangCode::En });
+                return Some(if fr_sum > en_sum {
+                    LangCode::Fr
+                } else {
+                    LangCode::En
+                });
             }
             return None;
         }
@@ -106,9 +121,16 @@ impl Lexicon {
         // Both lists hold some words of the other language (web text mixes them), so the
         // frequencies, not mere membership, tell which language the words belong to.
         let mean_gap = (fr_sum - en_sum) / n as f32;
-        let unsure = whatlang_confidence < LONG_TEXT_MAX_WHATLANG_CONFIDENCE && mean_gap.abs() >= LONG_TEXT_MIN_MEAN_ZIPF_GAP;
-        if fr_cov.max(en_cov) >= LONG_TEXT_COVERAGE && (unsure || mean_gap.abs() >= LONG_TEXT_DECISIVE_ZIPF_GAP) {
-            return Some(if mean_gap > 0.0 { LangCode::Fr } else { LangCode::En });
+        let unsure = whatlang_confidence < LONG_TEXT_MAX_WHATLANG_CONFIDENCE
+            && mean_gap.abs() >= LONG_TEXT_MIN_MEAN_ZIPF_GAP;
+        if fr_cov.max(en_cov) >= LONG_TEXT_COVERAGE
+            && (unsure || mean_gap.abs() >= LONG_TEXT_DECISIVE_ZIPF_GAP)
+        {
+            return Some(if mean_gap > 0.0 {
+                LangCode::Fr
+            } else {
+                LangCode::En
+            });
         }
         None
     }
@@ -128,7 +150,10 @@ fn words(text: &str) -> Vec<String> {
     while let Some(c) = chars.next() {
         if c.is_alphabetic() {
             cur.extend(c.to_lowercase());
-        } else if (c == '\'' || c == '’') && !cur.is_empty() && chars.peek().is_some_and(|n| n.is_alphabetic()) {
+        } else if (c == '\'' || c == '’')
+            && !cur.is_empty()
+            && chars.peek().is_some_and(|n| n.is_alphabetic())
+        {
             cur.push('\'');
         } else if !cur.is_empty() {
             out.push(std::mem::take(&mut cur));
@@ -142,7 +167,10 @@ fn words(text: &str) -> Vec<String> {
 
 impl LanguageStage {
     pub fn new(lexicon: Option<Lexicon>) -> Self {
-        LanguageStage { detector: Detector::new(), lexicon }
+        LanguageStage {
+            detector: Detector::new(),
+            lexicon,
+        }
     }
 
     pub fn has_lexicon(&self) -> bool {
@@ -152,7 +180,10 @@ impl LanguageStage {
     pub fn detect(&self, text: &str) -> Lang {
         let letters = text.chars().filter(|c| c.is_alphabetic()).count();
         if letters < MIN_LETTERS {
-            return Lang { code: LangCode::Und, confidence: 0.0 };
+            return Lang {
+                code: LangCode::Und,
+                confidence: 0.0,
+            };
         }
         let info = self.detector.detect(text);
         let code = info.as_ref().map(|i| match i.lang() {
@@ -167,12 +198,21 @@ impl LanguageStage {
                     Some(i) if code == Some(decided) => i.confidence().max(0.5) as f32,
                     _ => 0.5,
                 };
-                return Lang { code: decided, confidence };
+                return Lang {
+                    code: decided,
+                    confidence,
+                };
             }
         }
         match (code, info) {
-            (Some(code), Some(info)) => Lang { code, confidence: info.confidence() as f32 },
-            _ => Lang { code: LangCode::Und, confidence: 0.0 },
+            (Some(code), Some(info)) => Lang {
+                code,
+                confidence: info.confidence() as f32,
+            },
+            _ => Lang {
+                code: LangCode::Und,
+                confidence: 0.0,
+            },
         }
     }
 }
@@ -184,9 +224,21 @@ mod tests {
     #[test]
     fn french_english_other_und() {
         let s = LanguageStage::default();
-        assert_eq!(s.detect("Le vaccin contre la rougeole protège les enfants dès leur plus jeune âge.").code, LangCode::Fr);
-        assert_eq!(s.detect("The measles vaccine protects children from a very young age.").code, LangCode::En);
-        assert_eq!(s.detect("La vacuna contra el sarampión protege a los niños desde muy pequeños.").code, LangCode::Other);
+        assert_eq!(
+            s.detect("Le vaccin contre la rougeole protège les enfants dès leur plus jeune âge.")
+                .code,
+            LangCode::Fr
+        );
+        assert_eq!(
+            s.detect("The measles vaccine protects children from a very young age.")
+                .code,
+            LangCode::En
+        );
+        assert_eq!(
+            s.detect("La vacuna contra el sarampión protege a los niños desde muy pequeños.")
+                .code,
+            LangCode::Other
+        );
         assert_eq!(s.detect("Прививка защищает детей").code, LangCode::Other);
         assert_eq!(s.detect("12 34 !!").code, LangCode::Und);
         assert_eq!(s.detect("").code, LangCode::Und);
@@ -194,34 +246,76 @@ mod tests {
 
     #[test]
     fn decisive_word_frequencies_overrule_a_confident_whatlang() {
-        let fr = [("the", 5.35), ("in", 5.24), ("children", 3.21), ("do", 4.45), ("not", 4.07), ("let", 3.61), ("them", 3.35), ("your", 4.16), ("kids", 3.55), ("causes", 4.39)];
-        let en = [("the", 7.73), ("vaccine", 4.0), ("causes", 4.63), ("autism", 3.97), ("in", 7.27), ("children", 5.47), ("do", 6.35), ("not", 6.69), ("let", 5.6), ("them", 6.19), ("your", 6.53), ("kids", 5.28)];
+        let fr = [
+            ("the", 5.35),
+            ("in", 5.24),
+            ("children", 3.21),
+            ("do", 4.45),
+            ("not", 4.07),
+            ("let", 3.61),
+            ("them", 3.35),
+            ("your", 4.16),
+            ("kids", 3.55),
+            ("causes", 4.39),
+        ];
+        let en = [
+            ("the", 7.73),
+            ("vaccine", 4.0),
+            ("causes", 4.63),
+            ("autism", 3.97),
+            ("in", 7.27),
+            ("children", 5.47),
+            ("do", 6.35),
+            ("not", 6.69),
+            ("let", 5.6),
+            ("them", 6.19),
+            ("your", 6.53),
+            ("kids", 5.28),
+        ];
         let s = LanguageStage::new(Some(Lexicon::from_words(&fr, &en)));
         // whatlang alone answers French (0.57) for this one.
-        assert_eq!(s.detect("The MMR vaccine causes autism in children, do not let them vaccinate your kids!").code, LangCode::En);
+        assert_eq!(
+            s.detect(
+                "The MMR vaccine causes autism in children, do not let them vaccinate your kids!"
+            )
+            .code,
+            LangCode::En
+        );
     }
 
     #[test]
     fn confidence_is_a_probability() {
         let s = LanguageStage::default();
         let l = s.detect("Les agents de santé communautaires sont formés chaque année.");
-        assert!((0.0..=1.0).contains(&l.confidence) && l.confidence > 0.5, "{l:?}");
+        assert!(
+            (0.0..=1.0).contains(&l.confidence) && l.confidence > 0.5,
+            "{l:?}"
+        );
     }
 
     #[test]
     fn lexicon_settles_short_texts_only_when_every_word_is_common() {
-        let lex = Lexicon::from_words(&[("bonne", 5.0), ("nuit", 5.0), ("the", 3.5)], &[("good", 6.0), ("night", 5.5), ("the", 7.7)]);
+        let lex = Lexicon::from_words(
+            &[("bonne", 5.0), ("nuit", 5.0), ("the", 3.5)],
+            &[("good", 6.0), ("night", 5.5), ("the", 7.7)],
+        );
         let s = LanguageStage::new(Some(lex));
         assert_eq!(s.detect("bonne nuit").code, LangCode::Fr);
         assert_eq!(s.detect("good night").code, LangCode::En);
         // One unknown word: the lexicon abstains and whatlang decides.
         let plain = LanguageStage::default();
-        assert_eq!(s.detect("buenas noches").code, plain.detect("buenas noches").code);
+        assert_eq!(
+            s.detect("buenas noches").code,
+            plain.detect("buenas noches").code
+        );
     }
 
     #[test]
     fn words_keep_inner_apostrophes() {
-        assert_eq!(words("Aujourd'hui, l’enfant dort!"), vec!["aujourd'hui", "l'enfant", "dort"]);
+        assert_eq!(
+            words("Aujourd'hui, l’enfant dort!"),
+            vec!["aujourd'hui", "l'enfant", "dort"]
+        );
     }
 
     #[test]

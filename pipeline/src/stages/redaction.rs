@@ -15,7 +15,11 @@ pub struct Redacted {
 
 impl RedactionStage {
     pub fn new(rules: RuleSet, threshold: f32, mode: ReplaceMode) -> Self {
-        RedactionStage { redactor: Redactor::new(rules).with_threshold(threshold).with_mode(mode) }
+        RedactionStage {
+            redactor: Redactor::new(rules)
+                .with_threshold(threshold)
+                .with_mode(mode),
+        }
     }
 
     /// `lang`: the language stage's verdict (fr, en), which enables language-specific rules.
@@ -26,7 +30,12 @@ impl RedactionStage {
             spans: r
                 .findings
                 .into_iter()
-                .map(|f| RedactionSpan { kind: f.kind, start: f.start, end: f.end, rule: f.rule })
+                .map(|f| RedactionSpan {
+                    kind: f.kind,
+                    start: f.start,
+                    end: f.end,
+                    rule: f.rule,
+                })
                 .collect(),
         }
     }

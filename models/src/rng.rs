@@ -1,6 +1,7 @@
 //! A tiny deterministic generator (xorshift64): training and test models must come out
 //! the same on every run and machine, and need nothing better than this.
 
+/// xorshift64 state.
 pub struct XorShift(u64);
 
 impl XorShift {
@@ -10,6 +11,7 @@ impl XorShift {
         XorShift(seed | 1)
     }
 
+    /// The next 64 bits of the stream.
     pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;

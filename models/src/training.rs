@@ -1,6 +1,11 @@
-//! How `vigie train` builds the risk head from labeled, embedded examples: example
+//! How `vigie train` builds the risk head from labeled, embedded examples: the fitting of
+//! a classifier ([`RiskHead::train`]) and of its calibration ([`Platt::fit`]), example
 //! weights, grouped cross-validation to compare classifiers and to get held-out
 //! predictions for calibration, and the cross-lingual check.
+//!
+//! Both classifiers are trained with candle's autograd and take per-example weights,
+//! which `vigie train` uses to balance the classes within each language and to give the
+//! few French examples their say.
 //!
 //! Folds are drawn by *group* (a fact-check article, whose rumour and correction are
 //! near-paraphrases of each other), never by row: a row's twin in the training folds
@@ -8,14 +13,372 @@
 
 use std::collections::BTreeMap;
 
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use serde::{Deserialize, Serialize};
 use vigie_eval::risk::{summarise, RiskGroup};
 
 use crate::embedding_store::text_key;
-use crate::head::{augment, Calibration, Platt, RiskHead, TrainOptions};
-use crate::Result;
+use crate::head::{augment, Calibration, Classifier, Platt, RiskHead};
+use crate::rng::XorShift;
+use crate::{HeadError, Result};
 
+/// Which classifier to train.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadKind {
+    /// Logistic regression.
+    Logistic,
+    /// One hidden layer of ReLU units.
+    Mlp,
+}
+
+/// How a classifier is trained; recorded in the head it makes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct TrainOptions {
+    /// The classifier.
+    #[serde(default = "default_kind")]
+    pub kind: HeadKind,
+    /// Hidden units of the MLP.
+    #[serde(default = "default_hidden")]
+    pub hidden: usize,
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Examples per step; 0 for full-batch steps.
+    #[serde(default)]
+    pub batch_size: usize,
+    /// AdamW's learning rate.
+    pub learning_rate: f32,
+    /// Weight of the L2 penalty on the weights (not the biases).
+    pub l2: f32,
+    /// Weight each class by the inverse of its frequency, when no weights are given to
+    /// [`RiskHead::train`]. `vigie train` gives weights, always class-balanced within
+    /// each language ([`example_weights`]).
+    pub balance_classes: bool,
+}
+
+fn default_kind() -> HeadKind {
+    HeadKind::Logistic
+}
+
+fn default_hidden() -> usize {
+    64
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            kind: HeadKind::Logistic,
+            hidden: 64,
+            epochs: 400,
+            batch_size: 0,
+            learning_rate: 0.05,
+            l2: 1e-4,
+            balance_classes: true,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// The logistic regression `vigie train` tries.
+    pub fn logistic() -> Self {
+        TrainOptions::default()
+    }
+
+    /// The MLP `vigie train` tries.
+    pub fn mlp() -> Self {
+        TrainOptions {
+            kind: HeadKind::Mlp,
+            hidden: 64,
+            epochs: 60,
+            batch_size: 128,
+            learning_rate: 0.002,
+            l2: 1e-4,
+            balance_classes: true,
+        }
+    }
+}
+
+impl RiskHead {
+    /// Fits a head on examples `xs` with labels (true for misinformation) and weights
+    /// (None: balanced classes when `options.balance_classes`, else equal). The result
+    /// is uncalibrated; see [`Platt::fit`].
+    pub fn train(
+        encoder: &str,
+        trained_on: Vec<String>,
+        xs: &[Vec<f32>],
+        labels: &[bool],
+        weights: Option<&[f32]>,
+        options: TrainOptions,
+    ) -> Result<Self> {
+        let n = xs.len();
+        if n == 0 || n != labels.len() || weights.is_some_and(|w| w.len() != n) {
+            return Err(HeadError::Counts {
+                examples: n,
+                labels: labels.len(),
+                weights: weights.map(<[f32]>::len),
+            }
+            .into());
+        }
+        let dim = xs[0].len();
+        if xs.iter().any(|x| x.len() != dim) {
+            return Err(HeadError::MixedDimensions.into());
+        }
+        let positives = labels.iter().filter(|&&y| y).count();
+        if positives == 0 || positives == n {
+            return Err(HeadError::OneClass.into());
+        }
+        let weights: Vec<f32> = match weights {
+            Some(w) => w.to_vec(),
+            None if options.balance_classes => {
+                let (w_pos, w_neg) = (
+                    n as f32 / (2.0 * positives as f32),
+                    n as f32 / (2.0 * (n - positives) as f32),
+                );
+                labels
+                    .iter()
+                    .map(|&y| if y { w_pos } else { w_neg })
+                    .collect()
+            }
+            None => vec![1.0; n],
+        };
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || weights.iter().sum::<f32>() <= 0.0
+        {
+            return Err(HeadError::BadWeights.into());
+        }
+        let classifier = fit(xs, labels, &weights, &options)?;
+        Ok(RiskHead {
+            encoder: encoder.into(),
+            classifier,
+            calibration: Calibration::default(),
+            trained_on,
+            adapted_languages: Vec::new(),
+            trained_ids: Vec::new(),
+            options,
+        })
+    }
+}
+
+/// Minimises the weighted log-loss (plus L2 on the weights, not the biases) by AdamW
+/// with candle's autograd, on the whole set or on shuffled mini-batches.
+fn fit(
+    xs: &[Vec<f32>],
+    labels: &[bool],
+    weights: &[f32],
+    options: &TrainOptions,
+) -> Result<Classifier> {
+    let device = Device::Cpu;
+    let (n, dim) = (xs.len(), xs[0].len());
+    let x = Tensor::from_vec(xs.concat(), (n, dim), &device)?;
+    let y = Tensor::from_vec(
+        labels.iter().map(|&l| l as u8 as f32).collect::<Vec<_>>(),
+        n,
+        &device,
+    )?;
+    let total: f32 = weights.iter().sum();
+    let w = Tensor::from_vec(
+        weights.iter().map(|w| w / total).collect::<Vec<_>>(),
+        n,
+        &device,
+    )?;
+    // Deterministic initialisation and shuffles, so `vigie train` reproduces its head.
+    let mut init = XorShift::new(0x9e37_79b9_7f4a_7c15);
+    let params = ParamsAdamW {
+        lr: options.learning_rate as f64,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    // Steps: the whole set, or shuffled mini-batches (see the scaling below, which keeps
+    // the L2 term's meaning across batch sizes).
+    let batch = if options.batch_size == 0 {
+        n
+    } else {
+        options.batch_size.min(n)
+    };
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut batches = |rng: &mut XorShift| -> Result<Vec<(Tensor, Tensor, Tensor)>> {
+        if batch == n {
+            return Ok(vec![(x.clone(), y.clone(), w.clone())]);
+        }
+        for i in (1..n).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        order
+            .chunks(batch)
+            .map(|idx| {
+                let idx = Tensor::new(idx, &device)?;
+                let wb = w.index_select(&idx, 0)?;
+                // Weights sum to 1 over the set; a full batch's to about batch/n. Scaling
+                // by n/batch gives every step the loss scale of a full-batch step, and a
+                // short last batch a proportionally shorter one.
+                Ok((
+                    x.index_select(&idx, 0)?,
+                    y.index_select(&idx, 0)?,
+                    (wb * (n as f64 / batch as f64))?,
+                ))
+            })
+            .collect()
+    };
+    let loss_of = |logits: &Tensor, y: &Tensor, w: &Tensor, penalty: Tensor| -> Result<Tensor> {
+        // log(1 + e^z) - y z, computed stably; weighted mean.
+        let softplus = (logits.relu()? + logits.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?)?;
+        let per_example = (softplus - (y * logits)?)?;
+        Ok(((per_example * w)?.sum_all()? + penalty)?)
+    };
+    let mut shuffle = XorShift::new(0x2545_f491_4f6c_dd1d);
+    let l2 = options.l2 as f64;
+    match options.kind {
+        HeadKind::Logistic => {
+            let wv = Var::from_tensor(&Tensor::zeros(dim, DType::F32, &device)?)?;
+            let bv = Var::from_tensor(&Tensor::zeros(1, DType::F32, &device)?)?;
+            let mut opt = AdamW::new(vec![wv.clone(), bv.clone()], params)?;
+            for _ in 0..options.epochs {
+                for (x, y, w) in batches(&mut shuffle)? {
+                    let logits = x
+                        .matmul(&wv.as_tensor().unsqueeze(1)?)?
+                        .squeeze(1)?
+                        .broadcast_add(bv.as_tensor())?;
+                    let loss = loss_of(
+                        &logits,
+                        &y,
+                        &w,
+                        (wv.as_tensor().sqr()?.sum_all()? * (l2 / 2.0))?,
+                    )?;
+                    opt.backward_step(&loss)?;
+                }
+            }
+            Ok(Classifier::Logistic {
+                weights: wv.as_tensor().to_vec1()?,
+                bias: wv_scalar(bv.as_tensor())?,
+            })
+        }
+        HeadKind::Mlp => {
+            let h = options.hidden.max(1);
+            let w1 = Var::from_tensor(&Tensor::from_vec(
+                init.vec(h * dim, (6.0 / (dim + h) as f32).sqrt()),
+                (h, dim),
+                &device,
+            )?)?;
+            let b1 = Var::from_tensor(&Tensor::zeros(h, DType::F32, &device)?)?;
+            let w2 = Var::from_tensor(&Tensor::from_vec(
+                init.vec(h, (6.0 / (h + 1) as f32).sqrt()),
+                (h, 1),
+                &device,
+            )?)?;
+            let b2 = Var::from_tensor(&Tensor::zeros(1, DType::F32, &device)?)?;
+            let mut opt = AdamW::new(vec![w1.clone(), b1.clone(), w2.clone(), b2.clone()], params)?;
+            for _ in 0..options.epochs {
+                for (x, y, w) in batches(&mut shuffle)? {
+                    let hidden = x
+                        .matmul(&w1.as_tensor().t()?)?
+                        .broadcast_add(b1.as_tensor())?
+                        .relu()?;
+                    let logits = hidden
+                        .matmul(w2.as_tensor())?
+                        .squeeze(1)?
+                        .broadcast_add(b2.as_tensor())?;
+                    let penalty = ((w1.as_tensor().sqr()?.sum_all()?
+                        + w2.as_tensor().sqr()?.sum_all()?)?
+                        * (l2 / 2.0))?;
+                    let loss = loss_of(&logits, &y, &w, penalty)?;
+                    opt.backward_step(&loss)?;
+                }
+            }
+            Ok(Classifier::Mlp {
+                hidden: h,
+                w1: w1.as_tensor().flatten_all()?.to_vec1()?,
+                b1: b1.as_tensor().to_vec1()?,
+                w2: w2.as_tensor().flatten_all()?.to_vec1()?,
+                b2: wv_scalar(b2.as_tensor())?,
+            })
+        }
+    }
+}
+
+fn wv_scalar(t: &Tensor) -> Result<f32> {
+    Ok(t.to_vec1::<f32>()?.first().copied().unwrap_or(0.0))
+}
+
+impl Platt {
+    /// Maximum-likelihood fit on (logit, label) pairs that the classifier did not train
+    /// on, by Newton's method; Platt's smoothed targets keep it finite when the pairs
+    /// are separable.
+    pub fn fit(logits: &[f32], labels: &[bool]) -> Result<Platt> {
+        let positives = labels.iter().filter(|&&y| y).count() as f64;
+        let negatives = labels.len() as f64 - positives;
+        if logits.len() != labels.len() || positives == 0.0 || negatives == 0.0 {
+            return Err(HeadError::CalibrationData.into());
+        }
+        let (t_pos, t_neg) = (
+            (positives + 1.0) / (positives + 2.0),
+            1.0 / (negatives + 2.0),
+        );
+        let targets: Vec<f64> = labels
+            .iter()
+            .map(|&y| if y { t_pos } else { t_neg })
+            .collect();
+        // Cross-entropy against the smoothed targets, computed without overflow.
+        let loss = |a: f64, b: f64| -> f64 {
+            logits
+                .iter()
+                .zip(&targets)
+                .map(|(&z, &t)| {
+                    let u = a * z as f64 + b;
+                    u.max(0.0) + (-u.abs()).exp().ln_1p() - t * u
+                })
+                .sum()
+        };
+        let (mut a, mut b) = (1.0f64, 0.0f64);
+        let mut current = loss(a, b);
+        for _ in 0..100 {
+            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
+            for (&z, &t) in logits.iter().zip(&targets) {
+                let z = z as f64;
+                let p = 1.0 / (1.0 + (-(a * z + b)).exp());
+                let d = p - t;
+                let v = (p * (1.0 - p)).max(1e-12);
+                ga += d * z;
+                gb += d;
+                haa += v * z * z;
+                hab += v * z;
+                hbb += v;
+            }
+            let det = haa * hbb - hab * hab;
+            if det.abs() < 1e-18 {
+                break;
+            }
+            let (da, db) = ((hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det);
+            // Newton's step, halved until the loss goes down (a plain step can overshoot
+            // when the logits are large).
+            let mut step = 1.0;
+            let mut improved = false;
+            while step > 1e-6 {
+                let (na, nb) = (a - step * da, b - step * db);
+                let l = loss(na, nb);
+                if l <= current {
+                    (a, b, current, improved) = (na, nb, l, true);
+                    break;
+                }
+                step /= 2.0;
+            }
+            if !improved || (step * da).abs() < 1e-9 && (step * db).abs() < 1e-9 {
+                break;
+            }
+        }
+        if !a.is_finite() || !b.is_finite() {
+            return Err(HeadError::CalibrationDiverged.into());
+        }
+        Ok(Platt {
+            a: a as f32,
+            b: b as f32,
+        })
+    }
+}
+
+/// One labeled, embedded row of a training dataset.
 #[derive(Debug, Clone)]
 pub struct Example {
+    /// The row's id in its dataset.
     pub id: String,
     /// The dataset's language: classes are balanced and figures reported per language.
     pub lang: String,
@@ -24,7 +387,9 @@ pub struct Example {
     pub detected: Option<String>,
     /// Rows of one group stay in one fold (DACCORD: the article; else the row's id).
     pub group: String,
+    /// The label: true for misinformation.
     pub misinformation: bool,
+    /// The text's embedding.
     pub embedding: Vec<f32>,
 }
 
@@ -76,7 +441,9 @@ pub fn fold_of(group: &str, folds: usize) -> usize {
 /// weights of their own (see [`crate::head::augment`]).
 #[derive(Debug, Clone)]
 pub struct Recipe {
+    /// The classifier and its training settings.
     pub options: TrainOptions,
+    /// Languages with weights of their own (see [`crate::head::augment`]).
     pub adapted_languages: Vec<String>,
     /// Share of the total weight per language (see [`example_weights`]).
     pub language_share: BTreeMap<String, f32>,
@@ -264,7 +631,8 @@ pub fn train_final(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::head::HeadKind;
+    use crate::head::sigmoid;
+    use crate::ModelError;
 
     fn example(id: usize, lang: &str, misinformation: bool) -> Example {
         // Misinformation along +x, noise along y; French shifted so a head must see it.
@@ -355,5 +723,144 @@ mod tests {
         let xl = cross_lingual(&ex, "fr", &recipe).unwrap().unwrap();
         assert_eq!(xl.n, 40);
         assert!(xl.roc_auc.unwrap() > 0.7, "{xl:?}");
+    }
+
+    #[test]
+    fn learns_a_separable_direction_and_round_trips() {
+        // Two clusters along the first axis; the head must rank them apart.
+        let mut xs = Vec::new();
+        let mut ys = Vec::new();
+        for i in 0..60 {
+            let jitter = (i as f32 * 0.37).sin() * 0.2;
+            let pos = i % 3 == 0;
+            xs.push(vec![
+                if pos { 1.0 } else { -1.0 } + jitter,
+                jitter,
+                1.0 - jitter,
+            ]);
+            ys.push(pos);
+        }
+        let head = RiskHead::train(
+            "test",
+            vec!["synthetic".into()],
+            &xs,
+            &ys,
+            None,
+            TrainOptions::default(),
+        )
+        .unwrap();
+        for (x, &y) in xs.iter().zip(&ys) {
+            let p = head.score(x, None).unwrap();
+            assert_eq!(p > 0.5, y, "p={p} for {x:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("head.json");
+        head.save(&path).unwrap();
+        assert_eq!(RiskHead::load(&path).unwrap(), head);
+    }
+
+    #[test]
+    fn the_mlp_learns_what_a_linear_head_cannot() {
+        // XOR of the signs of two coordinates: no linear separation exists.
+        let mut xs = Vec::new();
+        let mut ys = Vec::new();
+        for i in 0..200 {
+            let (a, b) = (
+                ((i * 37) % 19) as f32 / 9.0 - 1.0,
+                ((i * 53) % 23) as f32 / 11.0 - 1.0,
+            );
+            if a.abs() < 0.1 || b.abs() < 0.1 {
+                continue;
+            }
+            xs.push(vec![a, b, 1.0]);
+            ys.push((a > 0.0) != (b > 0.0));
+        }
+        let accuracy = |head: &RiskHead| {
+            xs.iter()
+                .zip(&ys)
+                .filter(|(x, &y)| (head.score(x, None).unwrap() > 0.5) == y)
+                .count() as f32
+                / xs.len() as f32
+        };
+        let mlp = TrainOptions {
+            kind: HeadKind::Mlp,
+            hidden: 16,
+            epochs: 600,
+            batch_size: 0,
+            learning_rate: 0.05,
+            l2: 0.0,
+            balance_classes: true,
+        };
+        let mlp = RiskHead::train("t", vec![], &xs, &ys, None, mlp).unwrap();
+        let linear = RiskHead::train("t", vec![], &xs, &ys, None, TrainOptions::default()).unwrap();
+        assert!(accuracy(&mlp) > 0.95, "mlp {}", accuracy(&mlp));
+        assert!(accuracy(&linear) < 0.75, "linear {}", accuracy(&linear));
+        assert_eq!(mlp.kind_name(), "mlp16");
+        let dir = tempfile::tempdir().unwrap();
+        mlp.save(&dir.path().join("m.json")).unwrap();
+        assert_eq!(RiskHead::load(&dir.path().join("m.json")).unwrap(), mlp);
+    }
+
+    #[test]
+    fn platt_scaling_recovers_the_true_probabilities() {
+        // Labels drawn with probability sigmoid(0.5 z - 1): the fit must find a≈0.5, b≈-1.
+        let mut state = 12345u64;
+        let mut uniform = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let logits: Vec<f32> = (0..20_000)
+            .map(|i| (i % 200) as f32 / 10.0 - 10.0)
+            .collect();
+        let labels: Vec<bool> = logits
+            .iter()
+            .map(|&z| uniform() < sigmoid(0.5 * z - 1.0))
+            .collect();
+        let p = Platt::fit(&logits, &labels).unwrap();
+        assert!((p.a - 0.5).abs() < 0.05 && (p.b + 1.0).abs() < 0.1, "{p:?}");
+        assert!(matches!(
+            Platt::fit(&[1.0, 2.0], &[true, true]),
+            Err(ModelError::Head(HeadError::CalibrationData))
+        ));
+    }
+
+    #[test]
+    fn example_weights_shift_the_decision() {
+        // The same point labelled both ways: the heavier label wins.
+        let xs = vec![vec![1.0, 0.0], vec![1.0, 0.0], vec![0.0, 1.0]];
+        let ys = [true, false, false];
+        let lean_true = RiskHead::train(
+            "t",
+            vec![],
+            &xs,
+            &ys,
+            Some(&[5.0, 1.0, 1.0]),
+            TrainOptions::default(),
+        )
+        .unwrap();
+        let lean_false = RiskHead::train(
+            "t",
+            vec![],
+            &xs,
+            &ys,
+            Some(&[1.0, 5.0, 1.0]),
+            TrainOptions::default(),
+        )
+        .unwrap();
+        assert!(lean_true.score(&xs[0], None).unwrap() > 0.6);
+        assert!(lean_false.score(&xs[0], None).unwrap() < 0.4);
+        assert!(matches!(
+            RiskHead::train(
+                "t",
+                vec![],
+                &xs,
+                &ys,
+                Some(&[1.0, f32::NAN, 1.0]),
+                TrainOptions::default()
+            ),
+            Err(ModelError::Head(HeadError::BadWeights))
+        ));
     }
 }

@@ -552,6 +552,7 @@ fn digit_run(set: &[String]) -> Option<usize> {
 }
 
 impl GateIndex {
+    /// The gates of a rule set, rule `i`'s at index `i`.
     pub fn new(gates: Vec<Gate>) -> GateIndex {
         let mut patterns: Vec<String> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();

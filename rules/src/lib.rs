@@ -6,6 +6,8 @@
 //! compiles those entries ([`RuleSet`]), checks numbers ([`validators`]) and applies the
 //! winning matches to a text ([`Redactor`]).
 
+#![warn(missing_docs)]
+
 pub mod gate;
 pub mod names;
 pub mod prescan;

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::BufRead;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -18,14 +19,17 @@ use crate::rule::RuleError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListSource {
+    /// File name, relative to the gazetteer directory.
     pub file: String,
     /// Header name of the column holding the name or word.
     pub column: String,
     /// Keep only rows whose `filter_column` equals `filter_value`.
     pub filter_column: Option<String>,
+    /// The value `filter_column` must hold.
     pub filter_value: Option<String>,
     /// Numeric column: for names, rows under `min_count` are dropped; for word lists, the Zipf value.
     pub value_column: Option<String>,
+    /// Rows whose `value_column` holds less than this are dropped.
     pub min_count: Option<f64>,
     /// Field separator; tab unless the file name ends in `.csv`.
     pub separator: Option<char>,
@@ -35,15 +39,22 @@ pub struct ListSource {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NameListSpec {
+    /// Stable name, reported in every redaction the entry makes.
     pub id: String,
+    /// Label of what is found (PERSON).
     pub kind: String,
+    /// What the entry is for, for people reading the TOML.
     pub description: Option<String>,
+    /// Gazetteer columns of first names.
     pub first_names: Vec<ListSource>,
+    /// Gazetteer columns of surnames.
     pub surnames: Vec<ListSource>,
     /// Word-frequency lists (Zipf scale) used to tell names from ordinary words.
     pub common_words: Vec<ListSource>,
     /// Two or more adjacent capitalised name tokens, at least one rarer than this as a word.
     pub run_max_zipf: f32,
+    /// Confidence of a name of listed words found without a cue: a run of them, an initial
+    /// and a surname, or a surname, a comma and a first name.
     pub run_confidence: f32,
     /// A lone UPPER-CASE name token (≥ 4 letters: shorter ones are mostly acronyms such as
     /// NIR or IPP) rarer than this as a word...
@@ -54,6 +65,7 @@ pub struct NameListSpec {
     pub upper_single_languages: Vec<String>,
     /// A lone Title-case first name, not at the start of a sentence, rarer than this.
     pub title_max_zipf: f32,
+    /// Confidence of a lone name token (an upper-case surname, a Title-case first name).
     pub single_confidence: f32,
     /// Titles (dr, mme, mr): a name follows, in any case, even one in no list (dr cozzi).
     #[serde(default)]
@@ -88,6 +100,7 @@ pub struct NameListSpec {
     /// ...and a word in no name list must be rarer than this (unknown surnames: cozzi).
     #[serde(default)]
     pub cue_unknown_max_zipf: f32,
+    /// Confidence of a name found next to a cue.
     #[serde(default)]
     pub cue_confidence: f32,
     /// Clinical words (devices, eponyms, drugs) that name lists also hold: never taken as
@@ -98,8 +111,10 @@ pub struct NameListSpec {
     /// (Jean-Jacques DEPROGES) is a surname when rarer than this as a word.
     #[serde(default)]
     pub unknown_surname_max_zipf: f32,
+    /// Texts in which the entry must find a name (the test suite runs them).
     #[serde(default, rename = "match")]
     pub matches: Vec<String>,
+    /// Texts in which it must not.
     #[serde(default)]
     pub no_match: Vec<String>,
 }
@@ -168,8 +183,28 @@ impl CueHit {
     }
 }
 
+/// A name found: byte offsets into the text (`end` exclusive) and a confidence.
+#[derive(Debug, Clone, Copy)]
+struct NameSpan {
+    start: usize,
+    end: usize,
+    confidence: f32,
+}
+
+impl NameSpan {
+    /// From the start of token `first` to the end of token `last`.
+    fn over(first: &Token, last: &Token, confidence: f32) -> Self {
+        NameSpan {
+            start: first.start,
+            end: last.end,
+            confidence,
+        }
+    }
+}
+
 /// Names and words, upper-cased and without accents for lookup.
 pub struct NameFinder {
+    /// The entry the lists were read for.
     pub spec: NameListSpec,
     /// Cue word sequences, folded, by their first word.
     cues_before: HashMap<String, Vec<Vec<String>>>,
@@ -439,6 +474,7 @@ fn read_list(
 }
 
 impl NameFinder {
+    /// Reads the gazetteer files `spec` names from `dir`.
     pub fn load(spec: NameListSpec, dir: &Path) -> Result<Self, RuleError> {
         let mut words: WordMap<Word> = WordMap::default();
         for src in &spec.first_names {
@@ -566,7 +602,7 @@ impl NameFinder {
             lang.is_some_and(|l| self.spec.upper_single_languages.iter().any(|x| x == l));
         let tokens = tokens(text);
         let shouting = shouting_lines(text, &tokens);
-        let mut out = Vec::new();
+        let mut out: Vec<NameSpan> = Vec::new();
         let mut buf = String::new();
         let mut i = 0;
         while i < tokens.len() {
@@ -595,7 +631,9 @@ impl NameFinder {
         }
         self.find_by_cues(text, &tokens, &mut out);
         self.find_surname_comma_first(text, &tokens, upper_singles, &mut buf, &mut out);
-        out
+        out.into_iter()
+            .map(|span| (span.start, span.end, span.confidence))
+            .collect()
     }
 
     /// A surname in capitals, a comma, then a first name, perhaps after the surname again
@@ -610,7 +648,7 @@ impl NameFinder {
         tokens: &[Token],
         upper_singles: bool,
         buf: &mut String,
-        out: &mut Vec<(usize, usize, f32)>,
+        out: &mut Vec<NameSpan>,
     ) {
         let s = &self.spec;
         for i in 1..tokens.len() {
@@ -667,15 +705,19 @@ impl NameFinder {
                 && !w.clinical
                 && !w.cue
             {
-                out.push((tokens[start].start, tokens[i - 1].end, s.run_confidence));
-                out.push((tokens[i].start, first.end, s.run_confidence));
+                out.push(NameSpan::over(
+                    &tokens[start],
+                    &tokens[i - 1],
+                    s.run_confidence,
+                ));
+                out.push(NameSpan::over(&tokens[i], first, s.run_confidence));
             }
         }
     }
 
     /// Names in any case next to a cue: "dr. john bowman", "WIFE HELEN", "son, dave",
     /// "ANTHONY C. KOZICKI, RRT".
-    fn find_by_cues(&self, text: &str, tokens: &[Token], out: &mut Vec<(usize, usize, f32)>) {
+    fn find_by_cues(&self, text: &str, tokens: &[Token], out: &mut Vec<NameSpan>) {
         if self.cues_before.is_empty()
             && self.cues_after.is_empty()
             && self.cues_after_midline.is_empty()
@@ -688,213 +730,23 @@ impl NameFinder {
         let Some(hits) = self.cue_hits(text, tokens, &mut buf) else {
             return;
         };
-        let is_cue = |i: usize| hits[i].any();
-        for (i, hit) in hits.iter().enumerate() {
-            // Without its colon a label introduces nothing ("Patient NIR").
-            if hit.label
-                && i + 1 < tokens.len()
-                && label_gap(&text[tokens[i].end..tokens[i + 1].start])
-            {
-                // "Patient 1: Azila Marie", "Patiente : M. DAUBERT": up to three capitalised
-                // words or initials.
-                let mut end = i + 1;
-                while end < tokens.len()
-                    && end < i + 4
-                    && !is_cue(end)
-                    && (tokens[end].capitalised || tokens[end].initial)
-                    && self.plausible(
-                        text,
-                        &tokens[end],
-                        false,
-                        end > i + 1 && tokens[end - 1].initial,
-                        &mut buf,
-                    )
-                    && (end == i + 1 || name_gap(text, &tokens[end - 1], &tokens[end]))
-                {
-                    end += 1;
-                }
-                if end > i + 1 {
-                    self.push_cued(tokens, i + 1, end, out);
-                }
+        let mut scan = CueScan {
+            finder: self,
+            text,
+            tokens,
+            hits: &hits,
+            buf,
+            out,
+        };
+        for i in 0..hits.len() {
+            scan.name_after_label(i);
+            // A title that is also an abbreviation with no name after it, or a credential
+            // where no signature ends, leaves the token's later cues untried.
+            if scan.name_after_cue(i).is_break() || scan.signature_before(i).is_break() {
+                continue;
             }
-            if let Some(len) = hit.before {
-                let after = i + len;
-                // "Dr. X" but not "husband. Stable".
-                let short_title = tokens[after - 1].end - tokens[i].start <= 3;
-                let title = hit.title;
-                if hit.strict
-                    && !(after < tokens.len()
-                        && self.strict_title_name(
-                            text,
-                            &tokens[after - 1],
-                            &tokens[after],
-                            &mut buf,
-                        ))
-                {
-                    continue;
-                }
-                if after < tokens.len()
-                    && cue_gap(
-                        text,
-                        tokens[after - 1].end,
-                        tokens[after].start,
-                        short_title,
-                    )
-                {
-                    let mut end = after;
-                    // Right after a title or an initial, a surname may be a common word too
-                    // (mrs. powers, Patient J. PETIT).
-                    // Not in capitals after a title: "PR GIVEN" is per rectum.
-                    let strong = |end: usize| {
-                        (title && end == after && !tokens[end].caps)
-                            || (end > after && tokens[end - 1].initial && tokens[end].capitalised)
-                    };
-                    // After a capitalised name a word in lower case goes on with it only when
-                    // rare as a word (Janet logan, Dr. Caroline pidoux; not Dr Vining early).
-                    let case_fits = |end: usize, buf: &mut String| {
-                        let t = &tokens[end];
-                        end == after
-                            || !tokens[after].capitalised
-                            || t.capitalised
-                            || t.initial
-                            || self.token_word(text, t, buf).zipf < self.spec.run_max_zipf
-                    };
-                    while end < tokens.len()
-                        && end < after + 3
-                        && !is_cue(end)
-                        && case_fits(end, &mut buf)
-                        && self.plausible(text, &tokens[end], title, strong(end), &mut buf)
-                        && (end == after || name_gap(text, &tokens[end - 1], &tokens[end]))
-                    {
-                        end += 1;
-                    }
-                    self.push_cued(tokens, after, end, out);
-                    if end > after {
-                        self.continue_list(text, tokens, end, title, &is_cue, &mut buf, out);
-                    }
-                }
-            }
-            if let Some(len) = hit.after.filter(|_| i > 0) {
-                // A signature: "X, RN" or "X RRT", the credential ending the line or sentence
-                // ("RN to follow" and "per MD report" are not signatures).
-                let comma = text[tokens[i - 1].end..tokens[i].start].contains(',');
-                let cue_end = tokens[i + len - 1].end;
-                let rest = text[cue_end..].trim_start_matches([' ', '\t']);
-                let ends =
-                    rest.is_empty() || rest.starts_with(['\n', '\r', '.', ',', ';', ')', '/']);
-                let needs_comma = hit.needs_comma;
-                if !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
-                    continue;
-                }
-                let mut start = i;
-                while start > 0
-                    && start + 3 > i
-                    && !is_cue(start - 1)
-                    && self.plausible(text, &tokens[start - 1], true, false, &mut buf)
-                    && (start == i || name_gap(text, &tokens[start - 1], &tokens[start]))
-                {
-                    start -= 1;
-                }
-                // "per MD report" is no signature; "anita morris rn" opening a sentence is, and
-                // so is a double-barrelled name (Stord-Painter MD plans).
-                let compound = &text[tokens[start].start..tokens[start].end];
-                // Not Swan-Ganz: neither part a clinical word.
-                let double_barrelled = i - start == 1
-                    && is_double_barrelled(compound)
-                    && !compound
-                        .split('-')
-                        .any(|part| self.word_known(part, part.is_ascii(), &mut buf).clinical);
-                if !ends && !double_barrelled {
-                    continue;
-                }
-                if needs_comma
-                    && !comma
-                    && !double_barrelled
-                    && (i - start < 2 || !starts_sentence(text, tokens[start].start))
-                {
-                    continue;
-                }
-                self.push_cued(tokens, start, i, out);
-            }
-            if hit.midline.is_some() && i > 0 {
-                // Only spaces between: "GI- Family to assist", "Soc: family in" are headings.
-                if !text[tokens[i - 1].end..tokens[i].start]
-                    .chars()
-                    .all(|c| c == ' ' || c == '\t')
-                {
-                    continue;
-                }
-                // Two words at most ("VENT BIGEMINY BEA TURA AWARE": not the rhythm); an
-                // initial does not count.
-                let mut start = i;
-                let mut words = 0;
-                while start > 0
-                    && words < 2
-                    && !is_cue(start - 1)
-                    && (tokens[start - 1].capitalised || tokens[start - 1].initial)
-                    && self.plausible(
-                        text,
-                        &tokens[start - 1],
-                        false,
-                        start >= 2 && tokens[start - 2].initial,
-                        &mut buf,
-                    )
-                    && (start == i || name_gap(text, &tokens[start - 1], &tokens[start]))
-                {
-                    words += usize::from(!tokens[start - 1].initial);
-                    start -= 1;
-                }
-                // With no title before it, the run needs a listed name or an initial
-                // ("S-RESIDENT AWARE" is none).
-                let listed = tokens[start..i].iter().any(|t| {
-                    let w = self.token_word(text, t, &mut buf);
-                    t.initial || w.first || w.last
-                });
-                if start < i && listed {
-                    self.push_cued(tokens, start, i, out);
-                } else if let Some(start) =
-                    self.lower_case_name_before(text, tokens, i, &is_cue, &mut buf)
-                {
-                    self.push_cued(tokens, start, i, out);
-                }
-            }
+            scan.name_before_midline(i);
         }
-    }
-
-    /// A name typed in lower case right before a midline cue: a first name not too common
-    /// as a word, perhaps followed by a surname rare as a word ("george called", "grace
-    /// dudak aware"; not "pt aware", "team notified"). Returns where it starts.
-    fn lower_case_name_before(
-        &self,
-        text: &str,
-        tokens: &[Token],
-        cue: usize,
-        is_cue: &dyn Fn(usize) -> bool,
-        buf: &mut String,
-    ) -> Option<usize> {
-        let s = &self.spec;
-        let usable = |k: usize| {
-            tokens[k].uppers == 0 && !tokens[k].initial && tokens[k].letters >= 3 && !is_cue(k)
-        };
-        let first = |k: usize, buf: &mut String| {
-            let w = self.token_word(text, &tokens[k], buf);
-            usable(k) && w.first && w.zipf < LOWER_CASE_FIRST_NAME_MAX_ZIPF && !w.clinical && !w.cue
-        };
-        let surname = |k: usize, buf: &mut String| {
-            let w = self.token_word(text, &tokens[k], buf);
-            usable(k)
-                && tokens[k].letters >= 4
-                && w.zipf < s.cue_unknown_max_zipf
-                && !w.clinical
-                && !w.cue
-        };
-        let last = cue.checked_sub(1)?;
-        if first(last, buf) {
-            return Some(last);
-        }
-        let before = last.checked_sub(1)?;
-        (surname(last, buf) && name_gap(text, &tokens[before], &tokens[last]) && first(before, buf))
-            .then_some(before)
     }
 
     /// After a title that is also an abbreviation: one space or a dot, then an initial or a
@@ -962,79 +814,6 @@ impl NameFinder {
             };
         }
         hits
-    }
-
-    /// Names listed after the first one: "Dr. Rakusin and Toolis", "Sons Smokey, Morris and
-    /// Roger". Each must be capitalised (or follow a title) and plausible.
-    #[allow(clippy::too_many_arguments)]
-    fn continue_list(
-        &self,
-        text: &str,
-        tokens: &[Token],
-        mut end: usize,
-        title: bool,
-        is_cue: &dyn Fn(usize) -> bool,
-        buf: &mut String,
-        out: &mut Vec<(usize, usize, f32)>,
-    ) {
-        for _ in 0..4 {
-            let Some(next) = tokens.get(end) else { return };
-            let gap = &text[tokens[end - 1].end..next.start];
-            // "X, Y", "X & Y", or "X and Y" / "X, et Y" with the conjunction as a token.
-            let conjunction = matches!(
-                text[next.start..next.end].to_lowercase().as_str(),
-                "and" | "et"
-            );
-            let first = if conjunction {
-                let Some(after) = tokens.get(end + 1) else {
-                    return;
-                };
-                if !matches!(gap, " " | ", ") || &text[next.end..after.start] != " " {
-                    return;
-                }
-                end + 1
-            } else if matches!(gap.trim(), "," | "&") && gap.starts_with([',', ' ']) {
-                end
-            } else {
-                return;
-            };
-            let mut stop = first;
-            while stop < tokens.len()
-                && stop < first + 2
-                // Lower case continues only a list written in lower case (dr. x and y).
-                && (tokens[stop].capitalised || (title && !tokens[end - 1].capitalised))
-                && !is_cue(stop)
-                && self.plausible(text, &tokens[stop], title, false, buf)
-                && (stop == first || name_gap(text, &tokens[stop - 1], &tokens[stop]))
-            {
-                stop += 1;
-            }
-            if stop == first {
-                return;
-            }
-            self.push_cued(tokens, first, stop, out);
-            end = stop;
-        }
-    }
-
-    fn push_cued(
-        &self,
-        tokens: &[Token],
-        start: usize,
-        end: usize,
-        out: &mut Vec<(usize, usize, f32)>,
-    ) {
-        // Initials alone are not a name.
-        if tokens[start..end]
-            .iter()
-            .any(|t| !t.initial && t.end - t.start > 1)
-        {
-            out.push((
-                tokens[start].start,
-                tokens[end - 1].end,
-                self.spec.cue_confidence,
-            ));
-        }
     }
 
     /// Could this token, next to a cue, be (part of) a name? `next_to_cue`: the token right
@@ -1127,38 +906,451 @@ impl NameFinder {
         shouting: bool,
         upper_singles: bool,
         buf: &mut String,
-        out: &mut Vec<(usize, usize, f32)>,
+        out: &mut Vec<NameSpan>,
     ) {
-        let s = &self.spec;
         if run.len() == 1 {
             // Most runs are one capitalised word. In capitals on a shouting line it says
             // nothing; otherwise it is judged alone, without the pair rules below.
-            // `judge_single` only takes a first name inside a sentence, or a word of four
-            // capitals or more where those are names: other words need no lookup.
-            let t = &run[0];
-            let could_be = !t.initial
-                && if t.uppers == t.letters {
-                    upper_singles && t.letters >= 4
-                } else {
-                    !t.sentence_start
-                };
-            if !shouting && could_be {
-                let word = self.token_word(text, &run[0], buf);
-                if Self::listed_name(run, &[word], 0, false) {
-                    judge_single(s, &run[0], word, upper_singles, out);
-                }
-            }
+            self.judge_one_word(text, run, shouting, upper_singles, buf, out);
             return;
         }
         let words: Vec<Word> = run.iter().map(|t| self.token_word(text, t, buf)).collect();
-        let info: Vec<(bool, Word)> = (0..run.len())
-            .map(|k| (Self::listed_name(run, &words, k, shouting), words[k]))
+        let info = (0..run.len())
+            .map(|k| RunWord {
+                name: Self::listed_name(run, &words, k, shouting),
+                word: words[k],
+            })
             .collect();
-        // A capitalised word in no list is a surname right after an initial (E. PENICOT) or
-        // next to a first name (Jean-Jacques DEPROGES, IVANKA PRIGOSIEV) when rare as a word.
-        let mut info = info;
+        let mut scan = RunScan {
+            spec: &self.spec,
+            text,
+            run,
+            info,
+            shouting,
+            upper_singles,
+            out,
+        };
+        scan.mark_unlisted_surnames();
+        if shouting {
+            scan.initial_then_surname();
+            scan.first_then_surname();
+            // Not in English notes typed in capitals, where ABD DISTENDED is the abdomen.
+            if upper_singles {
+                scan.identity_lines();
+            }
+        } else {
+            scan.name_stretches();
+        }
+    }
+
+    /// A run of one capitalised word, `run[0]`.
+    fn judge_one_word(
+        &self,
+        text: &str,
+        run: &[Token],
+        shouting: bool,
+        upper_singles: bool,
+        buf: &mut String,
+        out: &mut Vec<NameSpan>,
+    ) {
+        let s = &self.spec;
+        // `judge_single` only takes a first name inside a sentence, or a word of four
+        // capitals or more where those are names: other words need no lookup.
+        let t = &run[0];
+        let could_be = !t.initial
+            && if t.uppers == t.letters {
+                upper_singles && t.letters >= 4
+            } else {
+                !t.sentence_start
+            };
+        if !shouting && could_be {
+            let word = self.token_word(text, &run[0], buf);
+            if Self::listed_name(run, &[word], 0, false) {
+                judge_single(s, &run[0], word, upper_singles, out);
+            }
+        }
+    }
+}
+
+/// One pass of [`NameFinder::find_by_cues`] over a text: its tokens, the cues starting at
+/// each, and the names found so far.
+struct CueScan<'a> {
+    finder: &'a NameFinder,
+    text: &'a str,
+    tokens: &'a [Token],
+    /// The cues starting at each token.
+    hits: &'a [CueHit],
+    /// Room to fold words in.
+    buf: String,
+    out: &'a mut Vec<NameSpan>,
+}
+
+impl CueScan<'_> {
+    /// Does token `k` start a cue? Cue words are no part of a name.
+    fn is_cue(&self, k: usize) -> bool {
+        self.hits[k].any()
+    }
+
+    /// What the lists say of token `k`.
+    fn word(&mut self, k: usize) -> Word {
+        self.finder
+            .token_word(self.text, &self.tokens[k], &mut self.buf)
+    }
+
+    /// [`NameFinder::plausible`] for token `k`.
+    fn plausible(&mut self, k: usize, after_title: bool, strong: bool) -> bool {
+        self.finder.plausible(
+            self.text,
+            &self.tokens[k],
+            after_title,
+            strong,
+            &mut self.buf,
+        )
+    }
+
+    /// [`name_gap`] between tokens `a` and `b`.
+    fn name_gap(&self, a: usize, b: usize) -> bool {
+        name_gap(self.text, &self.tokens[a], &self.tokens[b])
+    }
+
+    /// A name after a label (token `i`) and its colon.
+    fn name_after_label(&mut self, i: usize) {
+        let tokens = self.tokens;
+        // Without its colon a label introduces nothing ("Patient NIR").
+        if !(self.hits[i].label
+            && i + 1 < tokens.len()
+            && label_gap(&self.text[tokens[i].end..tokens[i + 1].start]))
+        {
+            return;
+        }
+        // "Patient 1: Azila Marie", "Patiente : M. DAUBERT": up to three capitalised
+        // words or initials.
+        let mut end = i + 1;
+        while end < tokens.len()
+            && end < i + 4
+            && !self.is_cue(end)
+            && (tokens[end].capitalised || tokens[end].initial)
+            && self.plausible(end, false, end > i + 1 && tokens[end - 1].initial)
+            && (end == i + 1 || self.name_gap(end - 1, end))
+        {
+            end += 1;
+        }
+        if end > i + 1 {
+            self.push_cued(i + 1, end);
+        }
+    }
+
+    /// A name after a cue starting at token `i` (a title, a relative: "dr. john bowman",
+    /// "WIFE HELEN"), then the names listed after it. `Break` when the cue is a title that
+    /// is also an abbreviation and no name follows it.
+    fn name_after_cue(&mut self, i: usize) -> ControlFlow<()> {
+        let hit = self.hits[i];
+        let Some(len) = hit.before else {
+            return ControlFlow::Continue(());
+        };
+        let (text, tokens) = (self.text, self.tokens);
+        let after = i + len;
+        // "Dr. X" but not "husband. Stable".
+        let short_title = tokens[after - 1].end - tokens[i].start <= 3;
+        let title = hit.title;
+        if hit.strict
+            && !(after < tokens.len()
+                && self.finder.strict_title_name(
+                    text,
+                    &tokens[after - 1],
+                    &tokens[after],
+                    &mut self.buf,
+                ))
+        {
+            return ControlFlow::Break(());
+        }
+        if after < tokens.len()
+            && cue_gap(
+                text,
+                tokens[after - 1].end,
+                tokens[after].start,
+                short_title,
+            )
+        {
+            let end = self.cued_name_end(after, title);
+            self.push_cued(after, end);
+            if end > after {
+                self.continue_list(end, title);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Where a name starting at token `after`, right after a cue (`title`: a title), ends:
+    /// `after` when there is none.
+    fn cued_name_end(&mut self, after: usize, title: bool) -> usize {
+        let (finder, text, tokens) = (self.finder, self.text, self.tokens);
+        let mut end = after;
+        // Right after a title or an initial, a surname may be a common word too
+        // (mrs. powers, Patient J. PETIT).
+        // Not in capitals after a title: "PR GIVEN" is per rectum.
+        let strong = |end: usize| {
+            (title && end == after && !tokens[end].caps)
+                || (end > after && tokens[end - 1].initial && tokens[end].capitalised)
+        };
+        // After a capitalised name a word in lower case goes on with it only when
+        // rare as a word (Janet logan, Dr. Caroline pidoux; not Dr Vining early).
+        let case_fits = |end: usize, buf: &mut String| {
+            let t = &tokens[end];
+            end == after
+                || !tokens[after].capitalised
+                || t.capitalised
+                || t.initial
+                || finder.token_word(text, t, buf).zipf < finder.spec.run_max_zipf
+        };
+        while end < tokens.len()
+            && end < after + 3
+            && !self.is_cue(end)
+            && case_fits(end, &mut self.buf)
+            && self.plausible(end, title, strong(end))
+            && (end == after || self.name_gap(end - 1, end))
+        {
+            end += 1;
+        }
+        end
+    }
+
+    /// Names listed after the first one: "Dr. Rakusin and Toolis", "Sons Smokey, Morris and
+    /// Roger". Each must be capitalised (or follow a title) and plausible.
+    fn continue_list(&mut self, mut end: usize, title: bool) {
+        let (text, tokens) = (self.text, self.tokens);
+        for _ in 0..4 {
+            let Some(next) = tokens.get(end) else { return };
+            let gap = &text[tokens[end - 1].end..next.start];
+            // "X, Y", "X & Y", or "X and Y" / "X, et Y" with the conjunction as a token.
+            let conjunction = matches!(
+                text[next.start..next.end].to_lowercase().as_str(),
+                "and" | "et"
+            );
+            let first = if conjunction {
+                let Some(after) = tokens.get(end + 1) else {
+                    return;
+                };
+                if !matches!(gap, " " | ", ") || &text[next.end..after.start] != " " {
+                    return;
+                }
+                end + 1
+            } else if matches!(gap.trim(), "," | "&") && gap.starts_with([',', ' ']) {
+                end
+            } else {
+                return;
+            };
+            let mut stop = first;
+            while stop < tokens.len()
+                && stop < first + 2
+                // Lower case continues only a list written in lower case (dr. x and y).
+                && (tokens[stop].capitalised || (title && !tokens[end - 1].capitalised))
+                && !self.is_cue(stop)
+                && self.plausible(stop, title, false)
+                && (stop == first || self.name_gap(stop - 1, stop))
+            {
+                stop += 1;
+            }
+            if stop == first {
+                return;
+            }
+            self.push_cued(first, stop);
+            end = stop;
+        }
+    }
+
+    /// A signature: a name before a credential starting at token `i`. `Break` when the
+    /// credential is not where a signature ends.
+    fn signature_before(&mut self, i: usize) -> ControlFlow<()> {
+        let hit = self.hits[i];
+        let Some(len) = hit.after.filter(|_| i > 0) else {
+            return ControlFlow::Continue(());
+        };
+        let (text, tokens) = (self.text, self.tokens);
+        // A signature: "X, RN" or "X RRT", the credential ending the line or sentence
+        // ("RN to follow" and "per MD report" are not signatures).
+        let comma = text[tokens[i - 1].end..tokens[i].start].contains(',');
+        let cue_end = tokens[i + len - 1].end;
+        let rest = text[cue_end..].trim_start_matches([' ', '\t']);
+        let ends = rest.is_empty() || rest.starts_with(['\n', '\r', '.', ',', ';', ')', '/']);
+        let needs_comma = hit.needs_comma;
+        if !cue_gap(text, tokens[i - 1].end, tokens[i].start, false) {
+            return ControlFlow::Break(());
+        }
+        let start = self.signed_name_start(i);
+        // "per MD report" is no signature; "anita morris rn" opening a sentence is, and
+        // so is a double-barrelled name (Stord-Painter MD plans).
+        let compound = &text[tokens[start].start..tokens[start].end];
+        // Not Swan-Ganz: neither part a clinical word.
+        let double_barrelled = i - start == 1
+            && is_double_barrelled(compound)
+            && !compound.split('-').any(|part| {
+                self.finder
+                    .word_known(part, part.is_ascii(), &mut self.buf)
+                    .clinical
+            });
+        if !ends && !double_barrelled {
+            return ControlFlow::Break(());
+        }
+        if needs_comma
+            && !comma
+            && !double_barrelled
+            && (i - start < 2 || !starts_sentence(text, tokens[start].start))
+        {
+            return ControlFlow::Break(());
+        }
+        self.push_cued(start, i);
+        ControlFlow::Continue(())
+    }
+
+    /// Where a name right before a credential at token `i` starts: `i` when there is none.
+    fn signed_name_start(&mut self, i: usize) -> usize {
+        let mut start = i;
+        while start > 0
+            && start + 3 > i
+            && !self.is_cue(start - 1)
+            && self.plausible(start - 1, true, false)
+            && (start == i || self.name_gap(start - 1, start))
+        {
+            start -= 1;
+        }
+        start
+    }
+
+    /// A name before a cue at token `i` in a sentence that goes on: "W. MAROTTA AWARE",
+    /// "Bea Tura notified".
+    fn name_before_midline(&mut self, i: usize) {
+        if !(self.hits[i].midline.is_some() && i > 0) {
+            return;
+        }
+        let (text, tokens) = (self.text, self.tokens);
+        // Only spaces between: "GI- Family to assist", "Soc: family in" are headings.
+        if !text[tokens[i - 1].end..tokens[i].start]
+            .chars()
+            .all(|c| c == ' ' || c == '\t')
+        {
+            return;
+        }
+        // Two words at most ("VENT BIGEMINY BEA TURA AWARE": not the rhythm); an
+        // initial does not count.
+        let mut start = i;
+        let mut words = 0;
+        while start > 0
+            && words < 2
+            && !self.is_cue(start - 1)
+            && (tokens[start - 1].capitalised || tokens[start - 1].initial)
+            && self.plausible(start - 1, false, start >= 2 && tokens[start - 2].initial)
+            && (start == i || self.name_gap(start - 1, start))
+        {
+            words += usize::from(!tokens[start - 1].initial);
+            start -= 1;
+        }
+        // With no title before it, the run needs a listed name or an initial
+        // ("S-RESIDENT AWARE" is none).
+        let listed = (start..i).any(|k| {
+            let w = self.word(k);
+            tokens[k].initial || w.first || w.last
+        });
+        if start < i && listed {
+            self.push_cued(start, i);
+        } else if let Some(start) = self.lower_case_name_before(i) {
+            self.push_cued(start, i);
+        }
+    }
+
+    /// A name typed in lower case right before a midline cue: a first name not too common
+    /// as a word, perhaps followed by a surname rare as a word ("george called", "grace
+    /// dudak aware"; not "pt aware", "team notified"). Returns where it starts.
+    fn lower_case_name_before(&mut self, cue: usize) -> Option<usize> {
+        let (finder, text, tokens, hits) = (self.finder, self.text, self.tokens, self.hits);
+        let s = &finder.spec;
+        let is_cue = |k: usize| hits[k].any();
+        let usable = |k: usize| {
+            tokens[k].uppers == 0 && !tokens[k].initial && tokens[k].letters >= 3 && !is_cue(k)
+        };
+        let first = |k: usize, buf: &mut String| {
+            let w = finder.token_word(text, &tokens[k], buf);
+            usable(k) && w.first && w.zipf < LOWER_CASE_FIRST_NAME_MAX_ZIPF && !w.clinical && !w.cue
+        };
+        let surname = |k: usize, buf: &mut String| {
+            let w = finder.token_word(text, &tokens[k], buf);
+            usable(k)
+                && tokens[k].letters >= 4
+                && w.zipf < s.cue_unknown_max_zipf
+                && !w.clinical
+                && !w.cue
+        };
+        let buf = &mut self.buf;
+        let last = cue.checked_sub(1)?;
+        if first(last, buf) {
+            return Some(last);
+        }
+        let before = last.checked_sub(1)?;
+        (surname(last, buf) && name_gap(text, &tokens[before], &tokens[last]) && first(before, buf))
+            .then_some(before)
+    }
+
+    /// Tokens `start..end` as a name found next to a cue.
+    fn push_cued(&mut self, start: usize, end: usize) {
+        let tokens = self.tokens;
+        // Initials alone are not a name.
+        if tokens[start..end]
+            .iter()
+            .any(|t| !t.initial && t.end - t.start > 1)
+        {
+            self.out.push(NameSpan::over(
+                &tokens[start],
+                &tokens[end - 1],
+                self.finder.spec.cue_confidence,
+            ));
+        }
+    }
+}
+
+/// What is known of one token of a run of capitalised tokens.
+#[derive(Debug, Clone, Copy)]
+struct RunWord {
+    /// Taken as (part of) a name, so far.
+    name: bool,
+    /// What the lists say of it.
+    word: Word,
+}
+
+/// A run of two capitalised tokens or more being judged by [`NameFinder::judge_run`], what
+/// is known of each, and the names found so far.
+struct RunScan<'a> {
+    spec: &'a NameListSpec,
+    text: &'a str,
+    run: &'a [Token],
+    /// One per token of the run.
+    info: Vec<RunWord>,
+    /// The run's line is typed in capitals.
+    shouting: bool,
+    /// Names in capitals are the custom (French notes).
+    upper_singles: bool,
+    out: &'a mut Vec<NameSpan>,
+}
+
+impl RunScan<'_> {
+    /// Is token `k` an initial that may stand for a first name?
+    fn name_initial(&self, k: usize) -> bool {
+        let t = &self.run[k];
+        // "S. INTUBATED" heads a section of a note (S, O, A, P: subjective, objective,
+        // assessment, plan); "W. MAROTTA" is a name.
+        // R. and L. before a word in no list are right and left (R. GROIN, L. Suct).
+        let laterality = matches!(self.text[t.start..].chars().next(), Some('R' | 'L'));
+        t.initial && !soap_heading(self.text, t) && !laterality
+    }
+
+    /// A capitalised word in no list is a surname right after an initial (E. PENICOT) or
+    /// next to a first name (Jean-Jacques DEPROGES, IVANKA PRIGOSIEV) when rare as a word.
+    fn mark_unlisted_surnames(&mut self) {
+        let (s, run) = (self.spec, self.run);
         for k in 0..run.len() {
-            let (is_name, w) = info[k];
+            let RunWord {
+                name: is_name,
+                word: w,
+            } = self.info[k];
             let letters = run[k].letters;
             if is_name
                 || w.clinical
@@ -1170,129 +1362,153 @@ impl NameFinder {
             {
                 continue;
             }
-            // "S. INTUBATED" heads a section of a note (S, O, A, P: subjective, objective,
-            // assessment, plan); "W. MAROTTA" is a name.
-            // R. and L. before a word in no list are right and left (R. GROIN, L. Suct).
-            let laterality =
-                k > 0 && matches!(text[run[k - 1].start..].chars().next(), Some('R' | 'L'));
-            let initial =
-                k > 0 && run[k - 1].initial && !soap_heading(text, &run[k - 1]) && !laterality;
+            let initial = k > 0 && self.name_initial(k - 1);
             // After a first name or a surname rare as a word (Fredérique Cohen); before one
             // only in capitals, as French lists put surnames first (OBAMA Barack).
             let name = |j: usize| {
-                info[j].0
+                self.info[j].name
                     && !run[j].initial
-                    && (info[j].1.first || info[j].1.zipf < NAME_BESIDE_MAX_ZIPF)
+                    && (self.info[j].word.first || self.info[j].word.zipf < NAME_BESIDE_MAX_ZIPF)
             };
             let caps = run[k].caps;
             let beside_name = (k > 0 && name(k - 1)) || (caps && k + 1 < run.len() && name(k + 1));
             // In notes typed in capitals only "W. MAROTTA" is evidence enough.
-            info[k].0 = if shouting {
+            self.info[k].name = if self.shouting {
                 initial && letters >= 4
             } else {
                 initial || beside_name
             };
         }
-        if shouting {
-            for k in 1..run.len() {
-                let w = info[k].1;
-                let surname =
-                    info[k].0 && (w.last || !w.first) && w.zipf < SHOUTED_INITIAL_SURNAME_MAX_ZIPF;
-                let laterality = matches!(text[run[k - 1].start..].chars().next(), Some('R' | 'L'));
-                if run[k - 1].initial
-                    && !soap_heading(text, &run[k - 1])
-                    && !laterality
-                    && surname
-                    && !run[k].initial
-                {
-                    out.push((run[k - 1].start, run[k].end, s.run_confidence));
-                }
+    }
+
+    /// On a line typed in capitals: an initial, then a surname rarer than most words
+    /// (E. WELSH, Z. MILLER; not R. RATE).
+    fn initial_then_surname(&mut self) {
+        let run = self.run;
+        for k in 1..run.len() {
+            let w = self.info[k].word;
+            let surname = self.info[k].name
+                && (w.last || !w.first)
+                && w.zipf < SHOUTED_INITIAL_SURNAME_MAX_ZIPF;
+            if self.name_initial(k - 1) && surname && !run[k].initial {
+                self.out.push(NameSpan::over(
+                    &run[k - 1],
+                    &run[k],
+                    self.spec.run_confidence,
+                ));
             }
         }
-        if shouting {
-            // Only a first name followed by a surname, neither an ordinary word, is evidence.
-            for (k, pair) in run.windows(2).enumerate() {
-                let (a, b) = (info[k].1, info[k + 1].1);
-                let names = info[k].0 && info[k + 1].0;
-                if names && a.first && b.last && a.zipf < s.run_max_zipf && b.zipf < s.run_max_zipf
-                {
-                    out.push((pair[0].start, pair[1].end, s.run_confidence));
-                }
+    }
+
+    /// On a line typed in capitals: a first name, then a surname.
+    fn first_then_surname(&mut self) {
+        let (s, run) = (self.spec, self.run);
+        // Only a first name followed by a surname, neither an ordinary word, is evidence.
+        for (k, pair) in run.windows(2).enumerate() {
+            let (a, b) = (self.info[k].word, self.info[k + 1].word);
+            let names = self.info[k].name && self.info[k + 1].name;
+            if names && a.first && b.last && a.zipf < s.run_max_zipf && b.zipf < s.run_max_zipf {
+                self.out
+                    .push(NameSpan::over(&pair[0], &pair[1], s.run_confidence));
             }
-            // Identity lines of French notes: a first name rare as a word beside one or two
-            // surnames in capitals, in either order, the first name perhaps in Title case
-            // (TRAVIS GUILLAUMET, LIMONE Félicia, LIMONE LIMONE Sandra). Not in English
-            // notes typed in capitals, where ABD DISTENDED is the abdomen.
-            if !upper_singles {
-                return;
-            }
-            let first = |k: usize| {
-                let w = info[k].1;
-                w.first
-                    && !run[k].initial
-                    && run[k].letters >= 3
-                    && w.zipf < s.run_max_zipf
-                    && !w.clinical
-                    && !w.cue
-            };
-            let caps_surname = |k: usize| {
-                let (t, w) = (&run[k], info[k].1);
-                let listed = w.last && w.zipf < s.run_max_zipf;
-                let unknown =
-                    !w.first && !w.last && w.zipf < s.unknown_surname_max_zipf && t.letters >= 4;
-                t.caps
-                    && !t.initial
-                    && t.letters >= 3
-                    && !w.clinical
-                    && !w.cue
-                    && (listed || unknown)
-            };
-            for k in (0..run.len()).filter(|&k| first(k)) {
-                let mut a = k;
-                while a > 0 && k - a < 2 && caps_surname(a - 1) {
-                    a -= 1;
-                }
-                let mut b = k + 1;
-                while b < run.len() && b - k <= 2 && caps_surname(b) {
-                    b += 1;
-                }
-                if a < k || b > k + 1 {
-                    out.push((run[a].start, run[b - 1].end, s.run_confidence));
-                }
-            }
-            return;
         }
-        if run.len() >= 2 {
-            // Keep the longest stretch of name tokens inside the run.
-            let mut k = 0;
-            while k < run.len() {
-                if !info[k].0 {
-                    k += 1;
-                    continue;
-                }
-                let mut m = k;
-                while m < run.len() && info[m].0 {
-                    m += 1;
-                }
-                let stretch = &run[k..m];
-                let rare = info[k..m].iter().zip(stretch).any(|((_, w), t)| !t.initial && w.zipf < s.run_max_zipf)
-                    // An initial makes a surname-list word a name even when it is a word too
-                    // (E. WELSH, J. Brown).
-                    || (stretch[0].initial && info[k..m].iter().any(|(_, w)| w.last && w.zipf < INITIAL_SURNAME_MAX_ZIPF))
-                    // A first name then a surname (Julie Petit) is a name even when both are words.
-                    || info[k..m].windows(2).any(|p| {
-                        p[0].1.first && p[1].1.last && p[0].1.zipf < s.run_max_zipf + FIRST_LAST_EXTRA_ZIPF && p[1].1.zipf < COMMON_SURNAME_MAX_ZIPF
-                    });
-                if m - k >= 2 && rare {
-                    out.push((stretch[0].start, stretch[m - k - 1].end, s.run_confidence));
-                } else if m - k == 1 {
-                    judge_single(s, &stretch[0], info[k].1, upper_singles, out);
-                }
-                k = m;
+    }
+
+    /// On a line typed in capitals where names in capitals are the custom: the names of
+    /// an identity line.
+    fn identity_lines(&mut self) {
+        let (s, run, info) = (self.spec, self.run, &self.info);
+        // Identity lines of French notes: a first name rare as a word beside one or two
+        // surnames in capitals, in either order, the first name perhaps in Title case
+        // (TRAVIS GUILLAUMET, LIMONE Félicia, LIMONE LIMONE Sandra).
+        let first = |k: usize| {
+            let w = info[k].word;
+            w.first
+                && !run[k].initial
+                && run[k].letters >= 3
+                && w.zipf < s.run_max_zipf
+                && !w.clinical
+                && !w.cue
+        };
+        let caps_surname = |k: usize| {
+            let (t, w) = (&run[k], info[k].word);
+            let listed = w.last && w.zipf < s.run_max_zipf;
+            let unknown =
+                !w.first && !w.last && w.zipf < s.unknown_surname_max_zipf && t.letters >= 4;
+            t.caps && !t.initial && t.letters >= 3 && !w.clinical && !w.cue && (listed || unknown)
+        };
+        for k in (0..run.len()).filter(|&k| first(k)) {
+            let mut a = k;
+            while a > 0 && k - a < 2 && caps_surname(a - 1) {
+                a -= 1;
             }
-        } else if info[0].0 {
-            judge_single(s, &run[0], info[0].1, upper_singles, out);
+            let mut b = k + 1;
+            while b < run.len() && b - k <= 2 && caps_surname(b) {
+                b += 1;
+            }
+            if a < k || b > k + 1 {
+                self.out
+                    .push(NameSpan::over(&run[a], &run[b - 1], s.run_confidence));
+            }
         }
+    }
+
+    /// On a line not typed in capitals: each stretch of name tokens, when rare enough as
+    /// words; a stretch of one token is judged alone.
+    fn name_stretches(&mut self) {
+        let run = self.run;
+        // Keep the longest stretch of name tokens inside the run.
+        let mut k = 0;
+        while k < run.len() {
+            if !self.info[k].name {
+                k += 1;
+                continue;
+            }
+            let mut m = k;
+            while m < run.len() && self.info[m].name {
+                m += 1;
+            }
+            let stretch = &run[k..m];
+            let rare = self.rare_stretch(k, m);
+            if m - k >= 2 && rare {
+                self.out.push(NameSpan::over(
+                    &stretch[0],
+                    &stretch[m - k - 1],
+                    self.spec.run_confidence,
+                ));
+            } else if m - k == 1 {
+                judge_single(
+                    self.spec,
+                    &stretch[0],
+                    self.info[k].word,
+                    self.upper_singles,
+                    self.out,
+                );
+            }
+            k = m;
+        }
+    }
+
+    /// Is the stretch `k..m` of name tokens a name by how rare its words are?
+    fn rare_stretch(&self, k: usize, m: usize) -> bool {
+        let s = self.spec;
+        let (stretch, info) = (&self.run[k..m], &self.info[k..m]);
+        info.iter()
+            .zip(stretch)
+            .any(|(r, t)| !t.initial && r.word.zipf < s.run_max_zipf)
+            // An initial makes a surname-list word a name even when it is a word too
+            // (E. WELSH, J. Brown).
+            || (stretch[0].initial
+                && info
+                    .iter()
+                    .any(|r| r.word.last && r.word.zipf < INITIAL_SURNAME_MAX_ZIPF))
+            // A first name then a surname (Julie Petit) is a name even when both are words.
+            || info.windows(2).any(|p| {
+                p[0].word.first
+                    && p[1].word.last
+                    && p[0].word.zipf < s.run_max_zipf + FIRST_LAST_EXTRA_ZIPF
+                    && p[1].word.zipf < COMMON_SURNAME_MAX_ZIPF
+            })
     }
 }
 
@@ -1301,7 +1517,7 @@ fn judge_single(
     t: &Token,
     info: Word,
     upper_singles: bool,
-    out: &mut Vec<(usize, usize, f32)>,
+    out: &mut Vec<NameSpan>,
 ) {
     let zipf = info.zipf;
     let letters = t.letters;
@@ -1316,7 +1532,7 @@ fn judge_single(
         !t.sentence_start && zipf < s.title_max_zipf && info.first
     };
     if ok {
-        out.push((t.start, t.end, s.single_confidence));
+        out.push(NameSpan::over(t, t, s.single_confidence));
     }
 }
 
@@ -1620,6 +1836,8 @@ impl NameListSpec {
         .fold(f32::INFINITY, f32::min)
     }
 
+    /// The gazetteer files the entry reads (first names, surnames, word lists), relative
+    /// to the gazetteer directory.
     pub fn gazetteer_files(&self) -> Vec<PathBuf> {
         self.first_names
             .iter()

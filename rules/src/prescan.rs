@@ -32,6 +32,7 @@ type CacheMaker = Box<
         + std::panic::RefUnwindSafe,
 >;
 
+/// The patterns of a rule set in one lazy DFA, searched for every pattern that matches.
 pub struct Prescan {
     dfa: Arc<DFA>,
     /// Rule index of each pattern of the DFA.

@@ -30,6 +30,7 @@ pub struct PseudonymKey(Vec<u8>);
 pub const MIN_KEY_BYTES: usize = 16;
 
 impl PseudonymKey {
+    /// A key of these bytes; an error when shorter than [`MIN_KEY_BYTES`].
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, String> {
         let bytes = bytes.into();
         if bytes.len() < MIN_KEY_BYTES {
@@ -71,19 +72,28 @@ impl std::fmt::Debug for PseudonymKey {
 /// original text, end exclusive (the convention of the datasets and of Python `str`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
+    /// What was found (PHONE, PERSON, ...): the kind of the rule that found it.
     pub kind: String,
+    /// Offset of its first character.
     pub start: usize,
+    /// Offset just past its last character.
     pub end: usize,
+    /// Id of the rule or name list that found it.
     pub rule: String,
+    /// How sure that rule is, 0..1.
     pub confidence: f32,
 }
 
+/// A text with its identifiers rewritten, and what was found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Redaction {
+    /// The text, each finding rewritten as the [`ReplaceMode`] says.
     pub text: String,
+    /// The identifiers found, in the order of the text.
     pub findings: Vec<Finding>,
 }
 
+/// Applies a [`RuleSet`] to texts: finds identifiers and rewrites them.
 #[derive(Debug, Clone)]
 pub struct Redactor {
     rules: RuleSet,
@@ -146,16 +156,19 @@ impl Redactor {
         self
     }
 
+    /// Keeps only matches whose confidence is at least `threshold` (0.5 by default).
     pub fn with_threshold(mut self, threshold: f32) -> Self {
         self.threshold = threshold;
         self
     }
 
+    /// Rewrites identifiers as `mode` says (placeholders by default).
     pub fn with_mode(mut self, mode: ReplaceMode) -> Self {
         self.mode = mode;
         self
     }
 
+    /// The rules it applies.
     pub fn rules(&self) -> &RuleSet {
         &self.rules
     }

@@ -23,32 +23,50 @@ pub const BUILTIN_SETS: &[(&str, &str)] = &[
     ("places.toml", include_str!("../sets/places.toml")),
 ];
 
+/// Why rules or their gazetteers could not be loaded.
 #[derive(Debug, Error)]
 pub enum RuleError {
+    /// A file or directory could not be read.
     #[error("cannot read rule file {path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
+    /// A rule file is not valid TOML, or its entries not of the expected form.
     #[error("rule file {file} is not valid TOML: {source}")]
     Toml {
+        /// The rule file.
         file: String,
+        /// What the parser said.
         source: toml::de::Error,
     },
+    /// A pattern (`pattern`, `not_after`, `not_before`) does not compile.
     #[error("rule `{id}` in {file}: invalid pattern: {source}")]
     Pattern {
+        /// The rule file.
         file: String,
+        /// The rule's id.
         id: String,
+        /// What the regex compiler said.
         source: Box<regex::Error>,
     },
+    /// An entry that cannot be used as written (a confidence outside 0..1, a missing
+    /// capture group), or a gazetteer file without a column its entry names.
     #[error("rule `{id}` in {file}: {message}")]
     Invalid {
+        /// The rule file, or the gazetteer file.
         file: String,
+        /// The rule's id, or the missing column.
         id: String,
+        /// What is wrong.
         message: String,
     },
+    /// Two entries (rules or name lists) with the same id.
     #[error("duplicate rule id `{0}`")]
     DuplicateId(String),
+    /// A rule directory without a `*.toml` file.
     #[error("no rule files (*.toml) in {0}")]
     Empty(PathBuf),
 }
@@ -72,6 +90,7 @@ pub struct RuleSpec {
     pub kind: String,
     /// Text of the typed placeholder, `[PLACEHOLDER]`; defaults to the kind.
     pub placeholder: Option<String>,
+    /// What the rule is for, for people reading the TOML.
     pub description: Option<String>,
     /// Regular expression (Rust `regex` syntax).
     pub pattern: String,
@@ -80,6 +99,7 @@ pub struct RuleSpec {
     pub group: usize,
     /// How sure a match makes us, 0..1; the redactor keeps matches at or above its threshold.
     pub confidence: f32,
+    /// Checksum a match must pass (see `unvalidated_confidence`).
     pub validator: Option<Validator>,
     /// Policy for a match whose checksum fails: absent means the match is dropped; a value
     /// keeps it at that confidence (structure alone is still evidence, e.g. a 15-digit NIR
@@ -105,6 +125,7 @@ pub struct RuleSpec {
 /// A rule ready to run.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
+    /// The entry as written.
     pub spec: RuleSpec,
     /// The pattern with ASCII word boundaries where safe (see `word_boundaries`), for texts
     /// whose digits are all ASCII.
@@ -113,8 +134,9 @@ pub struct CompiledRule {
     pub regex_any_digits: Regex,
     /// The pattern anchored at both ends, to test sub-spans of a match (see the redactor).
     pub anchored: Regex,
-    /// Compiled `not_after` / `not_before`.
+    /// Compiled `not_after`.
     pub not_after: Option<Regex>,
+    /// Compiled `not_before`.
     pub not_before: Option<Regex>,
     /// Where the rule came from, for error messages and `rules test`.
     pub file: String,
@@ -142,6 +164,7 @@ impl CompiledRule {
 }
 
 impl CompiledRule {
+    /// Text of the placeholder: the entry's `placeholder`, or else its kind.
     pub fn placeholder(&self) -> &str {
         self.spec.placeholder.as_deref().unwrap_or(&self.spec.kind)
     }
@@ -168,12 +191,18 @@ impl std::fmt::Debug for RuleSet {
 /// A rule example that did not behave as its TOML entry says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExampleFailure {
+    /// Id of the rule or name list.
     pub rule: String,
+    /// The example's text.
     pub example: String,
+    /// `true`: a `match` example in which nothing was found; `false`: a `no_match` example
+    /// in which something was.
     pub expected_match: bool,
 }
 
 impl RuleSet {
+    /// The rule sets shipped with Vigie ([`BUILTIN_SETS`]); their name lists are read by
+    /// [`RuleSet::load_gazetteers`].
     pub fn builtin() -> Result<Self, RuleError> {
         let mut set = RuleSet::default();
         for (name, text) in BUILTIN_SETS {
@@ -204,6 +233,7 @@ impl RuleSet {
         Ok(set)
     }
 
+    /// Adds the entries of one TOML file.
     pub fn add_file(&mut self, path: &Path) -> Result<(), RuleError> {
         let text = std::fs::read_to_string(path).map_err(|source| RuleError::Io {
             path: path.to_path_buf(),
@@ -212,6 +242,7 @@ impl RuleSet {
         self.add_toml(&path.display().to_string(), &text)
     }
 
+    /// Adds the entries of a TOML text; `file` names it in errors.
     pub fn add_toml(&mut self, file: &str, text: &str) -> Result<(), RuleError> {
         let parsed: RuleFile = toml::from_str(text).map_err(|source| RuleError::Toml {
             file: file.to_string(),
@@ -242,10 +273,12 @@ impl RuleSet {
         Ok(self.name_finders.len())
     }
 
+    /// The name lists read by [`RuleSet::load_gazetteers`].
     pub fn name_finders(&self) -> &[Arc<NameFinder>] {
         &self.name_finders
     }
 
+    /// The `[[name_list]]` entries, read or not.
     pub fn name_specs(&self) -> &[NameListSpec] {
         &self.name_specs
     }
@@ -320,6 +353,7 @@ impl RuleSet {
         Ok(())
     }
 
+    /// The `[[rule]]` entries, in the order they were added.
     pub fn rules(&self) -> &[CompiledRule] {
         &self.rules
     }
@@ -329,6 +363,7 @@ impl RuleSet {
         self.rules.len() + self.name_specs.len()
     }
 
+    /// No `[[rule]]` entry (unlike [`RuleSet::len`], name lists are not counted).
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

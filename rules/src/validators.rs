@@ -28,6 +28,7 @@ pub enum Validator {
 }
 
 impl Validator {
+    /// Does `matched` (the text as written) pass the check?
     pub fn check(self, matched: &str) -> bool {
         match self {
             Validator::Nir => nir_is_valid(matched),
@@ -56,6 +57,7 @@ fn mod_97(digits: impl IntoIterator<Item = u32>) -> u32 {
     digits.into_iter().fold(0, |acc, d| (acc * 10 + d) % 97)
 }
 
+/// A French NIR whose key is right: see [`Validator::Nir`].
 pub fn nir_is_valid(s: &str) -> bool {
     let chars = alnum_upper(s);
     if chars.len() != 15 {
@@ -92,6 +94,7 @@ pub fn nir_is_valid(s: &str) -> bool {
     key == 97 - mod_97(body_digits)
 }
 
+/// A UK NHS number whose check digit is right: see [`Validator::Nhs`].
 pub fn nhs_is_valid(s: &str) -> bool {
     let d = digits(s);
     if d.len() != 10 || s.chars().filter(|c| c.is_ascii_alphabetic()).count() > 0 {
@@ -106,6 +109,7 @@ pub fn nhs_is_valid(s: &str) -> bool {
     }
 }
 
+/// Two digits or more passing the Luhn check: see [`Validator::Luhn`].
 pub fn luhn_is_valid(s: &str) -> bool {
     let d = digits(s);
     if d.len() < 2 {
@@ -143,6 +147,7 @@ pub fn is_rating(s: &str) -> bool {
     }
 }
 
+/// 13 to 19 digits that could be a payment card's: see [`Validator::PaymentCard`].
 pub fn payment_card_is_valid(s: &str) -> bool {
     let d = digits(s);
     let prefix = d.iter().take(4).fold(0, |n, &x| n * 10 + x);
@@ -154,6 +159,7 @@ pub fn payment_card_is_valid(s: &str) -> bool {
     network && (13..=19).contains(&d.len()) && luhn_is_valid(s)
 }
 
+/// An IBAN whose check digits are right: see [`Validator::Iban`].
 pub fn iban_is_valid(s: &str) -> bool {
     let chars = alnum_upper(s);
     if !(15..=34).contains(&chars.len()) || !chars[..2].iter().all(|c| c.is_ascii_alphabetic()) {

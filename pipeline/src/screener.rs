@@ -291,7 +291,6 @@ impl Screener {
     }
 }
 
-/// fr or en, for language-specific rules; None when other or undetermined.
 /// The redaction stage as configured (rules, name lists, threshold, replacement mode):
 /// the pipeline and the console redact with exactly the same one.
 pub fn redaction_stage(config: &Config) -> Result<RedactionStage, BuildError> {
@@ -313,6 +312,7 @@ pub fn redaction_stage(config: &Config) -> Result<RedactionStage, BuildError> {
     ))
 }
 
+/// fr or en, for language-specific rules; None when other or undetermined.
 pub fn known_language(code: crate::contract::LangCode) -> Option<&'static str> {
     match code {
         crate::contract::LangCode::Fr => Some("fr"),

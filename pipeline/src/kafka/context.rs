@@ -2,7 +2,6 @@
 //! and health. Delivery reports settle inputs here (end-to-end acknowledgement), and a
 //! partition revocation waits here for its in-flight messages before committing.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,8 @@ use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::ack::InputAck;
+use super::error::{DeliveryFailure, InputPosition};
 use super::offsets::{OffsetTracker, PartitionKey};
 use crate::metrics::Metrics;
 use crate::ops::Health;
@@ -24,7 +25,7 @@ pub(crate) struct Shared {
     settled: Condvar,
     /// Wakes the run loop when room frees up or a delivery failed.
     pub progress: tokio::sync::Notify,
-    first_failure: Mutex<Option<String>>,
+    first_failure: Mutex<Option<DeliveryFailure>>,
     /// When the group last gave this consumer its partitions (perhaps none).
     assigned_at: Mutex<Option<Instant>>,
     /// Exactly-once: offsets travel in transactions, never through consumer commits.
@@ -32,17 +33,6 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub drain_timeout: Duration,
-}
-
-/// The input a record was made from; each of its records holds one reference.
-pub(crate) struct InputAck {
-    pub key: PartitionKey,
-    pub epoch: u64,
-    pub offset: i64,
-    pub read_at: Instant,
-    pub remaining: AtomicUsize,
-    /// Set by the first failed record, so that an input fails once.
-    pub failed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -82,46 +72,43 @@ impl Shared {
         self.tracker().pending(None)
     }
 
-    fn acknowledged(&self, ack: &InputAck) {
+    /// Every record made from the input was delivered ([`InputAck`] dropped).
+    pub(super) fn acknowledged(
+        &self,
+        key: &PartitionKey,
+        epoch: u64,
+        offset: i64,
+        read_at: Instant,
+    ) {
         let pending = {
             let mut t = self.tracker();
-            t.complete(&ack.key, ack.epoch, ack.offset);
+            t.complete(key, epoch, offset);
             t.pending(None)
         };
         self.metrics.in_flight(pending);
-        self.metrics.acknowledged(ack.read_at.elapsed());
+        self.metrics.acknowledged(read_at.elapsed());
         self.settled.notify_all();
         self.progress.notify_one();
     }
 
-    fn delivery_failed(&self, ack: &InputAck, message: String) {
-        if !ack.failed.swap(true, Ordering::SeqCst) {
-            self.tracker().fail(&ack.key, ack.epoch, ack.offset);
-        }
-        self.record_failure(message);
+    /// The input will not be delivered ([`InputAck`] dropped after a failure or before all
+    /// its records were handed over): it is no longer in flight, and is read again after
+    /// a restart.
+    pub(super) fn abandoned(&self, key: &PartitionKey, epoch: u64, offset: i64) {
+        self.tracker().fail(key, epoch, offset);
+        self.settled.notify_all();
+        self.progress.notify_one();
     }
 
     /// Stops the run at its next turn (the first failure is the one reported).
-    pub fn record_failure(&self, message: String) {
-        lock(&self.first_failure).get_or_insert(message);
+    pub fn record_failure(&self, failure: DeliveryFailure) {
+        lock(&self.first_failure).get_or_insert(failure);
         self.settled.notify_all();
         self.progress.notify_one();
     }
 
-    /// Inputs the run gives up on without sending everything (an error mid-batch): they
-    /// no longer count as in flight, and are read again after a restart.
-    pub fn abandon(&self, inputs: impl IntoIterator<Item = (PartitionKey, u64, i64)>) {
-        {
-            let mut t = self.tracker();
-            for (key, epoch, offset) in inputs {
-                t.fail(&key, epoch, offset);
-            }
-        }
-        self.settled.notify_all();
-    }
-
     /// The first delivery failure, if any: the run must stop.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<DeliveryFailure> {
         lock(&self.first_failure).clone()
     }
 
@@ -296,22 +283,19 @@ impl ProducerContext for ProducerCtx {
             Ok(record) => {
                 self.shared.health.set_brokers_down(false);
                 self.shared.metrics.message_out(record.topic());
-                if ack.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    self.shared.acknowledged(&ack);
-                }
+                // The input settles when its last record's reference goes (InputAck).
             }
             Err((error, record)) => {
                 // librdkafka retried until message.timeout.ms: this is final. The input
                 // stays uncommitted and the run stops, to read it again after a restart.
-                let message = format!(
-                    "delivery to {} failed: {error} (input {}/{} offset {})",
-                    record.topic(),
-                    ack.key.0,
-                    ack.key.1,
-                    ack.offset
-                );
-                tracing::error!(%message, "record not delivered");
-                self.shared.delivery_failed(&ack, message);
+                ack.fail();
+                let failure = DeliveryFailure::Refused {
+                    topic: record.topic().to_string(),
+                    input: InputPosition::of(&ack.key, ack.offset),
+                    error: error.clone(),
+                };
+                tracing::error!(%failure, "record not delivered");
+                self.shared.record_failure(failure);
             }
         }
     }

@@ -25,13 +25,54 @@ use crate::contract::ScreenedRecord;
 use crate::screener::Screener;
 
 #[derive(Debug, thiserror::Error)]
+/// Why a load measurement (`scripts/bench-kafka`) could not finish.
 pub enum LoadError {
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("pipeline: {0}")]
     Run(#[from] KafkaRunError),
-    #[error("{0}")]
-    Other(String),
+    /// The samples hold no valid post to send.
+    #[error("no sample posts")]
+    NoSamples,
+    /// Zero posts asked for.
+    #[error("nothing to measure: posts must be at least 1")]
+    NoPosts,
+    /// The rate asked for is not a positive number.
+    #[error("the rate must be a positive number of posts per second")]
+    BadRate,
+    /// A task of the measurement panicked or was cancelled.
+    #[error("a measurement task ended abnormally: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// Fewer screened records came out than posts went in.
+    #[error("only {came_out} of {sent} posts came out")]
+    Lost {
+        /// Posts produced.
+        sent: usize,
+        /// Screened records read back.
+        came_out: usize,
+    },
+    /// A topic could not be created.
+    #[error("cannot create {topic}: {error}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's answer.
+        error: rdkafka::error::RDKafkaErrorCode,
+    },
+    /// The producer was dropped before reporting a delivery.
+    #[error("producer dropped before its delivery report")]
+    ProducerDropped,
+    /// No screened record arrived for two minutes.
+    #[error("no screened record for 2 minutes ({seen} of {expected})")]
+    Stalled {
+        /// Records read so far.
+        seen: usize,
+        /// Records expected.
+        expected: usize,
+    },
+    /// A screened record could not be read back.
+    #[error("unreadable screened record: {0}")]
+    Record(#[from] serde_json::Error),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,7 +101,7 @@ pub fn posts_from_samples(
         .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
         .collect();
     if templates.is_empty() {
-        return Err(LoadError::Other("no sample posts".into()));
+        return Err(LoadError::NoSamples);
     }
     Ok((0..n)
         .map(|i| {
@@ -81,14 +122,10 @@ pub async fn measure(
     rate: Option<f64>,
 ) -> Result<LoadReport, LoadError> {
     if posts == 0 {
-        return Err(LoadError::Other(
-            "nothing to measure: posts must be at least 1".into(),
-        ));
+        return Err(LoadError::NoPosts);
     }
     if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-        return Err(LoadError::Other(
-            "the rate must be a positive number of posts per second".into(),
-        ));
+        return Err(LoadError::BadRate);
     }
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -161,17 +198,12 @@ pub async fn measure(
         )
         .await?;
     }
-    let ran = pipeline
-        .await
-        .map_err(|e| LoadError::Other(e.to_string()))?;
+    let ran = pipeline.await?;
     if let Err(e) = ran {
         reader.task.abort();
         return Err(e.into());
     }
-    let seen = reader
-        .task
-        .await
-        .map_err(|e| LoadError::Other(e.to_string()))??;
+    let seen = reader.task.await??;
 
     let mut latencies = Vec::new();
     let (mut first, mut last) = (i64::MAX, i64::MIN);
@@ -183,10 +215,10 @@ pub async fn measure(
         }
     }
     if latencies.len() < posts {
-        return Err(LoadError::Other(format!(
-            "only {} of {posts} posts came out",
-            latencies.len()
-        )));
+        return Err(LoadError::Lost {
+            sent: posts,
+            came_out: latencies.len(),
+        });
     }
     latencies.sort_by(f64::total_cmp);
     let pct = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
@@ -221,7 +253,7 @@ async fn create_topics(cfg: &KafkaConfig) -> Result<(), LoadError> {
         .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
         .collect();
     for r in admin.create_topics(&new, &AdminOptions::new()).await? {
-        r.map_err(|(t, e)| LoadError::Other(format!("cannot create {t}: {e}")))?;
+        r.map_err(|(topic, error)| LoadError::CreateTopic { topic, error })?;
     }
     Ok(())
 }
@@ -256,7 +288,7 @@ async fn produce(
         acks.push(delivery);
     }
     for ack in futures::future::join_all(acks).await {
-        ack.map_err(|_| LoadError::Other("producer dropped".into()))?
+        ack.map_err(|_| LoadError::ProducerDropped)?
             .map_err(|(e, _)| LoadError::Kafka(e))?;
     }
     Ok(())
@@ -285,14 +317,13 @@ fn spawn_reader(cfg: &KafkaConfig, expected: usize) -> Result<Reader, LoadError>
             let m = match tokio::time::timeout(Duration::from_secs(120), consumer.recv()).await {
                 Ok(m) => m?,
                 Err(_) => {
-                    return Err(LoadError::Other(format!(
-                        "no screened record for 2 minutes ({} of {expected})",
-                        seen.len()
-                    )))
+                    return Err(LoadError::Stalled {
+                        seen: seen.len(),
+                        expected,
+                    })
                 }
             };
-            let record: ScreenedRecord = serde_json::from_slice(m.payload().unwrap_or_default())
-                .map_err(|e| LoadError::Other(e.to_string()))?;
+            let record: ScreenedRecord = serde_json::from_slice(m.payload().unwrap_or_default())?;
             let at = match m.timestamp() {
                 Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
                 Timestamp::NotAvailable => now_ms(),

@@ -2,54 +2,46 @@
 //!
 //! The loop reads a batch, screens it, and hands its records (screened, moderation,
 //! dead letter; keyed by post id) to an idempotent producer, then reads on while the
-//! broker acknowledges them. An input is settled once every record made from it is
-//! acknowledged ([`context`]); offsets are committed per partition up to the first
+//! broker acknowledges them. What records an input becomes is planned in [`plan`]. An
+//! input is settled once every record made from it is acknowledged, by the handle its
+//! records share ([`ack`]); offsets are committed per partition up to the first
 //! unsettled input ([`offsets`]), so a crash or an outage re-reads, never loses. What
 //! goes to the dead-letter topic, and when dead letters stop the run, is decided in
 //! [`dead_letter`]. With `delivery = "exactly-once"` each batch is one transaction.
 
+mod ack;
 mod client;
 pub use client::{future_producer, simple_consumer};
 mod context;
 pub mod dead_letter;
+mod error;
+pub use error::{DeliveryFailure, InputPosition, KafkaRunError};
 pub mod load;
 pub mod offsets;
+mod plan;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde::Serialize;
 
-use self::context::{partition_list, ConsumerCtx, InputAck, ProducerCtx, Shared};
-use self::dead_letter::{BudgetExceeded, DeadLetterBudget};
+use self::ack::InputAck;
+use self::context::{partition_list, ConsumerCtx, ProducerCtx, Shared};
+use self::dead_letter::DeadLetterBudget;
 pub use self::dead_letter::{HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC};
 use self::offsets::PartitionKey;
+use self::plan::{Disposition, Output, OutputTopics};
 use crate::config::{DeliveryMode, KafkaConfig};
-use crate::contract::{Origin, RejectedRecord, VIGIE_VERSION};
+use crate::contract::Origin;
 use crate::metrics::Metrics;
 use crate::ops::Health;
 use crate::screener::{Outcome, Screener};
-
-#[derive(Debug, thiserror::Error)]
-pub enum KafkaRunError {
-    #[error("kafka client: {0}")]
-    Client(#[from] KafkaError),
-    #[error("{0}; offsets not committed past it, the input will be read again")]
-    Delivery(String),
-    #[error("cannot encode record: {0}")]
-    Encode(#[from] serde_json::Error),
-    #[error(transparent)]
-    DeadLetterBudget(#[from] BudgetExceeded),
-    #[error("transaction failed: {0}; it was aborted and its inputs will be read again")]
-    Transaction(KafkaError),
-}
 
 /// How often settled offsets are stored while no batch arrives.
 const STORE_INTERVAL: Duration = Duration::from_millis(100);
@@ -102,14 +94,6 @@ struct Consumed {
     payload: Vec<u8>,
 }
 
-/// One record to produce.
-struct Output {
-    topic: String,
-    key: String,
-    payload: Vec<u8>,
-    headers: Option<OwnedHeaders>,
-}
-
 /// [`run`], reporting to the given metrics and health (served by [`crate::ops`]).
 pub async fn run_with(
     cfg: &KafkaConfig,
@@ -153,7 +137,12 @@ pub async fn run_with(
         producer: &producer,
         budget: DeadLetterBudget::new(cfg.dead_letter_max_ratio, cfg.dead_letter_window),
         stats: RunStats::default(),
-        max_output_bytes: client::max_output_bytes(cfg),
+        topics: OutputTopics {
+            screened: cfg.screened_topic.clone(),
+            moderation: cfg.moderation_topic.clone(),
+            dead_letters: cfg.dlq_topic.clone(),
+            max_record_bytes: client::max_output_bytes(cfg),
+        },
     };
     let result = run.consume(stop, shutdown).await;
 
@@ -216,7 +205,7 @@ struct Loop<'a> {
     producer: &'a ThreadedProducer<ProducerCtx>,
     budget: DeadLetterBudget,
     stats: RunStats,
-    max_output_bytes: usize,
+    topics: OutputTopics,
 }
 
 impl Loop<'_> {
@@ -230,7 +219,7 @@ impl Loop<'_> {
         let mut last_message = Instant::now();
         loop {
             if let Some(failure) = self.shared.failure() {
-                return Err(KafkaRunError::Delivery(failure));
+                return Err(failure.into());
             }
             if stop.messages.is_some_and(|n| self.stats.consumed >= n) {
                 return Ok(());
@@ -298,9 +287,9 @@ impl Loop<'_> {
                 });
             }
             // The consumer cannot go on (e.g. fenced by a newer instance): stop the run.
-            Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
-                self.shared.record_failure(format!("consumer: {e}"))
-            }
+            Err(e @ KafkaError::MessageConsumptionFatal(_)) => self
+                .shared
+                .record_failure(DeliveryFailure::ConsumerFatal(e)),
             // Transient broker errors are retried by librdkafka; they carry no message.
             Err(e) => tracing::warn!(error = %e, "consumer error"),
         }
@@ -309,13 +298,15 @@ impl Loop<'_> {
     async fn process_batch(&mut self, batch: Vec<Consumed>) -> Result<(), KafkaRunError> {
         let read = batch.len();
         self.stats.consumed += read;
-        let live: Vec<Consumed> = {
-            let mut t = self.shared.tracker();
-            batch
-                .into_iter()
-                .filter(|m| t.start(&m.key, m.epoch, m.offset))
-                .collect()
-        };
+        // From here on each message's handle settles it whatever happens: acknowledged
+        // once all its records are delivered, failed if the batch stops before that.
+        let live: Vec<(Consumed, Arc<InputAck>)> = batch
+            .into_iter()
+            .filter_map(|m| {
+                let ack = InputAck::start(self.shared, m.key.clone(), m.epoch, m.offset, m.read_at);
+                ack.map(|ack| (m, ack))
+            })
+            .collect();
         if live.len() < read {
             self.stats.skipped_after_rebalance += read - live.len();
             self.shared
@@ -326,37 +317,33 @@ impl Loop<'_> {
             return Ok(());
         }
         self.shared.metrics.in_flight(self.shared.pending());
-        let result = self.dispatch(&live).await;
-        if result.is_err() {
-            // Whatever was not sent is given up: not in flight any more, never committed.
-            self.shared
-                .abandon(live.iter().map(|m| (m.key.clone(), m.epoch, m.offset)));
-            if self.shared.transactional {
-                let timeout = Duration::from_millis(self.cfg.drain_timeout_ms);
-                // Refused when the error came before the transaction began: nothing to abort.
-                if let Err(e) =
-                    tokio::task::block_in_place(|| self.producer.abort_transaction(timeout))
-                {
-                    tracing::debug!(error = %e, "abort_transaction");
-                }
+        let result = self.dispatch(live).await;
+        if result.is_err() && self.shared.transactional {
+            let timeout = Duration::from_millis(self.cfg.drain_timeout_ms);
+            // Refused when the error came before the transaction began: nothing to abort.
+            if let Err(e) = tokio::task::block_in_place(|| self.producer.abort_transaction(timeout))
+            {
+                tracing::debug!(error = %e, "abort_transaction");
             }
         }
         result
     }
 
-    /// Screens the batch and hands its records to the producer.
-    async fn dispatch(&mut self, live: &[Consumed]) -> Result<(), KafkaRunError> {
+    /// Screens the batch and hands its records to the producer. The handles of inputs
+    /// not fully handed over when it returns early fail them as they drop.
+    async fn dispatch(
+        &mut self,
+        live: Vec<(Consumed, Arc<InputAck>)>,
+    ) -> Result<(), KafkaRunError> {
         let inputs: Vec<(Origin, &[u8])> = live
             .iter()
-            .map(|m| {
-                (
-                    Origin::Kafka {
-                        topic: m.key.0.clone(),
-                        partition: m.key.1,
-                        offset: m.offset,
-                    },
-                    m.payload.as_slice(),
-                )
+            .map(|(m, _)| {
+                let origin = Origin::Kafka {
+                    topic: m.key.0.clone(),
+                    partition: m.key.1,
+                    offset: m.offset,
+                };
+                (origin, m.payload.as_slice())
             })
             .collect();
         // Screening is CPU work; keep it off the threads that drive the runtime.
@@ -376,85 +363,69 @@ impl Loop<'_> {
             .record(outcomes.iter().map(|o| matches!(o, Outcome::Rejected(_))))?;
 
         let mut planned = Vec::with_capacity(live.len());
-        for (message, outcome) in live.iter().zip(outcomes) {
-            planned.push(self.outputs(message, outcome)?);
+        for ((message, _), outcome) in live.iter().zip(outcomes) {
+            let input = InputPosition::of(&message.key, message.offset);
+            let plan = plan::plan(&self.topics, &input, message.payload.len(), outcome)?;
+            self.count(&input, &plan.disposition);
+            planned.push(plan.outputs);
         }
         if self.shared.transactional {
             self.producer
                 .begin_transaction()
                 .map_err(KafkaRunError::Transaction)?;
         }
-        for (message, outputs) in live.iter().zip(planned) {
-            let ack = Arc::new(InputAck {
-                key: message.key.clone(),
-                epoch: message.epoch,
-                offset: message.offset,
-                read_at: message.read_at,
-                remaining: AtomicUsize::new(outputs.len()),
-                failed: AtomicBool::new(false),
-            });
+        let read: Vec<(PartitionKey, i64)> = live
+            .iter()
+            .map(|(m, _)| (m.key.clone(), m.offset))
+            .collect();
+        // Each loop reference goes as soon as its input is handed over, so that the input
+        // settles with its last delivery report; on an early return the ones left fail.
+        for ((message, ack), outputs) in live.into_iter().zip(planned) {
             for output in outputs {
-                self.send(output, ack.clone()).await?;
+                self.send(output, &message, ack.clone()).await?;
             }
+            ack.handed_over();
         }
         if self.shared.transactional {
-            self.commit_transaction(live)?;
+            self.commit_transaction(&read)?;
         }
         self.stats.batches += 1;
         Ok(())
     }
 
-    /// The records an outcome becomes, with the stats and metrics that go with them.
-    fn outputs(&mut self, m: &Consumed, outcome: Outcome) -> Result<Vec<Output>, KafkaRunError> {
-        let record = match outcome {
-            Outcome::Screened(record) => {
-                let json = serde_json::to_vec(&record)?;
-                if json.len() <= self.max_output_bytes {
-                    self.stats.screened += 1;
-                    let moderation = record.route.is_flagged().then(|| {
-                        self.stats.moderation += 1;
-                        Output {
-                            topic: self.cfg.moderation_topic.clone(),
-                            key: record.id.clone(),
-                            payload: json.clone(),
-                            headers: None,
-                        }
-                    });
-                    let screened = Output {
-                        topic: self.cfg.screened_topic.clone(),
-                        key: record.id,
-                        payload: json,
-                        headers: None,
-                    };
-                    return Ok(std::iter::once(screened).chain(moderation).collect());
-                }
-                too_large(m, record.id, json.len(), self.max_output_bytes)
+    /// The run's counts, metrics and logs for what became of one input.
+    fn count(&mut self, input: &InputPosition, disposition: &Disposition) {
+        match disposition {
+            Disposition::Screened { flagged } => {
+                self.stats.screened += 1;
+                self.stats.moderation += usize::from(*flagged);
             }
-            Outcome::Rejected(record) => record,
-        };
-        self.stats.dead_lettered += 1;
-        *self
-            .stats
-            .dead_letters_by_reason
-            .entry(record.reason.clone())
-            .or_default() += 1;
-        self.shared.metrics.dead_letter(&record.reason);
-        tracing::warn!(reason = %record.reason, detail = %record.detail, partition = m.key.1, offset = m.offset, "dead-lettered");
-        let key = record
-            .id
-            .clone()
-            .unwrap_or_else(|| format!("{}-{}-{}", m.key.0, m.key.1, m.offset));
-        let headers = dead_letter::headers(&record, &m.key.0, m.key.1, m.offset);
-        Ok(vec![Output {
-            topic: self.cfg.dlq_topic.clone(),
-            key,
-            payload: serde_json::to_vec(&record)?,
-            headers: Some(headers),
-        }])
+            Disposition::DeadLetter { reason, detail } => {
+                self.stats.dead_lettered += 1;
+                *self
+                    .stats
+                    .dead_letters_by_reason
+                    .entry(reason.clone())
+                    .or_default() += 1;
+                self.shared.metrics.dead_letter(reason);
+                tracing::warn!(
+                    reason = %reason,
+                    detail = %detail,
+                    partition = input.partition,
+                    offset = input.offset,
+                    "dead-lettered"
+                );
+            }
+        }
     }
 
     /// Hands one record to the producer, waiting while its queue is full.
-    async fn send(&self, output: Output, ack: Arc<InputAck>) -> Result<(), KafkaRunError> {
+    async fn send(
+        &self,
+        output: Output,
+        input: &Consumed,
+        ack: Arc<InputAck>,
+    ) -> Result<(), KafkaRunError> {
         let mut record = BaseRecord::with_opaque_to(&output.topic, ack)
             .key(&output.key)
             .payload(&output.payload);
@@ -466,16 +437,18 @@ impl Loop<'_> {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     if let Some(failure) = self.shared.failure() {
-                        return Err(KafkaRunError::Delivery(failure));
+                        return Err(failure.into());
                     }
                     record = back;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                Err((e, _)) => {
-                    return Err(KafkaRunError::Delivery(format!(
-                        "cannot produce to {}: {e}",
-                        output.topic
-                    )))
+                Err((error, _)) => {
+                    return Err(DeliveryFailure::NotQueued {
+                        topic: output.topic,
+                        input: InputPosition::of(&input.key, input.offset),
+                        error,
+                    }
+                    .into())
                 }
             }
         }
@@ -499,19 +472,18 @@ impl Loop<'_> {
     }
 
     /// Exactly-once: the batch's offsets join its records in one transaction.
-    fn commit_transaction(&mut self, batch: &[Consumed]) -> Result<(), KafkaRunError> {
+    fn commit_transaction(&mut self, read: &[(PartitionKey, i64)]) -> Result<(), KafkaRunError> {
         let mut next: BTreeMap<PartitionKey, i64> = BTreeMap::new();
-        for m in batch {
-            let e = next.entry(m.key.clone()).or_insert(m.offset + 1);
-            *e = (*e).max(m.offset + 1);
+        for (key, offset) in read {
+            let e = next.entry(key.clone()).or_insert(offset + 1);
+            *e = (*e).max(offset + 1);
         }
         let commits: Vec<(PartitionKey, i64)> = next.into_iter().collect();
         let timeout = Duration::from_millis(self.cfg.drain_timeout_ms);
-        let group = self.consumer.group_metadata().ok_or_else(|| {
-            KafkaRunError::Delivery(
-                "no consumer-group metadata to commit offsets in the transaction".into(),
-            )
-        })?;
+        let group = self
+            .consumer
+            .group_metadata()
+            .ok_or(DeliveryFailure::NoGroupMetadata)?;
         let result = tokio::task::block_in_place(|| -> Result<(), KafkaError> {
             let tpl = partition_list(&commits)?;
             self.producer
@@ -522,27 +494,6 @@ impl Loop<'_> {
         // Settled and committed together: keep the tracker from re-offering them.
         let _ = self.shared.tracker().take_commits();
         Ok(())
-    }
-}
-
-/// A screened record too large for the output topic goes to the dead letters instead.
-fn too_large(m: &Consumed, id: String, size: usize, limit: usize) -> RejectedRecord {
-    RejectedRecord {
-        origin: Origin::Kafka {
-            topic: m.key.0.clone(),
-            partition: m.key.1,
-            offset: m.offset,
-        },
-        reason: "output_too_large".into(),
-        detail: format!(
-            "screened record of {size} bytes exceeds the producer's {limit}-byte limit"
-        ),
-        id: Some(id),
-        payload_bytes: m.payload.len(),
-        // The input is unredacted; the record carries no excerpt of it.
-        redacted_payload: String::new(),
-        rejected_at: chrono::Utc::now(),
-        vigie_version: VIGIE_VERSION.to_string(),
     }
 }
 

@@ -47,6 +47,24 @@ pub struct RiskRow {
     /// The fact-check a DACCORD row comes from; its rumour and correction share it.
     #[serde(default)]
     pub article: Option<String>,
+    /// What kind of post (the project's own sets: ops, reply, chatter, info, query, deny,
+    /// report, spread).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The rumour a row is about (the project's own sets), in a neutral English wording.
+    #[serde(default)]
+    pub claim: Option<String>,
+}
+
+impl RiskRow {
+    /// What the row shares with others for the tune / measure split: its article or claim,
+    /// else its id.
+    pub fn split_group(&self) -> &str {
+        self.article
+            .as_deref()
+            .or(self.claim.as_deref())
+            .unwrap_or(&self.id)
+    }
 }
 
 impl RiskRow {

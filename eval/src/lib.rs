@@ -7,6 +7,7 @@ pub mod langid;
 pub mod metrics;
 pub mod redaction;
 pub mod risk;
+pub mod split;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

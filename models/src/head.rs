@@ -129,6 +129,25 @@ impl RiskHead {
         Self::parse(BUILTIN_HEAD_JSON, "built-in head")
     }
 
+    /// The claim gate committed in `models/head/claim_gate.json` (`vigie train --head
+    /// gate`): a head whose positive class is "makes or discusses a checkable health
+    /// claim", on multilingual-e5-small embeddings.
+    pub fn builtin_gate() -> Result<Self> {
+        Self::parse(
+            include_str!("../head/claim_gate.json"),
+            "built-in claim gate",
+        )
+    }
+
+    /// The stance head committed in `models/head/stance_head.json` (`vigie train --head
+    /// stance`): positive class "asks about, refutes or reports the rumour it discusses".
+    pub fn builtin_stance() -> Result<Self> {
+        Self::parse(
+            include_str!("../head/stance_head.json"),
+            "built-in stance head",
+        )
+    }
+
     /// Reads a head saved by [`RiskHead::save`], checking that its weights are usable.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {

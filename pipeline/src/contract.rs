@@ -92,6 +92,55 @@ pub enum RiskLabel {
     Reliable,
 }
 
+/// What the risk stage decided for a post.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RiskOutcome {
+    /// The post asserts or spreads a false or harmful health claim: moderators' queue.
+    Misinformation,
+    /// The post asks about, reports or refutes a rumour: programme staff's rumour
+    /// tracker, not the moderators' queue.
+    RumourSignal,
+    /// Nothing to act on.
+    #[default]
+    Pass,
+    /// The post is in a language the heads were never validated on: not judged.
+    UnscoredLanguage,
+}
+
+/// What a risk decision rested on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RiskBasis {
+    /// Not French or English.
+    Language,
+    /// Too little text to hold a claim (emoji, numbers, one word).
+    NoClaimText,
+    /// The claim gate found no health claim in it.
+    NotAClaim,
+    /// It keeps its distance from the claim it discusses (asks, refutes, reports).
+    Stance,
+    /// It restates a known false claim.
+    KnownClaim,
+    /// The misinformation head's score.
+    #[default]
+    Head,
+}
+
+/// A post's stance toward the claim it discusses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Stance {
+    /// Asserts or spreads it.
+    Supports,
+    /// Asks whether it is true.
+    Queries,
+    /// Says it is false.
+    Denies,
+    /// Neither (e.g. reports that it circulates).
+    Comments,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Risk {
     /// Risk that the post carries misinformation, 0..1: the head's calibrated
@@ -111,6 +160,19 @@ pub struct Risk {
     /// Known false claims (`models/claims/`) the post is close to, best first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<MatchedClaim>,
+    /// The decision: misinformation, rumour-signal, pass or unscored-language.
+    #[serde(default)]
+    pub outcome: RiskOutcome,
+    /// What the decision rested on.
+    #[serde(default)]
+    pub basis: RiskBasis,
+    /// The claim gate's probability that the post makes (or discusses) a checkable
+    /// health claim (1 when no gate is configured; 0 when not judged).
+    #[serde(default)]
+    pub claim_probability: f32,
+    /// The post's stance toward the claim, when it makes or discusses one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stance: Option<Stance>,
 }
 
 /// A known false claim that a post restates (embedding similarity, across languages).

@@ -9,6 +9,7 @@ pub mod config;
 pub mod console;
 pub mod contract;
 pub mod decode;
+pub mod gate_training;
 pub mod io;
 pub mod kafka;
 pub mod metrics;

@@ -251,12 +251,22 @@ struct EvalArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// risk: report every row, also the tune side of files the claim gate trains on.
+    #[arg(long)]
+    all_rows: bool,
     /// redaction: write each missed or mislabelled gold span and each spurious prediction, with context,
     /// as JSONL to this file (for rule authors; it quotes the dataset's text).
     #[arg(long)]
     errors: Option<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HeadArg {
+    Risk,
+    Gate,
+    Stance,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -268,12 +278,39 @@ enum EvalTask {
 
 #[derive(Args)]
 struct TrainArgs {
+    /// Which head: the misinformation head, or the claim gate (ordinary posts against
+    /// health claims; read from both the shared datasets and the project's `datasets/`).
+    #[arg(long, value_enum, default_value = "risk")]
+    head: HeadArg,
+    /// Claim gate: at most this many rows of each source file (a stable sample).
+    #[arg(long, default_value_t = 2500)]
+    cap: usize,
+    /// Claim gate: the seed of that sample.
+    #[arg(long, default_value_t = 17)]
+    seed: u64,
+    /// Claim gate: the project's own datasets.
+    #[arg(long, default_value = "datasets")]
+    project_data_dir: PathBuf,
     /// Directory of the shared datasets ($VIGIE_DATA_DIR, else ../shared/datasets).
     #[arg(long, env = "VIGIE_DATA_DIR", default_value = "../shared/datasets")]
     data_dir: PathBuf,
     /// Training files, relative to the data directory.
-    #[arg(long, num_args = 1.., default_values = ["risk/constraint_en_train.jsonl", "risk/daccord_fr_dev.jsonl"])]
+    #[arg(long, num_args = 1.., default_values = [
+        "risk/constraint_en_train.jsonl",
+        "risk/daccord_fr_dev.jsonl",
+        "risk/reddit_health_en_train.jsonl",
+    ])]
     train: Vec<PathBuf>,
+    /// Training files of the project's own, relative to --project-data-dir: health teams'
+    /// ordinary posts and correct health information, posts that ask about or refute
+    /// rumours (all reliable), posts that spread them. (Everyday French tweets are left
+    /// to the claim gate: as reliable rows here they drowned the French rumours.)
+    #[arg(long, num_args = 0.., default_values = [
+        "risk/ordinary_posts.jsonl",
+        "risk/rumour_talk.jsonl",
+        "risk/spreading.jsonl",
+    ])]
+    project_train: Vec<PathBuf>,
     /// Development files reported after training. A file named in both lists is split by
     /// article (by row when it has none): one part in --holdout-parts is held out for
     /// the report and never trained on.
@@ -295,8 +332,9 @@ struct TrainArgs {
     /// Cross-validation folds (grouped by article).
     #[arg(long, default_value_t = 5)]
     folds: usize,
-    #[arg(long, default_value = vigie_pipeline::config::DEFAULT_HEAD)]
-    out: PathBuf,
+    /// Where to write the head (default: the committed file of that head).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Configuration whose redaction rules prepare the texts (as the pipeline does).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -697,26 +735,59 @@ fn eval(a: EvalArgs) -> Result<()> {
                         rows.len()
                     );
                 }
+                // Files the claim gate trains on: only their measure side is reported.
+                let rows: Vec<RiskRow> =
+                    if vigie_pipeline::gate_training::tunes_on(path) && !a.all_rows {
+                        let before = rows.len();
+                        let kept: Vec<RiskRow> = rows
+                            .into_iter()
+                            .filter(|r| vigie_pipeline::gate_training::is_measure(r.split_group()))
+                            .collect();
+                        eprintln!(
+                        "{}: measure side only (the claim gate tunes on the rest): {} of {} rows",
+                        path.display(),
+                        kept.len(),
+                        before
+                    );
+                        kept
+                    } else {
+                        rows
+                    };
                 let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
                     .iter()
                     .map(|r| prepare_for_risk(&screener, &r.text))
                     .unzip();
                 let mut done = 0;
-                let scores = score_with_progress(&texts, |chunk| {
+                let risks = score_with_progress(&texts, |chunk| {
                     let scored = risk.score_in(chunk, &langs[done..done + chunk.len()])?;
                     done += chunk.len();
-                    Ok(scored.risks.into_iter().map(|r| r.score).collect())
+                    Ok(scored.risks)
                 })?;
+                let scores: Vec<f32> = risks.iter().map(|r| r.score).collect();
+                let outcomes: Vec<&str> = risks.iter().map(|r| outcome_name(r.outcome)).collect();
                 let report = vigie_eval::risk::evaluate(
                     &rows,
                     &scores,
                     config.routing.misinformation_threshold,
-                );
-                print_report(path, a.json, &report, || report.table())?;
+                )
+                .with_outcomes(&rows, &outcomes);
+                print_report(path, a.json, &report, || {
+                    format!("{}\n{}", report.table(), report.outcome_table())
+                })?;
             }
         }
     }
     Ok(())
+}
+
+fn outcome_name(outcome: vigie_pipeline::contract::RiskOutcome) -> &'static str {
+    use vigie_pipeline::contract::RiskOutcome;
+    match outcome {
+        RiskOutcome::Misinformation => "misinformation",
+        RiskOutcome::RumourSignal => "rumour-signal",
+        RiskOutcome::Pass => "pass",
+        RiskOutcome::UnscoredLanguage => "unscored-language",
+    }
 }
 
 fn print_report<T: serde::Serialize>(
@@ -761,6 +832,11 @@ fn prepare_for_risk(screener: &Screener, text: &str) -> (String, Option<&'static
 }
 
 fn train(a: TrainArgs) -> Result<()> {
+    match a.head {
+        HeadArg::Gate => return train_gate(&a, vigie_pipeline::gate_training::Task::ClaimGate),
+        HeadArg::Stance => return train_gate(&a, vigie_pipeline::gate_training::Task::Stance),
+        HeadArg::Risk => {}
+    }
     use std::collections::BTreeMap;
     use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
     use vigie_models::repost_cache::normalise;
@@ -790,17 +866,31 @@ fn train(a: TrainArgs) -> Result<()> {
         EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
     };
 
-    let read = |f: &PathBuf| -> Result<Vec<RiskRow>> {
-        let path = a.data_dir.join(f);
+    let read_from = |dir: &Path, f: &PathBuf| -> Result<Vec<RiskRow>> {
+        let path = dir.join(f);
         read_jsonl::<RiskRow>(&path).with_context(|| format!("reading {}", path.display()))
     };
-    let group = |r: &RiskRow| r.article.clone().unwrap_or_else(|| r.id.clone());
+    let read = |f: &PathBuf| read_from(&a.data_dir, f);
+    // Rows of one article (a rumour and its correction) or one claim (the posts spreading,
+    // asking about and refuting it) stay together, in folds and in the split.
+    let group = |r: &RiskRow| r.split_group().to_string();
+    // The measure side of every training file is never trained on (the same fifth as the
+    // claim gate's, `gate_training::is_measure`, when --holdout-parts is 5).
     let held_out =
         |r: &RiskRow| training::fold_of(&format!("holdout:{}", group(r)), a.holdout_parts) == 0;
     let mut train_rows = Vec::new();
     for f in &a.train {
-        let shared = a.dev.contains(f);
-        train_rows.extend(read(f)?.into_iter().filter(|r| !(shared && held_out(r))));
+        train_rows.extend(read(f)?.into_iter().filter(|r| !held_out(r)));
+    }
+    let mut project_dev = Vec::new();
+    for f in &a.project_train {
+        let rows = read_from(&a.project_data_dir, f)?;
+        let (measured, tuned): (Vec<RiskRow>, Vec<RiskRow>) = rows.into_iter().partition(held_out);
+        train_rows.extend(tuned);
+        project_dev.push((
+            format!("{} (measure side, never trained on)", f.display()),
+            measured,
+        ));
     }
     let mut dev_sets = Vec::new();
     for f in &a.dev {
@@ -816,6 +906,7 @@ fn train(a: TrainArgs) -> Result<()> {
         };
         dev_sets.push((name, rows));
     }
+    dev_sets.extend(project_dev);
 
     // Each row as the pipeline would see it: embedding (of the redacted text, normalised
     // as the risk stage's repost cache does) and detected language, which the head reads.
@@ -918,13 +1009,22 @@ fn train(a: TrainArgs) -> Result<()> {
         }
     }
     let (mean, recipe, calibration) = best.context("no classifier trained")?;
-    let trained_on = a.train.iter().map(|p| p.display().to_string()).collect();
+    let trained_on = a
+        .train
+        .iter()
+        .chain(&a.project_train)
+        .map(|p| format!("{} (tune side)", p.display()))
+        .collect();
     let head = training::train_final(&examples, &recipe, calibration, trained_on)?;
-    head.save(&a.out)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| vigie_pipeline::config::DEFAULT_HEAD.into());
+    head.save(&out)?;
     eprintln!(
         "{} head (mean per-language cross-validated ROC-AUC {mean:.3}) written to {}",
         head.kind_name(),
-        a.out.display()
+        out.display()
     );
     for ((name, rows), vectors) in dev_sets.iter().zip(&dev_vectors) {
         let scores = vectors
@@ -934,6 +1034,190 @@ fn train(a: TrainArgs) -> Result<()> {
         let report = vigie_eval::risk::evaluate(rows, &scores, 0.5);
         println!("== dev {name} (head alone, calibrated)\n{}", report.table());
     }
+    Ok(())
+}
+
+/// `vigie train --head gate`: the claim gate, a logistic head on the embedding of the
+/// redacted text (classes balanced within each language, the two languages weighing
+/// alike), trained on the tune side of every source and reported on the measure side.
+fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Task) -> Result<()> {
+    use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
+    use vigie_models::repost_cache::normalise;
+    use vigie_models::training::Example;
+    use vigie_pipeline::gate_training::{gate_rows, GateRow, Side, Task};
+    let (what, positive, negative, default_out) = match task {
+        Task::ClaimGate => (
+            "claim gate",
+            "claim",
+            "ordinary",
+            vigie_pipeline::config::DEFAULT_GATE,
+        ),
+        Task::Stance => (
+            "stance head",
+            "keeps distance",
+            "supports",
+            vigie_pipeline::config::DEFAULT_STANCE,
+        ),
+    };
+
+    let mut config = Config::load(a.config.as_deref())?;
+    config.risk.enabled = false;
+    let screener = build_screener(&config)?;
+    let model_dir = a
+        .model_dir
+        .clone()
+        .unwrap_or_else(vigie_models::encoder::default_model_dir);
+    let encoder = Encoder::load(&model_dir)?;
+    let mut store = if a.no_store {
+        EmbeddingStore::in_memory(encoder.dim())
+    } else {
+        EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
+    };
+    let tune = gate_rows(
+        task,
+        &a.data_dir,
+        &a.project_data_dir,
+        Side::Tune,
+        a.cap,
+        a.seed,
+    )?;
+    let measure = gate_rows(
+        task,
+        &a.data_dir,
+        &a.project_data_dir,
+        Side::Measure,
+        a.cap,
+        a.seed,
+    )?;
+    let mut embed = |rows: &[GateRow],
+                     what: &str|
+     -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
+        let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
+            .iter()
+            .map(|r| {
+                let (text, lang) = prepare_for_risk(&screener, &r.text);
+                (normalise(&text), lang)
+            })
+            .unzip();
+        let bar = ProgressBar::new(texts.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{bar:40}} {{pos}}/{{len}} {what} texts embedded (eta {{eta}})"
+            ))
+            .expect("valid template"),
+        );
+        let vectors = store.embed_all(&encoder, &texts, |done| bar.set_position(done as u64))?;
+        bar.finish_and_clear();
+        Ok(vectors.into_iter().zip(langs).collect())
+    };
+    let tune_vectors = embed(&tune, "tune")?;
+    let measure_vectors = embed(&measure, "measure")?;
+    store.save()?;
+    let examples: Vec<Example> = tune
+        .iter()
+        .zip(tune_vectors)
+        .map(|(r, (embedding, detected))| Example {
+            id: r.id.clone(),
+            lang: if r.lang == "fr" {
+                "fr".into()
+            } else {
+                "en".into()
+            },
+            detected: detected.map(String::from),
+            group: r.id.clone(),
+            misinformation: r.claim,
+            embedding,
+        })
+        .collect();
+    // Every source weighs alike within its class: the project's few hundred operational
+    // messages count as much as thousands of tweets, and no one source's style stands for
+    // "ordinary" or "claim".
+    let mut per_source: std::collections::BTreeMap<(&str, bool), usize> = Default::default();
+    for r in &tune {
+        *per_source.entry((r.source.as_str(), r.claim)).or_default() += 1;
+    }
+    let sources_in = |claim: bool| per_source.keys().filter(|(_, c)| *c == claim).count();
+    let n = tune.len() as f32;
+    let weights: Vec<f32> = tune
+        .iter()
+        .map(|r| {
+            let rows = per_source[&(r.source.as_str(), r.claim)] as f32;
+            n / (2.0 * sources_in(r.claim) as f32 * rows)
+        })
+        .collect();
+    let xs: Vec<Vec<f32>> = examples.iter().map(|e| e.embedding.clone()).collect();
+    let labels: Vec<bool> = examples.iter().map(|e| e.misinformation).collect();
+    let trained_on = vec![format!(
+        "{what}: tune side (4 groups in 5) of every source of pipeline/src/gate_training.rs, \
+         at most {} rows each (seed {}), every source weighing alike within its class",
+        a.cap, a.seed
+    )];
+    eprintln!(
+        "{} tune rows ({} {positive}), {} measure rows",
+        examples.len(),
+        labels.iter().filter(|&&c| c).count(),
+        measure.len()
+    );
+    // A one-hidden-layer MLP unless told otherwise: "ordinary" spans styles (tweets,
+    // chat, operations) that no one direction of the embedding separates from claims.
+    let base = if a.kind == KindArg::Logistic {
+        TrainOptions::logistic()
+    } else {
+        TrainOptions::mlp()
+    };
+    let options = TrainOptions {
+        epochs: a.epochs.unwrap_or(base.epochs),
+        batch_size: a.batch_size.unwrap_or(base.batch_size),
+        l2: a.l2.unwrap_or(base.l2),
+        learning_rate: a.learning_rate.unwrap_or(base.learning_rate),
+        hidden: a.hidden.unwrap_or(base.hidden),
+        ..base
+    };
+    let head = vigie_models::RiskHead::train(
+        vigie_models::encoder::MODEL_NAME,
+        trained_on,
+        &xs,
+        &labels,
+        Some(&weights),
+        options,
+    )?;
+    let out = a.out.clone().unwrap_or_else(|| default_out.into());
+    head.save(&out)?;
+    eprintln!("{what} written to {}", out.display());
+    let threshold = match task {
+        Task::ClaimGate => config.risk.claim_gate_threshold,
+        Task::Stance => config.risk.stance_threshold,
+    };
+    let mut by_source: std::collections::BTreeMap<(String, bool), (usize, usize)> =
+        Default::default();
+    for (row, (x, lang)) in measure.iter().zip(&measure_vectors) {
+        let p = head.score(x, *lang)?;
+        let e = by_source
+            .entry((row.source.clone(), row.claim))
+            .or_default();
+        e.0 += 1;
+        e.1 += usize::from(p >= threshold);
+    }
+    let mut t = comfy_table::Table::new();
+    t.set_header([
+        "measure side",
+        "rows",
+        "label",
+        &format!("judged {positive}"),
+    ]);
+    for ((source, claim), (n, claims)) in by_source {
+        let label = if claim { positive } else { negative };
+        t.add_row([
+            source,
+            n.to_string(),
+            label.into(),
+            format!("{:.1} %", 100.0 * claims as f64 / n as f64),
+        ]);
+    }
+    println!(
+        "== {what} at {threshold} (measure side, never trained on)
+{t}"
+    );
     Ok(())
 }
 

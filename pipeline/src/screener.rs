@@ -86,7 +86,13 @@ impl Screener {
         let risk = if config.risk.enabled {
             let encoder = Encoder::load(&config.risk.model_dir())?;
             let head = config.risk.head()?;
-            let stage = RiskStage::new(encoder, head, config.routing.misinformation_threshold)?;
+            let mut stage = RiskStage::new(encoder, head, config.routing.misinformation_threshold)?;
+            if let Some(gate) = config.risk.gate()? {
+                stage = stage.with_gate(gate, config.risk.claim_gate_threshold)?;
+            }
+            if let Some(head) = config.risk.stance()? {
+                stage = stage.with_stance(head, config.risk.stance_threshold)?;
+            }
             Some(
                 stage
                     .with_claims(

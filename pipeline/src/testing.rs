@@ -64,7 +64,8 @@ pub fn moderation_record(
     created_at: &str,
 ) -> crate::contract::ScreenedRecord {
     use crate::contract::{
-        Channel, Lang, LangCode, Priority, Reason, Risk, RiskLabel, Route, ScreenedRecord,
+        Channel, Lang, LangCode, Priority, Reason, Risk, RiskBasis, RiskLabel, RiskOutcome, Route,
+        ScreenedRecord, Stance,
     };
     let code = match lang {
         "fr" => LangCode::Fr,
@@ -104,6 +105,14 @@ pub fn moderation_record(
             head_score: score,
             probability: score,
             claims: vec![],
+            outcome: if misinformation {
+                RiskOutcome::Misinformation
+            } else {
+                RiskOutcome::Pass
+            },
+            basis: RiskBasis::Head,
+            claim_probability: 1.0,
+            stance: misinformation.then_some(Stance::Supports),
         }),
         route: Route {
             queue,

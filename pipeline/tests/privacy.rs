@@ -27,7 +27,12 @@ fn screen_secret_post(dir: &Path) -> (PathBuf, String, String) {
     let config = dir.join("vigie.toml");
     std::fs::write(
         &config,
-        format!("[risk]\nhead = {:?}\n", head.display().to_string()),
+        // The tiny random model has no claim gate or stance head of its own (the built-in
+        // ones read multilingual-e5-small embeddings).
+        format!(
+            "[risk]\nhead = {:?}\nclaim_gate = false\nstance_head_enabled = false\n",
+            head.display().to_string()
+        ),
     )
     .unwrap();
 

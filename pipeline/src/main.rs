@@ -288,6 +288,9 @@ enum EvalTask {
     Langid,
     Redaction,
     Risk,
+    /// Stance of replies toward the rumour they answer (RumourEval-style rows:
+    /// `text`, `lang`, `stance`, `thread` or `claim`), measure side only.
+    Stance,
 }
 
 #[derive(Args)]
@@ -674,7 +677,7 @@ async fn shutdown_signal() {
 
 fn eval(a: EvalArgs) -> Result<()> {
     let mut config = a.common.config()?;
-    if !matches!(a.task, EvalTask::Risk) {
+    if !matches!(a.task, EvalTask::Risk | EvalTask::Stance) {
         config.risk.enabled = false; // the model is not needed for these tasks
     }
     let screener = build_screener(&config)?;
@@ -729,6 +732,53 @@ fn eval(a: EvalArgs) -> Result<()> {
                     };
                     std::fs::write(&target, lines)?;
                 }
+            }
+            EvalTask::Stance => {
+                #[derive(serde::Deserialize)]
+                struct StanceRow {
+                    id: String,
+                    text: String,
+                    stance: String,
+                    #[serde(default)]
+                    thread: Option<String>,
+                    #[serde(default)]
+                    claim: Option<String>,
+                }
+                let Some(risk) = screener.risk() else {
+                    bail!("stance evaluation needs the model (drop --no-risk)")
+                };
+                let rows: Vec<StanceRow> = read_jsonl::<StanceRow>(path)?
+                    .into_iter()
+                    .filter(|r| {
+                        let group = r.thread.as_deref().or(r.claim.as_deref()).unwrap_or(&r.id);
+                        a.all_rows || vigie_pipeline::gate_training::is_measure(group)
+                    })
+                    .collect();
+                let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
+                    .iter()
+                    .map(|r| prepare_for_risk(&screener, &r.text))
+                    .unzip();
+                let mut done = 0;
+                let stances = score_with_progress(&texts, |chunk| {
+                    let read = risk.read_stance(chunk, &langs[done..done + chunk.len()])?;
+                    done += chunk.len();
+                    Ok(read)
+                })?;
+                let name = |s: vigie_pipeline::contract::Stance| {
+                    use vigie_pipeline::contract::Stance;
+                    match s {
+                        Stance::Supports => "supports",
+                        Stance::Denies => "denies",
+                        Stance::Queries => "queries",
+                        Stance::Comments => "comments",
+                    }
+                };
+                let report = vigie_eval::stance::evaluate(
+                    rows.iter()
+                        .zip(&stances)
+                        .filter_map(|(r, s)| s.map(|s| (r.stance.as_str(), name(s)))),
+                );
+                print_report(path, a.json, &report, || report.table())?;
             }
             EvalTask::Risk => {
                 let rows: Vec<RiskRow> = read_jsonl(path)?;

@@ -242,6 +242,51 @@ impl RiskStage {
         })
     }
 
+    /// The stance of each (redacted) reply toward the rumour it answers, as the stage reads
+    /// it: a call to share is `supports`; a denial, question or report cue is `denies`,
+    /// `queries` or `comments`; the stance head's "keeps distance" is `queries` or
+    /// `denies`; otherwise a reply the claim gate takes for a claim `supports` the rumour
+    /// and one it does not `comments`. `None` for a language the stage does not judge.
+    pub fn read_stance<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        langs: &[Option<&str>],
+    ) -> Result<Vec<Option<Stance>>, RiskError> {
+        let embedded = self.cache.embed(&self.encoder, texts)?;
+        let mut out = Vec::with_capacity(texts.len());
+        for ((text, e), lang) in texts.iter().zip(&embedded.vectors).zip(langs) {
+            let Some(lang) = *lang else {
+                out.push(None);
+                continue;
+            };
+            let signs = self.cues.signs(text.as_ref());
+            let distant = match &self.stance {
+                Some((head, t)) => head.score(e, Some(lang))? >= *t,
+                None => false,
+            };
+            let claim = match &self.gate {
+                Some((gate, t)) => gate.score(e, Some(lang))? >= *t,
+                None => true,
+            };
+            out.push(Some(if signs.amplifies {
+                Stance::Supports
+            } else if signs.denies {
+                Stance::Denies
+            } else if signs.queries {
+                Stance::Queries
+            } else if signs.reports {
+                Stance::Comments
+            } else if distant {
+                Stance::Denies
+            } else if claim {
+                Stance::Supports
+            } else {
+                Stance::Comments
+            }));
+        }
+        Ok(out)
+    }
+
     /// A post that no model looked at.
     fn unjudged(&self, outcome: RiskOutcome, basis: RiskBasis) -> Risk {
         Risk {

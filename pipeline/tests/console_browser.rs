@@ -292,6 +292,11 @@ async fn moderator_decides_and_the_tracker_follows_in_a_real_browser() {
     );
     let page = c.source().await.unwrap();
     assert!(page.contains("Why it is here") && page.contains("Risk score"));
+    // Every decision says what it rested on.
+    assert!(
+        page.contains("Decision") && page.contains("health claim"),
+        "{page}"
+    );
 
     // Keyboard: `m` picks "mark as rumour" and moves to the reason box.
     c.find(Locator::Css("body"))

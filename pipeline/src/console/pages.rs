@@ -230,6 +230,10 @@ pub fn item(p: ItemPage<'_>) -> Markup {
                         p { "Risk score " strong { (format!("{:.2}", risk.score)) } " (" (format!("{:?}", risk.label).to_lowercase())
                             "; calibrated probability " (format!("{:.2}", risk.probability)) ", classifier output " (format!("{:.2}", risk.head_score))
                             ", model " (risk.model) ")" }
+                        p { "Decision " strong { (wire_name(risk.outcome)) }
+                            ", on " (wire_name(risk.basis))
+                            "; health claim " (format!("{:.2}", risk.claim_probability))
+                            @if let Some(stance) = risk.stance { "; stance " (format!("{stance:?}").to_lowercase()) } }
                         @if !risk.claims.is_empty() {
                             p { "Restates known false claims:" }
                             ul.claims {
@@ -462,4 +466,12 @@ pub fn audit(session: &Session, entries: &[AuditEntry]) -> Markup {
             }
         },
     )
+}
+
+/// A contract enum's name as records carry it (`rumour-signal`, `not-a-claim`).
+fn wire_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }

@@ -94,7 +94,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Claim>> {
     Ok(claims)
 }
 
-fn toml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The `*.toml` files of a claims directory, in name order.
+pub fn toml_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|source| ModelError::Io {
         path: dir.into(),
         source,

@@ -159,6 +159,12 @@ fn row(v: &Value) -> Result<Claim, Skipped> {
         .collect();
     if id.trim_matches('-').is_empty() {
         id = format!("row-{:016x}", crate::embedding_store::text_key(text));
+    } else if id != raw_id {
+        // "a/x" and "a:x" would both become "a-x": the raw id's hash keeps them apart.
+        id = format!(
+            "{id}-{:08x}",
+            crate::embedding_store::text_key(raw_id) as u32
+        );
     }
     Ok(Claim {
         id,
@@ -283,7 +289,20 @@ mod tests {
         );
         let got = import(&read_records(lines));
         assert_eq!(got.claims.len(), 2);
-        assert_eq!(got.claims[0].id, "afp-1-x", "ids made safe for the library");
+        assert!(
+            got.claims[0].id.starts_with("afp-1-x-"),
+            "ids made safe for the library"
+        );
+        let twins = concat!(
+            r#"{"id": "a/x", "text": "one", "lang": "en", "verdict": "false"}"#,
+            "\n",
+            r#"{"id": "a:x", "text": "two", "lang": "en", "verdict": "false"}"#,
+        );
+        let twins = import(&read_records(twins)).claims;
+        assert_ne!(
+            twins[0].id, twins[1].id,
+            "two raw ids never share a library id"
+        );
         assert_eq!(got.claims[1].status, "misleading");
         assert_eq!(got.skipped[&Skipped::NotAClaim], 1);
         crate::claims::validate(&got.claims).expect("valid claims");

@@ -144,20 +144,23 @@ impl StanceCues {
                 word_matches(&folded, phrase).map(move |at| (at..at + phrase.len(), *stance))
             })
             .collect();
-        // "Stop sharing", "ne partagez pas": an amplifying word inside a denial is part of
-        // the denial.
-        let inside_denial = |r: &std::ops::Range<usize>| {
+        // Where phrases overlap, the longer decides: "ne partagez pas" is a denial, not a
+        // call to share; "ce n'est pas une rumeur" asserts, it reports no rumour.
+        let inside_longer = |r: &std::ops::Range<usize>, stance: CueStance| {
             found.iter().any(|(d, s)| {
-                *s == CueStance::Denies && d.start <= r.start && r.end <= d.end && d != r
+                *s != stance && d.start <= r.start && r.end <= d.end && d.len() > r.len()
             })
         };
         let mut signs = StanceSigns::default();
         for (range, stance) in &found {
+            if inside_longer(range, *stance) {
+                continue;
+            }
             match stance {
                 CueStance::Queries => signs.queries = true,
                 CueStance::Denies => signs.denies = true,
                 CueStance::Reports => signs.reports = true,
-                CueStance::Amplifies => signs.amplifies |= !inside_denial(range),
+                CueStance::Amplifies => signs.amplifies = true,
             }
         }
         if ends_with_question(text) && !signs.amplifies {
@@ -178,11 +181,27 @@ fn ends_with_question(text: &str) -> bool {
         return false;
     }
     let is_mark = |c: char| matches!(c, '?' | '？');
-    let last = text.split_whitespace().rev().find(|w| {
-        let aside = w.starts_with("http") || w.starts_with('@') || w.starts_with('#');
-        !aside && w.chars().any(|c| c.is_alphanumeric() || is_mark(c))
-    });
-    let Some(last) = last else { return false };
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| !(w.starts_with("http") || w.starts_with('@') || w.starts_with('#')))
+        .filter(|w| w.chars().any(|c| c.is_alphanumeric() || is_mark(c)))
+        .collect();
+    // Questions only, not assertions closed by one ("Vaccines cause autism. Why else
+    // would they hide it?"): no sentence of the post ends with a full stop or "!".
+    let mut sentence_has_words = false;
+    for c in words.join(" ").chars() {
+        if matches!(c, '.' | '!' | '…') && sentence_has_words {
+            return false;
+        }
+        if matches!(c, '.' | '!' | '…' | '?' | '？') {
+            sentence_has_words = false;
+        } else if c.is_alphanumeric() {
+            sentence_has_words = true;
+        }
+    }
+    let Some(last) = words.last() else {
+        return false;
+    };
     let closed = last.trim_end_matches(|c: char| !(c.is_alphanumeric() || is_mark(c)));
     let before = closed.trim_end_matches(is_mark);
     if before.len() == closed.len() {
@@ -199,6 +218,10 @@ fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut space = true;
     for c in text.chars().flat_map(char::to_lowercase) {
+        // Accents typed as combining marks (e + U+0301) fold like precomposed ones.
+        if ('\u{0300}'..='\u{036F}').contains(&c) {
+            continue;
+        }
         let c = match c {
             '\'' | '’' | '‘' | '`' | 'ʼ' | '´' => '\'',
             '-' | '‐' | '‑' | '–' => '-',
@@ -243,7 +266,8 @@ fn word_matches<'a>(text: &'a str, phrase: &'a str) -> impl Iterator<Item = usiz
         .map(|(at, _)| at)
         .filter(move |&at| {
             let end = at + phrase.len();
-            let before = at == 0 || !is_word_byte(bytes[at - 1]);
+            // An elided article or pronoun may come right before: "de l'intox", "qu'on dit que".
+            let before = at == 0 || !is_word_byte(bytes[at - 1]) || bytes[at - 1] == b'\'';
             let after = end == bytes.len() || !is_word_byte(bytes[end]);
             before && after
         })
@@ -354,6 +378,29 @@ mod tests {
         }
         // A claim of its own, not a denial.
         assert!(!signs("vaccines don't work and don't protect anyone").denies);
+    }
+
+    #[test]
+    fn the_longer_of_overlapping_phrases_decides() {
+        let s = signs("C'est faux, merci de ne pas partager");
+        assert!(s.denies && !s.amplifies && s.keeps_distance(), "{s:?}");
+        let s = signs("ce n'est pas une rumeur, le vaccin tue nos enfants");
+        assert!(s.amplifies && !s.keeps_distance(), "{s:?}");
+    }
+
+    #[test]
+    fn elisions_and_combining_accents_do_not_hide_a_cue() {
+        assert!(signs("c'est de l'intox tout ça").denies);
+        assert!(signs("encore de la de\u{0301}sinformation").denies);
+    }
+
+    #[test]
+    fn a_question_closing_assertions_asserts() {
+        assert!(!signs("Vaccines cause autism. Why else would they hide it?").queries);
+        assert!(
+            signs("Sérieux ? Tu as une source ?").queries,
+            "questions only"
+        );
     }
 
     #[test]

@@ -203,6 +203,10 @@ pub struct KafkaConfig {
     pub screened_topic: String,
     pub moderation_topic: String,
     pub dlq_topic: String,
+    /// Where rumour signals (posts that ask about, refute or report a rumour) also go,
+    /// for programme staff's rumour tracking; none by default (they are in the screened
+    /// topic either way, with `risk.outcome = "rumour-signal"`).
+    pub rumour_topic: Option<String>,
     /// Posts screened together (the model is faster on batches).
     pub batch_size: usize,
     /// How long to wait to fill a batch before screening what is there.
@@ -258,6 +262,7 @@ impl Default for KafkaConfig {
             screened_topic: "vigie.screened".into(),
             moderation_topic: "vigie.moderation".into(),
             dlq_topic: "vigie.dlq".into(),
+            rumour_topic: None,
             batch_size: 64,
             batch_wait_ms: 100,
             delivery: DeliveryMode::AtLeastOnce,

@@ -98,8 +98,8 @@ pub enum RiskLabel {
 pub enum RiskOutcome {
     /// The post asserts or spreads a false or harmful health claim: moderators' queue.
     Misinformation,
-    /// The post asks about, reports or refutes a rumour: programme staff's rumour
-    /// tracker, not the moderators' queue.
+    /// The post asks about, reports or refutes a rumour: for programme staff
+    /// (`rumours.jsonl`, `[kafka] rumour_topic`), not the moderators' queue.
     RumourSignal,
     /// Nothing to act on.
     #[default]
@@ -220,6 +220,16 @@ pub struct Route {
 impl Route {
     pub fn is_flagged(&self) -> bool {
         !self.reasons.is_empty()
+    }
+}
+
+impl ScreenedRecord {
+    /// The post asks about, refutes or reports a rumour: for programme staff's rumour
+    /// tracking (`rumours.jsonl`, `[kafka] rumour_topic`), not for moderators.
+    pub fn is_rumour_signal(&self) -> bool {
+        self.risk
+            .as_ref()
+            .is_some_and(|r| r.outcome == RiskOutcome::RumourSignal)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The embedded source and sinks: JSONL in (file or stdin), three JSONL files out.
+//! The embedded source and sinks: JSONL in (file or stdin), four JSONL files out.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -13,6 +13,8 @@ use crate::summary::Summary;
 pub const SCREENED_FILE: &str = "screened.jsonl";
 pub const MODERATION_FILE: &str = "moderation.jsonl";
 pub const REJECTED_FILE: &str = "rejected.jsonl";
+/// Rumour signals: posts that ask about, refute or report a rumour (also in screened).
+pub const RUMOURS_FILE: &str = "rumours.jsonl";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
@@ -34,11 +36,12 @@ pub enum IoError {
     },
 }
 
-/// The three output files of `vigie screen`.
+/// The output files of `vigie screen`.
 pub struct JsonlSinks {
     dir: PathBuf,
     screened: BufWriter<File>,
     moderation: BufWriter<File>,
+    rumours: BufWriter<File>,
     rejected: BufWriter<File>,
 }
 
@@ -58,6 +61,7 @@ impl JsonlSinks {
             dir: dir.into(),
             screened: open(SCREENED_FILE)?,
             moderation: open(MODERATION_FILE)?,
+            rumours: open(RUMOURS_FILE)?,
             rejected: open(REJECTED_FILE)?,
         })
     }
@@ -71,6 +75,9 @@ impl JsonlSinks {
                 &self.dir.join(MODERATION_FILE),
             )?;
         }
+        if record.is_rumour_signal() {
+            write_line(&mut self.rumours, record, &self.dir.join(RUMOURS_FILE))?;
+        }
         Ok(())
     }
 
@@ -82,6 +89,7 @@ impl JsonlSinks {
         for (w, name) in [
             (&mut self.screened, SCREENED_FILE),
             (&mut self.moderation, MODERATION_FILE),
+            (&mut self.rumours, RUMOURS_FILE),
             (&mut self.rejected, REJECTED_FILE),
         ] {
             w.flush().map_err(|source| IoError::Output {

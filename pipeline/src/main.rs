@@ -1101,9 +1101,10 @@ fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// `vigie train --head gate`: the claim gate, a logistic head on the embedding of the
-/// redacted text (classes balanced within each language, the two languages weighing
-/// alike), trained on the tune side of every source and reported on the measure side.
+/// `vigie train --head gate|stance`: the claim gate or the stance head, a one-hidden-layer
+/// MLP (`--kind logistic` for a linear one) on the embedding of the redacted text, every
+/// source weighing alike within its class, trained on the tune side of every source and
+/// reported on the measure side.
 fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Task) -> Result<()> {
     use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
     use vigie_models::repost_cache::normalise;
@@ -1525,9 +1526,18 @@ fn claims(command: ClaimsCommand) -> Result<()> {
             };
             let before = existing.len();
             let rendered = claims_import::merge_and_render(existing, imported.claims.clone())?;
-            // Checked before it replaces anything: a running pipeline never sees a bad file.
+            // Checked with the directory's other files before it replaces anything: a
+            // running pipeline never sees a bad library (a clashing id, a broken file).
             let merged = claims::parse_str(&file_name, &rendered)?;
-            claims::validate(&merged)?;
+            let mut library = merged.clone();
+            for path in claims::toml_files(&into)? {
+                if path != target {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    library.extend(claims::parse_str(&path.display().to_string(), &text)?);
+                }
+            }
+            claims::validate(&library)?;
             let tmp = into.join(format!(".{file_name}.tmp"));
             std::fs::write(&tmp, rendered).with_context(|| format!("writing {}", tmp.display()))?;
             std::fs::rename(&tmp, &target)

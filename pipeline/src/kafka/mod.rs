@@ -60,6 +60,8 @@ pub struct RunStats {
     pub consumed: usize,
     pub screened: usize,
     pub moderation: usize,
+    /// Screened posts that are rumour signals.
+    pub rumour_signals: usize,
     pub dead_lettered: usize,
     pub batches: usize,
     pub dead_letters_by_reason: BTreeMap<String, usize>,
@@ -141,6 +143,7 @@ pub async fn run_with(
             screened: cfg.screened_topic.clone(),
             moderation: cfg.moderation_topic.clone(),
             dead_letters: cfg.dlq_topic.clone(),
+            rumours: cfg.rumour_topic.clone(),
             max_record_bytes: client::max_output_bytes(cfg),
         },
     };
@@ -396,9 +399,10 @@ impl Loop<'_> {
     /// The run's counts, metrics and logs for what became of one input.
     fn count(&mut self, input: &InputPosition, disposition: &Disposition) {
         match disposition {
-            Disposition::Screened { flagged } => {
+            Disposition::Screened { flagged, rumour } => {
                 self.stats.screened += 1;
                 self.stats.moderation += usize::from(*flagged);
+                self.stats.rumour_signals += usize::from(*rumour);
             }
             Disposition::DeadLetter { reason, detail } => {
                 self.stats.dead_lettered += 1;

@@ -15,6 +15,8 @@ pub(crate) struct OutputTopics {
     pub screened: String,
     pub moderation: String,
     pub dead_letters: String,
+    /// Rumour signals are copied here too, when configured.
+    pub rumours: Option<String>,
     /// A serialised screened record above this size goes to the dead letters instead.
     pub max_record_bytes: usize,
 }
@@ -30,8 +32,9 @@ pub(crate) struct Output {
 /// What became of the input, for the run's counts and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Disposition {
-    /// Screened; `flagged` when a copy goes to the moderation topic.
-    Screened { flagged: bool },
+    /// Screened; `flagged` when a copy goes to the moderation topic, `rumour` when the
+    /// post is a rumour signal.
+    Screened { flagged: bool, rumour: bool },
     /// Dead-lettered, with the record's reason and detail (never content).
     DeadLetter { reason: String, detail: String },
 }
@@ -56,6 +59,17 @@ pub(crate) fn plan(
             let json = serde_json::to_vec(&record)?;
             if json.len() <= topics.max_record_bytes {
                 let flagged = record.route.is_flagged();
+                let rumour = record.is_rumour_signal();
+                let rumours = topics
+                    .rumours
+                    .as_ref()
+                    .filter(|_| rumour)
+                    .map(|topic| Output {
+                        topic: topic.clone(),
+                        key: record.id.clone(),
+                        payload: json.clone(),
+                        headers: None,
+                    });
                 let moderation = flagged.then(|| Output {
                     topic: topics.moderation.clone(),
                     key: record.id.clone(),
@@ -69,8 +83,11 @@ pub(crate) fn plan(
                     headers: None,
                 };
                 return Ok(Plan {
-                    outputs: std::iter::once(screened).chain(moderation).collect(),
-                    disposition: Disposition::Screened { flagged },
+                    outputs: std::iter::once(screened)
+                        .chain(moderation)
+                        .chain(rumours)
+                        .collect(),
+                    disposition: Disposition::Screened { flagged, rumour },
                 });
             }
             too_large(
@@ -142,6 +159,7 @@ mod tests {
             screened: "s".into(),
             moderation: "m".into(),
             dead_letters: "d".into(),
+            rumours: Some("r".into()),
             max_record_bytes,
         }
     }
@@ -179,7 +197,13 @@ mod tests {
     fn a_clean_post_becomes_one_screened_record_keyed_by_its_id() {
         let raw = r#"{"id":"p1","text":"Rappel : réunion jeudi à 10 h.","channel":"forum"}"#;
         let plan = plan(&topics(1 << 20), &at(7), raw.len(), outcome(raw)).expect("plan");
-        assert_eq!(plan.disposition, Disposition::Screened { flagged: false });
+        assert_eq!(
+            plan.disposition,
+            Disposition::Screened {
+                flagged: false,
+                rumour: false
+            }
+        );
         assert_eq!(plan.outputs.len(), 1);
         assert_eq!(
             (plan.outputs[0].topic.as_str(), plan.outputs[0].key.as_str()),
@@ -192,11 +216,56 @@ mod tests {
     fn a_flagged_post_is_copied_to_moderation() {
         let raw = r#"{"id":"p2","text":"Patient joignable au 06 12 34 56 78","channel":"message"}"#;
         let plan = plan(&topics(1 << 20), &at(7), raw.len(), outcome(raw)).expect("plan");
-        assert_eq!(plan.disposition, Disposition::Screened { flagged: true });
+        assert_eq!(
+            plan.disposition,
+            Disposition::Screened {
+                flagged: true,
+                rumour: false
+            }
+        );
         let topics: Vec<&str> = plan.outputs.iter().map(|o| o.topic.as_str()).collect();
         assert_eq!(topics, ["s", "m"]);
         assert_eq!(plan.outputs[0].payload, plan.outputs[1].payload);
         assert!(plan.outputs.iter().all(|o| o.key == "p2"));
+    }
+
+    #[test]
+    fn a_rumour_signal_is_copied_to_the_rumour_topic_when_one_is_configured() {
+        let raw =
+            r#"{"id":"p4","text":"Is it true the polio drops sterilise girls?","channel":"forum"}"#;
+        let mut outcome = outcome(raw);
+        if let Outcome::Screened(record) = &mut outcome {
+            let mut risk =
+                crate::testing::moderation_record("p4", "en", "t", false, "2024-01-01T00:00:00Z")
+                    .risk
+                    .expect("a risk");
+            risk.outcome = crate::contract::RiskOutcome::RumourSignal;
+            record.risk = Some(risk);
+        }
+        let Outcome::Screened(record) = &outcome else {
+            panic!("screened")
+        };
+        let again = Outcome::Screened(record.clone());
+        let with = plan(&topics(1 << 20), &at(7), raw.len(), outcome).expect("plan");
+        let names: Vec<&str> = with.outputs.iter().map(|o| o.topic.as_str()).collect();
+        assert_eq!(names, ["s", "r"]);
+        assert_eq!(
+            with.disposition,
+            Disposition::Screened {
+                flagged: false,
+                rumour: true
+            }
+        );
+        let without = OutputTopics {
+            rumours: None,
+            ..topics(1 << 20)
+        };
+        let plan = plan(&without, &at(7), raw.len(), again).expect("plan");
+        assert_eq!(
+            plan.outputs.len(),
+            1,
+            "no rumour topic configured: screened only"
+        );
     }
 
     #[test]

@@ -58,12 +58,7 @@ pub fn summarise(scores: &[f32], labels: &[bool], threshold: f32) -> RiskGroup {
     let mut correct = 0;
     for (&s, &y) in scores.iter().zip(labels) {
         let flagged = s >= threshold;
-        match (flagged, y) {
-            (true, true) => c.tp += 1,
-            (true, false) => c.fp += 1,
-            (false, true) => c.fn_ += 1,
-            (false, false) => {}
-        }
+        c.add(flagged, y);
         correct += (flagged == y) as usize;
     }
     let prf = c.prf();
@@ -123,12 +118,7 @@ impl RiskReport {
             for key in group_keys(row) {
                 let g = self.outcomes.entry(key).or_default();
                 *g.counts.entry(outcome.to_string()).or_default() += 1;
-                match (flagged, row.is_misinformation()) {
-                    (true, true) => g.confusion.tp += 1,
-                    (true, false) => g.confusion.fp += 1,
-                    (false, true) => g.confusion.fn_ += 1,
-                    (false, false) => {}
-                }
+                g.confusion.add(flagged, row.is_misinformation());
             }
         }
         for g in self.outcomes.values_mut() {

@@ -895,6 +895,35 @@ fn prepare_for_risk(screener: &Screener, text: &str) -> (String, Option<&'static
     (screener.redaction().redact(text, lang).text, lang)
 }
 
+/// Each text as the pipeline would see it: the embedding of its redacted text, normalised
+/// as the risk stage's repost cache does, and its detected language, which the heads
+/// read; embeddings come from (and go to) the store, with a progress bar.
+fn embed_as_seen<'t>(
+    screener: &Screener,
+    encoder: &Encoder,
+    store: &mut vigie_models::embedding_store::EmbeddingStore,
+    texts: impl IntoIterator<Item = &'t str>,
+    what: &str,
+) -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
+    let (texts, langs): (Vec<String>, Vec<Option<&str>>) = texts
+        .into_iter()
+        .map(|t| {
+            let (text, lang) = prepare_for_risk(screener, t);
+            (vigie_models::repost_cache::normalise(&text), lang)
+        })
+        .unzip();
+    let bar = ProgressBar::new(texts.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {what} texts embedded (eta {{eta}})"
+        ))
+        .expect("valid template"),
+    );
+    let vectors = store.embed_all(encoder, &texts, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    Ok(vectors.into_iter().zip(langs).collect())
+}
+
 fn train(a: TrainArgs) -> Result<()> {
     match a.head {
         HeadArg::Gate => return train_gate(&a, vigie_pipeline::gate_training::Task::ClaimGate),
@@ -903,7 +932,6 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     use std::collections::BTreeMap;
     use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
-    use vigie_models::repost_cache::normalise;
     use vigie_models::training::{self, Example};
 
     if a.folds < 2 || a.holdout_parts < 2 {
@@ -972,34 +1000,24 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     dev_sets.extend(project_dev);
 
-    // Each row as the pipeline would see it: embedding (of the redacted text, normalised
-    // as the risk stage's repost cache does) and detected language, which the head reads.
-    let embed = |store: &mut EmbeddingStore,
-                 rows: &[RiskRow],
-                 what: &str|
-     -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
-        let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
-            .iter()
-            .map(|r| {
-                let (text, lang) = prepare_for_risk(&screener, &r.text);
-                (normalise(&text), lang)
-            })
-            .unzip();
-        let bar = ProgressBar::new(texts.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(&format!(
-                "{{bar:40}} {{pos}}/{{len}} {what} texts embedded (eta {{eta}})"
-            ))
-            .expect("valid template"),
-        );
-        let vectors = store.embed_all(&encoder, &texts, |done| bar.set_position(done as u64))?;
-        bar.finish_and_clear();
-        Ok(vectors.into_iter().zip(langs).collect())
-    };
-    let train_vectors = embed(&mut store, &train_rows, "training")?;
+    let train_vectors = embed_as_seen(
+        &screener,
+        &encoder,
+        &mut store,
+        train_rows.iter().map(|r| r.text.as_str()),
+        "training",
+    )?;
     let dev_vectors: Vec<Vec<(Vec<f32>, Option<&str>)>> = dev_sets
         .iter()
-        .map(|(_, rows)| embed(&mut store, rows, "dev"))
+        .map(|(_, rows)| {
+            embed_as_seen(
+                &screener,
+                &encoder,
+                &mut store,
+                rows.iter().map(|r| r.text.as_str()),
+                "dev",
+            )
+        })
         .collect::<Result<_>>()?;
     store.save()?;
     let examples: Vec<Example> = train_rows
@@ -1107,9 +1125,8 @@ fn train(a: TrainArgs) -> Result<()> {
 /// reported on the measure side.
 fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Task) -> Result<()> {
     use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
-    use vigie_models::repost_cache::normalise;
     use vigie_models::training::Example;
-    use vigie_pipeline::gate_training::{gate_rows, GateRow, Side, Task};
+    use vigie_pipeline::gate_training::{gate_rows, Side, Task};
     let (what, positive, negative, default_out) = match task {
         Task::ClaimGate => (
             "claim gate",
@@ -1154,29 +1171,20 @@ fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Task) -> Resul
         a.cap,
         a.seed,
     )?;
-    let mut embed = |rows: &[GateRow],
-                     what: &str|
-     -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
-        let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
-            .iter()
-            .map(|r| {
-                let (text, lang) = prepare_for_risk(&screener, &r.text);
-                (normalise(&text), lang)
-            })
-            .unzip();
-        let bar = ProgressBar::new(texts.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(&format!(
-                "{{bar:40}} {{pos}}/{{len}} {what} texts embedded (eta {{eta}})"
-            ))
-            .expect("valid template"),
-        );
-        let vectors = store.embed_all(&encoder, &texts, |done| bar.set_position(done as u64))?;
-        bar.finish_and_clear();
-        Ok(vectors.into_iter().zip(langs).collect())
-    };
-    let tune_vectors = embed(&tune, "tune")?;
-    let measure_vectors = embed(&measure, "measure")?;
+    let tune_vectors = embed_as_seen(
+        &screener,
+        &encoder,
+        &mut store,
+        tune.iter().map(|r| r.text.as_str()),
+        "tune",
+    )?;
+    let measure_vectors = embed_as_seen(
+        &screener,
+        &encoder,
+        &mut store,
+        measure.iter().map(|r| r.text.as_str()),
+        "measure",
+    )?;
     store.save()?;
     let examples: Vec<Example> = tune
         .iter()

@@ -270,14 +270,8 @@ impl RiskStage {
             };
             out.push(Some(if signs.amplifies {
                 Stance::Supports
-            } else if signs.denies {
-                Stance::Denies
-            } else if signs.queries {
-                Stance::Queries
-            } else if signs.reports {
-                Stance::Comments
-            } else if distant {
-                Stance::Denies
+            } else if signs.keeps_distance() || distant {
+                distant_stance(&signs)
             } else if claim {
                 Stance::Supports
             } else {
@@ -413,6 +407,21 @@ struct Decision {
     stance: Option<Stance>,
 }
 
+/// Which way a post that keeps its distance from a claim stands. The stance head tells
+/// distance, not which kind: without a cue word, a post is taken for a denial (most of
+/// what the head learned as distance).
+fn distant_stance(signs: &StanceSigns) -> Stance {
+    if signs.denies {
+        Stance::Denies
+    } else if signs.queries {
+        Stance::Queries
+    } else if signs.reports {
+        Stance::Comments
+    } else {
+        Stance::Denies
+    }
+}
+
 /// The outcome for one judged post; `threshold` is the score from which a post that
 /// states a claim is misinformation.
 fn decide(e: &Evidence, threshold: f32) -> Decision {
@@ -428,17 +437,7 @@ fn decide(e: &Evidence, threshold: f32) -> Decision {
     }
     // Cue words or the stance head; a call to pass the post on outweighs both.
     if e.signs.keeps_distance() || (e.keeps_distance && !e.signs.amplifies) {
-        // The head tells distance, not which kind: without a cue word, a question is
-        // a query and anything else a denial (most of what it learned as distance).
-        let stance = if e.signs.denies {
-            Stance::Denies
-        } else if e.signs.queries {
-            Stance::Queries
-        } else if e.signs.reports {
-            Stance::Comments
-        } else {
-            Stance::Denies
-        };
+        let stance = distant_stance(&e.signs);
         // Many questions about one claim are the information void staff must answer.
         let about_a_rumour = e.known_claim.is_some() || claim_risk >= threshold;
         return Decision {

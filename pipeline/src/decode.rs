@@ -73,15 +73,13 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<InputPost, Rejection> {
     };
     let id = match obj.get("id") {
         None | Some(Value::Null) => return Err(reject(DecodeError::MissingField("id"))),
-        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_ID_CHARS => {
-            s.clone()
-        }
+        Some(Value::String(s)) if is_plain_id(s) => s.clone(),
         // Numeric ids are common on platforms; accept them as their decimal text.
         Some(Value::Number(n)) => n.to_string(),
         Some(_) => {
             return Err(reject(DecodeError::InvalidField {
                 field: "id",
-                expected: "a non-empty string of at most 256 characters",
+                expected: "1 to 256 visible ASCII characters (no spaces) or a number",
             }))
         }
     };
@@ -148,9 +146,41 @@ fn fields(obj: &Map<String, Value>, id: String) -> Result<InputPost, DecodeError
         author: optional_string(obj, "author")?,
         created_at,
         lang_hint: optional_string(obj, "lang_hint")?,
-        country: optional_string(obj, "country")?,
+        country: optional_string(obj, "country")?
+            .map(|c| {
+                country_code(&c).ok_or(DecodeError::InvalidField {
+                    field: "country",
+                    expected: "an ISO 3166-1 alpha-2 country code",
+                })
+            })
+            .transpose()?,
         metadata,
     })
+}
+
+/// Ids are copied into every record, key and log line, so they are held to what platform
+/// ids look like: visible ASCII, no spaces. Invisible or look-alike characters, which could
+/// hide an identifier from the check the screener runs on ids, are refused here.
+fn is_plain_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_CHARS && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// ISO 3166-1 alpha-2 codes (and XK, Kosovo's code in common use).
+const COUNTRY_CODES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ \
+    BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ \
+    DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT \
+    GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY \
+    KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX \
+    MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS \
+    RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN \
+    TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW XK";
+
+/// The upper-case ISO 3166-1 alpha-2 code that `value` spells (any case, surrounding
+/// spaces allowed), or `None`: `country` is copied into every record, so nothing else may
+/// ride in it.
+pub fn country_code(value: &str) -> Option<String> {
+    let code = value.trim().to_ascii_uppercase();
+    (code.len() == 2 && COUNTRY_CODES.split_whitespace().any(|c| c == code)).then_some(code)
 }
 
 fn optional_string(
@@ -241,5 +271,76 @@ mod tests {
     fn rejection_keeps_the_id_when_readable() {
         let r = decode(br#"{"id":"p-9","text":""}"#, MAX).unwrap_err();
         assert_eq!(r.id.as_deref(), Some("p-9"));
+    }
+
+    #[test]
+    fn ids_and_countries_are_held_to_their_form() {
+        for id in ["p 1", "p\u{200b}1", "", "é1"] {
+            let post = serde_json::json!({"id": id, "text": "a", "channel": "forum"}).to_string();
+            assert_eq!(reason(post.as_bytes()), "invalid_field", "{id:?}");
+        }
+        for (country, expected) in [("sn", Some("SN")), (" CA ", Some("CA")), ("France", None)] {
+            assert_eq!(country_code(country).as_deref(), expected, "{country}");
+        }
+        let bad = r#"{"id":"1","text":"a","channel":"forum","country":"06 12 34 56 78"}"#;
+        let r = decode(bad.as_bytes(), MAX).unwrap_err();
+        assert_eq!(r.error.reason(), "invalid_field");
+        assert!(!r.error.to_string().contains("06 12"));
+    }
+
+    /// A string strategy that mixes JSON syntax, quotes, escapes, invisible characters and
+    /// digits of other scripts with plain text: what a hostile or broken producer sends.
+    fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::string::string_regex(
+            r#"[a-z0-9 {}\[\]:,"\\\u{200b}\u{feff}\u{202e}\u{ad}٠-٩０-９é\n]{0,40}"#,
+        )
+        .expect("a valid strategy")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Arbitrary bytes never panic the decoder.
+        #[test]
+        fn arbitrary_bytes_decode_or_are_rejected(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = decode(&bytes, MAX);
+        }
+
+        /// Objects with arbitrary values in every field decode or are rejected with a
+        /// reason, and no rejection quotes what a field held.
+        #[test]
+        fn hostile_fields_never_leak_into_rejections(
+            id in hostile_text(),
+            text in hostile_text(),
+            channel in hostile_text(),
+            country in hostile_text(),
+            created_at in hostile_text(),
+        ) {
+            let post = serde_json::json!({
+                "id": id, "text": text, "channel": channel,
+                "country": country, "created_at": created_at,
+            })
+            .to_string();
+            match decode(post.as_bytes(), MAX) {
+                Ok(p) => {
+                    proptest::prop_assert!(p.id.bytes().all(|b| b.is_ascii_graphic()));
+                    if let Some(c) = p.country {
+                        proptest::prop_assert!(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()));
+                    }
+                }
+                Err(r) => {
+                    let detail = r.error.to_string();
+                    for value in [&text, &channel, &country, &created_at] {
+                        if value.chars().count() >= 8 {
+                            proptest::prop_assert!(!detail.contains(value.as_str()), "{detail}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

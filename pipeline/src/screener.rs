@@ -155,6 +155,19 @@ impl Screener {
         let mut slots = Vec::new();
         for (i, (origin, bytes)) in inputs.iter().enumerate() {
             match decode(bytes, self.max_message_bytes) {
+                Ok(post) if self.redaction.id_exposes_identifier(&post.id) => {
+                    outcomes.push(Some(Outcome::Rejected(
+                        self.rejected_record(
+                            origin.clone(),
+                            "identifier_in_id",
+                            "field `id` holds what the redaction rules take for a personal \
+                         identifier; ids are copied into every output, use an opaque id"
+                                .to_string(),
+                            None,
+                            bytes,
+                        ),
+                    )))
+                }
                 Ok(post) => {
                     posts.push(post);
                     slots.push(i);
@@ -271,7 +284,11 @@ impl Screener {
             origin,
             rejection.error.reason(),
             rejection.error.to_string(),
-            rejection.id.clone(),
+            // An id is only passed on when it exposes no one.
+            rejection
+                .id
+                .clone()
+                .filter(|id| !self.redaction.id_exposes_identifier(id)),
             bytes,
         )
     }

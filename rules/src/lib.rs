@@ -10,12 +10,14 @@
 
 pub mod gate;
 pub mod names;
+pub mod normalise;
 pub mod prescan;
 pub mod redactor;
 pub mod rule;
 pub mod validators;
 pub mod word_boundaries;
 
+pub use normalise::MatchView;
 pub use redactor::{Finding, PseudonymKey, Redaction, Redactor, ReplaceMode};
 pub use rule::{CompiledRule, ExampleFailure, RuleError, RuleSet, RuleSpec};
 pub use validators::Validator;

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::gate::{Gate, GateIndex};
+use crate::normalise::{normalised, MatchView};
 use crate::prescan::Prescan;
 use crate::rule::{CompiledRule, RuleSet};
 
@@ -111,6 +112,10 @@ pub struct Redactor {
 /// A match before overlap resolution, in byte offsets.
 #[derive(Clone, Copy)]
 struct Candidate<'r> {
+    /// 0 for a match in the text's view, 1 in its joined view (line breaks bridged): a
+    /// joined match only adds what the plain view's matches leave uncovered, so a line
+    /// that follows an identifier never changes how that identifier is read.
+    view: u8,
     id: &'r str,
     kind: &'r str,
     placeholder: &'r str,
@@ -180,8 +185,29 @@ impl Redactor {
 
     /// Redacts a text known to be in `lang` (fr, en, ...): rules meant for other languages
     /// are skipped.
+    ///
+    /// The rules match on the [`MatchView`] of the text (invisible characters dropped,
+    /// digits of every script folded, NFKC), and also on its [`MatchView::joined`] view
+    /// when a line break cuts through a number or an address; each match is mapped back to
+    /// the original text, so what is rewritten covers the disguise with the identifier.
     pub fn redact_in(&self, text: &str, lang: Option<&str>) -> Redaction {
-        let candidates = self.candidates(text, lang);
+        let mut candidates = Vec::new();
+        let views = std::iter::once(MatchView::of(text)).chain(MatchView::joined(text));
+        for (i, view) in (0u8..).zip(views) {
+            let found = self.candidates(view.text(), lang).into_iter();
+            // What the joined view finds without crossing a removed break, the plain view
+            // found already (or rejected in its context).
+            let found = found.filter(|c| i == 0 || view.spans_a_join(c.start, c.end));
+            candidates.extend(found.map(|c| {
+                let (start, end) = view.to_original(c.start, c.end);
+                Candidate {
+                    view: i,
+                    start,
+                    end,
+                    ..c
+                }
+            }));
+        }
         let kept = resolve_overlaps(text, candidates);
         self.rewrite(text, kept)
     }
@@ -242,6 +268,7 @@ impl Redactor {
             for (start, end, confidence) in finder.find(text, lang) {
                 if confidence >= self.threshold {
                     out.push(Candidate {
+                        view: 0,
                         id: &spec.id,
                         kind: &spec.kind,
                         placeholder: &spec.kind,
@@ -307,7 +334,10 @@ impl Redactor {
                     redacted.push('[');
                     redacted.push_str(c.placeholder);
                     redacted.push('-');
-                    redacted.push_str(&key.token(c.kind, &text[c.start..c.end]));
+                    // The identifier as the rules read it: a disguised and a plain writing
+                    // of one number get one pseudonym.
+                    let identifier = normalised(&text[c.start..c.end]);
+                    redacted.push_str(&key.token(c.kind, &identifier));
                     redacted.push(']');
                 }
             }
@@ -382,6 +412,7 @@ fn validated_part(
 
 fn candidate(rule: &CompiledRule, start: usize, end: usize, confidence: f32) -> Candidate<'_> {
     Candidate {
+        view: 0,
         id: &rule.spec.id,
         kind: &rule.spec.kind,
         placeholder: rule.placeholder(),
@@ -391,7 +422,8 @@ fn candidate(rule: &CompiledRule, start: usize, end: usize, confidence: f32) -> 
     }
 }
 
-/// Keeps the most confident matches (then the longest, then the earliest) whole; of a match
+/// Keeps the matches of the plain view before those of the joined one, and of each the most
+/// confident matches (then the longest, then the earliest) whole; of a match
 /// that overlaps one kept before it, the parts outside keep being redacted under its own
 /// kind (a name run "Awa DIOP March" losing "March 3rd" to a date still hides "Awa DIOP"),
 /// trimmed to their letters and digits, when two or more remain: a lone letter left over is
@@ -399,8 +431,9 @@ fn candidate(rule: &CompiledRule, start: usize, end: usize, confidence: f32) -> 
 /// position.
 fn resolve_overlaps<'r>(text: &str, mut candidates: Vec<Candidate<'r>>) -> Vec<Candidate<'r>> {
     candidates.sort_by(|a, b| {
-        b.confidence
-            .total_cmp(&a.confidence)
+        a.view
+            .cmp(&b.view)
+            .then(b.confidence.total_cmp(&a.confidence))
             .then((b.end - b.start).cmp(&(a.end - a.start)))
             .then(a.start.cmp(&b.start))
     });

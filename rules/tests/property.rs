@@ -25,6 +25,17 @@ const POOL: &[&str] = &[
     "👍🏽",
     "\u{301}",
     "\u{200b}",
+    "\u{2060}",
+    "\u{feff}",
+    "\u{ad}",
+    "\u{202e}",
+    "\u{fe0f}",
+    "５",
+    "٣",
+    "𝟗",
+    "\r\n",
+    "\u{2028}",
+    "ﬁ",
     "0",
     "1",
     "7",
@@ -69,6 +80,42 @@ const PLANTED: &[&str] = &[
     "+225 07 07 12 34 56",
     "4539 1488 0343 6467",
 ];
+
+/// Ways to disguise one identifier: each returns the identifier as it would be typed.
+fn disguise(rng: &mut Rng, secret: &str) -> String {
+    const INVISIBLE: &[char] = &[
+        '\u{200b}', '\u{200d}', '\u{2060}', '\u{feff}', '\u{ad}', '\u{200e}',
+    ];
+    const ZEROS: &[u32] = &[0xFF10, 0x0660, 0x06F0, 0x0966, 0x1D7CE, 0x0E50];
+    let chars: Vec<char> = secret.chars().collect();
+    let zero = ZEROS[rng.below(ZEROS.len())];
+    let invisible = INVISIBLE[rng.below(INVISIBLE.len())];
+    let mut out = String::new();
+    let (fold_digits, hide, breaks) = (rng.below(2) == 0, rng.below(2) == 0, rng.below(3) == 0);
+    let break_at = 1 + rng.below(chars.len() - 1);
+    for (i, &c) in chars.iter().enumerate() {
+        if breaks && i == break_at {
+            out.push('\n');
+        }
+        match c.to_digit(10) {
+            Some(d) if fold_digits => out.push(char::from_u32(zero + d).unwrap_or(c)),
+            _ => out.push(c),
+        }
+        if hide && i + 1 < chars.len() && rng.below(3) == 0 {
+            out.push(invisible);
+        }
+    }
+    out
+}
+
+/// A text as the rules read it, spaces and line breaks taken out: what a reader would
+/// recognise an identifier in.
+fn squeezed(text: &str) -> String {
+    vigie_rules::normalise::normalised(text)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
 
 fn random_text(rng: &mut Rng, max_pieces: usize) -> String {
     (0..rng.below(max_pieces))
@@ -122,6 +169,29 @@ fn planted_identifiers_never_survive() {
         assert!(
             !r.text.contains(secret),
             "{secret:?} survived in {:?} -> {:?}",
+            text,
+            r.text
+        );
+    }
+}
+
+#[test]
+fn disguised_identifiers_never_survive() {
+    let redactor = redactor();
+    let mut rng = Rng(0x0d15_9015_ed00_01d5);
+    for _ in 0..2000 {
+        let secret = PLANTED[rng.below(PLANTED.len())];
+        let shaped = disguise(&mut rng, secret);
+        let text = format!(
+            "{} {shaped} {}",
+            random_text(&mut rng, 25),
+            random_text(&mut rng, 25)
+        );
+        let r = redactor.redact_in(&text, [None, Some("fr"), Some("en")][rng.below(3)]);
+        check_spans(&text, &r);
+        assert!(
+            !squeezed(&r.text).contains(&squeezed(secret)),
+            "{secret:?} survived as {shaped:?} in {:?} -> {:?}",
             text,
             r.text
         );

@@ -4,6 +4,22 @@ use vigie_rules::{Redactor, ReplaceMode, RuleSet};
 
 use crate::contract::RedactionSpan;
 
+/// Kinds that point at one person by themselves (a date or a place does not).
+pub const DIRECT_IDENTIFIERS: &[&str] = &[
+    "PERSON",
+    "EMAIL",
+    "PHONE",
+    "NATIONAL_ID",
+    "PATIENT_ID",
+    "VISIT_ID",
+    "FINANCIAL_ID",
+    "ADDRESS",
+];
+
+/// Below this confidence a finding in an id is a context-free guess (a long digit group of
+/// a UUID read as a record number), not evidence that the id exposes someone.
+const ID_CHECK_CONFIDENCE: f32 = 0.8;
+
 pub struct RedactionStage {
     redactor: Redactor,
 }
@@ -40,6 +56,34 @@ impl RedactionStage {
         }
     }
 
+    /// Whether a post id carries what the rules take for a direct identifier (an e-mail
+    /// address, a phone number, a national, patient or card number, a name). Ids are copied
+    /// into every record, Kafka key and log line, so such an id is refused rather than
+    /// passed on; so are weak guesses (see `ID_CHECK_CONFIDENCE`). Dates and places are common in ids ("post-2024-05-01") and identify no one
+    /// alone. Ids made of digits only are platforms' numeric ids and pass: checksum rules
+    /// alone would take one in ten of them for a card number.
+    pub fn id_exposes_identifier(&self, id: &str) -> bool {
+        if id.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        // Separators in ids stand where spaces would in text ("jean.dupont@x.fr-17").
+        let spaced: String = id
+            .chars()
+            .map(|c| {
+                if matches!(c, '_' | '|' | ':' | ',' | ';' | '=' | '&') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        [id, spaced.as_str()].iter().any(|view| {
+            self.redactor.redact(view).findings.iter().any(|f| {
+                f.confidence >= ID_CHECK_CONFIDENCE && DIRECT_IDENTIFIERS.contains(&f.kind.as_str())
+            })
+        })
+    }
+
     /// Redacts a payload that could not be parsed, for dead-letter records: decoded
     /// leniently and cut to `max_chars` (after redaction, so no identifier is cut in half
     /// and left readable).
@@ -74,5 +118,31 @@ mod tests {
         assert!(!p.contains("06 12 34 56 78"), "{p}");
         let cut = stage.redact_payload("a".repeat(50).as_bytes(), 10);
         assert_eq!(cut.chars().count(), 11);
+    }
+
+    #[test]
+    fn ids_that_carry_an_identifier_are_told_apart_from_platform_ids() {
+        let stage = RedactionStage::new(RuleSet::builtin().unwrap(), 0.5, ReplaceMode::Placeholder);
+        for platform_id in [
+            "p1",
+            "1789234567890123456",
+            "4111111111111111",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "t3_abc123",
+            "msg_01HZX3K5M8Q2",
+            "post-2024-05-01-17",
+            "forum:thread/88412#c7",
+        ] {
+            assert!(!stage.id_exposes_identifier(platform_id), "{platform_id}");
+        }
+        for exposing in [
+            "awa.diop@example.sn",
+            "jean.dupont@exemple.fr-17",
+            "msg_06.12.34.56.78",
+            "+221-77-123-45-67",
+            "nir:1-85-05-75-123-456-73",
+        ] {
+            assert!(stage.id_exposes_identifier(exposing), "{exposing}");
+        }
     }
 }

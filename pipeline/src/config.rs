@@ -36,6 +36,10 @@ pub struct RedactionConfig {
     /// Environment variable holding the pseudonym key (at least 16 bytes). The key is
     /// never read from the config file, and never logged.
     pub pseudonym_key_env: String,
+    /// Names never redacted, whatever rule finds them: public figures and bodies that
+    /// posts name in the news ("Olivier Véran", "OMS", "Pfizer"). Empty by default: every
+    /// name is taken for a patient's unless a programme lists it here.
+    pub not_a_patient: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +58,7 @@ impl Default for RedactionConfig {
             rules_dir: None,
             mode: ReplaceModeName::Placeholder,
             pseudonym_key_env: "VIGIE_PSEUDONYM_KEY".into(),
+            not_a_patient: Vec::new(),
         }
     }
 }

@@ -255,6 +255,24 @@ struct RunArgs {
     common: CommonArgs,
 }
 
+/// A side of the tune/measure split of a dataset (see `gate_training::is_measure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SplitSide {
+    Tune,
+    Measure,
+    All,
+}
+
+impl SplitSide {
+    fn keeps(self, id: &str) -> bool {
+        match self {
+            SplitSide::All => true,
+            SplitSide::Measure => vigie_pipeline::gate_training::is_measure(id),
+            SplitSide::Tune => !vigie_pipeline::gate_training::is_measure(id),
+        }
+    }
+}
+
 #[derive(Args)]
 struct EvalArgs {
     #[arg(value_enum)]
@@ -268,6 +286,11 @@ struct EvalArgs {
     /// risk: report every row, also the tune side of files the claim gate trains on.
     #[arg(long)]
     all_rows: bool,
+    /// redaction: which rows to measure, split by a stable hash of each row's id: `tune`
+    /// (the four fifths rule authors may read), `measure` (the fifth kept for measuring
+    /// only) or `all`.
+    #[arg(long, value_enum, default_value_t = SplitSide::All)]
+    side: SplitSide,
     /// redaction: write each missed or mislabelled gold span and each spurious prediction, with context,
     /// as JSONL to this file (for rule authors; it quotes the dataset's text).
     #[arg(long)]
@@ -691,7 +714,8 @@ fn eval(a: EvalArgs) -> Result<()> {
                 print_report(path, a.json, &report, || report.tables())?;
             }
             EvalTask::Redaction => {
-                let rows: Vec<RedactionRow> = read_jsonl(path)?;
+                let mut rows: Vec<RedactionRow> = read_jsonl(path)?;
+                rows.retain(|r| a.side.keeps(&r.id));
                 let predict = |t: &str| {
                     let lang = vigie_pipeline::screener::known_language(
                         screener.language().detect(t).code,

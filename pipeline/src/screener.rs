@@ -332,7 +332,8 @@ pub fn redaction_stage(config: &Config) -> Result<RedactionStage, BuildError> {
         rules,
         config.redaction.threshold,
         config.redaction.replace_mode()?,
-    ))
+    )
+    .with_not_a_patient(&config.redaction.not_a_patient))
 }
 
 /// fr or en, for language-specific rules; None when other or undetermined.

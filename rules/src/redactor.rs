@@ -107,6 +107,19 @@ pub struct Redactor {
     prescan: Option<std::sync::Arc<Prescan>>,
     /// Gates and ASCII boundaries on (see [`Redactor::without_fast_paths`]).
     fast: bool,
+    /// Names that are never a patient's (see [`Redactor::with_not_a_patient`]), in their
+    /// [`not_a_patient_key`] form.
+    not_a_patient: std::collections::HashSet<String>,
+}
+
+/// How a name is compared with the not-a-patient list: normalised as the rules read text,
+/// lower case, runs of spaces as one.
+fn not_a_patient_key(name: &str) -> String {
+    normalised(name)
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A match before overlap resolution, in byte offsets.
@@ -151,6 +164,7 @@ impl Redactor {
             gates,
             prescan,
             fast: true,
+            not_a_patient: Default::default(),
         }
     }
 
@@ -170,6 +184,20 @@ impl Redactor {
     /// Rewrites identifiers as `mode` says (placeholders by default).
     pub fn with_mode(mut self, mode: ReplaceMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Leaves these names in place wherever a rule takes them for an identifier: public
+    /// figures and bodies named in the news (a minister, WHO, a vaccine maker) that a
+    /// programme does not want hidden. Compared whole, ignoring case, spacing and the
+    /// disguises [`MatchView`] undoes. Empty unless configured: by default every name is
+    /// taken for a patient's.
+    pub fn with_not_a_patient<S: AsRef<str>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.not_a_patient = names
+            .into_iter()
+            .map(|n| not_a_patient_key(n.as_ref()))
+            .filter(|n| !n.is_empty())
+            .collect();
         self
     }
 
@@ -207,6 +235,13 @@ impl Redactor {
                     ..c
                 }
             }));
+        }
+        if !self.not_a_patient.is_empty() {
+            candidates.retain(|c| {
+                !self
+                    .not_a_patient
+                    .contains(&not_a_patient_key(&text[c.start..c.end]))
+            });
         }
         let kept = resolve_overlaps(text, candidates);
         self.rewrite(text, kept)

@@ -38,6 +38,12 @@ impl RedactionStage {
         }
     }
 
+    /// Leaves the listed public names in place (see `Redactor::with_not_a_patient`).
+    pub fn with_not_a_patient(mut self, names: &[String]) -> Self {
+        self.redactor = self.redactor.with_not_a_patient(names);
+        self
+    }
+
     /// `lang`: the language stage's verdict (fr, en), which enables language-specific rules.
     pub fn redact(&self, text: &str, lang: Option<&str>) -> Redacted {
         let r = self.redactor.redact_in(text, lang);
@@ -118,6 +124,19 @@ mod tests {
         assert!(!p.contains("06 12 34 56 78"), "{p}");
         let cut = stage.redact_payload("a".repeat(50).as_bytes(), 10);
         assert_eq!(cut.chars().count(), 11);
+    }
+
+    #[test]
+    fn listed_public_names_stay_and_patients_do_not() {
+        let rules = RuleSet::builtin().unwrap();
+        let text = "Le Dr Olivier Véran a parlé ; le Dr Martin Lefèvre a vu la patiente";
+        let all = RedactionStage::new(rules.clone(), 0.5, ReplaceMode::Placeholder);
+        assert!(!all.redact(text, Some("fr")).text.contains("Véran"));
+        let public = RedactionStage::new(rules, 0.5, ReplaceMode::Placeholder)
+            .with_not_a_patient(&["olivier  VÉRAN".to_string()]);
+        let r = public.redact(text, Some("fr"));
+        assert!(r.text.contains("Olivier Véran"), "{}", r.text);
+        assert!(!r.text.contains("Lefèvre"), "{}", r.text);
     }
 
     #[test]

@@ -12,6 +12,10 @@ pub struct RoutingConfig {
     pub misinformation_threshold: f32,
     /// Risk score at or above which a misinformation flag is high priority.
     pub high_priority_threshold: f32,
+    /// Redaction kinds that make a post a privacy case for moderators: direct identifiers.
+    /// Other kinds (a date, a place, a hospital) are redacted all the same, but alone they
+    /// point at no one and do not fill the privacy queue.
+    pub privacy_kinds: Vec<String>,
     /// Redaction kinds that make a privacy flag high priority.
     pub high_priority_kinds: Vec<String>,
     /// Queue for posts that need no moderator.
@@ -24,6 +28,10 @@ impl Default for RoutingConfig {
     fn default() -> Self {
         RoutingConfig {
             misinformation_threshold: 0.5,
+            privacy_kinds: crate::stages::redaction::DIRECT_IDENTIFIERS
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
             high_priority_threshold: 0.85,
             high_priority_kinds: vec![
                 "NATIONAL_ID".into(),
@@ -62,7 +70,7 @@ impl RoutingStage {
                 Priority::Medium
             });
         }
-        if !redactions.is_empty() {
+        if redactions.iter().any(|r| c.privacy_kinds.contains(&r.kind)) {
             reasons.push(Reason::Privacy);
             let sensitive = redactions
                 .iter()
@@ -167,6 +175,19 @@ mod tests {
         );
         let r = s.route(&FR, &[], None);
         assert!(!r.is_flagged());
+    }
+
+    #[test]
+    fn only_direct_identifiers_make_a_privacy_case() {
+        let s = RoutingStage::new(RoutingConfig::default());
+        for alone in [&["DATE"][..], &["HOSPITAL", "LOCATION"], &["AGE", "ZIP"]] {
+            let spans: Vec<_> = alone.iter().map(|k| span(k)).collect();
+            assert!(!s.route(&FR, &spans, None).is_flagged(), "{alone:?}");
+        }
+        for direct in ["PERSON", "PHONE", "EMAIL", "PATIENT_ID"] {
+            let r = s.route(&FR, &[span("DATE"), span(direct)], None);
+            assert_eq!(r.reasons, vec![Reason::Privacy], "{direct}");
+        }
     }
 
     #[test]

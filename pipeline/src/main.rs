@@ -461,6 +461,10 @@ enum RulesCommand {
         text: String,
         #[arg(long)]
         rules_dir: Option<PathBuf>,
+        /// The post's language (fr, en): enables that language's rules, as the language
+        /// stage's verdict does in the pipeline. Without it every rule runs.
+        #[arg(long)]
+        lang: Option<String>,
     },
 }
 
@@ -1383,7 +1387,11 @@ fn rules(command: RulesCommand) -> Result<()> {
             }
             Ok(())
         }
-        RulesCommand::Explain { text, rules_dir } => {
+        RulesCommand::Explain {
+            text,
+            rules_dir,
+            lang,
+        } => {
             let mut set = match rules_dir {
                 Some(d) => RuleSet::load_dir(&d)?,
                 None => RuleSet::builtin()?,
@@ -1391,7 +1399,7 @@ fn rules(command: RulesCommand) -> Result<()> {
             if let Some(dir) = Config::default().gazetteers_dir() {
                 set.load_gazetteers(&dir)?;
             }
-            let r = Redactor::new(set).redact(&text);
+            let r = Redactor::new(set).redact_in(&text, lang.as_deref());
             println!("{}", r.text);
             for f in r.findings {
                 println!(

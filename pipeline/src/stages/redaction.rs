@@ -14,6 +14,8 @@ pub const DIRECT_IDENTIFIERS: &[&str] = &[
     "VISIT_ID",
     "FINANCIAL_ID",
     "ADDRESS",
+    "IP_ADDRESS",
+    "URL_ID",
 ];
 
 /// Below this confidence a finding in an id is a context-free guess (a long digit group of

@@ -8,6 +8,7 @@ use candle_transformers::models::bert::BertModel;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::e5_file::E5Image;
+use crate::encoded::{EncodedBatch, EncodedText};
 use crate::fast_bert::{mean_pool_normalised, FastBert};
 use crate::{ModelError, Result, TokenizerError};
 
@@ -175,8 +176,74 @@ impl Encoder {
         Ok(out)
     }
 
+    /// One pass over `texts`: every token's state and the part of its text it stands
+    /// for (see [`EncodedBatch`]), in input order.
+    pub fn encode<S: AsRef<str>>(&self, texts: &[S]) -> Result<EncodedBatch> {
+        let prefix_chars = EMBEDDING_PREFIX.chars().count();
+        let prefixed: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{EMBEDDING_PREFIX}{}", t.as_ref()))
+            .collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch_char_offsets(prefixed, true)
+            .map_err(TokenizerError::Encode)?;
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let mut out: Vec<Option<EncodedText>> = vec![None; encodings.len()];
+        for chunk in order.chunks(BATCH_SIZE) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
+            let (hidden, width) = self.run(&batch)?;
+            let hidden = hidden.flatten_all()?.to_vec1::<f32>()?;
+            for (row, &i) in chunk.iter().enumerate() {
+                let e = &encodings[i];
+                let n = e.get_ids().len();
+                let start = row * width * self.dim;
+                let chars: Vec<char> = texts[i].as_ref().chars().collect();
+                let spans = e
+                    .get_offsets()
+                    .iter()
+                    .zip(e.get_special_tokens_mask())
+                    .map(|(&(s, end), &special)| {
+                        // Word-initial tokens may start on the space before their word
+                        // (the prefix's own, for the first word): spans start on the word.
+                        let end = end.checked_sub(prefix_chars)?.min(chars.len());
+                        let mut s = s.saturating_sub(prefix_chars);
+                        while s < end && chars[s].is_whitespace() {
+                            s += 1;
+                        }
+                        (special == 0 && s < end).then_some((s, end))
+                    })
+                    .collect();
+                out[i] = Some(EncodedText {
+                    ids: e.get_ids().to_vec(),
+                    spans,
+                    states: hidden[start..start + n * self.dim].to_vec(),
+                    dim: self.dim,
+                });
+            }
+        }
+        Ok(EncodedBatch {
+            texts: out.into_iter().flatten().collect(),
+        })
+    }
+
     /// Runs one padded batch of token ids through the encoder.
     fn embed_ids(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let (hidden, width) = self.run(batch)?;
+        let flat_mask: Vec<u32> = batch
+            .iter()
+            .flat_map(|ids| {
+                std::iter::repeat_n(1u32, ids.len())
+                    .chain(std::iter::repeat_n(0, width - ids.len()))
+            })
+            .collect();
+        // Mean over real tokens only, then unit length.
+        mean_pool_normalised(&hidden, &flat_mask)
+    }
+
+    /// The last hidden states of one padded batch, `(batch, width, dim)`, and its width.
+    fn run(&self, batch: &[&[u32]]) -> Result<(Tensor, usize)> {
         let width = batch.iter().map(|ids| ids.len()).max().unwrap_or(0).max(1);
         let mut flat_ids = Vec::with_capacity(batch.len() * width);
         let mut flat_mask = Vec::with_capacity(batch.len() * width);
@@ -196,8 +263,7 @@ impl Encoder {
                 model.forward(&input_ids, &type_ids, Some(&mask))?
             }
         };
-        // Mean over real tokens only, then unit length.
-        mean_pool_normalised(&hidden, &flat_mask)
+        Ok((hidden, width))
     }
 }
 
@@ -383,6 +449,44 @@ mod tests {
             let single = enc.embed(&[texts[i].as_str()]).unwrap();
             assert!(cosine(&all[i], &single[0]) > 0.9999, "text {i}");
         }
+    }
+
+    #[test]
+    fn one_pass_gives_token_states_spans_and_the_same_embedding() {
+        let enc = tiny_encoder(7);
+        let texts = [
+            "the vaccine causes autism",
+            "le vaccin",
+            "measles is the 5g",
+        ];
+        let embedded = enc.embed(&texts).unwrap();
+        let batch = enc.encode(&texts).unwrap();
+        assert_eq!(batch.texts.len(), 3);
+        for ((text, encoded), embedding) in texts.iter().zip(&batch.texts).zip(&embedded) {
+            let pooled = encoded.pooled(|_| true);
+            let cos = cosine(&pooled, embedding);
+            assert!(cos > 0.99999, "{text}: {cos}");
+            // Each word token points at its word in the text, not in the prefix.
+            let chars: Vec<char> = text.chars().collect();
+            let words: Vec<String> = encoded
+                .spans
+                .iter()
+                .flatten()
+                .map(|&(s, e)| chars[s..e].iter().collect())
+                .collect();
+            assert_eq!(words, text.split(' ').collect::<Vec<_>>(), "{text}");
+        }
+        // Leaving a word out changes the embedding; leaving nothing out does not.
+        let first = &batch.texts[0];
+        assert_eq!(first.pooled_without(&[]), first.pooled(|_| true));
+        let without = first.pooled_without(&[(4, 11)]);
+        assert!(cosine(&without, &embedded[0]) < 0.99999);
+        let vaccine = first
+            .spans
+            .iter()
+            .position(|s| *s == Some((4, 11)))
+            .unwrap();
+        assert_eq!(without, first.pooled(|i| i != vaccine));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod claims;
 pub mod claims_import;
 pub mod e5_file;
 pub mod embedding_store;
+pub mod encoded;
 pub mod encoder;
 mod error;
 pub mod fast_bert;
@@ -28,6 +29,7 @@ pub mod rng;
 pub mod stance_cues;
 pub mod training;
 
+pub use encoded::{EncodedBatch, EncodedText};
 pub use encoder::{Encoder, EMBEDDING_PREFIX};
 pub use error::{
     ClaimFault, ClaimsError, ClassifierFault, CuesError, FetchError, FetchStep, FormatError,

@@ -166,3 +166,40 @@ fn builtin_head_ranks_rumours_above_corrections() {
         assert!((0.0..=1.0).contains(&r) && (0.0..=1.0).contains(&c));
     }
 }
+
+/// One pass on the real tokenizer and weights: token spans point at the words of the
+/// text (accents, elisions, emoji), pooling every token is the sentence embedding, and
+/// pooling without a redacted name moves the embedding, towards the text without it.
+#[test]
+fn one_pass_spans_and_pooling_hold_on_the_real_model() {
+    let dir = default_model_dir();
+    let enc = Encoder::load(&dir).unwrap_or_else(|e| panic!("{e} (looked in {})", dir.display()));
+    let texts = [
+        "Rappeler Mme Aminata Diallo au sujet de l'état de son fils 👍",
+        "took Okonkwo's daughter to the ward",
+    ];
+    let batch = enc.encode(&texts).unwrap();
+    let embedded = enc.embed(&texts).unwrap();
+    for ((text, encoded), embedding) in texts.iter().zip(&batch.texts).zip(&embedded) {
+        assert!(
+            cosine(&encoded.pooled(|_| true), embedding) > 0.9999,
+            "{text}"
+        );
+        let chars: Vec<char> = text.chars().collect();
+        let mut covered = vec![false; chars.len()];
+        for &(s, e) in encoded.spans.iter().flatten() {
+            assert!(s < e && e <= chars.len(), "{text}: {s}..{e}");
+            covered[s..e].iter_mut().for_each(|c| *c = true);
+        }
+        for (c, seen) in chars.iter().zip(&covered) {
+            assert!(c.is_whitespace() || *seen, "{text}: {c:?} has no token");
+        }
+    }
+    let name = texts[0].find("Aminata Diallo").unwrap();
+    let name = texts[0][..name].chars().count();
+    let without = batch.texts[0].pooled_without(&[(name, name + 14)]);
+    let plain = enc
+        .embed(&["Rappeler Mme au sujet de l'état de son fils 👍"])
+        .unwrap();
+    assert!(cosine(&without, &plain[0]) > cosine(&embedded[0], &plain[0]));
+}

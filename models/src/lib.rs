@@ -27,6 +27,7 @@ pub mod head;
 pub mod repost_cache;
 pub mod rng;
 pub mod stance_cues;
+pub mod tagger;
 pub mod training;
 
 pub use encoded::{EncodedBatch, EncodedText};

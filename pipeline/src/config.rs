@@ -40,6 +40,17 @@ pub struct RedactionConfig {
     /// posts name in the news ("Olivier Véran", "OMS", "Pfizer"). Empty by default: every
     /// name is taken for a patient's unless a programme lists it here.
     pub not_a_patient: Vec<String>,
+    /// Run the learned token tagger beside the rules: it finds names, places and dates
+    /// that no cue word announces. It reads the risk stage's encoder pass (one pass per
+    /// post for both), so it runs when risk scoring does.
+    pub tagger: bool,
+    /// A tagger trained by `vigie train --head tagger` (default: the one committed in
+    /// `models/head/tagger.json`, built in).
+    pub tagger_file: Option<PathBuf>,
+    /// The tagger's probability, for a word, of being part of a name, place or date at
+    /// which it is tagged (default: the one saved with the tagger). Spans below
+    /// `threshold` are not redacted either way.
+    pub tagger_threshold: Option<f32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,11 +70,32 @@ impl Default for RedactionConfig {
             mode: ReplaceModeName::Placeholder,
             pseudonym_key_env: "VIGIE_PSEUDONYM_KEY".into(),
             not_a_patient: Vec::new(),
+            tagger: true,
+            tagger_file: None,
+            tagger_threshold: None,
         }
     }
 }
 
 impl RedactionConfig {
+    /// The token tagger, when switched on.
+    pub fn tagger(
+        &self,
+    ) -> Result<Option<vigie_models::tagger::TokenTagger>, vigie_models::ModelError> {
+        use vigie_models::tagger::TokenTagger;
+        if !self.tagger {
+            return Ok(None);
+        }
+        let mut tagger = match &self.tagger_file {
+            Some(path) => TokenTagger::load(path)?,
+            None => TokenTagger::builtin()?,
+        };
+        if let Some(t) = self.tagger_threshold {
+            tagger.threshold = t;
+        }
+        Ok(Some(tagger))
+    }
+
     pub fn replace_mode(&self) -> Result<vigie_rules::ReplaceMode, ConfigError> {
         use vigie_rules::{PseudonymKey, ReplaceMode};
         Ok(match self.mode {
@@ -137,6 +169,9 @@ impl Default for RiskConfig {
         }
     }
 }
+
+/// Where `vigie train --head tagger` writes the token tagger by default: the committed file.
+pub const DEFAULT_TAGGER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/head/tagger.json");
 
 /// Where `vigie train --head gate` writes the claim gate by default: the committed file.
 pub const DEFAULT_GATE: &str = concat!(

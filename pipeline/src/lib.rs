@@ -17,5 +17,7 @@ pub mod ops;
 pub mod screener;
 pub mod stages;
 pub mod summary;
+pub mod synthetic;
+pub mod tagger_training;
 #[doc(hidden)]
 pub mod testing;

@@ -304,6 +304,8 @@ enum HeadArg {
     Risk,
     Gate,
     Stance,
+    /// The token tagger of the redaction stage (names, places, organisations, dates).
+    Tagger,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -328,6 +330,9 @@ struct TrainArgs {
     /// Claim gate: the seed of that sample.
     #[arg(long, default_value_t = 17)]
     seed: u64,
+    /// Tagger: synthetic posts made from the project's frames and the gazetteers.
+    #[arg(long, default_value_t = 4000)]
+    synthetic: usize,
     /// Claim gate: the project's own datasets.
     #[arg(long, default_value = "datasets")]
     project_data_dir: PathBuf,
@@ -465,6 +470,10 @@ enum RulesCommand {
         /// stage's verdict does in the pipeline. Without it every rule runs.
         #[arg(long)]
         lang: Option<String>,
+        /// Run the token tagger too (loads the model), and show what it found beside the
+        /// rules (`by rule \`tagger\``).
+        #[arg(long)]
+        tagger: bool,
     },
 }
 
@@ -704,8 +713,15 @@ async fn shutdown_signal() {
 
 fn eval(a: EvalArgs) -> Result<()> {
     let mut config = a.common.config()?;
-    if !matches!(a.task, EvalTask::Risk | EvalTask::Stance) {
-        config.risk.enabled = false; // the model is not needed for these tasks
+    // The model is needed for risk and stance, and for redaction when the token tagger
+    // runs (it reads the encoder's pass); not for language ID.
+    let needs_model = match a.task {
+        EvalTask::Risk | EvalTask::Stance => true,
+        EvalTask::Redaction => config.redaction.tagger,
+        EvalTask::Langid => false,
+    };
+    if !needs_model {
+        config.risk.enabled = false;
     }
     let screener = build_screener(&config)?;
     for path in &a.data {
@@ -720,13 +736,15 @@ fn eval(a: EvalArgs) -> Result<()> {
             EvalTask::Redaction => {
                 let mut rows: Vec<RedactionRow> = read_jsonl(path)?;
                 rows.retain(|r| a.side.keeps(&r.id));
-                let predict = |t: &str| {
-                    let lang = vigie_pipeline::screener::known_language(
-                        screener.language().detect(t).code,
-                    );
-                    screener
-                        .redaction()
-                        .redact(t, lang)
+                // Redacted as the pipeline does: language, token tagger, rules.
+                let mut predicted: std::collections::HashMap<&str, Vec<PredSpan>> =
+                    Default::default();
+                for row in &rows {
+                    if predicted.contains_key(row.text.as_str()) {
+                        continue;
+                    }
+                    let spans = screener
+                        .redact_text(&row.text)?
                         .spans
                         .into_iter()
                         .map(|s| PredSpan {
@@ -734,8 +752,10 @@ fn eval(a: EvalArgs) -> Result<()> {
                             end: s.end,
                             label: s.kind,
                         })
-                        .collect()
-                };
+                        .collect();
+                    predicted.insert(&row.text, spans);
+                }
+                let predict = |t: &str| predicted.get(t).cloned().unwrap_or_default();
                 let report = vigie_eval::redaction::evaluate(&rows, predict);
                 print_report(path, a.json, &report, || report.table())?;
                 if let Some(out) = &a.errors {
@@ -954,6 +974,7 @@ fn embed_as_seen<'t>(
 
 fn train(a: TrainArgs) -> Result<()> {
     match a.head {
+        HeadArg::Tagger => return train_tagger(&a),
         HeadArg::Gate => return train_gate(&a, vigie_pipeline::gate_training::Task::ClaimGate),
         HeadArg::Stance => return train_gate(&a, vigie_pipeline::gate_training::Task::Stance),
         HeadArg::Risk => {}
@@ -1143,6 +1164,84 @@ fn train(a: TrainArgs) -> Result<()> {
             .collect::<Result<Vec<f32>, _>>()?;
         let report = vigie_eval::risk::evaluate(rows, &scores, 0.5);
         println!("== dev {name} (head alone, calibrated)\n{}", report.table());
+    }
+    Ok(())
+}
+
+/// `vigie train --head tagger`: the token tagger on the tune side of the shared
+/// named-entity sets and clinical notes (at most `--cap` rows of each) and on
+/// `--synthetic` posts made from the project's frames and the gazetteers; reported on the
+/// measure side of every shared file.
+fn train_tagger(a: &TrainArgs) -> Result<()> {
+    use vigie_models::tagger::{TaggerTraining, TokenTagger};
+    use vigie_pipeline::gate_training::Side;
+    use vigie_pipeline::tagger_training::{
+        shared_rows, span_counts, synthetic_rows, token_set, LABELS, SHARED_FILES,
+    };
+    let config = Config::load(a.config.as_deref())?;
+    let model_dir = a
+        .model_dir
+        .clone()
+        .unwrap_or_else(vigie_models::encoder::default_model_dir);
+    let encoder = Encoder::load(&model_dir)?;
+    let gazetteers = config
+        .gazetteers_dir()
+        .context("the tagger's synthetic posts need the gazetteers ($VIGIE_GAZETTEERS)")?;
+    let mut tune = Vec::new();
+    for (file, tokenised) in SHARED_FILES {
+        let rows = shared_rows(&a.data_dir, file, tokenised, Side::Tune, a.cap, a.seed)?;
+        eprintln!("{file}: {} tune texts", rows.len());
+        tune.extend(rows);
+    }
+    let frames = a.project_data_dir.join("redaction/tagger_frames.jsonl");
+    let synthetic = synthetic_rows(&frames, &gazetteers, a.synthetic, a.seed)?;
+    eprintln!("{}: {} synthetic texts", frames.display(), synthetic.len());
+    tune.extend(synthetic);
+    let bar = indicatif::ProgressBar::new(tune.len() as u64);
+    let set = token_set(&encoder, &tune, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    eprintln!("{} tokens", set.classes.len());
+    let defaults = TaggerTraining::default();
+    let options = TaggerTraining {
+        hidden: a.hidden.unwrap_or(defaults.hidden),
+        epochs: a.epochs.unwrap_or(defaults.epochs),
+        batch_size: a.batch_size.unwrap_or(defaults.batch_size),
+        learning_rate: a.learning_rate.unwrap_or(defaults.learning_rate),
+        l2: a.l2.unwrap_or(defaults.l2),
+        seed: a.seed,
+    };
+    let tagger = TokenTagger::train(
+        &set.states,
+        &set.classes,
+        &set.weights,
+        LABELS.iter().map(|l| l.to_string()).collect(),
+        encoder.dim(),
+        &options,
+    )?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| vigie_pipeline::config::DEFAULT_TAGGER.into());
+    tagger.save(&out)?;
+    eprintln!("tagger written to {}", out.display());
+    println!("measure side (span overlap, same label):");
+    for (file, tokenised) in SHARED_FILES {
+        let rows = shared_rows(&a.data_dir, file, tokenised, Side::Measure, a.cap, a.seed)?;
+        let counts = span_counts(&encoder, &tagger, &rows)?;
+        let cells: Vec<String> = LABELS
+            .iter()
+            .zip(counts)
+            .filter(|(_, c)| c.gold > 0)
+            .map(|(l, c)| {
+                format!(
+                    "{l} R {:.3} P {:.3} ({})",
+                    c.recall(),
+                    c.precision(),
+                    c.gold
+                )
+            })
+            .collect();
+        println!("  {file} ({} texts): {}", rows.len(), cells.join(", "));
     }
     Ok(())
 }
@@ -1391,6 +1490,7 @@ fn rules(command: RulesCommand) -> Result<()> {
             text,
             rules_dir,
             lang,
+            tagger,
         } => {
             let mut set = match rules_dir {
                 Some(d) => RuleSet::load_dir(&d)?,
@@ -1399,7 +1499,18 @@ fn rules(command: RulesCommand) -> Result<()> {
             if let Some(dir) = Config::default().gazetteers_dir() {
                 set.load_gazetteers(&dir)?;
             }
-            let r = Redactor::new(set).redact_in(&text, lang.as_deref());
+            let extra = if tagger {
+                let screener = build_screener(&Config::load(None)?)?;
+                anyhow::ensure!(
+                    screener.tags(),
+                    "the tagger is off: [redaction] tagger and [risk] enabled must both be on"
+                );
+                let tagged = screener.tagged(&text)?;
+                vigie_pipeline::stages::redaction::tagger_spans(&text, &tagged)
+            } else {
+                Vec::new()
+            };
+            let r = Redactor::new(set).redact_with(&text, lang.as_deref(), &extra);
             println!("{}", r.text);
             for f in r.findings {
                 println!(

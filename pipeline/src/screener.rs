@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use vigie_models::tagger::{TaggedBatch, TokenTagger};
 use vigie_models::Encoder;
 use vigie_rules::RuleSet;
 
@@ -41,6 +42,8 @@ impl From<crate::config::ConfigError> for BuildError {
 pub struct Screener {
     language: LanguageStage,
     redaction: RedactionStage,
+    /// The token tagger, run on the risk stage's encoder (see [`Screener::with_risk`]).
+    tagger: Option<TokenTagger>,
     risk: Option<RiskStage>,
     routing: RoutingStage,
     max_message_bytes: usize,
@@ -117,9 +120,30 @@ impl Screener {
                 None
             }
         };
+        let tagger = match (config.redaction.tagger()?, &risk) {
+            (Some(tagger), Some(stage)) if tagger.dim == stage.encoder().dim() => Some(tagger),
+            (Some(tagger), Some(stage)) => {
+                tracing::warn!(
+                    tagger = tagger.dim,
+                    encoder = stage.encoder().dim(),
+                    "the token tagger reads states of another width than this encoder's: \
+                     redaction runs on the rules alone"
+                );
+                None
+            }
+            (Some(_), None) => {
+                tracing::warn!(
+                    "risk scoring is off, so is the token tagger (it reads the same encoder \
+                     pass): redaction runs on the rules alone"
+                );
+                None
+            }
+            (None, _) => None,
+        };
         Ok(Screener {
             language: LanguageStage::new(lexicon),
             redaction,
+            tagger,
             risk,
             routing: RoutingStage::new(config.routing.clone()),
             max_message_bytes: config.limits.max_message_bytes,
@@ -233,10 +257,18 @@ impl Screener {
             .map(|p| self.language.detect(&p.text))
             .collect();
         times.language = lap();
+        // One encoder pass over the raw texts: the tagger reads its token states, and the
+        // risk heads pool them without the redacted tokens.
+        let raw: Vec<&str> = posts.iter().map(|p| p.text.as_str()).collect();
+        let tagged = self.tag(&raw)?;
         let redacted: Vec<_> = posts
             .iter()
             .zip(&langs)
-            .map(|(p, l)| self.redaction.redact(&p.text, known_language(l.code)))
+            .zip(&tagged.spans)
+            .map(|((p, l), spans)| {
+                self.redaction
+                    .redact_tagged(&p.text, known_language(l.code), spans)
+            })
             .collect();
         times.redaction = lap();
         let risks = match &self.risk {
@@ -245,7 +277,17 @@ impl Screener {
                 let text_langs: Vec<Option<&str>> =
                     langs.iter().map(|l| known_language(l.code)).collect();
                 times.model_batch = texts.len();
-                let scored = stage.score_in(&texts, &text_langs)?;
+                let pooled: Vec<Option<Vec<f32>>> = tagged
+                    .encoded
+                    .iter()
+                    .zip(&redacted)
+                    .map(|(pass, r)| {
+                        let hidden: Vec<(usize, usize)> =
+                            r.spans.iter().map(|s| (s.start, s.end)).collect();
+                        pass.as_ref().map(|p| p.pooled_without(&hidden))
+                    })
+                    .collect();
+                let scored = stage.score_encoded(&texts, &text_langs, &pooled)?;
                 times.repost_cache_hits = scored.repost_cache_hits;
                 scored.risks.into_iter().map(Some).collect()
             }
@@ -277,6 +319,38 @@ impl Screener {
             .collect();
         times.routing = lap();
         Ok(records)
+    }
+
+    /// The tagger's spans for each text, and the encoder pass they came from; nothing
+    /// when the tagger is off.
+    fn tag(&self, texts: &[&str]) -> Result<TaggedBatch, RiskError> {
+        match (&self.tagger, &self.risk) {
+            (Some(tagger), Some(stage)) if !texts.is_empty() => {
+                Ok(tagger.tag_batch(stage.encoder(), texts)?)
+            }
+            _ => Ok(TaggedBatch {
+                spans: vec![Vec::new(); texts.len()],
+                encoded: vec![None; texts.len()],
+            }),
+        }
+    }
+
+    /// Redacts one text as the pipeline does (language, tagger, rules): what `vigie eval
+    /// redaction` and `vigie rules explain` measure and show.
+    pub fn redact_text(&self, text: &str) -> Result<crate::stages::redaction::Redacted, RiskError> {
+        let lang = known_language(self.language.detect(text).code);
+        let tagged = self.tag(&[text])?;
+        Ok(self.redaction.redact_tagged(text, lang, &tagged.spans[0]))
+    }
+
+    /// What the token tagger finds in one text (nothing when it is off).
+    pub fn tagged(&self, text: &str) -> Result<Vec<vigie_models::tagger::TaggedSpan>, RiskError> {
+        Ok(self.tag(&[text])?.spans.swap_remove(0))
+    }
+
+    /// Whether the token tagger runs.
+    pub fn tags(&self) -> bool {
+        self.tagger.is_some() && self.risk.is_some()
     }
 
     fn reject(&self, origin: Origin, rejection: &Rejection, bytes: &[u8]) -> RejectedRecord {

@@ -18,6 +18,6 @@ pub mod validators;
 pub mod word_boundaries;
 
 pub use normalise::MatchView;
-pub use redactor::{Finding, PseudonymKey, Redaction, Redactor, ReplaceMode};
+pub use redactor::{ExtraSpan, Finding, PseudonymKey, Redaction, Redactor, ReplaceMode};
 pub use rule::{CompiledRule, ExampleFailure, RuleError, RuleSet, RuleSpec};
 pub use validators::Validator;

@@ -85,6 +85,30 @@ pub struct Finding {
     pub confidence: f32,
 }
 
+/// A span found by something other than the rules (the token tagger), handed to
+/// [`Redactor::redact_with`]. Offsets in code points, end exclusive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtraSpan {
+    /// Offset of its first character.
+    pub start: usize,
+    /// Offset just past its last character.
+    pub end: usize,
+    /// What it is (PERSON, LOCATION, ...): its placeholder too.
+    pub kind: String,
+    /// What found it, reported as the finding's rule (e.g. `tagger`).
+    pub source: String,
+    /// How sure that source is, 0..1.
+    pub confidence: f32,
+}
+
+/// Byte offset of every code point of `text`, and of its end.
+fn char_to_byte_offsets(text: &str) -> Vec<usize> {
+    text.char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(text.len()))
+        .collect()
+}
+
 /// A text with its identifiers rewritten, and what was found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Redaction {
@@ -122,12 +146,16 @@ fn not_a_patient_key(name: &str) -> String {
         .join(" ")
 }
 
+/// The `view` rank of spans handed in by other finders: after both views' rule matches.
+const EXTRA_VIEW: u8 = 2;
+
 /// A match before overlap resolution, in byte offsets.
 #[derive(Clone, Copy)]
 struct Candidate<'r> {
-    /// 0 for a match in the text's view, 1 in its joined view (line breaks bridged): a
-    /// joined match only adds what the plain view's matches leave uncovered, so a line
-    /// that follows an identifier never changes how that identifier is read.
+    /// 0 for a match in the text's view, 1 in its joined view (line breaks bridged), 2 for
+    /// a span handed in ([`ExtraSpan`]): each only adds what those before it leave
+    /// uncovered, so a line that follows an identifier never changes how that identifier
+    /// is read, and a tagger never overrides a rule.
     view: u8,
     id: &'r str,
     kind: &'r str,
@@ -219,7 +247,38 @@ impl Redactor {
     /// when a line break cuts through a number or an address; each match is mapped back to
     /// the original text, so what is rewritten covers the disguise with the identifier.
     pub fn redact_in(&self, text: &str, lang: Option<&str>) -> Redaction {
+        self.redact_with(text, lang, &[])
+    }
+
+    /// [`Redactor::redact_in`], with spans found by other means (a learned tagger) taken
+    /// as candidates beside the rules' matches: where they overlap, the rule's match is
+    /// kept whole and the extra span's parts outside it stay redacted too, so the union of
+    /// what both found is hidden.
+    pub fn redact_with(&self, text: &str, lang: Option<&str>, extra: &[ExtraSpan]) -> Redaction {
         let mut candidates = Vec::new();
+        if !extra.is_empty() {
+            let bytes = char_to_byte_offsets(text);
+            for span in extra {
+                let (Some(&start), Some(&end)) = (bytes.get(span.start), bytes.get(span.end))
+                else {
+                    continue;
+                };
+                if start < end && span.confidence >= self.threshold {
+                    candidates.push(Candidate {
+                        // After every rule match: where they overlap, the rule's reading
+                        // (its kind, its bounds) stands, and the extra span adds the parts
+                        // it leaves uncovered.
+                        view: EXTRA_VIEW,
+                        id: &span.source,
+                        kind: &span.kind,
+                        placeholder: &span.kind,
+                        start,
+                        end,
+                        confidence: span.confidence,
+                    });
+                }
+            }
+        }
         let views = std::iter::once(MatchView::of(text)).chain(MatchView::joined(text));
         for (i, view) in (0u8..).zip(views) {
             let found = self.candidates(view.text(), lang).into_iter();
@@ -496,7 +555,33 @@ fn resolve_overlaps<'r>(text: &str, mut candidates: Vec<Candidate<'r>>) -> Vec<C
         }
     }
     kept.sort_by_key(|c| c.start);
-    kept
+    merge_extra_with_neighbours(text, kept)
+}
+
+/// Joins a span handed in (the tagger's) to a neighbour of the same kind that only
+/// white space separates from it: what overlapped a rule's match and was cut around it
+/// is one entity ("CHU de" + "Thiès"), redacted as one, under the rule's name.
+fn merge_extra_with_neighbours<'r>(text: &str, kept: Vec<Candidate<'r>>) -> Vec<Candidate<'r>> {
+    let mut out: Vec<Candidate<'r>> = Vec::with_capacity(kept.len());
+    for c in kept {
+        if let Some(last) = out.last_mut() {
+            let touching = last.kind == c.kind
+                && (last.view == EXTRA_VIEW || c.view == EXTRA_VIEW)
+                && last.end <= c.start
+                && text[last.end..c.start].chars().all(char::is_whitespace);
+            if touching {
+                if last.view == EXTRA_VIEW {
+                    last.id = c.id;
+                    last.view = c.view;
+                }
+                last.end = c.end;
+                last.confidence = last.confidence.max(c.confidence);
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The parts of `start..end` that no kept span covers.

@@ -1,6 +1,7 @@
 //! Redaction stage: replaces patient identifiers using the `rules` crate.
 
-use vigie_rules::{Redactor, ReplaceMode, RuleSet};
+use vigie_models::tagger::TaggedSpan;
+use vigie_rules::{ExtraSpan, Redactor, ReplaceMode, RuleSet};
 
 use crate::contract::RedactionSpan;
 
@@ -17,6 +18,88 @@ pub const DIRECT_IDENTIFIERS: &[&str] = &[
     "IP_ADDRESS",
     "URL_ID",
 ];
+
+/// What finds a span in the records' `rule` field when the token tagger did.
+pub const TAGGER_RULE: &str = "tagger";
+
+/// Words that make an organisation a health facility, the only organisations redacted:
+/// a hospital or a health centre points at where a patient is, while a ministry, an
+/// agency or a vaccine maker named in a post points at no one.
+const FACILITY_WORDS: &[&str] = &[
+    "hôpital",
+    "hopital",
+    "hospital",
+    "hôpitaux",
+    "hospitals",
+    "clinique",
+    "clinic",
+    "polyclinique",
+    "chu",
+    "chr",
+    "chru",
+    "chi",
+    "centre hospitalier",
+    "center hospitalier",
+    "centre de santé",
+    "centre de sante",
+    "health centre",
+    "health center",
+    "medical centre",
+    "medical center",
+    "dispensaire",
+    "maternité",
+    "maternite",
+    "maternity",
+    "ehpad",
+    "infirmary",
+    "poste de santé",
+    "case de santé",
+    "cscom",
+    "csps",
+    "hosp",
+    "nursing home",
+    "care home",
+    "ward",
+];
+
+/// The tagger's spans that are redacted, as the kinds the rules use: every PERSON,
+/// LOCATION and DATE; an ORG only when it names a health facility (as HOSPITAL).
+pub fn tagger_spans(text: &str, tagged: &[TaggedSpan]) -> Vec<ExtraSpan> {
+    let chars: Vec<char> = if tagged.iter().any(|t| t.label == "ORG") {
+        text.chars().collect()
+    } else {
+        Vec::new()
+    };
+    tagged
+        .iter()
+        .filter_map(|t| {
+            let kind = match t.label.as_str() {
+                "PERSON" | "LOCATION" | "DATE" => t.label.clone(),
+                "ORG" => {
+                    let name: String = chars.get(t.start..t.end)?.iter().collect();
+                    let name = name.to_lowercase();
+                    let facility = FACILITY_WORDS.iter().any(|w| {
+                        name.split(|c: char| !c.is_alphanumeric())
+                            .any(|word| word == *w)
+                            || (w.contains(' ') && name.contains(w))
+                    });
+                    if !facility {
+                        return None;
+                    }
+                    "HOSPITAL".to_string()
+                }
+                _ => return None,
+            };
+            Some(ExtraSpan {
+                start: t.start,
+                end: t.end,
+                kind,
+                source: TAGGER_RULE.to_string(),
+                confidence: t.score,
+            })
+        })
+        .collect()
+}
 
 /// Below this confidence a finding in an id is a context-free guess (a long digit group of
 /// a UUID read as a record number), not evidence that the id exposes someone.
@@ -48,7 +131,14 @@ impl RedactionStage {
 
     /// `lang`: the language stage's verdict (fr, en), which enables language-specific rules.
     pub fn redact(&self, text: &str, lang: Option<&str>) -> Redacted {
-        let r = self.redactor.redact_in(text, lang);
+        self.redact_tagged(text, lang, &[])
+    }
+
+    /// [`RedactionStage::redact`] with the token tagger's spans beside the rules (see
+    /// [`tagger_spans`] for which of them are redacted).
+    pub fn redact_tagged(&self, text: &str, lang: Option<&str>, tagged: &[TaggedSpan]) -> Redacted {
+        let extra = tagger_spans(text, tagged);
+        let r = self.redactor.redact_with(text, lang, &extra);
         Redacted {
             text: r.text,
             spans: r
@@ -126,6 +216,38 @@ mod tests {
         assert!(!p.contains("06 12 34 56 78"), "{p}");
         let cut = stage.redact_payload("a".repeat(50).as_bytes(), 10);
         assert_eq!(cut.chars().count(), 11);
+    }
+
+    #[test]
+    fn tagged_names_places_and_facilities_are_redacted_and_agencies_are_not() {
+        let stage = RedactionStage::new(RuleSet::builtin().unwrap(), 0.5, ReplaceMode::Placeholder);
+        let text = "took aminata to the CHU de Thiès, then OMS called";
+        let span = |needle: &str, label: &str| {
+            let start = text[..text.find(needle).unwrap()].chars().count();
+            TaggedSpan {
+                start,
+                end: start + needle.chars().count(),
+                label: label.into(),
+                score: 0.9,
+            }
+        };
+        let tagged = [
+            span("aminata", "PERSON"),
+            span("CHU de Thiès", "ORG"),
+            span("OMS", "ORG"),
+        ];
+        let r = stage.redact_tagged(text, Some("en"), &tagged);
+        assert_eq!(r.text, "took [PERSON] to the [HOSPITAL], then OMS called");
+        // The name only the tagger found is its own; the hospital a rule found in part
+        // is one span, under the rule's name.
+        assert_eq!(r.spans[0].rule, TAGGER_RULE);
+        assert_eq!(r.spans.len(), 2);
+        // Below the redaction threshold a tagged span stays.
+        let weak = [TaggedSpan {
+            score: 0.3,
+            ..span("aminata", "PERSON")
+        }];
+        assert_eq!(stage.redact_tagged(text, Some("en"), &weak).text, text);
     }
 
     #[test]

@@ -216,15 +216,40 @@ impl RiskStage {
         texts: &[S],
         langs: &[Option<&str>],
     ) -> Result<Scored, RiskError> {
+        self.score_encoded(texts, langs, &[])
+    }
+
+    /// [`RiskStage::score_in`], taking the embeddings already made in the pipeline's one
+    /// encoder pass (`pooled[i]`, when `Some`: the raw text's tokens without the redacted
+    /// ones) rather than running the encoder again; texts without one are embedded here.
+    pub fn score_encoded<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        langs: &[Option<&str>],
+        pooled: &[Option<Vec<f32>>],
+    ) -> Result<Scored, RiskError> {
         let lang_of = |i: usize| langs.get(i).copied().flatten();
         // Only posts that can hold a claim, in a language the heads know, are embedded.
         let judged: Vec<usize> = (0..texts.len())
             .filter(|&i| lang_of(i).is_some() && has_claim_text(texts[i].as_ref()))
             .collect();
-        let judged_texts: Vec<&str> = judged.iter().map(|&i| texts[i].as_ref()).collect();
-        let embedded = self.cache.embed(&self.encoder, &judged_texts)?;
+        let given = |i: usize| pooled.get(i).and_then(|p| p.as_ref());
+        let to_embed: Vec<&str> = judged
+            .iter()
+            .filter(|&&i| given(i).is_none())
+            .map(|&i| texts[i].as_ref())
+            .collect();
+        let embedded = self.cache.embed(&self.encoder, &to_embed)?;
+        let mut fresh = embedded.vectors.into_iter();
+        let mut vectors = Vec::with_capacity(judged.len());
+        for &i in &judged {
+            match given(i) {
+                Some(v) => vectors.push(v.clone()),
+                None => vectors.push(fresh.next().unwrap_or_default()),
+            }
+        }
         let index = self.claim_index();
-        let mut embeddings = judged.iter().copied().zip(embedded.vectors).peekable();
+        let mut embeddings = judged.iter().copied().zip(vectors).peekable();
         let mut risks = Vec::with_capacity(texts.len());
         for (i, text) in texts.iter().enumerate() {
             let lang = lang_of(i);

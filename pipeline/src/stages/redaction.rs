@@ -247,7 +247,10 @@ mod tests {
             score: 0.3,
             ..span("aminata", "PERSON")
         }];
-        assert_eq!(stage.redact_tagged(text, Some("en"), &weak).text, text);
+        assert!(stage
+            .redact_tagged(text, Some("en"), &weak)
+            .text
+            .contains("aminata"));
     }
 
     #[test]

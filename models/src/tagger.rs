@@ -82,7 +82,7 @@ impl Default for TaggerTraining {
     fn default() -> Self {
         TaggerTraining {
             hidden: 128,
-            epochs: 8,
+            epochs: 10,
             batch_size: 256,
             learning_rate: 2e-3,
             l2: 1e-4,

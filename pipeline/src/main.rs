@@ -204,7 +204,8 @@ struct CommonArgs {
     /// Directory holding the model files (overrides the config).
     #[arg(long, env = "VIGIE_MODEL_DIR")]
     model_dir: Option<PathBuf>,
-    /// Skip risk scoring (no model needed; records carry "risk": null).
+    /// Skip risk scoring (no model needed; records carry "risk": null). The token tagger
+    /// reads the same model pass, so redaction then runs on the rules alone.
     #[arg(long)]
     no_risk: bool,
 }
@@ -331,7 +332,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = 17)]
     seed: u64,
     /// Tagger: synthetic posts made from the project's frames and the gazetteers.
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, default_value_t = 8000)]
     synthetic: usize,
     /// Claim gate: the project's own datasets.
     #[arg(long, default_value = "datasets")]
@@ -865,16 +866,28 @@ fn eval(a: EvalArgs) -> Result<()> {
                     } else {
                         rows
                     };
-                let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
-                    .iter()
-                    .map(|r| prepare_for_risk(&screener, &r.text))
-                    .unzip();
-                let mut done = 0;
+                // Screened as the pipeline screens a post: language, redaction with the
+                // tagger, the risk stage on the same encoder pass.
+                let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
                 let risks = score_with_progress(&texts, |chunk| {
-                    let scored = risk.score_in(chunk, &langs[done..done + chunk.len()])?;
-                    done += chunk.len();
-                    Ok(scored.risks)
+                    let posts: Vec<vigie_pipeline::contract::InputPost> = chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, text)| vigie_pipeline::contract::InputPost {
+                            id: format!("eval-{i}"),
+                            text: text.clone(),
+                            channel: vigie_pipeline::contract::Channel::Other,
+                            author: None,
+                            created_at: None,
+                            lang_hint: None,
+                            country: None,
+                            metadata: None,
+                        })
+                        .collect();
+                    let records = screener.screen(&posts)?;
+                    Ok(records.into_iter().filter_map(|r| r.risk).collect())
                 })?;
+                anyhow::ensure!(risks.len() == rows.len(), "every row was scored");
                 let scores: Vec<f32> = risks.iter().map(|r| r.score).collect();
                 let outcomes: Vec<&str> = risks.iter().map(|r| outcome_name(r.outcome)).collect();
                 let report = vigie_eval::risk::evaluate(

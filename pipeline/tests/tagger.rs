@@ -80,11 +80,12 @@ fn ordinary_posts_keep_their_words() {
         "The cold chain fridge is back to 4 degrees",
         "Merci à toute l'équipe pour la campagne 👏",
         "Measles cases are rising, check the children's cards",
+        "ADMIN TO FOLLOW UP ON THE WEAN",
     ];
     let touched: Vec<String> = posts
         .iter()
         .map(|p| s.redact_text(p).unwrap().text)
         .filter(|r| r.contains('['))
         .collect();
-    assert!(touched.len() <= 1, "ordinary posts redacted: {touched:?}");
+    assert!(touched.is_empty(), "ordinary posts redacted: {touched:?}");
 }

@@ -147,6 +147,17 @@ const NAME_BESIDE_MAX_ZIPF: f32 = 3.0;
 /// be an ordinary word, whatever the name lists say.
 const SENTENCE_START_COMMON_ZIPF: f32 = 3.0;
 
+/// What the name and word lists say of a word, as [`NameFinder::word_profile`] gives it.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct WordProfile {
+    /// Listed as a first name or a surname.
+    pub name: bool,
+    /// Zipf frequency as an ordinary word; 0 when not in the word lists.
+    pub zipf: f32,
+    /// A clinical word the lists also hold as a name (Foley, Swan, Ganz).
+    pub clinical: bool,
+}
+
 /// What the lists say of one word.
 #[derive(Debug, Default, Clone, Copy)]
 struct Word {
@@ -579,6 +590,18 @@ impl NameFinder {
             cue_starts,
             words,
         })
+    }
+
+    /// What the lists say of one word (any case, accents or not): for finders other than
+    /// the rules, such as a learned tagger, to check a name against.
+    pub fn word_profile(&self, word: &str) -> WordProfile {
+        let mut buf = String::new();
+        let w = self.word_known(word, word.is_ascii(), &mut buf);
+        WordProfile {
+            name: w.first || w.last,
+            zipf: w.zipf,
+            clinical: w.clinical,
+        }
     }
 
     /// What the lists say of a token.

@@ -25,6 +25,9 @@ pub enum Validator {
     /// A month/day pair not written as a clinical rating: N/10 with N up to 10 is a pain
     /// score, N/5 with N up to 5 a muscle strength or a ventilator setting (PS/PEEP 5/5).
     NotARating,
+    /// A capitalised word that is no weekday or month (English or French): places and names
+    /// found after a preposition are not *Thursday* or *Janvier*.
+    NotATimeWord,
 }
 
 impl Validator {
@@ -37,6 +40,7 @@ impl Validator {
             Validator::PaymentCard => payment_card_is_valid(matched),
             Validator::Iban => iban_is_valid(matched),
             Validator::NotARating => !is_rating(matched),
+            Validator::NotATimeWord => !is_time_word(matched),
         }
     }
 }
@@ -175,6 +179,75 @@ pub fn iban_is_valid(s: &str) -> bool {
         }
     }
     mod_97(expanded) == 1
+}
+
+/// Weekdays and months, English and French, lower case without accents.
+const TIME_WORDS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "lundi",
+    "mardi",
+    "mercredi",
+    "jeudi",
+    "vendredi",
+    "samedi",
+    "dimanche",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "janvier",
+    "fevrier",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "aout",
+    "septembre",
+    "octobre",
+    "novembre",
+    "decembre",
+    "today",
+    "tomorrow",
+    "tonight",
+    "noon",
+    "midnight",
+    "christmas",
+    "easter",
+    "noel",
+    "paques",
+];
+
+/// Whether the first word of `matched` is a weekday, a month or a day word.
+fn is_time_word(matched: &str) -> bool {
+    let first: String = matched
+        .split(|c: char| !c.is_alphabetic())
+        .find(|w| !w.is_empty())
+        .unwrap_or("")
+        .to_lowercase()
+        .chars()
+        .map(|c| match c {
+            'é' | 'è' | 'ê' => 'e',
+            'û' | 'ù' => 'u',
+            'â' | 'à' => 'a',
+            other => other,
+        })
+        .collect();
+    TIME_WORDS.contains(&first.as_str())
 }
 
 #[cfg(test)]

@@ -101,6 +101,47 @@ pub fn tagger_spans(text: &str, tagged: &[TaggedSpan]) -> Vec<ExtraSpan> {
         .collect()
 }
 
+/// Zipf frequency from which a word that no name list holds is an ordinary word (3.0:
+/// about once per million words, *smoker*, *admin*, *wean*).
+const COMMON_WORD_ZIPF: f32 = 3.0;
+
+/// Whether a span the tagger takes for a person could be a name by the lists: not when
+/// every word of it is a clinical word (Swan, Foley) or a common word that no name list
+/// holds (SMOKER, ADMIN, *wean*), the shorthand of notes typed in capitals. A word no list
+/// knows at all (Okonkwo, Ikechukwu) stays a name: that is what the tagger is for.
+fn could_be_a_name(
+    text: &str,
+    span: &ExtraSpan,
+    finders: &[std::sync::Arc<vigie_rules::names::NameFinder>],
+) -> bool {
+    let name: String = text
+        .chars()
+        .skip(span.start)
+        .take(span.end - span.start)
+        .collect();
+    name.split(|c: char| !c.is_alphabetic())
+        .filter(|w| w.chars().count() >= 2)
+        .any(|word| {
+            let profiles: Vec<_> = finders.iter().map(|f| f.word_profile(word)).collect();
+            let clinical = profiles.iter().any(|p| p.clinical);
+            let listed = profiles.iter().any(|p| p.name);
+            let zipf = profiles.iter().map(|p| p.zipf).fold(0.0, f32::max);
+            !clinical && (listed || zipf < COMMON_WORD_ZIPF)
+        })
+}
+
+/// Whether a span the tagger takes for a date holds enough to be one: three letters or
+/// digits at least. A bare one- or two-digit number (a room, a dose) or a two-letter word
+/// (*on*, *of*) beside a date is no date by itself.
+fn could_be_a_date(text: &str, span: &ExtraSpan) -> bool {
+    text.chars()
+        .skip(span.start)
+        .take(span.end - span.start)
+        .filter(|c| c.is_alphanumeric())
+        .count()
+        >= 3
+}
+
 /// Below this confidence a finding in an id is a context-free guess (a long digit group of
 /// a UUID read as a record number), not evidence that the id exposes someone.
 const ID_CHECK_CONFIDENCE: f32 = 0.8;
@@ -137,7 +178,12 @@ impl RedactionStage {
     /// [`RedactionStage::redact`] with the token tagger's spans beside the rules (see
     /// [`tagger_spans`] for which of them are redacted).
     pub fn redact_tagged(&self, text: &str, lang: Option<&str>, tagged: &[TaggedSpan]) -> Redacted {
-        let extra = tagger_spans(text, tagged);
+        let mut extra = tagger_spans(text, tagged);
+        let finders = self.redactor.rules().name_finders();
+        if !finders.is_empty() {
+            extra.retain(|span| span.kind != "PERSON" || could_be_a_name(text, span, finders));
+        }
+        extra.retain(|span| span.kind != "DATE" || could_be_a_date(text, span));
         let r = self.redactor.redact_with(text, lang, &extra);
         Redacted {
             text: r.text,
@@ -251,6 +297,23 @@ mod tests {
             .redact_tagged(text, Some("en"), &weak)
             .text
             .contains("aminata"));
+    }
+
+    #[test]
+    fn tagged_dates_need_three_letters_or_digits() {
+        let stage = RedactionStage::new(RuleSet::builtin().unwrap(), 0.5, ReplaceMode::Placeholder);
+        let text = "vu on 7 puis le lendemain";
+        let at = |needle: &str| {
+            let start = text[..text.find(needle).unwrap()].chars().count();
+            TaggedSpan {
+                start,
+                end: start + needle.chars().count(),
+                label: "DATE".into(),
+                score: 0.9,
+            }
+        };
+        let r = stage.redact_tagged(text, Some("fr"), &[at("on"), at("7"), at("lendemain")]);
+        assert_eq!(r.text, "vu on 7 puis le [DATE]");
     }
 
     #[test]

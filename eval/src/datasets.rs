@@ -14,9 +14,12 @@ pub struct LangIdRow {
     pub text: String,
     /// fr | en | other
     pub lang: String,
-    /// sentences | single-words | word-pairs
+    /// sentences | single-words | word-pairs | chat-lines | ...
     #[serde(default)]
     pub kind: Option<String>,
+    /// Whether the text mixes French and English (rows that say so).
+    #[serde(default)]
+    pub mixed: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

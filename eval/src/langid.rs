@@ -1,4 +1,5 @@
-//! Language identification: accuracy per text kind and a confusion matrix.
+//! Language identification: accuracy per text kind and per length, a confusion matrix,
+//! and how well the `mixed` flag is set where the rows say.
 
 use std::collections::BTreeMap;
 
@@ -7,14 +8,29 @@ use serde::Serialize;
 
 use crate::datasets::LangIdRow;
 
+/// Length buckets in characters (code points): 1–9, 10–19, 20–49, ≥ 50.
+pub const LENGTH_BUCKETS: [(usize, &str); 4] =
+    [(1, "1-9"), (10, "10-19"), (20, "20-49"), (50, ">=50")];
+
+/// What the detector answered for a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Predicted {
+    pub lang: String,
+    pub mixed: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LangIdReport {
     pub total: usize,
     pub accuracy: f64,
     /// kind (sentences, word-pairs, ...) -> (correct, total, accuracy)
     pub by_kind: BTreeMap<String, KindAccuracy>,
+    /// length bucket -> (correct, total, accuracy)
+    pub by_length: BTreeMap<String, KindAccuracy>,
     /// gold -> predicted -> count
     pub confusion: BTreeMap<String, BTreeMap<String, usize>>,
+    /// The `mixed` flag on rows that say whether they are mixed.
+    pub mixed: Option<FlagScore>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -24,63 +40,125 @@ pub struct KindAccuracy {
     pub accuracy: f64,
 }
 
-pub fn evaluate(rows: &[LangIdRow], mut predict: impl FnMut(&str) -> String) -> LangIdReport {
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FlagScore {
+    pub true_positives: usize,
+    pub false_positives: usize,
+    pub false_negatives: usize,
+    pub precision: f64,
+    pub recall: f64,
+}
+
+fn bucket_of(text: &str) -> &'static str {
+    let n = text.chars().count();
+    LENGTH_BUCKETS
+        .iter()
+        .rev()
+        .find(|(min, _)| n >= *min)
+        .map_or("0", |(_, name)| name)
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn accuracies(counts: BTreeMap<String, (usize, usize)>) -> BTreeMap<String, KindAccuracy> {
+    counts
+        .into_iter()
+        .map(|(k, (correct, total))| {
+            let accuracy = ratio(correct, total);
+            (
+                k,
+                KindAccuracy {
+                    correct,
+                    total,
+                    accuracy,
+                },
+            )
+        })
+        .collect()
+}
+
+pub fn evaluate(rows: &[LangIdRow], mut predict: impl FnMut(&str) -> Predicted) -> LangIdReport {
     let mut by_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut by_length: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut confusion: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut mixed: Option<FlagScore> = None;
     let mut correct = 0;
     for row in rows {
         let predicted = predict(&row.text);
-        let ok = predicted == row.lang;
+        let ok = predicted.lang == row.lang;
         correct += ok as usize;
         let kind = row.kind.clone().unwrap_or_else(|| "all".into());
-        let entry = by_kind.entry(kind).or_default();
-        entry.0 += ok as usize;
-        entry.1 += 1;
+        for (map, key) in [
+            (&mut by_kind, kind),
+            (&mut by_length, bucket_of(&row.text).to_string()),
+        ] {
+            let entry = map.entry(key).or_default();
+            entry.0 += ok as usize;
+            entry.1 += 1;
+        }
         *confusion
             .entry(row.lang.clone())
             .or_default()
-            .entry(predicted)
+            .entry(predicted.lang)
             .or_default() += 1;
+        if let Some(gold) = row.mixed {
+            let m = mixed.get_or_insert_with(FlagScore::default);
+            match (gold, predicted.mixed) {
+                (true, true) => m.true_positives += 1,
+                (false, true) => m.false_positives += 1,
+                (true, false) => m.false_negatives += 1,
+                (false, false) => {}
+            }
+        }
     }
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    if let Some(m) = &mut mixed {
+        m.precision = ratio(m.true_positives, m.true_positives + m.false_positives);
+        m.recall = ratio(m.true_positives, m.true_positives + m.false_negatives);
+    }
     LangIdReport {
         total: rows.len(),
         accuracy: ratio(correct, rows.len()),
-        by_kind: by_kind
-            .into_iter()
-            .map(|(k, (c, t))| {
-                (
-                    k,
-                    KindAccuracy {
-                        correct: c,
-                        total: t,
-                        accuracy: ratio(c, t),
-                    },
-                )
-            })
-            .collect(),
+        by_kind: accuracies(by_kind),
+        by_length: accuracies(by_length),
         confusion,
+        mixed,
     }
 }
 
 impl LangIdReport {
     pub fn tables(&self) -> String {
-        let mut kinds = Table::new();
-        kinds.set_header(["kind", "correct", "total", "accuracy"]);
-        for (kind, k) in &self.by_kind {
-            kinds.add_row([
-                kind.clone(),
-                k.correct.to_string(),
-                k.total.to_string(),
-                format!("{:.2}%", k.accuracy * 100.0),
-            ]);
-        }
+        let accuracy_table =
+            |title: &str, rows: &BTreeMap<String, KindAccuracy>, order: &[&str]| {
+                let mut table = Table::new();
+                table.set_header([title, "correct", "total", "accuracy"]);
+                let mut keys: Vec<&String> = rows.keys().collect();
+                keys.sort_by_key(|k| order.iter().position(|o| o == k).unwrap_or(usize::MAX));
+                for key in keys {
+                    let k = &rows[key];
+                    table.add_row([
+                        key.clone(),
+                        k.correct.to_string(),
+                        k.total.to_string(),
+                        format!("{:.2}%", k.accuracy * 100.0),
+                    ]);
+                }
+                table
+            };
+        let mut kinds = accuracy_table("kind", &self.by_kind, &[]);
         kinds.add_row([
             "all".to_string(),
             String::new(),
             self.total.to_string(),
             format!("{:.2}%", self.accuracy * 100.0),
         ]);
+        let order: Vec<&str> = LENGTH_BUCKETS.iter().map(|(_, n)| *n).collect();
+        let lengths = accuracy_table("characters", &self.by_length, &order);
         let predicted: Vec<String> = {
             let mut p: Vec<String> = self
                 .confusion
@@ -104,7 +182,16 @@ impl LangIdReport {
             );
             confusion.add_row(cells);
         }
-        format!("Language identification\n{kinds}\nConfusion matrix\n{confusion}")
+        let mixed = match &self.mixed {
+            Some(m) => format!(
+                "\nMixed French-English flag: precision {:.2}, recall {:.2} ({} flagged right, {} wrongly, {} missed)",
+                m.precision, m.recall, m.true_positives, m.false_positives, m.false_negatives
+            ),
+            None => String::new(),
+        };
+        format!(
+            "Language identification\n{kinds}\nBy length\n{lengths}\nConfusion matrix\n{confusion}{mixed}"
+        )
     }
 }
 
@@ -118,21 +205,49 @@ mod tests {
             text: text.into(),
             lang: lang.into(),
             kind: Some(kind.into()),
+            mixed: None,
+        }
+    }
+
+    fn said(lang: &str) -> Predicted {
+        Predicted {
+            lang: lang.into(),
+            mixed: false,
         }
     }
 
     #[test]
-    fn accuracy_and_confusion() {
+    fn accuracy_confusion_and_length_buckets() {
+        let long = "a".repeat(60);
         let rows = [
             row("a", "fr", "sentences"),
-            row("b", "en", "sentences"),
-            row("c", "other", "word-pairs"),
+            row("bbbbbbbbbbbb", "en", "sentences"),
+            row(&long, "other", "word-pairs"),
         ];
-        let r = evaluate(&rows, |t| if t == "a" { "fr".into() } else { "en".into() });
+        let r = evaluate(&rows, |t| if t == "a" { said("fr") } else { said("en") });
         assert_eq!(r.by_kind["sentences"].correct, 2);
         assert_eq!(r.by_kind["word-pairs"].correct, 0);
         assert_eq!(r.confusion["other"]["en"], 1);
         assert!((r.accuracy - 2.0 / 3.0).abs() < 1e-12);
-        assert!(r.tables().contains("word-pairs"));
+        assert_eq!(r.by_length["1-9"].total, 1);
+        assert_eq!(r.by_length["10-19"].correct, 1);
+        assert_eq!(r.by_length[">=50"].correct, 0);
+        assert!(r.mixed.is_none());
+        let tables = r.tables();
+        assert!(tables.contains("word-pairs") && tables.contains("20-49") == false);
+    }
+
+    #[test]
+    fn mixed_flag_precision_and_recall() {
+        let mut rows = vec![row("un", "fr", "chat"), row("deux", "fr", "chat")];
+        rows[0].mixed = Some(true);
+        rows[1].mixed = Some(false);
+        let r = evaluate(&rows, |_| Predicted {
+            lang: "fr".into(),
+            mixed: true,
+        });
+        let m = r.mixed.unwrap();
+        assert_eq!((m.true_positives, m.false_positives), (1, 1));
+        assert!((m.precision - 0.5).abs() < 1e-12 && (m.recall - 1.0).abs() < 1e-12);
     }
 }

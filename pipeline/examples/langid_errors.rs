@@ -1,54 +1,53 @@
-//! Where the language stage goes wrong on a labeled file, for tuning its rules:
-//! `cargo run -p vigie-pipeline --example langid_errors -- [FILE] [GAZETTEERS_DIR] [-v]`
-//! (defaults: ../shared/datasets/langid/lingua_dev.jsonl, ../shared/gazetteers).
-//! Prints error counts by gold language (source language) and prediction; `-v` lists the
-//! misclassified sentences too.
-
-use std::collections::BTreeMap;
-use std::path::Path;
+//! Prints the rows of a language-ID file that the language stage gets wrong.
+//! `cargo run --example langid_errors -- FILE [KIND]`
+use std::io::BufRead;
 
 use vigie_pipeline::stages::language::{LanguageStage, Lexicon};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let verbose = args.iter().any(|a| a == "-v");
-    let mut positional = args.iter().filter(|a| *a != "-v");
-    let file = positional
-        .next()
-        .map_or("../shared/datasets/langid/lingua_dev.jsonl", |s| s.as_str());
-    let gazetteers = positional
-        .next()
-        .map_or("../shared/gazetteers", |s| s.as_str());
-    let stage = LanguageStage::new(Some(Lexicon::load(Path::new(gazetteers))?));
-    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
-    for line in std::fs::read_to_string(file)?.lines() {
-        let row: serde_json::Value = serde_json::from_str(line)?;
-        if row["kind"] != "sentences" {
-            continue;
-        }
-        let (text, gold) = (
-            row["text"].as_str().unwrap_or(""),
-            row["lang"].as_str().unwrap_or(""),
-        );
-        let found = stage.detect(text);
-        if found.code.as_str() != gold {
-            let source = row["source_lang"].as_str().unwrap_or("?");
-            *errors
-                .entry(format!("{gold}({source}) -> {}", found.code.as_str()))
-                .or_default() += 1;
-            if verbose {
-                println!(
-                    "{gold} -> {} ({:.2}) {}",
-                    found.code.as_str(),
-                    found.confidence,
-                    text.chars().take(100).collect::<String>()
-                );
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gazetteers");
+    let stage = LanguageStage::new(Some(Lexicon::load(&dir)?))?;
+    let plain = LanguageStage::default();
+    if args[1] == "--text" {
+        for text in &args[2..] {
+            let o = stage.observe_signals(text);
+            println!(
+                "{text}: {:?} whatlang={:?}",
+                stage.detect(text),
+                plain.detect(text)
+            );
+            if let Some(o) = o {
+                for (n, v) in vigie_pipeline::stages::language::SIGNALS
+                    .iter()
+                    .zip(o.signals)
+                {
+                    println!("  {n} = {v:.3}");
+                }
             }
         }
+        return Ok(());
     }
-    println!(
-        "{} errors on sentences: {errors:?}",
-        errors.values().sum::<usize>()
-    );
+    let file = std::io::BufReader::new(std::fs::File::open(&args[1])?);
+    for line in file.lines() {
+        let row: serde_json::Value = serde_json::from_str(&line?)?;
+        let kind = row["kind"].as_str().unwrap_or("");
+        if args.get(2).is_some_and(|k| k != kind) {
+            continue;
+        }
+        let text = row["text"].as_str().unwrap_or("");
+        let gold = row["lang"].as_str().unwrap_or("");
+        let got = stage.detect(text);
+        if got.code.as_str() != gold {
+            let w = plain.detect(text);
+            println!(
+                "{gold}\t{}\t{:.2}\twl={} {:.2}\t{kind}\t{text}",
+                got.code.as_str(),
+                got.confidence,
+                w.code.as_str(),
+                w.confidence
+            );
+        }
+    }
     Ok(())
 }

@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v.get("text")?.as_str().map(str::to_string))
         .collect();
-    let language = LanguageStage::new(None);
+    let language = LanguageStage::default();
     let langs: Vec<Option<&str>> = texts
         .iter()
         .map(|t| vigie_pipeline::screener::known_language(language.detect(t).code))

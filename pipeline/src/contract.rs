@@ -69,8 +69,27 @@ impl LangCode {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Lang {
     pub code: LangCode,
-    /// 0..1, whatlang's confidence in its best guess.
+    /// 0..1, how sure the language stage is of `code` (whatlang's confidence, or the
+    /// word frequencies' when they decided).
     pub confidence: f32,
+    /// A French or English post that holds clear words of the other language too (the
+    /// redaction rules of both run on it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mixed: bool,
+}
+
+impl Lang {
+    pub fn new(code: LangCode, confidence: f32) -> Self {
+        Lang {
+            code,
+            confidence,
+            mixed: false,
+        }
+    }
+
+    pub fn undetermined() -> Self {
+        Lang::new(LangCode::Und, 0.0)
+    }
 }
 
 /// One identifier removed from the text. Offsets count Unicode code points of the

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod gate_training;
 pub mod io;
 pub mod kafka;
+pub mod langid_training;
 pub mod metrics;
 pub mod ops;
 pub mod screener;

@@ -307,6 +307,8 @@ enum HeadArg {
     Stance,
     /// The token tagger of the redaction stage (names, places, organisations, dates).
     Tagger,
+    /// The language stage's French-or-English model (no encoder needed).
+    Langid,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -728,9 +730,20 @@ fn eval(a: EvalArgs) -> Result<()> {
     for path in &a.data {
         match a.task {
             EvalTask::Langid => {
-                let rows: Vec<LangIdRow> = read_jsonl(path)?;
+                let mut rows: Vec<LangIdRow> = read_jsonl(path)?;
+                // Language ID tunes on half of each file, not a fifth (see
+                // `langid_training`).
+                rows.retain(|r| match a.side {
+                    SplitSide::All => true,
+                    SplitSide::Measure => vigie_pipeline::langid_training::is_measure(&r.id),
+                    SplitSide::Tune => !vigie_pipeline::langid_training::is_measure(&r.id),
+                });
                 let report = vigie_eval::langid::evaluate(&rows, |t| {
-                    screener.language().detect(t).code.as_str().to_string()
+                    let lang = screener.language().detect(t);
+                    vigie_eval::langid::Predicted {
+                        lang: lang.code.as_str().to_string(),
+                        mixed: lang.mixed,
+                    }
                 });
                 print_report(path, a.json, &report, || report.tables())?;
             }
@@ -952,8 +965,10 @@ fn score_with_progress<T>(
 /// What the risk stage gets for a post: its redacted text and the language the pipeline
 /// detects (the redaction rules and the head both depend on it).
 fn prepare_for_risk(screener: &Screener, text: &str) -> (String, Option<&'static str>) {
-    let lang = vigie_pipeline::screener::known_language(screener.language().detect(text).code);
-    (screener.redaction().redact(text, lang).text, lang)
+    let detected = screener.language().detect(text);
+    let rules = vigie_pipeline::screener::rule_language(&detected);
+    let lang = vigie_pipeline::screener::known_language(detected.code);
+    (screener.redaction().redact(text, rules).text, lang)
 }
 
 /// Each text as the pipeline would see it: the embedding of its redacted text, normalised
@@ -988,6 +1003,7 @@ fn embed_as_seen<'t>(
 fn train(a: TrainArgs) -> Result<()> {
     match a.head {
         HeadArg::Tagger => return train_tagger(&a),
+        HeadArg::Langid => return train_langid(&a),
         HeadArg::Gate => return train_gate(&a, vigie_pipeline::gate_training::Task::ClaimGate),
         HeadArg::Stance => return train_gate(&a, vigie_pipeline::gate_training::Task::Stance),
         HeadArg::Risk => {}
@@ -1178,6 +1194,81 @@ fn train(a: TrainArgs) -> Result<()> {
         let report = vigie_eval::risk::evaluate(rows, &scores, 0.5);
         println!("== dev {name} (head alone, calibrated)\n{}", report.table());
     }
+    Ok(())
+}
+
+/// Language-ID files the French-or-English model trains on: the shared lingua file (under
+/// the data directory) and the project's chat lines (under the project's datasets).
+const LANGID_SHARED: &str = "langid/lingua_dev.jsonl";
+const LANGID_PROJECT: &str = "langid/chat_lines.jsonl";
+/// Each chat line weighs this many lingua rows: chat lines are what the stage reads in
+/// service (short, elided, mixed), lingua's are mostly sentences and dictionary words.
+const LANGID_CHAT_WEIGHT: f32 = 4.0;
+
+/// `vigie train --head langid`: the language stage's French-or-English model, on the tune
+/// half of the shared lingua file and of the project's chat lines; reported on the
+/// other half.
+fn train_langid(a: &TrainArgs) -> Result<()> {
+    use vigie_pipeline::langid_training::{accuracy, examples, fit, is_measure, FitOptions};
+    use vigie_pipeline::stages::language::Lexicon;
+    let config = Config::load(a.config.as_deref())?;
+    let gazetteers = config
+        .gazetteers_dir()
+        .context("the language model reads the word-frequency lists ($VIGIE_GAZETTEERS)")?;
+    let files = [
+        a.data_dir.join(LANGID_SHARED),
+        a.project_data_dir.join(LANGID_PROJECT),
+    ];
+    let (mut tune, mut measure) = (Vec::new(), Vec::new());
+    for (file, weight) in files.iter().zip([1.0, LANGID_CHAT_WEIGHT]) {
+        let rows: Vec<LangIdRow> = read_jsonl(file)?;
+        let (t, m): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| !is_measure(&r.id));
+        eprintln!(
+            "{}: {} tune rows, {} measured",
+            file.display(),
+            t.len(),
+            m.len()
+        );
+        let pairs = |rows: &[LangIdRow]| -> Result<_> {
+            let lexicon = Lexicon::load(&gazetteers)?;
+            let mut set = examples(
+                lexicon,
+                rows.iter().map(|r| (r.text.as_str(), r.lang.as_str())),
+            );
+            set.iter_mut().for_each(|e| e.weight = weight);
+            Ok(set)
+        };
+        tune.extend(pairs(&t)?);
+        measure.extend(pairs(&m)?);
+    }
+    let defaults = FitOptions::default();
+    let options = FitOptions {
+        epochs: a.epochs.unwrap_or(defaults.epochs),
+        learning_rate: a.learning_rate.unwrap_or(defaults.learning_rate),
+        l2: a.l2.unwrap_or(defaults.l2),
+        ..defaults
+    };
+    let trained_on = format!(
+        "tune half of {} and {} ({} texts), {} epochs",
+        LANGID_SHARED,
+        LANGID_PROJECT,
+        tune.len(),
+        options.epochs
+    );
+    let model = fit(&tune, options, trained_on);
+    eprintln!(
+        "French or English against another language: tune {:.2}%, measure {:.2}% ({} texts)",
+        accuracy(&model, &tune) * 100.0,
+        accuracy(&model, &measure) * 100.0,
+        measure.len()
+    );
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(vigie_pipeline::stages::language::DEFAULT_FR_EN_MODEL));
+    std::fs::write(&out, serde_json::to_string_pretty(&model)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {}", out.display());
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub enum BuildError {
     Config(Box<crate::config::ConfigError>),
     #[error("language stage: {0}")]
     Lexicon(#[from] crate::stages::language::LexiconError),
+    #[error("language stage: {0}")]
+    LanguageModel(#[from] crate::stages::language::FrEnModelError),
 }
 
 impl From<crate::config::ConfigError> for BuildError {
@@ -141,7 +143,7 @@ impl Screener {
             (None, _) => None,
         };
         Ok(Screener {
-            language: LanguageStage::new(lexicon),
+            language: LanguageStage::new(lexicon)?,
             redaction,
             tagger,
             risk,
@@ -267,7 +269,7 @@ impl Screener {
             .zip(&tagged.spans)
             .map(|((p, l), spans)| {
                 self.redaction
-                    .redact_tagged(&p.text, known_language(l.code), spans)
+                    .redact_tagged(&p.text, rule_language(l), spans)
             })
             .collect();
         times.redaction = lap();
@@ -338,7 +340,7 @@ impl Screener {
     /// Redacts one text as the pipeline does (language, tagger, rules): what `vigie eval
     /// redaction` and `vigie rules explain` measure and show.
     pub fn redact_text(&self, text: &str) -> Result<crate::stages::redaction::Redacted, RiskError> {
-        let lang = known_language(self.language.detect(text).code);
+        let lang = rule_language(&self.language.detect(text));
         let tagged = self.tag(&[text])?;
         Ok(self.redaction.redact_tagged(text, lang, &tagged.spans[0]))
     }
@@ -408,6 +410,16 @@ pub fn redaction_stage(config: &Config) -> Result<RedactionStage, BuildError> {
         config.redaction.replace_mode()?,
     )
     .with_not_a_patient(&config.redaction.not_a_patient))
+}
+
+/// The language whose redaction rules run on a post: fr or en; None (the rules of every
+/// language) when it mixes the two, is in another language or undetermined.
+pub fn rule_language(lang: &crate::contract::Lang) -> Option<&'static str> {
+    if lang.mixed {
+        None
+    } else {
+        known_language(lang.code)
+    }
 }
 
 /// fr or en, for language-specific rules; None when other or undetermined.

@@ -91,6 +91,7 @@ pub fn moderation_record(
         lang: Lang {
             code,
             confidence: 0.9,
+            mixed: false,
         },
         redacted_text: text.to_string(),
         redactions: vec![],

@@ -141,10 +141,12 @@ mod tests {
     const FR: Lang = Lang {
         code: LangCode::Fr,
         confidence: 1.0,
+        mixed: false,
     };
     const UND: Lang = Lang {
         code: LangCode::Und,
         confidence: 0.0,
+        mixed: false,
     };
 
     #[test]

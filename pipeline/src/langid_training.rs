@@ -1,0 +1,171 @@
+//! Training the language stage's French-or-English model (`vigie train --head langid`).
+//!
+//! Rows are split in two halves by a stable hash of their id: the model is fitted on
+//! one half of each file and `vigie eval langid --side measure` reports the other. The
+//! fit is a class-balanced logistic regression by full-batch gradient descent from zero
+//! weights: no randomness, so the same rows give the same model byte for byte.
+
+use crate::stages::language::{FrEnModel, LanguageStage, Lexicon, SIGNALS};
+
+/// Whether a language-ID row is kept for measuring only (half of every file).
+pub fn is_measure(id: &str) -> bool {
+    vigie_models::training::fold_of(&format!("langid:{id}"), 2) == 0
+}
+
+/// One labelled text: French or English (true) against another language (false).
+pub struct Example {
+    pub signals: Vec<f32>,
+    pub fr_or_en: bool,
+    /// Weight within its class (1 by default).
+    pub weight: f32,
+}
+
+/// The examples of `(text, lang)` rows: `fr`/`en` against `other`; rows of another label
+/// (`und`) and texts decided without the model (nothing to read) are left out.
+pub fn examples<'a>(
+    lexicon: Lexicon,
+    rows: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<Example> {
+    let stage = LanguageStage::with_model(lexicon, FrEnModel::untrained());
+    rows.into_iter()
+        .filter_map(|(text, lang)| {
+            let fr_or_en = match lang {
+                "fr" | "en" => true,
+                "other" => false,
+                _ => return None,
+            };
+            let observed = stage.observe_signals(text)?;
+            Some(Example {
+                signals: observed.signals.to_vec(),
+                fr_or_en,
+                weight: 1.0,
+            })
+        })
+        .collect()
+}
+
+/// How the model is fitted.
+#[derive(Debug, Clone, Copy)]
+pub struct FitOptions {
+    pub epochs: usize,
+    pub learning_rate: f32,
+    pub l2: f32,
+    /// Weight of the French-or-English class against the other, after balancing: above 1,
+    /// a French post sent to `other` (which then skips the French rules and the risk
+    /// judgement) costs more than a post in another language read as French.
+    pub fr_en_weight: f32,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 3000,
+            learning_rate: 1.0,
+            l2: 1e-4,
+            fr_en_weight: 1.5,
+        }
+    }
+}
+
+/// Fits the model (balanced classes, full-batch gradient descent).
+pub fn fit(examples: &[Example], options: FitOptions, trained_on: String) -> FrEnModel {
+    let dim = SIGNALS.len();
+    let class_total = |fr_or_en: bool| {
+        let sum: f32 = examples
+            .iter()
+            .filter(|e| e.fr_or_en == fr_or_en)
+            .map(|e| e.weight)
+            .sum();
+        sum.max(f32::MIN_POSITIVE)
+    };
+    let (positives, negatives) = (class_total(true), class_total(false));
+    let weight_of = |e: &Example| {
+        if e.fr_or_en {
+            options.fr_en_weight * e.weight / positives
+        } else {
+            e.weight / negatives
+        }
+    };
+    let total: f32 = examples
+        .iter()
+        .map(weight_of)
+        .sum::<f32>()
+        .max(f32::MIN_POSITIVE);
+    let (mut w, mut b) = (vec![0f32; dim], 0f32);
+    let mut grad = vec![0f32; dim];
+    for _ in 0..options.epochs {
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        let mut grad_b = 0f32;
+        for e in examples {
+            let z: f32 = w.iter().zip(&e.signals).map(|(w, x)| w * x).sum::<f32>() + b;
+            let p = 1.0 / (1.0 + (-z).exp());
+            let err = (p - e.fr_or_en as u8 as f32) * weight_of(e) / total;
+            for (g, x) in grad.iter_mut().zip(&e.signals) {
+                *g += err * x;
+            }
+            grad_b += err;
+        }
+        for (wi, g) in w.iter_mut().zip(&grad) {
+            *wi -= options.learning_rate * (g + options.l2 * *wi);
+        }
+        b -= options.learning_rate * grad_b;
+    }
+    FrEnModel {
+        trained_on,
+        signals: SIGNALS.iter().map(|s| s.to_string()).collect(),
+        // Rounded so that the committed file reads well and does not change with the
+        // last bits of float summation order.
+        weights: w.iter().map(|x| round4(*x)).collect(),
+        bias: round4(b),
+    }
+}
+
+fn round4(x: f32) -> f32 {
+    (x * 1e4).round() / 1e4
+}
+
+/// Share of examples the model puts on the right side.
+pub fn accuracy(model: &FrEnModel, examples: &[Example]) -> f64 {
+    let right = examples
+        .iter()
+        .filter(|e| (model.probability(&e.signals) >= 0.5) == e.fr_or_en)
+        .count();
+    right as f64 / examples.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(x: f32, fr_or_en: bool) -> Example {
+        let mut signals = vec![0.0; SIGNALS.len()];
+        signals[4] = x;
+        Example {
+            signals,
+            fr_or_en,
+            weight: 1.0,
+        }
+    }
+
+    #[test]
+    fn fit_separates_a_separable_signal_and_is_deterministic() {
+        let examples: Vec<Example> = (0..40).map(|i| example(i as f32 / 40.0, i >= 20)).collect();
+        let options = FitOptions {
+            epochs: 500,
+            ..FitOptions::default()
+        };
+        let a = fit(&examples, options, "t".into());
+        let b = fit(&examples, options, "t".into());
+        assert_eq!(a.weights, b.weights);
+        assert!(a.weights[4] > 0.0, "{:?}", a.weights);
+        assert!(accuracy(&a, &examples) >= 0.9);
+    }
+
+    #[test]
+    fn the_split_is_half_and_stable() {
+        let ids: Vec<String> = (0..2000).map(|i| format!("row-{i}")).collect();
+        let measured = ids.iter().filter(|id| is_measure(id)).count();
+        assert!((900..1100).contains(&measured), "{measured}");
+        assert_eq!(is_measure("row-7"), is_measure("row-7"));
+    }
+}

@@ -44,6 +44,39 @@ pub fn examples<'a>(
         .collect()
 }
 
+/// Posts that switch between French and English mid-way, as people in Québec, Cameroon
+/// or a clinic do ("le patient est sorti, call him back asap"): the first words of a
+/// text in one language joined to the last words of a text in the other. Trigrams read
+/// such a post as a third language, so the model must see the family; `n` of them,
+/// seeded, from the `french` and `english` texts given (the tune side only).
+pub fn code_switched(french: &[&str], english: &[&str], n: usize, seed: u64) -> Vec<String> {
+    let mut rng = vigie_models::rng::XorShift::new(seed);
+    let usable = |texts: &[&str]| -> Vec<Vec<String>> {
+        texts
+            .iter()
+            .map(|t| t.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .filter(|w| (3..=30).contains(&w.len()))
+            .collect()
+    };
+    let (french, english) = (usable(french), usable(english));
+    if french.is_empty() || english.is_empty() {
+        return Vec::new();
+    }
+    let mut pick = |texts: &[Vec<String>]| texts[rng.below(texts.len() as u64) as usize].clone();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let (a, b) = (pick(&french), pick(&english));
+        let (first, second) = if i % 2 == 0 { (a, b) } else { (b, a) };
+        // Two to five words of the second language, the rest of the first.
+        let tail = (2 + i % 4).min(second.len());
+        let head = first.len().saturating_sub(tail).max(2);
+        let mut words: Vec<String> = first[..head.min(first.len())].to_vec();
+        words.extend_from_slice(&second[second.len() - tail..]);
+        out.push(words.join(" "));
+    }
+    out
+}
+
 /// How the model is fitted.
 #[derive(Debug, Clone, Copy)]
 pub struct FitOptions {
@@ -159,6 +192,28 @@ mod tests {
         assert_eq!(a.weights, b.weights);
         assert!(a.weights[4] > 0.0, "{:?}", a.weights);
         assert!(accuracy(&a, &examples) >= 0.9);
+    }
+
+    #[test]
+    fn code_switched_posts_join_both_languages() {
+        let fr = [
+            "le patient est sorti ce matin",
+            "on se voit demain au centre",
+        ];
+        let en = [
+            "please call him back asap",
+            "the doses arrived this morning",
+        ];
+        let posts = code_switched(&fr, &en, 6, 3);
+        assert_eq!(posts, code_switched(&fr, &en, 6, 3));
+        assert_eq!(posts.len(), 6);
+        for post in &posts {
+            let has = |texts: &[&str]| {
+                post.split(' ')
+                    .any(|w| texts.iter().any(|t| t.split(' ').any(|x| x == w)))
+            };
+            assert!(has(&fr) && has(&en), "{post}");
+        }
     }
 
     #[test]

@@ -438,6 +438,21 @@ enum BenchCommand {
     /// Produce posts to fresh topics of a broker, screen them, report posts/s and
     /// end-to-end latency (produce call to screened record), p50/p99.
     Kafka(BenchKafkaArgs),
+    /// Lines per second of the language stage against whatlang alone, over the texts of
+    /// language-ID files (each timed over several rounds, in this one process).
+    Langid(BenchLangidArgs),
+}
+
+#[derive(Args)]
+struct BenchLangidArgs {
+    /// Language-ID JSONL files (default: the shared lingua file and the project's chat lines).
+    #[arg(long, num_args = 1..)]
+    data: Vec<PathBuf>,
+    /// Timed rounds over all texts; the median round is reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args)]
@@ -514,6 +529,9 @@ fn main() -> Result<()> {
         Command::Bench {
             command: BenchCommand::Kafka(a),
         } => bench_kafka(a),
+        Command::Bench {
+            command: BenchCommand::Langid(a),
+        } => bench_langid(a),
         Command::Claims { command } => claims(command),
     }
 }
@@ -623,6 +641,61 @@ fn run_kafka(a: RunArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&stats)?);
         anyhow::Ok(())
     })
+}
+
+fn bench_langid(a: BenchLangidArgs) -> Result<()> {
+    use vigie_pipeline::stages::language::{LanguageStage, Lexicon};
+    let config = a.common.config()?;
+    let gazetteers = config
+        .gazetteers_dir()
+        .context("the language stage's word lists are in the gazetteers ($VIGIE_GAZETTEERS)")?;
+    let files = if a.data.is_empty() {
+        let shared = std::env::var_os("VIGIE_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("../shared/datasets"));
+        vec![
+            shared.join(LANGID_SHARED),
+            PathBuf::from("datasets").join(LANGID_PROJECT),
+        ]
+    } else {
+        a.data.clone()
+    };
+    let mut texts = Vec::new();
+    for file in &files {
+        let rows: Vec<LangIdRow> = read_jsonl(file)?;
+        texts.extend(rows.into_iter().map(|r| r.text));
+    }
+    if texts.is_empty() || a.rounds == 0 {
+        bail!("nothing to time: no texts, or --rounds 0");
+    }
+    let stage = LanguageStage::new(Some(Lexicon::load(&gazetteers)?))?;
+    let whatlang = whatlang::Detector::new();
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let time = |f: &dyn Fn(&str) -> bool| -> f64 {
+        let mut rounds: Vec<f64> = (0..a.rounds)
+            .map(|_| {
+                let start = Instant::now();
+                let kept = texts.iter().filter(|t| f(t)).count();
+                std::hint::black_box(kept);
+                start.elapsed().as_secs_f64()
+            })
+            .collect();
+        rounds.sort_by(f64::total_cmp);
+        rounds[rounds.len() / 2]
+    };
+    let alone = time(&|t| whatlang.detect(t).is_some());
+    let full = time(&|t| stage.detect(t).mixed);
+    let n = texts.len() as f64;
+    println!(
+        "{} texts ({:.1} MB), median of {} rounds, one thread",
+        texts.len(),
+        bytes as f64 / 1e6,
+        a.rounds
+    );
+    println!("whatlang alone     {:>10.0} lines/s", n / alone);
+    println!("language stage     {:>10.0} lines/s", n / full);
+    println!("cost               {:>10.2}x whatlang alone", full / alone);
+    Ok(())
 }
 
 fn bench_kafka(a: BenchKafkaArgs) -> Result<()> {
@@ -1204,12 +1277,19 @@ const LANGID_PROJECT: &str = "langid/chat_lines.jsonl";
 /// Each chat line weighs this many lingua rows: chat lines are what the stage reads in
 /// service (short, elided, mixed), lingua's are mostly sentences and dictionary words.
 const LANGID_CHAT_WEIGHT: f32 = 4.0;
+/// Posts switching between French and English made for training (see `code_switched`).
+const LANGID_CODE_SWITCHED: usize = 2000;
+/// ...each weighing this many lingua rows (together, a sixth of the French and English
+/// weight: enough to teach the family without drowning the rest).
+const LANGID_CODE_SWITCHED_WEIGHT: f32 = 0.25;
 
 /// `vigie train --head langid`: the language stage's French-or-English model, on the tune
 /// half of the shared lingua file and of the project's chat lines; reported on the
 /// other half.
 fn train_langid(a: &TrainArgs) -> Result<()> {
-    use vigie_pipeline::langid_training::{accuracy, examples, fit, is_measure, FitOptions};
+    use vigie_pipeline::langid_training::{
+        accuracy, code_switched, examples, fit, is_measure, FitOptions,
+    };
     use vigie_pipeline::stages::language::Lexicon;
     let config = Config::load(a.config.as_deref())?;
     let gazetteers = config
@@ -1220,6 +1300,7 @@ fn train_langid(a: &TrainArgs) -> Result<()> {
         a.project_data_dir.join(LANGID_PROJECT),
     ];
     let (mut tune, mut measure) = (Vec::new(), Vec::new());
+    let (mut tune_fr, mut tune_en) = (Vec::new(), Vec::new());
     for (file, weight) in files.iter().zip([1.0, LANGID_CHAT_WEIGHT]) {
         let rows: Vec<LangIdRow> = read_jsonl(file)?;
         let (t, m): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| !is_measure(&r.id));
@@ -1240,7 +1321,25 @@ fn train_langid(a: &TrainArgs) -> Result<()> {
         };
         tune.extend(pairs(&t)?);
         measure.extend(pairs(&m)?);
+        let texts = |rows: &[LangIdRow], lang: &str| -> Vec<String> {
+            rows.iter()
+                .filter(|r| r.lang == lang && r.mixed != Some(true))
+                .filter(|r| r.kind.as_deref() != Some("single-words"))
+                .map(|r| r.text.clone())
+                .collect()
+        };
+        tune_fr.extend(texts(&t, "fr"));
+        tune_en.extend(texts(&t, "en"));
     }
+    let french: Vec<&str> = tune_fr.iter().map(String::as_str).collect();
+    let english: Vec<&str> = tune_en.iter().map(String::as_str).collect();
+    let switched = code_switched(&french, &english, LANGID_CODE_SWITCHED, a.seed);
+    let switched_rows: Vec<(&str, &str)> = switched.iter().map(|t| (t.as_str(), "fr")).collect();
+    let mut switched = examples(Lexicon::load(&gazetteers)?, switched_rows);
+    switched
+        .iter_mut()
+        .for_each(|e| e.weight = LANGID_CODE_SWITCHED_WEIGHT);
+    tune.extend(switched);
     let defaults = FitOptions::default();
     let options = FitOptions {
         epochs: a.epochs.unwrap_or(defaults.epochs),
@@ -1249,9 +1348,12 @@ fn train_langid(a: &TrainArgs) -> Result<()> {
         ..defaults
     };
     let trained_on = format!(
-        "tune half of {} and {} ({} texts), {} epochs",
+        "tune half of {} and {}, {} posts switching French and English made from them \
+         (seed {}); {} texts, {} epochs",
         LANGID_SHARED,
         LANGID_PROJECT,
+        LANGID_CODE_SWITCHED,
+        a.seed,
         tune.len(),
         options.epochs
     );

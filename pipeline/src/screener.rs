@@ -412,13 +412,12 @@ pub fn redaction_stage(config: &Config) -> Result<RedactionStage, BuildError> {
     .with_not_a_patient(&config.redaction.not_a_patient))
 }
 
-/// The language whose redaction rules run on a post: fr or en; None (the rules of every
-/// language) when it mixes the two, is in another language or undetermined.
+/// The languages whose redaction rules run on a post: fr, en, or fr+en when it mixes the
+/// two; None (every rule) when it is in another language or undetermined.
 pub fn rule_language(lang: &crate::contract::Lang) -> Option<&'static str> {
-    if lang.mixed {
-        None
-    } else {
-        known_language(lang.code)
+    match known_language(lang.code) {
+        Some(_) if lang.mixed => Some("fr+en"),
+        known => known,
     }
 }
 
@@ -470,6 +469,42 @@ mod tests {
             panic!("c screened")
         };
         assert!(c.risk.as_ref().unwrap().score < a.risk.as_ref().unwrap().score);
+    }
+
+    #[test]
+    fn a_post_mixing_french_and_english_gets_both_languages_rules() {
+        // Upper-case surnames are a French habit (a rule for French posts only); ten bare
+        // digits shaped like a NANP number a phone in English posts only.
+        let config = Config {
+            gazetteers_dir: Some(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gazetteers"),
+            ),
+            ..Config::default()
+        };
+        let s = Screener::with_risk(&config, None).unwrap();
+        let screened = |text: &str| {
+            let json =
+                serde_json::json!({"id": "m1", "text": text, "channel": "forum"}).to_string();
+            let out = s.process(&[(origin(1), json.as_bytes())]);
+            let Some(Outcome::Screened(record)) = out.into_iter().next() else {
+                panic!("{text} not screened")
+            };
+            let rules: Vec<String> = record.redactions.iter().map(|s| s.rule.clone()).collect();
+            (record.lang, record.redacted_text, rules)
+        };
+        let (lang, out, rules) = screened("le patient DIALLO est sorti, rappeler le 5145550199");
+        assert_eq!((lang.code, lang.mixed), (LangCode::Fr, false), "{out}");
+        assert!(!out.contains("DIALLO"), "{out}");
+        assert!(!rules.iter().any(|r| r == "phone_nanp_bare"), "{rules:?}");
+        let (lang, out, rules) = screened("patient DIALLO went home, call back at 5145550199");
+        assert_eq!((lang.code, lang.mixed), (LangCode::En, false), "{out}");
+        assert!(out.contains("DIALLO"), "{out}");
+        assert!(rules.iter().any(|r| r == "phone_nanp_bare"), "{rules:?}");
+        let (lang, out, rules) =
+            screened("le patient DIALLO est sorti, call him back at 5145550199 asap");
+        assert!(lang.mixed, "{lang:?}");
+        assert!(!out.contains("DIALLO"), "{out}");
+        assert!(rules.iter().any(|r| r == "phone_nanp_bare"), "{rules:?}");
     }
 
     #[test]

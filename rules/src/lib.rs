@@ -21,3 +21,22 @@ pub use normalise::MatchView;
 pub use redactor::{ExtraSpan, Finding, PseudonymKey, Redaction, Redactor, ReplaceMode};
 pub use rule::{CompiledRule, ExampleFailure, RuleError, RuleSet, RuleSpec};
 pub use validators::Validator;
+
+/// Whether a text in `lang` (one code, or several joined by `+` for a post that mixes
+/// languages: `fr+en`) is in one of `languages`.
+pub fn includes_language(lang: &str, languages: &[String]) -> bool {
+    lang.split('+')
+        .any(|part| languages.iter().any(|l| l == part))
+}
+
+#[cfg(test)]
+mod language_tests {
+    #[test]
+    fn a_mixed_post_is_in_each_of_its_languages() {
+        let fr = vec!["fr".to_string()];
+        assert!(super::includes_language("fr", &fr));
+        assert!(super::includes_language("fr+en", &fr));
+        assert!(super::includes_language("en+fr", &fr));
+        assert!(!super::includes_language("en", &fr));
+    }
+}

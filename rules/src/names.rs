@@ -619,10 +619,10 @@ impl NameFinder {
     }
 
     /// Name spans as (byte start, byte end, confidence).
-    /// `lang`: the text's language when known (fr, en, ...).
+    /// `lang`: the text's language when known (fr, en, or fr+en for a post mixing both).
     pub fn find(&self, text: &str, lang: Option<&str>) -> Vec<(usize, usize, f32)> {
         let upper_singles =
-            lang.is_some_and(|l| self.spec.upper_single_languages.iter().any(|x| x == l));
+            lang.is_some_and(|l| crate::includes_language(l, &self.spec.upper_single_languages));
         let tokens = tokens(text);
         let shouting = shouting_lines(text, &tokens);
         let mut out: Vec<NameSpan> = Vec::new();

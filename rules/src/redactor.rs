@@ -239,8 +239,8 @@ impl Redactor {
         self.redact_in(text, None)
     }
 
-    /// Redacts a text known to be in `lang` (fr, en, ...): rules meant for other languages
-    /// are skipped.
+    /// Redacts a text known to be in `lang` (fr, en, ...; `fr+en` for a post that mixes
+    /// two): rules meant for other languages are skipped.
     ///
     /// The rules match on the [`MatchView`] of the text (invisible characters dropped,
     /// digits of every script folded, NFKC), and also on its [`MatchView::joined`] view
@@ -316,7 +316,7 @@ impl Redactor {
                 continue;
             }
             if let (Some(l), Some(langs)) = (lang, &rule.spec.languages) {
-                if !langs.iter().any(|x| x == l) {
+                if !crate::includes_language(l, langs) {
                     continue;
                 }
             }

@@ -5,7 +5,118 @@
 //! fit is a class-balanced logistic regression by full-batch gradient descent from zero
 //! weights: no randomness, so the same rows give the same model byte for byte.
 
-use crate::stages::language::{FrEnModel, LanguageStage, Lexicon, SIGNALS};
+use std::path::PathBuf;
+
+use vigie_eval::datasets::{read_jsonl, LangIdRow};
+
+use crate::stages::language::{FrEnModel, LanguageStage, Lexicon, LexiconError, SIGNALS};
+
+/// The shared lingua file, under the shared datasets directory.
+pub const SHARED_FILE: &str = "langid/lingua_dev.jsonl";
+/// The project's chat lines, under its `datasets/`.
+pub const PROJECT_FILE: &str = "langid/chat_lines.jsonl";
+/// Each chat line weighs this many lingua rows: chat lines are what the stage reads in
+/// service (short, elided, mixed), lingua's are mostly sentences and dictionary words.
+pub const CHAT_WEIGHT: f32 = 4.0;
+/// Posts switching between French and English made for training (see [`code_switched`])...
+pub const CODE_SWITCHED: usize = 2000;
+/// ...each weighing this many lingua rows (together, a sixth of the French and English
+/// weight: enough to teach the family without drowning the rest).
+pub const CODE_SWITCHED_WEIGHT: f32 = 0.25;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LangIdTrainingError {
+    #[error(transparent)]
+    Data(#[from] vigie_eval::EvalError),
+    #[error(transparent)]
+    Lexicon(#[from] LexiconError),
+}
+
+/// Where the training rows and word lists are.
+pub struct Sources {
+    pub shared_dir: PathBuf,
+    pub project_dir: PathBuf,
+    pub gazetteers: PathBuf,
+}
+
+/// A trained model and how it fares on both halves.
+pub struct Trained {
+    pub model: FrEnModel,
+    pub tune_accuracy: f64,
+    pub measure_accuracy: f64,
+    pub measured: usize,
+}
+
+/// Trains the model as `vigie train --head langid` does: tune halves of both files (chat
+/// lines weighted [`CHAT_WEIGHT`]), plus code-switched posts made from their French and
+/// English texts; `progress` gets a line per file.
+pub fn train(
+    sources: &Sources,
+    options: FitOptions,
+    seed: u64,
+    mut progress: impl FnMut(String),
+) -> Result<Trained, LangIdTrainingError> {
+    let lexicon = Lexicon::load(&sources.gazetteers)?;
+    let stage = LanguageStage::with_model(lexicon, FrEnModel::untrained());
+    let files = [
+        (sources.shared_dir.join(SHARED_FILE), 1.0),
+        (sources.project_dir.join(PROJECT_FILE), CHAT_WEIGHT),
+    ];
+    let (mut tune, mut measure) = (Vec::new(), Vec::new());
+    let (mut french, mut english) = (Vec::new(), Vec::new());
+    for (file, weight) in &files {
+        let rows: Vec<LangIdRow> = read_jsonl(file)?;
+        let (t, m): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| !is_measure(&r.id));
+        progress(format!(
+            "{}: {} tune rows, {} measured",
+            file.display(),
+            t.len(),
+            m.len()
+        ));
+        let labelled = |rows: &[LangIdRow]| {
+            let mut set = examples(
+                &stage,
+                rows.iter().map(|r| (r.text.as_str(), r.lang.as_str())),
+            );
+            set.iter_mut().for_each(|e| e.weight = *weight);
+            set
+        };
+        tune.extend(labelled(&t));
+        measure.extend(labelled(&m));
+        // Texts to splice into code-switched posts: whole French or English texts.
+        for r in &t {
+            if r.mixed == Some(true) || r.kind.as_deref() == Some("single-words") {
+                continue;
+            }
+            match r.lang.as_str() {
+                "fr" => french.push(r.text.clone()),
+                "en" => english.push(r.text.clone()),
+                _ => {}
+            }
+        }
+    }
+    let french: Vec<&str> = french.iter().map(String::as_str).collect();
+    let english: Vec<&str> = english.iter().map(String::as_str).collect();
+    let switched = code_switched(&french, &english, CODE_SWITCHED, seed);
+    let mut switched = examples(&stage, switched.iter().map(|t| (t.as_str(), "fr")));
+    switched
+        .iter_mut()
+        .for_each(|e| e.weight = CODE_SWITCHED_WEIGHT);
+    tune.extend(switched);
+    let trained_on = format!(
+        "tune half of {SHARED_FILE} and {PROJECT_FILE}, {CODE_SWITCHED} posts switching French \
+         and English made from them (seed {seed}); {} texts, {} epochs",
+        tune.len(),
+        options.epochs
+    );
+    let model = fit(&tune, options, trained_on);
+    Ok(Trained {
+        tune_accuracy: accuracy(&model, &tune),
+        measure_accuracy: accuracy(&model, &measure),
+        measured: measure.len(),
+        model,
+    })
+}
 
 /// Whether a language-ID row is kept for measuring only (half of every file).
 pub fn is_measure(id: &str) -> bool {
@@ -23,10 +134,9 @@ pub struct Example {
 /// The examples of `(text, lang)` rows: `fr`/`en` against `other`; rows of another label
 /// (`und`) and texts decided without the model (nothing to read) are left out.
 pub fn examples<'a>(
-    lexicon: Lexicon,
+    stage: &LanguageStage,
     rows: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Vec<Example> {
-    let stage = LanguageStage::with_model(lexicon, FrEnModel::untrained());
     rows.into_iter()
         .filter_map(|(text, lang)| {
             let fr_or_en = match lang {

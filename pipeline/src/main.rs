@@ -654,8 +654,8 @@ fn bench_langid(a: BenchLangidArgs) -> Result<()> {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("../shared/datasets"));
         vec![
-            shared.join(LANGID_SHARED),
-            PathBuf::from("datasets").join(LANGID_PROJECT),
+            shared.join(vigie_pipeline::langid_training::SHARED_FILE),
+            PathBuf::from("datasets").join(vigie_pipeline::langid_training::PROJECT_FILE),
         ]
     } else {
         a.data.clone()
@@ -1270,76 +1270,15 @@ fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Language-ID files the French-or-English model trains on: the shared lingua file (under
-/// the data directory) and the project's chat lines (under the project's datasets).
-const LANGID_SHARED: &str = "langid/lingua_dev.jsonl";
-const LANGID_PROJECT: &str = "langid/chat_lines.jsonl";
-/// Each chat line weighs this many lingua rows: chat lines are what the stage reads in
-/// service (short, elided, mixed), lingua's are mostly sentences and dictionary words.
-const LANGID_CHAT_WEIGHT: f32 = 4.0;
-/// Posts switching between French and English made for training (see `code_switched`).
-const LANGID_CODE_SWITCHED: usize = 2000;
-/// ...each weighing this many lingua rows (together, a sixth of the French and English
-/// weight: enough to teach the family without drowning the rest).
-const LANGID_CODE_SWITCHED_WEIGHT: f32 = 0.25;
-
 /// `vigie train --head langid`: the language stage's French-or-English model, on the tune
 /// half of the shared lingua file and of the project's chat lines; reported on the
 /// other half.
 fn train_langid(a: &TrainArgs) -> Result<()> {
-    use vigie_pipeline::langid_training::{
-        accuracy, code_switched, examples, fit, is_measure, FitOptions,
-    };
-    use vigie_pipeline::stages::language::Lexicon;
+    use vigie_pipeline::langid_training::{train, FitOptions, Sources};
     let config = Config::load(a.config.as_deref())?;
     let gazetteers = config
         .gazetteers_dir()
         .context("the language model reads the word-frequency lists ($VIGIE_GAZETTEERS)")?;
-    let files = [
-        a.data_dir.join(LANGID_SHARED),
-        a.project_data_dir.join(LANGID_PROJECT),
-    ];
-    let (mut tune, mut measure) = (Vec::new(), Vec::new());
-    let (mut tune_fr, mut tune_en) = (Vec::new(), Vec::new());
-    for (file, weight) in files.iter().zip([1.0, LANGID_CHAT_WEIGHT]) {
-        let rows: Vec<LangIdRow> = read_jsonl(file)?;
-        let (t, m): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| !is_measure(&r.id));
-        eprintln!(
-            "{}: {} tune rows, {} measured",
-            file.display(),
-            t.len(),
-            m.len()
-        );
-        let pairs = |rows: &[LangIdRow]| -> Result<_> {
-            let lexicon = Lexicon::load(&gazetteers)?;
-            let mut set = examples(
-                lexicon,
-                rows.iter().map(|r| (r.text.as_str(), r.lang.as_str())),
-            );
-            set.iter_mut().for_each(|e| e.weight = weight);
-            Ok(set)
-        };
-        tune.extend(pairs(&t)?);
-        measure.extend(pairs(&m)?);
-        let texts = |rows: &[LangIdRow], lang: &str| -> Vec<String> {
-            rows.iter()
-                .filter(|r| r.lang == lang && r.mixed != Some(true))
-                .filter(|r| r.kind.as_deref() != Some("single-words"))
-                .map(|r| r.text.clone())
-                .collect()
-        };
-        tune_fr.extend(texts(&t, "fr"));
-        tune_en.extend(texts(&t, "en"));
-    }
-    let french: Vec<&str> = tune_fr.iter().map(String::as_str).collect();
-    let english: Vec<&str> = tune_en.iter().map(String::as_str).collect();
-    let switched = code_switched(&french, &english, LANGID_CODE_SWITCHED, a.seed);
-    let switched_rows: Vec<(&str, &str)> = switched.iter().map(|t| (t.as_str(), "fr")).collect();
-    let mut switched = examples(Lexicon::load(&gazetteers)?, switched_rows);
-    switched
-        .iter_mut()
-        .for_each(|e| e.weight = LANGID_CODE_SWITCHED_WEIGHT);
-    tune.extend(switched);
     let defaults = FitOptions::default();
     let options = FitOptions {
         epochs: a.epochs.unwrap_or(defaults.epochs),
@@ -1347,28 +1286,23 @@ fn train_langid(a: &TrainArgs) -> Result<()> {
         l2: a.l2.unwrap_or(defaults.l2),
         ..defaults
     };
-    let trained_on = format!(
-        "tune half of {} and {}, {} posts switching French and English made from them \
-         (seed {}); {} texts, {} epochs",
-        LANGID_SHARED,
-        LANGID_PROJECT,
-        LANGID_CODE_SWITCHED,
-        a.seed,
-        tune.len(),
-        options.epochs
-    );
-    let model = fit(&tune, options, trained_on);
+    let sources = Sources {
+        shared_dir: a.data_dir.clone(),
+        project_dir: a.project_data_dir.clone(),
+        gazetteers,
+    };
+    let trained = train(&sources, options, a.seed, |line| eprintln!("{line}"))?;
     eprintln!(
         "French or English against another language: tune {:.2}%, measure {:.2}% ({} texts)",
-        accuracy(&model, &tune) * 100.0,
-        accuracy(&model, &measure) * 100.0,
-        measure.len()
+        trained.tune_accuracy * 100.0,
+        trained.measure_accuracy * 100.0,
+        trained.measured
     );
     let out = a
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(vigie_pipeline::stages::language::DEFAULT_FR_EN_MODEL));
-    std::fs::write(&out, serde_json::to_string_pretty(&model)? + "\n")
+    std::fs::write(&out, serde_json::to_string_pretty(&trained.model)? + "\n")
         .with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote {}", out.display());
     Ok(())

@@ -1,5 +1,6 @@
 //! Prints the rows of a language-ID file that the language stage gets wrong.
-//! `cargo run --example langid_errors -- FILE [KIND]`
+//! `cargo run --example langid_errors -- FILE [measure]` (measure: the half never trained on),
+//! or `-- --text TEXT…` for the signals the model reads.
 use std::io::BufRead;
 
 use vigie_pipeline::stages::language::{LanguageStage, Lexicon};
@@ -29,15 +30,23 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let file = std::io::BufReader::new(std::fs::File::open(&args[1])?);
+    let mut counts = (0usize, 0usize);
     for line in file.lines() {
         let row: serde_json::Value = serde_json::from_str(&line?)?;
         let kind = row["kind"].as_str().unwrap_or("");
-        if args.get(2).is_some_and(|k| k != kind) {
+        let id = row["id"].as_str().unwrap_or("");
+        if args.get(2).is_some_and(|k| k == "measure")
+            && !vigie_pipeline::langid_training::is_measure(id)
+        {
             continue;
         }
         let text = row["text"].as_str().unwrap_or("");
         let gold = row["lang"].as_str().unwrap_or("");
         let got = stage.detect(text);
+        if (gold == "fr" || gold == "en") && text.chars().count() >= 10 {
+            counts.0 += 1;
+            counts.1 += (got.code.as_str() == gold) as usize;
+        }
         if got.code.as_str() != gold {
             let w = plain.detect(text);
             println!(
@@ -49,5 +58,9 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+    eprintln!(
+        "French and English, >= 10 characters: {} of {} right",
+        counts.1, counts.0
+    );
     Ok(())
 }

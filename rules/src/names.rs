@@ -156,6 +156,9 @@ pub struct WordProfile {
     pub zipf: f32,
     /// A clinical word the lists also hold as a name (Foley, Swan, Ganz).
     pub clinical: bool,
+    /// A one-word cue that introduces a name (a title, Dr, Mme; a relation, nurse):
+    /// never part of the name.
+    pub cue: bool,
 }
 
 /// What the lists say of one word.
@@ -601,6 +604,7 @@ impl NameFinder {
             name: w.first || w.last,
             zipf: w.zipf,
             clinical: w.clinical,
+            cue: w.cue,
         }
     }
 

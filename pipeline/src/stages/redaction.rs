@@ -130,16 +130,98 @@ fn could_be_a_name(
         })
 }
 
-/// Whether a span the tagger takes for a date holds enough to be one: three letters or
-/// digits at least. A bare one- or two-digit number (a room, a dose) or a two-letter word
-/// (*on*, *of*) beside a date is no date by itself.
+/// Month names and their abbreviations, French and English (folded: no accents).
+const MONTH_WORDS: &[&str] = &[
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "janvier",
+    "fevrier",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "aout",
+    "septembre",
+    "octobre",
+    "novembre",
+    "decembre",
+    "janv",
+    "fevr",
+    "avr",
+    "juil",
+];
+
+/// Whether a span the tagger takes for a date could be one that locates a patient in
+/// time: a digit or a month's name in it, and three letters or digits at least. A bare
+/// one- or two-digit number (a room, a dose), a two-letter word (*on*, *of*), an ordinal
+/// with nothing to count ("the second dose") or the word *date* itself is no date.
 fn could_be_a_date(text: &str, span: &ExtraSpan) -> bool {
-    text.chars()
+    let date: String = text
+        .chars()
         .skip(span.start)
         .take(span.end - span.start)
-        .filter(|c| c.is_alphanumeric())
-        .count()
-        >= 3
+        .collect();
+    if date.chars().filter(|c| c.is_alphanumeric()).count() < 3 {
+        return false;
+    }
+    date.chars().any(|c| c.is_numeric())
+        || date
+            .split(|c: char| !c.is_alphabetic())
+            .any(|w| MONTH_WORDS.contains(&vigie_rules::names::fold(w).to_lowercase().as_str()))
+}
+
+/// A span the tagger takes for a person, without the titles and cue words it opens with
+/// ("Ms Adaeze Hughes" → "Adaeze Hughes", "Dr. Adeyemi" → "Adeyemi"); None when nothing
+/// else is left ("Dr", "DOB").
+fn without_leading_cues(
+    text: &str,
+    span: &ExtraSpan,
+    finders: &[std::sync::Arc<vigie_rules::names::NameFinder>],
+) -> Option<ExtraSpan> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut start = span.start;
+    loop {
+        let word_end = (start..span.end)
+            .find(|&i| !chars[i].is_alphabetic())
+            .unwrap_or(span.end);
+        if word_end == start {
+            break;
+        }
+        let word: String = chars[start..word_end].iter().collect();
+        if !finders.iter().any(|f| f.word_profile(&word).cue) {
+            break;
+        }
+        start = (word_end..span.end)
+            .find(|&i| chars[i].is_alphabetic())
+            .unwrap_or(span.end);
+    }
+    (start < span.end).then(|| ExtraSpan {
+        start,
+        ..span.clone()
+    })
 }
 
 /// Below this confidence a finding in an id is a context-free guess (a long digit group of
@@ -181,7 +263,14 @@ impl RedactionStage {
         let mut extra = tagger_spans(text, tagged);
         let finders = self.redactor.rules().name_finders();
         if !finders.is_empty() {
-            extra.retain(|span| span.kind != "PERSON" || could_be_a_name(text, span, finders));
+            extra = extra
+                .into_iter()
+                .filter_map(|span| match span.kind.as_str() {
+                    "PERSON" => without_leading_cues(text, &span, finders)
+                        .filter(|span| could_be_a_name(text, span, finders)),
+                    _ => Some(span),
+                })
+                .collect();
         }
         extra.retain(|span| span.kind != "DATE" || could_be_a_date(text, span));
         let r = self.redactor.redact_with(text, lang, &extra);

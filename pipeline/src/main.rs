@@ -292,6 +292,10 @@ struct EvalArgs {
     /// only) or `all`.
     #[arg(long, value_enum, default_value_t = SplitSide::All)]
     side: SplitSide,
+    /// redaction: also report each source of a file apart (rows grouped by the first
+    /// part of their id: btc, wnut17, wikiann, echr, europeana...).
+    #[arg(long)]
+    by_source: bool,
     /// redaction: write each missed or mislabelled gold span and each spurious prediction, with context,
     /// as JSONL to this file (for rule authors; it quotes the dataset's text).
     #[arg(long)]
@@ -845,6 +849,19 @@ fn eval(a: EvalArgs) -> Result<()> {
                 let predict = |t: &str| predicted.get(t).cloned().unwrap_or_default();
                 let report = vigie_eval::redaction::evaluate(&rows, predict);
                 print_report(path, a.json, &report, || report.table())?;
+                if a.by_source {
+                    let mut sources: std::collections::BTreeMap<&str, Vec<RedactionRow>> =
+                        Default::default();
+                    for row in &rows {
+                        let source = row.id.split(['-', '_']).next().unwrap_or_default();
+                        sources.entry(source).or_default().push(row.clone());
+                    }
+                    for (source, rows) in &sources {
+                        let report = vigie_eval::redaction::evaluate(rows, predict);
+                        let title = PathBuf::from(format!("{} [{source}]", path.display()));
+                        print_report(&title, a.json, &report, || report.table())?;
+                    }
+                }
                 if let Some(out) = &a.errors {
                     let mut lines = String::new();
                     for e in vigie_eval::redaction::errors(&rows, predict) {

@@ -388,21 +388,57 @@ mod tests {
             .contains("aminata"));
     }
 
+    fn tagged(text: &str, needle: &str, label: &str) -> TaggedSpan {
+        let start = text[..text.find(needle).unwrap()].chars().count();
+        TaggedSpan {
+            start,
+            end: start + needle.chars().count(),
+            label: label.into(),
+            score: 0.9,
+        }
+    }
+
     #[test]
-    fn tagged_dates_need_three_letters_or_digits() {
+    fn tagged_dates_need_a_digit_or_a_month() {
         let stage = RedactionStage::new(RuleSet::builtin().unwrap(), 0.5, ReplaceMode::Placeholder);
-        let text = "vu on 7 puis le lendemain";
-        let at = |needle: &str| {
-            let start = text[..text.find(needle).unwrap()].chars().count();
-            TaggedSpan {
-                start,
-                end: start + needle.chars().count(),
-                label: "DATE".into(),
-                score: 0.9,
-            }
-        };
-        let r = stage.redact_tagged(text, Some("fr"), &[at("on"), at("7"), at("lendemain")]);
-        assert_eq!(r.text, "vu on 7 puis le [DATE]");
+        let text = "vu on 7 puis le lendemain, the second dose late in Sept, Date: 2e";
+        let at = |needle: &str| tagged(text, needle, "DATE");
+        let r = stage.redact_tagged(
+            text,
+            Some("fr+en"),
+            &[
+                at("on"),
+                at("7"),
+                at("lendemain"),
+                at("the second"),
+                at("late in Sept"),
+                at("Date"),
+            ],
+        );
+        assert_eq!(
+            r.text,
+            "vu on 7 puis le lendemain, the second dose [DATE], Date: 2e"
+        );
+    }
+
+    #[test]
+    fn tagged_persons_lose_the_titles_they_open_with() {
+        let mut rules = RuleSet::builtin().unwrap();
+        let gazetteers =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gazetteers");
+        rules.load_gazetteers(&gazetteers).unwrap();
+        let stage = RedactionStage::new(rules, 0.5, ReplaceMode::Placeholder);
+        let text = "Ms Adaeze Okonkwo called; Dr. Ngozi Eze too. DOB: unknown";
+        let r = stage.redact_tagged(
+            text,
+            Some("en"),
+            &[
+                tagged(text, "Ms Adaeze Okonkwo", "PERSON"),
+                tagged(text, "Dr. Ngozi Eze", "PERSON"),
+                tagged(text, "DOB", "PERSON"),
+            ],
+        );
+        assert_eq!(r.text, "Ms [PERSON] called; Dr. [PERSON] too. DOB: unknown");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum Validator {
     /// A capitalised word that is no weekday or month (English or French): places and names
     /// found after a preposition are not *Thursday* or *Janvier*.
     NotATimeWord,
+    /// A place that is no care unit, department or generic setting (ICU, ED, CT, floor,
+    /// rehab, home, réa, urgences…): a patient sent to one of those is not located by it.
+    NotACareUnit,
 }
 
 impl Validator {
@@ -41,6 +44,7 @@ impl Validator {
             Validator::Iban => iban_is_valid(matched),
             Validator::NotARating => !is_rating(matched),
             Validator::NotATimeWord => !is_time_word(matched),
+            Validator::NotACareUnit => !is_care_unit(matched),
         }
     }
 }
@@ -233,6 +237,41 @@ const TIME_WORDS: &[&str] = &[
 ];
 
 /// Whether the first word of `matched` is a weekday, a month or a day word.
+/// Care units, departments and settings that locate no one (lower case, no accents).
+const CARE_UNITS: &[&str] = &[
+    "icu", "micu", "sicu", "ccu", "cvicu", "csru", "nicu", "picu", "pacu", "tsicu", "ctic",
+    "ed", "er", "ew", "or", "ct", "mri", "ir", "ekg", "ecg", "echo", "cath", "lab", "labs",
+    "floor", "floors", "unit", "units", "ward", "wards", "room", "bed", "beds", "home",
+    "rehab", "snf", "ltac", "osh", "hospice", "nursing", "radiology", "pharmacy", "dialysis",
+    "endoscopy", "surgery", "oncology", "cardiology", "neurology", "psych", "psychiatry",
+    "service", "services", "team", "clinic", "hospital", "hosp", "the", "a", "an", "his",
+    "her", "their", "our", "this", "that", "bed", "sleep", "work", "school", "church",
+    "step", "stepdown", "tele", "telemetry", "medicine", "med", "meds", "gi", "us",
+    "rea", "reanimation", "urgences", "sau", "usi", "usic", "bloc", "ssr", "ehpad",
+    "domicile", "maison", "chambre", "service", "soins", "scanner", "irm", "labo",
+    "laboratoire", "pharmacie", "consultation", "bb", "cardiac", "surgical", "medical",
+    "trauma", "burn", "neuro", "mciu", "cvu",
+];
+
+fn is_care_unit(matched: &str) -> bool {
+    let first: String = matched
+        .split(|c: char| !c.is_alphabetic())
+        .find(|w| !w.is_empty())
+        .unwrap_or("")
+        .to_lowercase()
+        .chars()
+        .map(|c| match c {
+            'é' | 'è' | 'ê' => 'e',
+            'û' | 'ù' => 'u',
+            'â' | 'à' => 'a',
+            other => other,
+        })
+        .collect();
+    // Intensive and coronary care units go by many letters (NISICU, TSICU, CCU).
+    let unit_acronym = (3..=6).contains(&first.len()) && first.ends_with("cu");
+    CARE_UNITS.contains(&first.as_str()) || unit_acronym
+}
+
 fn is_time_word(matched: &str) -> bool {
     let first: String = matched
         .split(|c: char| !c.is_alphabetic())

@@ -370,6 +370,16 @@ mod tests {
     }
 
     #[test]
+    fn care_units_are_no_places_and_hospitals_are() {
+        for unit in ["ICU", "NISICU", "ED", "Floor", "rehab", "Réa", "urgences", "CT scan"] {
+            assert!(!Validator::NotACareUnit.check(unit), "{unit}");
+        }
+        for place in ["GH", "Sacred Heart Memorial", "St. Agnes", "Saint-Joseph", "California"] {
+            assert!(Validator::NotACareUnit.check(place), "{place}");
+        }
+    }
+
+    #[test]
     fn luhn_and_iban() {
         assert!(luhn_is_valid("4539 1488 0343 6467"));
         assert!(!luhn_is_valid("4539 1488 0343 6468"));

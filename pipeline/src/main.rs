@@ -287,8 +287,9 @@ struct EvalArgs {
     /// risk: report every row, also the tune side of files the claim gate trains on.
     #[arg(long)]
     all_rows: bool,
-    /// redaction: which rows to measure, split by a stable hash of each row's id: `tune`
-    /// (the four fifths rule authors may read), `measure` (the fifth kept for measuring
+    /// redaction and langid: which rows to measure, split by a stable hash of each row's
+    /// id: `tune` (redaction: the four fifths rule authors may read; langid: the half the
+    /// language model trains on), `measure` (the fifth, or the half, kept for measuring
     /// only) or `all`.
     #[arg(long, value_enum, default_value_t = SplitSide::All)]
     side: SplitSide,
@@ -334,7 +335,8 @@ struct TrainArgs {
     /// Claim gate: at most this many rows of each source file (a stable sample).
     #[arg(long, default_value_t = 2500)]
     cap: usize,
-    /// Claim gate: the seed of that sample.
+    /// The seed of the claim gate's sample, the tagger's synthetic posts and the language
+    /// model's code-switched posts.
     #[arg(long, default_value_t = 17)]
     seed: u64,
     /// Tagger: synthetic posts made from the project's frames and the gazetteers.

@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(r.by_length[">=50"].correct, 0);
         assert!(r.mixed.is_none());
         let tables = r.tables();
-        assert!(tables.contains("word-pairs") && tables.contains("20-49") == false);
+        assert!(tables.contains("word-pairs") && !tables.contains("20-49"));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!   capped so that one odd word cannot decide alone. Elisions are split as the French
 //!   list counts them (`c'est` → `c` + `est`) whatever the apostrophe (' ’ ‘ ` ´ or a
 //!   space), while English contractions the list knows whole (`don't`) stay whole.
-//! - **French or English against another language**: a logistic model over a dozen
+//! - **French or English against another language**: a logistic model over 18
 //!   signals: whatlang's verdict and confidence, how common the words are in the language
 //!   they lean to (function words are very frequent), how many are unknown to both lists,
 //!   letters neither language writes (ñ, ß, ã, Cyrillic…), the number of words. It is
@@ -21,8 +21,8 @@
 //! - **Undetermined** (`und`): fewer than two letters once links, addresses, handles and
 //!   digits are set aside (emoji, URLs, numbers); or French or English, but neither the
 //!   words (a ratio under [`UND_RATIO`]) nor whatlang say which.
-//! - **Mixed**: a French or English post holding several words that belong clearly to
-//!   the other language ("le booster est scheduled", "on va meet demain") keeps its main
+//! - **Mixed**: a French or English post in which words that belong clearly to the other
+//!   language make a tenth or more of its clear words ("le booster est scheduled", "on va meet demain") keeps its main
 //!   language and sets `mixed`, so that the redaction rules of both languages run.
 //!
 //! Without the lists, whatlang decides alone.

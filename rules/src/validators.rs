@@ -349,8 +349,9 @@ const CARE_UNITS: &[&str] = &[
     "cvu",
 ];
 
-fn is_care_unit(matched: &str) -> bool {
-    let first: String = matched
+/// The first word of a match, lower-cased, without the accents French puts on e, u and a.
+fn first_word_folded(matched: &str) -> String {
+    matched
         .split(|c: char| !c.is_alphabetic())
         .find(|w| !w.is_empty())
         .unwrap_or("")
@@ -362,26 +363,18 @@ fn is_care_unit(matched: &str) -> bool {
             'â' | 'à' => 'a',
             other => other,
         })
-        .collect();
+        .collect()
+}
+
+fn is_care_unit(matched: &str) -> bool {
+    let first = first_word_folded(matched);
     // Intensive and coronary care units go by many letters (NISICU, TSICU, CCU).
     let unit_acronym = (3..=6).contains(&first.len()) && first.ends_with("cu");
     CARE_UNITS.contains(&first.as_str()) || unit_acronym
 }
 
 fn is_time_word(matched: &str) -> bool {
-    let first: String = matched
-        .split(|c: char| !c.is_alphabetic())
-        .find(|w| !w.is_empty())
-        .unwrap_or("")
-        .to_lowercase()
-        .chars()
-        .map(|c| match c {
-            'é' | 'è' | 'ê' => 'e',
-            'û' | 'ù' => 'u',
-            'â' | 'à' => 'a',
-            other => other,
-        })
-        .collect();
+    let first = first_word_folded(matched);
     TIME_WORDS.contains(&first.as_str())
 }
 

@@ -357,15 +357,7 @@ mod tests {
     fn tagged_names_places_and_facilities_are_redacted_and_agencies_are_not() {
         let stage = RedactionStage::new(RuleSet::builtin().unwrap(), 0.5, ReplaceMode::Placeholder);
         let text = "took aminata to the CHU de Thiès, then OMS called";
-        let span = |needle: &str, label: &str| {
-            let start = text[..text.find(needle).unwrap()].chars().count();
-            TaggedSpan {
-                start,
-                end: start + needle.chars().count(),
-                label: label.into(),
-                score: 0.9,
-            }
-        };
+        let span = |needle: &str, label: &str| tagged(text, needle, label);
         let tagged = [
             span("aminata", "PERSON"),
             span("CHU de Thiès", "ORG"),

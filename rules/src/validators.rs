@@ -345,7 +345,6 @@ const CARE_UNITS: &[&str] = &[
     "trauma",
     "burn",
     "neuro",
-    "mciu",
     "cvu",
 ];
 

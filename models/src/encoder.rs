@@ -9,7 +9,7 @@ use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::e5_file::E5Image;
 use crate::encoded::{EncodedBatch, EncodedText};
-use crate::fast_bert::{mean_pool_normalised, FastBert};
+use crate::fast_bert::{mean_pool_normalised, FastBert, Precision};
 use crate::{ModelError, Result, TokenizerError};
 
 /// E5 models are trained with this prefix on queries; symmetric tasks such as
@@ -50,13 +50,30 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads `e5-small-q4.bin` and `tokenizer.json` from a model directory.
+    /// Loads `e5-small-q4.bin` and `tokenizer.json` from a model directory, in the
+    /// precision [`Precision::from_env`] gives (int8 unless `VIGIE_ENCODER_PRECISION=f32`).
     pub fn load(model_dir: &Path) -> Result<Self> {
         Self::load_with(model_dir, false)
     }
 
     /// As [`Encoder::load`], on candle-transformers' `BertModel` when `reference` is set.
     pub fn load_with(model_dir: &Path, reference: bool) -> Result<Self> {
+        let (image, tokenizer) = Self::read_files(model_dir)?;
+        if reference {
+            Self::reference_from_image(image, tokenizer)
+        } else {
+            Self::from_image(image, tokenizer)
+        }
+    }
+
+    /// As [`Encoder::load`], in the given precision (training asks for f32 so that the
+    /// heads it fits do not depend on the machine's kernel).
+    pub fn load_precision(model_dir: &Path, precision: Precision) -> Result<Self> {
+        let (image, tokenizer) = Self::read_files(model_dir)?;
+        Self::from_image_with(image, tokenizer, precision)
+    }
+
+    fn read_files(model_dir: &Path) -> Result<(E5Image, Tokenizer)> {
         let weights = model_dir.join(WEIGHTS_FILE);
         let tokenizer = model_dir.join(TOKENIZER_FILE);
         for path in [&weights, &tokenizer] {
@@ -76,17 +93,23 @@ impl Encoder {
                 path: tokenizer.clone(),
                 source,
             })?;
-        if reference {
-            Self::reference_from_image(image, tokenizer)
-        } else {
-            Self::from_image(image, tokenizer)
-        }
+        Ok((image, tokenizer))
     }
 
-    /// An encoder on [`FastBert`] from a parsed image and a tokenizer.
+    /// An encoder on [`FastBert`] from a parsed image and a tokenizer, in the precision
+    /// [`Precision::from_env`] gives.
     pub fn from_image(image: E5Image, tokenizer: Tokenizer) -> Result<Self> {
+        Self::from_image_with(image, tokenizer, Precision::from_env())
+    }
+
+    /// An encoder on [`FastBert`] in the given precision.
+    pub fn from_image_with(
+        image: E5Image,
+        tokenizer: Tokenizer,
+        precision: Precision,
+    ) -> Result<Self> {
         let pad_id = image.pad_id;
-        let model = FastBert::from_image(image)?;
+        let model = FastBert::from_image_with(image, precision)?;
         let (dim, positions) = (model.hidden_size(), model.max_positions());
         Self::from_parts(Backbone::Fast(model), tokenizer, pad_id, dim, positions)
     }
@@ -128,6 +151,14 @@ impl Encoder {
             device: Device::Cpu,
             dim,
         })
+    }
+
+    /// The arithmetic of the fast network, or `None` on the reference `BertModel`.
+    pub fn precision(&self) -> Option<Precision> {
+        match &self.model {
+            Backbone::Fast(model) => Some(model.precision()),
+            Backbone::Reference(_) => None,
+        }
     }
 
     /// Dimension of the embeddings.
@@ -374,6 +405,13 @@ pub mod testing {
         Encoder::from_image(image, tiny_tokenizer()).expect("tiny encoder builds")
     }
 
+    /// A tiny random encoder in the given precision.
+    pub fn tiny_encoder_with(seed: u64, precision: crate::fast_bert::Precision) -> Encoder {
+        let image =
+            E5Image::parse(&tiny_image_bytes(seed), &Device::Cpu).expect("tiny image parses");
+        Encoder::from_image_with(image, tiny_tokenizer(), precision).expect("tiny encoder builds")
+    }
+
     /// The same tiny model on candle-transformers' `BertModel`.
     pub fn tiny_reference_encoder(seed: u64) -> Encoder {
         let image =
@@ -384,13 +422,16 @@ pub mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{tiny_encoder, tiny_reference_encoder};
+    use super::testing::{tiny_encoder, tiny_encoder_with, tiny_reference_encoder};
     use super::*;
 
     #[test]
     fn fast_forward_agrees_with_candles_bert_model() {
         for seed in [1, 2, 9] {
-            let (fast, reference) = (tiny_encoder(seed), tiny_reference_encoder(seed));
+            let (fast, reference) = (
+                tiny_encoder_with(seed, Precision::F32),
+                tiny_reference_encoder(seed),
+            );
             let texts = [
                 "vaccine causes autism",
                 "le vaccin est sûr",
@@ -403,6 +444,40 @@ mod tests {
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
                 let c = cosine(x, y);
                 assert!(c > 0.99999, "seed {seed}, text {i}: cosine {c}");
+            }
+        }
+    }
+
+    /// Every int8 kernel this machine may use stays within a cosine of 0.99 of the f32
+    /// network on random weights (the real model's figure is in the encoder bench), and
+    /// all kernels give the same embedding (they compute the same integer sums).
+    #[test]
+    fn int8_kernels_agree_with_f32_and_with_each_other() {
+        let texts = [
+            "vaccine causes autism",
+            "le vaccin est sûr",
+            "measles",
+            "the measles vaccine is safe the vaccine is safe",
+        ];
+        for seed in [1, 2] {
+            let f32_vectors = tiny_encoder_with(seed, Precision::F32).embed(&texts).unwrap();
+            let mut first: Option<Vec<Vec<f32>>> = None;
+            for kernel in crate::kernels::Kernel::available() {
+                let enc = tiny_encoder_with(seed, Precision::Int8(kernel));
+                assert_eq!(enc.precision(), Some(Precision::Int8(kernel)));
+                let vectors = enc.embed(&texts).unwrap();
+                for (x, y) in vectors.iter().zip(&f32_vectors) {
+                    let c = cosine(x, y);
+                    assert!(c > 0.99, "{}: cosine {c} to f32", kernel.name());
+                }
+                if let Some(first) = &first {
+                    for (x, y) in vectors.iter().zip(first) {
+                        let c = cosine(x, y);
+                        assert!(c > 0.99999, "{}: cosine {c} to another kernel", kernel.name());
+                    }
+                } else {
+                    first = Some(vectors);
+                }
             }
         }
     }

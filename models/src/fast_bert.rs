@@ -15,16 +15,51 @@
 //! - the 250k-row word-embedding table stays in Q4_0 and only the rows of the batch's
 //!   tokens are dequantised, which keeps the loaded model under 200 MB.
 //!
-//! Quantised products (`candle_core::quantized::QMatMul`) were measured too: in a
-//! portable build (no `target-cpu=native`) candle's Q4_0 and Q8_0 dot products run at
-//! about 7 GFLOP/s against 200 GFLOP/s for the f32 products, so the linear layers keep
-//! f32 weights (dequantised once at load) and only the embedding table stays quantised.
+//! - the linear layers run in int8 by default ([`Precision::Int8`], see [`crate::kernels`]):
+//!   weights quantised per output row at load, activations per token row on the fly, the
+//!   kernel picked at run time for the processor. candle's own quantised products
+//!   (`QMatMul`, Q4_0/Q8_0) were measured first: in a portable build they ran at about
+//!   7 GFLOP/s against 200 for f32, hence the kernels. [`Precision::F32`] keeps the
+//!   dequantised f32 weights; training uses it, so heads do not depend on the machine.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use crate::e5_file::{E5Image, Hyper, Q4Rows};
+use crate::kernels::{Kernel, QuantizedLinear};
 use crate::{FormatError, Result};
+
+/// The environment variable that selects the encoder's arithmetic: `f32`, or `int8`
+/// (the default).
+pub const PRECISION_ENV: &str = "VIGIE_ENCODER_PRECISION";
+
+/// How the encoder's linear layers compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 weights, dequantised once at load: the reference arithmetic, used for training.
+    F32,
+    /// int8 weights and activations on the given kernel.
+    Int8(Kernel),
+}
+
+impl Precision {
+    /// `VIGIE_ENCODER_PRECISION` (`f32` or `int8`), else int8 on the fastest kernel
+    /// the processor has (capped by `VIGIE_KERNELS`).
+    pub fn from_env() -> Precision {
+        match std::env::var(PRECISION_ENV).ok().as_deref().map(str::trim) {
+            Some("f32") => Precision::F32,
+            _ => Precision::Int8(Kernel::detect()),
+        }
+    }
+
+    /// `f32`, or `int8/` and the kernel's name.
+    pub fn name(self) -> String {
+        match self {
+            Precision::F32 => "f32".into(),
+            Precision::Int8(kernel) => format!("int8/{}", kernel.name()),
+        }
+    }
+}
 
 struct LayerNorm {
     weight: Tensor,
@@ -42,33 +77,45 @@ impl LayerNorm {
     }
 }
 
-/// A linear layer as `x · Wᵀ + b` with `Wᵀ` stored contiguous ([in, out]).
-struct Linear {
-    weight_t: Tensor,
-    bias: Vec<f32>,
+/// A linear layer `x · Wᵀ + b`, in f32 (`Wᵀ` stored contiguous, [in, out]) or int8.
+enum Linear {
+    F32 { weight_t: Tensor, bias: Vec<f32> },
+    Int8(QuantizedLinear),
 }
 
 impl Linear {
-    fn new(weight_t: Tensor, bias: Tensor) -> Result<Self> {
-        Ok(Linear {
-            weight_t: weight_t.contiguous()?,
-            bias: bias.to_vec1()?,
+    /// From a PyTorch-layout weight ([out, in]) and its bias.
+    fn new(weight: Tensor, bias: Tensor, precision: Precision) -> Result<Self> {
+        let bias: Vec<f32> = bias.to_vec1()?;
+        Ok(match precision {
+            Precision::F32 => Linear::F32 {
+                weight_t: weight.t()?.contiguous()?,
+                bias,
+            },
+            Precision::Int8(kernel) => {
+                let (n, k) = weight.dims2()?;
+                let values: Vec<f32> = weight.flatten_all()?.to_vec1()?;
+                Linear::Int8(QuantizedLinear::new(&values, &bias, n, k, kernel))
+            }
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight_t)?.apply_op1_no_bwd(&AddBias {
-            bias: &self.bias,
-            gelu: false,
-        })?)
+        self.forward_with(x, false)
     }
 
     /// GELU(x · Wᵀ + b), the bias and the activation in one pass over the output.
     fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight_t)?.apply_op1_no_bwd(&AddBias {
-            bias: &self.bias,
-            gelu: true,
-        })?)
+        self.forward_with(x, true)
+    }
+
+    fn forward_with(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
+        Ok(match self {
+            Linear::F32 { weight_t, bias } => x
+                .matmul(weight_t)?
+                .apply_op1_no_bwd(&AddBias { bias, gelu })?,
+            Linear::Int8(layer) => x.apply_op1_no_bwd(&QuantizedProduct { layer, gelu })?,
+        })
     }
 }
 
@@ -90,12 +137,18 @@ pub struct FastBert {
     layers: Vec<Layer>,
     hyper: Hyper,
     device: Device,
+    precision: Precision,
 }
 
 impl FastBert {
     /// Takes the tensors out of a parsed image and rearranges them (query, key and value
-    /// fused, weights transposed).
+    /// fused), with the precision chosen by [`Precision::from_env`].
     pub fn from_image(image: E5Image) -> Result<Self> {
+        Self::from_image_with(image, Precision::from_env())
+    }
+
+    /// As [`FastBert::from_image`], in the given precision.
+    pub fn from_image_with(image: E5Image, precision: Precision) -> Result<Self> {
         let device = Device::Cpu;
         let E5Image {
             hyper,
@@ -122,7 +175,7 @@ impl FastBert {
                       prefix: &str|
          -> Result<(Tensor, Tensor)> {
             Ok((
-                get(&format!("{prefix}.weight"))?.t()?.contiguous()?,
+                get(&format!("{prefix}.weight"))?,
                 get(&format!("{prefix}.bias"))?,
             ))
         };
@@ -134,16 +187,17 @@ impl FastBert {
             let k = linear(&mut get, &format!("{p}.attention.self.key"))?;
             let v = linear(&mut get, &format!("{p}.attention.self.value"))?;
             let qkv = Linear::new(
-                Tensor::cat(&[(q.0 * scale)?, k.0, v.0], 1)?,
+                Tensor::cat(&[(q.0 * scale)?, k.0, v.0], 0)?,
                 Tensor::cat(&[(q.1 * scale)?, k.1, v.1], 0)?,
+                precision,
             )?;
             let (out_w, out_b) = linear(&mut get, &format!("{p}.attention.output.dense"))?;
-            let attention_out = Linear::new(out_w, out_b)?;
+            let attention_out = Linear::new(out_w, out_b, precision)?;
             let attention_norm = norm(&mut get, &format!("{p}.attention.output.LayerNorm"))?;
             let (in_w, in_b) = linear(&mut get, &format!("{p}.intermediate.dense"))?;
-            let ffn_in = Linear::new(in_w, in_b)?;
+            let ffn_in = Linear::new(in_w, in_b, precision)?;
             let (ffn_w, ffn_b) = linear(&mut get, &format!("{p}.output.dense"))?;
-            let ffn_out = Linear::new(ffn_w, ffn_b)?;
+            let ffn_out = Linear::new(ffn_w, ffn_b, precision)?;
             let output_norm = norm(&mut get, &format!("{p}.output.LayerNorm"))?;
             layers.push(Layer {
                 qkv,
@@ -165,7 +219,13 @@ impl FastBert {
             layers,
             hyper,
             device,
+            precision,
         })
+    }
+
+    /// The arithmetic of the linear layers.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Hidden size: the dimension of the embeddings.
@@ -346,6 +406,43 @@ impl CustomOp1 for AddBias<'_> {
             }
         });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// `x · Wᵀ + b` (and GELU when asked) on an int8 layer, as a candle op over the input's
+/// last dimension.
+struct QuantizedProduct<'a> {
+    layer: &'a QuantizedLinear,
+    gelu: bool,
+}
+
+impl CustomOp1 for QuantizedProduct<'_> {
+    fn name(&self) -> &'static str {
+        "vigie-int8-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let data = contiguous_f32(storage, layout, self.name())?;
+        let (k, n) = (self.layer.in_features(), self.layer.out_features());
+        let mut dims = layout.dims().to_vec();
+        if dims.last() != Some(&k) {
+            candle_core::bail!("int8-linear: input {dims:?} does not end in {k}");
+        }
+        let m = data.len() / k.max(1);
+        let mut out = vec![0.0f32; m * n];
+        self.layer.forward(data, m, &mut out);
+        if self.gelu {
+            out.par_chunks_mut(n * rows_per_task(n))
+                .for_each(gelu_in_place);
+        }
+        if let Some(last) = dims.last_mut() {
+            *last = n;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
     }
 }
 

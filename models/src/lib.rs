@@ -5,6 +5,8 @@
 //! - [`encoder`] turns texts into L2-normalised sentence embeddings (`query: ` prefix,
 //!   mean pooling) with [`fast_bert`], a CPU-oriented BERT forward checked against
 //!   candle-transformers' `BertModel`;
+//! - [`kernels`] are the int8 matrix products chosen at run time (AVX-512 VNNI, AVX2,
+//!   portable) that the encoder's linear layers run on;
 //! - [`head`] is the small trained classifier on top of the embeddings, and [`training`]
 //!   how `vigie train` fits it;
 //! - [`claims`] is the library of known false claims, matched by embedding similarity, and
@@ -24,6 +26,7 @@ mod error;
 pub mod fast_bert;
 pub mod fetch;
 pub mod head;
+pub mod kernels;
 pub mod repost_cache;
 pub mod rng;
 pub mod stance_cues;

@@ -9,7 +9,7 @@ use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::e5_file::E5Image;
 use crate::encoded::{EncodedBatch, EncodedText};
-use crate::fast_bert::{mean_pool_normalised, FastBert, Precision};
+use crate::fast_bert::{FastBert, Precision};
 use crate::{ModelError, Result, TokenizerError};
 
 /// E5 models are trained with this prefix on queries; symmetric tasks such as
@@ -24,11 +24,11 @@ pub const MODEL_NAME: &str = "multilingual-e5-small-q4";
 
 /// Texts longer than this many tokens are truncated (posts rarely are; it bounds cost).
 pub const MAX_TOKENS: usize = 256;
-/// Texts are embedded in groups of similar length so that padding stays small. Small
-/// groups measured fastest on 2 cores (64 posts of ~46 tokens: 31 posts/s in groups of
-/// 32, 47 in groups of 16, 66 in groups of 8, 64 in groups of 4): less padding, and
-/// intermediate tensors that stay in cache.
-const BATCH_SIZE: usize = 8;
+/// Tokens per encoder pass. Posts are packed without padding, so a pass can hold many:
+/// larger passes give the int8 products longer runs of rows per weight load, up to the
+/// point where a pass's activations leave the cache (measured on the sample posts, see
+/// `models/README.md`).
+const TOKENS_PER_PASS: usize = 2048;
 
 /// The network under the encoder. Both compute the same function; the reference is
 /// candle-transformers' `BertModel`, kept to check the fast one against (tests and
@@ -193,18 +193,38 @@ impl Encoder {
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
         let encodings = self.tokenize(texts)?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
-        // Length bucketing: sort by token count, embed in chunks, put results back.
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&i| ids[i].len());
         let mut out = vec![Vec::new(); ids.len()];
-        for chunk in order.chunks(BATCH_SIZE) {
+        for chunk in self.passes(&ids) {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
-            let vectors = self.embed_ids(&batch)?;
-            for (&i, v) in chunk.iter().zip(vectors) {
-                out[i] = v;
+            let (states, offsets) = self.run(&batch)?;
+            for (row, &i) in chunk.iter().enumerate() {
+                let rows = &states[offsets[row] * self.dim..offsets[row + 1] * self.dim];
+                out[i] = mean_pool_normalised(rows, self.dim);
             }
         }
         Ok(out)
+    }
+
+    /// Groups texts (by index) into encoder passes: sorted by length, so the reference
+    /// network's padding stays small, and cut at [`TOKENS_PER_PASS`] tokens.
+    fn passes(&self, ids: &[&[u32]]) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        let budget = TOKENS_PER_PASS;
+        let mut passes: Vec<Vec<usize>> = Vec::new();
+        let mut tokens = 0;
+        for i in order {
+            let n = ids[i].len();
+            match passes.last_mut() {
+                Some(pass) if tokens + n <= budget => pass.push(i),
+                _ => {
+                    passes.push(vec![i]);
+                    tokens = 0;
+                }
+            }
+            tokens += n;
+        }
+        passes
     }
 
     /// One pass over `texts`: every token's state and the part of its text it stands
@@ -219,17 +239,15 @@ impl Encoder {
             .tokenizer
             .encode_batch_char_offsets(prefixed, true)
             .map_err(TokenizerError::Encode)?;
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         let mut out: Vec<Option<EncodedText>> = vec![None; encodings.len()];
-        for chunk in order.chunks(BATCH_SIZE) {
-            let batch: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
-            let (hidden, width) = self.run(&batch)?;
-            let hidden = hidden.flatten_all()?.to_vec1::<f32>()?;
+        for chunk in self.passes(&ids) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
+            let (states, offsets) = self.run(&batch)?;
             for (row, &i) in chunk.iter().enumerate() {
                 let e = &encodings[i];
-                let n = e.get_ids().len();
-                let start = row * width * self.dim;
+                let start = offsets[row] * self.dim;
+                let end = offsets[row + 1] * self.dim;
                 let chars: Vec<char> = texts[i].as_ref().chars().collect();
                 let spans = e
                     .get_offsets()
@@ -249,7 +267,7 @@ impl Encoder {
                 out[i] = Some(EncodedText {
                     ids: e.get_ids().to_vec(),
                     spans,
-                    states: hidden[start..start + n * self.dim].to_vec(),
+                    states: states[start..end].to_vec(),
                     dim: self.dim,
                 });
             }
@@ -259,43 +277,69 @@ impl Encoder {
         })
     }
 
-    /// Runs one padded batch of token ids through the encoder.
-    fn embed_ids(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        let (hidden, width) = self.run(batch)?;
-        let flat_mask: Vec<u32> = batch
-            .iter()
-            .flat_map(|ids| {
-                std::iter::repeat_n(1u32, ids.len())
-                    .chain(std::iter::repeat_n(0, width - ids.len()))
-            })
-            .collect();
-        // Mean over real tokens only, then unit length.
-        mean_pool_normalised(&hidden, &flat_mask)
-    }
-
-    /// The last hidden states of one padded batch, `(batch, width, dim)`, and its width.
-    fn run(&self, batch: &[&[u32]]) -> Result<(Tensor, usize)> {
-        let width = batch.iter().map(|ids| ids.len()).max().unwrap_or(0).max(1);
-        let mut flat_ids = Vec::with_capacity(batch.len() * width);
-        let mut flat_mask = Vec::with_capacity(batch.len() * width);
+    /// The last hidden states of one pass, packed (one row of `dim` values per token,
+    /// the texts one after another), and where each text's rows start (plus the total).
+    fn run(&self, batch: &[&[u32]]) -> Result<(Vec<f32>, Vec<usize>)> {
+        let mut offsets = Vec::with_capacity(batch.len() + 1);
+        offsets.push(0);
         for ids in batch {
-            flat_ids.extend_from_slice(ids);
-            flat_ids.extend(std::iter::repeat_n(self.pad_id, width - ids.len()));
-            flat_mask.extend(std::iter::repeat_n(1u32, ids.len()));
-            flat_mask.extend(std::iter::repeat_n(0u32, width - ids.len()));
+            offsets.push(offsets[offsets.len() - 1] + ids.len());
         }
-        let hidden = match &self.model {
-            Backbone::Fast(model) => model.forward(&flat_ids, &flat_mask, batch.len(), width)?,
+        let states = match &self.model {
+            Backbone::Fast(model) => {
+                let ids: Vec<u32> = batch.concat();
+                let lengths: Vec<usize> = batch.iter().map(|ids| ids.len()).collect();
+                model
+                    .forward_packed(&ids, &lengths)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+            }
             Backbone::Reference(model) => {
+                // candle-transformers' BertModel takes a padded batch and a mask; its
+                // padding rows are dropped afterwards.
+                let width = batch.iter().map(|ids| ids.len()).max().unwrap_or(0).max(1);
+                let mut flat_ids = Vec::with_capacity(batch.len() * width);
+                let mut flat_mask = Vec::with_capacity(batch.len() * width);
+                for ids in batch {
+                    flat_ids.extend_from_slice(ids);
+                    flat_ids.extend(std::iter::repeat_n(self.pad_id, width - ids.len()));
+                    flat_mask.extend(std::iter::repeat_n(1u32, ids.len()));
+                    flat_mask.extend(std::iter::repeat_n(0u32, width - ids.len()));
+                }
                 let shape = (batch.len(), width);
                 let input_ids = Tensor::from_vec(flat_ids, shape, &self.device)?;
-                let mask = Tensor::from_vec(flat_mask.clone(), shape, &self.device)?;
+                let mask = Tensor::from_vec(flat_mask, shape, &self.device)?;
                 let type_ids = input_ids.zeros_like()?;
-                model.forward(&input_ids, &type_ids, Some(&mask))?
+                let padded = model
+                    .forward(&input_ids, &type_ids, Some(&mask))?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                let mut states = Vec::with_capacity(offsets[batch.len()] * self.dim);
+                for (row, ids) in batch.iter().enumerate() {
+                    let start = row * width * self.dim;
+                    states.extend_from_slice(&padded[start..start + ids.len() * self.dim]);
+                }
+                states
             }
         };
-        Ok((hidden, width))
+        Ok((states, offsets))
     }
+}
+
+/// Mean of a text's token states, scaled to unit length.
+fn mean_pool_normalised(rows: &[f32], dim: usize) -> Vec<f32> {
+    let mut mean = vec![0.0f32; dim];
+    let n = rows.len() / dim.max(1);
+    for row in rows.chunks_exact(dim.max(1)) {
+        for (m, v) in mean.iter_mut().zip(row) {
+            *m += v;
+        }
+    }
+    let count = n.max(1) as f32;
+    mean.iter_mut().for_each(|m| *m /= count);
+    let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    mean.iter_mut().for_each(|m| *m /= norm);
+    mean
 }
 
 /// Where model files live unless the user says otherwise: `$VIGIE_MODEL_DIR`, else the

@@ -143,6 +143,14 @@ pub enum FormatError {
         /// Positions the model has.
         positions: usize,
     },
+    /// Packed token ids whose count is not the sum of the sequence lengths given.
+    #[error("{ids} packed token ids for sequences of {tokens} tokens in all")]
+    PackedLengths {
+        /// Token ids passed.
+        ids: usize,
+        /// Sum of the sequence lengths.
+        tokens: usize,
+    },
     /// An embedding store file without the `VGE1` header.
     #[error("embedding store: bad header")]
     StoreHeader,

@@ -22,10 +22,12 @@
 //!   7 GFLOP/s against 200 for f32, hence the kernels. [`Precision::F32`] keeps the
 //!   dequantised f32 weights; training uses it, so heads do not depend on the machine.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::e5_file::{E5Image, Hyper, Q4Rows};
+use crate::kernels::attention::attention;
+use crate::kernels::elementwise::gelu_in_place;
 use crate::kernels::{Kernel, QuantizedLinear};
 use crate::{FormatError, Result};
 
@@ -131,8 +133,8 @@ struct Layer {
 /// The BERT network with its weights arranged for [`FastBert::forward`].
 pub struct FastBert {
     word: Q4Rows,
-    positions: Tensor,
-    token_type: Tensor,
+    /// Position embedding plus the (single) token-type embedding, one row per position.
+    position_and_type: Vec<f32>,
     embedding_norm: LayerNorm,
     layers: Vec<Layer>,
     hyper: Hyper,
@@ -210,11 +212,14 @@ impl FastBert {
         }
         let positions = get("embeddings.position_embeddings.weight")?;
         let token_type = get("embeddings.token_type_embeddings.weight")?.get(0)?;
+        let position_and_type: Vec<f32> = positions
+            .broadcast_add(&token_type)?
+            .flatten_all()?
+            .to_vec1()?;
         let embedding_norm = norm(&mut get, "embeddings.LayerNorm")?;
         Ok(FastBert {
             word: word_embeddings,
-            positions,
-            token_type,
+            position_and_type,
             embedding_norm,
             layers,
             hyper,
@@ -238,115 +243,63 @@ impl FastBert {
         self.hyper.max_positions
     }
 
-    /// Runs token ids padded to one width (`mask` 1 for real tokens, 0 for padding) and
-    /// returns the last hidden states, [batch, width, hidden].
-    pub fn forward(&self, ids: &[u32], mask: &[u32], batch: usize, width: usize) -> Result<Tensor> {
-        let (h, heads) = (self.hyper.hidden, self.hyper.heads);
-        let head_dim = h / heads;
-        if width > self.hyper.max_positions {
+    /// Runs sequences packed one after another (`lengths[i]` tokens each, no padding)
+    /// and returns the last hidden states, one row per token: `[tokens, hidden]`.
+    ///
+    /// Packing is what lets posts of mixed lengths share a pass without padding waste:
+    /// the linear layers see every token as one row, and only attention needs to know
+    /// where each post starts ([`attention`]).
+    pub fn forward_packed(&self, ids: &[u32], lengths: &[usize]) -> Result<Tensor> {
+        let h = self.hyper.hidden;
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        if longest > self.hyper.max_positions {
             return Err(FormatError::TooManyTokens {
-                tokens: width,
+                tokens: longest,
                 positions: self.hyper.max_positions,
             }
             .into());
         }
-        let mut rows = Vec::with_capacity(ids.len() * h);
-        for &id in ids {
-            self.word.push_row(id as usize, &mut rows)?;
+        let mut offsets = Vec::with_capacity(lengths.len() + 1);
+        offsets.push(0usize);
+        for &l in lengths {
+            offsets.push(offsets[offsets.len() - 1] + l);
         }
-        let words = Tensor::from_vec(rows, (batch, width, h), &self.device)?;
-        let positions = self.positions.narrow(0, 0, width)?;
-        let embedded = words
-            .broadcast_add(&positions)?
-            .broadcast_add(&self.token_type)?;
-        let mut x = self
-            .embedding_norm
-            .forward(&embedded, self.hyper.layer_norm_eps)?
-            .reshape((batch * width, h))?;
-
-        let lengths: Vec<usize> = mask
-            .chunks(width)
-            .map(|m| m.iter().filter(|&&v| v != 0).count())
-            .collect();
-        let softmax = MaskedSoftmax {
-            lengths: &lengths,
-            heads,
-            width,
-        };
+        let tokens = offsets[lengths.len()];
+        if tokens != ids.len() {
+            return Err(FormatError::PackedLengths {
+                ids: ids.len(),
+                tokens,
+            }
+            .into());
+        }
+        let mut rows = Vec::with_capacity(tokens * h);
+        for w in offsets.windows(2) {
+            for (position, &id) in ids[w[0]..w[1]].iter().enumerate() {
+                let at = rows.len();
+                self.word.push_row(id as usize, &mut rows)?;
+                let extra = &self.position_and_type[position * h..(position + 1) * h];
+                for (v, e) in rows[at..].iter_mut().zip(extra) {
+                    *v += e;
+                }
+            }
+        }
+        let embedded = Tensor::from_vec(rows, (tokens, h), &self.device)?;
         let eps = self.hyper.layer_norm_eps;
+        let mut x = self.embedding_norm.forward(&embedded, eps)?;
+        let attend = PackedAttention {
+            offsets: &offsets,
+            heads: self.hyper.heads,
+            hidden: h,
+        };
         for layer in &self.layers {
-            let qkv = layer
-                .qkv
-                .forward(&x)?
-                .reshape((batch, width, 3, heads, head_dim))?;
-            let part = |i: usize| -> Result<Tensor> {
-                Ok(qkv
-                    .narrow(2, i, 1)?
-                    .squeeze(2)?
-                    .transpose(1, 2)?
-                    .contiguous()?)
-            };
-            let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-            let probs = q.matmul(&k.t()?)?.apply_op1_no_bwd(&softmax)?;
-            let context = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((batch * width, h))?;
+            let context = layer.qkv.forward(&x)?.apply_op1_no_bwd(&attend)?;
             let attended = layer.attention_out.forward(&context)?;
             x = layer.attention_norm.forward(&(attended + &x)?, eps)?;
             let inner = layer.ffn_in.forward_gelu(&x)?;
             let out = layer.ffn_out.forward(&inner)?;
             x = layer.output_norm.forward(&(out + &x)?, eps)?;
         }
-        Ok(x.reshape((batch, width, h))?)
-    }
-}
-
-/// Mean of the hidden states over real tokens, scaled to unit length: one vector per row.
-pub fn mean_pool_normalised(hidden: &Tensor, mask: &[u32]) -> Result<Vec<Vec<f32>>> {
-    let (batch, width, _) = hidden.dims3()?;
-    let mask_f: Vec<f32> = mask.iter().map(|&m| m as f32).collect();
-    let mask_f = Tensor::from_vec(mask_f, (batch, width, 1), hidden.device())?;
-    let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
-    let counts = mask_f.sum(1)?.clamp(1.0, f64::MAX)?;
-    let mean = summed.broadcast_div(&counts)?;
-    let norm = mean
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::MAX)?;
-    Ok(mean
-        .broadcast_div(&norm)?
-        .to_dtype(DType::F32)?
-        .to_vec2::<f32>()?)
-}
-
-/// erf(x) as x·P(x²)/Q(x²) on [-4, 4] (beyond, erf is ±1 to f32 precision); the
-/// coefficients are those of Eigen's and XLA's `erf` for f32. Plain `*` and `+` rather than
-/// `mul_add`: without the `fma` target feature `mul_add` is a library call per value.
-#[inline]
-pub fn fast_erf(x: f32) -> f32 {
-    let x = x.clamp(-4.0, 4.0);
-    let x2 = x * x;
-    let p = -2.726_142_3e-10f32;
-    let p = p * x2 + 2.770_681_4e-8;
-    let p = p * x2 + -2.101_024e-6;
-    let p = p * x2 + -5.692_506_4e-5;
-    let p = p * x2 + -7.349_906_3e-4;
-    let p = p * x2 + -2.954_600_5e-3;
-    let p = p * x2 + -1.609_603_3e-2;
-    let q = -1.456_607_2e-5f32;
-    let q = q * x2 + -2.133_740_6e-4;
-    let q = q * x2 + -1.682_827e-3;
-    let q = q * x2 + -7.373_329e-3;
-    let q = q * x2 + -1.426_474e-2;
-    x * p / q
-}
-
-fn gelu_in_place(values: &mut [f32]) {
-    for v in values {
-        *v = 0.5 * *v * (1.0 + fast_erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+        Ok(x)
     }
 }
 
@@ -446,19 +399,17 @@ impl CustomOp1 for QuantizedProduct<'_> {
     }
 }
 
-/// Softmax over the last dimension of attention scores [batch, heads, width, width],
-/// where only the first `lengths[b]` keys of sequence `b` are real (padding on the right,
-/// as the encoder builds its batches): padding keys get probability 0 (what adding a
-/// large negative mask does, without the extra pass).
-struct MaskedSoftmax<'a> {
-    lengths: &'a [usize],
+/// Self-attention over packed sequences as a candle op: fused QKV rows in, context rows
+/// out (see [`attention`]).
+struct PackedAttention<'a> {
+    offsets: &'a [usize],
     heads: usize,
-    width: usize,
+    hidden: usize,
 }
 
-impl CustomOp1 for MaskedSoftmax<'_> {
+impl CustomOp1 for PackedAttention<'_> {
     fn name(&self) -> &'static str {
-        "vigie-masked-softmax"
+        "vigie-packed-attention"
     }
 
     fn cpu_fwd(
@@ -467,65 +418,20 @@ impl CustomOp1 for MaskedSoftmax<'_> {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let data = contiguous_f32(storage, layout, self.name())?;
-        let w = self.width;
-        if layout.dims() != [self.lengths.len(), self.heads, w, w] {
-            candle_core::bail!("masked-softmax: unexpected shape {:?}", layout.dims());
+        let tokens = self.offsets.last().copied().unwrap_or(0);
+        if layout.dims() != [tokens, 3 * self.hidden] {
+            candle_core::bail!("packed-attention: unexpected shape {:?}", layout.dims());
         }
-        let mut out = data.to_vec();
-        let per_sequence = self.heads * w * w;
-        out.par_chunks_mut(per_sequence)
-            .zip(self.lengths.par_iter())
-            .for_each(|(scores, &len)| {
-                let len = len.clamp(1, w);
-                for row in scores.chunks_exact_mut(w) {
-                    let (real, padding) = row.split_at_mut(len);
-                    let max = real.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0.0;
-                    for v in real.iter_mut() {
-                        *v = (*v - max).exp();
-                        sum += *v;
-                    }
-                    let inv = 1.0 / sum;
-                    real.iter_mut().for_each(|v| *v *= inv);
-                    padding.fill(0.0);
-                }
-            });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        let mut out = vec![0.0f32; tokens * self.hidden];
+        attention(data, self.offsets, self.heads, self.hidden, &mut out);
+        Ok((CpuStorage::F32(out), Shape::from((tokens, self.hidden))))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn erf_reference(x: f64) -> f64 {
-        // Abramowitz & Stegun 7.1.28 is too coarse to judge 1e-6; integrate instead.
-        let n = 20_000;
-        let h = x / n as f64;
-        let f = |t: f64| (-t * t).exp();
-        let mut s = f(0.0) + f(x);
-        for i in 1..n {
-            s += f(i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 };
-        }
-        s * h / 3.0 * 2.0 / std::f64::consts::PI.sqrt()
-    }
-
-    #[test]
-    fn fast_erf_is_within_a_millionth() {
-        for i in -600..=600 {
-            let x = i as f64 / 100.0;
-            let got = fast_erf(x as f32) as f64;
-            let want = erf_reference(x);
-            assert!(
-                (got - want).abs() < 1e-6,
-                "erf({x}) = {got}, expected {want}"
-            );
-        }
-        assert!(
-            (fast_erf(f32::INFINITY) - 1.0).abs() < 1e-6
-                && (fast_erf(f32::NEG_INFINITY) + 1.0).abs() < 1e-6
-        );
-    }
+    use candle_core::DType;
 
     #[test]
     fn bias_and_gelu_match_candle() {
@@ -566,38 +472,5 @@ mod tests {
             .is_err(),
             "a wrong bias length is refused"
         );
-    }
-
-    #[test]
-    fn masked_softmax_matches_softmax_with_an_additive_mask() {
-        let (b, heads, w) = (3, 2, 5);
-        let scores = Tensor::randn(0f32, 3.0, (b, heads, w, w), &Device::Cpu).unwrap();
-        let lengths = [5, 2, 1];
-        let mask: Vec<f32> = lengths
-            .iter()
-            .flat_map(|&l| (0..w).map(move |j| if j < l { 0.0 } else { -1e9 }))
-            .collect();
-        let mask = Tensor::from_vec(mask, (b, 1, 1, w), &Device::Cpu).unwrap();
-        let want: Vec<f32> =
-            candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask).unwrap())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-        let got: Vec<f32> = scores
-            .apply_op1_no_bwd(&MaskedSoftmax {
-                lengths: &lengths,
-                heads,
-                width: w,
-            })
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
-        }
     }
 }

@@ -26,9 +26,11 @@
 //! `VIGIE_KERNELS=portable` (or `avx2`) caps the choice, so the slow paths can be tested
 //! on a fast machine.
 
+pub mod attention;
 mod avx2;
 mod avx512;
 pub mod ceiling;
+pub mod elementwise;
 mod portable;
 
 use rayon::prelude::*;
@@ -154,21 +156,14 @@ enum RowValues {
 }
 
 /// Symmetric int8 quantisation of one row: the integers in `[-127, 127]` and the scale
-/// that maps them back (`x ≈ q · scale`).
+/// that maps them back (`x ≈ q · scale`). The plain form the reference product uses.
 pub fn quantize_row(x: &[f32], out: &mut [i32]) -> f32 {
-    let max = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    if max == 0.0 || !max.is_finite() {
-        out.iter_mut().for_each(|q| *q = 0);
-        return if max.is_finite() { 0.0 } else { f32::NAN };
+    let mut bytes = vec![0i8; x.len()];
+    let scale = elementwise::quantize_row_i8(x, &mut bytes);
+    for (o, b) in out.iter_mut().zip(bytes) {
+        *o = b as i32;
     }
-    let inv = 127.0 / max;
-    // Adding 1.5·2²³ rounds to the nearest integer in plain float arithmetic, which the
-    // compiler vectorises (`f32::round` is a library call per value without SSE4.1).
-    const MAGIC: f32 = 12_582_912.0;
-    for (q, &v) in out.iter_mut().zip(x) {
-        *q = ((v * inv + MAGIC) - MAGIC) as i32;
-    }
-    max / 127.0
+    scale
 }
 
 impl QuantizedLinear {
@@ -260,18 +255,18 @@ impl QuantizedLinear {
         let values = match self.kernel {
             Kernel::Portable => {
                 let mut v = vec![0i8; m * stride];
-                fill_rows(rows, &mut v, &mut scales, stride, |q| q as i8);
+                fill_rows(rows, &mut v, &mut scales, stride, elementwise::quantize_row_i8);
                 RowValues::I8(v)
             }
             Kernel::Avx2 => {
                 let mut v = vec![0i16; m * stride];
-                fill_rows(rows, &mut v, &mut scales, stride, |q| q as i16);
+                fill_rows(rows, &mut v, &mut scales, stride, elementwise::quantize_row_i16);
                 RowValues::I16(v)
             }
             Kernel::Avx512Vnni => {
                 // Padding bytes meet zero weights; 128 (a zero activation) keeps them inert.
                 let mut v = vec![128u8; m * stride];
-                fill_rows(rows, &mut v, &mut scales, stride, |q| (q + 128) as u8);
+                fill_rows(rows, &mut v, &mut scales, stride, elementwise::quantize_row_shifted_u8);
                 RowValues::U8(v)
             }
         };
@@ -435,19 +430,14 @@ fn fill_rows<'a, T: Send>(
     values: &mut [T],
     scales: &mut [f32],
     stride: usize,
-    convert: impl Fn(i32) -> T + Sync,
+    quantize: fn(&[f32], &mut [T]) -> f32,
 ) {
     values
         .par_chunks_mut(stride.max(1))
         .zip(scales.par_iter_mut())
         .zip(rows)
-        .for_each(|((dst, scale), row)| {
-            let mut q = vec![0i32; row.len()];
-            *scale = quantize_row(row, &mut q);
-            for (d, &v) in dst.iter_mut().zip(&q) {
-                *d = convert(v);
-            }
-        });
+        .with_min_len(8)
+        .for_each(|((dst, scale), row)| *scale = quantize(row, dst));
 }
 
 /// A block of output: `rows` rows from `row`, the columns of one weight panel.
@@ -576,7 +566,7 @@ mod tests {
     }
 
     #[test]
-    fn quantize_row_rounds_to_nearest() {
+    fn quantize_row_rounds_to_nearest_even() {
         let mut q = [0i32; 4];
         let scale = quantize_row(&[1.0, -1.0, 0.5, 0.00393], &mut q);
         assert_eq!(q, [127, -127, 64, 0]);

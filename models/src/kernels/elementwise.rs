@@ -1,0 +1,357 @@
+//! The encoder's per-element work (activation quantisation, GELU, softmax), written as
+//! plain arithmetic the compiler vectorises, and compiled a second and third time with
+//! AVX2 and AVX-512 enabled; the widest version the processor has (capped like the
+//! product kernels by `VIGIE_KERNELS`) runs. Baseline x86-64 code has 128-bit vectors
+//! and no FMA, and `f32::exp`/`f32::round` are library calls per value: measured on the
+//! sample posts, this work took a quarter of an int8 pass before.
+
+use std::sync::OnceLock;
+
+use super::Kernel;
+
+/// The vector level per-element code runs at: the best available kernel.
+fn level() -> Kernel {
+    static LEVEL: OnceLock<Kernel> = OnceLock::new();
+    *LEVEL.get_or_init(Kernel::detect)
+}
+
+/// Defines `pub fn $name` that runs `$body` compiled for the widest vector level allowed.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn generic($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+                unsafe fn wide($($arg: $ty),*) $(-> $ret)? { generic($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn narrow($($arg: $ty),*) $(-> $ret)? { generic($($arg),*) }
+                match level() {
+                    // SAFETY: `level` only returns kernels the processor supports, and each
+                    // kernel's features include the ones enabled here.
+                    Kernel::Avx512Vnni => return unsafe { wide($($arg),*) },
+                    Kernel::Avx2 => return unsafe { narrow($($arg),*) },
+                    Kernel::Portable => {}
+                }
+            }
+            generic($($arg),*)
+        }
+    };
+}
+
+/// Adding 1.5·2²³ rounds to the nearest integer (ties to even) in plain float arithmetic.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// `round(v)` for |v| < 2²², read from the bits of `v + 1.5·2²³` (whose low mantissa bits
+/// are then the integer): integer operations only, which vectorise where float-to-int
+/// casts to narrow types do not.
+#[inline(always)]
+fn round_to_i32(v: f32) -> i32 {
+    (v + ROUND_MAGIC).to_bits() as i32 - 0x4B40_0000
+}
+
+/// The largest magnitude of a row (infinite when the row holds a NaN or an infinity), as
+/// independent lanes so that it vectorises.
+#[inline(always)]
+fn max_abs(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    // x·0 is 0 for finite x and NaN otherwise; comparisons alone would skip NaNs.
+    let mut probe = [0.0f32; 16];
+    let chunks = x.chunks_exact(16);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for ((m, p), &v) in lanes.iter_mut().zip(probe.iter_mut()).zip(chunk) {
+            let a = v.abs();
+            *m = if a > *m { a } else { *m };
+            *p += v * 0.0;
+        }
+    }
+    let mut max = 0.0f32;
+    for &v in tail.iter().chain(&lanes) {
+        if !v.is_finite() {
+            return f32::INFINITY;
+        }
+        max = max.max(v.abs());
+    }
+    if probe.iter().sum::<f32>() != 0.0 {
+        return f32::INFINITY;
+    }
+    max
+}
+
+/// The inverse scale a row is quantised with (127 / max |x|), and the scale that maps
+/// the integers back; a zero or non-finite row gets zeros (and a NaN scale when it held a
+/// NaN or an infinity, so that the fault shows in the output rather than hiding).
+#[inline(always)]
+fn row_scales(x: &[f32]) -> (f32, f32) {
+    let max = max_abs(x);
+    if !max.is_finite() {
+        (0.0, f32::NAN)
+    } else if max == 0.0 {
+        (0.0, 0.0)
+    } else {
+        (127.0 / max, max / 127.0)
+    }
+}
+
+multiversion! {
+    /// Quantises a row to int8 (`[-127, 127]`) in `out`; returns the scale.
+    pub fn quantize_row_i8(x: &[f32], out: &mut [i8]) -> f32 {
+        let (inv, scale) = row_scales(x);
+        for (q, &v) in out.iter_mut().zip(x) {
+            *q = round_to_i32(v * inv) as i8;
+        }
+        scale
+    }
+}
+
+multiversion! {
+    /// Quantises a row to int8 values held in 16 bits; returns the scale.
+    pub fn quantize_row_i16(x: &[f32], out: &mut [i16]) -> f32 {
+        let (inv, scale) = row_scales(x);
+        for (q, &v) in out.iter_mut().zip(x) {
+            *q = round_to_i32(v * inv) as i16;
+        }
+        scale
+    }
+}
+
+multiversion! {
+    /// Quantises a row to int8 stored as `q + 128` (unsigned bytes); returns the scale.
+    pub fn quantize_row_shifted_u8(x: &[f32], out: &mut [u8]) -> f32 {
+        let (inv, scale) = row_scales(x);
+        for (q, &v) in out.iter_mut().zip(x) {
+            *q = (round_to_i32(v * inv) + 128) as u8;
+        }
+        scale
+    }
+}
+
+/// erf(x) as x·P(x²)/Q(x²) on [-4, 4] (beyond, erf is ±1 to f32 precision); the
+/// coefficients are those of Eigen's and XLA's `erf` for f32. Plain `*` and `+` rather than
+/// `mul_add`: without the `fma` target feature `mul_add` is a library call per value.
+#[inline(always)]
+pub fn fast_erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let p = -2.726_142_3e-10f32;
+    let p = p * x2 + 2.770_681_4e-8;
+    let p = p * x2 + -2.101_024e-6;
+    let p = p * x2 + -5.692_506_4e-5;
+    let p = p * x2 + -7.349_906_3e-4;
+    let p = p * x2 + -2.954_600_5e-3;
+    let p = p * x2 + -1.609_603_3e-2;
+    let q = -1.456_607_2e-5f32;
+    let q = q * x2 + -2.133_740_6e-4;
+    let q = q * x2 + -1.682_827e-3;
+    let q = q * x2 + -7.373_329e-3;
+    let q = q * x2 + -1.426_474e-2;
+    x * p / q
+}
+
+multiversion! {
+    /// GELU in place, the exact erf form BERT was trained with.
+    pub fn gelu_in_place(values: &mut [f32]) {
+        for v in values {
+            *v = 0.5 * *v * (1.0 + fast_erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
+}
+
+/// eˣ for x ≤ 0 (what a softmax takes after subtracting the maximum): 2ⁿ·e^r with
+/// |r| ≤ ln2/2 and a degree-6 polynomial, relative error below 3·10⁻⁷; underflows to 0
+/// below -87.
+#[inline(always)]
+pub fn fast_exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let tiny = x < -87.0;
+    let x = x.max(-87.0);
+    let n = (x * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 / 720.0f32;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    let two_n = f32::from_bits((((n as i32) + 127) as u32) << 23);
+    if tiny {
+        0.0
+    } else {
+        p * two_n
+    }
+}
+
+multiversion! {
+    /// Softmax of `row[..len]` in place, `row[len..]` set to 0 (padding keys).
+    pub fn softmax_prefix(row: &mut [f32], len: usize) {
+        let (real, padding) = row.split_at_mut(len.min(row.len()));
+        let max = real.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for v in real.iter_mut() {
+            *v = fast_exp_nonpositive(*v - max);
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        real.iter_mut().for_each(|v| *v *= inv);
+        padding.fill(0.0);
+    }
+}
+
+multiversion! {
+    /// One attention head over one packed sequence: `qkv` rows `start..start + len` hold
+    /// `[q | k | v]` (`hidden` each, the query pre-scaled); writes the head's context,
+    /// `len` rows of `d = ctx.len() / len` values, to `ctx`. `keys_t` (`d·wide`) and
+    /// `scores` (`wide`, with `len` the `len` argument and `wide` it rounded up to 16)
+    /// are scratch space.
+    pub fn attend_head(
+        qkv: &[f32],
+        start: usize,
+        head: usize,
+        hidden: usize,
+        keys_t: &mut [f32],
+        scores: &mut [f32],
+        len: usize,
+        ctx: &mut [f32]
+    ) {
+        if len == 0 {
+            return;
+        }
+        let d = ctx.len() / len;
+        // Scores are computed over `len` rounded up to 16 (zero keys past the end), so
+        // every vector loop runs whole registers; the extra lanes are masked before the
+        // softmax.
+        let wide = len.div_ceil(16) * 16;
+        let at = |t: usize, part: usize| (start + t) * 3 * hidden + part * hidden + head * d;
+        keys_t.fill(0.0);
+        for j in 0..len {
+            for (t, &k) in qkv[at(j, 1)..at(j, 1) + d].iter().enumerate() {
+                keys_t[t * wide + j] = k;
+            }
+        }
+        for (i, out) in ctx.chunks_exact_mut(d).enumerate() {
+            scores.fill(0.0);
+            for (&q, keys) in qkv[at(i, 0)..at(i, 0) + d].iter().zip(keys_t.chunks_exact(wide)) {
+                for (s, k) in scores.chunks_exact_mut(16).zip(keys.chunks_exact(16)) {
+                    for l in 0..16 {
+                        s[l] += q * k[l];
+                    }
+                }
+            }
+            scores[len..].fill(f32::NEG_INFINITY);
+            let mut lanes = [f32::NEG_INFINITY; 16];
+            for s in scores.chunks_exact(16) {
+                for l in 0..16 {
+                    lanes[l] = if s[l] > lanes[l] { s[l] } else { lanes[l] };
+                }
+            }
+            let max = lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sums = [0.0f32; 16];
+            for s in scores.chunks_exact_mut(16) {
+                for l in 0..16 {
+                    s[l] = fast_exp_nonpositive(s[l] - max);
+                    sums[l] += s[l];
+                }
+            }
+            let inv = 1.0 / sums.iter().sum::<f32>();
+            out.fill(0.0);
+            for (j, &p) in scores[..len].iter().enumerate() {
+                let p = p * inv;
+                for (o, &v) in out.iter_mut().zip(&qkv[at(j, 2)..at(j, 2) + d]) {
+                    *o += p * v;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn erf_reference(x: f64) -> f64 {
+        // Abramowitz & Stegun 7.1.28 is too coarse to judge 1e-6; integrate instead.
+        let n = 20_000;
+        let h = x / n as f64;
+        let f = |t: f64| (-t * t).exp();
+        let mut s = f(0.0) + f(x);
+        for i in 1..n {
+            s += f(i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 };
+        }
+        s * h / 3.0 * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    #[test]
+    fn fast_erf_is_within_a_millionth() {
+        for i in -600..=600 {
+            let x = i as f64 / 100.0;
+            let got = fast_erf(x as f32) as f64;
+            let want = erf_reference(x);
+            assert!(
+                (got - want).abs() < 1e-6,
+                "erf({x}) = {got}, expected {want}"
+            );
+        }
+        assert!(
+            (fast_erf(f32::INFINITY) - 1.0).abs() < 1e-6
+                && (fast_erf(f32::NEG_INFINITY) + 1.0).abs() < 1e-6
+        );
+    }
+
+    #[test]
+    fn fast_exp_is_within_a_few_ulps() {
+        let mut worst = 0.0f64;
+        for i in 0..=90_000 {
+            let x = -(i as f32) / 1000.0;
+            let got = fast_exp_nonpositive(x) as f64;
+            let want = (x as f64).exp();
+            if want > 1e-37 {
+                worst = worst.max((got - want).abs() / want);
+            }
+        }
+        assert!(worst < 5e-7, "worst relative error {worst}");
+        assert_eq!(fast_exp_nonpositive(-100.0), 0.0);
+        assert_eq!(fast_exp_nonpositive(f32::NEG_INFINITY), 0.0);
+        assert_eq!(fast_exp_nonpositive(0.0), 1.0);
+    }
+
+    #[test]
+    fn softmax_prefix_sums_to_one_and_zeroes_padding() {
+        let mut row = [1.0, 2.0, 3.0, 9.0, 9.0];
+        softmax_prefix(&mut row, 3);
+        let want: Vec<f32> = {
+            let e: Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| (v - 3.0).exp()).collect();
+            let s: f32 = e.iter().sum();
+            e.iter().map(|v| v / s).collect()
+        };
+        for (g, w) in row[..3].iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6);
+        }
+        assert_eq!(&row[3..], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_three_quantised_forms_agree() {
+        let x: Vec<f32> = (0..37).map(|i| ((i * 7919) % 101) as f32 / 13.0 - 3.5).collect();
+        let (mut a, mut b, mut c) = (vec![0i8; 37], vec![0i16; 37], vec![0u8; 37]);
+        let s1 = quantize_row_i8(&x, &mut a);
+        let s2 = quantize_row_i16(&x, &mut b);
+        let s3 = quantize_row_shifted_u8(&x, &mut c);
+        assert_eq!((s1, s1), (s2, s3));
+        for i in 0..37 {
+            assert_eq!(a[i] as i16, b[i]);
+            assert_eq!(a[i] as i16 + 128, c[i] as i16);
+            assert!(a[i] != -128);
+            assert!(((a[i] as f32) * s1 - x[i]).abs() <= s1 * 0.5 + 1e-6);
+        }
+        let mut z = [9i8; 3];
+        assert_eq!(quantize_row_i8(&[0.0; 3], &mut z), 0.0);
+        assert_eq!(z, [0; 3]);
+        assert!(quantize_row_i8(&[f32::NAN, 1.0], &mut z[..2]).is_nan());
+    }
+}

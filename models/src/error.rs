@@ -27,6 +27,14 @@ pub enum ModelError {
     /// A model image (or the embedding store) does not hold what it should.
     #[error("model file is malformed: {0}")]
     Format(#[from] FormatError),
+    /// A peer engine run beside Vigie for comparison (the encoder bench) failed.
+    #[error("{what} failed: {detail}")]
+    Peer {
+        /// Which peer.
+        what: &'static str,
+        /// What it said (the end of its error output).
+        detail: String,
+    },
     /// The tokenizer could not be loaded, configured or run.
     #[error("tokenizer: {0}")]
     Tokenizer(#[from] TokenizerError),

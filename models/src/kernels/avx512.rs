@@ -16,7 +16,7 @@ pub(super) fn supported() -> bool {
 /// Sums `rows` (≤ 6) rows of shifted activations (`q + 128`, `stride` apart, `4·quads`
 /// long) against one packed panel (`[quads][64][4]`) and stores them through `ctx`.
 pub(super) fn tile(a: &[u8], stride: usize, rows: usize, w: &[i8], quads: usize, ctx: &Epilogue) {
-    assert!(rows >= 1 && rows <= super::TILE_ROWS);
+    assert!((1..=super::TILE_ROWS).contains(&rows));
     assert!(a.len() >= (rows - 1) * stride + 4 * quads && w.len() >= quads * 4 * PANEL);
     imp::tile(a, stride, rows, w, quads, ctx)
 }
@@ -45,8 +45,18 @@ mod imp {
             && is_x86_feature_detected!("avx512vnni")
     }
 
-    pub(super) fn tile(a: &[u8], stride: usize, rows: usize, w: &[i8], quads: usize, ctx: &Epilogue) {
-        assert!(supported(), "the VNNI kernel ran on a processor without AVX-512 VNNI");
+    pub(super) fn tile(
+        a: &[u8],
+        stride: usize,
+        rows: usize,
+        w: &[i8],
+        quads: usize,
+        ctx: &Epilogue,
+    ) {
+        assert!(
+            supported(),
+            "the VNNI kernel ran on a processor without AVX-512 VNNI"
+        );
         let (a, w) = (a.as_ptr(), w.as_ptr());
         // SAFETY: the feature check above, and the bounds checked by the caller.
         unsafe {
@@ -79,7 +89,8 @@ mod imp {
                 _mm512_loadu_si512(wp.add(3)),
             ];
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_epi32((a.add(r * stride + 4 * q) as *const i32).read_unaligned());
+                let x =
+                    _mm512_set1_epi32((a.add(r * stride + 4 * q) as *const i32).read_unaligned());
                 for (acc, &wv) in acc.iter_mut().zip(&ws) {
                     *acc = _mm512_dpbusd_epi32(*acc, x, wv);
                 }
@@ -90,8 +101,10 @@ mod imp {
                 let row_scale = _mm512_set1_ps(ctx.row_scales[r]);
                 let dst = ctx.out.add(r * ctx.out_stride);
                 for (v, &sum) in acc.iter().enumerate() {
-                    let comp = _mm512_loadu_si512(ctx.shift_comp.as_ptr().add(16 * v) as *const __m512i);
-                    let scale = _mm512_mul_ps(row_scale, _mm512_loadu_ps(ctx.scales.as_ptr().add(16 * v)));
+                    let comp =
+                        _mm512_loadu_si512(ctx.shift_comp.as_ptr().add(16 * v) as *const __m512i);
+                    let scale =
+                        _mm512_mul_ps(row_scale, _mm512_loadu_ps(ctx.scales.as_ptr().add(16 * v)));
                     let bias = _mm512_loadu_ps(ctx.bias.as_ptr().add(16 * v));
                     let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, comp));
                     _mm512_storeu_ps(dst.add(16 * v), _mm512_fmadd_ps(sum, scale, bias));

@@ -206,16 +206,14 @@ multiversion! {
 multiversion! {
     /// One attention head over one packed sequence: `qkv` rows `start..start + len` hold
     /// `[q | k | v]` (`hidden` each, the query pre-scaled); writes the head's context,
-    /// `len` rows of `d = ctx.len() / len` values, to `ctx`. `keys_t` (`d·wide`) and
-    /// `scores` (`wide`, with `len` the `len` argument and `wide` it rounded up to 16)
-    /// are scratch space.
+    /// `len` rows of `d = ctx.len() / len` values, to `ctx`. `scratch` holds `(d + 1)·wide`
+    /// values, `wide` being `len` rounded up to 16: the transposed keys, then the scores.
     pub fn attend_head(
         qkv: &[f32],
         start: usize,
         head: usize,
         hidden: usize,
-        keys_t: &mut [f32],
-        scores: &mut [f32],
+        scratch: &mut [f32],
         len: usize,
         ctx: &mut [f32]
     ) {
@@ -227,6 +225,7 @@ multiversion! {
         // every vector loop runs whole registers; the extra lanes are masked before the
         // softmax.
         let wide = len.div_ceil(16) * 16;
+        let (keys_t, scores) = scratch[..(d + 1) * wide].split_at_mut(d * wide);
         let at = |t: usize, part: usize| (start + t) * 3 * hidden + part * hidden + head * d;
         keys_t.fill(0.0);
         for j in 0..len {
@@ -337,7 +336,9 @@ mod tests {
 
     #[test]
     fn the_three_quantised_forms_agree() {
-        let x: Vec<f32> = (0..37).map(|i| ((i * 7919) % 101) as f32 / 13.0 - 3.5).collect();
+        let x: Vec<f32> = (0..37)
+            .map(|i| ((i * 7919) % 101) as f32 / 13.0 - 3.5)
+            .collect();
         let (mut a, mut b, mut c) = (vec![0i8; 37], vec![0i16; 37], vec![0u8; 37]);
         let s1 = quantize_row_i8(&x, &mut a);
         let s2 = quantize_row_i16(&x, &mut b);

@@ -177,8 +177,8 @@ impl QuantizedLinear {
     pub fn new(weight: &[f32], bias: &[f32], n: usize, k: usize, kernel: Kernel) -> Self {
         let kernel = Kernel::ALL
             .into_iter()
-            .filter(|&k| k <= kernel && k.supported())
-            .last()
+            .rev()
+            .find(|&k| k <= kernel && k.supported())
             .unwrap_or(Kernel::Portable);
         assert_eq!(weight.len(), n * k, "weight is not [n][k]");
         assert_eq!(bias.len(), n, "bias is not n long");
@@ -201,7 +201,10 @@ impl QuantizedLinear {
             Kernel::Portable => (k, Packed::Rows(rows)),
             Kernel::Avx2 => {
                 let kp = k.div_ceil(2) * 2;
-                (kp, Packed::Pairs16(pack(&rows, n, k, kp, panel, 2, |v| v as i16)))
+                (
+                    kp,
+                    Packed::Pairs16(pack(&rows, n, k, kp, panel, 2, |v| v as i16)),
+                )
             }
             Kernel::Avx512Vnni => {
                 let kp = k.div_ceil(4) * 4;
@@ -255,18 +258,36 @@ impl QuantizedLinear {
         let values = match self.kernel {
             Kernel::Portable => {
                 let mut v = vec![0i8; m * stride];
-                fill_rows(rows, &mut v, &mut scales, stride, elementwise::quantize_row_i8);
+                fill_rows(
+                    rows,
+                    &mut v,
+                    &mut scales,
+                    stride,
+                    elementwise::quantize_row_i8,
+                );
                 RowValues::I8(v)
             }
             Kernel::Avx2 => {
                 let mut v = vec![0i16; m * stride];
-                fill_rows(rows, &mut v, &mut scales, stride, elementwise::quantize_row_i16);
+                fill_rows(
+                    rows,
+                    &mut v,
+                    &mut scales,
+                    stride,
+                    elementwise::quantize_row_i16,
+                );
                 RowValues::I16(v)
             }
             Kernel::Avx512Vnni => {
                 // Padding bytes meet zero weights; 128 (a zero activation) keeps them inert.
                 let mut v = vec![128u8; m * stride];
-                fill_rows(rows, &mut v, &mut scales, stride, elementwise::quantize_row_shifted_u8);
+                fill_rows(
+                    rows,
+                    &mut v,
+                    &mut scales,
+                    stride,
+                    elementwise::quantize_row_shifted_u8,
+                );
                 RowValues::U8(v)
             }
         };
@@ -475,10 +496,14 @@ impl Epilogue<'_> {
     unsafe fn store_row(&self, r: usize, sums: &[i32]) {
         let row_scale = self.row_scales[r];
         let dst = self.out.add(r * self.out_stride);
-        for c in 0..self.cols {
-            let v = (sums[c] - self.shift_comp[c]) as f32 * (row_scale * self.scales[c])
-                + self.bias[c];
-            dst.add(c).write(v);
+        let columns = sums
+            .iter()
+            .zip(self.shift_comp)
+            .zip(self.scales.iter().zip(self.bias))
+            .take(self.cols);
+        for (c, ((&sum, &comp), (&scale, &bias))) in columns.enumerate() {
+            dst.add(c)
+                .write((sum - comp) as f32 * (row_scale * scale) + bias);
         }
     }
 }
@@ -544,8 +569,7 @@ mod tests {
         let (mut err2, mut norm2) = (0.0f64, 0.0f64);
         for i in 0..m {
             for j in 0..n {
-                let exact: f32 =
-                    (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum::<f32>() + b[j];
+                let exact: f32 = (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum::<f32>() + b[j];
                 err2 += ((got[i * n + j] - exact) as f64).powi(2);
                 norm2 += (exact as f64).powi(2);
             }

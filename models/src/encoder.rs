@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::BertModel;
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use crate::e5_file::E5Image;
 use crate::encoded::{EncodedBatch, EncodedText};
 use crate::fast_bert::{FastBert, Precision};
+use crate::lean_unigram::{self, LeanTokenizer};
 use crate::{ModelError, Result, TokenizerError};
 
 /// E5 models are trained with this prefix on queries; symmetric tasks such as
@@ -40,10 +41,88 @@ pub enum Backbone {
     Reference(BertModel),
 }
 
+/// The tokenizer in front of the network: the lean Unigram model that `Encoder::load`
+/// reads (same ids, a twentieth of the memory, see [`lean_unigram`]), or any tokenizer
+/// of the `tokenizers` crate (tests use tiny word-level ones; a `tokenizer.json` the lean
+/// model cannot run falls back to it).
+pub enum TextTokenizer {
+    /// The lean Unigram model.
+    Lean(Box<LeanTokenizer>),
+    /// A `tokenizers` crate tokenizer.
+    Hf(Box<Tokenizer>),
+}
+
+impl From<Tokenizer> for TextTokenizer {
+    fn from(t: Tokenizer) -> Self {
+        TextTokenizer::Hf(Box::new(t))
+    }
+}
+
+impl From<LeanTokenizer> for TextTokenizer {
+    fn from(t: LeanTokenizer) -> Self {
+        TextTokenizer::Lean(Box::new(t))
+    }
+}
+
+impl TextTokenizer {
+    /// Reads `tokenizer.json` into the lean model, or into the `tokenizers` crate's own
+    /// when the lean one cannot run it (logged).
+    pub fn from_file(path: &Path) -> Result<Self> {
+        match lean_unigram::load(path) {
+            Ok(t) => Ok(t.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "lean tokenizer unavailable, using the tokenizers crate's model");
+                Ok(Tokenizer::from_file(path)
+                    .map_err(|source| TokenizerError::Load {
+                        path: path.to_path_buf(),
+                        source,
+                    })?
+                    .into())
+            }
+        }
+    }
+
+    /// Whether the lean model runs.
+    pub fn is_lean(&self) -> bool {
+        matches!(self, TextTokenizer::Lean(_))
+    }
+
+    fn configure(&mut self, max_length: usize) -> Result<()> {
+        let truncation = Some(TruncationParams {
+            max_length,
+            ..Default::default()
+        });
+        match self {
+            TextTokenizer::Lean(t) => {
+                t.with_padding(None);
+                t.with_truncation(truncation)
+                    .map_err(TokenizerError::Truncation)?;
+            }
+            TextTokenizer::Hf(t) => {
+                t.with_padding(None);
+                t.with_truncation(truncation)
+                    .map_err(TokenizerError::Truncation)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes texts with special tokens; offsets in bytes, or in characters when asked.
+    pub fn encode_batch(&self, texts: Vec<String>, char_offsets: bool) -> Result<Vec<Encoding>> {
+        let encoded = match (self, char_offsets) {
+            (TextTokenizer::Lean(t), false) => t.encode_batch(texts, true),
+            (TextTokenizer::Lean(t), true) => t.encode_batch_char_offsets(texts, true),
+            (TextTokenizer::Hf(t), false) => t.encode_batch(texts, true),
+            (TextTokenizer::Hf(t), true) => t.encode_batch_char_offsets(texts, true),
+        };
+        Ok(encoded.map_err(TokenizerError::Encode)?)
+    }
+}
+
 /// Texts to sentence embeddings: the tokenizer and the network, with their settings.
 pub struct Encoder {
     model: Backbone,
-    tokenizer: Tokenizer,
+    tokenizer: TextTokenizer,
     pad_id: u32,
     device: Device,
     dim: usize,
@@ -73,7 +152,7 @@ impl Encoder {
         Self::from_image_with(image, tokenizer, precision)
     }
 
-    fn read_files(model_dir: &Path) -> Result<(E5Image, Tokenizer)> {
+    fn read_files(model_dir: &Path) -> Result<(E5Image, TextTokenizer)> {
         let weights = model_dir.join(WEIGHTS_FILE);
         let tokenizer = model_dir.join(TOKENIZER_FILE);
         for path in [&weights, &tokenizer] {
@@ -88,24 +167,20 @@ impl Encoder {
         let device = Device::Cpu;
         let image = E5Image::parse(&bytes, &device)?;
         drop(bytes);
-        let tokenizer =
-            Tokenizer::from_file(&tokenizer).map_err(|source| TokenizerError::Load {
-                path: tokenizer.clone(),
-                source,
-            })?;
+        let tokenizer = TextTokenizer::from_file(&tokenizer)?;
         Ok((image, tokenizer))
     }
 
     /// An encoder on [`FastBert`] from a parsed image and a tokenizer, in the precision
     /// [`Precision::from_env`] gives.
-    pub fn from_image(image: E5Image, tokenizer: Tokenizer) -> Result<Self> {
+    pub fn from_image(image: E5Image, tokenizer: impl Into<TextTokenizer>) -> Result<Self> {
         Self::from_image_with(image, tokenizer, Precision::from_env())
     }
 
     /// An encoder on [`FastBert`] in the given precision.
     pub fn from_image_with(
         image: E5Image,
-        tokenizer: Tokenizer,
+        tokenizer: impl Into<TextTokenizer>,
         precision: Precision,
     ) -> Result<Self> {
         let pad_id = image.pad_id;
@@ -115,7 +190,10 @@ impl Encoder {
     }
 
     /// An encoder on candle-transformers' `BertModel` from a parsed image and a tokenizer.
-    pub fn reference_from_image(image: E5Image, tokenizer: Tokenizer) -> Result<Self> {
+    pub fn reference_from_image(
+        image: E5Image,
+        tokenizer: impl Into<TextTokenizer>,
+    ) -> Result<Self> {
         let device = Device::Cpu;
         let config = image.hyper.bert_config(image.pad_id as usize);
         let vb = VarBuilder::from_tensors(image.bert_tensors(&device)?, DType::F32, &device);
@@ -132,18 +210,13 @@ impl Encoder {
     /// Assembles an encoder from a loaded model; tests build tiny random ones this way.
     pub fn from_parts(
         model: Backbone,
-        mut tokenizer: Tokenizer,
+        tokenizer: impl Into<TextTokenizer>,
         pad_id: u32,
         dim: usize,
         max_positions: usize,
     ) -> Result<Self> {
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: MAX_TOKENS.min(max_positions),
-                ..Default::default()
-            }))
-            .map_err(TokenizerError::Truncation)?;
+        let mut tokenizer = tokenizer.into();
+        tokenizer.configure(MAX_TOKENS.min(max_positions))?;
         Ok(Encoder {
             model,
             tokenizer,
@@ -159,6 +232,11 @@ impl Encoder {
             Backbone::Fast(model) => Some(model.precision()),
             Backbone::Reference(_) => None,
         }
+    }
+
+    /// The tokenizer in front of the network.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
     }
 
     /// Dimension of the embeddings.
@@ -177,15 +255,12 @@ impl Encoder {
     }
 
     /// The token ids the encoder runs for each text: prefixed, truncated, unpadded.
-    fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<tokenizers::Encoding>> {
+    fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Encoding>> {
         let prefixed: Vec<String> = texts
             .iter()
             .map(|t| format!("{EMBEDDING_PREFIX}{}", t.as_ref()))
             .collect();
-        Ok(self
-            .tokenizer
-            .encode_batch(prefixed, true)
-            .map_err(TokenizerError::Encode)?)
+        self.tokenizer.encode_batch(prefixed, false)
     }
 
     /// Embeds texts (the `query: ` prefix is added here), returning one L2-normalised
@@ -235,10 +310,7 @@ impl Encoder {
             .iter()
             .map(|t| format!("{EMBEDDING_PREFIX}{}", t.as_ref()))
             .collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch_char_offsets(prefixed, true)
-            .map_err(TokenizerError::Encode)?;
+        let encodings = self.tokenizer.encode_batch(prefixed, true)?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         let mut out: Vec<Option<EncodedText>> = vec![None; encodings.len()];
         for chunk in self.passes(&ids) {

@@ -28,6 +28,7 @@ pub mod fast_bert;
 pub mod fetch;
 pub mod head;
 pub mod kernels;
+pub mod lean_unigram;
 pub mod repost_cache;
 pub mod rng;
 pub mod stance_cues;

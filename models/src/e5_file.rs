@@ -63,8 +63,10 @@ impl Hyper {
 }
 
 /// The parsed image: hyper-parameters, the word-embedding table still in Q4_0 (250k rows
-/// would take 384 MB as f32, 54 MB as it is), and every other tensor dequantised to f32
-/// and named as in Hugging Face's BERT checkpoints.
+/// would take 384 MB as f32, 54 MB as it is), and every other tensor named as in Hugging
+/// Face's BERT checkpoints. Q4_0 matrices stay in Q4_0 until [`E5Image::take`] asks for
+/// one, so a loader that converts them one by one never holds all of them in f32 (84 MB
+/// for the linear layers: it kept the encoder's load peak above 200 MB).
 pub struct E5Image {
     /// The hyper-parameters.
     pub hyper: Hyper,
@@ -72,8 +74,10 @@ pub struct E5Image {
     pub pad_id: u32,
     /// The word-embedding table, still quantised.
     pub word_embeddings: Q4Rows,
-    /// Every other tensor, dequantised, by Hugging Face name.
+    /// The f32 tensors, by Hugging Face name.
     pub tensors: HashMap<String, Tensor>,
+    /// The Q4_0 tensors (blocks and shape), by Hugging Face name.
+    quantized: HashMap<String, (Vec<u8>, Vec<usize>)>,
 }
 
 /// A matrix kept as ggml Q4_0 blocks, read one row at a time (embedding lookups).
@@ -274,10 +278,17 @@ impl E5Image {
             pad_id,
             word_embeddings,
             tensors: HashMap::new(),
+            quantized: HashMap::new(),
         };
         let mut put = |src: &str, dst: String, dims: &[usize]| -> Result<()> {
-            let t = load_tensor(buf, src, entry(src)?, dims, device)?;
-            image.tensors.insert(dst, t);
+            let e = entry(src)?;
+            if e.dtype == 1 {
+                let raw = tensor_bytes(buf, src, e, dims)?;
+                image.quantized.insert(dst, (raw.to_vec(), dims.to_vec()));
+            } else {
+                let t = load_tensor(buf, src, e, dims, device)?;
+                image.tensors.insert(dst, t);
+            }
             Ok(())
         };
         put(
@@ -331,10 +342,25 @@ impl E5Image {
 }
 
 impl E5Image {
+    /// Takes a tensor out by Hugging Face name, dequantising it from Q4_0 if it is one.
+    pub fn take(&mut self, name: &str, device: &Device) -> Result<Tensor> {
+        if let Some(t) = self.tensors.remove(name) {
+            return Ok(t);
+        }
+        let (raw, dims) = self
+            .quantized
+            .remove(name)
+            .ok_or_else(|| FormatError::MissingTensor { name: name.into() })?;
+        dequantize_q4(&raw, &dims, device)
+    }
+
     /// Every tensor under Hugging Face's names, the word embeddings dequantised, as
     /// candle-transformers' `BertModel::load` takes them.
     pub fn bert_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
         let mut tensors = self.tensors.clone();
+        for (name, (raw, dims)) in &self.quantized {
+            tensors.insert(name.clone(), dequantize_q4(raw, dims, device)?);
+        }
         tensors.insert(
             "embeddings.word_embeddings.weight".into(),
             self.word_embeddings.dequantize(device)?,
@@ -388,17 +414,19 @@ fn load_tensor(
                 .collect();
             Ok(Tensor::from_vec(v, dims, device)?)
         }
-        _ => {
-            // ggml Q4_0, exactly candle's block layout: dequantise with candle itself. Candle
-            // views the bytes as blocks holding an f16, so they must be 2-byte aligned;
-            // offsets in the file need not be.
-            let mut aligned = vec![0u16; raw.len().div_ceil(2)];
-            bytemuck::cast_slice_mut::<u16, u8>(&mut aligned)[..raw.len()].copy_from_slice(raw);
-            let raw = &bytemuck::cast_slice::<u16, u8>(&aligned)[..raw.len()];
-            let q = qtensor_from_ggml(GgmlDType::Q4_0, raw, dims.to_vec(), device)?;
-            Ok(q.dequantize(device)?)
-        }
+        _ => dequantize_q4(raw, dims, device),
     }
+}
+
+/// ggml Q4_0 blocks, exactly candle's layout, dequantised with candle itself.
+fn dequantize_q4(raw: &[u8], dims: &[usize], device: &Device) -> Result<Tensor> {
+    // Candle views the bytes as blocks holding an f16, so they must be 2-byte aligned;
+    // offsets in the file need not be.
+    let mut aligned = vec![0u16; raw.len().div_ceil(2)];
+    bytemuck::cast_slice_mut::<u16, u8>(&mut aligned)[..raw.len()].copy_from_slice(raw);
+    let raw = &bytemuck::cast_slice::<u16, u8>(&aligned)[..raw.len()];
+    let q = qtensor_from_ggml(GgmlDType::Q4_0, raw, dims.to_vec(), device)?;
+    Ok(q.dequantize(device)?)
 }
 
 /// Writes an image in the same format; used by tests to build tiny models without a

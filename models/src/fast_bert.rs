@@ -152,20 +152,12 @@ impl FastBert {
     /// As [`FastBert::from_image`], in the given precision.
     pub fn from_image_with(image: E5Image, precision: Precision) -> Result<Self> {
         let device = Device::Cpu;
-        let E5Image {
-            hyper,
-            word_embeddings,
-            mut tensors,
-            ..
-        } = image;
+        let mut image = image;
+        let hyper = image.hyper;
         let h = hyper.hidden;
-        // Each tensor is taken out of the image as it is rearranged, so the f32 copy it
-        // replaces is freed before the next one is made (it keeps the load peak down).
-        let mut get = |name: &str| -> Result<Tensor> {
-            Ok(tensors
-                .remove(name)
-                .ok_or_else(|| FormatError::MissingTensor { name: name.into() })?)
-        };
+        // Each tensor is taken out of the image (dequantised from Q4_0 only then) as it is
+        // rearranged, and freed before the next is made: it keeps the load peak down.
+        let mut get = |name: &str| -> Result<Tensor> { image.take(name, &device) };
         let norm =
             |get: &mut dyn FnMut(&str) -> Result<Tensor>, prefix: &str| -> Result<LayerNorm> {
                 Ok(LayerNorm {
@@ -218,7 +210,7 @@ impl FastBert {
             .to_vec1()?;
         let embedding_norm = norm(&mut get, "embeddings.LayerNorm")?;
         Ok(FastBert {
-            word: word_embeddings,
+            word: image.word_embeddings,
             position_and_type,
             embedding_norm,
             layers,

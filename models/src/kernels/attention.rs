@@ -69,7 +69,7 @@ unsafe fn one_head(
         return;
     }
     let wide = len.div_ceil(16) * 16;
-    let mut scratch = vec![0.0f32; (d + 1) * wide];
+    let mut scratch = vec![0.0f32; (d + super::elementwise::QUERY_BLOCK) * wide];
     let mut ctx = vec![0.0f32; d * len];
     attend_head(qkv, start, head, hidden, &mut scratch, len, &mut ctx);
     for (i, row) in ctx.chunks_exact(d).enumerate() {

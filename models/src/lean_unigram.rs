@@ -357,8 +357,7 @@ impl<'de> Visitor<'de> for ModelVisitor {
         if !has_vocab || model.scores.is_empty() {
             return Err(de::Error::custom("the Unigram model has no vocabulary"));
         }
-        let unk = unk_id
-            .ok_or_else(|| de::Error::custom("the Unigram model has no unk_id"))?;
+        let unk = unk_id.ok_or_else(|| de::Error::custom("the Unigram model has no unk_id"))?;
         if unk >= model.scores.len() {
             return Err(de::Error::custom("unk_id is outside the vocabulary"));
         }
@@ -472,16 +471,25 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_run() {
-        let bad = |json: &str| serde_json::from_str::<LeanUnigram>(json).err().map(|e| e.to_string());
-        assert!(bad(r#"{"type":"BPE","vocab":[["a",0.0]],"unk_id":0}"#).unwrap().contains("Unigram"));
-        assert!(bad(r#"{"type":"Unigram","vocab":[["a",0.0]],"unk_id":0,"byte_fallback":true}"#)
+        let bad = |json: &str| {
+            serde_json::from_str::<LeanUnigram>(json)
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert!(bad(r#"{"type":"BPE","vocab":[["a",0.0]],"unk_id":0}"#)
             .unwrap()
-            .contains("byte_fallback"));
+            .contains("Unigram"));
+        assert!(
+            bad(r#"{"type":"Unigram","vocab":[["a",0.0]],"unk_id":0,"byte_fallback":true}"#)
+                .unwrap()
+                .contains("byte_fallback")
+        );
         assert!(bad(r#"{"type":"Unigram","vocab":[["a",0.0]],"unk_id":5}"#).is_some());
         assert!(bad(r#"{"type":"Unigram","vocab":[],"unk_id":0}"#).is_some());
-        let ok: LeanUnigram =
-            serde_json::from_str(r#"{"type":"Unigram","unk_id":0,"vocab":[["<unk>",0.0],["a\"b",-1.0]]}"#)
-                .unwrap();
+        let ok: LeanUnigram = serde_json::from_str(
+            r#"{"type":"Unigram","unk_id":0,"vocab":[["<unk>",0.0],["a\"b",-1.0]]}"#,
+        )
+        .unwrap();
         assert_eq!(ok.token_to_id("a\"b"), Some(1));
     }
 }

@@ -71,7 +71,10 @@ fn same_ids_and_offsets_as_the_tokenizers_crate_on_every_dataset() {
         "shared datasets not found in {} (set VIGIE_DATA_DIR)",
         data.display()
     );
-    jsonl_files(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datasets"), &mut files);
+    jsonl_files(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datasets"),
+        &mut files,
+    );
 
     let mut rows = 0;
     for file in &files {
@@ -80,11 +83,20 @@ fn same_ids_and_offsets_as_the_tokenizers_crate_on_every_dataset() {
             .map(|t| format!("{EMBEDDING_PREFIX}{t}"))
             .collect();
         for chunk in texts.chunks(512) {
-            let a = theirs.encode_batch_char_offsets(chunk.to_vec(), true).unwrap();
-            let b = ours.encode_batch_char_offsets(chunk.to_vec(), true).unwrap();
+            let a = theirs
+                .encode_batch_char_offsets(chunk.to_vec(), true)
+                .unwrap();
+            let b = ours
+                .encode_batch_char_offsets(chunk.to_vec(), true)
+                .unwrap();
             for ((x, y), text) in a.iter().zip(&b).zip(chunk) {
                 assert_eq!(x.get_ids(), y.get_ids(), "{}: {text:?}", file.display());
-                assert_eq!(x.get_offsets(), y.get_offsets(), "{}: {text:?}", file.display());
+                assert_eq!(
+                    x.get_offsets(),
+                    y.get_offsets(),
+                    "{}: {text:?}",
+                    file.display()
+                );
                 assert_eq!(
                     x.get_special_tokens_mask(),
                     y.get_special_tokens_mask(),

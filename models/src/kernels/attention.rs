@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::elementwise::attend_head;
+use super::elementwise::{attend_head, attend_scratch_len};
 
 /// Scaled dot-product attention. `qkv` holds one row per token, `[q | k | v]` of `hidden`
 /// values each, with the query already scaled by 1/√(head size); `offsets` are where each
@@ -36,13 +36,18 @@ pub fn attention(qkv: &[f32], offsets: &[usize], heads: usize, hidden: usize, ou
     );
     let sequences = offsets.len().saturating_sub(1);
     let out_ptr = OutPtr(out.as_mut_ptr());
-    (0..sequences * heads).into_par_iter().for_each(|task| {
-        let (s, head) = (task / heads, task % heads);
-        let (start, end) = (offsets[s], offsets[s + 1]);
-        // SAFETY: task (s, head) writes only rows start..end, columns of `head`: disjoint
-        // from every other task, and inside `out` (checked above).
-        unsafe { one_head(qkv, start, end, head, heads, hidden, out_ptr) };
-    });
+    // Adjacent heads of a post go to one task in groups: a head is a few microseconds of
+    // work, about what handing a task to another thread costs.
+    (0..sequences * heads)
+        .into_par_iter()
+        .with_min_len(4)
+        .for_each(|task| {
+            let (s, head) = (task / heads, task % heads);
+            let (start, end) = (offsets[s], offsets[s + 1]);
+            // SAFETY: task (s, head) writes only rows start..end, columns of `head`: disjoint
+            // from every other task, and inside `out` (checked above).
+            unsafe { one_head(qkv, start, end, head, heads, hidden, out_ptr) };
+        });
 }
 
 #[derive(Clone, Copy)]
@@ -68,14 +73,29 @@ unsafe fn one_head(
     if len == 0 {
         return;
     }
-    let wide = len.div_ceil(16) * 16;
-    let mut scratch = vec![0.0f32; (d + super::elementwise::QUERY_BLOCK) * wide];
-    let mut ctx = vec![0.0f32; d * len];
-    attend_head(qkv, start, head, hidden, &mut scratch, len, &mut ctx);
-    for (i, row) in ctx.chunks_exact(d).enumerate() {
-        let dst = out.0.add((start + i) * hidden + head * d);
-        std::ptr::copy_nonoverlapping(row.as_ptr(), dst, d);
-    }
+    let need = attend_scratch_len(d, len);
+    SCRATCH.with(|cell| {
+        let (scratch, ctx) = &mut *cell.borrow_mut();
+        if scratch.len() < need {
+            scratch.resize(need, 0.0);
+        }
+        if ctx.len() < d * len {
+            ctx.resize(d * len, 0.0);
+        }
+        let ctx = &mut ctx[..d * len];
+        attend_head(qkv, start, head, hidden, &mut scratch[..need], len, ctx);
+        for (i, row) in ctx.chunks_exact(d).enumerate() {
+            let dst = out.0.add((start + i) * hidden + head * d);
+            std::ptr::copy_nonoverlapping(row.as_ptr(), dst, d);
+        }
+    });
+}
+
+thread_local! {
+    /// Per-thread scratch and context buffers, grown to the longest post seen: attention
+    /// runs thousands of (post, head) tasks per batch, too many to allocate for each.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// The plain form: every score, the softmax and the weighted sum one at a time (f64).

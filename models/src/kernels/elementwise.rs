@@ -170,7 +170,10 @@ pub fn fast_exp_nonpositive(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     let tiny = x < -87.0;
     let x = x.max(-87.0);
-    let n = (x * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
+    // The exponent as an integer straight from the rounding bits: a float-to-int cast
+    // here would be done one lane at a time (it saturates).
+    let ni = round_to_i32(x * LOG2E);
+    let n = ni as f32;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0 / 720.0f32;
     let p = p * r + 1.0 / 120.0;
@@ -179,7 +182,7 @@ pub fn fast_exp_nonpositive(x: f32) -> f32 {
     let p = p * r + 0.5;
     let p = p * r + 1.0;
     let p = p * r + 1.0;
-    let two_n = f32::from_bits((((n as i32) + 127) as u32) << 23);
+    let two_n = f32::from_bits(((ni + 127) as u32) << 23);
     if tiny {
         0.0
     } else {
@@ -206,11 +209,17 @@ multiversion! {
 /// Queries handled together by the register-blocked attention path.
 pub(super) const QUERY_BLOCK: usize = 4;
 
+/// Scratch values [`attend_head`] needs for a head of size `d` over `len` tokens.
+pub fn attend_scratch_len(d: usize, len: usize) -> usize {
+    let wide = len.div_ceil(16) * 16;
+    (d + 2 * QUERY_BLOCK) * wide + QUERY_BLOCK * d
+}
+
 multiversion! {
     /// One attention head over one packed sequence: `qkv` rows `start..start + len` hold
     /// `[q | k | v]` (`hidden` each, the query pre-scaled); writes the head's context,
     /// `len` rows of `d = ctx.len() / len` values, to `ctx`. `scratch` holds
-    /// `(d + QUERY_BLOCK)·wide` values, `wide` being `len` rounded up to 16.
+    /// [`attend_scratch_len`] values; nothing in it or in `ctx` needs clearing.
     ///
     /// Scores and context sums are kept in registers, four queries × 16 lanes at a time:
     /// summing into memory made every step wait on the store before it (measured: a third
@@ -229,7 +238,11 @@ multiversion! {
         }
         let d = ctx.len() / len;
         let wide = len.div_ceil(16) * 16;
-        let (keys_t, probs) = scratch[..(d + QUERY_BLOCK) * wide].split_at_mut(d * wide);
+        let (keys_t, rest) = scratch.split_at_mut(d * wide);
+        let (probs, rest) = rest.split_at_mut(QUERY_BLOCK * wide);
+        let (probs_t, queries_t) = rest.split_at_mut(QUERY_BLOCK * wide);
+        let queries_t = &mut queries_t[..QUERY_BLOCK * d];
+        let probs_t = &mut probs_t[..QUERY_BLOCK * len];
         let at = |t: usize, part: usize| (start + t) * 3 * hidden + part * hidden + head * d;
         // Keys transposed ([d][wide], zero past `len`), so 16 keys' scores are one vector
         // update per query element.
@@ -239,19 +252,26 @@ multiversion! {
                 keys_t[t * wide + j] = k;
             }
         }
-        let mut queries = vec![0.0f32; QUERY_BLOCK * d];
+        // The block's queries transposed ([d][QUERY_BLOCK]), so one step reads the four
+        // values it needs at once.
         for i0 in (0..len).step_by(QUERY_BLOCK) {
             let rows = QUERY_BLOCK.min(len - i0);
-            queries.fill(0.0);
+            queries_t.fill(0.0);
             for r in 0..rows {
-                queries[r * d..(r + 1) * d].copy_from_slice(&qkv[at(i0 + r, 0)..at(i0 + r, 0) + d]);
+                for (t, &q) in qkv[at(i0 + r, 0)..at(i0 + r, 0) + d].iter().enumerate() {
+                    queries_t[t * QUERY_BLOCK + r] = q;
+                }
             }
             for c in 0..wide / 16 {
                 let mut acc = [[0.0f32; 16]; QUERY_BLOCK];
-                for t in 0..d {
-                    let k = &keys_t[t * wide + c * 16..t * wide + c * 16 + 16];
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let q = queries[r * d + t];
+                for (krow, q) in keys_t
+                    .chunks_exact(wide)
+                    .zip(queries_t.chunks_exact(QUERY_BLOCK))
+                {
+                    let Ok(k) = <&[f32; 16]>::try_from(&krow[c * 16..c * 16 + 16]) else {
+                        continue;
+                    };
+                    for (acc, &q) in acc.iter_mut().zip(q) {
                         for l in 0..16 {
                             acc[l] += q * k[l];
                         }
@@ -281,14 +301,21 @@ multiversion! {
                 let inv = 1.0 / sums.iter().sum::<f32>();
                 row.iter_mut().for_each(|p| *p *= inv);
             }
-            // Context: 16 elements of d at a time, the four queries' sums in registers.
+            // Context: 16 elements of d at a time, the four queries' sums in registers;
+            // probabilities transposed ([len][QUERY_BLOCK]) like the queries.
+            for r in 0..QUERY_BLOCK {
+                for j in 0..len {
+                    probs_t[j * QUERY_BLOCK + r] = if r < rows { probs[r * wide + j] } else { 0.0 };
+                }
+            }
             let whole = d / 16 * 16;
             for c in (0..whole).step_by(16) {
                 let mut acc = [[0.0f32; 16]; QUERY_BLOCK];
-                for j in 0..len {
-                    let v = &qkv[at(j, 2) + c..at(j, 2) + c + 16];
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let p = probs[r * wide + j];
+                for (j, p) in probs_t.chunks_exact(QUERY_BLOCK).enumerate() {
+                    let Ok(v) = <&[f32; 16]>::try_from(&qkv[at(j, 2) + c..at(j, 2) + c + 16]) else {
+                        continue;
+                    };
+                    for (acc, &p) in acc.iter_mut().zip(p) {
                         for l in 0..16 {
                             acc[l] += p * v[l];
                         }

@@ -46,11 +46,16 @@ pub enum Precision {
 
 impl Precision {
     /// `VIGIE_ENCODER_PRECISION` (`f32` or `int8`), else int8 on the fastest kernel
-    /// the processor has (capped by `VIGIE_KERNELS`).
+    /// the processor has (capped by `VIGIE_KERNELS`), unless that is the portable one:
+    /// without AVX2 the f32 products (whose library dispatches on the processor too) are
+    /// faster than portable integer loops, which are there for correctness and tests.
     pub fn from_env() -> Precision {
+        let kernel = Kernel::detect();
         match std::env::var(PRECISION_ENV).ok().as_deref().map(str::trim) {
             Some("f32") => Precision::F32,
-            _ => Precision::Int8(Kernel::detect()),
+            Some("int8") => Precision::Int8(kernel),
+            _ if kernel == Kernel::Portable => Precision::F32,
+            _ => Precision::Int8(kernel),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The AVX2 kernel: `vpmaddwd` multiplies 16-bit copies of the int8 activations and
 //! weights in pairs and adds each pair into a 32-bit lane; a 6-row × 16-column tile keeps
-//! 12 accumulators in registers, and each weight load serves six rows.
+//! 12 accumulators in registers, and each weight load serves six rows. Weights stay int8
+//! in memory (half the size of 16-bit copies) and are widened as they are loaded.
 
 use super::Epilogue;
 
@@ -13,8 +14,8 @@ pub(super) fn supported() -> bool {
 }
 
 /// Sums `rows` (≤ 6) activation rows of 16-bit integers (`stride` apart, `2·pairs` long)
-/// against one packed panel (`[pairs][16][2]`) and stores them through `ctx`.
-pub(super) fn tile(a: &[i16], stride: usize, rows: usize, w: &[i16], pairs: usize, ctx: &Epilogue) {
+/// against one packed panel of bytes (`[pairs][16][2]`) and stores them through `ctx`.
+pub(super) fn tile(a: &[i16], stride: usize, rows: usize, w: &[i8], pairs: usize, ctx: &Epilogue) {
     assert!((1..=super::TILE_ROWS).contains(&rows));
     assert!(a.len() >= (rows - 1) * stride + 2 * pairs && w.len() >= pairs * 2 * PANEL);
     imp::tile(a, stride, rows, w, pairs, ctx)
@@ -41,7 +42,7 @@ mod imp {
         a: &[i16],
         stride: usize,
         rows: usize,
-        w: &[i16],
+        w: &[i8],
         pairs: usize,
         ctx: &Epilogue,
     ) {
@@ -67,15 +68,15 @@ mod imp {
     unsafe fn tile_rows<const MR: usize>(
         a: *const i16,
         stride: usize,
-        w: *const i16,
+        w: *const i8,
         pairs: usize,
         ctx: &Epilogue,
     ) {
         let mut acc = [[_mm256_setzero_si256(); 2]; MR];
         for p in 0..pairs {
             let wp = w.add(p * 2 * PANEL);
-            let w0 = _mm256_loadu_si256(wp as *const __m256i);
-            let w1 = _mm256_loadu_si256(wp.add(PANEL) as *const __m256i);
+            let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wp as *const __m128i));
+            let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wp.add(PANEL) as *const __m128i));
             for (r, acc) in acc.iter_mut().enumerate() {
                 let x =
                     _mm256_set1_epi32((a.add(r * stride + 2 * p) as *const i32).read_unaligned());
@@ -167,7 +168,7 @@ mod imp {
         false
     }
 
-    pub(super) fn tile(_: &[i16], _: usize, _: usize, _: &[i16], _: usize, _: &Epilogue) {
+    pub(super) fn tile(_: &[i16], _: usize, _: usize, _: &[i8], _: usize, _: &Epilogue) {
         unreachable!("the AVX2 kernel is only chosen on x86-64 processors that have it")
     }
 

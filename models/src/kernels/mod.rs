@@ -15,7 +15,7 @@
 //!   instruction. It multiplies unsigned by signed bytes, so activations are stored as
 //!   `q + 128` and the extra `128 · Σ w` is taken off each output (`shift_comp`);
 //! - [`Kernel::Avx2`]: `vpmaddwd` on 16-bit copies of the same integers (pairs summed into
-//!   32 bits). The byte sequence `vpmaddubsw → vpmaddwd` would saturate its 16-bit pair
+//!   32 bits; the weights stay bytes in memory and are widened as they load). The byte sequence `vpmaddubsw → vpmaddwd` would saturate its 16-bit pair
 //!   sums with full-range int8 on both sides; the 16-bit form uses the multiply ports the
 //!   same number of times per multiply-add and is exact;
 //! - [`Kernel::Portable`]: plain Rust loops the compiler vectorises for any target
@@ -119,7 +119,7 @@ enum Packed {
     /// Row-major `[n][k]` bytes.
     Rows(Vec<i8>),
     /// Panels of 16 columns, then pairs along `k`: `[panel][k/2][16][2]` (AVX2).
-    Pairs16(Vec<i16>),
+    Pairs16(Vec<i8>),
     /// Panels of 64 columns, then quads along `k`: `[panel][k/4][64][4]` (VNNI).
     Quads8(Vec<i8>),
 }
@@ -201,10 +201,7 @@ impl QuantizedLinear {
             Kernel::Portable => (k, Packed::Rows(rows)),
             Kernel::Avx2 => {
                 let kp = k.div_ceil(2) * 2;
-                (
-                    kp,
-                    Packed::Pairs16(pack(&rows, n, k, kp, panel, 2, |v| v as i16)),
-                )
+                (kp, Packed::Pairs16(pack(&rows, n, k, kp, panel, 2, |v| v)))
             }
             Kernel::Avx512Vnni => {
                 let kp = k.div_ceil(4) * 4;
@@ -244,8 +241,7 @@ impl QuantizedLinear {
     /// Bytes held by the packed weights and their per-output vectors.
     pub fn heap_bytes(&self) -> usize {
         let packed = match &self.packed {
-            Packed::Rows(v) | Packed::Quads8(v) => v.len(),
-            Packed::Pairs16(v) => v.len() * 2,
+            Packed::Rows(v) | Packed::Quads8(v) | Packed::Pairs16(v) => v.len(),
         };
         packed + 4 * (self.scales.len() + self.bias.len() + self.shift_comp.len())
     }
@@ -411,7 +407,7 @@ impl QuantizedLinear {
             for i in 0..k {
                 w[j * k + i] = match &self.packed {
                     Packed::Rows(v) => v[j * k + i],
-                    Packed::Pairs16(v) => v[packed_index(j, i, kp, panel, 2)] as i8,
+                    Packed::Pairs16(v) => v[packed_index(j, i, kp, panel, 2)],
                     Packed::Quads8(v) => v[packed_index(j, i, kp, panel, 4)],
                 };
             }

@@ -16,18 +16,21 @@ fn level() -> Kernel {
 }
 
 /// Defines `pub fn $name` that runs `$body` compiled for the widest vector level allowed.
+/// The body sees a const `FMA`, true in the variants built with fused multiply-add, for
+/// [`madd`].
 macro_rules! multiversion {
     ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
         pub fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn generic($($arg: $ty),*) $(-> $ret)? $body
+            #[allow(unused)]
+            fn generic<const FMA: bool>($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-                unsafe fn wide($($arg: $ty),*) $(-> $ret)? { generic($($arg),*) }
+                unsafe fn wide($($arg: $ty),*) $(-> $ret)? { generic::<true>($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn narrow($($arg: $ty),*) $(-> $ret)? { generic($($arg),*) }
+                unsafe fn narrow($($arg: $ty),*) $(-> $ret)? { generic::<true>($($arg),*) }
                 match level() {
                     // SAFETY: `level` only returns kernels the processor supports, and each
                     // kernel's features include the ones enabled here.
@@ -36,9 +39,20 @@ macro_rules! multiversion {
                     Kernel::Portable => {}
                 }
             }
-            generic($($arg),*)
+            generic::<false>($($arg),*)
         }
     };
+}
+
+/// `a·b + c`: one fused instruction in the variants that have FMA, plain arithmetic in the
+/// baseline one (where `mul_add` would be a library call per value).
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
 }
 
 /// Adding 1.5·2²³ rounds to the nearest integer (ties to even) in plain float arithmetic.
@@ -273,7 +287,7 @@ multiversion! {
                     };
                     for (acc, &q) in acc.iter_mut().zip(q) {
                         for l in 0..16 {
-                            acc[l] += q * k[l];
+                            acc[l] = madd::<FMA>(q, k[l], acc[l]);
                         }
                     }
                 }
@@ -317,7 +331,7 @@ multiversion! {
                     };
                     for (acc, &p) in acc.iter_mut().zip(p) {
                         for l in 0..16 {
-                            acc[l] += p * v[l];
+                            acc[l] = madd::<FMA>(p, v[l], acc[l]);
                         }
                     }
                 }
@@ -326,7 +340,7 @@ multiversion! {
                     ctx[at_ctx..at_ctx + 16].copy_from_slice(acc);
                 }
             }
-            for r in 0..rows {
+            for r in (0..rows).filter(|_| whole < d) {
                 let out = &mut ctx[(i0 + r) * d + whole..(i0 + r + 1) * d];
                 out.fill(0.0);
                 for j in 0..len {

@@ -350,6 +350,19 @@ pub struct ConsoleConfig {
     pub secure_cookies: Option<bool>,
     /// Append each decision as a JSON line to this file (the decisions feed).
     pub decisions_out: Option<PathBuf>,
+    /// Behind a reverse proxy that sets `X-Forwarded-For`: take the client's address
+    /// from it (for the sign-in throttle). Leave false when clients reach the console
+    /// directly, or they could choose their own address.
+    pub trust_forwarded_for: bool,
+    /// Consecutive failed sign-ins on one account that lock it until an admin runs
+    /// `vigie console unlock-user`.
+    pub lockout_after: u32,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a whole request (body included) may take.
+    pub request_timeout_secs: u64,
+    /// Connections served at once.
+    pub max_connections: usize,
 }
 
 impl Default for ConsoleConfig {
@@ -359,6 +372,11 @@ impl Default for ConsoleConfig {
             session_hours: 12,
             secure_cookies: None,
             decisions_out: None,
+            trust_forwarded_for: false,
+            lockout_after: 20,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections: 512,
         }
     }
 }

@@ -157,6 +157,12 @@ enum ConsoleCommand {
         #[arg(long, default_value = "vigie-console.db")]
         db: PathBuf,
     },
+    /// Lift the lockout of an account locked after repeated failed sign-ins (audited).
+    UnlockUser {
+        name: String,
+        #[arg(long, default_value = "vigie-console.db")]
+        db: PathBuf,
+    },
     /// Load a moderation JSONL file (what `vigie screen` writes to moderation.jsonl).
     Import {
         file: PathBuf,
@@ -1776,6 +1782,15 @@ fn console(command: ConsoleCommand) -> Result<()> {
             );
             Ok(())
         }
+        ConsoleCommand::UnlockUser { name, db } => {
+            let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            if store.unlock_user("cli", &name, now)? {
+                eprintln!("account {name} unlocked in {}", db.display());
+                Ok(())
+            } else {
+                bail!("no locked account named {name:?} in {}", db.display())
+            }
+        }
         ConsoleCommand::Import { file, db, embedder } => {
             let embedder = embedder.embedder()?;
             let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
@@ -1811,6 +1826,17 @@ fn console(command: ConsoleCommand) -> Result<()> {
                 lock_ttl: chrono::Duration::minutes(c.lock_minutes.max(1)),
                 session_ttl: chrono::Duration::hours(c.session_hours.max(1)),
                 secure_cookies: c.secure_cookies.unwrap_or(!listen.ip().is_loopback()),
+                trust_forwarded_for: c.trust_forwarded_for,
+                throttle: console::ThrottlePolicy {
+                    lockout_after: c.lockout_after.max(1),
+                    ..console::ThrottlePolicy::default()
+                },
+            };
+            let limits = console::ServeLimits {
+                header_read_timeout: Duration::from_secs(c.header_timeout_secs.max(1)),
+                request_timeout: Duration::from_secs(c.request_timeout_secs.max(1)),
+                max_connections: c.max_connections.max(1),
+                ..console::ServeLimits::default()
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -1839,7 +1865,7 @@ fn console(command: ConsoleCommand) -> Result<()> {
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
                 tracing::info!(address = %listener.local_addr()?, db = %db.display(), "console ready");
                 eprintln!("console on http://{}", listener.local_addr()?);
-                axum::serve(listener, console::router(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+                console::serve(listener, console::router(state.clone()), limits, shutdown_signal()).await?;
                 state.decisions().flush(Duration::from_secs(5));
                 Ok(())
             })

@@ -81,6 +81,13 @@ fn ordinary_posts_keep_their_words() {
         "Merci à toute l'équipe pour la campagne 👏",
         "Measles cases are rising, check the children's cards",
         "ADMIN TO FOLLOW UP ON THE WEAN",
+        // Vaccines and diseases by acronym, in both languages and several shapes.
+        "2e dose de VPH faite au collège",
+        "BCG at birth for all newborns this week",
+        "le vaccin RRO est offert au CLSC",
+        "DTaP and MMR catch-up list is on the drive",
+        "rappel DTP + coqueluche pour les 6 ans",
+        "RSV season: masks in the waiting room",
     ];
     let touched: Vec<String> = posts
         .iter()

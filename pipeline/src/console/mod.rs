@@ -8,6 +8,8 @@
 //!
 //! - [`store`]: the database (migrations, items, locks, decisions, audit log, clusters);
 //! - [`auth`]: accounts, password hashing, sessions and CSRF tokens;
+//! - [`throttle`]: the back-off and lockout of failed sign-ins; [`serve`]: the server's
+//!   connection limits and timeouts;
 //! - [`tracker`]: text embeddings and the online grouping of posts into rumours;
 //! - `web` and `pages`: the HTTP routes and the HTML they render.
 
@@ -15,12 +17,16 @@ pub mod auth;
 mod csv_export;
 pub mod feed;
 mod pages;
+pub mod serve;
 pub mod store;
+pub mod throttle;
 pub mod tracker;
 mod web;
 
 pub use auth::Role;
 pub use feed::DecisionPublisher;
-pub use store::{Decision, DecisionInput, Store, StoreError};
+pub use serve::{serve, ServeLimits};
+pub use store::{Decision, DecisionInput, LoginOutcome, Store, StoreError};
+pub use throttle::{SignInThrottle, ThrottlePolicy};
 pub use tracker::{Embedder, LexicalEmbedder, ModelEmbedder};
 pub use web::{router, AppState, ConsoleSettings};

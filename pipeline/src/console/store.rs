@@ -56,7 +56,8 @@ pub enum StoreError {
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Schema changes, applied in order; `PRAGMA user_version` remembers how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
@@ -127,7 +128,27 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"#];
+"#,
+    r#"
+ALTER TABLE users ADD COLUMN locked_at TEXT;
+"#,
+];
+
+/// The result of a sign-in.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Right name and password: a new session.
+    SignedIn {
+        /// The session token for the cookie (only its digest is stored).
+        token: String,
+        /// Who signed in.
+        session: Session,
+    },
+    /// Unknown name or wrong password.
+    Rejected,
+    /// Right password, but the account is locked until an admin unlocks it.
+    Locked,
+}
 
 /// What a moderator decides about an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,24 +428,25 @@ impl Store {
         })
     }
 
-    /// Checks a password; every attempt, good or bad, is audited.
+    /// Checks a password; every attempt, good or bad, is audited. A locked account
+    /// (see [`Store::lock_user`]) does not sign in even with the right password.
     pub fn login(
         &self,
         name: &str,
         password: &str,
         now: DateTime<Utc>,
         ttl: Duration,
-    ) -> Result<Option<(String, Session)>> {
-        let row: Option<(i64, String, String)> = self
+    ) -> Result<LoginOutcome> {
+        let row: Option<(i64, String, String, Option<String>)> = self
             .conn()
             .query_row(
-                "SELECT id, role, password_hash FROM users WHERE name = ?1",
+                "SELECT id, role, password_hash, locked_at FROM users WHERE name = ?1",
                 [name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
         let ok = match &row {
-            Some((_, _, hash)) => auth::verify_password(password, hash),
+            Some((_, _, hash, _)) => auth::verify_password(password, hash),
             None => {
                 auth::verify_password(password, auth::dummy_hash());
                 false
@@ -433,7 +455,11 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let result = match row {
-            Some((id, role, _)) if ok => {
+            Some((_, _, _, Some(_))) if ok => {
+                audit(&tx, now, name, "login_refused", name, "", "account locked")?;
+                LoginOutcome::Locked
+            }
+            Some((id, role, _, None)) if ok => {
                 let role = Role::parse(&role)
                     .ok_or_else(|| StoreError::Invalid(format!("unknown role {role}")))?;
                 let token = auth::random_token();
@@ -447,9 +473,9 @@ impl Store {
                     [now.timestamp()],
                 )?;
                 audit(&tx, now, name, "login", "", "", "")?;
-                Some((
+                LoginOutcome::SignedIn {
                     token,
-                    Session {
+                    session: Session {
                         user: User {
                             id,
                             name: name.to_string(),
@@ -457,20 +483,68 @@ impl Store {
                         },
                         csrf,
                     },
-                ))
+                }
             }
             Some(_) => {
                 audit(&tx, now, name, "login_failed", name, "", "wrong password")?;
-                None
+                LoginOutcome::Rejected
             }
             None => {
                 // What was typed is not kept: people type passwords into the name field.
                 audit(&tx, now, "-", "login_failed", "unknown user", "", "")?;
-                None
+                LoginOutcome::Rejected
             }
         };
         tx.commit()?;
         Ok(result)
+    }
+
+    /// Locks an account after repeated failed sign-ins (audited as `lockout`); its
+    /// sessions end. Returns false when there is no such account or it is locked already.
+    pub fn lock_user(&self, name: &str, now: DateTime<Utc>, reason: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE users SET locked_at = ?2 WHERE name = ?1 AND locked_at IS NULL",
+            params![name, now.to_rfc3339()],
+        )?;
+        if changed > 0 {
+            tx.execute(
+                "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
+                [name],
+            )?;
+            audit(&tx, now, "-", "lockout", name, reason, "")?;
+        }
+        tx.commit()?;
+        Ok(changed > 0)
+    }
+
+    /// Lifts a lockout (audited as `unlock`, with who lifted it). Returns false when the
+    /// account does not exist or was not locked.
+    pub fn unlock_user(&self, actor: &str, name: &str, now: DateTime<Utc>) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE users SET locked_at = NULL WHERE name = ?1 AND locked_at IS NOT NULL",
+            [name],
+        )?;
+        if changed > 0 {
+            audit(&tx, now, actor, "unlock", name, "", "")?;
+        }
+        tx.commit()?;
+        Ok(changed > 0)
+    }
+
+    /// Accounts locked now, with when they were locked (RFC 3339).
+    pub fn locked_users(&self) -> Result<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, locked_at FROM users WHERE locked_at IS NOT NULL ORDER BY name",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     pub fn session(&self, token: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
@@ -1673,18 +1747,24 @@ mod tests {
         assert!(store
             .add_user("alice", Role::Admin, "another long password", "cli", now)
             .is_err());
-        assert!(store
-            .login("alice", "wrong password!", now, Duration::hours(1))
-            .unwrap()
-            .is_none());
-        assert!(store
-            .login("nobody", "a long enough password", now, Duration::hours(1))
-            .unwrap()
-            .is_none());
-        let (token, session) = store
+        assert!(matches!(
+            store
+                .login("alice", "wrong password!", now, Duration::hours(1))
+                .unwrap(),
+            LoginOutcome::Rejected
+        ));
+        assert!(matches!(
+            store
+                .login("nobody", "a long enough password", now, Duration::hours(1))
+                .unwrap(),
+            LoginOutcome::Rejected
+        ));
+        let LoginOutcome::SignedIn { token, session } = store
             .login("alice", "a long enough password", now, Duration::hours(1))
             .unwrap()
-            .unwrap();
+        else {
+            panic!("alice signs in")
+        };
         assert_eq!(
             store.session(&token, now).unwrap().unwrap().csrf,
             session.csrf
@@ -1711,6 +1791,63 @@ mod tests {
             actions,
             ["login", "login_failed", "login_failed", "add_user"]
         );
+    }
+
+    #[test]
+    fn a_locked_account_does_not_sign_in_until_an_admin_unlocks_it() {
+        let store = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        store
+            .add_user(
+                "alice",
+                Role::Moderator,
+                "a long enough password",
+                "cli",
+                now,
+            )
+            .unwrap();
+        let LoginOutcome::SignedIn { token, .. } = store
+            .login("alice", "a long enough password", now, Duration::hours(1))
+            .unwrap()
+        else {
+            panic!("alice signs in")
+        };
+        assert!(store.lock_user("alice", now, "20 failed sign-ins").unwrap());
+        assert!(!store.lock_user("alice", now, "again").unwrap(), "once");
+        assert!(!store.lock_user("nobody", now, "x").unwrap());
+        assert!(
+            store.session(&token, now).unwrap().is_none(),
+            "sessions end"
+        );
+        assert!(matches!(
+            store
+                .login("alice", "a long enough password", now, Duration::hours(1))
+                .unwrap(),
+            LoginOutcome::Locked
+        ));
+        assert!(matches!(
+            store
+                .login("alice", "wrong password!!", now, Duration::hours(1))
+                .unwrap(),
+            LoginOutcome::Rejected
+        ));
+        assert_eq!(store.locked_users().unwrap().len(), 1);
+        assert!(store.unlock_user("root", "alice", now).unwrap());
+        assert!(!store.unlock_user("root", "alice", now).unwrap());
+        assert!(matches!(
+            store
+                .login("alice", "a long enough password", now, Duration::hours(1))
+                .unwrap(),
+            LoginOutcome::SignedIn { .. }
+        ));
+        let log: Vec<(String, String, String)> = store
+            .audit_log(10)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.action, e.actor, e.target))
+            .collect();
+        assert!(log.contains(&("lockout".into(), "-".into(), "alice".into())));
+        assert!(log.contains(&("unlock".into(), "root".into(), "alice".into())));
     }
 
     #[test]

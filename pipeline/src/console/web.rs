@@ -20,13 +20,18 @@ use super::auth::{self, Role};
 use super::csv_export;
 use super::feed::DecisionPublisher;
 use super::pages;
-use super::store::{DecisionInput, DecisionRecord, QueueFilter, Session, Store, StoreError};
+use super::store::{
+    DecisionInput, DecisionRecord, LoginOutcome, QueueFilter, Session, Store, StoreError,
+};
+use super::throttle::{SignInThrottle, ThrottlePolicy};
 use super::tracker::Embedder;
 use crate::stages::redaction::RedactionStage;
 
 pub const SESSION_COOKIE: &str = "vigie_session";
-/// Sign-ins checked at once; more get 429 rather than queueing memory-hungry hashes.
+/// Sign-ins checked at once (argon2 takes ~19 MiB and tens of ms each); more wait for a
+/// permit up to [`LOGIN_WAIT`]. Throttled sign-ins never take one.
 const LOGIN_PERMITS: usize = 4;
+const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct ConsoleSettings {
@@ -36,6 +41,12 @@ pub struct ConsoleSettings {
     /// Mark cookies `Secure` on every response. When false they are still marked
     /// `Secure` for requests a proxy says came over HTTPS (`X-Forwarded-Proto`).
     pub secure_cookies: bool,
+    /// Take the client's address from the last `X-Forwarded-For` entry (set it only
+    /// behind a reverse proxy that writes that header; otherwise clients could pick
+    /// their own address and dodge the sign-in throttle).
+    pub trust_forwarded_for: bool,
+    /// Back-off and lockout of failed sign-ins.
+    pub throttle: ThrottlePolicy,
 }
 
 impl Default for ConsoleSettings {
@@ -44,6 +55,8 @@ impl Default for ConsoleSettings {
             lock_ttl: Duration::minutes(15),
             session_ttl: Duration::hours(12),
             secure_cookies: true,
+            trust_forwarded_for: false,
+            throttle: ThrottlePolicy::default(),
         }
     }
 }
@@ -59,6 +72,7 @@ struct Inner {
     redactor: RedactionStage,
     /// Caps concurrent password hashing (argon2 takes ~19 MiB and tens of ms each).
     logins: tokio::sync::Semaphore,
+    throttle: SignInThrottle,
     settings: ConsoleSettings,
     decisions: DecisionPublisher,
 }
@@ -75,6 +89,7 @@ impl AppState {
             store,
             embedder,
             redactor,
+            throttle: SignInThrottle::new(settings.throttle.clone()),
             settings,
             decisions,
             logins: tokio::sync::Semaphore::new(LOGIN_PERMITS),
@@ -349,8 +364,30 @@ struct LoginForm {
     password: String,
 }
 
+/// Who is signing in from where, for the throttle: the peer address, or the proxy's
+/// `X-Forwarded-For` when the settings trust it.
+fn client_address(
+    settings: &ConsoleSettings,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+) -> String {
+    if settings.trust_forwarded_for {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        if let Some(address) = forwarded {
+            return address.to_string();
+        }
+    }
+    peer.map_or_else(|| "unknown".to_string(), |p| p.ip().to_string())
+}
+
 async fn login(
     State(state): State<AppState>,
+    peer: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -372,9 +409,27 @@ async fn login(
                 .into_response();
         }
     }
-    let Ok(_permit) = state.0.logins.try_acquire() else {
+    let account = form.username.trim().to_string();
+    let address = client_address(&state.0.settings, &headers, peer.map(|p| p.0 .0));
+    if let Err(wait) = state
+        .0
+        .throttle
+        .check(&account, &address, std::time::Instant::now())
+    {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        tracing::info!(address = %address, retry_after = seconds, "sign-in throttled");
+        let message = format!("Too many failed sign-ins. Try again in {seconds} seconds.");
         return (
             StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds.to_string())],
+            Html(pages::login(Some(&message)).into_string()),
+        )
+            .into_response();
+    }
+    let Ok(Ok(_permit)) = tokio::time::timeout(LOGIN_WAIT, state.0.logins.acquire()).await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5".to_string())],
             Html(
                 pages::login(Some("Too many sign-ins at once; try again in a moment."))
                     .into_string(),
@@ -385,12 +440,13 @@ async fn login(
     let store = state.0.store.clone();
     let ttl = state.0.settings.session_ttl;
     // Hashing costs tens of milliseconds of CPU: keep it off the async workers.
-    let result = tokio::task::spawn_blocking(move || {
-        store.login(form.username.trim(), &form.password, Utc::now(), ttl)
-    })
-    .await;
+    let name = account.clone();
+    let result =
+        tokio::task::spawn_blocking(move || store.login(&name, &form.password, Utc::now(), ttl))
+            .await;
     match result {
-        Ok(Ok(Some((token, session)))) => {
+        Ok(Ok(LoginOutcome::SignedIn { token, session })) => {
+            state.0.throttle.success(&account);
             tracing::info!(user = %session.user.name, role = session.user.role.as_str(), "signed in");
             let forwarded_https = headers
                 .get("x-forwarded-proto")
@@ -410,9 +466,41 @@ async fn login(
             };
             ([(header::SET_COOKIE, cookie)], Redirect::to(home)).into_response()
         }
-        Ok(Ok(None)) => (
-            StatusCode::UNAUTHORIZED,
-            Html(pages::login(Some("Unknown user or wrong password.")).into_string()),
+        Ok(Ok(LoginOutcome::Rejected)) => {
+            let outcome = state
+                .0
+                .throttle
+                .failure(&account, &address, std::time::Instant::now());
+            if outcome.lock_account {
+                let store = state.0.store.clone();
+                let reason = format!(
+                    "{} consecutive failed sign-ins",
+                    state.0.settings.throttle.lockout_after
+                );
+                let name = account.clone();
+                match tokio::task::spawn_blocking(move || store.lock_user(&name, Utc::now(), &reason))
+                    .await
+                {
+                    Ok(Ok(true)) => tracing::warn!(address = %address, "account locked after repeated failed sign-ins"),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => return internal(false, &e),
+                    Err(e) => return internal(false, &e),
+                }
+            }
+            (
+                StatusCode::UNAUTHORIZED,
+                Html(pages::login(Some("Unknown user or wrong password.")).into_string()),
+            )
+                .into_response()
+        }
+        Ok(Ok(LoginOutcome::Locked)) => (
+            StatusCode::FORBIDDEN,
+            Html(
+                pages::login(Some(
+                    "This account is locked after repeated failed sign-ins. An administrator can unlock it (vigie console unlock-user).",
+                ))
+                .into_string(),
+            ),
         )
             .into_response(),
         Ok(Err(e)) => internal(false, &e),

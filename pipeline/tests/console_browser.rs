@@ -2,7 +2,9 @@
 //! (WebDriver, via fantoccini). A moderator signs in, claims an item, marks it as a
 //! rumour with the keyboard shortcut, and sees the rumour tracker update; an admin
 //! changes the rumour's status and reads the audit log. Screenshots of every page go to
-//! `target/tmp/console-screenshots/` (or `$VIGIE_SCREENSHOTS`).
+//! `target/tmp/console-screenshots/` (or `$VIGIE_SCREENSHOTS`), and axe-core (installed by
+//! `scripts/setup`, or `$VIGIE_AXE`) checks every one of those pages against WCAG 2.1 A
+//! and AA: a serious or critical violation fails the test.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/setup` installs them).
 //! Without them the test says so and passes, unless `VIGIE_REQUIRE_BROWSER` is set, as
@@ -145,14 +147,53 @@ async fn serve(store: Arc<Store>, embedder: Arc<dyn Embedder>) -> String {
 /// The tracker's row of the rumour with one confirmed post.
 const CONFIRMED_ROW: &str = "//table[contains(@class,'rumours')]//tr[td[contains(@class,'confirmed')][normalize-space()='1']]";
 
-struct Shots(PathBuf);
+/// Screenshots, and an accessibility check of every page screenshotted.
+struct Shots(PathBuf, Option<String>);
 
 impl Shots {
     async fn take(&self, c: &Client, name: &str) {
         let png = c.screenshot().await.expect("a screenshot");
         assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
         std::fs::write(self.0.join(format!("{name}.png")), png).unwrap();
+        if let Some(axe) = &self.1 {
+            let problems = accessibility_problems(c, axe).await;
+            assert!(
+                problems.is_empty(),
+                "{name}: axe-core finds serious or critical violations: {problems:#?}"
+            );
+        }
     }
+}
+
+/// axe-core's source: `$VIGIE_AXE`, or where `scripts/setup` installs it.
+fn axe_source() -> Option<String> {
+    let path = find(
+        "VIGIE_AXE",
+        &[concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../.tools/axe/node_modules/axe-core/axe.min.js"
+        )],
+    )?;
+    std::fs::read_to_string(path).ok()
+}
+
+/// Runs axe-core (WCAG 2.x A and AA rules) on the current page; returns each serious or
+/// critical violation with the elements it concerns.
+async fn accessibility_problems(c: &Client, axe: &str) -> Vec<String> {
+    c.execute(axe, vec![]).await.expect("axe-core loads");
+    let script = r#"
+        const done = arguments[arguments.length - 1];
+        axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+          .then(r => done(r.violations
+            .filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ') + (v.nodes.length > 3 ? ' … ' + v.nodes.length + ' in all' : ''))))
+          .catch(e => done(['axe failed: ' + e]));
+    "#;
+    let value = c
+        .execute_async(script, vec![])
+        .await
+        .expect("axe-core runs");
+    serde_json::from_value(value).expect("a list of violations")
 }
 
 async fn path_of(c: &Client) -> String {
@@ -206,10 +247,16 @@ async fn moderator_decides_and_the_tracker_follows_in_a_real_browser() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    let axe = axe_source();
+    assert!(
+        axe.is_some() || !required,
+        "VIGIE_REQUIRE_BROWSER is set but axe-core is missing (scripts/setup installs it)"
+    );
     let shots = Shots(
         std::env::var_os("VIGIE_SCREENSHOTS")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")),
+        axe,
     );
     std::fs::create_dir_all(&shots.0).unwrap();
 

@@ -282,11 +282,11 @@ pub fn item(p: ItemPage<'_>) -> Markup {
                     }
                     fieldset.rumour {
                         legend { "For a rumour: the known claim it repeats" }
-                        select name="claim_id" {
+                        select name="claim_id" aria-label="Known claim" {
                             option value="" { "— new claim —" }
                             @for c in p.claims { option value=(c.id) selected[suggested == Some(c.id.as_str())] { (c.id) ": " (truncate(&c.text, 80)) } }
                         }
-                        input type="text" name="new_claim" placeholder="…or state the new claim in a sentence";
+                        input type="text" name="new_claim" aria-label="New claim" placeholder="…or state the new claim in a sentence";
                     }
                     button type="submit" { "Record decision" }
                 }
@@ -362,7 +362,7 @@ pub fn tracker(p: TrackerPage<'_>) -> Markup {
                                         @if p.session.user.role.can_manage_rumours() {
                                             form.status method="post" action={ "/rumours/" (r.id) "/status" } {
                                                 input type="hidden" name="csrf" value=(p.session.csrf);
-                                                select name="status" {
+                                                select name="status" aria-label={ "Status of rumour " (r.id) } {
                                                     @for s in CLUSTER_STATUSES { option value=(s) selected[s == r.status] { (s) } }
                                                 }
                                                 button type="submit" { "Set" }

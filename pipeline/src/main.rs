@@ -1862,6 +1862,9 @@ fn console(command: ConsoleCommand) -> Result<()> {
                         }
                     });
                 }
+                // Decisions recorded but not yet in the feed (a crash, Kafka down) go out
+                // now and every two seconds.
+                tokio::spawn(state.clone().deliver_decisions_forever(Duration::from_secs(2)));
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
                 tracing::info!(address = %listener.local_addr()?, db = %db.display(), "console ready");
                 eprintln!("console on http://{}", listener.local_addr()?);

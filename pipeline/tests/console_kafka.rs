@@ -135,7 +135,7 @@ async fn moderation_topic_feeds_the_console_and_decisions_go_back_to_kafka() {
     let decision = store
         .decide("k2", "amina", &input, &LexicalEmbedder, now)
         .unwrap();
-    publisher.publish(&decision);
+    assert_eq!(publisher.deliver(&store).await, 1, "the outbox sends it");
     publisher.flush(Duration::from_secs(10));
 
     let reader: StreamConsumer = ClientConfig::new()
@@ -159,5 +159,9 @@ async fn moderation_topic_feeds_the_console_and_decisions_go_back_to_kafka() {
             published["reason"].as_str()
         ),
         (Some("remove"), Some("amina"), Some("false claim"))
+    );
+    assert_eq!(
+        published["decision_id"].as_str(),
+        Some(decision.decision_id.as_str())
     );
 }

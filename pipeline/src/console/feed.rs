@@ -17,7 +17,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use super::store::{DecisionRecord, Store};
+use super::store::Store;
 use super::tracker::Embedder;
 use crate::config::KafkaConfig;
 use crate::contract::ScreenedRecord;
@@ -235,12 +235,18 @@ pub async fn consume_kafka(
     }
 }
 
-/// Where decisions go besides the database (which stays the record of truth).
+/// Where decisions go besides the database (which stays the record of truth). Decisions
+/// reach it through the store's outbox ([`DecisionPublisher::deliver`]), at least once.
 #[derive(Default)]
 pub struct DecisionPublisher {
     file: Option<Mutex<File>>,
     kafka: Option<(FutureProducer, String)>,
+    /// One delivery at a time, so two requests do not send the same rows twice.
+    delivering: tokio::sync::Mutex<()>,
 }
+
+/// Outbox rows read per round.
+const OUTBOX_BATCH: usize = 256;
 
 impl DecisionPublisher {
     pub fn with_file(mut self, path: &Path) -> std::io::Result<Self> {
@@ -258,38 +264,57 @@ impl DecisionPublisher {
         Ok(self)
     }
 
-    /// Appends the decision to the file and sends it to the topic, keyed by post id.
-    /// Failures are logged: the decision is already in the database and the audit log.
-    pub fn publish(&self, record: &DecisionRecord) {
-        let line = match serde_json::to_string(record) {
-            Ok(l) => l,
-            Err(e) => return tracing::error!(error = %e, "cannot encode a decision"),
-        };
+    /// Delivers the outbox, oldest first: each decision appended to the file and sent to
+    /// the topic keyed by post id, then marked sent. Stops at the first failure (logged);
+    /// the rest waits for the next call. A crash between sending and marking sends a
+    /// decision again, with the same `decision_id`. Returns how many were delivered.
+    pub async fn deliver(&self, store: &Store) -> usize {
+        let _one_at_a_time = self.delivering.lock().await;
+        let mut delivered = 0;
+        loop {
+            let pending = match store.pending_decisions(OUTBOX_BATCH) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the decisions outbox");
+                    return delivered;
+                }
+            };
+            let mut sent = Vec::with_capacity(pending.len());
+            let mut failed = false;
+            for (seq, item, line) in &pending {
+                if !self.send_one(item, line).await {
+                    failed = true;
+                    break;
+                }
+                sent.push(*seq);
+            }
+            if let Err(e) = store.mark_decisions_sent(&sent, chrono::Utc::now()) {
+                tracing::error!(error = %e, "cannot mark decisions sent; they will be sent again");
+                return delivered;
+            }
+            delivered += sent.len();
+            if failed || pending.len() < OUTBOX_BATCH {
+                return delivered;
+            }
+        }
+    }
+
+    async fn send_one(&self, item: &str, line: &str) -> bool {
         if let Some(file) = &self.file {
             let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
-                tracing::error!(error = %e, item = %record.item_id, "cannot append to the decisions file");
+                tracing::error!(error = %e, item = %item, "cannot append to the decisions file");
+                return false;
             }
         }
         if let Some((producer, topic)) = &self.kafka {
-            let delivery =
-                producer.send_result(FutureRecord::to(topic).key(&record.item_id).payload(&line));
-            let item = record.item_id.clone();
-            match delivery {
-                Ok(delivery) => {
-                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                        runtime.spawn(async move {
-                            if let Ok(Err((e, _))) | Err(e) = delivery.await.map_err(|_| KafkaError::Canceled) {
-                                tracing::error!(error = %e, item = %item, "decision not delivered to Kafka");
-                            }
-                        });
-                    }
-                }
-                Err((e, _)) => {
-                    tracing::error!(error = %e, item = %item, "cannot queue a decision for Kafka")
-                }
+            let record = FutureRecord::to(topic).key(item).payload(line);
+            if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
+                tracing::error!(error = %e, item = %item, "decision not delivered to Kafka");
+                return false;
             }
         }
+        true
     }
 
     /// Waits for decisions queued for Kafka to be delivered (at shutdown).

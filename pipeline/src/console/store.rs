@@ -132,6 +132,19 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
     r#"
 ALTER TABLE users ADD COLUMN locked_at TEXT;
 "#,
+    r#"
+-- Decisions waiting for the feed (JSONL file, Kafka topic): written in the decision's
+-- own transaction, marked sent once delivered, so a crash in between loses nothing.
+CREATE TABLE decision_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    decision_id TEXT NOT NULL UNIQUE,
+    item_id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    sent_at TEXT
+);
+CREATE INDEX decision_outbox_pending ON decision_outbox (seq) WHERE sent_at IS NULL;
+"#,
 ];
 
 /// The result of a sign-in.
@@ -230,6 +243,10 @@ pub struct DecisionInput {
 /// What gets published to the decisions feed and turned into training labels.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DecisionRecord {
+    /// Unique per decision: the feed is delivered at least once, and a consumer drops
+    /// a record whose decision id it has seen.
+    #[serde(default)]
+    pub decision_id: String,
     pub item_id: String,
     pub decision: Decision,
     pub reason: String,
@@ -964,8 +981,8 @@ impl Store {
             [id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        tx.commit()?;
-        Ok(DecisionRecord {
+        let record = DecisionRecord {
+            decision_id: format!("dec-{}", &auth::random_token()[..24]),
             item_id: id.to_string(),
             decision,
             reason: reason.to_string(),
@@ -975,7 +992,41 @@ impl Store {
             queue,
             lang,
             risk_score: risk_score.map(|s| s as f32),
-        })
+        };
+        let line = serde_json::to_string(&record)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode a decision: {e}")))?;
+        tx.execute(
+            "INSERT INTO decision_outbox (decision_id, item_id, record, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![record.decision_id, id, line, rfc3339(now)],
+        )?;
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Decisions not yet delivered to the feed, oldest first: `(seq, item id, JSON line)`.
+    pub fn pending_decisions(&self, limit: usize) -> Result<Vec<(i64, String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT seq, item_id, record FROM decision_outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Marks outbox rows delivered.
+    pub fn mark_decisions_sent(&self, seqs: &[i64], now: DateTime<Utc>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for seq in seqs {
+            tx.execute(
+                "UPDATE decision_outbox SET sent_at = ?2 WHERE seq = ?1",
+                params![seq, rfc3339(now)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Decisions with the items they are about, for `vigie export-labels`.

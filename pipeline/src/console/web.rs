@@ -104,8 +104,26 @@ impl AppState {
         &self.0.decisions
     }
 
-    fn publish(&self, record: &DecisionRecord) {
-        self.0.decisions.publish(record);
+    /// Delivers the decisions outbox to the feed (the one just recorded, and any left by
+    /// an earlier failure or crash), waiting at most a couple of seconds: what is not
+    /// delivered by then stays in the outbox for [`AppState::deliver_decisions_forever`].
+    pub async fn deliver_decisions(&self) {
+        let delivery = self.0.decisions.deliver(&self.0.store);
+        if tokio::time::timeout(std::time::Duration::from_secs(2), delivery)
+            .await
+            .is_err()
+        {
+            tracing::warn!("decision feed slow; the outbox will retry");
+        }
+    }
+
+    /// Delivers the outbox now and then every `every` (run it once per console instance:
+    /// it also delivers what an earlier run recorded but did not publish).
+    pub async fn deliver_decisions_forever(self, every: std::time::Duration) {
+        loop {
+            self.0.decisions.deliver(&self.0.store).await;
+            tokio::time::sleep(every).await;
+        }
     }
 
     fn redact(&self, text: &str) -> String {
@@ -777,7 +795,6 @@ fn decide(
         Utc::now(),
     )?;
     tracing::info!(user = %session.user.name, item = %record.item_id, decision = record.decision.as_str(), "decision recorded");
-    state.publish(&record);
     Ok(record)
 }
 
@@ -796,7 +813,11 @@ async fn decide_form(
         claim_id: form.claim_id,
         new_claim: form.new_claim,
     };
-    match decide(&state, &me.session, &id, input) {
+    let decided = decide(&state, &me.session, &id, input);
+    if decided.is_ok() {
+        state.deliver_decisions().await;
+    }
+    match decided {
         Ok(_) => Redirect::to("/queue").into_response(),
         Err(
             e @ (StoreError::Invalid(_) | StoreError::NotHolder(_) | StoreError::AlreadyDecided(_)),
@@ -963,7 +984,11 @@ async fn api_decide(
     if !me.session.user.role.can_moderate() {
         return forbidden(true, &me.session, "Deciding");
     }
-    match decide(&state, &me.session, &id, input) {
+    let decided = decide(&state, &me.session, &id, input);
+    if decided.is_ok() {
+        state.deliver_decisions().await;
+    }
+    match decided {
         Ok(record) => Json(record).into_response(),
         Err(e) => api_error(e),
     }

@@ -483,6 +483,31 @@ async fn moderator_decides_and_the_tracker_follows_in_a_real_browser() {
         assert!(audit.contains(expected), "the audit log lacks {expected}");
     }
     shots.take(&c, "5-audit").await;
+
+    // The same pages in French, chosen from the header's language links; each is checked
+    // by axe-core again (labels and contrast in the other language).
+    c.find(Locator::Css("nav.langs a[hreflang=fr]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&c, |p| p == "/audit").await;
+    let lang = c
+        .find(Locator::Css("html"))
+        .await
+        .unwrap()
+        .attr("lang")
+        .await
+        .unwrap();
+    assert_eq!(lang.as_deref(), Some("fr"));
+    shots.take(&c, "5-audit-fr").await;
+    for (path, name) in [("/queue", "2-queue-fr"), ("/tracker", "4-tracker-fr")] {
+        c.goto(&format!("{base}{path}")).await.unwrap();
+        shots.take(&c, name).await;
+    }
+    let first_item = c.find(Locator::Css("table.rumours td.text")).await.is_ok();
+    assert!(first_item, "the tracker lists the rumour in French too");
     c.close().await.unwrap();
     eprintln!("screenshots in {}", shots.0.display());
 }

@@ -104,9 +104,14 @@ pub fn audit(entries: &[AuditEntry]) -> Result<String, csv::Error> {
     )
 }
 
-fn write(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<String, csv::Error> {
+/// The header row is in the request's language (`i18n`); columns keep their order.
+fn write(
+    header: &[&'static str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> Result<String, csv::Error> {
+    let header: Vec<&str> = header.iter().map(|h| super::i18n::tr(h)).collect();
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(header)?;
+    w.write_record(&header)?;
     for row in rows {
         w.write_record(row.iter().map(|c| defuse(c)))?;
     }

@@ -11,11 +11,13 @@
 //! - [`throttle`]: the back-off and lockout of failed sign-ins; [`serve`]: the server's
 //!   connection limits and timeouts;
 //! - [`tracker`]: text embeddings and the online grouping of posts into rumours;
-//! - `web` and `pages`: the HTTP routes and the HTML they render.
+//! - `web` and `pages`: the HTTP routes and the HTML they render; [`i18n`]: their French
+//!   and English text.
 
 pub mod auth;
 mod csv_export;
 pub mod feed;
+pub mod i18n;
 mod pages;
 pub mod serve;
 pub mod store;

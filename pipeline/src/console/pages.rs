@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::{html, Markup, DOCTYPE};
 
+use super::i18n::{self, tr};
 use super::store::{truncate, AuditEntry, Claim, Decision, Item, QueueFilter, Session};
 use super::tracker::{RumourView, CLUSTER_STATUSES};
 use super::web::url_segment;
@@ -16,7 +17,7 @@ pub const JS: &str = include_str!("static/console.js");
 fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(i18n::current().code()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -27,16 +28,21 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
             body {
                 header {
                     a.brand href="/" { "Vigie" }
+                    nav.langs aria-label=(tr("Language")) {
+                        a href="/lang/fr" lang="fr" hreflang="fr" { "FR" }
+                        " · "
+                        a href="/lang/en" lang="en" hreflang="en" { "EN" }
+                    }
                     @if let Some(s) = session {
                         nav {
-                            @if s.user.role.can_moderate() { a href="/queue" { "Review queue" } }
-                            a href="/tracker" { "Rumour tracker" }
-                            @if s.user.role.can_audit() { a href="/audit" { "Audit log" } }
+                            @if s.user.role.can_moderate() { a href="/queue" { (tr("Review queue")) } }
+                            a href="/tracker" { (tr("Rumour tracker")) }
+                            @if s.user.role.can_audit() { a href="/audit" { (tr("Audit log")) } }
                         }
                         form.logout method="post" action="/logout" {
                             span.who { (s.user.name) " (" (s.user.role.as_str()) ")" }
                             input type="hidden" name="csrf" value=(s.csrf);
-                            button type="submit" { "Sign out" }
+                            button type="submit" { (tr("Sign out")) }
                         }
                     }
                 }
@@ -48,14 +54,14 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
 
 pub fn login(error: Option<&str>) -> Markup {
     layout(
-        "Sign in",
+        tr("Sign in"),
         None,
         html! {
             @if let Some(e) = error { p.error role="alert" { (e) } }
             form.login method="post" action="/login" {
-                label { "User name" input type="text" name="username" autocomplete="username" required autofocus; }
-                label { "Password" input type="password" name="password" autocomplete="current-password" required; }
-                button type="submit" { "Sign in" }
+                label { (tr("User name")) input type="text" name="username" autocomplete="username" required autofocus; }
+                label { (tr("Password")) input type="password" name="password" autocomplete="current-password" required; }
+                button type="submit" { (tr("Sign in")) }
             }
         },
     )
@@ -65,7 +71,7 @@ pub fn message(title: &str, session: Option<&Session>, text: &str) -> Markup {
     layout(
         title,
         session,
-        html! { p.error role="alert" { (text) } p { a href="/" { "Back" } } },
+        html! { p.error role="alert" { (text) } p { a href="/" { (tr("Back")) } } },
     )
 }
 
@@ -75,9 +81,35 @@ fn age(seen_at: &str, now: DateTime<Utc>) -> String {
     };
     let mins = (now - t.with_timezone(&Utc)).num_minutes().max(0);
     match mins {
-        m if m < 60 => format!("{m} min"),
-        m if m < 48 * 60 => format!("{} h", m / 60),
-        m => format!("{} d", m / (24 * 60)),
+        m if m < 60 => format!("{m} {}", tr("min")),
+        m if m < 48 * 60 => format!("{} {}", m / 60, tr("h")),
+        m => format!("{} {}", m / (24 * 60), tr("d")),
+    }
+}
+
+/// A priority's name in the page's language.
+fn priority_name(item: &Item) -> &'static str {
+    match item.priority {
+        crate::contract::Priority::High => tr("high"),
+        crate::contract::Priority::Medium => tr("medium"),
+        crate::contract::Priority::Low => tr("low"),
+        crate::contract::Priority::None => tr("none"),
+    }
+}
+
+/// A rumour status's name in the page's language (the value sent stays the code).
+fn tr_status(status: &str) -> String {
+    match CLUSTER_STATUSES.iter().find(|s| **s == status) {
+        Some(s) => tr(s).to_string(),
+        None => status.to_string(),
+    }
+}
+
+/// A stored decision's label in the page's language.
+fn decision_label(decision: &str) -> String {
+    match Decision::parse(decision) {
+        Some(d) => tr(d.label()).to_string(),
+        None => decision.to_string(),
     }
 }
 
@@ -116,55 +148,55 @@ pub struct QueuePage<'a> {
 pub fn queue(p: QueuePage<'_>) -> Markup {
     let selected = |v: &Option<String>, s: &str| v.as_deref() == Some(s);
     layout(
-        "Review queue",
+        tr("Review queue"),
         Some(p.session),
         html! {
             @if let Some(n) = p.notice { p.notice role="status" { (n) } }
             div.toolbar {
                 form method="get" action="/queue" {
-                    label { "Language "
+                    label { (tr("Language")) " "
                         select name="lang" {
-                            option value="" { "all" }
+                            option value="" { (tr("all")) }
                             @for (l, n) in p.langs { option value=(l) selected[selected(&p.filter.lang, l)] { (l) " (" (n) ")" } }
                         }
                     }
-                    label { " Queue "
+                    label { " " (tr("Queue")) " "
                         select name="queue" {
-                            option value="" { "all" }
+                            option value="" { (tr("all")) }
                             @for (q, n) in p.queues { option value=(q) selected[selected(&p.filter.queue, q)] { (q) " (" (n) ")" } }
                         }
                     }
-                    button type="submit" { "Filter" }
+                    button type="submit" { (tr("Filter")) }
                 }
                 form id="claim-next" method="post" action="/queue/next" {
                     input type="hidden" name="csrf" value=(p.session.csrf);
                     input type="hidden" name="lang" value=(p.filter.lang.clone().unwrap_or_default());
                     input type="hidden" name="queue" value=(p.filter.queue.clone().unwrap_or_default());
-                    button type="submit" title="Shortcut: n" { "Claim next item (n)" }
+                    button type="submit" title=(tr("Shortcut: n")) { (tr("Claim next item (n)")) }
                 }
-                a href={ "/queue.csv?" (query_string(p.filter)) } { "Export CSV" }
+                a href={ "/queue.csv?" (query_string(p.filter)) } { (tr("Export CSV")) }
             }
             @if p.items.is_empty() {
-                p { "Nothing to review." }
+                p { (tr("Nothing to review.")) }
             } @else {
                 table.queue {
-                    thead { tr { th { "Priority" } th { "Age" } th { "Queue" } th { "Lang" } th { "Risk" } th { "Post (redacted)" } th { "" } } }
+                    thead { tr { th { (tr("Priority")) } th { (tr("Age")) } th { (tr("Queue")) } th { (tr("Lang")) } th { (tr("Risk")) } th { (tr("Post (redacted)")) } th { (tr("Action")) } } }
                     tbody {
                         @for item in p.items {
                             tr class=(priority_class(item)) data-item=(item.id) {
-                                td { (format!("{:?}", item.priority).to_lowercase()) }
+                                td { (priority_name(item)) }
                                 td { (age(&item.seen_at, p.now)) }
                                 td { (item.queue) }
                                 td { (item.lang) }
-                                td { (item.risk_score.map(|s| format!("{s:.2}")).unwrap_or_else(|| "–".into())) }
+                                td { (item.risk_score.map(|s| i18n::number(s, 2)).unwrap_or_else(|| "–".into())) }
                                 td.text { a href={ "/items/" (url_segment(&item.id)) } { (truncate(&item.redacted_text, 140)) } }
                                 td {
                                     @if item.is_locked_for(&p.session.user.name, p.now) {
-                                        span.locked { "with " (item.locked_by.clone().unwrap_or_default()) }
+                                        span.locked { (tr("with")) " " (item.locked_by.clone().unwrap_or_default()) }
                                     } @else {
                                         form method="post" action={ "/items/" (url_segment(&item.id)) "/claim" } {
                                             input type="hidden" name="csrf" value=(p.session.csrf);
-                                            button type="submit" { "Claim" }
+                                            button type="submit" { (tr("Claim")) }
                                         }
                                     }
                                 }
@@ -206,100 +238,100 @@ pub fn item(p: ItemPage<'_>) -> Markup {
     rules.sort_unstable();
     rules.dedup();
     layout(
-        &format!("Item {}", item.id),
+        &format!("{} {}", tr("Item"), item.id),
         Some(p.session),
         html! {
             @if let Some(e) = p.error { p.error role="alert" { (e) } }
             blockquote.post lang=(item.lang) { (item.redacted_text) }
             div.columns {
                 dl.meta {
-                    dt { "Language" } dd { (r.lang.code.as_str()) " (confidence " (format!("{:.2}", r.lang.confidence)) ")" }
-                    dt { "Channel" } dd { (item.channel) }
-                    dt { "Country" } dd { (item.country.clone().unwrap_or_else(|| "–".into())) }
-                    dt { "Queue" } dd { (item.queue) " · priority " (format!("{:?}", item.priority).to_lowercase()) }
-                    dt { "Posted" } dd { (item.seen_at) }
+                    dt { (tr("Language")) } dd { (r.lang.code.as_str()) " (" (tr("confidence")) " " (i18n::number(r.lang.confidence, 2)) ")" }
+                    dt { (tr("Channel")) } dd { (item.channel) }
+                    dt { (tr("Country")) } dd { (item.country.clone().unwrap_or_else(|| "–".into())) }
+                    dt { (tr("Queue")) } dd { (item.queue) " · " (tr("priority")) " " (priority_name(item)) }
+                    dt { (tr("Posted")) } dd { (item.seen_at) }
                 }
                 section.explanation {
-                    h2 { "Why it is here" }
+                    h2 { (tr("Why it is here")) }
                     ul {
                         @for reason in &r.route.reasons {
-                            li { (format!("{reason:?}").to_lowercase()) }
+                            li { (i18n::tr_dynamic(&format!("{reason:?}").to_lowercase())) }
                         }
                     }
                     @if let Some(risk) = &r.risk {
-                        p { "Risk score " strong { (format!("{:.2}", risk.score)) } " (" (format!("{:?}", risk.label).to_lowercase())
-                            "; calibrated probability " (format!("{:.2}", risk.probability)) ", classifier output " (format!("{:.2}", risk.head_score))
-                            ", model " (risk.model) ")" }
-                        p { "Decision " strong { (wire_name(risk.outcome)) }
-                            ", on " (wire_name(risk.basis))
-                            "; health claim " (format!("{:.2}", risk.claim_probability))
-                            @if let Some(stance) = risk.stance { "; stance " (format!("{stance:?}").to_lowercase()) } }
+                        p { (tr("Risk score")) " " strong { (i18n::number(risk.score, 2)) } " (" (i18n::tr_dynamic(&format!("{:?}", risk.label).to_lowercase()))
+                            "; " (tr("calibrated probability")) " " (i18n::number(risk.probability, 2)) ", " (tr("classifier output")) " " (i18n::number(risk.head_score, 2))
+                            ", " (tr("model")) " " (risk.model) ")" }
+                        p { (tr("Decision")) " " strong { (wire_name(risk.outcome)) }
+                            ", " (tr("on")) " " (wire_name(risk.basis))
+                            "; " (tr("health claim")) " " (i18n::number(risk.claim_probability, 2))
+                            @if let Some(stance) = risk.stance { "; " (tr("stance")) " " (format!("{stance:?}").to_lowercase()) } }
                         @if !risk.claims.is_empty() {
-                            p { "Restates known false claims:" }
+                            p { (tr("Restates known false claims:")) }
                             ul.claims {
                                 @for c in &risk.claims {
-                                    li { span.kind { (c.id) } " " (format!("{:.2}", c.similarity)) " — " (c.text) " (" (c.lang) ")" }
+                                    li { span.kind { (c.id) } " " (i18n::number(c.similarity, 2)) " — " (c.text) " (" (c.lang) ")" }
                                 }
                             }
                         }
                     } @else {
-                        p { "Not scored for risk." }
+                        p { (tr("Not scored for risk.")) }
                     }
                     @if kinds.is_empty() {
-                        p { "No identifiers were redacted." }
+                        p { (tr("No identifiers were redacted.")) }
                     } @else {
-                        p { "Redacted: "
+                        p { (tr("Redacted:")) " "
                             @for (i, (kind, n)) in kinds.iter().enumerate() {
                                 @if i > 0 { ", " }
                                 span.kind { (kind) } " ×" (n)
                             }
                         }
-                        p.rules { "Rules: " (rules.join(", ")) }
+                        p.rules { (tr("Rules:")) " " (rules.join(", ")) }
                     }
                     @if let Some(rumour) = p.rumour {
-                        p { "Part of rumour " a href={ "/tracker#rumour-" (rumour.id) } { "#" (rumour.id) } ": " (rumour.title)
-                            " (" (rumour.posts) " posts, " (rumour.status) ")" }
+                        p { (tr("Part of rumour")) " " a href={ "/tracker#rumour-" (rumour.id) } { "#" (rumour.id) } ": " (rumour.title)
+                            " (" (rumour.posts) " " (tr("posts")) ", " (tr_status(&rumour.status)) ")" }
                     }
                 }
             }
             @if let Some(decision) = &item.decision {
-                p.notice { "Decided: " strong { (decision) } " by " (item.decided_by.clone().unwrap_or_default())
+                p.notice { (tr("Decided:")) " " strong { (decision_label(decision)) } " " (tr("by")) " " (item.decided_by.clone().unwrap_or_default())
                     " — " (item.decision_reason.clone().unwrap_or_default()) }
             } @else if mine {
                 form id="decide" method="post" action={ "/items/" (url_segment(&item.id)) "/decide" } {
                     input type="hidden" name="csrf" value=(p.session.csrf);
                     fieldset.decisions {
-                        legend { "Decision (keys: a r e m f; Ctrl+Enter submits)" }
+                        legend { (tr("Decision (keys: a r e m f; Ctrl+Enter submits)")) }
                         @for d in Decision::ALL {
                             label {
                                 input type="radio" name="decision" value=(d.as_str()) data-key=(d.key()) required;
-                                " " (d.label()) " " kbd { (d.key()) }
+                                " " (tr(d.label())) " " kbd { (d.key()) }
                             }
                         }
                     }
-                    label.block { "Reason (required)"
-                        textarea name="reason" rows="2" required placeholder="Why? Other moderators and the audit log will read this." {}
+                    label.block { (tr("Reason (required)"))
+                        textarea name="reason" rows="2" required placeholder=(tr("Why? Other moderators and the audit log will read this.")) {}
                     }
                     fieldset.rumour {
-                        legend { "For a rumour: the known claim it repeats" }
-                        select name="claim_id" aria-label="Known claim" {
-                            option value="" { "— new claim —" }
+                        legend { (tr("For a rumour: the known claim it repeats")) }
+                        select name="claim_id" aria-label=(tr("Known claim")) {
+                            option value="" { (tr("— new claim —")) }
                             @for c in p.claims { option value=(c.id) selected[suggested == Some(c.id.as_str())] { (c.id) ": " (truncate(&c.text, 80)) } }
                         }
-                        input type="text" name="new_claim" aria-label="New claim" placeholder="…or state the new claim in a sentence";
+                        input type="text" name="new_claim" aria-label=(tr("New claim")) placeholder=(tr("…or state the new claim in a sentence"));
                     }
-                    button type="submit" { "Record decision" }
+                    button type="submit" { (tr("Record decision")) }
                 }
                 form method="post" action={ "/items/" (url_segment(&item.id)) "/release" } {
                     input type="hidden" name="csrf" value=(p.session.csrf);
-                    button.secondary type="submit" { "Give back to the queue" }
+                    button.secondary type="submit" { (tr("Give back to the queue")) }
                 }
             } @else if item.is_locked_for(&p.session.user.name, p.now) {
-                p.locked { "Being reviewed by " (item.locked_by.clone().unwrap_or_default()) "." }
+                p.locked { (tr("Being reviewed by")) " " (item.locked_by.clone().unwrap_or_default()) "." }
             } @else if p.session.user.role.can_moderate() {
                 form method="post" action={ "/items/" (url_segment(&item.id)) "/claim" } {
                     input type="hidden" name="csrf" value=(p.session.csrf);
-                    button type="submit" { "Claim this item" }
+                    button type="submit" { (tr("Claim this item")) }
                 }
             }
         },
@@ -327,29 +359,29 @@ pub fn tracker(p: TrackerPage<'_>) -> Markup {
             .join(" · ")
     };
     layout(
-        "Rumour tracker",
+        tr("Rumour tracker"),
         Some(p.session),
         html! {
             section.volume {
-                h2 { "Flagged posts per day" }
+                h2 { (tr("Flagged posts per day")) }
                 (volume_chart(p.volume))
-                p.legend { span.swatch.misinfo {} " misinformation " span.swatch.privacy {} " privacy only · " a href="/volume.csv" { "Export CSV" } }
+                p.legend { span.swatch.misinfo {} " " (tr("misinformation")) " " span.swatch.privacy {} " " (tr("privacy only")) " · " a href="/volume.csv" { (tr("Export CSV")) } }
             }
             section {
-                h2 { "Rumours" }
-                p { a href="/tracker.csv" { "Export CSV" } }
+                h2 { (tr("Rumours")) }
+                p { a href="/tracker.csv" { (tr("Export CSV")) } }
                 @if p.rumours.is_empty() {
-                    p { "No posts flagged for misinformation yet." }
+                    p { (tr("No posts flagged for misinformation yet.")) }
                 } @else {
                     table.rumours {
-                        thead { tr { th { "#" } th { "Rumour" } th { "Posts" } th { "Confirmed" } th { "Languages" } th { "Countries" } th { "Channels" } th { "Last 30 days" } th { "First / last seen" } th { "Status" } } }
+                        thead { tr { th { "#" } th { (tr("Rumour")) } th { (tr("Posts")) } th { (tr("Confirmed")) } th { (tr("Languages")) } th { (tr("Countries")) } th { (tr("Channels")) } th { (tr("Last 30 days")) } th { (tr("First / last seen")) } th { (tr("Status")) } } }
                         tbody {
                             @for r in p.rumours {
                                 tr id={ "rumour-" (r.id) } data-rumour=(r.id) {
                                     td { (r.id) }
                                     td.text {
                                         (r.title)
-                                        @if let Some(claim) = &r.claim_id { br; small.claim { "known claim " (claim) } }
+                                        @if let Some(claim) = &r.claim_id { br; small.claim { (tr("known claim")) " " (claim) } }
                                     }
                                     td.posts { (r.posts) }
                                     td.confirmed { (r.confirmed) }
@@ -362,13 +394,13 @@ pub fn tracker(p: TrackerPage<'_>) -> Markup {
                                         @if p.session.user.role.can_manage_rumours() {
                                             form.status method="post" action={ "/rumours/" (r.id) "/status" } {
                                                 input type="hidden" name="csrf" value=(p.session.csrf);
-                                                select name="status" aria-label={ "Status of rumour " (r.id) } {
-                                                    @for s in CLUSTER_STATUSES { option value=(s) selected[s == r.status] { (s) } }
+                                                select name="status" aria-label={ (tr("Status of rumour")) " " (r.id) } {
+                                                    @for s in CLUSTER_STATUSES { option value=(s) selected[s == r.status] { (tr_status(s)) } }
                                                 }
-                                                button type="submit" { "Set" }
+                                                button type="submit" { (tr("Set")) }
                                             }
                                         } @else {
-                                            span.status { (r.status) }
+                                            span.status { (tr_status(&r.status)) }
                                         }
                                     }
                                 }
@@ -401,7 +433,7 @@ fn sparkline(series: &[usize]) -> Markup {
         })
         .collect();
     html! {
-        svg.sparkline width="120" height="24" viewBox="0 0 120 24" role="img" aria-label={ "posts per day: " (series.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ")) } {
+        svg.sparkline width="120" height="24" viewBox="0 0 120 24" role="img" aria-label={ (tr("posts per day:")) " " (series.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" ")) } {
             polyline points=(points.join(" ")) fill="none" stroke="#b4412e" stroke-width="1.5" {}
         }
     }
@@ -412,7 +444,7 @@ fn volume_chart(days: &BTreeMap<NaiveDate, (usize, usize)>) -> Markup {
         days.keys().next().copied(),
         days.keys().next_back().copied(),
     ) else {
-        return html! { p { "No data yet." } };
+        return html! { p { (tr("No data yet.")) } };
     };
     let first = first.max(last - chrono::Duration::days(89));
     let series: Vec<(NaiveDate, usize, usize)> = first
@@ -432,32 +464,32 @@ fn volume_chart(days: &BTreeMap<NaiveDate, (usize, usize)>) -> Markup {
     let (w, h) = (720.0f32, 140.0f32);
     let bar = w / series.len() as f32;
     html! {
-        svg.chart width="720" height="160" viewBox="0 0 720 160" role="img" aria-label="flagged posts per day" {
+        svg.chart width="720" height="160" viewBox="0 0 720 160" role="img" aria-label=(tr("flagged posts per day")) {
             @for (i, (day, m, p)) in series.iter().enumerate() {
                 @let x = i as f32 * bar;
                 @let hm = *m as f32 / max * h;
                 @let hp = *p as f32 / max * h;
                 g {
-                    title { (day) ": " (m) " misinformation, " (p) " privacy only" }
+                    title { (day) ": " (m) " " (tr("misinformation")) ", " (p) " " (tr("privacy only")) }
                     rect x=(format!("{x:.1}")) y=(format!("{:.1}", h - hm - hp)) width=(format!("{:.1}", (bar - 1.0).max(1.0))) height=(format!("{hp:.1}")) fill="#6b8fb3" {}
                     rect x=(format!("{x:.1}")) y=(format!("{:.1}", h - hm)) width=(format!("{:.1}", (bar - 1.0).max(1.0))) height=(format!("{hm:.1}")) fill="#b4412e" {}
                 }
             }
             text x="0" y="156" font-size="11" { (first) }
             text x="720" y="156" font-size="11" text-anchor="end" { (last) }
-            text x="0" y="10" font-size="11" { "max " (max as usize) "/day" }
+            text x="0" y="10" font-size="11" { "max " (max as usize) " " (tr("per day")) }
         }
     }
 }
 
 pub fn audit(session: &Session, entries: &[AuditEntry]) -> Markup {
     layout(
-        "Audit log",
+        tr("Audit log"),
         Some(session),
         html! {
-            p { "Append-only: every sign-in, claim, decision and status change. " a href="/audit.csv" { "Export CSV" } }
+            p { (tr("Append-only: every sign-in, claim, decision and status change.")) " " a href="/audit.csv" { (tr("Export CSV")) } }
             table.audit {
-                thead { tr { th { "#" } th { "When (UTC)" } th { "Who" } th { "What" } th { "Target" } th { "Why" } th { "Detail" } } }
+                thead { tr { th { "#" } th { (tr("When (UTC)")) } th { (tr("Who")) } th { (tr("What")) } th { (tr("Target")) } th { (tr("Why")) } th { (tr("Detail")) } } }
                 tbody {
                     @for e in entries {
                         tr { td { (e.id) } td { (e.at) } td { (e.actor) } td { (e.action) } td { (e.target) } td { (e.reason) } td { (e.detail) } }

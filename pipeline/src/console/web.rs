@@ -19,6 +19,7 @@ use serde::Deserialize;
 use super::auth::{self, Role};
 use super::csv_export;
 use super::feed::DecisionPublisher;
+use super::i18n::{self, tr, Locale, LANG_COOKIE};
 use super::pages;
 use super::store::{
     DecisionInput, DecisionRecord, LoginOutcome, QueueFilter, Session, Store, StoreError,
@@ -189,9 +190,70 @@ pub fn router(state: AppState) -> Router {
                 )
             }),
         )
+        .route("/lang/{code}", get(set_language))
         .merge(protected)
+        .layer(middleware::from_fn(language))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// The request's language: the `vigie_lang` cookie (the person's choice), else
+/// `Accept-Language`, else English.
+fn request_locale(headers: &HeaderMap) -> Locale {
+    let chosen = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(LANG_COOKIE)?.strip_prefix('='))
+        .find_map(Locale::parse);
+    chosen
+        .or_else(|| {
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Locale::from_accept_language)
+        })
+        .unwrap_or(Locale::En)
+}
+
+/// Runs the request in its language (pages and messages read it with `i18n::current`).
+async fn language(req: Request, next: Next) -> Response {
+    let locale = request_locale(req.headers());
+    let mut res = i18n::scope(locale, next.run(req)).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_LANGUAGE,
+        HeaderValue::from_static(locale.code()),
+    );
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept-Language, Cookie"),
+    );
+    res
+}
+
+/// `GET /lang/fr|en`: remembers the choice in a cookie and goes back to the page.
+async fn set_language(Path(code): Path<String>, headers: HeaderMap) -> Response {
+    let Some(locale) = Locale::parse(&code) else {
+        return (StatusCode::NOT_FOUND, "unknown language\n").into_response();
+    };
+    // Back to the page the link was on, when it is one of ours.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .filter(|path| {
+            path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/lang/")
+        })
+        .unwrap_or("/")
+        .to_string();
+    let cookie = format!(
+        "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+        locale.code()
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -276,9 +338,9 @@ fn internal(api: bool, e: &dyn std::fmt::Display) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR,
             Html(
                 pages::message(
-                    "Error",
+                    tr("Error"),
                     None,
-                    "Something went wrong; the error is in the server log.",
+                    tr("Something went wrong; the error is in the server log."),
                 )
                 .into_string(),
             ),
@@ -298,6 +360,18 @@ fn status_of(e: &StoreError) -> StatusCode {
     }
 }
 
+/// A store error as people read it, in the page's language.
+fn error_text(e: &StoreError) -> String {
+    match e {
+        StoreError::NotFound(id) => format!("{id}: {}", tr("not found")),
+        StoreError::Locked { .. } => tr("someone else is reviewing this item").to_string(),
+        StoreError::NotHolder(_) => tr("claim the item before deciding").to_string(),
+        StoreError::AlreadyDecided(_) => tr("this item is already decided").to_string(),
+        StoreError::Invalid(message) => i18n::tr_dynamic(message),
+        other => other.to_string(),
+    }
+}
+
 fn page_error(session: &Session, e: StoreError) -> Response {
     let status = status_of(&e);
     if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -305,7 +379,7 @@ fn page_error(session: &Session, e: StoreError) -> Response {
     }
     (
         status,
-        Html(pages::message("Cannot do that", Some(session), &e.to_string()).into_string()),
+        Html(pages::message(tr("Cannot do that"), Some(session), &error_text(&e)).into_string()),
     )
         .into_response()
 }
@@ -319,10 +393,9 @@ fn api_error(e: StoreError) -> Response {
 }
 
 fn forbidden(api: bool, session: &Session, what: &str) -> Response {
-    let text = format!(
-        "{what} is not open to the {} role",
-        session.user.role.as_str()
-    );
+    let text = tr("{what} is not open to the {role} role")
+        .replace("{what}", what)
+        .replace("{role}", session.user.role.as_str());
     if api {
         (
             StatusCode::FORBIDDEN,
@@ -332,7 +405,7 @@ fn forbidden(api: bool, session: &Session, what: &str) -> Response {
     } else {
         (
             StatusCode::FORBIDDEN,
-            Html(pages::message("Not allowed", Some(session), &text).into_string()),
+            Html(pages::message(tr("Not allowed"), Some(session), &text).into_string()),
         )
             .into_response()
     }
@@ -343,9 +416,9 @@ fn bad_csrf(session: &Session) -> Response {
         StatusCode::FORBIDDEN,
         Html(
             pages::message(
-                "Form expired",
+                tr("Form expired"),
                 Some(session),
-                "This form is stale (CSRF check failed); reload the page and try again.",
+                tr("This form is stale (CSRF check failed); reload the page and try again."),
             )
             .into_string(),
         ),
@@ -422,7 +495,7 @@ async fn login(
         if origin_host.is_empty() || origin_host != host {
             return (
                 StatusCode::FORBIDDEN,
-                Html(pages::login(Some("Sign in from the console's own page.")).into_string()),
+                Html(pages::login(Some(tr("Sign in from the console's own page."))).into_string()),
             )
                 .into_response();
         }
@@ -436,7 +509,8 @@ async fn login(
     {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         tracing::info!(address = %address, retry_after = seconds, "sign-in throttled");
-        let message = format!("Too many failed sign-ins. Try again in {seconds} seconds.");
+        let message = tr("Too many failed sign-ins. Try again in {} seconds.")
+            .replace("{}", &seconds.to_string());
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, seconds.to_string())],
@@ -449,8 +523,10 @@ async fn login(
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "5".to_string())],
             Html(
-                pages::login(Some("Too many sign-ins at once; try again in a moment."))
-                    .into_string(),
+                pages::login(Some(tr(
+                    "Too many sign-ins at once; try again in a moment.",
+                )))
+                .into_string(),
             ),
         )
             .into_response();
@@ -507,16 +583,16 @@ async fn login(
             }
             (
                 StatusCode::UNAUTHORIZED,
-                Html(pages::login(Some("Unknown user or wrong password.")).into_string()),
+                Html(pages::login(Some(tr("Unknown user or wrong password."))).into_string()),
             )
                 .into_response()
         }
         Ok(Ok(LoginOutcome::Locked)) => (
             StatusCode::FORBIDDEN,
             Html(
-                pages::login(Some(
+                pages::login(Some(tr(
                     "This account is locked after repeated failed sign-ins. An administrator can unlock it (vigie console unlock-user).",
-                ))
+                )))
                 .into_string(),
             ),
         )
@@ -577,7 +653,7 @@ async fn queue_page(
         Err(e) => return page_error(&me.session, e),
     };
     let notice = if items.is_empty() && (filter.lang.is_some() || filter.queue.is_some()) {
-        Some("No item matches these filters.")
+        Some(tr("No item matches these filters."))
     } else {
         None
     };

@@ -40,9 +40,13 @@ mod imp {
     use super::{Epilogue, PANEL};
 
     pub(super) fn supported() -> bool {
+        // AVX2 and FMA too: the per-element code compiled for this level uses them, and
+        // a virtual machine may hide them while showing AVX-512.
         is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
     }
 
     pub(super) fn tile(

@@ -183,7 +183,8 @@ pub fn fast_exp_nonpositive(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     let tiny = x < -87.0;
-    let x = x.max(-87.0);
+    // Not `max`: a NaN score must stay NaN and show, not become a tiny probability.
+    let x = if tiny { -87.0 } else { x };
     // The exponent as an integer straight from the rounding bits: a float-to-int cast
     // here would be done one lane at a time (it saturates).
     let ni = round_to_i32(x * LOG2E);

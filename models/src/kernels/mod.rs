@@ -39,6 +39,9 @@ use rayon::prelude::*;
 /// `avx512vnni` or `auto` (the default).
 pub const KERNELS_ENV: &str = "VIGIE_KERNELS";
 
+/// The largest input size a layer takes (its 32-bit sums stay exact).
+pub const MAX_K: usize = 60_000;
+
 /// Rows handled together by one call of a micro-kernel: their activations are read once
 /// per weight load.
 const TILE_ROWS: usize = 6;
@@ -171,8 +174,8 @@ impl QuantizedLinear {
     /// and `bias` (`n` values) for `kernel`.
     ///
     /// # Panics
-    /// If the slice lengths disagree with `n` and `k` (a programming error: shapes come
-    /// from the model file, checked when it is parsed).
+    /// If the slice lengths disagree with `n` and `k`, or `k` exceeds [`MAX_K`] (a
+    /// programming error: shapes come from the model file, checked when it is parsed).
     /// A kernel this processor lacks is replaced by the best one below it that it has.
     pub fn new(weight: &[f32], bias: &[f32], n: usize, k: usize, kernel: Kernel) -> Self {
         let kernel = Kernel::ALL
@@ -181,6 +184,8 @@ impl QuantizedLinear {
             .find(|&k| k <= kernel && k.supported())
             .unwrap_or(Kernel::Portable);
         assert_eq!(weight.len(), n * k, "weight is not [n][k]");
+        // 32-bit sums of k products of at most 255·127 cannot overflow below this.
+        assert!(k <= MAX_K, "input size {k} above {MAX_K}");
         assert_eq!(bias.len(), n, "bias is not n long");
         let panel = kernel.panel_cols();
         let n_padded = n.div_ceil(panel) * panel;

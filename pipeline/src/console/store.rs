@@ -517,17 +517,18 @@ impl Store {
     }
 
     /// Locks an account after repeated failed sign-ins (audited as `lockout`); its
-    /// sessions end. Returns false when there is no such account or it is locked already.
+    /// sessions end. The name matches whatever its case (the throttle counts failures
+    /// that way). Returns false when there is no such account or it is locked already.
     pub fn lock_user(&self, name: &str, now: DateTime<Utc>, reason: &str) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let changed = tx.execute(
-            "UPDATE users SET locked_at = ?2 WHERE name = ?1 AND locked_at IS NULL",
+            "UPDATE users SET locked_at = ?2 WHERE lower(name) = lower(?1) AND locked_at IS NULL",
             params![name, now.to_rfc3339()],
         )?;
         if changed > 0 {
             tx.execute(
-                "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
+                "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE lower(name) = lower(?1))",
                 [name],
             )?;
             audit(&tx, now, "-", "lockout", name, reason, "")?;

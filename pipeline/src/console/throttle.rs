@@ -93,30 +93,26 @@ impl SignInThrottle {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Err(wait)` while the account or the address is blocked.
-    pub fn check(&self, account: &str, address: &str, now: Instant) -> Result<(), Duration> {
-        let entries = self.entries();
-        let wait = [account_key(account), address_key(address)]
+    /// Starts a sign-in: `Err(wait)` while the account or the address is blocked; else
+    /// the attempt is counted as a failure at once (undone by [`SignInThrottle::succeeded`]),
+    /// so that requests arriving together cannot all slip through before the first of
+    /// them is judged.
+    pub fn begin(&self, account: &str, address: &str, now: Instant) -> Result<(), Duration> {
+        let mut entries = self.entries();
+        let keys = [account_key(account), address_key(address)];
+        let wait = keys
             .iter()
             .filter_map(|k| entries.get(k))
             .map(|e| e.blocked_until.saturating_duration_since(now))
             .max()
             .unwrap_or_default();
-        if wait.is_zero() {
-            Ok(())
-        } else {
-            Err(wait)
+        if !wait.is_zero() {
+            return Err(wait);
         }
-    }
-
-    /// Records a failed sign-in.
-    pub fn failure(&self, account: &str, address: &str, now: Instant) -> FailureOutcome {
-        let mut entries = self.entries();
-        if entries.len() >= self.policy.max_keys {
+        if entries.len() + 2 > self.policy.max_keys {
             self.prune(&mut entries, now);
         }
-        let mut account_failures = 0;
-        for (key, is_account) in [(account_key(account), true), (address_key(address), false)] {
+        for key in keys {
             let entry = entries.entry(key).or_insert(Entry {
                 failures: 0,
                 last_failure: now,
@@ -125,21 +121,55 @@ impl SignInThrottle {
             if now.saturating_duration_since(entry.last_failure) > self.policy.forget_after {
                 entry.failures = 0;
             }
-            entry.failures += 1;
+            entry.failures = entry.failures.saturating_add(1);
             entry.last_failure = now;
-            entry.blocked_until = now + self.delay(entry.failures);
-            if is_account {
-                account_failures = entry.failures;
-            }
+            entry.blocked_until = now
+                .checked_add(self.delay(entry.failures))
+                .unwrap_or(entry.blocked_until);
         }
+        Ok(())
+    }
+
+    /// The sign-in begun failed: whether the account should be locked now. It locks at
+    /// every multiple of `lockout_after` consecutive failures, so a lockout that did not
+    /// take (the name typed differently) or that an admin lifted comes back after as many
+    /// failures again.
+    pub fn failed(&self, account: &str) -> FailureOutcome {
+        let failures = self
+            .entries()
+            .get(&account_key(account))
+            .map_or(0, |e| e.failures);
+        let every = self.policy.lockout_after.max(1);
         FailureOutcome {
-            lock_account: account_failures == self.policy.lockout_after,
+            lock_account: failures >= every && failures.is_multiple_of(every),
         }
     }
 
-    /// Records a successful sign-in: the account starts again from zero.
-    pub fn success(&self, account: &str) {
-        self.entries().remove(&account_key(account));
+    /// The sign-in begun was never judged (the server was too busy): its failure counted
+    /// in advance is taken back from both keys.
+    pub fn abandoned(&self, account: &str, address: &str) {
+        let mut entries = self.entries();
+        for key in [account_key(account), address_key(address)] {
+            if let Some(e) = entries.get_mut(&key) {
+                e.failures = e.failures.saturating_sub(1);
+                if e.failures <= self.policy.free_failures {
+                    e.blocked_until = e.last_failure;
+                }
+            }
+        }
+    }
+
+    /// The sign-in begun succeeded: the account starts again from zero, and the address
+    /// loses the failure counted in advance (its earlier failures stay).
+    pub fn succeeded(&self, account: &str, address: &str) {
+        let mut entries = self.entries();
+        entries.remove(&account_key(account));
+        if let Some(e) = entries.get_mut(&address_key(address)) {
+            e.failures = e.failures.saturating_sub(1);
+            if e.failures <= self.policy.free_failures {
+                e.blocked_until = e.last_failure;
+            }
+        }
     }
 
     /// The block after `failures` consecutive failures.
@@ -156,15 +186,27 @@ impl SignInThrottle {
             .min(self.policy.max_delay)
     }
 
-    /// Drops keys not failed for `forget_after`; if that is not enough, the oldest half.
+    /// Makes room: drops keys not failed for `forget_after`, then the oldest addresses
+    /// that are not blocked, then the oldest accounts that are not blocked. Blocked keys
+    /// stay, so filling the table from many addresses cannot reset an account's back-off.
     fn prune(&self, entries: &mut HashMap<String, Entry>, now: Instant) {
         let forget = self.policy.forget_after;
         entries.retain(|_, e| now.saturating_duration_since(e.last_failure) <= forget);
-        if entries.len() >= self.policy.max_keys {
-            let mut ages: Vec<Instant> = entries.values().map(|e| e.last_failure).collect();
-            ages.sort();
-            let cut = ages[ages.len() / 2];
-            entries.retain(|_, e| e.last_failure > cut);
+        for prefix in ["address:", "account:"] {
+            if entries.len() < self.policy.max_keys {
+                return;
+            }
+            let mut free: Vec<(Instant, String)> = entries
+                .iter()
+                .filter(|(k, e)| k.starts_with(prefix) && e.blocked_until <= now)
+                .map(|(k, e)| (e.last_failure, k.clone()))
+                .collect();
+            free.sort();
+            let excess = entries.len() + 1 - self.policy.max_keys.min(entries.len() + 1);
+            let target = excess.max(entries.len() / 2);
+            for (_, key) in free.into_iter().take(target) {
+                entries.remove(&key);
+            }
         }
     }
 }
@@ -175,6 +217,15 @@ mod tests {
 
     fn throttle() -> SignInThrottle {
         SignInThrottle::new(ThrottlePolicy::default())
+    }
+
+    /// A sign-in that fails, begun at `now` (false when it was throttled).
+    fn fail(t: &SignInThrottle, account: &str, address: &str, now: Instant) -> bool {
+        let begun = t.begin(account, address, now).is_ok();
+        if begun {
+            t.failed(account);
+        }
+        begun
     }
 
     #[test]
@@ -197,10 +248,10 @@ mod tests {
         let mut now = start;
         let mut guesses = Vec::new();
         while now < start + Duration::from_secs(3600) {
-            match t.check("alice", "10.0.0.9", now) {
+            match t.begin("alice", "10.0.0.9", now) {
                 Ok(()) => {
                     guesses.push(now - start);
-                    t.failure("alice", "10.0.0.9", now);
+                    t.failed("alice");
                 }
                 Err(wait) => now += wait,
             }
@@ -213,44 +264,84 @@ mod tests {
         assert!(guesses.len() <= 16, "{} guesses in an hour", guesses.len());
     }
 
+    /// Requests that arrive together are counted as they begin, not as they finish.
     #[test]
-    fn the_account_locks_once_at_the_threshold() {
+    fn simultaneous_guesses_are_counted_before_they_are_judged() {
+        let t = throttle();
+        let now = Instant::now();
+        let begun = (0..500)
+            .filter(|_| t.begin("alice", "10.0.0.9", now).is_ok())
+            .count();
+        assert_eq!(
+            begun, 4,
+            "the free tries and the one that starts the back-off"
+        );
+    }
+
+    #[test]
+    fn the_account_locks_at_every_multiple_of_the_threshold() {
         let t = SignInThrottle::new(ThrottlePolicy {
             lockout_after: 5,
             ..ThrottlePolicy::default()
         });
-        let now = Instant::now();
-        let locks: Vec<bool> = (0..7)
-            .map(|i| t.failure("Bob", &format!("10.0.0.{i}"), now).lock_account)
-            .collect();
-        assert_eq!(locks, [false, false, false, false, true, false, false]);
+        let mut now = Instant::now();
+        let mut locks = Vec::new();
+        while locks.len() < 11 {
+            // Each from a new address, and the name typed differently: the account is one.
+            let name = if locks.len() % 2 == 0 { "Bob" } else { "bob" };
+            match t.begin(name, &format!("10.0.0.{}", locks.len()), now) {
+                Ok(()) => locks.push(t.failed(name).lock_account),
+                Err(wait) => now += wait,
+            }
+        }
+        let at: Vec<usize> = (0..11).filter(|&i| locks[i]).map(|i| i + 1).collect();
+        assert_eq!(at, [5, 10], "locks after the 5th and the 10th failure");
     }
 
     #[test]
     fn blocks_are_per_account_and_per_address() {
         let t = throttle();
         let now = Instant::now();
-        for _ in 0..5 {
-            t.failure("alice", "10.0.0.9", now);
+        for _ in 0..4 {
+            assert!(fail(&t, "alice", "10.0.0.9", now));
         }
         assert!(
-            t.check("alice", "10.0.0.1", now).is_err(),
+            t.begin("alice", "10.0.0.1", now).is_err(),
             "the account is blocked"
         );
         assert!(
-            t.check("bob", "10.0.0.9", now).is_err(),
+            t.begin("bob", "10.0.0.9", now).is_err(),
             "the address is blocked"
         );
-        assert_eq!(t.check("bob", "10.0.0.1", now), Ok(()), "others are not");
         assert!(
-            t.check("ALICE ", "10.0.0.1", now).is_err(),
+            t.begin("ALICE ", "10.0.0.1", now).is_err(),
             "names fold case"
         );
-        t.success("alice");
-        assert_eq!(t.check("alice", "10.0.0.1", now), Ok(()));
+        assert_eq!(t.begin("bob", "10.0.0.1", now), Ok(()), "others are not");
+        t.succeeded("bob", "10.0.0.1");
+        assert_eq!(
+            t.begin("bob", "10.0.0.1", now),
+            Ok(()),
+            "a success leaves no trace"
+        );
+        t.succeeded("bob", "10.0.0.1");
+
+        let later = now + Duration::from_secs(3);
+        assert_eq!(t.begin("alice", "10.0.0.1", later), Ok(()));
+        t.succeeded("alice", "10.0.0.1");
+        assert_eq!(
+            t.begin("alice", "10.0.0.1", later),
+            Ok(()),
+            "a success clears the account"
+        );
+        t.succeeded("alice", "10.0.0.1");
         assert!(
-            t.check("alice", "10.0.0.9", now).is_err(),
-            "a success does not clear the address"
+            fail(&t, "carol", "10.0.0.9", later),
+            "the address's block has run out"
+        );
+        assert!(
+            t.begin("dave", "10.0.0.9", later).is_err(),
+            "but its count was kept: one more failure blocks it again"
         );
     }
 
@@ -261,18 +352,28 @@ mod tests {
             ..ThrottlePolicy::default()
         });
         let now = Instant::now();
-        for i in 0..1_000 {
-            t.failure(
+        for _ in 0..4 {
+            fail(&t, "victim", "10.9.9.9", now);
+        }
+        for i in 0..1_000u32 {
+            let at = now + Duration::from_millis(u64::from(i));
+            fail(
+                &t,
                 &format!("user{i}"),
-                "10.0.0.9",
-                now + Duration::from_millis(i),
+                &format!("10.1.{}.{}", i / 256, i % 256),
+                at,
             );
         }
-        assert!(t.entries().len() <= 100);
+        assert!(t.entries().len() <= 100, "{} keys", t.entries().len());
+        assert!(
+            t.begin("victim", "10.2.2.2", now + Duration::from_secs(1))
+                .is_err(),
+            "a blocked account is never evicted"
+        );
         let later = now + Duration::from_secs(2 * 3600);
-        t.failure("alice", "10.0.0.8", later);
+        assert!(fail(&t, "alice", "10.0.0.8", later));
         assert_eq!(
-            t.check("alice", "10.0.0.8", later),
+            t.begin("alice", "10.0.0.8", later),
             Ok(()),
             "one fresh failure costs nothing"
         );

@@ -505,7 +505,7 @@ async fn login(
     if let Err(wait) = state
         .0
         .throttle
-        .check(&account, &address, std::time::Instant::now())
+        .begin(&account, &address, std::time::Instant::now())
     {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         tracing::info!(address = %address, retry_after = seconds, "sign-in throttled");
@@ -519,6 +519,7 @@ async fn login(
             .into_response();
     }
     let Ok(Ok(_permit)) = tokio::time::timeout(LOGIN_WAIT, state.0.logins.acquire()).await else {
+        state.0.throttle.abandoned(&account, &address);
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "5".to_string())],
@@ -540,7 +541,7 @@ async fn login(
             .await;
     match result {
         Ok(Ok(LoginOutcome::SignedIn { token, session })) => {
-            state.0.throttle.success(&account);
+            state.0.throttle.succeeded(&account, &address);
             tracing::info!(user = %session.user.name, role = session.user.role.as_str(), "signed in");
             let forwarded_https = headers
                 .get("x-forwarded-proto")
@@ -561,10 +562,7 @@ async fn login(
             ([(header::SET_COOKIE, cookie)], Redirect::to(home)).into_response()
         }
         Ok(Ok(LoginOutcome::Rejected)) => {
-            let outcome = state
-                .0
-                .throttle
-                .failure(&account, &address, std::time::Instant::now());
+            let outcome = state.0.throttle.failed(&account);
             if outcome.lock_account {
                 let store = state.0.store.clone();
                 let reason = format!(

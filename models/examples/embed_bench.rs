@@ -8,20 +8,6 @@
 
 use std::time::Instant;
 
-/// Current and peak resident memory in MB, from /proc (Linux).
-fn rss_mb() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let reference = args.iter().any(|a| a == "--reference");
@@ -45,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let enc =
         vigie_models::Encoder::load_with(&vigie_models::encoder::default_model_dir(), reference)?;
-    let (rss, _) = rss_mb();
+    let (rss, _) = vigie_models::bench::resident_mb();
     println!(
         "{} model loaded in {:.2}s, resident {rss:.0} MB",
         if reference {
@@ -73,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let secs = started.elapsed().as_secs_f64();
         latencies.sort_by(f64::total_cmp);
         let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
-        let (rss, peak) = rss_mb();
+        let (rss, peak) = vigie_models::bench::resident_mb();
         println!(
             "batch {batch:>3}: {:>6.1} posts/s, {:>6.0} tokens/s; batch latency p50 {:.0} ms, p99 {:.0} ms; resident {rss:.0} MB (peak {peak:.0} MB)",
             texts.len() as f64 / secs,

@@ -39,19 +39,10 @@ impl EncodedText {
     /// Mean of the states of the tokens `keep` accepts, scaled to unit length. With every
     /// token kept it is the embedding [`crate::Encoder::embed`] gives the same text.
     pub fn pooled(&self, mut keep: impl FnMut(usize) -> bool) -> Vec<f32> {
-        let mut sum = vec![0f32; self.dim];
-        let mut count = 0usize;
-        for i in (0..self.len()).filter(|&i| keep(i)) {
-            for (s, v) in sum.iter_mut().zip(self.state(i)) {
-                *s += v;
-            }
-            count += 1;
-        }
-        let n = count.max(1) as f32;
-        sum.iter_mut().for_each(|s| *s /= n);
-        let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        sum.iter_mut().for_each(|s| *s /= norm);
-        sum
+        mean_normalised(
+            (0..self.len()).filter(|&i| keep(i)).map(|i| self.state(i)),
+            self.dim,
+        )
     }
 
     /// The pooled embedding without the tokens that touch any of `ranges` (code points of
@@ -62,6 +53,23 @@ impl EncodedText {
             Some((s, e)) => !ranges.iter().any(|&(rs, re)| s < re && rs < e),
         })
     }
+}
+
+/// Mean of `rows` (each `dim` long), scaled to unit length; zeros when there is none.
+pub(crate) fn mean_normalised<'a>(rows: impl Iterator<Item = &'a [f32]>, dim: usize) -> Vec<f32> {
+    let mut sum = vec![0f32; dim];
+    let mut count = 0usize;
+    for row in rows {
+        for (s, v) in sum.iter_mut().zip(row) {
+            *s += v;
+        }
+        count += 1;
+    }
+    let n = count.max(1) as f32;
+    sum.iter_mut().for_each(|s| *s /= n);
+    let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    sum.iter_mut().for_each(|s| *s /= norm);
+    sum
 }
 
 /// One pass over a batch: the texts in input order.

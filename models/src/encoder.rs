@@ -8,7 +8,7 @@ use candle_transformers::models::bert::BertModel;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use crate::e5_file::E5Image;
-use crate::encoded::{EncodedBatch, EncodedText};
+use crate::encoded::{mean_normalised, EncodedBatch, EncodedText};
 use crate::fast_bert::{FastBert, Precision};
 use crate::lean_unigram::{self, LeanTokenizer};
 use crate::{ModelError, Result, TokenizerError};
@@ -26,9 +26,10 @@ pub const MODEL_NAME: &str = "multilingual-e5-small-q4";
 /// Texts longer than this many tokens are truncated (posts rarely are; it bounds cost).
 pub const MAX_TOKENS: usize = 256;
 /// Tokens per encoder pass. Posts are packed without padding, so a pass can hold many:
-/// larger passes give the int8 products longer runs of rows per weight load, up to the
-/// point where a pass's activations leave the cache (measured on the sample posts, see
-/// `models/README.md`).
+/// larger passes give the int8 products longer runs of rows per weight load. On the
+/// sample posts at batch 64 (`embed_bench`, 2-core AVX-512 VNNI machine, one sitting),
+/// 2,048 ran about as fast as 4,096 and faster than 512; smaller passes keep a pass's
+/// activations in cache.
 const TOKENS_PER_PASS: usize = 2048;
 
 /// The network under the encoder. Both compute the same function; the reference is
@@ -274,7 +275,7 @@ impl Encoder {
             let (states, offsets) = self.run(&batch)?;
             for (row, &i) in chunk.iter().enumerate() {
                 let rows = &states[offsets[row] * self.dim..offsets[row + 1] * self.dim];
-                out[i] = mean_pool_normalised(rows, self.dim);
+                out[i] = mean_normalised(rows.chunks_exact(self.dim.max(1)), self.dim);
             }
         }
         Ok(out)
@@ -396,22 +397,6 @@ impl Encoder {
         };
         Ok((states, offsets))
     }
-}
-
-/// Mean of a text's token states, scaled to unit length.
-fn mean_pool_normalised(rows: &[f32], dim: usize) -> Vec<f32> {
-    let mut mean = vec![0.0f32; dim];
-    let n = rows.len() / dim.max(1);
-    for row in rows.chunks_exact(dim.max(1)) {
-        for (m, v) in mean.iter_mut().zip(row) {
-            *m += v;
-        }
-    }
-    let count = n.max(1) as f32;
-    mean.iter_mut().for_each(|m| *m /= count);
-    let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-    mean.iter_mut().for_each(|m| *m /= norm);
-    mean
 }
 
 /// Where model files live unless the user says otherwise: `$VIGIE_MODEL_DIR`, else the

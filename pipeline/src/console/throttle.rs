@@ -151,11 +151,17 @@ impl SignInThrottle {
         let mut entries = self.entries();
         for key in [account_key(account), address_key(address)] {
             if let Some(e) = entries.get_mut(&key) {
-                e.failures = e.failures.saturating_sub(1);
-                if e.failures <= self.policy.free_failures {
-                    e.blocked_until = e.last_failure;
-                }
+                self.take_back(e);
             }
+        }
+    }
+
+    /// Undoes the failure a sign-in counted as it began; unblocks the key when what is
+    /// left is within the free failures.
+    fn take_back(&self, e: &mut Entry) {
+        e.failures = e.failures.saturating_sub(1);
+        if e.failures <= self.policy.free_failures {
+            e.blocked_until = e.last_failure;
         }
     }
 
@@ -165,10 +171,7 @@ impl SignInThrottle {
         let mut entries = self.entries();
         entries.remove(&account_key(account));
         if let Some(e) = entries.get_mut(&address_key(address)) {
-            e.failures = e.failures.saturating_sub(1);
-            if e.failures <= self.policy.free_failures {
-                e.blocked_until = e.last_failure;
-            }
+            self.take_back(e);
         }
     }
 

@@ -363,6 +363,63 @@ pub struct ConsoleConfig {
     pub request_timeout_secs: u64,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Rumour alerts for programme staff (`[console.alerts]`).
+    pub alerts: AlertsConfig,
+}
+
+/// `[console.alerts]`: when a rumour raises an alert, and where alerts go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The recent window the rules look at.
+    pub window_minutes: i64,
+    /// The period before the window that gives each rumour's usual rate.
+    pub baseline_hours: i64,
+    /// A rule that alerted for a rumour stays quiet for it this long.
+    pub cooldown_hours: i64,
+    /// How often rumours are checked and undelivered alerts retried.
+    pub check_seconds: u64,
+    /// POST each alert here as JSON (signed; see the README).
+    pub webhook_url: Option<String>,
+    /// The environment variable holding the webhook's shared secret (required with a URL).
+    pub webhook_secret_env: String,
+    /// The console's public address, for links in alerts (`https://console.example.org`).
+    pub console_url: Option<String>,
+    /// Each rule: `name` and `when`, figures compared with numbers and joined by `and`.
+    /// Figures: posts, recent, per_hour, baseline, velocity, question_share,
+    /// signal_share, languages, countries. Replaces the default rules when given.
+    pub rules: Vec<AlertRuleConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRuleConfig {
+    pub name: String,
+    pub when: String,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        let rule = |name: &str, when: &str| AlertRuleConfig {
+            name: name.into(),
+            when: when.into(),
+        };
+        AlertsConfig {
+            window_minutes: 60,
+            baseline_hours: 24 * 7,
+            cooldown_hours: 12,
+            check_seconds: 30,
+            webhook_url: None,
+            webhook_secret_env: "VIGIE_ALERT_WEBHOOK_SECRET".into(),
+            console_url: None,
+            rules: vec![
+                // Five or more posts in the hour, three times the rumour's usual rate.
+                rule("spike", "recent >= 5 and velocity >= 3"),
+                // Many people asking whether it is true: the information void staff fill.
+                rule("information-void", "recent >= 5 and question_share >= 0.5"),
+            ],
+        }
+    }
 }
 
 impl Default for ConsoleConfig {
@@ -377,6 +434,7 @@ impl Default for ConsoleConfig {
             header_timeout_secs: 10,
             request_timeout_secs: 30,
             max_connections: 512,
+            alerts: AlertsConfig::default(),
         }
     }
 }

@@ -205,6 +205,15 @@ pub struct MatchedClaim {
     pub lang: String,
     /// The claim as the library states it (not the post's words).
     pub text: String,
+    /// The fact-checkers' verdict (`false`, `misleading`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub verdict: String,
+    /// What the fact-checkers found, in a sentence or two: the correction staff can give.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub correction: String,
+    /// Where the fact-check is published.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source_url: String,
 }
 
 #[derive(

@@ -132,9 +132,11 @@ enum ConsoleCommand {
         /// Configuration file (the [console] section; gazetteers for redacting typed text).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Follow this moderation JSONL file (e.g. out/moderation.jsonl) and import what is appended.
+        /// Follow these JSONL files and import what is appended: the moderation records
+        /// (out/moderation.jsonl) and the rumour signals (out/rumours.jsonl) that feed
+        /// the tracker and its alerts. Repeat the flag for each file.
         #[arg(long)]
-        watch: Option<PathBuf>,
+        watch: Vec<PathBuf>,
         /// Append decisions to this JSONL file (overrides [console] decisions_out).
         #[arg(long)]
         decisions: Option<PathBuf>,
@@ -1832,6 +1834,11 @@ fn console(command: ConsoleCommand) -> Result<()> {
                     ..console::ThrottlePolicy::default()
                 },
             };
+            let secret = std::env::var(&c.alerts.webhook_secret_env).ok();
+            let alerting = Arc::new(
+                console::Alerting::from_config(&c.alerts, secret.as_deref())
+                    .context("the [console.alerts] section")?,
+            );
             let limits = console::ServeLimits {
                 header_read_timeout: Duration::from_secs(c.header_timeout_secs.max(1)),
                 request_timeout: Duration::from_secs(c.request_timeout_secs.max(1)),
@@ -1849,11 +1856,15 @@ fn console(command: ConsoleCommand) -> Result<()> {
                 if let Some(topic) = &decisions_topic {
                     publisher = publisher.with_kafka(&config.kafka, topic).context("creating the decisions producer")?;
                 }
-                let state = console::AppState::new(store.clone(), embedder.clone(), redaction, settings, publisher);
-                if let Some(path) = watch {
-                    tracing::info!(file = %path.display(), "following moderation records");
+                let state = console::AppState::new(store.clone(), embedder.clone(), redaction, settings, publisher)
+                    .with_alerting(alerting.clone());
+                for path in watch {
+                    tracing::info!(file = %path.display(), "following screened records");
                     tokio::spawn(console::feed::follow(store.clone(), embedder.clone(), path, Duration::from_secs(2)));
                 }
+                // Rumours are checked against the alert rules, and undelivered alerts
+                // retried, every check_seconds.
+                tokio::spawn(alerting.run_forever(store.clone(), Duration::from_secs(c.alerts.check_seconds.max(1))));
                 if brokers.is_some() {
                     let (store, embedder, kafka) = (store.clone(), embedder.clone(), config.kafka.clone());
                     tokio::spawn(async move {

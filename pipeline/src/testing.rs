@@ -131,3 +131,32 @@ pub fn moderation_record(
         vigie_version: crate::contract::VIGIE_VERSION.to_string(),
     }
 }
+
+/// A record the pipeline routes to programme staff as a rumour signal (not flagged for
+/// moderators): a post that asks about (`queries`), refutes (`denies`) or reports
+/// (`comments`) a claim, matched to `claim` when given.
+pub fn rumour_signal_record(
+    id: &str,
+    lang: &str,
+    text: &str,
+    stance: crate::contract::Stance,
+    claim: Option<crate::contract::MatchedClaim>,
+    created_at: &str,
+) -> crate::contract::ScreenedRecord {
+    use crate::contract::{Priority, RiskBasis, RiskLabel, RiskOutcome, Route};
+    let mut r = moderation_record(id, lang, text, false, created_at);
+    if let Some(risk) = r.risk.as_mut() {
+        risk.score = 0.3;
+        risk.label = RiskLabel::Reliable;
+        risk.outcome = RiskOutcome::RumourSignal;
+        risk.basis = RiskBasis::Stance;
+        risk.stance = Some(stance);
+        risk.claims = claim.into_iter().collect();
+    }
+    r.route = Route {
+        queue: "pass".into(),
+        priority: Priority::None,
+        reasons: vec![],
+    };
+    r
+}

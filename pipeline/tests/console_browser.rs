@@ -10,7 +10,7 @@
 //! Without them the test says so and passes, unless `VIGIE_REQUIRE_BROWSER` is set, as
 //! `scripts/test` (and so CI) does.
 //!
-//! `VIGIE_CONSOLE_RECORDS=out/moderation.jsonl` tours real screening output instead of
+//! `VIGIE_CONSOLE_RECORDS=out/moderation.jsonl:out/rumours.jsonl` tours real screening output instead of
 //! the built-in records (with `VIGIE_CONSOLE_MODEL=1`, clustered by the model): that is
 //! how the README's screenshots are made.
 
@@ -97,13 +97,18 @@ async fn browser(driver_url: &str, chromium: &Path, profile: &Path) -> Client {
 }
 
 fn records() -> Vec<vigie_pipeline::contract::ScreenedRecord> {
-    if let Some(path) = std::env::var_os("VIGIE_CONSOLE_RECORDS") {
-        let text = std::fs::read_to_string(&path).expect("VIGIE_CONSOLE_RECORDS");
-        return text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).expect("a moderation record"))
-            .collect();
+    // One file or several, joined like PATH (moderation.jsonl:rumours.jsonl).
+    if let Some(paths) = std::env::var_os("VIGIE_CONSOLE_RECORDS") {
+        let mut records = Vec::new();
+        for path in std::env::split_paths(&paths) {
+            let text = std::fs::read_to_string(&path).expect("VIGIE_CONSOLE_RECORDS");
+            records.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str(l).expect("a screened record")),
+            );
+        }
+        return records;
     }
     vec![
         record("fr-01", "fr", "Attention : le vaccin ROR provoque l'autisme chez les enfants, ne faites pas vacciner vos petits !", true, "2024-05-01T08:15:00Z"),
@@ -483,6 +488,17 @@ async fn moderator_decides_and_the_tracker_follows_in_a_real_browser() {
         assert!(audit.contains(expected), "the audit log lacks {expected}");
     }
     shots.take(&c, "5-audit").await;
+    // The weekly rumour report (printable), from the tracker's link.
+    c.goto(&format!("{base}/tracker")).await.unwrap();
+    c.find(Locator::Css("section.alerts a[href='/report/weekly']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&c, |p| p == "/report/weekly").await;
+    shots.take(&c, "6-report").await;
+    c.goto(&format!("{base}/audit")).await.unwrap();
 
     // The same pages in French, chosen from the header's language links; each is checked
     // by axe-core again (labels and contrast in the other language).
@@ -508,6 +524,8 @@ async fn moderator_decides_and_the_tracker_follows_in_a_real_browser() {
     }
     let first_item = c.find(Locator::Css("table.rumours td.text")).await.is_ok();
     assert!(first_item, "the tracker lists the rumour in French too");
+    c.goto(&format!("{base}/report/weekly")).await.unwrap();
+    shots.take(&c, "6-report-fr").await;
     c.close().await.unwrap();
     eprintln!("screenshots in {}", shots.0.display());
 }

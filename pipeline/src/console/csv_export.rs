@@ -77,6 +77,45 @@ pub fn rumours(rumours: &[RumourView]) -> Result<String, csv::Error> {
     )
 }
 
+pub fn weekly(rows: &[(&RumourView, super::report::WeekCounts)]) -> Result<String, csv::Error> {
+    write(
+        &[
+            "id",
+            "title",
+            "status",
+            "claim_id",
+            "verdict",
+            "fact_check_url",
+            "posts_this_week",
+            "posts_previous_week",
+            "questions",
+            "rumour_signals",
+            "posts_per_day",
+            "suggested_response",
+        ],
+        rows.iter().map(|(r, c)| {
+            vec![
+                r.id.to_string(),
+                r.title.clone(),
+                r.status.clone(),
+                r.claim_id.clone().unwrap_or_default(),
+                r.verdict.clone(),
+                r.fact_check_url.clone(),
+                c.this_week.to_string(),
+                c.previous_week.to_string(),
+                c.questions.to_string(),
+                c.signals.to_string(),
+                c.daily
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                super::report::suggested_response(r),
+            ]
+        }),
+    )
+}
+
 pub fn volume(
     days: &std::collections::BTreeMap<NaiveDate, (usize, usize)>,
 ) -> Result<String, csv::Error> {

@@ -151,7 +151,8 @@ pub async fn follow(
     }
 }
 
-/// Consumes moderation records from `cfg.moderation_topic` into the store, in batches,
+/// Consumes moderation records from `cfg.moderation_topic` (and rumour signals from
+/// `cfg.rumour_topic`, when set) into the store, in batches,
 /// committing offsets only after a batch is stored (at-least-once; re-deliveries are
 /// recognised by post id and skipped). Returns when `shutdown` resolves, or on a Kafka
 /// error the client cannot recover from.
@@ -162,8 +163,12 @@ pub async fn consume_kafka(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), KafkaError> {
     let consumer: StreamConsumer = crate::kafka::simple_consumer(cfg)?;
-    consumer.subscribe(&[cfg.moderation_topic.as_str()])?;
-    tracing::info!(topic = %cfg.moderation_topic, group = %cfg.group_id, "consuming moderation records");
+    // Rumour signals (when the pipeline produces them to their own topic) feed the
+    // tracker and its alerts beside the moderation records.
+    let mut topics = vec![cfg.moderation_topic.as_str()];
+    topics.extend(cfg.rumour_topic.as_deref());
+    consumer.subscribe(&topics)?;
+    tracing::info!(topics = ?topics, group = %cfg.group_id, "consuming screened records");
     tokio::pin!(shutdown);
     loop {
         let mut batch = Vec::new();

@@ -11,20 +11,25 @@
 //! - [`throttle`]: the back-off and lockout of failed sign-ins; [`serve`]: the server's
 //!   connection limits and timeouts;
 //! - [`tracker`]: text embeddings and the online grouping of posts into rumours;
+//! - [`alerts`]: rumour figures (volume, velocity, questions), the config's alert rules,
+//!   and the signed webhook that delivers alerts;
 //! - `web` and `pages`: the HTTP routes and the HTML they render; [`i18n`]: their French
 //!   and English text.
 
+pub mod alerts;
 pub mod auth;
 mod csv_export;
 pub mod feed;
 pub mod i18n;
 mod pages;
+pub mod report;
 pub mod serve;
 pub mod store;
 pub mod throttle;
 pub mod tracker;
 mod web;
 
+pub use alerts::Alerting;
 pub use auth::Role;
 pub use feed::DecisionPublisher;
 pub use serve::{serve, ServeLimits};

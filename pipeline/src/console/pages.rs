@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::{html, Markup, DOCTYPE};
 
+use super::alerts::{Alert, AlertRule, Figures};
 use super::i18n::{self, tr};
 use super::store::{truncate, AuditEntry, Claim, Decision, Item, QueueFilter, Session};
 use super::tracker::{RumourView, CLUSTER_STATUSES};
@@ -40,7 +41,7 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                             @if s.user.role.can_audit() { a href="/audit" { (tr("Audit log")) } }
                         }
                         form.logout method="post" action="/logout" {
-                            span.who { (s.user.name) " (" (s.user.role.as_str()) ")" }
+                            span.who { (s.user.name) " (" (tr(s.user.role.as_str())) ")" }
                             input type="hidden" name="csrf" value=(s.csrf);
                             button type="submit" { (tr("Sign out")) }
                         }
@@ -342,6 +343,62 @@ pub struct TrackerPage<'a> {
     pub session: &'a Session,
     pub rumours: &'a [RumourView],
     pub volume: &'a BTreeMap<NaiveDate, (usize, usize)>,
+    /// Alerts of the last days, newest first.
+    pub alerts: &'a [Alert],
+    pub rules: &'a [AlertRule],
+    /// Each rumour's figures now, over the alert window.
+    pub figures: &'a BTreeMap<i64, Figures>,
+    pub window_minutes: i64,
+    /// Whether alerts go to a webhook (else they are only shown here).
+    pub webhook: bool,
+}
+
+/// A share as a whole percentage.
+fn percent(share: f64) -> String {
+    format!("{} %", (share * 100.0).round() as i64)
+}
+
+fn alerts_section(p: &TrackerPage<'_>) -> Markup {
+    let titles: BTreeMap<i64, &str> = p.rumours.iter().map(|r| (r.id, r.title.as_str())).collect();
+    html! {
+        section.alerts aria-labelledby="alerts-heading" {
+            h2 id="alerts-heading" { (tr("Alerts")) }
+            p.rules {
+                (tr("Rules")) " (" (tr("window")) " " (p.window_minutes) " " (tr("min")) "): "
+                @for (i, rule) in p.rules.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    span.kind { (rule.name) } " " (rule.when)
+                }
+            }
+            @if p.alerts.is_empty() {
+                p { (tr("No alerts in the last 7 days.")) }
+            } @else {
+                table.alerts {
+                    thead { tr { th { (tr("When (UTC)")) } th { (tr("Rumour")) } th { (tr("Rule")) } th { (tr("Recent posts")) } th { (tr("Velocity")) } th { (tr("Questions")) } th { (tr("Languages")) } th { (tr("Delivery")) } } }
+                    tbody {
+                        @for a in p.alerts {
+                            tr.alert data-alert=(a.id) data-rumour=(a.rumour) {
+                                td.dates { (a.raised_at.replace('T', " ").trim_end_matches('Z')) }
+                                td.text { a href={ "#rumour-" (a.rumour) } { "#" (a.rumour) } " " (titles.get(&a.rumour).copied().unwrap_or("")) }
+                                td { span.kind { (a.rule) } }
+                                td { (a.figures.recent) }
+                                td { "×" (i18n::number(a.figures.velocity as f32, 1)) }
+                                td { (percent(a.figures.question_share)) }
+                                td { (a.figures.by_language.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(" · ")) }
+                                td {
+                                    @if a.delivered_at.is_some() { (tr("sent")) }
+                                    @else if !p.webhook { (tr("shown here only")) }
+                                    @else if a.attempts > 0 { (tr("retrying")) " (" (a.attempts) ")" }
+                                    @else { (tr("pending")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            p { a href="/report/weekly" { (tr("Weekly rumour report")) } }
+        }
+    }
 }
 
 pub fn tracker(p: TrackerPage<'_>) -> Markup {
@@ -367,6 +424,7 @@ pub fn tracker(p: TrackerPage<'_>) -> Markup {
                 (volume_chart(p.volume))
                 p.legend { span.swatch.misinfo {} " " (tr("misinformation")) " " span.swatch.privacy {} " " (tr("privacy only")) " · " a href="/volume.csv" { (tr("Export CSV")) } }
             }
+            (alerts_section(&p))
             section {
                 h2 { (tr("Rumours")) }
                 p { a href="/tracker.csv" { (tr("Export CSV")) } }
@@ -374,16 +432,23 @@ pub fn tracker(p: TrackerPage<'_>) -> Markup {
                     p { (tr("No posts flagged for misinformation yet.")) }
                 } @else {
                     table.rumours {
-                        thead { tr { th { "#" } th { (tr("Rumour")) } th { (tr("Posts")) } th { (tr("Confirmed")) } th { (tr("Languages")) } th { (tr("Countries")) } th { (tr("Channels")) } th { (tr("Last 30 days")) } th { (tr("First / last seen")) } th { (tr("Status")) } } }
+                        thead { tr { th { "#" } th { (tr("Rumour")) } th { (tr("Posts")) } th { (tr("Recent posts")) } th { (tr("Velocity")) } th { (tr("Questions")) } th { (tr("Confirmed")) } th { (tr("Languages")) } th { (tr("Countries")) } th { (tr("Channels")) } th { (tr("Last 30 days")) } th { (tr("First / last seen")) } th { (tr("Status")) } } }
                         tbody {
                             @for r in p.rumours {
-                                tr id={ "rumour-" (r.id) } data-rumour=(r.id) {
+                                tr id={ "rumour-" (r.id) } data-rumour=(r.id) class=[p.alerts.iter().any(|a| a.rumour == r.id).then_some("alerted")] {
                                     td { (r.id) }
                                     td.text {
                                         (r.title)
                                         @if let Some(claim) = &r.claim_id { br; small.claim { (tr("known claim")) " " (claim) } }
                                     }
                                     td.posts { (r.posts) }
+                                    @if let Some(f) = p.figures.get(&r.id) {
+                                        td.recent { (f.recent) }
+                                        td.velocity { "×" (i18n::number(f.velocity as f32, 1)) }
+                                        td.questions { (percent(f.question_share)) }
+                                    } @else {
+                                        td {} td {} td {}
+                                    }
                                     td.confirmed { (r.confirmed) }
                                     td { (join(&r.by_language)) }
                                     td { (join(&r.by_country)) }
@@ -407,6 +472,67 @@ pub fn tracker(p: TrackerPage<'_>) -> Markup {
                             }
                         }
                     }
+                }
+            }
+        },
+    )
+}
+
+/// One rumour in the weekly report.
+pub struct ReportRow<'a> {
+    pub rumour: &'a RumourView,
+    pub this_week: usize,
+    pub previous_week: usize,
+    pub signals: usize,
+    pub questions: usize,
+    /// Posts per day over the week, oldest first.
+    pub daily: Vec<usize>,
+    pub response: String,
+}
+
+/// The weekly rumour report: a printable page (the browser's print prints it plainly).
+pub fn weekly_report(
+    session: &Session,
+    from: NaiveDate,
+    to: NaiveDate,
+    rows: &[ReportRow<'_>],
+) -> Markup {
+    layout(
+        tr("Weekly rumour report"),
+        Some(session),
+        html! {
+            p.period { (from) " – " (to) " · " a href={ "/report/weekly.csv?end=" (to) } { (tr("Export CSV")) } " · "
+                a href={ "/report/weekly?end=" (from - chrono::Duration::days(1)) } { (tr("Previous week")) } }
+            @if rows.is_empty() {
+                p { (tr("No rumour had posts this week.")) }
+            }
+            @for row in rows {
+                @let r = row.rumour;
+                article.report-rumour id={ "report-" (r.id) } {
+                    h2 { "#" (r.id) " " (r.title) }
+                    dl.meta {
+                        dt { (tr("Status")) } dd { (tr_status(&r.status)) }
+                        dt { (tr("Posts this week")) } dd { (row.this_week) " (" (tr("previous week")) " " (row.previous_week) ")" }
+                        dt { (tr("Questions")) } dd { (row.questions) }
+                        dt { (tr("Rumour signals")) } dd { (row.signals) }
+                        dt { (tr("Languages")) } dd { (r.by_language.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(" · ")) }
+                        dt { (tr("Countries")) } dd { (r.by_country.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(" · ")) }
+                        @if let Some(claim) = &r.claim_text {
+                            dt { (tr("Known claim")) } dd { (claim) @if !r.verdict.is_empty() { " (" (r.verdict) ")" } }
+                        }
+                        @if !r.fact_check_url.is_empty() {
+                            dt { (tr("Fact-check")) }
+                            dd {
+                                // Links come from claim libraries and imports: only web addresses become links.
+                                @if r.fact_check_url.starts_with("https://") || r.fact_check_url.starts_with("http://") {
+                                    a href=(r.fact_check_url) rel="noopener noreferrer" { (r.fact_check_url) }
+                                } @else { (r.fact_check_url) }
+                            }
+                        }
+                        dt { (tr("Trend")) } dd { (sparkline(&row.daily)) }
+                    }
+                    h3 { (tr("Suggested response")) }
+                    blockquote.response { (row.response) }
                 }
             }
         },

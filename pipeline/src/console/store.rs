@@ -55,6 +55,9 @@ pub enum StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+mod alerts;
+pub use alerts::MAX_ATTEMPTS as MAX_ALERT_ATTEMPTS;
+
 /// Schema changes, applied in order; `PRAGMA user_version` remembers how many ran.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -144,6 +147,39 @@ CREATE TABLE decision_outbox (
     sent_at TEXT
 );
 CREATE INDEX decision_outbox_pending ON decision_outbox (seq) WHERE sent_at IS NULL;
+"#,
+    r#"
+-- Rumour signals: posts that ask about, refute or report a rumour. Programme staff
+-- track them with the rumour they discuss; they never enter the moderators' queue.
+CREATE TABLE signals (
+    id TEXT PRIMARY KEY,
+    cluster_id INTEGER REFERENCES clusters(id),
+    lang TEXT NOT NULL,
+    country TEXT,
+    channel TEXT NOT NULL,
+    stance TEXT,
+    seen_at TEXT NOT NULL,
+    redacted_text TEXT NOT NULL,
+    imported_at TEXT NOT NULL
+);
+CREATE INDEX signals_cluster ON signals (cluster_id);
+ALTER TABLE items ADD COLUMN stance TEXT;
+ALTER TABLE claims ADD COLUMN verdict TEXT NOT NULL DEFAULT '';
+ALTER TABLE claims ADD COLUMN correction TEXT NOT NULL DEFAULT '';
+-- Alerts raised by the config's rules, and their delivery to the webhook (an outbox:
+-- retried until delivered, so staff's tools get each alert at least once).
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cluster_id INTEGER NOT NULL REFERENCES clusters(id),
+    rule TEXT NOT NULL,
+    raised_at TEXT NOT NULL,
+    figures TEXT NOT NULL,
+    delivered_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX alerts_rumour ON alerts (cluster_id, rule, raised_at);
 "#,
 ];
 
@@ -335,6 +371,8 @@ pub struct ImportReport {
     pub new: usize,
     pub duplicates: usize,
     pub clustered: usize,
+    /// Of the new records, rumour signals (tracked with their rumour, not queued).
+    pub signals: usize,
 }
 
 pub struct Store {
@@ -640,7 +678,9 @@ impl Store {
         };
         let fresh: Vec<&ScreenedRecord> = {
             let conn = self.conn();
-            let mut stmt = conn.prepare("SELECT 1 FROM items WHERE id = ?1")?;
+            let mut stmt = conn.prepare(
+                "SELECT 1 FROM items WHERE id = ?1 UNION ALL SELECT 1 FROM signals WHERE id = ?1",
+            )?;
             let mut seen = std::collections::HashSet::new();
             let mut fresh = Vec::new();
             for r in records {
@@ -663,56 +703,88 @@ impl Store {
         let mut centroids = load_centroids(&tx)?;
         for (record, vector) in fresh.iter().zip(vectors) {
             let misinformation = record.route.reasons.contains(&Reason::Misinformation);
+            let signal = record.is_rumour_signal();
             let seen_at = rfc3339(record.created_at.unwrap_or(record.processed_at));
-            // Ids were checked above, outside this transaction: another import may have
-            // stored the same post since, in which case nothing is inserted here.
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO items (id, lang, queue, priority, misinformation, risk_score, redacted_text, channel, country,
-                                    seen_at, record, embedding, imported_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    record.id,
-                    record.lang.code.as_str(),
-                    record.route.queue,
-                    priority_rank(record.route.priority),
-                    misinformation,
-                    record.risk.as_ref().map(|r| r.score),
-                    record.redacted_text,
-                    serde_json::to_value(record.channel).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-                    record.country,
-                    seen_at,
-                    serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))?,
-                    tracker::to_blob(&vector),
-                    rfc3339(now),
-                ],
-            )?;
-            if inserted == 0 {
-                report.duplicates += 1;
-                continue;
-            }
+            let channel = serde_json::to_value(record.channel)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let stance = record
+                .risk
+                .as_ref()
+                .and_then(|r| r.stance)
+                .and_then(|s| serde_json::to_value(s).ok())
+                .and_then(|v| v.as_str().map(str::to_string));
+            // A post that only discusses a rumour (asks, refutes, reports) and holds no
+            // identifier is for programme staff: tracked with its rumour, never queued.
+            let table = if signal && !record.route.is_flagged() {
+                // Ids were checked above, outside this transaction: another import may
+                // have stored the same post since, in which case nothing is inserted here.
+                let inserted = tx.execute(
+                    "INSERT OR IGNORE INTO signals (id, lang, country, channel, stance, seen_at, redacted_text, imported_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        record.id,
+                        record.lang.code.as_str(),
+                        record.country,
+                        channel,
+                        stance,
+                        seen_at,
+                        record.redacted_text,
+                        rfc3339(now),
+                    ],
+                )?;
+                if inserted == 0 {
+                    report.duplicates += 1;
+                    continue;
+                }
+                report.signals += 1;
+                "signals"
+            } else {
+                let inserted = tx.execute(
+                    "INSERT OR IGNORE INTO items (id, lang, queue, priority, misinformation, risk_score, redacted_text, channel, country,
+                                        seen_at, record, embedding, imported_at, stance)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    params![
+                        record.id,
+                        record.lang.code.as_str(),
+                        record.route.queue,
+                        priority_rank(record.route.priority),
+                        misinformation,
+                        record.risk.as_ref().map(|r| r.score),
+                        record.redacted_text,
+                        channel,
+                        record.country,
+                        seen_at,
+                        serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))?,
+                        tracker::to_blob(&vector),
+                        rfc3339(now),
+                        stance,
+                    ],
+                )?;
+                if inserted == 0 {
+                    report.duplicates += 1;
+                    continue;
+                }
+                "items"
+            };
             report.new += 1;
-            if misinformation {
-                let cluster = assign_cluster(
+            if misinformation || signal {
+                let claim = record.risk.as_ref().and_then(|r| r.claims.first());
+                let cluster = place_in_rumour(
                     &tx,
                     &mut centroids,
-                    &record.id,
                     &record.redacted_text,
                     &vector,
                     threshold,
+                    claim,
                     now,
                 )?;
+                tx.execute(
+                    &format!("UPDATE {table} SET cluster_id = ?2 WHERE id = ?1"),
+                    params![record.id, cluster],
+                )?;
                 report.clustered += 1;
-                // A post the pipeline matched to a known claim names its rumour.
-                if let Some(claim) = record.risk.as_ref().and_then(|r| r.claims.first()) {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO claims (id, text, lang, topic, created_by, created_at) VALUES (?1, ?2, ?3, ?4, 'library', ?5)",
-                        params![claim.id, claim.text, claim.lang, claim.topic, rfc3339(now)],
-                    )?;
-                    tx.execute(
-                        "UPDATE clusters SET title = CASE WHEN claim_id IS NULL THEN ?3 ELSE title END, claim_id = COALESCE(claim_id, ?2) WHERE id = ?1",
-                        params![cluster, claim.id, truncate(&claim.text, 120)],
-                    )?;
-                }
             }
         }
         audit(
@@ -1137,26 +1209,30 @@ impl Store {
         let conn = self.conn();
         let mut views: BTreeMap<i64, RumourView> = BTreeMap::new();
         let mut stmt = conn.prepare(
-            "SELECT c.id, c.title, c.status, c.claim_id, cl.text FROM clusters c LEFT JOIN claims cl ON cl.id = c.claim_id
+            "SELECT c.id, c.title, c.status, c.claim_id, cl.text, cl.verdict, cl.correction, cl.source_url
+             FROM clusters c LEFT JOIN claims cl ON cl.id = c.claim_id
              WHERE ?1 IS NULL OR c.id = ?1",
         )?;
         let rows = stmt.query_map([only], |r| {
-            Ok(RumourView::new(
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-            ))
+            let mut view = RumourView::new(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            view.verdict = r.get::<_, Option<String>>(5)?.unwrap_or_default();
+            view.correction = r.get::<_, Option<String>>(6)?.unwrap_or_default();
+            view.fact_check_url = r.get::<_, Option<String>>(7)?.unwrap_or_default();
+            Ok(view)
         })?;
         for view in rows {
             let view = view?;
             views.insert(view.id, view);
         }
+        // Flagged posts (false positives left out) and rumour signals, oldest first.
         let mut stmt = conn.prepare(
-            "SELECT cluster_id, lang, country, channel, seen_at, decision FROM items
+            "SELECT cluster_id, lang, country, channel, seen_at, decision, stance, 0 FROM items
              WHERE cluster_id IS NOT NULL AND (?1 IS NULL OR cluster_id = ?1)
-               AND (decision IS NULL OR decision != 'false_positive') ORDER BY seen_at",
+               AND (decision IS NULL OR decision != 'false_positive')
+             UNION ALL
+             SELECT cluster_id, lang, country, channel, seen_at, NULL, stance, 1 FROM signals
+             WHERE cluster_id IS NOT NULL AND (?1 IS NULL OR cluster_id = ?1)
+             ORDER BY 5",
         )?;
         let rows = stmt.query_map([only], |r| {
             Ok((
@@ -1166,10 +1242,12 @@ impl Store {
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, bool>(7)?,
             ))
         })?;
         for row in rows {
-            let (cluster, lang, country, channel, seen_at, decision) = row?;
+            let (cluster, lang, country, channel, seen_at, decision, stance, signal) = row?;
             let Some(v) = views.get_mut(&cluster) else {
                 continue;
             };
@@ -1177,14 +1255,25 @@ impl Store {
             if decision.as_deref() == Some("rumour") {
                 v.confirmed += 1;
             }
+            let question = stance.as_deref() == Some("queries");
+            v.signals += usize::from(signal);
+            v.questions += usize::from(question);
+            if let Ok(at) = DateTime::parse_from_rfc3339(&seen_at) {
+                let at = at.with_timezone(&Utc);
+                *v.per_day.entry(at.date_naive()).or_default() += 1;
+                v.activity.push(tracker::Activity {
+                    at,
+                    signal,
+                    question,
+                    lang: lang.clone(),
+                    country: country.clone(),
+                });
+            }
             *v.by_language.entry(lang).or_default() += 1;
             *v.by_country
                 .entry(country.unwrap_or_else(|| "?".into()))
                 .or_default() += 1;
             *v.by_channel.entry(channel).or_default() += 1;
-            if let Some(day) = day_of(&seen_at) {
-                *v.per_day.entry(day).or_default() += 1;
-            }
             v.first_seen.get_or_insert_with(|| seen_at.clone());
             v.last_seen = Some(seen_at);
         }
@@ -1358,28 +1447,38 @@ fn load_centroids(tx: &rusqlite::Transaction<'_>) -> Result<Vec<Centroid>> {
     Ok(rows)
 }
 
-/// Puts an item into the nearest rumour, or starts a new one titled by the item's text.
-fn assign_cluster(
+/// The rumour a post belongs to: the one already linked to the known claim the pipeline
+/// matched (a question and an assertion of one claim embed apart, the claim joins them),
+/// else the nearest by embedding, else a new one titled by the post's text. A matched
+/// claim is stored (with its verdict and fact-check) and names a rumour that had none.
+fn place_in_rumour(
     tx: &rusqlite::Transaction<'_>,
     centroids: &mut Vec<Centroid>,
-    item: &str,
     text: &str,
     vector: &[f32],
     threshold: f32,
+    claim: Option<&crate::contract::MatchedClaim>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let cluster = match tracker::nearest(centroids, vector, threshold) {
-        Some((cluster, _)) => {
-            let c = centroids
-                .iter_mut()
-                .find(|c| c.cluster == cluster)
-                .expect("nearest returns a known cluster");
+    let by_claim: Option<i64> = match claim {
+        Some(c) => tx
+            .query_row(
+                "SELECT id FROM clusters WHERE claim_id = ?1 ORDER BY id LIMIT 1",
+                [&c.id],
+                |r| r.get(0),
+            )
+            .optional()?,
+        None => None,
+    };
+    let found = by_claim.or_else(|| tracker::nearest(centroids, vector, threshold).map(|(c, _)| c));
+    let cluster = match found.and_then(|id| centroids.iter_mut().find(|c| c.cluster == id)) {
+        Some(c) => {
             c.sum.iter_mut().zip(vector).for_each(|(s, v)| *s += v);
             tx.execute(
                 "UPDATE clusters SET centroid = ?2 WHERE id = ?1",
-                params![cluster, tracker::to_blob(&c.sum)],
+                params![c.cluster, tracker::to_blob(&c.sum)],
             )?;
-            cluster
+            c.cluster
         }
         None => {
             tx.execute(
@@ -1394,10 +1493,24 @@ fn assign_cluster(
             cluster
         }
     };
-    tx.execute(
-        "UPDATE items SET cluster_id = ?2 WHERE id = ?1",
-        params![item, cluster],
-    )?;
+    if let Some(claim) = claim {
+        tx.execute(
+            "INSERT OR IGNORE INTO claims (id, text, lang, topic, created_by, created_at) VALUES (?1, ?2, ?3, ?4, 'library', ?5)",
+            params![claim.id, claim.text, claim.lang, claim.topic, rfc3339(now)],
+        )?;
+        // Records of older versions carry no verdict or link: the first that does fills them.
+        tx.execute(
+            "UPDATE claims SET verdict = CASE WHEN verdict = '' THEN ?2 ELSE verdict END,
+                               correction = CASE WHEN correction = '' THEN ?3 ELSE correction END,
+                               source_url = CASE WHEN source_url = '' THEN ?4 ELSE source_url END
+             WHERE id = ?1",
+            params![claim.id, claim.verdict, claim.correction, claim.source_url],
+        )?;
+        tx.execute(
+            "UPDATE clusters SET title = CASE WHEN claim_id IS NULL THEN ?3 ELSE title END, claim_id = COALESCE(claim_id, ?2) WHERE id = ?1",
+            params![cluster, claim.id, truncate(&claim.text, 120)],
+        )?;
+    }
     Ok(cluster)
 }
 
@@ -1423,7 +1536,13 @@ fn link_rumour(
                 .map(|b| tracker::from_blob(&b))
                 .unwrap_or_default();
             let mut centroids = load_centroids(tx)?;
-            assign_cluster(tx, &mut centroids, item, &text, &vector, threshold, now)?
+            let cluster =
+                place_in_rumour(tx, &mut centroids, &text, &vector, threshold, None, now)?;
+            tx.execute(
+                "UPDATE items SET cluster_id = ?2 WHERE id = ?1",
+                params![item, cluster],
+            )?;
+            cluster
         }
     };
     let claim_text: String =
@@ -1742,6 +1861,9 @@ mod tests {
                 topic: "covid".into(),
                 lang: "en".into(),
                 text: "5G mobile networks spread the coronavirus.".into(),
+                verdict: "false".into(),
+                correction: String::new(),
+                source_url: "https://example.org/fact-check/5g".into(),
             });
         }
         let store = store_with(&[r]);

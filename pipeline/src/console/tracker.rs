@@ -157,6 +157,18 @@ pub fn from_blob(b: &[u8]) -> Vec<f32> {
 /// Status of a rumour as programme staff see it.
 pub const CLUSTER_STATUSES: [&str; 4] = ["new", "monitoring", "debunked", "responded"];
 
+/// One post of a rumour, as alerts and reports count it.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// A rumour signal (asks, refutes, reports), not a post spreading the rumour.
+    pub signal: bool,
+    /// Asks whether the rumour is true.
+    pub question: bool,
+    pub lang: String,
+    pub country: Option<String>,
+}
+
 /// One rumour as the tracker shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RumourView {
@@ -165,10 +177,22 @@ pub struct RumourView {
     pub status: String,
     pub claim_id: Option<String>,
     pub claim_text: Option<String>,
-    /// Flagged posts in the cluster, false positives excluded.
+    /// The known claim's verdict (`false`, `misleading`), correction and fact-check link;
+    /// empty when the rumour has no known claim or the library gave none.
+    pub verdict: String,
+    pub correction: String,
+    pub fact_check_url: String,
+    /// Posts in the cluster: flagged posts (false positives excluded) and rumour signals.
     pub posts: usize,
     /// Posts a moderator marked as this rumour.
     pub confirmed: usize,
+    /// Posts that ask about, refute or report it rather than spread it (rumour signals).
+    pub signals: usize,
+    /// Posts that ask whether it is true.
+    pub questions: usize,
+    /// Every post's time and kind, oldest first: what alerts and reports count over.
+    #[serde(skip)]
+    pub activity: Vec<Activity>,
     pub by_language: BTreeMap<String, usize>,
     pub by_country: BTreeMap<String, usize>,
     pub by_channel: BTreeMap<String, usize>,
@@ -192,8 +216,14 @@ impl RumourView {
             status,
             claim_id,
             claim_text,
+            verdict: String::new(),
+            correction: String::new(),
+            fact_check_url: String::new(),
             posts: 0,
             confirmed: 0,
+            signals: 0,
+            questions: 0,
+            activity: Vec::new(),
             by_language: BTreeMap::new(),
             by_country: BTreeMap::new(),
             by_channel: BTreeMap::new(),

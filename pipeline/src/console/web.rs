@@ -5,6 +5,7 @@
 //! session's CSRF token (form field `csrf` or header `X-CSRF-Token`); the cookie is
 //! HttpOnly and SameSite=Strict besides.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Form, Path, Query, Request, State};
@@ -13,14 +14,16 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use chrono::{Duration, Utc};
+use chrono::{Duration, NaiveDate, Utc};
 use serde::Deserialize;
 
+use super::alerts::{self, Alerting};
 use super::auth::{self, Role};
 use super::csv_export;
 use super::feed::DecisionPublisher;
 use super::i18n::{self, tr, Locale, LANG_COOKIE};
 use super::pages;
+use super::report;
 use super::store::{
     DecisionInput, DecisionRecord, LoginOutcome, QueueFilter, Session, Store, StoreError,
 };
@@ -76,6 +79,9 @@ struct Inner {
     throttle: SignInThrottle,
     settings: ConsoleSettings,
     decisions: DecisionPublisher,
+    /// Rumour alert rules and their webhook (the defaults, no webhook, unless
+    /// [`AppState::with_alerting`] says otherwise).
+    alerting: Arc<Alerting>,
 }
 
 impl AppState {
@@ -94,7 +100,24 @@ impl AppState {
             settings,
             decisions,
             logins: tokio::sync::Semaphore::new(LOGIN_PERMITS),
+            alerting: Arc::new(
+                Alerting::from_config(&crate::config::AlertsConfig::default(), None)
+                    .expect("the default alert rules parse"),
+            ),
         }))
+    }
+
+    /// The alert rules and webhook the tracker shows and the alert task uses. Call it on
+    /// a state just made, before it is shared.
+    pub fn with_alerting(mut self, alerting: Arc<Alerting>) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("with_alerting is called on a state that is not shared yet")
+            .alerting = alerting;
+        self
+    }
+
+    pub fn alerting(&self) -> &Arc<Alerting> {
+        &self.0.alerting
     }
 
     pub fn store(&self) -> &Store {
@@ -152,6 +175,8 @@ pub fn router(state: AppState) -> Router {
         .route("/tracker", get(tracker_page))
         .route("/tracker.csv", get(tracker_csv))
         .route("/volume.csv", get(volume_csv))
+        .route("/report/weekly", get(weekly_report_page))
+        .route("/report/weekly.csv", get(weekly_report_csv))
         .route("/rumours/{id}/status", post(status_form))
         .route("/audit", get(audit_page))
         .route("/audit.csv", get(audit_csv))
@@ -370,6 +395,14 @@ fn error_text(e: &StoreError) -> String {
         StoreError::Invalid(message) => i18n::tr_dynamic(message),
         other => other.to_string(),
     }
+}
+
+fn bad_request(session: &Session, message: &'static str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Html(pages::message(tr("Cannot do that"), Some(session), tr(message)).into_string()),
+    )
+        .into_response()
 }
 
 fn page_error(session: &Session, e: StoreError) -> Response {
@@ -907,16 +940,98 @@ async fn decide_form(
 
 async fn tracker_page(State(state): State<AppState>, Extension(me): Extension<Signed>) -> Response {
     let store = state.store();
-    match store.rumours().and_then(|r| Ok((r, store.volume()?))) {
-        Ok((rumours, volume)) => Html(
-            pages::tracker(pages::TrackerPage {
-                session: &me.session,
-                rumours: &rumours,
-                volume: &volume,
-            })
-            .into_string(),
-        )
-        .into_response(),
+    let now = Utc::now();
+    let loaded = store.rumours().and_then(|r| {
+        Ok((
+            r,
+            store.volume()?,
+            store.alerts_since(now - Duration::days(7))?,
+        ))
+    });
+    match loaded {
+        Ok((rumours, volume, alerts)) => {
+            let alerting = state.alerting();
+            let windows = alerting.windows();
+            let figures: BTreeMap<i64, alerts::Figures> = rumours
+                .iter()
+                .map(|r| (r.id, alerts::figures(r, now, windows)))
+                .collect();
+            Html(
+                pages::tracker(pages::TrackerPage {
+                    session: &me.session,
+                    rumours: &rumours,
+                    volume: &volume,
+                    alerts: &alerts,
+                    rules: alerting.rules(),
+                    figures: &figures,
+                    window_minutes: windows.window.num_minutes(),
+                    webhook: alerting.has_webhook(),
+                })
+                .into_string(),
+            )
+            .into_response()
+        }
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct WeekQuery {
+    /// The week's last day (`YYYY-MM-DD`); today when absent.
+    #[serde(default)]
+    end: Option<String>,
+}
+
+/// The week ending on `end` (or today), as (first day, last day).
+fn report_week(q: &WeekQuery) -> Option<(NaiveDate, NaiveDate)> {
+    let end = match q.end.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?,
+        None => Utc::now().date_naive(),
+    };
+    Some((end - Duration::days(6), end))
+}
+
+async fn weekly_report_page(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Query(q): Query<WeekQuery>,
+) -> Response {
+    let Some((from, to)) = report_week(&q) else {
+        return bad_request(&me.session, "end must be a date (YYYY-MM-DD)");
+    };
+    match state.store().rumours() {
+        Ok(rumours) => {
+            let rows: Vec<pages::ReportRow<'_>> = report::weekly(&rumours, from, to)
+                .into_iter()
+                .map(|(r, c)| pages::ReportRow {
+                    rumour: r,
+                    this_week: c.this_week,
+                    previous_week: c.previous_week,
+                    signals: c.signals,
+                    questions: c.questions,
+                    daily: c.daily,
+                    response: report::suggested_response(r),
+                })
+                .collect();
+            Html(pages::weekly_report(&me.session, from, to, &rows).into_string()).into_response()
+        }
+        Err(e) => page_error(&me.session, e),
+    }
+}
+
+async fn weekly_report_csv(
+    State(state): State<AppState>,
+    Extension(me): Extension<Signed>,
+    Query(q): Query<WeekQuery>,
+) -> Response {
+    let Some((from, to)) = report_week(&q) else {
+        return bad_request(&me.session, "end must be a date (YYYY-MM-DD)");
+    };
+    match state.store().rumours() {
+        Ok(rumours) => csv_response(
+            &format!("rumours-week-{to}.csv"),
+            csv_export::weekly(&report::weekly(&rumours, from, to)),
+        ),
         Err(e) => page_error(&me.session, e),
     }
 }

@@ -360,6 +360,9 @@ impl RiskStage {
                     topic: c.topic.clone(),
                     lang: c.lang.clone(),
                     text: c.text.clone(),
+                    verdict: c.status.clone(),
+                    correction: c.correction.clone(),
+                    source_url: c.source_url.clone(),
                 })
             })
             .collect();

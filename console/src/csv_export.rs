@@ -4,8 +4,8 @@
 
 use chrono::NaiveDate;
 
-use super::store::{AuditEntry, Item};
-use super::tracker::RumourView;
+use crate::store::{AuditEntry, Item};
+use crate::tracker::RumourView;
 
 pub fn queue(items: &[Item]) -> Result<String, csv::Error> {
     write(
@@ -77,7 +77,7 @@ pub fn rumours(rumours: &[RumourView]) -> Result<String, csv::Error> {
     )
 }
 
-pub fn weekly(rows: &[(&RumourView, super::report::WeekCounts)]) -> Result<String, csv::Error> {
+pub fn weekly(rows: &[(&RumourView, crate::report::WeekCounts)]) -> Result<String, csv::Error> {
     write(
         &[
             "id",
@@ -110,7 +110,7 @@ pub fn weekly(rows: &[(&RumourView, super::report::WeekCounts)]) -> Result<Strin
                     .map(|n| n.to_string())
                     .collect::<Vec<_>>()
                     .join(" "),
-                super::report::suggested_response(r),
+                crate::report::suggested_response(r),
             ]
         }),
     )
@@ -148,7 +148,7 @@ fn write(
     header: &[&'static str],
     rows: impl Iterator<Item = Vec<String>>,
 ) -> Result<String, csv::Error> {
-    let header: Vec<&str> = header.iter().map(|h| super::i18n::tr(h)).collect();
+    let header: Vec<&str> = header.iter().map(|h| crate::i18n::tr(h)).collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&header)?;
     for row in rows {

@@ -10,7 +10,7 @@ use std::io::Write;
 
 use chrono::{Duration, Utc};
 
-use vigie_pipeline::console::{DecisionInput, DecisionPublisher, LexicalEmbedder, Role, Store};
+use vigie_console::{DecisionInput, DecisionPublisher, LexicalEmbedder, Role, Store};
 use vigie_pipeline::testing::moderation_record as record;
 
 fn decide(store: &Store, id: &str, decision: &str) -> String {

@@ -4,8 +4,8 @@
 
 use chrono::NaiveDate;
 
-use super::i18n::tr;
-use super::tracker::RumourView;
+use crate::i18n::tr;
+use crate::tracker::RumourView;
 
 /// A rumour's counts over one week.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +93,7 @@ pub fn suggested_response(r: &RumourView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::tracker::Activity;
+    use crate::tracker::Activity;
     use chrono::{TimeZone, Utc};
 
     fn day(d: u32) -> NaiveDate {

@@ -12,11 +12,11 @@ use axum::Router;
 use chrono::{Duration, Utc};
 use tower::ServiceExt;
 
-use vigie_pipeline::config::AlertsConfig;
-use vigie_pipeline::console::alerts::{self, AlertPayload, SIGNATURE_HEADER};
-use vigie_pipeline::console::{
+use vigie_console::alerts::{self, AlertPayload, SIGNATURE_HEADER};
+use vigie_console::{
     router, Alerting, AppState, ConsoleSettings, DecisionPublisher, LexicalEmbedder, Role, Store,
 };
+use vigie_pipeline::config::AlertsConfig;
 use vigie_pipeline::contract::{MatchedClaim, Stance};
 use vigie_pipeline::stages::redaction::RedactionStage;
 use vigie_pipeline::testing::{moderation_record, rumour_signal_record};

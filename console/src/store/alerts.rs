@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
 use super::{audit, rfc3339, Result, Store, StoreError};
-use crate::console::alerts::{Alert, Figures, Firing};
+use crate::alerts::{Alert, Figures, Firing};
 
 /// Deliveries tried per alert before it is left for an admin to see on the tracker.
 pub const MAX_ATTEMPTS: i64 = 50;

@@ -12,9 +12,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{self, Role};
-use super::tracker::{self, Centroid, Embedder, RumourView};
-use crate::contract::{Priority, Reason, ScreenedRecord};
+use crate::auth::{self, Role};
+use crate::tracker::{self, Centroid, Embedder, RumourView};
+use vigie_pipeline::contract::{Priority, Reason, ScreenedRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -1457,7 +1457,7 @@ fn place_in_rumour(
     text: &str,
     vector: &[f32],
     threshold: f32,
-    claim: Option<&crate::contract::MatchedClaim>,
+    claim: Option<&vigie_pipeline::contract::MatchedClaim>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let by_claim: Option<i64> = match claim {
@@ -1565,7 +1565,7 @@ fn day_of(rfc: &str) -> Option<NaiveDate> {
         .map(|t| t.with_timezone(&Utc).date_naive())
 }
 
-pub(crate) use crate::stages::redaction::truncate_chars as truncate;
+pub(crate) use vigie_pipeline::stages::redaction::truncate_chars as truncate;
 
 /// Decisions as training rows in the risk dataset format (`shared/datasets/README.md`):
 /// items flagged for misinformation that a moderator confirmed (rumour, remove) become
@@ -1595,8 +1595,8 @@ pub fn label_rows(decided: &[(Item, Decision)]) -> Vec<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::tracker::LexicalEmbedder;
-    use crate::testing::moderation_record as record;
+    use crate::tracker::LexicalEmbedder;
+    use vigie_pipeline::testing::moderation_record as record;
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -1855,7 +1855,7 @@ mod tests {
             "2024-05-01T09:00:00Z",
         );
         if let Some(risk) = r.risk.as_mut() {
-            risk.claims.push(crate::contract::MatchedClaim {
+            risk.claims.push(vigie_pipeline::contract::MatchedClaim {
                 id: "covid-5g".into(),
                 similarity: 0.95,
                 topic: "covid".into(),

@@ -6,11 +6,24 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::{html, Markup, DOCTYPE};
 
-use super::alerts::{Alert, AlertRule, Figures};
-use super::i18n::{self, tr};
-use super::store::{truncate, AuditEntry, Claim, Decision, Item, QueueFilter, Session};
-use super::tracker::{RumourView, CLUSTER_STATUSES};
-use super::web::url_segment;
+use crate::alerts::{Alert, AlertRule, Figures};
+use crate::i18n::{self, tr};
+use crate::store::{truncate, AuditEntry, Claim, Decision, Item, QueueFilter, Session};
+use crate::tracker::{RumourView, CLUSTER_STATUSES};
+
+/// Post ids come from platforms: percent-encode anything outside a safe set (links
+/// here and the server's redirects).
+pub(crate) fn url_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
 
 pub const CSS: &str = include_str!("static/console.css");
 pub const JS: &str = include_str!("static/console.js");
@@ -91,10 +104,10 @@ fn age(seen_at: &str, now: DateTime<Utc>) -> String {
 /// A priority's name in the page's language.
 fn priority_name(item: &Item) -> &'static str {
     match item.priority {
-        crate::contract::Priority::High => tr("high"),
-        crate::contract::Priority::Medium => tr("medium"),
-        crate::contract::Priority::Low => tr("low"),
-        crate::contract::Priority::None => tr("none"),
+        vigie_pipeline::contract::Priority::High => tr("high"),
+        vigie_pipeline::contract::Priority::Medium => tr("medium"),
+        vigie_pipeline::contract::Priority::Low => tr("low"),
+        vigie_pipeline::contract::Priority::None => tr("none"),
     }
 }
 
@@ -116,10 +129,10 @@ fn decision_label(decision: &str) -> String {
 
 fn priority_class(item: &Item) -> &'static str {
     match item.priority {
-        crate::contract::Priority::High => "p-high",
-        crate::contract::Priority::Medium => "p-medium",
-        crate::contract::Priority::Low => "p-low",
-        crate::contract::Priority::None => "p-none",
+        vigie_pipeline::contract::Priority::High => "p-high",
+        vigie_pipeline::contract::Priority::Medium => "p-medium",
+        vigie_pipeline::contract::Priority::Low => "p-low",
+        vigie_pipeline::contract::Priority::None => "p-none",
     }
 }
 

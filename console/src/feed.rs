@@ -17,10 +17,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use super::store::Store;
-use super::tracker::Embedder;
-use crate::config::KafkaConfig;
-use crate::contract::ScreenedRecord;
+use crate::store::Store;
+use crate::tracker::Embedder;
+use vigie_pipeline::config::KafkaConfig;
+use vigie_pipeline::contract::ScreenedRecord;
 
 /// Where a followed file has been read up to. Only complete lines are consumed, so a
 /// line being written when we look is read whole on the next pass.
@@ -162,7 +162,7 @@ pub async fn consume_kafka(
     cfg: &KafkaConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), KafkaError> {
-    let consumer: StreamConsumer = crate::kafka::simple_consumer(cfg)?;
+    let consumer: StreamConsumer = vigie_pipeline::kafka::simple_consumer(cfg)?;
     // Rumour signals (when the pipeline produces them to their own topic) feed the
     // tracker and its alerts beside the moderation records.
     let mut topics = vec![cfg.moderation_topic.as_str()];
@@ -265,7 +265,10 @@ impl DecisionPublisher {
     }
 
     pub fn with_kafka(mut self, cfg: &KafkaConfig, topic: &str) -> Result<Self, KafkaError> {
-        self.kafka = Some((crate::kafka::future_producer(cfg)?, topic.to_string()));
+        self.kafka = Some((
+            vigie_pipeline::kafka::future_producer(cfg)?,
+            topic.to_string(),
+        ));
         Ok(self)
     }
 

@@ -9,7 +9,9 @@ use std::process::Command;
 fn data_dir() -> PathBuf {
     std::env::var("VIGIE_DATA_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"))
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
+        })
 }
 
 /// Trains a `head` (gate, stance) on `cap` rows of each source into `out`; returns what it
@@ -17,7 +19,7 @@ fn data_dir() -> PathBuf {
 fn train(head: &str, out: &Path, cap: usize) -> String {
     let cap = cap.to_string();
     let run = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .args(["train", "--head", head, "--seed", "5", "--cap", &cap])
         .arg("--data-dir")
         .arg(data_dir())

@@ -10,7 +10,7 @@ use chrono::Utc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use vigie_pipeline::console::{
+use vigie_console::{
     router, serve, AppState, ConsoleSettings, DecisionPublisher, LexicalEmbedder, LoginOutcome,
     Role, ServeLimits, Store, ThrottlePolicy,
 };

@@ -17,19 +17,20 @@ use axum::{Extension, Json, Router};
 use chrono::{Duration, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::alerts::{self, Alerting};
-use super::auth::{self, Role};
-use super::csv_export;
-use super::feed::DecisionPublisher;
-use super::i18n::{self, tr, Locale, LANG_COOKIE};
-use super::pages;
-use super::report;
-use super::store::{
+use crate::alerting::Alerting;
+use crate::alerts;
+use crate::auth::{self, Role};
+use crate::csv_export;
+use crate::feed::DecisionPublisher;
+use crate::i18n::{self, tr, Locale, LANG_COOKIE};
+use crate::pages::{self, url_segment};
+use crate::report;
+use crate::store::{
     DecisionInput, DecisionRecord, LoginOutcome, QueueFilter, Session, Store, StoreError,
 };
-use super::throttle::{SignInThrottle, ThrottlePolicy};
-use super::tracker::Embedder;
-use crate::stages::redaction::RedactionStage;
+use crate::throttle::{SignInThrottle, ThrottlePolicy};
+use crate::tracker::Embedder;
+use vigie_pipeline::stages::redaction::RedactionStage;
 
 pub const SESSION_COOKIE: &str = "vigie_session";
 /// Sign-ins checked at once (argon2 takes ~19 MiB and tens of ms each); more wait for a
@@ -101,7 +102,7 @@ impl AppState {
             decisions,
             logins: tokio::sync::Semaphore::new(LOGIN_PERMITS),
             alerting: Arc::new(
-                Alerting::from_config(&crate::config::AlertsConfig::default(), None)
+                Alerting::from_config(&vigie_pipeline::config::AlertsConfig::default(), None)
                     .expect("the default alert rules parse"),
             ),
         }))
@@ -752,19 +753,6 @@ async fn claim_next_form(
         Ok(None) => Redirect::to("/queue").into_response(),
         Err(e) => page_error(&me.session, e),
     }
-}
-
-/// Post ids come from platforms: percent-encode anything outside a safe set.
-pub(crate) fn url_segment(id: &str) -> String {
-    id.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn render_item(

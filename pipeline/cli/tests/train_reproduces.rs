@@ -31,7 +31,7 @@ fn vigie_train_reproduces_the_committed_head() {
     let data = std::env::var("VIGIE_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
         });
     assert!(
         data.join("risk/constraint_en_train.jsonl").is_file(),
@@ -44,7 +44,7 @@ fn vigie_train_reproduces_the_committed_head() {
     // redaction and language detection read, and so the texts the head sees, resolve
     // from there.
     let run = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .args(["train", "--data-dir"])
         .arg(&data)
         .arg("--out")

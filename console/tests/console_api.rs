@@ -10,7 +10,7 @@ use axum::Router;
 use chrono::Utc;
 use tower::ServiceExt;
 
-use vigie_pipeline::console::{
+use vigie_console::{
     router, AppState, ConsoleSettings, DecisionPublisher, LexicalEmbedder, Role, Store,
 };
 use vigie_pipeline::stages::redaction::RedactionStage;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use vigie_pipeline::console::{
+use vigie_console::{
     router, AppState, ConsoleSettings, DecisionPublisher, Embedder, LexicalEmbedder, ModelEmbedder,
     Role, Store,
 };

@@ -2,6 +2,7 @@
 //! SIGKILL mid-run, the broker unreachable for 10 s, a flood of malformed input, and
 //! two instances sharing a group. Every input must come out, screened or dead-lettered.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

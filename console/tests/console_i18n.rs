@@ -10,8 +10,8 @@ use axum::Router;
 use chrono::{Duration, Utc};
 use tower::ServiceExt;
 
-use vigie_pipeline::console::i18n::{missing, FRENCH};
-use vigie_pipeline::console::{
+use vigie_console::i18n::{missing, FRENCH};
+use vigie_console::{
     router, AppState, ConsoleSettings, DecisionInput, DecisionPublisher, LexicalEmbedder, Role,
     Store,
 };

@@ -10,12 +10,14 @@ use std::process::Command;
 fn data_dir() -> PathBuf {
     std::env::var("VIGIE_DATA_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"))
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
+        })
 }
 
 fn train(out: &Path) -> String {
     let run = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .args(["train", "--head", "tagger", "--seed", "5", "--cap", "40"])
         .args(["--synthetic", "150", "--epochs", "4"])
         .arg("--data-dir")

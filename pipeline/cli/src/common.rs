@@ -1,0 +1,138 @@
+//! What several commands share: the config options, the tune/measure split, building the screener, shutdown on a signal.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use vigie_models::Encoder;
+use vigie_pipeline::config::Config;
+use vigie_pipeline::screener::Screener;
+
+#[derive(Args, Clone)]
+pub(crate) struct CommonArgs {
+    /// Configuration file (TOML; see vigie.example.toml).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Directory holding the model files (overrides the config).
+    #[arg(long, env = "VIGIE_MODEL_DIR")]
+    pub(crate) model_dir: Option<PathBuf>,
+    /// Skip risk scoring (no model needed; records carry "risk": null). The token tagger
+    /// reads the same model pass, so redaction then runs on the rules alone.
+    #[arg(long)]
+    pub(crate) no_risk: bool,
+}
+
+impl CommonArgs {
+    pub(crate) fn config(&self) -> Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(dir) = &self.model_dir {
+            config.risk.model_dir = Some(dir.clone());
+        }
+        if self.no_risk {
+            config.risk.enabled = false;
+        }
+        Ok(config)
+    }
+}
+
+/// A side of the tune/measure split of a dataset (see `gate_training::is_measure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SplitSide {
+    Tune,
+    Measure,
+    All,
+}
+
+impl SplitSide {
+    pub(crate) fn keeps(self, id: &str) -> bool {
+        match self {
+            SplitSide::All => true,
+            SplitSide::Measure => vigie_pipeline::gate_training::is_measure(id),
+            SplitSide::Tune => !vigie_pipeline::gate_training::is_measure(id),
+        }
+    }
+}
+
+pub(crate) fn build_screener(config: &Config) -> Result<Screener> {
+    let started = Instant::now();
+    let screener = Screener::from_config(config).context("cannot build the screening pipeline")?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f32(),
+        risk = config.risk.enabled,
+        "pipeline ready"
+    );
+    Ok(screener)
+}
+
+/// Peak resident set size of this process (Linux), in MB.
+pub(crate) fn peak_rss_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}
+
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// What the risk stage gets for a post: its redacted text and the language the pipeline
+/// detects (the redaction rules and the head both depend on it).
+pub(crate) fn prepare_for_risk(screener: &Screener, text: &str) -> (String, Option<&'static str>) {
+    let detected = screener.language().detect(text);
+    let rules = vigie_pipeline::screener::rule_language(&detected);
+    let lang = vigie_pipeline::screener::known_language(detected.code);
+    (screener.redaction().redact(text, rules).text, lang)
+}
+
+/// Each text as the pipeline would see it: the embedding of its redacted text, normalised
+/// as the risk stage's repost cache does, and its detected language, which the heads
+/// read; embeddings come from (and go to) the store, with a progress bar.
+pub(crate) fn embed_as_seen<'t>(
+    screener: &Screener,
+    encoder: &Encoder,
+    store: &mut vigie_models::embedding_store::EmbeddingStore,
+    texts: impl IntoIterator<Item = &'t str>,
+    what: &str,
+) -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
+    let (texts, langs): (Vec<String>, Vec<Option<&str>>) = texts
+        .into_iter()
+        .map(|t| {
+            let (text, lang) = prepare_for_risk(screener, t);
+            (vigie_models::repost_cache::normalise(&text), lang)
+        })
+        .unzip();
+    let bar = ProgressBar::new(texts.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {what} texts embedded (eta {{eta}})"
+        ))
+        .expect("valid template"),
+    );
+    let vectors = store.embed_all(encoder, &texts, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    Ok(vectors.into_iter().zip(langs).collect())
+}

@@ -1,0 +1,628 @@
+//! `vigie train`: fit the heads and the tagger (seeded, reproducible).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::common::*;
+use vigie_eval::datasets::{read_jsonl, RiskRow};
+use vigie_models::{Encoder, TrainOptions};
+use vigie_pipeline::config::Config;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum HeadArg {
+    Risk,
+    Gate,
+    Stance,
+    /// The token tagger of the redaction stage (names, places, organisations, dates).
+    Tagger,
+    /// The language stage's French-or-English model (no encoder needed).
+    Langid,
+}
+
+#[derive(Args)]
+pub(crate) struct TrainArgs {
+    /// Which head: the misinformation head, or the claim gate (ordinary posts against
+    /// health claims; read from both the shared datasets and the project's `datasets/`).
+    #[arg(long, value_enum, default_value = "risk")]
+    pub(crate) head: HeadArg,
+    /// Claim gate: at most this many rows of each source file (a stable sample).
+    #[arg(long, default_value_t = 2500)]
+    pub(crate) cap: usize,
+    /// The seed of the claim gate's sample, the tagger's synthetic posts and the language
+    /// model's code-switched posts.
+    #[arg(long, default_value_t = 17)]
+    pub(crate) seed: u64,
+    /// Tagger: synthetic posts made from the project's frames and the gazetteers.
+    #[arg(long, default_value_t = 8000)]
+    pub(crate) synthetic: usize,
+    /// Claim gate: the project's own datasets.
+    #[arg(long, default_value = "datasets")]
+    pub(crate) project_data_dir: PathBuf,
+    /// Directory of the shared datasets ($VIGIE_DATA_DIR, else ../shared/datasets).
+    #[arg(long, env = "VIGIE_DATA_DIR", default_value = "../shared/datasets")]
+    pub(crate) data_dir: PathBuf,
+    /// Training files, relative to the data directory.
+    #[arg(long, num_args = 1.., default_values = [
+        "risk/constraint_en_train.jsonl",
+        "risk/daccord_fr_dev.jsonl",
+        "risk/reddit_health_en_train.jsonl",
+    ])]
+    pub(crate) train: Vec<PathBuf>,
+    /// Training files of the project's own, relative to --project-data-dir: health teams'
+    /// ordinary posts and correct health information, posts that ask about or refute
+    /// rumours (all reliable), posts that spread them. (Everyday French tweets are left
+    /// to the claim gate: as reliable rows here they drowned the French rumours.)
+    #[arg(long, num_args = 0.., default_values = [
+        "risk/ordinary_posts.jsonl",
+        "risk/rumour_talk.jsonl",
+        "risk/spreading.jsonl",
+    ])]
+    pub(crate) project_train: Vec<PathBuf>,
+    /// Development files reported after training. A file named in both lists is split by
+    /// article (by row when it has none): one part in --holdout-parts is held out for
+    /// the report and never trained on.
+    #[arg(long, num_args = 1.., default_values = ["risk/constraint_en_val.jsonl", "risk/daccord_fr_dev.jsonl"])]
+    pub(crate) dev: Vec<PathBuf>,
+    #[arg(long, default_value_t = 5)]
+    pub(crate) holdout_parts: usize,
+    /// Classifier: logistic regression, a one-hidden-layer MLP, or both compared by
+    /// cross-validation and the better one kept.
+    #[arg(long, value_enum, default_value = "compare")]
+    pub(crate) kind: KindArg,
+    /// Share of the training weight given to French examples (classes are balanced
+    /// within each language first).
+    #[arg(long, default_value_t = 0.4)]
+    pub(crate) french_share: f32,
+    /// Languages given weights of their own on top of the shared ones (none: "").
+    #[arg(long, num_args = 0.., default_values = ["fr"])]
+    pub(crate) adapt: Vec<String>,
+    /// Cross-validation folds (grouped by article).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) folds: usize,
+    /// Where to write the head (default: the committed file of that head).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Configuration whose redaction rules prepare the texts (as the pipeline does).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    #[arg(long, env = "VIGIE_MODEL_DIR")]
+    pub(crate) model_dir: Option<PathBuf>,
+    /// Recompute every embedding instead of reusing those stored next to the model.
+    #[arg(long)]
+    pub(crate) no_store: bool,
+    /// Override the classifiers' settings (defaults: `TrainOptions::logistic()` and `::mlp()`).
+    #[arg(long)]
+    pub(crate) epochs: Option<usize>,
+    #[arg(long)]
+    pub(crate) batch_size: Option<usize>,
+    #[arg(long)]
+    pub(crate) learning_rate: Option<f32>,
+    #[arg(long)]
+    pub(crate) l2: Option<f32>,
+    #[arg(long)]
+    pub(crate) hidden: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+pub(crate) enum KindArg {
+    Logistic,
+    Mlp,
+    Compare,
+}
+
+pub(crate) fn train(a: TrainArgs) -> Result<()> {
+    match a.head {
+        HeadArg::Tagger => return train_tagger(&a),
+        HeadArg::Langid => return train_langid(&a),
+        HeadArg::Gate => return train_gate(&a, vigie_pipeline::gate_training::Task::ClaimGate),
+        HeadArg::Stance => return train_gate(&a, vigie_pipeline::gate_training::Task::Stance),
+        HeadArg::Risk => {}
+    }
+    use std::collections::BTreeMap;
+    use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
+    use vigie_models::training::{self, Example};
+
+    if a.folds < 2 || a.holdout_parts < 2 {
+        bail!(
+            "--folds and --holdout-parts must be at least 2 (got {} and {})",
+            a.folds,
+            a.holdout_parts
+        );
+    }
+    if !(0.0..1.0).contains(&a.french_share) {
+        bail!("--french-share must be in [0, 1) (got {})", a.french_share);
+    }
+    let mut config = Config::load(a.config.as_deref())?;
+    config.risk.enabled = false; // only redaction and language are needed here
+    let screener = build_screener(&config)?;
+    let model_dir = a
+        .model_dir
+        .clone()
+        .unwrap_or_else(vigie_models::encoder::default_model_dir);
+    // Heads are fitted on the f32 pass, so they do not depend on the kernel of the
+    // machine that trains them; the int8 pass they run on stays within 0.99 cosine.
+    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
+    let mut store = if a.no_store {
+        EmbeddingStore::in_memory(encoder.dim())
+    } else {
+        EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
+    };
+
+    let read_from = |dir: &Path, f: &PathBuf| -> Result<Vec<RiskRow>> {
+        let path = dir.join(f);
+        read_jsonl::<RiskRow>(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let read = |f: &PathBuf| read_from(&a.data_dir, f);
+    // Rows of one article (a rumour and its correction) or one claim (the posts spreading,
+    // asking about and refuting it) stay together, in folds and in the split.
+    let group = |r: &RiskRow| r.split_group().to_string();
+    // The measure side of every training file is never trained on (the same fifth as the
+    // claim gate's, `gate_training::is_measure`, when --holdout-parts is 5).
+    let held_out =
+        |r: &RiskRow| training::fold_of(&format!("holdout:{}", group(r)), a.holdout_parts) == 0;
+    let mut train_rows = Vec::new();
+    for f in &a.train {
+        train_rows.extend(read(f)?.into_iter().filter(|r| !held_out(r)));
+    }
+    let mut project_dev = Vec::new();
+    for f in &a.project_train {
+        let rows = read_from(&a.project_data_dir, f)?;
+        let (measured, tuned): (Vec<RiskRow>, Vec<RiskRow>) = rows.into_iter().partition(held_out);
+        train_rows.extend(tuned);
+        project_dev.push((
+            format!("{} (measure side, never trained on)", f.display()),
+            measured,
+        ));
+    }
+    let mut dev_sets = Vec::new();
+    for f in &a.dev {
+        let shared = a.train.contains(f);
+        let rows: Vec<RiskRow> = read(f)?
+            .into_iter()
+            .filter(|r| !shared || held_out(r))
+            .collect();
+        let name = if shared {
+            format!("{} (held-out articles, never trained on)", f.display())
+        } else {
+            f.display().to_string()
+        };
+        dev_sets.push((name, rows));
+    }
+    dev_sets.extend(project_dev);
+
+    let train_vectors = embed_as_seen(
+        &screener,
+        &encoder,
+        &mut store,
+        train_rows.iter().map(|r| r.text.as_str()),
+        "training",
+    )?;
+    let dev_vectors: Vec<Vec<(Vec<f32>, Option<&str>)>> = dev_sets
+        .iter()
+        .map(|(_, rows)| {
+            embed_as_seen(
+                &screener,
+                &encoder,
+                &mut store,
+                rows.iter().map(|r| r.text.as_str()),
+                "dev",
+            )
+        })
+        .collect::<Result<_>>()?;
+    store.save()?;
+    let examples: Vec<Example> = train_rows
+        .iter()
+        .zip(train_vectors)
+        .map(|(r, (embedding, detected))| Example {
+            id: r.id.clone(),
+            lang: r.lang.clone(),
+            detected: detected.map(String::from),
+            group: group(r),
+            misinformation: r.is_misinformation(),
+            embedding,
+        })
+        .collect();
+    let share = BTreeMap::from([("fr".to_string(), a.french_share)]);
+    let adapted: Vec<String> = a.adapt.iter().filter(|l| !l.is_empty()).cloned().collect();
+    eprintln!(
+        "{} training examples ({} French)",
+        examples.len(),
+        examples.iter().filter(|e| e.lang == "fr").count()
+    );
+
+    let kinds: Vec<TrainOptions> = match a.kind {
+        KindArg::Logistic => vec![TrainOptions::logistic()],
+        KindArg::Mlp => vec![TrainOptions::mlp()],
+        KindArg::Compare => vec![TrainOptions::logistic(), TrainOptions::mlp()],
+    };
+    let kinds: Vec<TrainOptions> = kinds
+        .into_iter()
+        .map(|o| TrainOptions {
+            epochs: a.epochs.unwrap_or(o.epochs),
+            batch_size: a.batch_size.unwrap_or(o.batch_size),
+            learning_rate: a.learning_rate.unwrap_or(o.learning_rate),
+            l2: a.l2.unwrap_or(o.l2),
+            hidden: a.hidden.unwrap_or(o.hidden),
+            ..o
+        })
+        .collect();
+    let mut best: Option<(f64, training::Recipe, vigie_models::head::Calibration)> = None;
+    for options in kinds {
+        let name = format!("{:?}", options.kind).to_lowercase();
+        let bar = ProgressBar::new(a.folds as u64);
+        bar.set_style(
+            ProgressStyle::with_template(&format!("{{bar:40}} {name}: fold {{pos}}/{{len}}"))
+                .expect("valid template"),
+        );
+        let recipe = training::Recipe {
+            options,
+            adapted_languages: adapted.clone(),
+            language_share: share.clone(),
+        };
+        let logits = training::cross_validated_logits(&examples, &recipe, a.folds, |k| {
+            bar.set_position(k as u64)
+        })?;
+        bar.finish_and_clear();
+        let (calibration, figures) = training::per_language(&examples, &logits, &adapted, a.folds)?;
+        let cross = training::cross_lingual(&examples, "fr", &recipe)?;
+        println!(
+            "== {name}: {}-fold cross-validation grouped by article, calibrated",
+            a.folds
+        );
+        println!("{}", figures_table(&figures, cross.as_ref()));
+        let langs: Vec<f64> = figures
+            .iter()
+            .filter(|(k, _)| k.as_str() != "all")
+            .filter_map(|(_, f)| f.roc_auc)
+            .collect();
+        let mean = langs.iter().sum::<f64>() / langs.len().max(1) as f64;
+        if best.as_ref().is_none_or(|b| mean > b.0) {
+            best = Some((mean, recipe, calibration));
+        }
+    }
+    let (mean, recipe, calibration) = best.context("no classifier trained")?;
+    let trained_on = a
+        .train
+        .iter()
+        .chain(&a.project_train)
+        .map(|p| format!("{} (tune side)", p.display()))
+        .collect();
+    let head = training::train_final(&examples, &recipe, calibration, trained_on)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| vigie_pipeline::config::DEFAULT_HEAD.into());
+    head.save(&out)?;
+    eprintln!(
+        "{} head (mean per-language cross-validated ROC-AUC {mean:.3}) written to {}",
+        head.kind_name(),
+        out.display()
+    );
+    for ((name, rows), vectors) in dev_sets.iter().zip(&dev_vectors) {
+        let scores = vectors
+            .iter()
+            .map(|(x, lang)| head.score(x, *lang))
+            .collect::<Result<Vec<f32>, _>>()?;
+        let report = vigie_eval::risk::evaluate(rows, &scores, 0.5);
+        println!("== dev {name} (head alone, calibrated)\n{}", report.table());
+    }
+    Ok(())
+}
+
+/// `vigie train --head langid`: the language stage's French-or-English model, on the tune
+/// half of the shared lingua file and of the project's chat lines; reported on the
+/// other half.
+pub(crate) fn train_langid(a: &TrainArgs) -> Result<()> {
+    use vigie_pipeline::langid_training::{train, FitOptions, Sources};
+    let config = Config::load(a.config.as_deref())?;
+    let gazetteers = config
+        .gazetteers_dir()
+        .context("the language model reads the word-frequency lists ($VIGIE_GAZETTEERS)")?;
+    let defaults = FitOptions::default();
+    let options = FitOptions {
+        epochs: a.epochs.unwrap_or(defaults.epochs),
+        learning_rate: a.learning_rate.unwrap_or(defaults.learning_rate),
+        l2: a.l2.unwrap_or(defaults.l2),
+        ..defaults
+    };
+    let sources = Sources {
+        shared_dir: a.data_dir.clone(),
+        project_dir: a.project_data_dir.clone(),
+        gazetteers,
+    };
+    let trained = train(&sources, options, a.seed, |line| eprintln!("{line}"))?;
+    eprintln!(
+        "French or English against another language: tune {:.2}%, measure {:.2}% ({} texts)",
+        trained.tune_accuracy * 100.0,
+        trained.measure_accuracy * 100.0,
+        trained.measured
+    );
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(vigie_pipeline::stages::language::DEFAULT_FR_EN_MODEL));
+    std::fs::write(&out, serde_json::to_string_pretty(&trained.model)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// `vigie train --head tagger`: the token tagger on the tune side of the shared
+/// named-entity sets and clinical notes (at most `--cap` rows of each) and on
+/// `--synthetic` posts made from the project's frames and the gazetteers; reported on the
+/// measure side of every shared file.
+pub(crate) fn train_tagger(a: &TrainArgs) -> Result<()> {
+    use vigie_models::tagger::{TaggerTraining, TokenTagger};
+    use vigie_pipeline::gate_training::Side;
+    use vigie_pipeline::tagger_training::{
+        shared_rows, span_counts, synthetic_rows, token_set, LABELS, SHARED_FILES,
+    };
+    let config = Config::load(a.config.as_deref())?;
+    let model_dir = a
+        .model_dir
+        .clone()
+        .unwrap_or_else(vigie_models::encoder::default_model_dir);
+    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
+    let gazetteers = config
+        .gazetteers_dir()
+        .context("the tagger's synthetic posts need the gazetteers ($VIGIE_GAZETTEERS)")?;
+    let mut tune = Vec::new();
+    for (file, tokenised) in SHARED_FILES {
+        let rows = shared_rows(&a.data_dir, file, tokenised, Side::Tune, a.cap, a.seed)?;
+        eprintln!("{file}: {} tune texts", rows.len());
+        tune.extend(rows);
+    }
+    let frames = a.project_data_dir.join("redaction/tagger_frames.jsonl");
+    let synthetic = synthetic_rows(&frames, &gazetteers, a.synthetic, a.seed)?;
+    eprintln!("{}: {} synthetic texts", frames.display(), synthetic.len());
+    tune.extend(synthetic);
+    let bar = indicatif::ProgressBar::new(tune.len() as u64);
+    let set = token_set(&encoder, &tune, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    eprintln!("{} tokens", set.classes.len());
+    let defaults = TaggerTraining::default();
+    let options = TaggerTraining {
+        hidden: a.hidden.unwrap_or(defaults.hidden),
+        epochs: a.epochs.unwrap_or(defaults.epochs),
+        batch_size: a.batch_size.unwrap_or(defaults.batch_size),
+        learning_rate: a.learning_rate.unwrap_or(defaults.learning_rate),
+        l2: a.l2.unwrap_or(defaults.l2),
+        seed: a.seed,
+    };
+    let tagger = TokenTagger::train(
+        &set.states,
+        &set.classes,
+        &set.weights,
+        LABELS.iter().map(|l| l.to_string()).collect(),
+        encoder.dim(),
+        &options,
+    )?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| vigie_pipeline::config::DEFAULT_TAGGER.into());
+    tagger.save(&out)?;
+    eprintln!("tagger written to {}", out.display());
+    println!("measure side (span overlap, same label):");
+    for (file, tokenised) in SHARED_FILES {
+        let rows = shared_rows(&a.data_dir, file, tokenised, Side::Measure, a.cap, a.seed)?;
+        let counts = span_counts(&encoder, &tagger, &rows)?;
+        let cells: Vec<String> = LABELS
+            .iter()
+            .zip(counts)
+            .filter(|(_, c)| c.gold > 0)
+            .map(|(l, c)| {
+                format!(
+                    "{l} R {:.3} P {:.3} ({})",
+                    c.recall(),
+                    c.precision(),
+                    c.gold
+                )
+            })
+            .collect();
+        println!("  {file} ({} texts): {}", rows.len(), cells.join(", "));
+    }
+    Ok(())
+}
+
+/// `vigie train --head gate|stance`: the claim gate or the stance head, a one-hidden-layer
+/// MLP (`--kind logistic` for a linear one) on the embedding of the redacted text, every
+/// source weighing alike within its class, trained on the tune side of every source and
+/// reported on the measure side.
+pub(crate) fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Task) -> Result<()> {
+    use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
+    use vigie_models::training::Example;
+    use vigie_pipeline::gate_training::{gate_rows, Side, Task};
+    let (what, positive, negative, default_out) = match task {
+        Task::ClaimGate => (
+            "claim gate",
+            "claim",
+            "ordinary",
+            vigie_pipeline::config::DEFAULT_GATE,
+        ),
+        Task::Stance => (
+            "stance head",
+            "keeps distance",
+            "supports",
+            vigie_pipeline::config::DEFAULT_STANCE,
+        ),
+    };
+
+    let mut config = Config::load(a.config.as_deref())?;
+    config.risk.enabled = false;
+    let screener = build_screener(&config)?;
+    let model_dir = a
+        .model_dir
+        .clone()
+        .unwrap_or_else(vigie_models::encoder::default_model_dir);
+    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
+    let mut store = if a.no_store {
+        EmbeddingStore::in_memory(encoder.dim())
+    } else {
+        EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
+    };
+    let tune = gate_rows(
+        task,
+        &a.data_dir,
+        &a.project_data_dir,
+        Side::Tune,
+        a.cap,
+        a.seed,
+    )?;
+    let measure = gate_rows(
+        task,
+        &a.data_dir,
+        &a.project_data_dir,
+        Side::Measure,
+        a.cap,
+        a.seed,
+    )?;
+    let tune_vectors = embed_as_seen(
+        &screener,
+        &encoder,
+        &mut store,
+        tune.iter().map(|r| r.text.as_str()),
+        "tune",
+    )?;
+    let measure_vectors = embed_as_seen(
+        &screener,
+        &encoder,
+        &mut store,
+        measure.iter().map(|r| r.text.as_str()),
+        "measure",
+    )?;
+    store.save()?;
+    let examples: Vec<Example> = tune
+        .iter()
+        .zip(tune_vectors)
+        .map(|(r, (embedding, detected))| Example {
+            id: r.id.clone(),
+            lang: if r.lang == "fr" {
+                "fr".into()
+            } else {
+                "en".into()
+            },
+            detected: detected.map(String::from),
+            group: r.id.clone(),
+            misinformation: r.claim,
+            embedding,
+        })
+        .collect();
+    // Every source weighs alike within its class: the project's few hundred operational
+    // messages count as much as thousands of tweets, and no one source's style stands for
+    // "ordinary" or "claim".
+    let mut per_source: std::collections::BTreeMap<(&str, bool), usize> = Default::default();
+    for r in &tune {
+        *per_source.entry((r.source.as_str(), r.claim)).or_default() += 1;
+    }
+    let sources_in = |claim: bool| per_source.keys().filter(|(_, c)| *c == claim).count();
+    let n = tune.len() as f32;
+    let weights: Vec<f32> = tune
+        .iter()
+        .map(|r| {
+            let rows = per_source[&(r.source.as_str(), r.claim)] as f32;
+            n / (2.0 * sources_in(r.claim) as f32 * rows)
+        })
+        .collect();
+    let xs: Vec<Vec<f32>> = examples.iter().map(|e| e.embedding.clone()).collect();
+    let labels: Vec<bool> = examples.iter().map(|e| e.misinformation).collect();
+    let trained_on = vec![format!(
+        "{what}: tune side (4 groups in 5) of every source of pipeline/src/gate_training.rs, \
+         at most {} rows each (seed {}), every source weighing alike within its class",
+        a.cap, a.seed
+    )];
+    eprintln!(
+        "{} tune rows ({} {positive}), {} measure rows",
+        examples.len(),
+        labels.iter().filter(|&&c| c).count(),
+        measure.len()
+    );
+    // A one-hidden-layer MLP unless told otherwise: "ordinary" spans styles (tweets,
+    // chat, operations) that no one direction of the embedding separates from claims.
+    let base = if a.kind == KindArg::Logistic {
+        TrainOptions::logistic()
+    } else {
+        TrainOptions::mlp()
+    };
+    let options = TrainOptions {
+        epochs: a.epochs.unwrap_or(base.epochs),
+        batch_size: a.batch_size.unwrap_or(base.batch_size),
+        l2: a.l2.unwrap_or(base.l2),
+        learning_rate: a.learning_rate.unwrap_or(base.learning_rate),
+        hidden: a.hidden.unwrap_or(base.hidden),
+        ..base
+    };
+    let head = vigie_models::RiskHead::train(
+        vigie_models::encoder::MODEL_NAME,
+        trained_on,
+        &xs,
+        &labels,
+        Some(&weights),
+        options,
+    )?;
+    let out = a.out.clone().unwrap_or_else(|| default_out.into());
+    head.save(&out)?;
+    eprintln!("{what} written to {}", out.display());
+    let threshold = match task {
+        Task::ClaimGate => config.risk.claim_gate_threshold,
+        Task::Stance => config.risk.stance_threshold,
+    };
+    let mut by_source: std::collections::BTreeMap<(String, bool), (usize, usize)> =
+        Default::default();
+    for (row, (x, lang)) in measure.iter().zip(&measure_vectors) {
+        let p = head.score(x, *lang)?;
+        let e = by_source
+            .entry((row.source.clone(), row.claim))
+            .or_default();
+        e.0 += 1;
+        e.1 += usize::from(p >= threshold);
+    }
+    let mut t = comfy_table::Table::new();
+    t.set_header([
+        "measure side",
+        "rows",
+        "label",
+        &format!("judged {positive}"),
+    ]);
+    for ((source, claim), (n, claims)) in by_source {
+        let label = if claim { positive } else { negative };
+        t.add_row([
+            source,
+            n.to_string(),
+            label.into(),
+            format!("{:.1} %", 100.0 * claims as f64 / n as f64),
+        ]);
+    }
+    println!(
+        "== {what} at {threshold} (measure side, never trained on)
+{t}"
+    );
+    Ok(())
+}
+
+pub(crate) fn figures_table(
+    figures: &std::collections::BTreeMap<String, vigie_eval::risk::RiskGroup>,
+    cross: Option<&vigie_eval::risk::RiskGroup>,
+) -> String {
+    let mut t = comfy_table::Table::new();
+    t.set_header(["examples", "n", "ROC-AUC", "ECE", "F1"]);
+    let f = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.3}"));
+    let mut rows: Vec<(String, &vigie_eval::risk::RiskGroup)> =
+        figures.iter().map(|(k, v)| (k.clone(), v)).collect();
+    if let Some(c) = cross {
+        rows.push(("fr, trained without French".into(), c));
+    }
+    for (name, fig) in rows {
+        t.add_row([
+            name,
+            fig.n.to_string(),
+            f(fig.roc_auc),
+            f(fig.ece),
+            format!("{:.3}", fig.f1),
+        ]);
+    }
+    t.to_string()
+}

@@ -20,6 +20,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub limits: Limits,
     pub console: ConsoleConfig,
+    pub serve: ServeConfig,
     pub metrics: MetricsConfig,
 }
 
@@ -332,6 +333,51 @@ impl Default for Limits {
         Limits {
             max_message_bytes: 256 * 1024,
             rejected_excerpt_chars: 2000,
+        }
+    }
+}
+
+/// `vigie serve`: the screening API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Most posts in one encoder pass, and in one `/v1/screen/batch` request.
+    pub max_batch: usize,
+    /// Under load, how long the batcher waits for more posts before a pass (never when
+    /// it was idle: a lone request goes at once).
+    pub max_wait_ms: u64,
+    /// Posts waiting at most; beyond, requests are answered 503 with Retry-After.
+    pub queue_capacity: usize,
+    /// A request not answered within this is answered 503 (its posts are dropped from
+    /// the queue if they were not screened yet).
+    pub request_timeout_ms: u64,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// SHA-256 digests (hex) of the API keys; keys themselves are never stored.
+    pub api_key_sha256: Vec<String>,
+    /// Environment variable with more keys in clear, comma-separated (hashed at start).
+    pub api_keys_env: String,
+    /// Requests per second allowed per key, and the burst above it.
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    /// Append flagged records to `moderation.jsonl` and rumour signals to `rumours.jsonl`
+    /// here, as `vigie screen` does, so the console's queue fills from the API.
+    pub out_dir: Option<PathBuf>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_batch: 64,
+            max_wait_ms: 5,
+            queue_capacity: 2048,
+            request_timeout_ms: 10_000,
+            max_body_bytes: 1 << 20,
+            api_key_sha256: Vec::new(),
+            api_keys_env: "VIGIE_API_KEYS".into(),
+            rate_per_second: 200,
+            rate_burst: 400,
+            out_dir: None,
         }
     }
 }

@@ -11,12 +11,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where a post was published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Newsfeed,
     Forum,
     Message,
+    #[default]
     Other,
 }
 
@@ -26,6 +27,8 @@ pub struct InputPost {
     /// Unique id given by the platform; echoed in every record about this post.
     pub id: String,
     pub text: String,
+    /// Absent: `other`.
+    #[serde(default)]
     pub channel: Channel,
     /// Author's id on the platform (opaque; never a display name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -294,6 +297,12 @@ pub enum Origin {
         topic: String,
         partition: i32,
         offset: i64,
+    },
+    /// A post sent to the screening API (`vigie serve`): the request's id and, for a
+    /// batch, the post's place in it.
+    Request {
+        request: String,
+        item: usize,
     },
 }
 

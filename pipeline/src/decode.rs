@@ -104,7 +104,8 @@ fn fields(obj: &Map<String, Value>, id: String) -> Result<InputPost, DecodeError
         return Err(DecodeError::EmptyText);
     }
     let channel = match obj.get("channel") {
-        None | Some(Value::Null) => return Err(DecodeError::MissingField("channel")),
+        // Many platforms have one kind of space and send no channel: screened as `other`.
+        None | Some(Value::Null) => Channel::Other,
         Some(v) => {
             serde_json::from_value::<Channel>(v.clone()).map_err(|_| DecodeError::InvalidField {
                 field: "channel",
@@ -228,7 +229,11 @@ mod tests {
             "missing_field"
         );
         assert_eq!(reason(br#"{"id":"1","channel":"forum"}"#), "missing_field");
-        assert_eq!(reason(br#"{"id":"1","text":"a"}"#), "missing_field");
+        assert_eq!(
+            decode(br#"{"id":"1","text":"a"}"#, MAX).map(|p| p.channel),
+            Ok(Channel::Other),
+            "a post without a channel is screened as `other`"
+        );
         assert_eq!(
             reason(br#"{"id":"1","text":"a","channel":"tv"}"#),
             "invalid_field"

@@ -148,6 +148,10 @@ pub fn screen_jsonl(
             })?;
         if n > 0 {
             line_no += 1;
+            // A UTF-8 byte-order mark (editors on Windows write one) is not part of the post.
+            if line_no == 1 && line.starts_with(b"\xEF\xBB\xBF") {
+                line.drain(..3);
+            }
             while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 line.pop();
             }
@@ -182,4 +186,32 @@ pub fn screen_jsonl(
     }
     sinks.finish()?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_byte_order_mark_does_not_cost_the_first_post() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("posts.jsonl");
+        std::fs::write(
+            &input,
+            "\u{feff}{\"id\":\"1\",\"text\":\"Réunion demain à 9h\"}\n{\"id\":\"2\",\"text\":\"ok merci\",\"channel\":\"message\"}\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.risk.enabled = false;
+        let screener = Screener::with_risk(&config, None).unwrap();
+        let out = dir.path().join("out");
+        let summary = screen_jsonl(&screener, input.to_str().unwrap(), &out, 8, |_| {}).unwrap();
+        assert_eq!((summary.screened, summary.rejected), (2, 0));
+        let screened = std::fs::read_to_string(out.join(SCREENED_FILE)).unwrap();
+        assert!(
+            screened.contains(r#""channel":"other""#),
+            "no channel reads as other"
+        );
+    }
 }

@@ -15,6 +15,7 @@ pub mod langid_training;
 pub mod metrics;
 pub mod ops;
 pub mod screener;
+pub mod serve;
 pub mod stages;
 pub mod summary;
 pub mod synthetic;

@@ -26,6 +26,9 @@ pub struct Metrics {
     commits: Family<Labels, Counter>,
     rebalances: Family<Labels, Counter>,
     skipped_after_rebalance: Counter,
+    http_requests: Family<Labels, Counter>,
+    http_seconds: Family<Labels, Histogram>,
+    queued_posts: Gauge,
 }
 
 fn stage_histogram() -> Histogram {
@@ -55,6 +58,9 @@ impl Metrics {
             commits: Family::default(),
             rebalances: Family::default(),
             skipped_after_rebalance: Counter::default(),
+            http_requests: Family::default(),
+            http_seconds: Family::new_with_constructor(stage_histogram),
+            queued_posts: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -113,7 +119,35 @@ impl Metrics {
             "Messages read before their partition was revoked, left to the next owner",
             m.skipped_after_rebalance.clone(),
         );
+        registry.register(
+            "http_requests",
+            "Screening API requests answered, by route and status",
+            m.http_requests.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "Screening API latency, by route and status",
+            m.http_seconds.clone(),
+        );
+        registry.register(
+            "queued_posts",
+            "Posts waiting for the screening batcher",
+            m.queued_posts.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// One API request answered (`route` is the route's pattern, never its path).
+    pub fn http_request(&self, route: &str, status: u16, took: Duration) {
+        let labels = vec![("route", route.to_string()), ("status", status.to_string())];
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn queued(&self, posts: usize) {
+        self.queued_posts.set(posts as i64);
     }
 
     pub fn message_in(&self, topic: &str) {

@@ -10,6 +10,7 @@ mod eval;
 mod model;
 mod rules;
 mod screen;
+mod serve;
 mod train;
 
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ enum Command {
     Screen(screen::ScreenArgs),
     /// Screen a Kafka topic continuously (consumer group, at-least-once).
     Run(screen::RunArgs),
+    /// Answer for posts over HTTP before they are published (the screening API).
+    Serve(serve::ServeArgs),
     /// Measure a stage on a labeled dataset.
     Eval(eval::EvalArgs),
     /// Fit the risk head on the shared risk datasets.
@@ -101,6 +104,7 @@ fn main() -> Result<()> {
             screen::show_examples(&a.out_dir)
         }
         Command::Run(a) => screen::run_kafka(a),
+        Command::Serve(a) => serve::serve(a),
         Command::Eval(a) => eval::eval(a),
         Command::Train(a) => train::train(a),
         Command::Model { command } => model::model(command),

@@ -1,0 +1,51 @@
+//! `vigie serve`: the screening API (see `vigie_pipeline::serve`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::common::*;
+use vigie_pipeline::metrics::Metrics;
+use vigie_pipeline::serve::{self, ApiKeys};
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on. For TLS, put a reverse proxy in front (see the README).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Append flagged records and rumour signals here (overrides [serve] out_dir).
+    #[arg(long)]
+    pub(crate) out_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+pub(crate) fn serve(a: ServeArgs) -> Result<()> {
+    let mut config = a.common.config()?;
+    if a.out_dir.is_some() {
+        config.serve.out_dir = a.out_dir;
+    }
+    let cfg = config.serve.clone();
+    let clear = std::env::var(&cfg.api_keys_env).ok();
+    let keys = ApiKeys::load(&cfg, clear.as_deref())?;
+    let screener = Arc::new(build_screener(&config)?);
+    let metrics = Arc::new(Metrics::new());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let api = serve::Api::new(screener, &cfg, keys, metrics)?;
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, max_batch = cfg.max_batch, "screening API ready");
+        eprintln!("screening API on http://{address}");
+        axum::serve(listener, serve::router(api, cfg.max_body_bytes))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,225 @@
+//! Dynamic batching: concurrent requests share encoder passes.
+//!
+//! One worker thread owns the screener's time. When it is free it takes everything
+//! waiting, up to `max_batch` posts, and screens it in one pass. A lone request on an
+//! idle worker goes at once; under load, requests pile up while a pass runs, so the
+//! next pass is larger: the batch size follows the arrival rate without a timer. While
+//! the last pass held more than one post (load), the worker also waits up to `max_wait`
+//! for the batch to fill. The queue is bounded in posts: past `capacity` a submission is
+//! refused at once ([`SubmitError::Full`]) rather than joining an unbounded backlog, and
+//! posts whose request gave up (deadline passed) are dropped before their pass.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::contract::Origin;
+use crate::metrics::Metrics;
+use crate::screener::{Outcome, Screener};
+
+/// How the batcher gathers posts.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    pub max_batch: usize,
+    pub max_wait: Duration,
+    /// Posts waiting at most.
+    pub capacity: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the screening queue is full")]
+    Full,
+    #[error("the request's deadline passed before its posts were screened")]
+    Expired,
+    #[error("the screener stopped")]
+    Stopped,
+    #[error("the records could not be stored in the moderation sink")]
+    NotStored,
+}
+
+/// What to do with the records of a pass before the answers go out (write flagged
+/// records to the moderation sink). Runs on the worker thread; an error fails the pass's
+/// requests, so a record is never answered without being stored where it must go.
+pub type AfterPass = Box<dyn Fn(&[Outcome]) -> Result<(), String> + Send>;
+
+struct Job {
+    inputs: Vec<(Origin, Vec<u8>)>,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Vec<Outcome>, SubmitError>>,
+}
+
+/// A handle to the batcher; clones share the worker.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: SyncSender<Job>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Batcher {
+    /// Starts the worker thread. It stops when every handle is dropped.
+    pub fn start(
+        screener: Arc<Screener>,
+        policy: BatchPolicy,
+        metrics: Arc<Metrics>,
+        after_pass: Option<AfterPass>,
+    ) -> std::io::Result<Batcher> {
+        let policy = BatchPolicy {
+            max_batch: policy.max_batch.max(1),
+            capacity: policy.capacity.max(policy.max_batch.max(1)),
+            ..policy
+        };
+        // Jobs are counted in posts by `queued`; the channel only needs room for them.
+        let (tx, rx) = mpsc::sync_channel(policy.capacity);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let worker = Worker {
+            screener,
+            policy,
+            rx,
+            queued: queued.clone(),
+            metrics: metrics.clone(),
+            after_pass,
+        };
+        std::thread::Builder::new()
+            .name("vigie-batcher".into())
+            .spawn(move || worker.run())?;
+        Ok(Batcher {
+            tx,
+            queued,
+            capacity: policy.capacity,
+            metrics,
+        })
+    }
+
+    /// Screens `inputs` in the next pass that has room; one outcome per input, in order.
+    pub async fn screen(
+        &self,
+        inputs: Vec<(Origin, Vec<u8>)>,
+        deadline: Instant,
+    ) -> Result<Vec<Outcome>, SubmitError> {
+        let n = inputs.len();
+        // Reserve room first, so concurrent submissions cannot overshoot the bound.
+        let before = self.queued.fetch_add(n, Ordering::SeqCst);
+        if before + n > self.capacity {
+            self.queued.fetch_sub(n, Ordering::SeqCst);
+            return Err(SubmitError::Full);
+        }
+        self.metrics.queued(before + n);
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            inputs,
+            deadline,
+            reply,
+        };
+        if let Err(e) = self.tx.try_send(job) {
+            self.queued.fetch_sub(n, Ordering::SeqCst);
+            return Err(match e {
+                mpsc::TrySendError::Full(_) => SubmitError::Full,
+                mpsc::TrySendError::Disconnected(_) => SubmitError::Stopped,
+            });
+        }
+        match tokio::time::timeout_at(deadline.into(), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(SubmitError::Stopped),
+            // The worker sees the deadline too and drops the job unscreened.
+            Err(_) => Err(SubmitError::Expired),
+        }
+    }
+
+    /// Posts waiting for a pass.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+}
+
+struct Worker {
+    screener: Arc<Screener>,
+    policy: BatchPolicy,
+    rx: Receiver<Job>,
+    queued: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    after_pass: Option<AfterPass>,
+}
+
+impl Worker {
+    fn run(self) {
+        let mut last_pass = 0usize;
+        while let Ok(first) = self.rx.recv() {
+            let mut jobs = vec![first];
+            let mut posts = jobs[0].inputs.len();
+            // Wait for more only under load: an idle worker serves a lone request at once.
+            let fill_until = Instant::now()
+                + if last_pass > 1 {
+                    self.policy.max_wait
+                } else {
+                    Duration::ZERO
+                };
+            while posts < self.policy.max_batch {
+                let next = match self.rx.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(TryRecvError::Disconnected) => None,
+                    Err(TryRecvError::Empty) => {
+                        let now = Instant::now();
+                        if now >= fill_until {
+                            None
+                        } else {
+                            self.rx.recv_timeout(fill_until - now).ok()
+                        }
+                    }
+                };
+                let Some(job) = next else { break };
+                posts += job.inputs.len();
+                jobs.push(job);
+            }
+            let taken = self.queued.fetch_sub(posts, Ordering::SeqCst) - posts;
+            self.metrics.queued(taken);
+            last_pass = self.pass(jobs);
+        }
+    }
+
+    /// Screens the jobs still wanted in one pass; returns how many posts it held.
+    fn pass(&self, jobs: Vec<Job>) -> usize {
+        let now = Instant::now();
+        let (live, expired): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|j| j.deadline > now && !j.reply.is_closed());
+        for job in expired {
+            let _ = job.reply.send(Err(SubmitError::Expired));
+        }
+        if live.is_empty() {
+            return 0;
+        }
+        let inputs: Vec<(Origin, &[u8])> = live
+            .iter()
+            .flat_map(|j| j.inputs.iter().map(|(o, b)| (o.clone(), b.as_slice())))
+            .collect();
+        let (outcomes, times) = self.screener.process_timed(&inputs);
+        for (stage, took) in times.named() {
+            self.metrics.stage(stage, took);
+        }
+        let stored = match &self.after_pass {
+            Some(after) => after(&outcomes),
+            None => Ok(()),
+        };
+        let posts = outcomes.len();
+        let mut outcomes = outcomes.into_iter();
+        for job in live {
+            let mine: Vec<Outcome> = outcomes.by_ref().take(job.inputs.len()).collect();
+            let answer = match &stored {
+                Ok(()) => Ok(mine),
+                Err(e) => {
+                    tracing::error!(error = %e, "records not stored; the pass's requests fail");
+                    Err(SubmitError::NotStored)
+                }
+            };
+            // A request that gave up meanwhile is simply not answered.
+            let _ = job.reply.send(answer);
+        }
+        posts
+    }
+}

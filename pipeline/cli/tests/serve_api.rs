@@ -312,3 +312,46 @@ async fn ten_thousand_requests_get_the_right_answers_and_leak_nothing() {
     }
     assert!(!log.contains(KEY), "the API key in the log");
 }
+
+/// The README's curl examples, run as written (continuation lines joined) against a live
+/// server, with its address and a key of its own in `VIGIE_URL` and `VIGIE_API_KEY`.
+#[test]
+fn the_readme_examples_run() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block = readme
+        .split("<!-- api-examples")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's API examples");
+    let commands: Vec<String> = block
+        .replace("\\\n", " ")
+        .lines()
+        .filter(|l| l.trim_start().starts_with("curl "))
+        .map(String::from)
+        .collect();
+    assert!(commands.len() >= 7, "{commands:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    for command in &commands {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .env("VIGIE_URL", &server.base)
+            .env("VIGIE_API_KEY", KEY)
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{command}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!body.trim().is_empty(), "{command}");
+        assert!(
+            !body.contains("06 12 34 56 78") && !body.contains("+221 77 123 45 67"),
+            "{body}"
+        );
+    }
+}

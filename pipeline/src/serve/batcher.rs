@@ -223,3 +223,132 @@ impl Worker {
         posts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::sync::Mutex;
+
+    fn screener() -> Arc<Screener> {
+        let mut config = Config::default();
+        config.risk.enabled = false;
+        Arc::new(Screener::with_risk(&config, None).unwrap())
+    }
+
+    fn post(i: usize) -> (Origin, Vec<u8>) {
+        (
+            Origin::Request {
+                request: format!("r{i}"),
+                item: 0,
+            },
+            format!(r#"{{"id":"p{i}","text":"rdv jeudi {i}"}}"#).into_bytes(),
+        )
+    }
+
+    /// A batcher whose passes are recorded (their sizes), each held `hold` long.
+    fn recorded(policy: BatchPolicy, hold: Duration) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
+        let passes = Arc::new(Mutex::new(Vec::new()));
+        let seen = passes.clone();
+        let after: AfterPass = Box::new(move |outcomes| {
+            seen.lock().unwrap().push(outcomes.len());
+            std::thread::sleep(hold);
+            Ok(())
+        });
+        let b = Batcher::start(screener(), policy, Arc::new(Metrics::new()), Some(after)).unwrap();
+        (b, passes)
+    }
+
+    const POLICY: BatchPolicy = BatchPolicy {
+        max_batch: 16,
+        max_wait: Duration::from_millis(2),
+        capacity: 64,
+    };
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_request_goes_at_once_and_a_crowd_shares_passes() {
+        let (b, passes) = recorded(POLICY, Duration::from_millis(5));
+        let one = b.screen(vec![post(0)], soon()).await.unwrap();
+        assert!(matches!(&one[..], [Outcome::Screened(r)] if r.id == "p0"));
+        assert_eq!(*passes.lock().unwrap(), vec![1]);
+
+        let tasks: Vec<_> = (1..=60)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { (i, b.screen(vec![post(i)], soon()).await) })
+            })
+            .collect();
+        for t in tasks {
+            let (i, out) = t.await.unwrap();
+            let out = out.unwrap();
+            assert!(
+                matches!(&out[..], [Outcome::Screened(r)] if r.id == format!("p{i}")),
+                "each request gets its own post's record"
+            );
+        }
+        let passes = passes.lock().unwrap();
+        let later = &passes[1..];
+        assert_eq!(later.iter().sum::<usize>(), 60);
+        assert!(later.len() < 60, "requests shared passes: {later:?}");
+        assert!(
+            later.iter().all(|n| *n <= 16),
+            "no pass over max_batch: {later:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_and_late_requests_are_dropped() {
+        let policy = BatchPolicy {
+            max_batch: 2,
+            capacity: 4,
+            ..POLICY
+        };
+        let (b, passes) = recorded(policy, Duration::from_millis(300));
+        // The first pass holds the worker; four more posts fill the queue.
+        let first = {
+            let b = b.clone();
+            tokio::spawn(async move { b.screen(vec![post(0)], soon()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let waiting: Vec<_> = (1..=4)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { b.screen(vec![post(i)], soon()).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(b.queued(), 4);
+        assert_eq!(
+            b.screen(vec![post(9)], soon()).await.unwrap_err(),
+            SubmitError::Full
+        );
+        // A request whose deadline passes while it waits is answered `Expired` and its
+        // post is not screened.
+        assert!(first.await.unwrap().is_ok());
+        for w in waiting {
+            assert!(w.await.unwrap().is_ok());
+        }
+        let busy = {
+            let b = b.clone();
+            tokio::spawn(async move { b.screen(vec![post(11)], soon()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The worker holds post 11's pass for 300 ms; post 10 gives up after 50.
+        let late = b
+            .screen(vec![post(10)], Instant::now() + Duration::from_millis(50))
+            .await;
+        assert_eq!(late.unwrap_err(), SubmitError::Expired);
+        assert!(busy.await.unwrap().is_ok());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            passes.lock().unwrap().iter().sum::<usize>(),
+            6,
+            "the late post was dropped, not screened"
+        );
+        assert_eq!(b.queued(), 0);
+    }
+}

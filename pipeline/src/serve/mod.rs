@@ -642,6 +642,43 @@ mod tests {
         ));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_key_has_its_own_rate_limit() {
+        use tower::ServiceExt;
+        let mut config = crate::config::Config::default();
+        config.risk.enabled = false;
+        let screener = Arc::new(Screener::with_risk(&config, None).unwrap());
+        let cfg = ServeConfig {
+            rate_per_second: 1,
+            rate_burst: 1,
+            ..ServeConfig::default()
+        };
+        let keys = ApiKeys::load(&cfg, Some("k1,k2")).unwrap();
+        let api = Api::new(screener, &cfg, keys, Arc::new(Metrics::new())).unwrap();
+        let app = router(api, 1 << 16);
+        let call = |key: &str| {
+            axum::http::Request::post("/v1/redact")
+                .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(r#"{"text":"rdv 06 12 34 56 78"}"#))
+                .unwrap()
+        };
+        let first = app.clone().oneshot(call("k1")).await.unwrap();
+        assert_eq!(first.status(), StatusCode::OK);
+        let second = app.clone().oneshot(call("k1")).await.unwrap();
+        assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(second.headers().contains_key(header::RETRY_AFTER));
+        let other = app.clone().oneshot(call("k2")).await.unwrap();
+        assert_eq!(
+            other.status(),
+            StatusCode::OK,
+            "another key has its own budget"
+        );
+        let stranger = app.clone().oneshot(call("k3")).await.unwrap();
+        assert_eq!(stranger.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(stranger.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
     #[test]
     fn fields_and_statuses_come_from_the_rejection() {
         assert_eq!(field_of("missing field `text`").as_deref(), Some("text"));

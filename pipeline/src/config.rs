@@ -363,6 +363,9 @@ pub struct ServeConfig {
     /// Append flagged records to `moderation.jsonl` and rumour signals to `rumours.jsonl`
     /// here, as `vigie screen` does, so the console's queue fills from the API.
     pub out_dir: Option<PathBuf>,
+    /// Also produce flagged records to `[kafka] moderation_topic` and rumour signals to
+    /// `[kafka] rumour_topic` (when set), keyed by post id, acknowledged before the answer.
+    pub to_kafka: bool,
 }
 
 impl Default for ServeConfig {
@@ -378,6 +381,7 @@ impl Default for ServeConfig {
             rate_per_second: 200,
             rate_burst: 400,
             out_dir: None,
+            to_kafka: false,
         }
     }
 }

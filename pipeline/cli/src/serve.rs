@@ -36,7 +36,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let api = serve::Api::new(screener, &cfg, keys, metrics)?;
+        let api = serve::Api::with_kafka(screener, &cfg, Some(&config.kafka), keys, metrics)?;
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await
             .with_context(|| format!("cannot listen on {}", a.listen))?;

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::ServeConfig;
+use crate::config::{KafkaConfig, ServeConfig};
 use crate::contract::{Origin, RedactionSpan, ScreenedRecord};
 use crate::io::{MODERATION_FILE, RUMOURS_FILE};
 use crate::metrics::Metrics;
@@ -59,6 +59,10 @@ pub enum ServeError {
     },
     #[error("cannot start the batcher: {0}")]
     Worker(std::io::Error),
+    #[error("serve.to_kafka needs the [kafka] section's brokers")]
+    NoKafka,
+    #[error("cannot create the Kafka producer: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
 }
 
 /// The API keys, as digests. A presented key is found by comparing its digest with
@@ -179,6 +183,18 @@ impl Api {
         keys: ApiKeys,
         metrics: Arc<Metrics>,
     ) -> Result<Api, ServeError> {
+        Self::with_kafka(screener, cfg, None, keys, metrics)
+    }
+
+    /// [`Api::new`], also producing flagged records and rumour signals to Kafka when
+    /// `cfg.to_kafka` (with `kafka`'s brokers and topics).
+    pub fn with_kafka(
+        screener: Arc<Screener>,
+        cfg: &ServeConfig,
+        kafka: Option<&KafkaConfig>,
+        keys: ApiKeys,
+        metrics: Arc<Metrics>,
+    ) -> Result<Api, ServeError> {
         let per_second =
             NonZeroU32::new(cfg.rate_per_second).ok_or(ServeError::Zero("rate_per_second"))?;
         let burst = NonZeroU32::new(cfg.rate_burst.max(cfg.rate_per_second))
@@ -186,9 +202,19 @@ impl Api {
         if cfg.max_batch == 0 {
             return Err(ServeError::Zero("max_batch"));
         }
-        let after_pass = match &cfg.out_dir {
-            Some(dir) => Some(moderation_sink(dir)?),
-            None => None,
+        let mut sinks: Vec<AfterPass> = Vec::new();
+        if let Some(dir) = &cfg.out_dir {
+            sinks.push(moderation_sink(dir)?);
+        }
+        if cfg.to_kafka {
+            let kafka = kafka.ok_or(ServeError::NoKafka)?;
+            sinks.push(kafka_sink(kafka)?);
+        }
+        let after_pass: Option<AfterPass> = match sinks.len() {
+            0 => None,
+            _ => Some(Box::new(move |outcomes: &[Outcome]| {
+                sinks.iter().try_for_each(|sink| sink(outcomes))
+            })),
         };
         let batcher = Batcher::start(
             screener.clone(),
@@ -259,6 +285,50 @@ fn moderation_sink(dir: &Path) -> Result<AfterPass, ServeError> {
             .and_then(|_| rumours.write_all(&r))
             .and_then(|_| rumours.flush())
             .map_err(|e| e.to_string())
+    }))
+}
+
+/// Produces flagged records to the moderation topic and rumour signals to the rumour
+/// topic (when one is set), keyed by post id, and waits for the broker's acknowledgement
+/// of every one before the pass's requests are answered (at least once).
+fn kafka_sink(cfg: &KafkaConfig) -> Result<AfterPass, ServeError> {
+    use rdkafka::producer::FutureRecord;
+    let producer = crate::kafka::future_producer(cfg)?;
+    let moderation = cfg.moderation_topic.clone();
+    let rumours = cfg.rumour_topic.clone();
+    Ok(Box::new(move |outcomes: &[Outcome]| {
+        let mut deliveries = Vec::new();
+        for outcome in outcomes {
+            let Outcome::Screened(record) = outcome else {
+                continue;
+            };
+            let mut topics = Vec::new();
+            if record.route.is_flagged() {
+                topics.push(moderation.as_str());
+            }
+            if let Some(t) = rumours.as_deref().filter(|_| record.is_rumour_signal()) {
+                topics.push(t);
+            }
+            if topics.is_empty() {
+                continue;
+            }
+            let payload = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+            for topic in topics {
+                let sent = producer
+                    .send_result(FutureRecord::to(topic).key(&record.id).payload(&payload))
+                    .map_err(|(e, _)| e.to_string())?;
+                deliveries.push(sent);
+            }
+        }
+        // The worker is a plain thread: block on the acknowledgements here.
+        for result in futures::executor::block_on(futures::future::join_all(deliveries)) {
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(e.to_string()),
+                Err(_) => return Err("delivery cancelled".into()),
+            }
+        }
+        Ok(())
     }))
 }
 

@@ -160,7 +160,7 @@ impl TokenTagger {
         let hidden: Vec<f32> = (0..self.hidden)
             .map(|h| {
                 let row = &self.w1[h * self.dim..(h + 1) * self.dim];
-                let z = self.b1[h] + row.iter().zip(state).map(|(w, x)| w * x).sum::<f32>();
+                let z = self.b1[h] + crate::kernels::elementwise::dot_f32(row, state);
                 z.max(0.0)
             })
             .collect();

@@ -17,6 +17,10 @@ const SECRETS: &[&str] = &[
     "+221 77 123 45 67",
     "awa.diop@example.sn",
     "1 85 05 75 123 456 73",
+    // What the disguised copies would show if they got through.
+    "34\u{2060}56",
+    "١٢٣ ٤٥",
+    "di\u{AD}op",
 ];
 
 struct Server {
@@ -114,11 +118,19 @@ fn expected(k: Kind) -> u16 {
 }
 
 fn post_text(i: usize) -> String {
-    match i % 4 {
+    match i % 5 {
         0 => format!("Rappeler la patiente au {} pour le rdv #{i}", SECRETS[0]),
         1 => format!("write to {} about case {i}", SECRETS[2]),
         2 => format!("Séance de vaccination déplacée à jeudi 10h ({i})"),
-        _ => format!("le vaccin rend stérile, partagez !! {i}"),
+        3 => format!("le vaccin rend stérile, partagez !! {i}"),
+        // The same identifiers shaped to slip past patterns: invisible characters inside,
+        // other scripts' digits, soft hyphens.
+        _ => format!(
+            "rappel {i}: tel {} ou {} ; mail {}",
+            "06\u{200B}12 34\u{2060}56 78",
+            "+٢٢١ ٧٧ ١٢٣ ٤٥ ٦٧",
+            "awa.di\u{AD}op@example.sn"
+        ),
     }
 }
 

@@ -54,9 +54,14 @@ impl Alerting {
                 dup.name
             )));
         }
-        if c.window_minutes < 1 || c.baseline_hours < 1 || c.cooldown_hours < 0 {
+        // Bounded so that the windows stay within what dates can express, and an alert
+        // cannot fire at every check.
+        if !(1..=7 * 24 * 60).contains(&c.window_minutes)
+            || !(1..=366 * 24).contains(&c.baseline_hours)
+            || !(1..=366 * 24).contains(&c.cooldown_hours)
+        {
             return Err(AlertConfigError::Invalid(
-                "window_minutes and baseline_hours must be at least 1, cooldown_hours at least 0"
+                "window_minutes must be 1 to 10080 (a week), baseline_hours and cooldown_hours 1 to 8784 (a year)"
                     .into(),
             ));
         }
@@ -129,7 +134,13 @@ impl Alerting {
             let payload = match self.payload(store, &alert) {
                 Ok(p) => p,
                 Err(e) => {
+                    // Counted as a failed try, so that it backs off (and stops after the
+                    // last try) rather than blocking the alerts behind it.
                     tracing::error!(error = %e, alert = alert.id, "cannot prepare an alert");
+                    let next = now + retry_delay(alert.attempts);
+                    if let Err(e) = store.mark_alert_failed(alert.id, &e.to_string(), next) {
+                        tracing::error!(error = %e, alert = alert.id, "cannot record an alert's delivery");
+                    }
                     continue;
                 }
             };

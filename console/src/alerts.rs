@@ -79,8 +79,8 @@ pub struct Windows {
     pub baseline: chrono::Duration,
 }
 
-/// A rumour's figures at `now`. Posts dated after `now` (clocks of other platforms)
-/// count as recent.
+/// A rumour's figures at `now`. Posts dated after `now` (clocks of other platforms; the
+/// import keeps them at most ten minutes past their screening) count as recent.
 pub fn figures(rumour: &RumourView, now: DateTime<Utc>, w: Windows) -> Figures {
     let window_start = now - w.window;
     let baseline_start = window_start - w.baseline;
@@ -383,7 +383,7 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance_secs
     let (Some(t), Some(given)) = (timestamp, given) else {
         return false;
     };
-    if (now - t).abs() > tolerance_secs {
+    if now.abs_diff(t) > tolerance_secs.unsigned_abs() {
         return false;
     }
     let expected = signature(secret, t, body);
@@ -410,6 +410,8 @@ impl Webhook {
     pub fn new(url: &str, secret: &[u8], timeout: Duration) -> Result<Webhook, WebhookError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            // A signed alert goes to the address configured, not wherever it redirects.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("vigie/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| WebhookError::Transport(e.to_string()))?;

@@ -295,7 +295,7 @@ pub const FRENCH: &[(&str, &str)] = &[
     ("Suggested response", "Réponse suggérée"),
     ("misleading", "trompeur"),
     ("false", "faux"),
-    ("Some messages say: “{claim}”. We are checking this with the health authorities. Until then, please share only information from official sources.", "Certains messages affirment : « {claim} ». Nous vérifions cette information auprès des autorités sanitaires. D'ici là, merci de ne partager que des informations de sources officielles."),
+    ("Messages about a health rumour are circulating. We are checking it with the health authorities. Until then, please share only information from official sources.", "Des messages font circuler une rumeur sur la santé. Nous la vérifions auprès des autorités sanitaires. D'ici là, merci de ne partager que des informations de sources officielles."),
     ("Some messages say: “{claim}”. This is {verdict}.", "Certains messages affirment : « {claim} ». C'est {verdict}."),
     ("Check with official sources before sharing.", "Vérifiez auprès des sources officielles avant de partager."),
     ("Read the fact-check: {url}", "Lire la vérification : {url}"),

@@ -20,7 +20,9 @@ pub struct WeekCounts {
 
 /// Counts of the week `from..=to` and of the seven days before it.
 pub fn week_counts(r: &RumourView, from: NaiveDate, to: NaiveDate) -> WeekCounts {
-    let previous_from = from - chrono::Duration::days(7);
+    let previous_from = from
+        .checked_sub_signed(chrono::Duration::days(7))
+        .unwrap_or(NaiveDate::MIN);
     let mut c = WeekCounts {
         this_week: 0,
         previous_week: 0,
@@ -62,21 +64,21 @@ pub fn weekly(
 }
 
 /// A short text staff can adapt and post in their space, in the current language. It
-/// quotes the known claim (the library's wording, not a post's), gives its verdict and
-/// correction and points to the fact-check; without a known claim it says the rumour is
-/// being checked.
+/// quotes the known claim (the library's wording, never a post's: the text is meant to be
+/// published), gives its verdict and correction and points to the fact-check; without a
+/// known claim it says a rumour is being checked, quoting nothing.
 pub fn suggested_response(r: &RumourView) -> String {
     let Some(claim) = r.claim_text.as_deref() else {
-        return tr("Some messages say: “{claim}”. We are checking this with the health authorities. Until then, please share only information from official sources.")
-            .replace("{claim}", r.title.trim());
+        return tr("Messages about a health rumour are circulating. We are checking it with the health authorities. Until then, please share only information from official sources.").to_string();
     };
     let verdict = match r.verdict.as_str() {
         "misleading" => tr("misleading"),
         _ => tr("false"),
     };
+    // The verdict first: a claim's own text may hold the other placeholder.
     let mut text = tr("Some messages say: “{claim}”. This is {verdict}.")
-        .replace("{claim}", claim.trim())
-        .replace("{verdict}", verdict);
+        .replace("{verdict}", verdict)
+        .replace("{claim}", claim.trim());
     if !r.correction.trim().is_empty() {
         text.push(' ');
         text.push_str(r.correction.trim());
@@ -142,9 +144,10 @@ mod tests {
     fn the_response_gives_the_verdict_the_correction_and_the_link() {
         let mut r = rumour_on(&[]);
         let text = suggested_response(&r);
+        assert!(text.contains("checking"), "{text}");
         assert!(
-            text.contains("le vaccin rend stérile") && text.contains("checking"),
-            "{text}"
+            !text.contains("stérile"),
+            "a post's words are never quoted: {text}"
         );
         r.claim_text = Some("Vaccines cause infertility.".into());
         r.verdict = "false".into();

@@ -164,6 +164,9 @@ CREATE TABLE signals (
 );
 CREATE INDEX signals_cluster ON signals (cluster_id);
 ALTER TABLE items ADD COLUMN stance TEXT;
+-- A rumour signal that also held an identifier is queued (privacy) and still counts as a
+-- signal of its rumour.
+ALTER TABLE items ADD COLUMN signal INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE claims ADD COLUMN verdict TEXT NOT NULL DEFAULT '';
 ALTER TABLE claims ADD COLUMN correction TEXT NOT NULL DEFAULT '';
 -- Alerts raised by the config's rules, and their delivery to the webhook (an outbox:
@@ -704,7 +707,15 @@ impl Store {
         for (record, vector) in fresh.iter().zip(vectors) {
             let misinformation = record.route.reasons.contains(&Reason::Misinformation);
             let signal = record.is_rumour_signal();
-            let seen_at = rfc3339(record.created_at.unwrap_or(record.processed_at));
+            // The platform's date, unless it lies in the future (a wrong clock, or a date
+            // set to keep a rumour "recent"): then no later than shortly after screening.
+            let latest = record.processed_at + Duration::minutes(10);
+            let seen_at = rfc3339(
+                record
+                    .created_at
+                    .filter(|t| *t <= latest)
+                    .unwrap_or(record.processed_at),
+            );
             let channel = serde_json::to_value(record.channel)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
@@ -743,8 +754,8 @@ impl Store {
             } else {
                 let inserted = tx.execute(
                     "INSERT OR IGNORE INTO items (id, lang, queue, priority, misinformation, risk_score, redacted_text, channel, country,
-                                        seen_at, record, embedding, imported_at, stance)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                        seen_at, record, embedding, imported_at, stance, signal)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                     params![
                         record.id,
                         record.lang.code.as_str(),
@@ -760,6 +771,7 @@ impl Store {
                         tracker::to_blob(&vector),
                         rfc3339(now),
                         stance,
+                        signal,
                     ],
                 )?;
                 if inserted == 0 {
@@ -1226,7 +1238,7 @@ impl Store {
         }
         // Flagged posts (false positives left out) and rumour signals, oldest first.
         let mut stmt = conn.prepare(
-            "SELECT cluster_id, lang, country, channel, seen_at, decision, stance, 0 FROM items
+            "SELECT cluster_id, lang, country, channel, seen_at, decision, stance, signal FROM items
              WHERE cluster_id IS NOT NULL AND (?1 IS NULL OR cluster_id = ?1)
                AND (decision IS NULL OR decision != 'false_positive')
              UNION ALL
@@ -1470,7 +1482,27 @@ fn place_in_rumour(
             .optional()?,
         None => None,
     };
-    let found = by_claim.or_else(|| tracker::nearest(centroids, vector, threshold).map(|(c, _)| c));
+    // A post matched to one claim never joins the rumour of another claim.
+    let other_claims: std::collections::HashSet<i64> = match claim {
+        Some(c) => {
+            let mut stmt = tx
+                .prepare("SELECT id FROM clusters WHERE claim_id IS NOT NULL AND claim_id != ?1")?;
+            let ids = stmt
+                .query_map([&c.id], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            ids
+        }
+        None => Default::default(),
+    };
+    let found = by_claim.or_else(|| {
+        centroids
+            .iter()
+            .filter(|c| !other_claims.contains(&c.cluster))
+            .map(|c| (c.cluster, tracker::cosine(&c.sum, vector)))
+            .filter(|(_, s)| *s >= threshold)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(c, _)| c)
+    });
     let cluster = match found.and_then(|id| centroids.iter_mut().find(|c| c.cluster == id)) {
         Some(c) => {
             c.sum.iter_mut().zip(vector).for_each(|(s, v)| *s += v);
@@ -1880,6 +1912,53 @@ mod tests {
             "covid-5g",
             "moderators can link other posts to it"
         );
+    }
+
+    #[test]
+    fn posts_matched_to_different_claims_never_share_a_rumour() {
+        let claim = |id: &str| vigie_pipeline::contract::MatchedClaim {
+            id: id.into(),
+            similarity: 0.93,
+            topic: "vaccines".into(),
+            lang: "fr".into(),
+            text: format!("claim {id}"),
+            verdict: "false".into(),
+            correction: String::new(),
+            source_url: String::new(),
+        };
+        // Nearly the same words, two different known claims.
+        let text = "le vaccin contre la rougeole provoque des maladies graves";
+        let mut a = record("a", "fr", text, true, "2024-05-01T09:00:00Z");
+        let mut b = record("b", "fr", text, true, "2024-05-01T10:00:00Z");
+        a.risk.as_mut().unwrap().claims = vec![claim("measles-1")];
+        b.risk.as_mut().unwrap().claims = vec![claim("measles-2")];
+        let store = store_with(&[a, b]);
+        let mut claims: Vec<Option<String>> = store
+            .rumours()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.claim_id)
+            .collect();
+        claims.sort();
+        assert_eq!(
+            claims,
+            [Some("measles-1".to_string()), Some("measles-2".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_post_dated_in_the_future_counts_from_its_screening() {
+        let mut r = record(
+            "f",
+            "fr",
+            "le vaccin rend stérile",
+            true,
+            "2035-01-01T00:00:00Z",
+        );
+        r.processed_at = t("2024-05-01T09:00:00Z");
+        let store = store_with(&[r]);
+        let view = &store.rumours().unwrap()[0];
+        assert_eq!(view.first_seen.as_deref(), Some("2024-05-01T09:00:00Z"));
     }
 
     #[test]

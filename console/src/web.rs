@@ -976,7 +976,7 @@ fn report_week(q: &WeekQuery) -> Option<(NaiveDate, NaiveDate)> {
         Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?,
         None => Utc::now().date_naive(),
     };
-    Some((end - Duration::days(6), end))
+    Some((end.checked_sub_signed(Duration::days(6))?, end))
 }
 
 async fn weekly_report_page(

@@ -250,7 +250,9 @@ pub struct KafkaConfig {
     pub rumour_topic: Option<String>,
     /// Posts screened together (the model is faster on batches).
     pub batch_size: usize,
-    /// How long to wait to fill a batch before screening what is there.
+    /// Under load (the last batch held more than one message), how long to wait to fill
+    /// a batch before screening what is there; a message arriving at a quiet moment is
+    /// screened at once.
     pub batch_wait_ms: u64,
     /// at-least-once (default): offsets are committed once every record made from a
     /// message, and from all earlier ones of its partition, is acknowledged; a crash
@@ -305,7 +307,7 @@ impl Default for KafkaConfig {
             dlq_topic: "vigie.dlq".into(),
             rumour_topic: None,
             batch_size: 64,
-            batch_wait_ms: 100,
+            batch_wait_ms: 5,
             delivery: DeliveryMode::AtLeastOnce,
             transactional_id: None,
             max_in_flight: 1024,

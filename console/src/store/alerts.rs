@@ -20,7 +20,9 @@ impl Store {
         cooldown: chrono::Duration,
     ) -> Result<Vec<i64>> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // Immediate: the check and the insert must not interleave with another writer's
+        // (a second console, an import), or one rise could raise two alerts.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let since = rfc3339(now - cooldown);
         let mut raised = Vec::new();
         for f in firings {

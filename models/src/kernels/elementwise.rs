@@ -388,11 +388,22 @@ mod tests {
         for n in [0usize, 1, 15, 16, 17, 100, 384] {
             let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.1).collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.3).collect();
-            let plain: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            let plain: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
             let got = dot_f32(&a, &b);
-            assert!((f64::from(got) - plain).abs() < 1e-4, "n={n}: {got} vs {plain}");
+            assert!(
+                (f64::from(got) - plain).abs() < 1e-4,
+                "n={n}: {got} vs {plain}"
+            );
         }
-        assert_eq!(dot_f32(&[1.0, 2.0, 3.0], &[4.0, 5.0]), 14.0, "the shorter length");
+        assert_eq!(
+            dot_f32(&[1.0, 2.0, 3.0], &[4.0, 5.0]),
+            14.0,
+            "the shorter length"
+        );
     }
 
     fn erf_reference(x: f64) -> f64 {

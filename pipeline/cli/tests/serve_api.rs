@@ -127,9 +127,7 @@ fn post_text(i: usize) -> String {
         // other scripts' digits, soft hyphens.
         _ => format!(
             "rappel {i}: tel {} ou {} ; mail {}",
-            "06\u{200B}12 34\u{2060}56 78",
-            "+٢٢١ ٧٧ ١٢٣ ٤٥ ٦٧",
-            "awa.di\u{AD}op@example.sn"
+            "06\u{200B}12 34\u{2060}56 78", "+٢٢١ ٧٧ ١٢٣ ٤٥ ٦٧", "awa.di\u{AD}op@example.sn"
         ),
     }
 }

@@ -220,6 +220,7 @@ impl Loop<'_> {
         tokio::pin!(shutdown);
         let batch_wait = Duration::from_millis(self.cfg.batch_wait_ms);
         let mut last_message = Instant::now();
+        let mut last_batch = 0usize;
         loop {
             if let Some(failure) = self.shared.failure() {
                 return Err(failure.into());
@@ -254,13 +255,22 @@ impl Loop<'_> {
             };
             let mut batch = Vec::with_capacity(self.cfg.batch_size);
             self.push_message(first, &mut batch);
-            let deadline = tokio::time::Instant::now() + batch_wait;
+            // The batcher's policy: what is already waiting joins the batch; only under
+            // load (the last batch held more than one message) does it wait `batch_wait`
+            // for more, so a message arriving at a quiet moment is screened at once.
+            let wait = if last_batch > 1 {
+                batch_wait
+            } else {
+                Duration::ZERO
+            };
+            let deadline = tokio::time::Instant::now() + wait;
             while batch.len() < self.cfg.batch_size.max(1) {
                 match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                     Ok(m) => self.push_message(m, &mut batch),
                     Err(_) => break,
                 }
             }
+            last_batch = batch.len();
             if !batch.is_empty() {
                 last_message = Instant::now();
                 self.process_batch(batch).await?;

@@ -46,16 +46,46 @@ pub enum SubmitError {
 /// requests, so a record is never answered without being stored where it must go.
 pub type AfterPass = Box<dyn Fn(&[Outcome]) -> Result<(), String> + Send>;
 
+type Answer = Result<Vec<Outcome>, SubmitError>;
+
+/// Where a job's answer goes: taken by the first answer, so that after a panicking pass
+/// the worker can answer whoever was not answered yet.
+#[derive(Clone)]
+struct Reply(Arc<std::sync::Mutex<Option<oneshot::Sender<Answer>>>>);
+
+impl Reply {
+    fn new(tx: oneshot::Sender<Answer>) -> Reply {
+        Reply(Arc::new(std::sync::Mutex::new(Some(tx))))
+    }
+
+    fn send(&self, answer: Answer) {
+        let taken = self.0.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(tx) = taken {
+            // A request that gave up meanwhile is simply not answered.
+            let _ = tx.send(answer);
+        }
+    }
+
+    /// The request gave up (or was answered).
+    fn is_closed(&self) -> bool {
+        self.0
+            .lock()
+            .map(|slot| slot.as_ref().is_none_or(|tx| tx.is_closed()))
+            .unwrap_or(true)
+    }
+}
+
 struct Job {
     inputs: Vec<(Origin, Vec<u8>)>,
     deadline: Instant,
-    reply: oneshot::Sender<Result<Vec<Outcome>, SubmitError>>,
+    reply: Reply,
 }
 
 /// A handle to the batcher; clones share the worker.
 #[derive(Clone)]
 pub struct Batcher {
     tx: SyncSender<Job>,
+    alive: Arc<std::sync::atomic::AtomicBool>,
     queued: Arc<AtomicUsize>,
     capacity: usize,
     metrics: Arc<Metrics>,
@@ -77,7 +107,9 @@ impl Batcher {
         // Jobs are counted in posts by `queued`; the channel only needs room for them.
         let (tx, rx) = mpsc::sync_channel(policy.capacity);
         let queued = Arc::new(AtomicUsize::new(0));
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let worker = Worker {
+            alive: alive.clone(),
             screener,
             policy,
             rx,
@@ -90,6 +122,7 @@ impl Batcher {
             .spawn(move || worker.run())?;
         Ok(Batcher {
             tx,
+            alive,
             queued,
             capacity: policy.capacity,
             metrics,
@@ -103,18 +136,21 @@ impl Batcher {
         deadline: Instant,
     ) -> Result<Vec<Outcome>, SubmitError> {
         let n = inputs.len();
-        // Reserve room first, so concurrent submissions cannot overshoot the bound.
-        let before = self.queued.fetch_add(n, Ordering::SeqCst);
-        if before + n > self.capacity {
-            self.queued.fetch_sub(n, Ordering::SeqCst);
-            return Err(SubmitError::Full);
-        }
+        // Reserve room only if it fits, so that concurrent submissions cannot overshoot
+        // the bound and a refused one never takes room from others.
+        let capacity = self.capacity;
+        let before = self
+            .queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+                (q + n <= capacity).then_some(q + n)
+            })
+            .map_err(|_| SubmitError::Full)?;
         self.metrics.queued(before + n);
         let (reply, answer) = oneshot::channel();
         let job = Job {
             inputs,
             deadline,
-            reply,
+            reply: Reply::new(reply),
         };
         if let Err(e) = self.tx.try_send(job) {
             self.queued.fetch_sub(n, Ordering::SeqCst);
@@ -126,9 +162,16 @@ impl Batcher {
         match tokio::time::timeout_at(deadline.into(), answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(SubmitError::Stopped),
-            // The worker sees the deadline too and drops the job unscreened.
+            // The worker sees the deadline too and drops the job unscreened if its pass
+            // has not begun; if it has, the posts may still be screened and stored (a
+            // client that retries may store them twice: consumers dedupe by post id).
             Err(_) => Err(SubmitError::Expired),
         }
+    }
+
+    /// The worker is running (for readiness).
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
     }
 
     /// Posts waiting for a pass.
@@ -138,6 +181,7 @@ impl Batcher {
 }
 
 struct Worker {
+    alive: Arc<std::sync::atomic::AtomicBool>,
     screener: Arc<Screener>,
     policy: BatchPolicy,
     rx: Receiver<Job>,
@@ -149,9 +193,18 @@ struct Worker {
 impl Worker {
     fn run(self) {
         let mut last_pass = 0usize;
-        while let Ok(first) = self.rx.recv() {
+        // A job that did not fit the last pass opens the next one.
+        let mut carried: Option<Job> = None;
+        loop {
+            let first = match carried.take() {
+                Some(job) => job,
+                None => match self.rx.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
+            let mut posts = first.inputs.len();
             let mut jobs = vec![first];
-            let mut posts = jobs[0].inputs.len();
             // Wait for more only under load: an idle worker serves a lone request at once.
             let fill_until = Instant::now()
                 + if last_pass > 1 {
@@ -173,13 +226,30 @@ impl Worker {
                     }
                 };
                 let Some(job) = next else { break };
+                if posts + job.inputs.len() > self.policy.max_batch {
+                    carried = Some(job);
+                    break;
+                }
                 posts += job.inputs.len();
                 jobs.push(job);
             }
-            let taken = self.queued.fetch_sub(posts, Ordering::SeqCst) - posts;
-            self.metrics.queued(taken);
-            last_pass = self.pass(jobs);
+            let left = self.queued.fetch_sub(posts, Ordering::SeqCst) - posts;
+            self.metrics.queued(left);
+            // A panic in a pass (a model or sink fault) fails that pass's requests, not the
+            // worker: the next pass runs as usual.
+            let replies: Vec<Reply> = jobs.iter().map(|j| j.reply.clone()).collect();
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pass(jobs))) {
+                Ok(n) => last_pass = n,
+                Err(_) => {
+                    tracing::error!("a screening pass panicked; its requests fail");
+                    for reply in replies {
+                        reply.send(Err(SubmitError::Stopped));
+                    }
+                    last_pass = 0;
+                }
+            }
         }
+        self.alive.store(false, Ordering::SeqCst);
     }
 
     /// Screens the jobs still wanted in one pass; returns how many posts it held.
@@ -189,7 +259,7 @@ impl Worker {
             .into_iter()
             .partition(|j| j.deadline > now && !j.reply.is_closed());
         for job in expired {
-            let _ = job.reply.send(Err(SubmitError::Expired));
+            job.reply.send(Err(SubmitError::Expired));
         }
         if live.is_empty() {
             return 0;
@@ -206,19 +276,18 @@ impl Worker {
             Some(after) => after(&outcomes),
             None => Ok(()),
         };
+        if let Err(e) = &stored {
+            tracing::error!(error = %e, "records not stored; the pass's requests fail");
+        }
         let posts = outcomes.len();
         let mut outcomes = outcomes.into_iter();
         for job in live {
             let mine: Vec<Outcome> = outcomes.by_ref().take(job.inputs.len()).collect();
             let answer = match &stored {
                 Ok(()) => Ok(mine),
-                Err(e) => {
-                    tracing::error!(error = %e, "records not stored; the pass's requests fail");
-                    Err(SubmitError::NotStored)
-                }
+                Err(_) => Err(SubmitError::NotStored),
             };
-            // A request that gave up meanwhile is simply not answered.
-            let _ = job.reply.send(answer);
+            job.reply.send(answer);
         }
         posts
     }
@@ -290,13 +359,28 @@ mod tests {
                 "each request gets its own post's record"
             );
         }
+        {
+            let passes = passes.lock().unwrap();
+            let later = &passes[1..];
+            assert_eq!(later.iter().sum::<usize>(), 60);
+            assert!(later.len() < 60, "requests shared passes: {later:?}");
+        }
+        // Requests of several posts never push a pass over max_batch.
+        let tasks: Vec<_> = (0..6)
+            .map(|k| {
+                let b = b.clone();
+                let inputs = (0..10).map(|i| post(100 + 10 * k + i)).collect();
+                tokio::spawn(async move { b.screen(inputs, soon()).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().len(), 10);
+        }
         let passes = passes.lock().unwrap();
-        let later = &passes[1..];
-        assert_eq!(later.iter().sum::<usize>(), 60);
-        assert!(later.len() < 60, "requests shared passes: {later:?}");
+        assert_eq!(passes.iter().sum::<usize>(), 121);
         assert!(
-            later.iter().all(|n| *n <= 16),
-            "no pass over max_batch: {later:?}"
+            passes.iter().all(|n| *n <= 16),
+            "no pass over max_batch: {passes:?}"
         );
     }
 

@@ -208,7 +208,10 @@ impl Api {
         }
         if cfg.to_kafka {
             let kafka = kafka.ok_or(ServeError::NoKafka)?;
-            sinks.push(kafka_sink(kafka)?);
+            sinks.push(kafka_sink(
+                kafka,
+                Duration::from_millis(cfg.request_timeout_ms.max(1)),
+            )?);
         }
         let after_pass: Option<AfterPass> = match sinks.len() {
             0 => None,
@@ -291,9 +294,15 @@ fn moderation_sink(dir: &Path) -> Result<AfterPass, ServeError> {
 /// Produces flagged records to the moderation topic and rumour signals to the rumour
 /// topic (when one is set), keyed by post id, and waits for the broker's acknowledgement
 /// of every one before the pass's requests are answered (at least once).
-fn kafka_sink(cfg: &KafkaConfig) -> Result<AfterPass, ServeError> {
+fn kafka_sink(cfg: &KafkaConfig, timeout: Duration) -> Result<AfterPass, ServeError> {
     use rdkafka::producer::FutureRecord;
-    let producer = crate::kafka::future_producer(cfg)?;
+    // A broker that does not answer fails the pass within the request's own deadline,
+    // rather than holding the worker for librdkafka's five minutes.
+    let mut cfg = cfg.clone();
+    cfg.properties
+        .entry("message.timeout.ms".into())
+        .or_insert_with(|| timeout.as_millis().max(1).to_string());
+    let producer = crate::kafka::future_producer(&cfg)?;
     let moderation = cfg.moderation_topic.clone();
     let rumours = cfg.rumour_topic.clone();
     Ok(Box::new(move |outcomes: &[Outcome]| {
@@ -342,9 +351,9 @@ pub fn router(api: Api, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(guarded)
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route("/openapi.json", get(openapi_document))
         .layer(middleware::from_fn_with_state(api.clone(), observe))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(api)
@@ -408,7 +417,12 @@ async fn require_key(State(api): State<Api>, req: Request, next: Next) -> Respon
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The scheme's name is case-insensitive (RFC 7235).
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                .map(|_| &v[7..])
+        })
         .map(str::trim);
     let Some(key) = presented.and_then(|k| api.0.keys.check(k)) else {
         let mut r = error(
@@ -431,7 +445,7 @@ async fn require_key(State(api): State<Api>, req: Request, next: Next) -> Respon
             "this key's request rate is over its limit",
             None,
         );
-        retry_after(&mut r, wait.as_secs().max(1));
+        retry_after(&mut r, wait.as_secs_f64().ceil().max(1.0) as u64);
         return r;
     }
     next.run(req).await
@@ -483,6 +497,16 @@ fn outcome_item(outcome: Outcome) -> BatchItem {
             status: 200,
             record: Some(record),
             error: None,
+        },
+        // A model fault's message names files and internals: clients get a fixed text.
+        Outcome::Rejected(r) if r.reason == "processing_failed" => BatchItem {
+            status: 500,
+            record: None,
+            error: Some(ApiError {
+                error: r.reason,
+                detail: "screening failed; the error is in the server's log".into(),
+                field: None,
+            }),
         },
         Outcome::Rejected(r) => BatchItem {
             status: status_of(&r.reason).as_u16(),
@@ -594,6 +618,12 @@ async fn screen_batch(State(api): State<Api>, headers: HeaderMap, body: Bytes) -
             None,
         );
     }
+    if items.is_empty() {
+        return Json(BatchResponse {
+            results: Vec::new(),
+        })
+        .into_response();
+    }
     let request = api.request_id();
     tracing::debug!(
         request,
@@ -660,12 +690,40 @@ async fn redact(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Resp
             )
         }
     };
-    let redacted = api.0.screener.redaction().redact(&req.text, lang);
-    Json(RedactResponse {
-        redacted_text: redacted.text,
-        redactions: redacted.spans,
-    })
-    .into_response()
+    // Rules over up to a body's worth of text: off the threads that drive the server.
+    let screener = api.0.screener.clone();
+    match tokio::task::spawn_blocking(move || screener.redaction().redact(&req.text, lang)).await {
+        Ok(redacted) => Json(RedactResponse {
+            redacted_text: redacted.text,
+            redactions: redacted.spans,
+        })
+        .into_response(),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unavailable",
+            "redaction failed",
+            None,
+        ),
+    }
+}
+
+async fn openapi_document(State(api): State<Api>) -> Response {
+    Json(openapi::document(api.0.max_batch)).into_response()
+}
+
+/// Ready while the batcher's worker runs (the model was loaded before the server began
+/// listening).
+async fn ready(State(api): State<Api>) -> Response {
+    if api.0.batcher.alive() {
+        "ready".into_response()
+    } else {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the screening worker stopped",
+            None,
+        )
+    }
 }
 
 async fn metrics(State(api): State<Api>) -> Response {

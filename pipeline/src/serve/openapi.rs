@@ -85,14 +85,18 @@ fn error_responses(extra: &[(&str, &str)]) -> Map<String, Value> {
         "503",
         "the screening queue is full or the request timed out (`Retry-After`)",
     );
+    add(
+        "500",
+        "screening or storing the records failed (`processing_failed`, `unavailable`)",
+    );
     for (code, what) in extra {
         add(code, what);
     }
     m
 }
 
-/// The whole document.
-pub fn document() -> Value {
+/// The whole document, for a server taking at most `max_batch` posts per batch.
+pub fn document(max_batch: usize) -> Value {
     let mut screen = error_responses(&[
         ("400", "invalid UTF-8 or malformed JSON (`malformed_json`, `invalid_utf8`)"),
         (
@@ -119,7 +123,7 @@ pub fn document() -> Value {
     redact.insert("200".into(), ok);
 
     let mut input_array = json!({ "type": "array", "items": schema_ref("InputPost") });
-    input_array["maxItems"] = json!(super::super::config::ServeConfig::default().max_batch);
+    input_array["maxItems"] = json!(max_batch);
 
     json!({
         "openapi": "3.1.0",
@@ -179,7 +183,7 @@ mod tests {
 
     #[test]
     fn every_reference_resolves_and_every_operation_answers() {
-        let doc = document();
+        let doc = document(64);
         assert_eq!(doc["openapi"], "3.1.0");
         let mut found = Vec::new();
         refs(&doc, &mut found);

@@ -78,7 +78,8 @@ pub fn suggested_response(r: &RumourView) -> String {
     // The verdict first: a claim's own text may hold the other placeholder.
     let mut text = tr("Some messages say: “{claim}”. This is {verdict}.")
         .replace("{verdict}", verdict)
-        .replace("{claim}", claim.trim());
+        // The template closes the quote with its own full stop.
+        .replace("{claim}", claim.trim().trim_end_matches(['.', '!']));
     if !r.correction.trim().is_empty() {
         text.push(' ');
         text.push_str(r.correction.trim());
@@ -155,7 +156,7 @@ mod tests {
         r.fact_check_url = "https://factuel.example/vaccins-fertilite".into();
         let text = suggested_response(&r);
         for part in [
-            "“Vaccines cause infertility.”",
+            "“Vaccines cause infertility”",
             "This is false.",
             "no effect on fertility",
             "https://factuel.example/vaccins-fertilite",

@@ -308,6 +308,7 @@ pub(crate) fn bench_serve(a: BenchServeArgs) -> Result<()> {
     cfg.rate_burst = u32::MAX / 2;
     cfg.out_dir = None;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.serve.http_threads.max(1))
         .enable_all()
         .build()?;
     runtime.block_on(async move {

@@ -33,6 +33,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     let screener = Arc::new(build_screener(&config)?);
     let metrics = Arc::new(Metrics::new());
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.http_threads.max(1))
         .enable_all()
         .build()?;
     runtime.block_on(async move {

@@ -19,16 +19,16 @@ use sha2::Sha256;
 use crate::tracker::RumourView;
 
 /// The figures a rule can test, as written in the config.
-pub const METRICS: [&str; 9] = [
-    "posts",
-    "recent",
-    "per_hour",
-    "baseline",
-    "velocity",
-    "question_share",
-    "signal_share",
-    "languages",
-    "countries",
+const METRICS: [(&str, Metric); 9] = [
+    ("posts", Metric::Posts),
+    ("recent", Metric::Recent),
+    ("per_hour", Metric::PerHour),
+    ("baseline", Metric::Baseline),
+    ("velocity", Metric::Velocity),
+    ("question_share", Metric::QuestionShare),
+    ("signal_share", Metric::SignalShare),
+    ("languages", Metric::Languages),
+    ("countries", Metric::Countries),
 ];
 
 /// What a rumour looks like at one moment, over the alert window.
@@ -140,18 +140,7 @@ enum Metric {
 
 impl Metric {
     fn parse(s: &str) -> Option<Metric> {
-        Some(match s {
-            "posts" => Metric::Posts,
-            "recent" => Metric::Recent,
-            "per_hour" => Metric::PerHour,
-            "baseline" => Metric::Baseline,
-            "velocity" => Metric::Velocity,
-            "question_share" => Metric::QuestionShare,
-            "signal_share" => Metric::SignalShare,
-            "languages" => Metric::Languages,
-            "countries" => Metric::Countries,
-            _ => return None,
-        })
+        METRICS.iter().find(|(name, _)| *name == s).map(|(_, m)| *m)
     }
 }
 
@@ -209,7 +198,7 @@ impl AlertRule {
             let metric = Metric::parse(metric).ok_or_else(|| {
                 err(format!(
                     "unknown figure {metric:?}; known: {}",
-                    METRICS.join(", ")
+                    METRICS.map(|(name, _)| name).join(", ")
                 ))
             })?;
             let op = match op {
@@ -364,8 +353,7 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={timestamp},v1={hex}")
+    format!("t={timestamp},v1={}", crate::auth::hex(&digest))
 }
 
 /// Checks a signature header as a receiver would (used by the tests; receivers in other

@@ -1495,13 +1495,10 @@ fn place_in_rumour(
         None => Default::default(),
     };
     let found = by_claim.or_else(|| {
-        centroids
+        let candidates = centroids
             .iter()
-            .filter(|c| !other_claims.contains(&c.cluster))
-            .map(|c| (c.cluster, tracker::cosine(&c.sum, vector)))
-            .filter(|(_, s)| *s >= threshold)
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(c, _)| c)
+            .filter(|c| !other_claims.contains(&c.cluster));
+        tracker::nearest(candidates, vector, threshold).map(|(c, _)| c)
     });
     let cluster = match found.and_then(|id| centroids.iter_mut().find(|c| c.cluster == id)) {
         Some(c) => {

@@ -135,10 +135,15 @@ pub struct Centroid {
     pub sum: Vec<f32>,
 }
 
-/// The cluster a vector belongs to: the most similar centroid at or above the threshold.
-pub fn nearest(centroids: &[Centroid], v: &[f32], threshold: f32) -> Option<(i64, f32)> {
+/// The cluster a vector belongs to: the most similar of `centroids` at or above the
+/// threshold.
+pub fn nearest<'a>(
+    centroids: impl IntoIterator<Item = &'a Centroid>,
+    v: &[f32],
+    threshold: f32,
+) -> Option<(i64, f32)> {
     centroids
-        .iter()
+        .into_iter()
         .map(|c| (c.cluster, cosine(&c.sum, v)))
         .filter(|(_, s)| *s >= threshold)
         .max_by(|a, b| a.1.total_cmp(&b.1))

@@ -3,6 +3,8 @@
 //! a local webhook receiver gets them signed (after a failed first try, retried), and a
 //! steady rumour raises none. The weekly report gives the fact-check and a response.
 
+mod session;
+
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
@@ -152,27 +154,6 @@ async fn get(app: &Router, uri: &str, cookie: &str, lang: &str) -> (StatusCode, 
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-async fn sign_in(app: &Router, user: &str, password: &str) -> String {
-    let req = Request::builder()
-        .method("POST")
-        .uri("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(format!(
-            "username={user}&password={}",
-            password.replace(' ', "+")
-        )))
-        .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    res.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_spike_raises_an_alert_on_the_tracker_and_at_the_webhook() {
     let (hook, receiver) = start_receiver().await;
@@ -319,7 +300,7 @@ async fn a_spike_raises_an_alert_on_the_tracker_and_at_the_webhook() {
     )
     .with_alerting(alerting.clone());
     let app = router(state);
-    let session = sign_in(&app, "aminata", "staff password 123").await;
+    let session = session::sign_in(&app, "aminata", "staff password 123").await;
     let (status, page) = get(&app, "/tracker", &session, "en").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page.matches("data-alert=").count(), 2, "both alerts listed");

@@ -2,6 +2,8 @@
 //! language taken from the person's choice (cookie) or the browser's Accept-Language,
 //! and no English text left on a French page.
 
+mod session;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -42,22 +44,6 @@ async fn get(
         .await
         .unwrap();
     (status, lang, String::from_utf8_lossy(&body).into_owned())
-}
-
-async fn sign_in(app: &Router, user: &str, password: &str) -> String {
-    let req = Request::builder()
-        .method("POST")
-        .uri("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(format!(
-            "username={user}&password={}",
-            password.replace(' ', "+")
-        )))
-        .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let set = res.headers()[header::SET_COOKIE].to_str().unwrap();
-    set.split(';').next().unwrap().to_string()
 }
 
 /// Visible text of a page: tags and attribute values other than labels left out.
@@ -157,7 +143,7 @@ async fn every_page_renders_in_french_and_english() {
         DecisionPublisher::default(),
     );
     let app = router(state);
-    let session = sign_in(&app, "root", "root password 123").await;
+    let session = session::sign_in(&app, "root", "root password 123").await;
 
     let pages = [
         "/login",

@@ -58,13 +58,20 @@ pub fn time_batches(
     }
     let total = started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     Ok(BatchRun {
         batch,
         posts_per_s: (latencies.len() * batch) as f64 / total,
-        p50_ms: at(0.5),
-        p99_ms: at(0.99),
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
     })
+}
+
+/// The `q` quantile (0..=1) of `sorted` values, nearest rank; NaN when there are none.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize]
 }
 
 /// Resident memory now and at its peak, in MB (Linux `/proc`; NaN elsewhere).

@@ -1,6 +1,6 @@
 //! `vigie bench`: encoder, language ID and Kafka throughput and latency.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -85,15 +85,7 @@ pub(crate) struct BenchKafkaArgs {
 pub(crate) fn bench_encoder(a: BenchEncoderArgs) -> Result<()> {
     // Rows without a text (the sample posts hold malformed ones on purpose, for the
     // dead-letter demo) are skipped: the bench times the encoder, not the contract.
-    let read = |file: &PathBuf| -> Result<Vec<String>> {
-        let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        Ok(String::from_utf8_lossy(&raw)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v.get("text")?.as_str().map(String::from))
-            .collect())
-    };
-    let texts = read(&a.data)?;
+    let texts = sample_texts(&a.data)?;
     if texts.is_empty() || a.batches.is_empty() || a.batches.contains(&0) {
         bail!(
             "nothing to time: no texts in {}, or no (or a zero) batch size",
@@ -102,7 +94,7 @@ pub(crate) fn bench_encoder(a: BenchEncoderArgs) -> Result<()> {
     }
     let mut cosine_texts = texts.clone();
     for file in &a.cosine_data {
-        cosine_texts.extend(read(file)?);
+        cosine_texts.extend(sample_texts(file)?);
     }
     let model_dir = a
         .model_dir
@@ -259,11 +251,16 @@ pub(crate) struct BenchServeArgs {
     pub(crate) common: CommonArgs,
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+/// The `text` of each JSONL row of `file`. Rows without one are skipped: the sample
+/// posts hold malformed lines on purpose (the dead-letter demo), and the benches time the
+/// stages, not the contract.
+fn sample_texts(file: &Path) -> Result<Vec<String>> {
+    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(String::from_utf8_lossy(&raw)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("text")?.as_str().map(String::from))
+        .collect())
 }
 
 /// The screening API under load, in this process: the encoder's own batch-64 rate first
@@ -276,13 +273,9 @@ pub(crate) fn bench_serve(a: BenchServeArgs) -> Result<()> {
     use vigie_pipeline::serve;
 
     let config = a.common.config()?;
-    // The sample posts hold malformed lines on purpose (the dead-letter demo): skipped.
-    let raw = std::fs::read(&a.samples)
-        .with_context(|| format!("cannot read {}", a.samples.display()))?;
-    let texts: Vec<String> = String::from_utf8_lossy(&raw)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v.get("text")?.as_str().map(String::from))
+    // Blank texts would be rejected, not screened: the bench sends only the others.
+    let texts: Vec<String> = sample_texts(&a.samples)?
+        .into_iter()
         .filter(|t| !t.trim().is_empty())
         .collect();
     if texts.is_empty() {
@@ -422,8 +415,8 @@ pub(crate) fn bench_serve(a: BenchServeArgs) -> Result<()> {
             a.load * 100.0,
             rate,
             latencies.len() as f64 / a.seconds,
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
+            vigie_models::bench::percentile(&latencies, 0.5),
+            vigie_models::bench::percentile(&latencies, 0.99)
         );
         if failed.load(Ordering::Relaxed) + errors > 0 {
             println!(

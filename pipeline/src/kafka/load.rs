@@ -221,7 +221,7 @@ pub async fn measure(
         });
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let pct = |q: f64| vigie_models::bench::percentile(&latencies, q);
     let span = ((last - first) as f64 / 1000.0).max(1e-3);
     Ok(LoadReport {
         phase: if rate.is_some() {

@@ -255,15 +255,10 @@ impl Loop<'_> {
             };
             let mut batch = Vec::with_capacity(self.cfg.batch_size);
             self.push_message(first, &mut batch);
-            // The batcher's policy: what is already waiting joins the batch; only under
-            // load (the last batch held more than one message) does it wait `batch_wait`
-            // for more, so a message arriving at a quiet moment is screened at once.
-            let wait = if last_batch > 1 {
-                batch_wait
-            } else {
-                Duration::ZERO
-            };
-            let deadline = tokio::time::Instant::now() + wait;
+            // The screening API's rule: what is already waiting joins the batch; it waits
+            // `batch_wait` for more only under load.
+            let deadline = tokio::time::Instant::now()
+                + crate::serve::batcher::fill_wait(last_batch, batch_wait);
             while batch.len() < self.cfg.batch_size.max(1) {
                 match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                     Ok(m) => self.push_message(m, &mut batch),

@@ -29,6 +29,17 @@ pub struct BatchPolicy {
     pub capacity: usize,
 }
 
+/// How long a pass waits for more posts after its first: `max_wait` under load (the
+/// last pass held more than one post), nothing otherwise, so that a lone request at a
+/// quiet moment goes at once. `vigie run` gathers its Kafka batches by the same rule.
+pub fn fill_wait(last_pass: usize, max_wait: Duration) -> Duration {
+    if last_pass > 1 {
+        max_wait
+    } else {
+        Duration::ZERO
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
     #[error("the screening queue is full")]
@@ -205,13 +216,7 @@ impl Worker {
             };
             let mut posts = first.inputs.len();
             let mut jobs = vec![first];
-            // Wait for more only under load: an idle worker serves a lone request at once.
-            let fill_until = Instant::now()
-                + if last_pass > 1 {
-                    self.policy.max_wait
-                } else {
-                    Duration::ZERO
-                };
+            let fill_until = Instant::now() + fill_wait(last_pass, self.policy.max_wait);
             while posts < self.policy.max_batch {
                 let next = match self.rx.try_recv() {
                     Ok(job) => Some(job),

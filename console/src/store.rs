@@ -1,4 +1,5 @@
-//! The console's database: an embedded SQLite file with numbered migrations.
+//! The console's database: an embedded SQLite file, or a PostgreSQL server that several
+//! console instances share (`Store::connect` picks by URL), with numbered migrations.
 //!
 //! Every change a person makes goes through here, inside a transaction that also appends
 //! to `audit_log`; triggers make that table append-only. Claiming an item is a single
@@ -6,10 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, Role};
@@ -19,7 +18,7 @@ use vigie_pipeline::contract::{Priority, Reason, ScreenedRecord};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] DbError),
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
     #[error("{0}")]
@@ -56,135 +55,13 @@ pub enum StoreError {
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 mod alerts;
-pub use alerts::MAX_ATTEMPTS as MAX_ALERT_ATTEMPTS;
+pub mod db;
+mod migrations;
+#[doc(hidden)]
+pub mod test_db;
 
-/// Schema changes, applied in order; `PRAGMA user_version` remembers how many ran.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE users (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL CHECK (role IN ('moderator', 'staff', 'admin')),
-    password_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE sessions (
-    token_digest TEXT PRIMARY KEY,
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    csrf TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE claims (
-    id TEXT PRIMARY KEY,
-    text TEXT NOT NULL,
-    lang TEXT NOT NULL,
-    topic TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL DEFAULT 'false',
-    source_url TEXT NOT NULL DEFAULT '',
-    created_by TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE clusters (
-    id INTEGER PRIMARY KEY,
-    title TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'monitoring', 'debunked', 'responded')),
-    claim_id TEXT REFERENCES claims(id),
-    centroid BLOB NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE items (
-    id TEXT PRIMARY KEY,
-    lang TEXT NOT NULL,
-    queue TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    misinformation INTEGER NOT NULL,
-    risk_score REAL,
-    redacted_text TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    country TEXT,
-    seen_at TEXT NOT NULL,
-    record TEXT NOT NULL,
-    embedding BLOB,
-    cluster_id INTEGER REFERENCES clusters(id),
-    imported_at TEXT NOT NULL,
-    locked_by TEXT,
-    lock_expires_at INTEGER,
-    decision TEXT,
-    decision_reason TEXT,
-    decided_by TEXT,
-    decided_at TEXT,
-    claim_id TEXT REFERENCES claims(id)
-);
-CREATE INDEX items_open ON items (decision, priority DESC, seen_at);
-CREATE INDEX items_cluster ON items (cluster_id);
-CREATE TABLE audit_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target TEXT NOT NULL DEFAULT '',
-    reason TEXT NOT NULL DEFAULT '',
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"#,
-    r#"
-ALTER TABLE users ADD COLUMN locked_at TEXT;
-"#,
-    r#"
--- Decisions waiting for the feed (JSONL file, Kafka topic): written in the decision's
--- own transaction, marked sent once delivered, so a crash in between loses nothing.
-CREATE TABLE decision_outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    decision_id TEXT NOT NULL UNIQUE,
-    item_id TEXT NOT NULL,
-    record TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    sent_at TEXT
-);
-CREATE INDEX decision_outbox_pending ON decision_outbox (seq) WHERE sent_at IS NULL;
-"#,
-    r#"
--- Rumour signals: posts that ask about, refute or report a rumour. Programme staff
--- track them with the rumour they discuss; they never enter the moderators' queue.
-CREATE TABLE signals (
-    id TEXT PRIMARY KEY,
-    cluster_id INTEGER REFERENCES clusters(id),
-    lang TEXT NOT NULL,
-    country TEXT,
-    channel TEXT NOT NULL,
-    stance TEXT,
-    seen_at TEXT NOT NULL,
-    redacted_text TEXT NOT NULL,
-    imported_at TEXT NOT NULL
-);
-CREATE INDEX signals_cluster ON signals (cluster_id);
-ALTER TABLE items ADD COLUMN stance TEXT;
--- A rumour signal that also held an identifier is queued (privacy) and still counts as a
--- signal of its rumour.
-ALTER TABLE items ADD COLUMN signal INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE claims ADD COLUMN verdict TEXT NOT NULL DEFAULT '';
-ALTER TABLE claims ADD COLUMN correction TEXT NOT NULL DEFAULT '';
--- Alerts raised by the config's rules, and their delivery to the webhook (an outbox:
--- retried until delivered, so staff's tools get each alert at least once).
-CREATE TABLE alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    cluster_id INTEGER NOT NULL REFERENCES clusters(id),
-    rule TEXT NOT NULL,
-    raised_at TEXT NOT NULL,
-    figures TEXT NOT NULL,
-    delivered_at TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT,
-    last_error TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX alerts_rumour ON alerts (cluster_id, rule, raised_at);
-"#,
-];
+pub use alerts::MAX_ATTEMPTS as MAX_ALERT_ATTEMPTS;
+use db::{args, Db, DbError, Location, Row, Sql, Value};
 
 /// The result of a sign-in.
 #[derive(Debug)]
@@ -379,7 +256,7 @@ pub struct ImportReport {
 }
 
 pub struct Store {
-    conn: Mutex<Connection>,
+    db: Db,
 }
 
 fn priority_rank(p: Priority) -> i64 {
@@ -396,50 +273,46 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 impl Store {
+    /// A SQLite database file (made if missing).
     pub fn open(path: &Path) -> Result<Store> {
-        Self::init(Connection::open(path)?)
+        Self::init(Db::sqlite(
+            rusqlite::Connection::open(path).map_err(DbError::from)?,
+        )?)
     }
 
     pub fn open_in_memory() -> Result<Store> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Db::sqlite(
+            rusqlite::Connection::open_in_memory().map_err(DbError::from)?,
+        )?)
     }
 
-    fn init(conn: Connection) -> Result<Store> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
-        // WAL lets `vigie console import` write while the server reads; in-memory
-        // databases answer "memory" here, which is fine.
-        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        let store = Store {
-            conn: Mutex::new(conn),
-        };
-        store.migrate()?;
-        Ok(store)
-    }
-
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn migrate(&self) -> Result<()> {
-        let mut conn = self.conn();
-        let done: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i + 1)?;
-            tx.commit()?;
+    /// The database a URL names: `sqlite:PATH` (or a bare path), `sqlite::memory:`, or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB` (a PostgreSQL server that several console
+    /// instances can share). Migrations run before it returns.
+    pub fn connect(url: &str) -> Result<Store> {
+        match Location::parse(url)? {
+            Location::Sqlite(path) => Self::open(Path::new(path)),
+            Location::SqliteMemory => Self::open_in_memory(),
+            Location::Postgres(url) => Self::init(Db::postgres(url)?),
         }
-        Ok(())
+    }
+
+    fn init(db: Db) -> Result<Store> {
+        db.migrate(migrations::SQLITE, migrations::POSTGRES)?;
+        Ok(Store { db })
+    }
+
+    /// "sqlite" or "postgres", for logs.
+    pub fn engine(&self) -> &'static str {
+        if self.db.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
     }
 
     pub fn schema_version(&self) -> Result<usize> {
-        Ok(self
-            .conn()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.db.schema_version()?)
     }
 
     // ---- accounts and sessions -------------------------------------------------
@@ -464,25 +337,24 @@ impl Store {
             ));
         }
         let hash = auth::hash_password(password)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let exists: Option<i64> = tx
-            .query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))
-            .optional()?;
-        if exists.is_some() {
-            return Err(StoreError::Invalid(format!("user {name} already exists")));
-        }
-        tx.execute(
-            "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![name, role.as_str(), hash, rfc3339(now)],
-        )?;
-        let id = tx.last_insert_rowid();
-        audit(&tx, now, actor, "add_user", name, "", role.as_str())?;
-        tx.commit()?;
-        Ok(User {
-            id,
-            name: name.to_string(),
-            role,
+        self.db.write(|s| {
+            if s.query_opt("SELECT id FROM users WHERE name = ?1", &args![name])?
+                .is_some()
+            {
+                return Err(StoreError::Invalid(format!("user {name} already exists")));
+            }
+            let id: i64 = s
+                .query_one(
+                    "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                    &args![name, role.as_str(), hash, rfc3339(now)],
+                )?
+                .get(0)?;
+            audit(s, now, actor, "add_user", name, "", role.as_str())?;
+            Ok(User {
+                id,
+                name: name.to_string(),
+                role,
+            })
         })
     }
 
@@ -495,14 +367,14 @@ impl Store {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<LoginOutcome> {
-        let row: Option<(i64, String, String, Option<String>)> = self
-            .conn()
-            .query_row(
+        let row: Option<(i64, String, String, Option<String>)> = self.db.read(|s| {
+            s.query_opt(
                 "SELECT id, role, password_hash, locked_at FROM users WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
+                &args![name],
+            )?
+            .map(|r| Ok::<_, DbError>((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .transpose()
+        })?;
         let ok = match &row {
             Some((_, _, hash, _)) => auth::verify_password(password, hash),
             None => {
@@ -510,112 +382,116 @@ impl Store {
                 false
             }
         };
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let result = match row {
-            Some((_, _, _, Some(_))) if ok => {
-                audit(&tx, now, name, "login_refused", name, "", "account locked")?;
-                LoginOutcome::Locked
-            }
-            Some((id, role, _, None)) if ok => {
-                let role = Role::parse(&role)
-                    .ok_or_else(|| StoreError::Invalid(format!("unknown role {role}")))?;
-                let token = auth::random_token();
-                let csrf = auth::random_token();
-                tx.execute(
-                    "INSERT INTO sessions (token_digest, user_id, csrf, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![auth::token_digest(&token), id, csrf, (now + ttl).timestamp()],
-                )?;
-                tx.execute(
-                    "DELETE FROM sessions WHERE expires_at < ?1",
-                    [now.timestamp()],
-                )?;
-                audit(&tx, now, name, "login", "", "", "")?;
-                LoginOutcome::SignedIn {
-                    token,
-                    session: Session {
-                        user: User {
-                            id,
-                            name: name.to_string(),
-                            role,
-                        },
-                        csrf,
-                    },
+        self.db.write(|s| {
+            Ok(match row {
+                Some((_, _, _, Some(_))) if ok => {
+                    audit(s, now, name, "login_refused", name, "", "account locked")?;
+                    LoginOutcome::Locked
                 }
-            }
-            Some(_) => {
-                audit(&tx, now, name, "login_failed", name, "", "wrong password")?;
-                LoginOutcome::Rejected
-            }
-            None => {
-                // What was typed is not kept: people type passwords into the name field.
-                audit(&tx, now, "-", "login_failed", "unknown user", "", "")?;
-                LoginOutcome::Rejected
-            }
-        };
-        tx.commit()?;
-        Ok(result)
+                Some((id, role, _, None)) if ok => {
+                    let role = Role::parse(&role)
+                        .ok_or_else(|| StoreError::Invalid(format!("unknown role {role}")))?;
+                    let token = auth::random_token();
+                    let csrf = auth::random_token();
+                    s.execute(
+                        "INSERT INTO sessions (token_digest, user_id, csrf, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                        &args![auth::token_digest(&token), id, csrf.as_str(), (now + ttl).timestamp()],
+                    )?;
+                    s.execute(
+                        "DELETE FROM sessions WHERE expires_at < ?1",
+                        &args![now.timestamp()],
+                    )?;
+                    audit(s, now, name, "login", "", "", "")?;
+                    LoginOutcome::SignedIn {
+                        token,
+                        session: Session {
+                            user: User {
+                                id,
+                                name: name.to_string(),
+                                role,
+                            },
+                            csrf,
+                        },
+                    }
+                }
+                Some(_) => {
+                    audit(s, now, name, "login_failed", name, "", "wrong password")?;
+                    LoginOutcome::Rejected
+                }
+                None => {
+                    // What was typed is not kept: people type passwords into the name field.
+                    audit(s, now, "-", "login_failed", "unknown user", "", "")?;
+                    LoginOutcome::Rejected
+                }
+            })
+        })
     }
 
     /// Locks an account after repeated failed sign-ins (audited as `lockout`); its
     /// sessions end. The name matches whatever its case (the throttle counts failures
     /// that way). Returns false when there is no such account or it is locked already.
     pub fn lock_user(&self, name: &str, now: DateTime<Utc>, reason: &str) -> Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE users SET locked_at = ?2 WHERE lower(name) = lower(?1) AND locked_at IS NULL",
-            params![name, now.to_rfc3339()],
-        )?;
-        if changed > 0 {
-            tx.execute(
-                "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE lower(name) = lower(?1))",
-                [name],
+        self.db.write(|s| {
+            let changed = s.execute(
+                "UPDATE users SET locked_at = ?2 WHERE lower(name) = lower(?1) AND locked_at IS NULL",
+                &args![name, now.to_rfc3339()],
             )?;
-            audit(&tx, now, "-", "lockout", name, reason, "")?;
-        }
-        tx.commit()?;
-        Ok(changed > 0)
+            if changed > 0 {
+                s.execute(
+                    "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE lower(name) = lower(?1))",
+                    &args![name],
+                )?;
+                audit(s, now, "-", "lockout", name, reason, "")?;
+            }
+            Ok(changed > 0)
+        })
     }
 
     /// Lifts a lockout (audited as `unlock`, with who lifted it). Returns false when the
     /// account does not exist or was not locked.
     pub fn unlock_user(&self, actor: &str, name: &str, now: DateTime<Utc>) -> Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE users SET locked_at = NULL WHERE name = ?1 AND locked_at IS NOT NULL",
-            [name],
-        )?;
-        if changed > 0 {
-            audit(&tx, now, actor, "unlock", name, "", "")?;
-        }
-        tx.commit()?;
-        Ok(changed > 0)
+        self.db.write(|s| {
+            let changed = s.execute(
+                "UPDATE users SET locked_at = NULL WHERE name = ?1 AND locked_at IS NOT NULL",
+                &args![name],
+            )?;
+            if changed > 0 {
+                audit(s, now, actor, "unlock", name, "", "")?;
+            }
+            Ok(changed > 0)
+        })
     }
 
     /// Accounts locked now, with when they were locked (RFC 3339).
     pub fn locked_users(&self) -> Result<Vec<(String, String)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT name, locked_at FROM users WHERE locked_at IS NOT NULL ORDER BY name",
-        )?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.db.read(|s| {
+            s.query(
+                "SELECT name, locked_at FROM users WHERE locked_at IS NOT NULL ORDER BY name",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .collect()
+        })
     }
 
     pub fn session(&self, token: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
-        let row = self
-            .conn()
-            .query_row(
+        let row = self.db.read(|s| {
+            s.query_opt(
                 "SELECT u.id, u.name, u.role, s.csrf FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.token_digest = ?1 AND s.expires_at > ?2",
-                params![auth::token_digest(token), now.timestamp()],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
-            )
-            .optional()?;
+                &args![auth::token_digest(token), now.timestamp()],
+            )?
+            .map(|r| {
+                Ok::<_, DbError>((
+                    r.get::<i64>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<String>(2)?,
+                    r.get::<String>(3)?,
+                ))
+            })
+            .transpose()
+        })?;
         Ok(row.and_then(|(id, name, role, csrf)| {
             Role::parse(&role).map(|role| Session {
                 user: User { id, name, role },
@@ -625,15 +501,13 @@ impl Store {
     }
 
     pub fn logout(&self, token: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM sessions WHERE token_digest = ?1",
-            [auth::token_digest(token)],
-        )?;
-        audit(&tx, now, actor, "logout", "", "", "")?;
-        tx.commit()?;
-        Ok(())
+        self.db.write(|s| {
+            s.execute(
+                "DELETE FROM sessions WHERE token_digest = ?1",
+                &args![auth::token_digest(token)],
+            )?;
+            audit(s, now, actor, "logout", "", "", "")
+        })
     }
 
     // ---- import and clustering ---------------------------------------------------
@@ -679,20 +553,22 @@ impl Store {
             read: records.len(),
             ..Default::default()
         };
-        let fresh: Vec<&ScreenedRecord> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare(
-                "SELECT 1 FROM items WHERE id = ?1 UNION ALL SELECT 1 FROM signals WHERE id = ?1",
-            )?;
+        let fresh: Vec<&ScreenedRecord> = self.db.read(|s| {
             let mut seen = std::collections::HashSet::new();
             let mut fresh = Vec::new();
             for r in records {
-                if seen.insert(r.id.as_str()) && !stmt.exists([&r.id])? {
+                if seen.insert(r.id.as_str())
+                    && s.query_opt(
+                        "SELECT 1 FROM items WHERE id = ?1 UNION ALL SELECT 1 FROM signals WHERE id = ?1",
+                        &args![&r.id],
+                    )?
+                    .is_none()
+                {
                     fresh.push(r);
                 }
             }
-            fresh
-        };
+            Ok::<_, StoreError>(fresh)
+        })?;
         report.duplicates = records.len() - fresh.len();
         if fresh.is_empty() {
             return Ok(report);
@@ -701,180 +577,199 @@ impl Store {
         let vectors = embedder.embed(&texts).map_err(StoreError::Embedding)?;
         let threshold = embedder.same_rumour_threshold();
 
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut centroids = load_centroids(&tx)?;
-        for (record, vector) in fresh.iter().zip(vectors) {
-            let misinformation = record.route.reasons.contains(&Reason::Misinformation);
-            let signal = record.is_rumour_signal();
-            // The platform's date, unless it lies in the future (a wrong clock, or a date
-            // set to keep a rumour "recent"): then no later than shortly after screening.
-            let latest = record.processed_at + Duration::minutes(10);
-            let seen_at = rfc3339(
-                record
-                    .created_at
-                    .filter(|t| *t <= latest)
-                    .unwrap_or(record.processed_at),
-            );
-            let channel = serde_json::to_value(record.channel)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            let stance = record
-                .risk
-                .as_ref()
-                .and_then(|r| r.stance)
-                .and_then(|s| serde_json::to_value(s).ok())
-                .and_then(|v| v.as_str().map(str::to_string));
-            // A post that only discusses a rumour (asks, refutes, reports) and holds no
-            // identifier is for programme staff: tracked with its rumour, never queued.
-            let table = if signal && !record.route.is_flagged() {
-                // Ids were checked above, outside this transaction: another import may
-                // have stored the same post since, in which case nothing is inserted here.
-                let inserted = tx.execute(
-                    "INSERT OR IGNORE INTO signals (id, lang, country, channel, stance, seen_at, redacted_text, imported_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        record.id,
-                        record.lang.code.as_str(),
-                        record.country,
-                        channel,
-                        stance,
-                        seen_at,
-                        record.redacted_text,
-                        rfc3339(now),
-                    ],
-                )?;
-                if inserted == 0 {
-                    report.duplicates += 1;
-                    continue;
+        self.db.write(|s| {
+            let mut centroids = load_centroids(s)?;
+            for (record, vector) in fresh.iter().zip(vectors) {
+                let misinformation = record.route.reasons.contains(&Reason::Misinformation);
+                let signal = record.is_rumour_signal();
+                // The platform's date, unless it lies in the future (a wrong clock, or a date
+                // set to keep a rumour "recent"): then no later than shortly after screening.
+                let latest = record.processed_at + Duration::minutes(10);
+                let seen_at = rfc3339(
+                    record
+                        .created_at
+                        .filter(|t| *t <= latest)
+                        .unwrap_or(record.processed_at),
+                );
+                let channel = serde_json::to_value(record.channel)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let stance = record
+                    .risk
+                    .as_ref()
+                    .and_then(|r| r.stance)
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .and_then(|v| v.as_str().map(str::to_string));
+                // A post that only discusses a rumour (asks, refutes, reports) and holds no
+                // identifier is for programme staff: tracked with its rumour, never queued.
+                let table = if signal && !record.route.is_flagged() {
+                    // Ids were checked above, outside this transaction: another import may
+                    // have stored the same post since, in which case nothing is inserted here.
+                    let inserted = s.execute(
+                        "INSERT INTO signals (id, lang, country, channel, stance, seen_at, redacted_text, imported_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+                        &args![
+                            &record.id,
+                            record.lang.code.as_str(),
+                            &record.country,
+                            channel,
+                            stance,
+                            seen_at,
+                            &record.redacted_text,
+                            rfc3339(now),
+                        ],
+                    )?;
+                    if inserted == 0 {
+                        report.duplicates += 1;
+                        continue;
+                    }
+                    report.signals += 1;
+                    "signals"
+                } else {
+                    let line = serde_json::to_string(record)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    let inserted = s.execute(
+                        "INSERT INTO items (id, lang, queue, priority, misinformation, risk_score, redacted_text, channel, country,
+                                            seen_at, record, embedding, imported_at, stance, signal)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                         ON CONFLICT DO NOTHING",
+                        &args![
+                            &record.id,
+                            record.lang.code.as_str(),
+                            &record.route.queue,
+                            priority_rank(record.route.priority),
+                            misinformation,
+                            record.risk.as_ref().map(|r| r.score),
+                            &record.redacted_text,
+                            channel,
+                            &record.country,
+                            seen_at,
+                            line,
+                            tracker::to_blob(&vector),
+                            rfc3339(now),
+                            stance,
+                            signal,
+                        ],
+                    )?;
+                    if inserted == 0 {
+                        report.duplicates += 1;
+                        continue;
+                    }
+                    "items"
+                };
+                report.new += 1;
+                if misinformation || signal {
+                    let claim = record.risk.as_ref().and_then(|r| r.claims.first());
+                    let cluster = place_in_rumour(
+                        s,
+                        &mut centroids,
+                        &record.redacted_text,
+                        &vector,
+                        threshold,
+                        claim,
+                        now,
+                    )?;
+                    s.execute(
+                        &format!("UPDATE {table} SET cluster_id = ?2 WHERE id = ?1"),
+                        &args![&record.id, cluster],
+                    )?;
+                    report.clustered += 1;
                 }
-                report.signals += 1;
-                "signals"
-            } else {
-                let inserted = tx.execute(
-                    "INSERT OR IGNORE INTO items (id, lang, queue, priority, misinformation, risk_score, redacted_text, channel, country,
-                                        seen_at, record, embedding, imported_at, stance, signal)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                    params![
-                        record.id,
-                        record.lang.code.as_str(),
-                        record.route.queue,
-                        priority_rank(record.route.priority),
-                        misinformation,
-                        record.risk.as_ref().map(|r| r.score),
-                        record.redacted_text,
-                        channel,
-                        record.country,
-                        seen_at,
-                        serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))?,
-                        tracker::to_blob(&vector),
-                        rfc3339(now),
-                        stance,
-                        signal,
-                    ],
-                )?;
-                if inserted == 0 {
-                    report.duplicates += 1;
-                    continue;
-                }
-                "items"
-            };
-            report.new += 1;
-            if misinformation || signal {
-                let claim = record.risk.as_ref().and_then(|r| r.claims.first());
-                let cluster = place_in_rumour(
-                    &tx,
-                    &mut centroids,
-                    &record.redacted_text,
-                    &vector,
-                    threshold,
-                    claim,
-                    now,
-                )?;
-                tx.execute(
-                    &format!("UPDATE {table} SET cluster_id = ?2 WHERE id = ?1"),
-                    params![record.id, cluster],
-                )?;
-                report.clustered += 1;
             }
-        }
-        audit(
-            &tx,
-            now,
-            actor,
-            "import",
-            "",
-            "",
-            &format!("{} new, {} duplicates", report.new, report.duplicates),
-        )?;
-        tx.commit()?;
+            audit(
+                s,
+                now,
+                actor,
+                "import",
+                "",
+                "",
+                &format!("{} new, {} duplicates", report.new, report.duplicates),
+            )
+        })?;
         Ok(report)
     }
 
     /// The first import fixes the embedder; later ones (and the server) must use the same.
     pub fn check_embedder(&self, embedder: &dyn Embedder) -> Result<()> {
-        let conn = self.conn();
         let given = embedder.name();
-        let stored: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'embedder'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        match stored {
-            Some(stored) if stored != given => Err(StoreError::EmbedderMismatch { stored, given }),
-            Some(_) => Ok(()),
-            None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('embedder', ?1)",
-                    [given],
+        let stored = |s: &mut dyn Sql| -> Result<Option<String>> {
+            Ok(
+                s.query_opt("SELECT value FROM meta WHERE key = 'embedder'", &[])?
+                    .map(|r| r.get(0))
+                    .transpose()?,
+            )
+        };
+        // Read first: the write lock is taken only by the very first import.
+        let known = match self.db.read(stored)? {
+            Some(known) => known,
+            None => self.db.write(|s| {
+                s.execute(
+                    "INSERT INTO meta (key, value) VALUES ('embedder', ?1) ON CONFLICT DO NOTHING",
+                    &args![given.as_str()],
                 )?;
-                Ok(())
-            }
+                Ok::<_, StoreError>(stored(s)?.unwrap_or_default())
+            })?,
+        };
+        if known != given {
+            return Err(StoreError::EmbedderMismatch {
+                stored: known,
+                given,
+            });
         }
+        Ok(())
     }
 
     // ---- the review queue --------------------------------------------------------
 
     /// Undecided items, highest priority first, then oldest first.
     pub fn queue(&self, filter: &QueueFilter, limit: usize) -> Result<Vec<Item>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ITEM_COLUMNS} FROM items WHERE decision IS NULL
-               AND (?1 IS NULL OR lang = ?1) AND (?2 IS NULL OR queue = ?2)
-             ORDER BY priority DESC, seen_at ASC, id ASC LIMIT ?3"
-        ))?;
         let lang = filter.lang.as_deref().filter(|s| !s.is_empty());
         let queue = filter.queue.as_deref().filter(|s| !s.is_empty());
-        let items = stmt
-            .query_map(params![lang, queue, limit as i64], item_from_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(items)
+        self.db.read(|s| {
+            s.query(
+                &format!(
+                    "SELECT {ITEM_COLUMNS} FROM items WHERE decision IS NULL
+                       AND (CAST(?1 AS TEXT) IS NULL OR lang = ?1) AND (CAST(?2 AS TEXT) IS NULL OR queue = ?2)
+                     ORDER BY priority DESC, seen_at ASC, id ASC LIMIT ?3"
+                ),
+                &args![lang, queue, limit],
+            )?
+            .iter()
+            .map(item_from_row)
+            .collect()
+        })
     }
 
     /// Queue names and languages with undecided items, for the filters.
     pub fn queue_facets(&self) -> Result<(Facets, Facets)> {
-        let conn = self.conn();
-        let facet = |column: &str| -> Result<Vec<(String, usize)>> {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {column}, COUNT(*) FROM items WHERE decision IS NULL GROUP BY {column} ORDER BY {column}"
-            ))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        };
-        Ok((facet("queue")?, facet("lang")?))
+        self.db.read(|s| {
+            let mut facet = |column: &str| -> Result<Facets> {
+                s.query(
+                    &format!(
+                        "SELECT {column}, COUNT(*) FROM items WHERE decision IS NULL GROUP BY {column} ORDER BY {column}"
+                    ),
+                    &[],
+                )?
+                .iter()
+                .map(|r| Ok((r.get(0)?, r.get::<i64>(1)? as usize)))
+                .collect()
+            };
+            Ok((facet("queue")?, facet("lang")?))
+        })
     }
 
     pub fn item(&self, id: &str) -> Result<Item> {
-        self.conn()
-            .query_row(
-                &format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?1"),
-                [id],
-                item_from_row,
-            )
-            .optional()?
+        self.db
+            .read(|s| {
+                s.query_opt(
+                    &format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?1"),
+                    &args![id],
+                )?
+                .as_ref()
+                .map(item_from_row)
+                .transpose()
+            })?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
 
@@ -888,46 +783,38 @@ impl Store {
         ttl: Duration,
     ) -> Result<DateTime<Utc>> {
         let until = now + ttl;
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = tx.execute(
-            "UPDATE items SET locked_by = ?2, lock_expires_at = ?3
-             WHERE id = ?1 AND decision IS NULL
-               AND (locked_by IS NULL OR locked_by = ?2 OR lock_expires_at <= ?4)",
-            params![id, user, until.timestamp(), now.timestamp()],
-        )?;
-        if changed == 0 {
-            let row: Option<(Option<String>, Option<i64>, Option<String>)> = tx
-                .query_row(
-                    "SELECT locked_by, lock_expires_at, decision FROM items WHERE id = ?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            return Err(match row {
-                None => StoreError::NotFound(id.to_string()),
-                Some((_, _, Some(_))) => StoreError::AlreadyDecided(id.to_string()),
-                Some((holder, until, None)) => StoreError::Locked {
-                    id: id.to_string(),
-                    holder: holder.unwrap_or_default(),
-                    until: until
-                        .and_then(|t| DateTime::from_timestamp(t, 0))
-                        .map(rfc3339)
-                        .unwrap_or_default(),
-                },
-            });
-        }
-        audit(
-            &tx,
-            now,
-            user,
-            "claim",
-            id,
-            "",
-            &format!("until {}", rfc3339(until)),
-        )?;
-        tx.commit()?;
-        Ok(until)
+        self.db.write(|s| {
+            let changed = s.execute(
+                "UPDATE items SET locked_by = ?2, lock_expires_at = ?3
+                 WHERE id = ?1 AND decision IS NULL
+                   AND (locked_by IS NULL OR locked_by = ?2 OR lock_expires_at <= ?4)",
+                &args![id, user, until.timestamp(), now.timestamp()],
+            )?;
+            if changed == 0 {
+                return Err(match lock_state(s, id)? {
+                    None => StoreError::NotFound(id.to_string()),
+                    Some((_, _, Some(_))) => StoreError::AlreadyDecided(id.to_string()),
+                    Some((holder, until, None)) => StoreError::Locked {
+                        id: id.to_string(),
+                        holder: holder.unwrap_or_default(),
+                        until: until
+                            .and_then(|t| DateTime::from_timestamp(t, 0))
+                            .map(rfc3339)
+                            .unwrap_or_default(),
+                    },
+                });
+            }
+            audit(
+                s,
+                now,
+                user,
+                "claim",
+                id,
+                "",
+                &format!("until {}", rfc3339(until)),
+            )?;
+            Ok(until)
+        })
     }
 
     /// Claims the first item of the (filtered) queue that nobody else holds.
@@ -953,18 +840,16 @@ impl Store {
 
     /// Gives a claimed item back to the queue.
     pub fn release(&self, id: &str, user: &str, now: DateTime<Utc>) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE items SET locked_by = NULL, lock_expires_at = NULL WHERE id = ?1 AND locked_by = ?2 AND decision IS NULL",
-            params![id, user],
-        )?;
-        if changed == 0 {
-            return Err(StoreError::NotHolder(id.to_string()));
-        }
-        audit(&tx, now, user, "release", id, "", "")?;
-        tx.commit()?;
-        Ok(())
+        self.db.write(|s| {
+            let changed = s.execute(
+                "UPDATE items SET locked_by = NULL, lock_expires_at = NULL WHERE id = ?1 AND locked_by = ?2 AND decision IS NULL",
+                &args![id, user],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotHolder(id.to_string()));
+            }
+            audit(s, now, user, "release", id, "", "")
+        })
     }
 
     /// Records a decision by the holder of the item's lock. `reason` and new claim text
@@ -1002,127 +887,117 @@ impl Store {
                 "a rumour needs a known claim or the text of a new one".into(),
             ));
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(Option<String>, Option<i64>, Option<String>)> = tx
-            .query_row(
-                "SELECT locked_by, lock_expires_at, decision FROM items WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        match row {
-            None => return Err(StoreError::NotFound(id.to_string())),
-            Some((_, _, Some(_))) => return Err(StoreError::AlreadyDecided(id.to_string())),
-            Some((Some(holder), Some(until), None))
-                if holder == user && until > now.timestamp() => {}
-            Some(_) => return Err(StoreError::NotHolder(id.to_string())),
-        }
-        let claim_id = if decision == Decision::Rumour {
-            Some(match (claim_id, new_claim) {
-                (Some(existing), _) => {
-                    let found: Option<String> = tx
-                        .query_row("SELECT id FROM claims WHERE id = ?1", [existing], |r| {
-                            r.get(0)
-                        })
-                        .optional()?;
-                    found
-                        .ok_or_else(|| StoreError::Invalid(format!("no known claim {existing}")))?
+        self.db.write(|s| {
+            match lock_state(s, id)? {
+                None => return Err(StoreError::NotFound(id.to_string())),
+                Some((_, _, Some(_))) => return Err(StoreError::AlreadyDecided(id.to_string())),
+                Some((Some(holder), Some(until), None))
+                    if holder == user && until > now.timestamp() => {}
+                Some(_) => return Err(StoreError::NotHolder(id.to_string())),
+            }
+            let claim_id = match (decision, claim_id, new_claim) {
+                (Decision::Rumour, Some(existing), _) => Some(
+                    s.query_opt("SELECT id FROM claims WHERE id = ?1", &args![existing])?
+                        .map(|r| r.get::<String>(0))
+                        .transpose()?
+                        .ok_or_else(|| StoreError::Invalid(format!("no known claim {existing}")))?,
+                ),
+                (Decision::Rumour, None, Some(text)) => {
+                    let lang: String = s
+                        .query_one("SELECT lang FROM items WHERE id = ?1", &args![id])?
+                        .get(0)?;
+                    Some(insert_claim(s, text, &lang, "", "", user, now)?)
                 }
-                (None, Some(text)) => {
-                    let lang: String =
-                        tx.query_row("SELECT lang FROM items WHERE id = ?1", [id], |r| r.get(0))?;
-                    insert_claim(&tx, text, &lang, "", "", user, now)?
-                }
-                (None, None) => unreachable!("checked above"),
-            })
-        } else {
-            None
-        };
-        tx.execute(
-            "UPDATE items SET decision = ?2, decision_reason = ?3, decided_by = ?4, decided_at = ?5, claim_id = ?6,
-                              locked_by = NULL, lock_expires_at = NULL
-             WHERE id = ?1",
-            params![id, decision.as_str(), reason, user, rfc3339(now), claim_id],
-        )?;
-        if let Some(claim) = &claim_id {
-            link_rumour(&tx, id, claim, embedder.same_rumour_threshold(), now)?;
-        }
-        audit(
-            &tx,
-            now,
-            user,
-            &format!("decide:{}", decision.as_str()),
-            id,
-            reason,
-            claim_id
-                .as_deref()
-                .map(|c| format!("claim {c}"))
-                .as_deref()
-                .unwrap_or(""),
-        )?;
-        let (queue, lang, risk_score): (String, String, Option<f64>) = tx.query_row(
-            "SELECT queue, lang, risk_score FROM items WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        let record = DecisionRecord {
-            decision_id: format!("dec-{}", &auth::random_token()[..24]),
-            item_id: id.to_string(),
-            decision,
-            reason: reason.to_string(),
-            claim_id,
-            moderator: user.to_string(),
-            decided_at: now,
-            queue,
-            lang,
-            risk_score: risk_score.map(|s| s as f32),
-        };
-        let line = serde_json::to_string(&record)
-            .map_err(|e| StoreError::Invalid(format!("cannot encode a decision: {e}")))?;
-        tx.execute(
-            "INSERT INTO decision_outbox (decision_id, item_id, record, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![record.decision_id, id, line, rfc3339(now)],
-        )?;
-        tx.commit()?;
-        Ok(record)
+                _ => None,
+            };
+            s.execute(
+                "UPDATE items SET decision = ?2, decision_reason = ?3, decided_by = ?4, decided_at = ?5, claim_id = ?6,
+                                  locked_by = NULL, lock_expires_at = NULL
+                 WHERE id = ?1",
+                &args![id, decision.as_str(), reason, user, rfc3339(now), &claim_id],
+            )?;
+            if let Some(claim) = &claim_id {
+                link_rumour(s, id, claim, embedder.same_rumour_threshold(), now)?;
+            }
+            audit(
+                s,
+                now,
+                user,
+                &format!("decide:{}", decision.as_str()),
+                id,
+                reason,
+                claim_id
+                    .as_deref()
+                    .map(|c| format!("claim {c}"))
+                    .as_deref()
+                    .unwrap_or(""),
+            )?;
+            let row = s.query_one(
+                "SELECT queue, lang, risk_score FROM items WHERE id = ?1",
+                &args![id],
+            )?;
+            let risk_score: Option<f64> = row.get(2)?;
+            let record = DecisionRecord {
+                decision_id: format!("dec-{}", &auth::random_token()[..24]),
+                item_id: id.to_string(),
+                decision,
+                reason: reason.to_string(),
+                claim_id,
+                moderator: user.to_string(),
+                decided_at: now,
+                queue: row.get(0)?,
+                lang: row.get(1)?,
+                risk_score: risk_score.map(|s| s as f32),
+            };
+            let line = serde_json::to_string(&record)
+                .map_err(|e| StoreError::Invalid(format!("cannot encode a decision: {e}")))?;
+            s.execute(
+                "INSERT INTO decision_outbox (decision_id, item_id, record, created_at) VALUES (?1, ?2, ?3, ?4)",
+                &args![&record.decision_id, id, line, rfc3339(now)],
+            )?;
+            Ok(record)
+        })
     }
 
     /// Decisions not yet delivered to the feed, oldest first: `(seq, item id, JSON line)`.
     pub fn pending_decisions(&self, limit: usize) -> Result<Vec<(i64, String, String)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT seq, item_id, record FROM decision_outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?1",
-        )?;
-        let rows = stmt
-            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.db.read(|s| {
+            s.query(
+                "SELECT seq, item_id, record FROM decision_outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?1",
+                &args![limit],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .collect()
+        })
     }
 
     /// Marks outbox rows delivered.
     pub fn mark_decisions_sent(&self, seqs: &[i64], now: DateTime<Utc>) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for seq in seqs {
-            tx.execute(
-                "UPDATE decision_outbox SET sent_at = ?2 WHERE seq = ?1",
-                params![seq, rfc3339(now)],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.db.write(|s| {
+            for seq in seqs {
+                s.execute(
+                    "UPDATE decision_outbox SET sent_at = ?2 WHERE seq = ?1",
+                    &args![*seq, rfc3339(now)],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Decisions with the items they are about, for `vigie export-labels`.
     pub fn decided_items(&self) -> Result<Vec<(Item, Decision)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ITEM_COLUMNS} FROM items WHERE decision IS NOT NULL ORDER BY decided_at, id"
-        ))?;
-        let items = stmt
-            .query_map([], item_from_row)?
-            .collect::<Result<Vec<_>, _>>()?;
+        let items: Vec<Item> = self.db.read(|s| {
+            s.query(
+                &format!(
+                    "SELECT {ITEM_COLUMNS} FROM items WHERE decision IS NOT NULL ORDER BY decided_at, id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(item_from_row)
+            .collect::<Result<_>>()
+        })?;
         Ok(items
             .into_iter()
             .filter_map(|i| {
@@ -1145,20 +1020,18 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<String> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let id = insert_claim(&tx, text, lang, topic, source_url, actor, now)?;
-        tx.commit()?;
-        Ok(id)
+        self.db
+            .write(|s| insert_claim(s, text, lang, topic, source_url, actor, now))
     }
 
     pub fn claims(&self) -> Result<Vec<Claim>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, text, lang, topic, source_url FROM claims ORDER BY created_at, id",
-        )?;
-        let claims = stmt
-            .query_map([], |r| {
+        self.db.read(|s| {
+            s.query(
+                "SELECT id, text, lang, topic, source_url FROM claims ORDER BY created_at, id",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(Claim {
                     id: r.get(0)?,
                     text: r.get(1)?,
@@ -1166,9 +1039,9 @@ impl Store {
                     topic: r.get(3)?,
                     source_url: r.get(4)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(claims)
+            })
+            .collect()
+        })
     }
 
     pub fn set_cluster_status(
@@ -1184,26 +1057,24 @@ impl Store {
                 tracker::CLUSTER_STATUSES.join(", ")
             )));
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        if tx.execute(
-            "UPDATE clusters SET status = ?2 WHERE id = ?1",
-            params![cluster, status],
-        )? == 0
-        {
-            return Err(StoreError::NotFound(format!("rumour {cluster}")));
-        }
-        audit(
-            &tx,
-            now,
-            actor,
-            "rumour_status",
-            &format!("rumour {cluster}"),
-            "",
-            status,
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.db.write(|s| {
+            if s.execute(
+                "UPDATE clusters SET status = ?2 WHERE id = ?1",
+                &args![cluster, status],
+            )? == 0
+            {
+                return Err(StoreError::NotFound(format!("rumour {cluster}")));
+            }
+            audit(
+                s,
+                now,
+                actor,
+                "rumour_status",
+                &format!("rumour {cluster}"),
+                "",
+                status,
+            )
+        })
     }
 
     /// Rumours, most posts first.
@@ -1218,48 +1089,43 @@ impl Store {
 
     /// Rumours with at least one post, all of them or only `only`.
     fn rumour_views(&self, only: Option<i64>) -> Result<Vec<RumourView>> {
-        let conn = self.conn();
-        let mut views: BTreeMap<i64, RumourView> = BTreeMap::new();
-        let mut stmt = conn.prepare(
-            "SELECT c.id, c.title, c.status, c.claim_id, cl.text, cl.verdict, cl.correction, cl.source_url
-             FROM clusters c LEFT JOIN claims cl ON cl.id = c.claim_id
-             WHERE ?1 IS NULL OR c.id = ?1",
-        )?;
-        let rows = stmt.query_map([only], |r| {
-            let mut view = RumourView::new(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-            view.verdict = r.get::<_, Option<String>>(5)?.unwrap_or_default();
-            view.correction = r.get::<_, Option<String>>(6)?.unwrap_or_default();
-            view.fact_check_url = r.get::<_, Option<String>>(7)?.unwrap_or_default();
-            Ok(view)
+        let (rumours, posts) = self.db.read(|s| {
+            let rumours = s.query(
+                "SELECT c.id, c.title, c.status, c.claim_id, cl.text, cl.verdict, cl.correction, cl.source_url
+                 FROM clusters c LEFT JOIN claims cl ON cl.id = c.claim_id
+                 WHERE CAST(?1 AS BIGINT) IS NULL OR c.id = ?1",
+                &args![only],
+            )?;
+            // Flagged posts (false positives left out) and rumour signals, oldest first.
+            let posts = s.query(
+                "SELECT cluster_id, lang, country, channel, seen_at, decision, stance, signal FROM items
+                 WHERE cluster_id IS NOT NULL AND (CAST(?1 AS BIGINT) IS NULL OR cluster_id = ?1)
+                   AND (decision IS NULL OR decision != 'false_positive')
+                 UNION ALL
+                 SELECT cluster_id, lang, country, channel, seen_at, NULL, stance, 1 FROM signals
+                 WHERE cluster_id IS NOT NULL AND (CAST(?1 AS BIGINT) IS NULL OR cluster_id = ?1)
+                 ORDER BY 5",
+                &args![only],
+            )?;
+            Ok::<_, StoreError>((rumours, posts))
         })?;
-        for view in rows {
-            let view = view?;
+        let mut views: BTreeMap<i64, RumourView> = BTreeMap::new();
+        for r in &rumours {
+            let mut view = RumourView::new(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            view.verdict = r.get::<Option<String>>(5)?.unwrap_or_default();
+            view.correction = r.get::<Option<String>>(6)?.unwrap_or_default();
+            view.fact_check_url = r.get::<Option<String>>(7)?.unwrap_or_default();
             views.insert(view.id, view);
         }
-        // Flagged posts (false positives left out) and rumour signals, oldest first.
-        let mut stmt = conn.prepare(
-            "SELECT cluster_id, lang, country, channel, seen_at, decision, stance, signal FROM items
-             WHERE cluster_id IS NOT NULL AND (?1 IS NULL OR cluster_id = ?1)
-               AND (decision IS NULL OR decision != 'false_positive')
-             UNION ALL
-             SELECT cluster_id, lang, country, channel, seen_at, NULL, stance, 1 FROM signals
-             WHERE cluster_id IS NOT NULL AND (?1 IS NULL OR cluster_id = ?1)
-             ORDER BY 5",
-        )?;
-        let rows = stmt.query_map([only], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, bool>(7)?,
-            ))
-        })?;
-        for row in rows {
-            let (cluster, lang, country, channel, seen_at, decision, stance, signal) = row?;
+        for r in &posts {
+            let cluster: i64 = r.get(0)?;
+            let lang: String = r.get(1)?;
+            let country: Option<String> = r.get(2)?;
+            let channel: String = r.get(3)?;
+            let seen_at: String = r.get(4)?;
+            let decision: Option<String> = r.get(5)?;
+            let stance: Option<String> = r.get(6)?;
+            let signal: bool = r.get(7)?;
             let Some(v) = views.get_mut(&cluster) else {
                 continue;
             };
@@ -1301,11 +1167,13 @@ impl Store {
 
     /// Flagged posts per day, by reason (misinformation, privacy-only).
     pub fn volume(&self) -> Result<BTreeMap<NaiveDate, (usize, usize)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT seen_at, misinformation FROM items")?;
+        let rows = self
+            .db
+            .read(|s| s.query("SELECT seen_at, misinformation FROM items", &[]))?;
         let mut out: BTreeMap<NaiveDate, (usize, usize)> = BTreeMap::new();
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))? {
-            let (seen_at, misinformation) = row?;
+        for row in &rows {
+            let seen_at: String = row.get(0)?;
+            let misinformation: bool = row.get(1)?;
             if let Some(day) = day_of(&seen_at) {
                 let e = out.entry(day).or_default();
                 if misinformation {
@@ -1321,10 +1189,13 @@ impl Store {
     // ---- audit -------------------------------------------------------------------
 
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, at, actor, action, target, reason, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
-        let rows = stmt
-            .query_map([limit as i64], |r| {
+        self.db.read(|s| {
+            s.query(
+                "SELECT id, at, actor, action, target, reason, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
+                &args![limit],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(AuditEntry {
                     id: r.get(0)?,
                     at: r.get(1)?,
@@ -1334,28 +1205,23 @@ impl Store {
                     reason: r.get(5)?,
                     detail: r.get(6)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            })
+            .collect()
+        })
     }
 
     /// Every text column of the database, for privacy tests.
     #[doc(hidden)]
     pub fn dump_text(&self) -> Result<String> {
-        let conn = self.conn();
         let mut out = String::new();
-        let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for table in tables {
-            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\""))?;
-            let columns = stmt.column_count();
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                for i in 0..columns {
-                    if let Ok(Some(s)) = row.get::<_, Option<String>>(i) {
-                        out.push_str(&s);
+        for table in self.db.tables()? {
+            let rows = self
+                .db
+                .read(|s| s.query(&format!("SELECT * FROM \"{table}\""), &[]))?;
+            for row in &rows {
+                for value in row.values() {
+                    if let Value::Text(text) = value {
+                        out.push_str(text);
                         out.push('\n');
                     }
                 }
@@ -1363,18 +1229,23 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Runs raw SQL in a write transaction (tests that check what the schema refuses).
+    #[doc(hidden)]
+    pub fn execute_raw(&self, sql: &str) -> Result<u64> {
+        self.db.write(|s| Ok(s.execute(sql, &[])?))
+    }
 }
 
 const ITEM_COLUMNS: &str =
     "id, lang, queue, priority, risk_score, redacted_text, channel, country, seen_at, locked_by,
     lock_expires_at, decision, decision_reason, decided_by, cluster_id, claim_id, record";
 
-fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
+fn item_from_row(r: &Row) -> Result<Item> {
     let record: String = r.get(16)?;
-    let record: ScreenedRecord = serde_json::from_str(&record).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(16, rusqlite::types::Type::Text, Box::new(e))
-    })?;
-    let priority = match r.get::<_, i64>(3)? {
+    let record: ScreenedRecord = serde_json::from_str(&record)
+        .map_err(|e| StoreError::Invalid(format!("a stored record does not parse: {e}")))?;
+    let priority = match r.get::<i64>(3)? {
         3 => Priority::High,
         2 => Priority::Medium,
         1 => Priority::Low,
@@ -1385,14 +1256,14 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         lang: r.get(1)?,
         queue: r.get(2)?,
         priority,
-        risk_score: r.get::<_, Option<f64>>(4)?.map(|s| s as f32),
+        risk_score: r.get::<Option<f64>>(4)?.map(|s| s as f32),
         redacted_text: r.get(5)?,
         channel: r.get(6)?,
         country: r.get(7)?,
         seen_at: r.get(8)?,
         locked_by: r.get(9)?,
         lock_expires_at: r
-            .get::<_, Option<i64>>(10)?
+            .get::<Option<i64>>(10)?
             .and_then(|t| DateTime::from_timestamp(t, 0)),
         decision: r.get(11)?,
         decision_reason: r.get(12)?,
@@ -1403,8 +1274,20 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     })
 }
 
+/// `(locked_by, lock_expires_at, decision)` of an item, if it exists.
+type LockState = (Option<String>, Option<i64>, Option<String>);
+
+fn lock_state(s: &mut dyn Sql, id: &str) -> Result<Option<LockState>> {
+    Ok(s.query_opt(
+        "SELECT locked_by, lock_expires_at, decision FROM items WHERE id = ?1",
+        &args![id],
+    )?
+    .map(|r| Ok::<_, DbError>((r.get(0)?, r.get(1)?, r.get(2)?)))
+    .transpose()?)
+}
+
 fn audit(
-    tx: &rusqlite::Transaction<'_>,
+    s: &mut dyn Sql,
     now: DateTime<Utc>,
     actor: &str,
     action: &str,
@@ -1412,15 +1295,15 @@ fn audit(
     reason: &str,
     detail: &str,
 ) -> Result<()> {
-    tx.execute(
+    s.execute(
         "INSERT INTO audit_log (at, actor, action, target, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![rfc3339(now), actor, action, target, reason, detail],
+        &args![rfc3339(now), actor, action, target, reason, detail],
     )?;
     Ok(())
 }
 
 fn insert_claim(
-    tx: &rusqlite::Transaction<'_>,
+    s: &mut dyn Sql,
     text: &str,
     lang: &str,
     topic: &str,
@@ -1432,31 +1315,28 @@ fn insert_claim(
     if text.is_empty() || text.chars().count() > 500 {
         return Err(StoreError::Invalid("a claim is 1 to 500 characters".into()));
     }
-    let n: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM claims WHERE id LIKE 'console-%'",
-        [],
-        |r| r.get(0),
-    )?;
+    let n: i64 = s
+        .query_one("SELECT COUNT(*) FROM claims WHERE id LIKE 'console-%'", &[])?
+        .get(0)?;
     let id = format!("console-{:04}", n + 1);
-    tx.execute(
+    s.execute(
         "INSERT INTO claims (id, text, lang, topic, source_url, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, text, lang, topic, source_url, actor, rfc3339(now)],
+        &args![id.as_str(), text, lang, topic, source_url, actor, rfc3339(now)],
     )?;
-    audit(tx, now, actor, "add_claim", &id, "", text)?;
+    audit(s, now, actor, "add_claim", &id, "", text)?;
     Ok(id)
 }
 
-fn load_centroids(tx: &rusqlite::Transaction<'_>) -> Result<Vec<Centroid>> {
-    let mut stmt = tx.prepare("SELECT id, centroid FROM clusters ORDER BY id")?;
-    let rows = stmt
-        .query_map([], |r| {
+fn load_centroids(s: &mut dyn Sql) -> Result<Vec<Centroid>> {
+    s.query("SELECT id, centroid FROM clusters ORDER BY id", &[])?
+        .iter()
+        .map(|r| {
             Ok(Centroid {
                 cluster: r.get(0)?,
-                sum: tracker::from_blob(&r.get::<_, Vec<u8>>(1)?),
+                sum: tracker::from_blob(&r.get::<Vec<u8>>(1)?),
             })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+        })
+        .collect()
 }
 
 /// The rumour a post belongs to: the one already linked to the known claim the pipeline
@@ -1464,7 +1344,7 @@ fn load_centroids(tx: &rusqlite::Transaction<'_>) -> Result<Vec<Centroid>> {
 /// else the nearest by embedding, else a new one titled by the post's text. A matched
 /// claim is stored (with its verdict and fact-check) and names a rumour that had none.
 fn place_in_rumour(
-    tx: &rusqlite::Transaction<'_>,
+    s: &mut dyn Sql,
     centroids: &mut Vec<Centroid>,
     text: &str,
     vector: &[f32],
@@ -1473,25 +1353,25 @@ fn place_in_rumour(
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let by_claim: Option<i64> = match claim {
-        Some(c) => tx
-            .query_row(
+        Some(c) => s
+            .query_opt(
                 "SELECT id FROM clusters WHERE claim_id = ?1 ORDER BY id LIMIT 1",
-                [&c.id],
-                |r| r.get(0),
-            )
-            .optional()?,
+                &args![&c.id],
+            )?
+            .map(|r| r.get(0))
+            .transpose()?,
         None => None,
     };
     // A post matched to one claim never joins the rumour of another claim.
     let other_claims: std::collections::HashSet<i64> = match claim {
-        Some(c) => {
-            let mut stmt = tx
-                .prepare("SELECT id FROM clusters WHERE claim_id IS NOT NULL AND claim_id != ?1")?;
-            let ids = stmt
-                .query_map([&c.id], |r| r.get(0))?
-                .collect::<std::result::Result<_, _>>()?;
-            ids
-        }
+        Some(c) => s
+            .query(
+                "SELECT id FROM clusters WHERE claim_id IS NOT NULL AND claim_id != ?1",
+                &args![&c.id],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect::<Result<_, DbError>>()?,
         None => Default::default(),
     };
     let found = by_claim.or_else(|| {
@@ -1503,18 +1383,19 @@ fn place_in_rumour(
     let cluster = match found.and_then(|id| centroids.iter_mut().find(|c| c.cluster == id)) {
         Some(c) => {
             c.sum.iter_mut().zip(vector).for_each(|(s, v)| *s += v);
-            tx.execute(
+            s.execute(
                 "UPDATE clusters SET centroid = ?2 WHERE id = ?1",
-                params![c.cluster, tracker::to_blob(&c.sum)],
+                &args![c.cluster, tracker::to_blob(&c.sum)],
             )?;
             c.cluster
         }
         None => {
-            tx.execute(
-                "INSERT INTO clusters (title, centroid, created_at) VALUES (?1, ?2, ?3)",
-                params![truncate(text, 120), tracker::to_blob(vector), rfc3339(now)],
-            )?;
-            let cluster = tx.last_insert_rowid();
+            let cluster: i64 = s
+                .query_one(
+                    "INSERT INTO clusters (title, centroid, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+                    &args![truncate(text, 120), tracker::to_blob(vector), rfc3339(now)],
+                )?
+                .get(0)?;
             centroids.push(Centroid {
                 cluster,
                 sum: vector.to_vec(),
@@ -1523,21 +1404,27 @@ fn place_in_rumour(
         }
     };
     if let Some(claim) = claim {
-        tx.execute(
-            "INSERT OR IGNORE INTO claims (id, text, lang, topic, created_by, created_at) VALUES (?1, ?2, ?3, ?4, 'library', ?5)",
-            params![claim.id, claim.text, claim.lang, claim.topic, rfc3339(now)],
+        s.execute(
+            "INSERT INTO claims (id, text, lang, topic, created_by, created_at) VALUES (?1, ?2, ?3, ?4, 'library', ?5)
+             ON CONFLICT DO NOTHING",
+            &args![&claim.id, &claim.text, &claim.lang, &claim.topic, rfc3339(now)],
         )?;
         // Records of older versions carry no verdict or link: the first that does fills them.
-        tx.execute(
+        s.execute(
             "UPDATE claims SET verdict = CASE WHEN verdict = '' THEN ?2 ELSE verdict END,
                                correction = CASE WHEN correction = '' THEN ?3 ELSE correction END,
                                source_url = CASE WHEN source_url = '' THEN ?4 ELSE source_url END
              WHERE id = ?1",
-            params![claim.id, claim.verdict, claim.correction, claim.source_url],
+            &args![
+                &claim.id,
+                &claim.verdict,
+                &claim.correction,
+                &claim.source_url
+            ],
         )?;
-        tx.execute(
+        s.execute(
             "UPDATE clusters SET title = CASE WHEN claim_id IS NULL THEN ?3 ELSE title END, claim_id = COALESCE(claim_id, ?2) WHERE id = ?1",
-            params![cluster, claim.id, truncate(&claim.text, 120)],
+            &args![cluster, &claim.id, truncate(&claim.text, 120)],
         )?;
     }
     Ok(cluster)
@@ -1547,43 +1434,42 @@ fn place_in_rumour(
 /// the item had none, e.g. it was flagged only for privacy) takes the claim as its known
 /// claim and its title, and leaves the `new` status.
 fn link_rumour(
-    tx: &rusqlite::Transaction<'_>,
+    s: &mut dyn Sql,
     item: &str,
     claim: &str,
     threshold: f32,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let (cluster, embedding, text): (Option<i64>, Option<Vec<u8>>, String) = tx.query_row(
+    let row = s.query_one(
         "SELECT cluster_id, embedding, redacted_text FROM items WHERE id = ?1",
-        [item],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        &args![item],
     )?;
-    let cluster = match cluster {
+    let cluster = match row.get::<Option<i64>>(0)? {
         Some(c) => c,
         None => {
-            let vector = embedding
+            let vector = row
+                .get::<Option<Vec<u8>>>(1)?
                 .map(|b| tracker::from_blob(&b))
                 .unwrap_or_default();
-            let mut centroids = load_centroids(tx)?;
-            let cluster =
-                place_in_rumour(tx, &mut centroids, &text, &vector, threshold, None, now)?;
-            tx.execute(
+            let text: String = row.get(2)?;
+            let mut centroids = load_centroids(s)?;
+            let cluster = place_in_rumour(s, &mut centroids, &text, &vector, threshold, None, now)?;
+            s.execute(
                 "UPDATE items SET cluster_id = ?2 WHERE id = ?1",
-                params![item, cluster],
+                &args![item, cluster],
             )?;
             cluster
         }
     };
-    let claim_text: String =
-        tx.query_row("SELECT text FROM claims WHERE id = ?1", [claim], |r| {
-            r.get(0)
-        })?;
-    tx.execute(
+    let claim_text: String = s
+        .query_one("SELECT text FROM claims WHERE id = ?1", &args![claim])?
+        .get(0)?;
+    s.execute(
         "UPDATE clusters SET claim_id = COALESCE(claim_id, ?2),
                              title = CASE WHEN claim_id IS NULL THEN ?3 ELSE title END,
                              status = CASE WHEN status = 'new' THEN 'monitoring' ELSE status END
          WHERE id = ?1",
-        params![cluster, claim, truncate(&claim_text, 120)],
+        &args![cluster, claim, truncate(&claim_text, 120)],
     )?;
     Ok(())
 }
@@ -1631,12 +1517,20 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn store_with(records: &[ScreenedRecord]) -> Store {
-        let store = Store::open_in_memory().unwrap();
-        store
-            .import(records, &LexicalEmbedder, "test", t("2024-05-01T00:00:00Z"))
-            .unwrap();
-        store
+    /// A new, empty store on each engine the tests reach: SQLite in memory, and the
+    /// PostgreSQL server of `VIGIE_TEST_POSTGRES` (a schema of its own per store).
+    fn fresh_stores() -> Vec<Store> {
+        test_db::fresh_stores()
+    }
+
+    fn stores_with(records: &[ScreenedRecord]) -> Vec<Store> {
+        let stores = fresh_stores();
+        for store in &stores {
+            store
+                .import(records, &LexicalEmbedder, "test", t("2024-05-01T00:00:00Z"))
+                .unwrap();
+        }
+        stores
     }
 
     fn decision(d: &str, reason: &str) -> DecisionInput {
@@ -1649,7 +1543,7 @@ mod tests {
 
     #[test]
     fn queue_orders_by_priority_then_age_and_skips_duplicates() {
-        let store = store_with(&[
+        for store in stores_with(&[
             record(
                 "p1",
                 "fr",
@@ -1671,142 +1565,145 @@ mod tests {
                 true,
                 "2024-05-01T09:00:00Z",
             ),
-        ]);
-        let ids: Vec<String> = store
-            .queue(&QueueFilter::default(), 10)
-            .unwrap()
-            .into_iter()
-            .map(|i| i.id)
-            .collect();
-        assert_eq!(ids, ["m1", "m2", "p1"]);
-        let fr = QueueFilter {
-            lang: Some("fr".into()),
-            queue: None,
-        };
-        assert_eq!(store.queue(&fr, 10).unwrap().len(), 2);
-        let again = store
-            .import(
-                &[record(
-                    "m1",
-                    "en",
-                    "The MMR vaccine causes autism",
-                    true,
-                    "2024-05-01T09:00:00Z",
-                )],
-                &LexicalEmbedder,
-                "test",
-                t("2024-05-03T00:00:00Z"),
-            )
-            .unwrap();
-        assert_eq!((again.new, again.duplicates), (0, 1));
+        ]) {
+            let ids: Vec<String> = store
+                .queue(&QueueFilter::default(), 10)
+                .unwrap()
+                .into_iter()
+                .map(|i| i.id)
+                .collect();
+            assert_eq!(ids, ["m1", "m2", "p1"]);
+            let fr = QueueFilter {
+                lang: Some("fr".into()),
+                queue: None,
+            };
+            assert_eq!(store.queue(&fr, 10).unwrap().len(), 2);
+            let again = store
+                .import(
+                    &[record(
+                        "m1",
+                        "en",
+                        "The MMR vaccine causes autism",
+                        true,
+                        "2024-05-01T09:00:00Z",
+                    )],
+                    &LexicalEmbedder,
+                    "test",
+                    t("2024-05-03T00:00:00Z"),
+                )
+                .unwrap();
+            assert_eq!((again.new, again.duplicates), (0, 1));
+        }
     }
 
     #[test]
     fn a_lock_keeps_others_out_until_it_expires() {
-        let store = store_with(&[record(
+        for store in stores_with(&[record(
             "m1",
             "en",
             "The MMR vaccine causes autism",
             true,
             "2024-05-01T09:00:00Z",
-        )]);
-        let now = t("2024-05-05T10:00:00Z");
-        let ttl = Duration::minutes(15);
-        store.claim("m1", "alice", now, ttl).unwrap();
-        let err = store
-            .claim("m1", "bob", now + Duration::minutes(5), ttl)
-            .unwrap_err();
-        assert!(
-            matches!(err, StoreError::Locked { ref holder, .. } if holder == "alice"),
-            "{err}"
-        );
-        let err = store
-            .decide(
-                "m1",
-                "bob",
-                &decision("approve", "fine"),
-                &LexicalEmbedder,
-                now,
-            )
-            .unwrap_err();
-        assert!(matches!(err, StoreError::NotHolder(_)), "{err}");
-        // Alice walks away; after the lock expires Bob may take it, and Alice may no longer decide.
-        store
-            .claim("m1", "bob", now + Duration::minutes(16), ttl)
-            .unwrap();
-        let err = store
-            .decide(
-                "m1",
-                "alice",
-                &decision("approve", "fine"),
-                &LexicalEmbedder,
-                now + Duration::minutes(17),
-            )
-            .unwrap_err();
-        assert!(matches!(err, StoreError::NotHolder(_)), "{err}");
-        store
-            .decide(
-                "m1",
-                "bob",
-                &decision("remove", "false claim"),
-                &LexicalEmbedder,
-                now + Duration::minutes(17),
-            )
-            .unwrap();
-        assert!(matches!(
-            store.claim("m1", "alice", now + Duration::hours(1), ttl),
-            Err(StoreError::AlreadyDecided(_))
-        ));
-        assert!(store.queue(&QueueFilter::default(), 10).unwrap().is_empty());
+        )]) {
+            let now = t("2024-05-05T10:00:00Z");
+            let ttl = Duration::minutes(15);
+            store.claim("m1", "alice", now, ttl).unwrap();
+            let err = store
+                .claim("m1", "bob", now + Duration::minutes(5), ttl)
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::Locked { ref holder, .. } if holder == "alice"),
+                "{err}"
+            );
+            let err = store
+                .decide(
+                    "m1",
+                    "bob",
+                    &decision("approve", "fine"),
+                    &LexicalEmbedder,
+                    now,
+                )
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NotHolder(_)), "{err}");
+            // Alice walks away; after the lock expires Bob may take it, and Alice may no longer decide.
+            store
+                .claim("m1", "bob", now + Duration::minutes(16), ttl)
+                .unwrap();
+            let err = store
+                .decide(
+                    "m1",
+                    "alice",
+                    &decision("approve", "fine"),
+                    &LexicalEmbedder,
+                    now + Duration::minutes(17),
+                )
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NotHolder(_)), "{err}");
+            store
+                .decide(
+                    "m1",
+                    "bob",
+                    &decision("remove", "false claim"),
+                    &LexicalEmbedder,
+                    now + Duration::minutes(17),
+                )
+                .unwrap();
+            assert!(matches!(
+                store.claim("m1", "alice", now + Duration::hours(1), ttl),
+                Err(StoreError::AlreadyDecided(_))
+            ));
+            assert!(store.queue(&QueueFilter::default(), 10).unwrap().is_empty());
+        }
     }
 
     #[test]
     fn decisions_need_a_reason_and_rumours_a_claim() {
-        let store = store_with(&[record(
+        for store in stores_with(&[record(
             "m1",
             "fr",
             "Le vaccin ROR provoque l'autisme",
             true,
             "2024-05-01T09:00:00Z",
-        )]);
-        let now = t("2024-05-05T10:00:00Z");
-        store
-            .claim("m1", "alice", now, Duration::minutes(15))
-            .unwrap();
-        for bad in [
-            decision("approve", "  "),
-            decision("delete", "x"),
-            decision("rumour", "known rumour"),
-        ] {
-            assert!(matches!(
-                store.decide("m1", "alice", &bad, &LexicalEmbedder, now),
-                Err(StoreError::Invalid(_))
-            ));
+        )]) {
+            let now = t("2024-05-05T10:00:00Z");
+            store
+                .claim("m1", "alice", now, Duration::minutes(15))
+                .unwrap();
+            for bad in [
+                decision("approve", "  "),
+                decision("delete", "x"),
+                decision("rumour", "known rumour"),
+            ] {
+                assert!(matches!(
+                    store.decide("m1", "alice", &bad, &LexicalEmbedder, now),
+                    Err(StoreError::Invalid(_))
+                ));
+            }
+            let input = DecisionInput {
+                new_claim: Some("Le vaccin ROR cause l'autisme".into()),
+                ..decision("rumour", "déjà démenti")
+            };
+            let rec = store
+                .decide("m1", "alice", &input, &LexicalEmbedder, now)
+                .unwrap();
+            let claim = rec.claim_id.expect("a claim was created");
+            let rumours = store.rumours().unwrap();
+            assert_eq!(rumours.len(), 1);
+            assert_eq!(
+                (
+                    rumours[0].claim_id.as_deref(),
+                    rumours[0].confirmed,
+                    rumours[0].status.as_str()
+                ),
+                (Some(claim.as_str()), 1, "monitoring")
+            );
+            assert_eq!(rumours[0].title, "Le vaccin ROR cause l'autisme");
         }
-        let input = DecisionInput {
-            new_claim: Some("Le vaccin ROR cause l'autisme".into()),
-            ..decision("rumour", "déjà démenti")
-        };
-        let rec = store
-            .decide("m1", "alice", &input, &LexicalEmbedder, now)
-            .unwrap();
-        let claim = rec.claim_id.expect("a claim was created");
-        let rumours = store.rumours().unwrap();
-        assert_eq!(rumours.len(), 1);
-        assert_eq!(
-            (
-                rumours[0].claim_id.as_deref(),
-                rumours[0].confirmed,
-                rumours[0].status.as_str()
-            ),
-            (Some(claim.as_str()), 1, "monitoring")
-        );
-        assert_eq!(rumours[0].title, "Le vaccin ROR cause l'autisme");
     }
 
     #[test]
     fn similar_posts_share_a_rumour_and_false_positives_leave_its_counts() {
-        let store = store_with(&[
+        for store in stores_with(&[
             record(
                 "a",
                 "fr",
@@ -1835,43 +1732,44 @@ mod tests {
                 false,
                 "2024-05-02T11:00:00Z",
             ),
-        ]);
-        let rumours = store.rumours().unwrap();
-        assert_eq!(
-            rumours.iter().map(|r| r.posts).collect::<Vec<_>>(),
-            [2, 1],
-            "privacy-only posts are not rumours"
-        );
-        assert_eq!(rumours[0].per_day.len(), 2);
-        let now = t("2024-05-05T10:00:00Z");
-        store
-            .claim("b", "alice", now, Duration::minutes(15))
-            .unwrap();
-        store
-            .decide(
-                "b",
-                "alice",
-                &decision("false_positive", "c'est une question"),
-                &LexicalEmbedder,
-                now,
-            )
-            .unwrap();
-        assert_eq!(store.rumours().unwrap()[0].posts, 1);
-        let one = store
-            .rumour(rumours[0].id)
-            .unwrap()
-            .expect("the rumour by id");
-        assert_eq!(
-            (one.posts, one.title.as_str()),
-            (1, rumours[0].title.as_str())
-        );
-        assert!(store
-            .set_cluster_status(rumours[0].id, "debunked", "sam", now)
-            .is_ok());
-        assert!(matches!(
-            store.set_cluster_status(rumours[0].id, "gone", "sam", now),
-            Err(StoreError::Invalid(_))
-        ));
+        ]) {
+            let rumours = store.rumours().unwrap();
+            assert_eq!(
+                rumours.iter().map(|r| r.posts).collect::<Vec<_>>(),
+                [2, 1],
+                "privacy-only posts are not rumours"
+            );
+            assert_eq!(rumours[0].per_day.len(), 2);
+            let now = t("2024-05-05T10:00:00Z");
+            store
+                .claim("b", "alice", now, Duration::minutes(15))
+                .unwrap();
+            store
+                .decide(
+                    "b",
+                    "alice",
+                    &decision("false_positive", "c'est une question"),
+                    &LexicalEmbedder,
+                    now,
+                )
+                .unwrap();
+            assert_eq!(store.rumours().unwrap()[0].posts, 1);
+            let one = store
+                .rumour(rumours[0].id)
+                .unwrap()
+                .expect("the rumour by id");
+            assert_eq!(
+                (one.posts, one.title.as_str()),
+                (1, rumours[0].title.as_str())
+            );
+            assert!(store
+                .set_cluster_status(rumours[0].id, "debunked", "sam", now)
+                .is_ok());
+            assert!(matches!(
+                store.set_cluster_status(rumours[0].id, "gone", "sam", now),
+                Err(StoreError::Invalid(_))
+            ));
+        }
     }
 
     #[test]
@@ -1895,20 +1793,21 @@ mod tests {
                 source_url: "https://example.org/fact-check/5g".into(),
             });
         }
-        let store = store_with(&[r]);
-        let rumours = store.rumours().unwrap();
-        assert_eq!(
-            (rumours[0].claim_id.as_deref(), rumours[0].title.as_str()),
-            (
-                Some("covid-5g"),
-                "5G mobile networks spread the coronavirus."
-            )
-        );
-        assert_eq!(
-            store.claims().unwrap()[0].id,
-            "covid-5g",
-            "moderators can link other posts to it"
-        );
+        for store in stores_with(&[r]) {
+            let rumours = store.rumours().unwrap();
+            assert_eq!(
+                (rumours[0].claim_id.as_deref(), rumours[0].title.as_str()),
+                (
+                    Some("covid-5g"),
+                    "5G mobile networks spread the coronavirus."
+                )
+            );
+            assert_eq!(
+                store.claims().unwrap()[0].id,
+                "covid-5g",
+                "moderators can link other posts to it"
+            );
+        }
     }
 
     #[test]
@@ -1929,18 +1828,19 @@ mod tests {
         let mut b = record("b", "fr", text, true, "2024-05-01T10:00:00Z");
         a.risk.as_mut().unwrap().claims = vec![claim("measles-1")];
         b.risk.as_mut().unwrap().claims = vec![claim("measles-2")];
-        let store = store_with(&[a, b]);
-        let mut claims: Vec<Option<String>> = store
-            .rumours()
-            .unwrap()
-            .into_iter()
-            .map(|r| r.claim_id)
-            .collect();
-        claims.sort();
-        assert_eq!(
-            claims,
-            [Some("measles-1".to_string()), Some("measles-2".to_string())]
-        );
+        for store in stores_with(&[a, b]) {
+            let mut claims: Vec<Option<String>> = store
+                .rumours()
+                .unwrap()
+                .into_iter()
+                .map(|r| r.claim_id)
+                .collect();
+            claims.sort();
+            assert_eq!(
+                claims,
+                [Some("measles-1".to_string()), Some("measles-2".to_string())]
+            );
+        }
     }
 
     #[test]
@@ -1953,156 +1853,165 @@ mod tests {
             "2035-01-01T00:00:00Z",
         );
         r.processed_at = t("2024-05-01T09:00:00Z");
-        let store = store_with(&[r]);
-        let view = &store.rumours().unwrap()[0];
-        assert_eq!(view.first_seen.as_deref(), Some("2024-05-01T09:00:00Z"));
+        for store in stores_with(&[r]) {
+            let view = &store.rumours().unwrap()[0];
+            assert_eq!(view.first_seen.as_deref(), Some("2024-05-01T09:00:00Z"));
+        }
     }
 
     #[test]
     fn the_audit_log_is_append_only() {
-        let store = store_with(&[record("m1", "en", "text", true, "2024-05-01T09:00:00Z")]);
-        store
-            .claim(
-                "m1",
-                "alice",
-                t("2024-05-05T10:00:00Z"),
-                Duration::minutes(15),
-            )
-            .unwrap();
-        let log = store.audit_log(10).unwrap();
-        assert_eq!(
-            log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-            ["claim", "import"]
-        );
-        let conn = store.conn();
-        assert!(conn
-            .execute("UPDATE audit_log SET actor = 'mallory'", [])
-            .is_err());
-        assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+        for store in stores_with(&[record("m1", "en", "text", true, "2024-05-01T09:00:00Z")]) {
+            store
+                .claim(
+                    "m1",
+                    "alice",
+                    t("2024-05-05T10:00:00Z"),
+                    Duration::minutes(15),
+                )
+                .unwrap();
+            let log = store.audit_log(10).unwrap();
+            assert_eq!(
+                log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+                ["claim", "import"]
+            );
+            assert!(store
+                .execute_raw("UPDATE audit_log SET actor = 'mallory'")
+                .is_err());
+            assert!(store.execute_raw("DELETE FROM audit_log").is_err());
+            assert_eq!(
+                store.audit_log(10).unwrap().len(),
+                2,
+                "on {}",
+                store.engine()
+            );
+        }
     }
 
     #[test]
     fn logins_make_sessions_and_failures_are_audited() {
-        let store = Store::open_in_memory().unwrap();
-        let now = t("2024-05-05T10:00:00Z");
-        store
-            .add_user(
-                "alice",
-                Role::Moderator,
-                "a long enough password",
-                "cli",
-                now,
-            )
-            .unwrap();
-        assert!(store
-            .add_user("alice", Role::Admin, "another long password", "cli", now)
-            .is_err());
-        assert!(matches!(
+        for store in fresh_stores() {
+            let now = t("2024-05-05T10:00:00Z");
             store
-                .login("alice", "wrong password!", now, Duration::hours(1))
-                .unwrap(),
-            LoginOutcome::Rejected
-        ));
-        assert!(matches!(
-            store
-                .login("nobody", "a long enough password", now, Duration::hours(1))
-                .unwrap(),
-            LoginOutcome::Rejected
-        ));
-        let LoginOutcome::SignedIn { token, session } = store
-            .login("alice", "a long enough password", now, Duration::hours(1))
-            .unwrap()
-        else {
-            panic!("alice signs in")
-        };
-        assert_eq!(
-            store.session(&token, now).unwrap().unwrap().csrf,
-            session.csrf
-        );
-        assert!(
-            store
-                .session(&token, now + Duration::hours(2))
+                .add_user(
+                    "alice",
+                    Role::Moderator,
+                    "a long enough password",
+                    "cli",
+                    now,
+                )
+                .unwrap();
+            assert!(store
+                .add_user("alice", Role::Admin, "another long password", "cli", now)
+                .is_err());
+            assert!(matches!(
+                store
+                    .login("alice", "wrong password!", now, Duration::hours(1))
+                    .unwrap(),
+                LoginOutcome::Rejected
+            ));
+            assert!(matches!(
+                store
+                    .login("nobody", "a long enough password", now, Duration::hours(1))
+                    .unwrap(),
+                LoginOutcome::Rejected
+            ));
+            let LoginOutcome::SignedIn { token, session } = store
+                .login("alice", "a long enough password", now, Duration::hours(1))
                 .unwrap()
-                .is_none(),
-            "sessions expire"
-        );
-        assert!(store.session("forged", now).unwrap().is_none());
-        assert!(
-            !store.dump_text().unwrap().contains(&token),
-            "only a digest of the token is stored"
-        );
-        let actions: Vec<String> = store
-            .audit_log(10)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.action)
-            .collect();
-        assert_eq!(
-            actions,
-            ["login", "login_failed", "login_failed", "add_user"]
-        );
+            else {
+                panic!("alice signs in")
+            };
+            assert_eq!(
+                store.session(&token, now).unwrap().unwrap().csrf,
+                session.csrf
+            );
+            assert!(
+                store
+                    .session(&token, now + Duration::hours(2))
+                    .unwrap()
+                    .is_none(),
+                "sessions expire"
+            );
+            assert!(store.session("forged", now).unwrap().is_none());
+            assert!(
+                !store.dump_text().unwrap().contains(&token),
+                "only a digest of the token is stored"
+            );
+            let actions: Vec<String> = store
+                .audit_log(10)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.action)
+                .collect();
+            assert_eq!(
+                actions,
+                ["login", "login_failed", "login_failed", "add_user"]
+            );
+        }
     }
 
     #[test]
     fn a_locked_account_does_not_sign_in_until_an_admin_unlocks_it() {
-        let store = Store::open_in_memory().unwrap();
-        let now = Utc::now();
-        store
-            .add_user(
-                "alice",
-                Role::Moderator,
-                "a long enough password",
-                "cli",
-                now,
-            )
-            .unwrap();
-        let LoginOutcome::SignedIn { token, .. } = store
-            .login("alice", "a long enough password", now, Duration::hours(1))
-            .unwrap()
-        else {
-            panic!("alice signs in")
-        };
-        assert!(store.lock_user("alice", now, "20 failed sign-ins").unwrap());
-        assert!(!store.lock_user("alice", now, "again").unwrap(), "once");
-        assert!(!store.lock_user("nobody", now, "x").unwrap());
-        assert!(
-            store.session(&token, now).unwrap().is_none(),
-            "sessions end"
-        );
-        assert!(matches!(
+        for store in fresh_stores() {
+            let now = Utc::now();
             store
+                .add_user(
+                    "alice",
+                    Role::Moderator,
+                    "a long enough password",
+                    "cli",
+                    now,
+                )
+                .unwrap();
+            let LoginOutcome::SignedIn { token, .. } = store
                 .login("alice", "a long enough password", now, Duration::hours(1))
-                .unwrap(),
-            LoginOutcome::Locked
-        ));
-        assert!(matches!(
-            store
-                .login("alice", "wrong password!!", now, Duration::hours(1))
-                .unwrap(),
-            LoginOutcome::Rejected
-        ));
-        assert_eq!(store.locked_users().unwrap().len(), 1);
-        assert!(store.unlock_user("root", "alice", now).unwrap());
-        assert!(!store.unlock_user("root", "alice", now).unwrap());
-        assert!(matches!(
-            store
-                .login("alice", "a long enough password", now, Duration::hours(1))
-                .unwrap(),
-            LoginOutcome::SignedIn { .. }
-        ));
-        let log: Vec<(String, String, String)> = store
-            .audit_log(10)
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.action, e.actor, e.target))
-            .collect();
-        assert!(log.contains(&("lockout".into(), "-".into(), "alice".into())));
-        assert!(log.contains(&("unlock".into(), "root".into(), "alice".into())));
+                .unwrap()
+            else {
+                panic!("alice signs in")
+            };
+            assert!(store.lock_user("alice", now, "20 failed sign-ins").unwrap());
+            assert!(!store.lock_user("alice", now, "again").unwrap(), "once");
+            assert!(!store.lock_user("nobody", now, "x").unwrap());
+            assert!(
+                store.session(&token, now).unwrap().is_none(),
+                "sessions end"
+            );
+            assert!(matches!(
+                store
+                    .login("alice", "a long enough password", now, Duration::hours(1))
+                    .unwrap(),
+                LoginOutcome::Locked
+            ));
+            assert!(matches!(
+                store
+                    .login("alice", "wrong password!!", now, Duration::hours(1))
+                    .unwrap(),
+                LoginOutcome::Rejected
+            ));
+            assert_eq!(store.locked_users().unwrap().len(), 1);
+            assert!(store.unlock_user("root", "alice", now).unwrap());
+            assert!(!store.unlock_user("root", "alice", now).unwrap());
+            assert!(matches!(
+                store
+                    .login("alice", "a long enough password", now, Duration::hours(1))
+                    .unwrap(),
+                LoginOutcome::SignedIn { .. }
+            ));
+            let log: Vec<(String, String, String)> = store
+                .audit_log(10)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.action, e.actor, e.target))
+                .collect();
+            assert!(log.contains(&("lockout".into(), "-".into(), "alice".into())));
+            assert!(log.contains(&("unlock".into(), "root".into(), "alice".into())));
+        }
     }
 
     #[test]
     fn labels_come_from_misinformation_decisions_only() {
-        let store = store_with(&[
+        for store in stores_with(&[
             record(
                 "m1",
                 "en",
@@ -2131,39 +2040,40 @@ mod tests {
                 false,
                 "2024-05-01T12:00:00Z",
             ),
-        ]);
-        let now = t("2024-05-05T10:00:00Z");
-        for (id, d) in [
-            ("m1", "remove"),
-            ("m2", "false_positive"),
-            ("m3", "escalate"),
-            ("p1", "approve"),
-        ] {
-            store
-                .claim(id, "alice", now, Duration::minutes(15))
-                .unwrap();
-            store
-                .decide(id, "alice", &decision(d, "checked"), &LexicalEmbedder, now)
-                .unwrap();
+        ]) {
+            let now = t("2024-05-05T10:00:00Z");
+            for (id, d) in [
+                ("m1", "remove"),
+                ("m2", "false_positive"),
+                ("m3", "escalate"),
+                ("p1", "approve"),
+            ] {
+                store
+                    .claim(id, "alice", now, Duration::minutes(15))
+                    .unwrap();
+                store
+                    .decide(id, "alice", &decision(d, "checked"), &LexicalEmbedder, now)
+                    .unwrap();
+            }
+            let rows = label_rows(&store.decided_items().unwrap());
+            let got: Vec<(String, String)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r["id"].as_str().unwrap().into(),
+                        r["label"].as_str().unwrap().into(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("m1".to_string(), "misinformation".to_string()),
+                    ("m2".to_string(), "reliable".to_string())
+                ]
+            );
+            assert_eq!(rows[0]["text"], "The MMR vaccine causes autism");
         }
-        let rows = label_rows(&store.decided_items().unwrap());
-        let got: Vec<(String, String)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r["id"].as_str().unwrap().into(),
-                    r["label"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("m1".to_string(), "misinformation".to_string()),
-                ("m2".to_string(), "reliable".to_string())
-            ]
-        );
-        assert_eq!(rows[0]["text"], "The MMR vaccine causes autism");
     }
 
     #[test]
@@ -2180,15 +2090,16 @@ mod tests {
                 0.5
             }
         }
-        let store = store_with(&[record("m1", "en", "text", true, "2024-05-01T09:00:00Z")]);
-        let err = store
-            .import(
-                &[record("m2", "en", "text", true, "2024-05-01T09:00:00Z")],
-                &Other,
-                "t",
-                Utc::now(),
-            )
-            .unwrap_err();
-        assert!(matches!(err, StoreError::EmbedderMismatch { .. }), "{err}");
+        for store in stores_with(&[record("m1", "en", "text", true, "2024-05-01T09:00:00Z")]) {
+            let err = store
+                .import(
+                    &[record("m2", "en", "text", true, "2024-05-01T09:00:00Z")],
+                    &Other,
+                    "t",
+                    Utc::now(),
+                )
+                .unwrap_err();
+            assert!(matches!(err, StoreError::EmbedderMismatch { .. }), "{err}");
+        }
     }
 }

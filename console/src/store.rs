@@ -17,7 +17,7 @@ use vigie_pipeline::contract::{Priority, Reason, ScreenedRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database: {0}")]
+    #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
     Auth(#[from] auth::AuthError),

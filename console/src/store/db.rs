@@ -19,7 +19,7 @@ use postgres_native_tls::MakeTlsConnector;
 use r2d2_postgres::PostgresConnectionManager;
 
 /// The advisory lock every PostgreSQL write transaction holds ("vigie" in ASCII).
-const WRITE_LOCK: i64 = 0x7669_6769_65;
+const WRITE_LOCK: i64 = 0x0076_6967_6965;
 
 /// Connections a console instance keeps to PostgreSQL at most.
 const POOL_SIZE: u32 = 8;
@@ -28,8 +28,9 @@ const POOL_SIZE: u32 = 8;
 pub enum DbError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The client's error with its causes ("db error" alone says nothing).
     #[error("PostgreSQL: {0}")]
-    Postgres(#[from] postgres::Error),
+    Postgres(String),
     #[error("PostgreSQL connection pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("TLS for PostgreSQL: {0}")]
@@ -44,12 +45,27 @@ pub enum DbError {
     Column(usize),
     #[error("column {column} has the unsupported type {ty}")]
     Unsupported { column: usize, ty: String },
+    #[error("the database is closed")]
+    Closed,
     #[error("the query returned no row")]
     NoRow,
     #[error(
         "unknown database {0:?}: use sqlite:PATH, a file path, or postgres://USER@HOST:PORT/DB"
     )]
     Url(String),
+}
+
+impl From<postgres::Error> for DbError {
+    fn from(e: postgres::Error) -> DbError {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        DbError::Postgres(text)
+    }
 }
 
 /// One value, as both engines store it (booleans are integers, times RFC 3339 text).
@@ -144,10 +160,6 @@ impl Row {
     pub fn get<T: FromValue>(&self, column: usize) -> Result<T, DbError> {
         let value = self.0.get(column).ok_or(DbError::Column(column))?;
         T::from_value(value, column)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
     }
 
     pub fn values(&self) -> &[Value] {
@@ -386,7 +398,42 @@ fn pg_row(row: &postgres::Row) -> Result<Row, DbError> {
 
 // ---- the database -----------------------------------------------------------------
 
-type PgPool = r2d2::Pool<PostgresConnectionManager<MakeTlsConnector>>;
+/// Store calls block: on a file lock (SQLite) or a network round trip (PostgreSQL, whose
+/// synchronous client runs its own small runtime). Called from an async task of a
+/// multi-thread runtime (the console's web handlers), the call runs under
+/// `block_in_place`, which hands that worker's other tasks to another thread and lets
+/// the PostgreSQL client block here; elsewhere (the blocking pool, the CLI) it runs as
+/// is. A current-thread runtime cannot do this: its callers use `spawn_blocking`.
+pub(crate) fn off_the_async_workers<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+type Pool = r2d2::Pool<PostgresConnectionManager<MakeTlsConnector>>;
+type PooledClient = r2d2::PooledConnection<PostgresConnectionManager<MakeTlsConnector>>;
+
+/// The pool of PostgreSQL connections. Closing a connection blocks (it says goodbye to
+/// the server), so the pool is dropped off the async workers too.
+pub struct PgPool(Option<Pool>);
+
+impl PgPool {
+    fn get(&self) -> Result<PooledClient, DbError> {
+        let pool = self.0.as_ref().ok_or(DbError::Closed)?;
+        Ok(pool.get()?)
+    }
+}
+
+impl Drop for PgPool {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            off_the_async_workers(|| drop(pool));
+        }
+    }
+}
 
 /// Which engine, and how to reach it.
 pub enum Db {
@@ -423,6 +470,40 @@ impl<'a> Location<'a> {
     }
 }
 
+/// A database URL fit for logs and messages: a PostgreSQL password (in the user part or
+/// a `password=` parameter) becomes `***`.
+pub fn without_password(url: &str) -> String {
+    let Location::Postgres(url) = Location::parse(url).unwrap_or(Location::Sqlite(url)) else {
+        return url.to_string();
+    };
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 impl Db {
     pub fn sqlite(conn: rusqlite::Connection) -> Result<Db, DbError> {
         conn.busy_timeout(Duration::from_secs(5))?;
@@ -436,15 +517,22 @@ impl Db {
     /// A pool of connections to the server at `url` (TLS when the server offers it, as
     /// `sslmode` in the URL asks).
     pub fn postgres(url: &str) -> Result<Db, DbError> {
+        off_the_async_workers(|| Self::postgres_here(url))
+    }
+
+    fn postgres_here(url: &str) -> Result<Db, DbError> {
         let config = postgres::Config::from_str(url)?;
         let tls = MakeTlsConnector::new(native_tls::TlsConnector::new()?);
+        // One connection first, so that a wrong address or password is reported with its
+        // cause at once rather than as the pool's time-out.
+        config.connect(tls.clone())?;
         let manager = PostgresConnectionManager::new(config, tls);
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
-        Ok(Db::Postgres(pool))
+        Ok(Db::Postgres(PgPool(Some(pool))))
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -463,10 +551,17 @@ impl Db {
         &self,
         f: impl FnOnce(&mut dyn Sql) -> Result<T, E>,
     ) -> Result<T, E> {
+        off_the_async_workers(|| self.read_here(f))
+    }
+
+    fn read_here<T, E: From<DbError>>(
+        &self,
+        f: impl FnOnce(&mut dyn Sql) -> Result<T, E>,
+    ) -> Result<T, E> {
         match self {
             Db::Sqlite(m) => f(&mut SqliteSql(&Self::sqlite_conn(m))),
             Db::Postgres(pool) => {
-                let mut client = pool.get().map_err(DbError::from)?;
+                let mut client = pool.get()?;
                 f(&mut PgSql(&mut *client))
             }
         }
@@ -475,6 +570,13 @@ impl Db {
     /// Runs `f` in a write transaction, committed when `f` returns `Ok`, rolled back
     /// otherwise. Write transactions never interleave (see the module's notes).
     pub fn write<T, E: From<DbError>>(
+        &self,
+        f: impl FnOnce(&mut dyn Sql) -> Result<T, E>,
+    ) -> Result<T, E> {
+        off_the_async_workers(|| self.write_here(f))
+    }
+
+    fn write_here<T, E: From<DbError>>(
         &self,
         f: impl FnOnce(&mut dyn Sql) -> Result<T, E>,
     ) -> Result<T, E> {
@@ -489,7 +591,7 @@ impl Db {
                 Ok(out)
             }
             Db::Postgres(pool) => {
-                let mut client = pool.get().map_err(DbError::from)?;
+                let mut client = pool.get()?;
                 let mut tx = client.transaction().map_err(DbError::from)?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
                     .map_err(DbError::from)?;
@@ -505,6 +607,10 @@ impl Db {
     /// PostgreSQL in the `vigie_schema` table (under the write lock, so two instances
     /// starting together migrate once).
     pub fn migrate(&self, sqlite: &[&str], postgres: &[&str]) -> Result<usize, DbError> {
+        off_the_async_workers(|| self.migrate_here(sqlite, postgres))
+    }
+
+    fn migrate_here(&self, sqlite: &[&str], postgres: &[&str]) -> Result<usize, DbError> {
         match self {
             Db::Sqlite(m) => {
                 let mut conn = Self::sqlite_conn(m);
@@ -522,9 +628,12 @@ impl Db {
                 loop {
                     let mut tx = client.transaction()?;
                     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-                    tx.batch_execute(
-                        "CREATE TABLE IF NOT EXISTS vigie_schema (version BIGINT NOT NULL)",
-                    )?;
+                    let exists: bool = tx
+                        .query_one("SELECT to_regclass('vigie_schema') IS NOT NULL", &[])?
+                        .get(0);
+                    if !exists {
+                        tx.batch_execute("CREATE TABLE vigie_schema (version BIGINT NOT NULL)")?;
+                    }
                     let row =
                         tx.query_one("SELECT COALESCE(MAX(version), 0) FROM vigie_schema", &[])?;
                     let done = usize::try_from(row.get::<_, i64>(0)).unwrap_or(0);
@@ -580,6 +689,20 @@ mod tests {
             postgres_placeholders("SELECT '?1', \"a?2\" FROM t WHERE a = ?1 AND b = ?12 OR c ?"),
             "SELECT '?1', \"a?2\" FROM t WHERE a = $1 AND b = $12 OR c ?"
         );
+    }
+
+    #[test]
+    fn shown_urls_keep_no_password() {
+        assert_eq!(
+            without_password("postgres://vigie:s3cret@db.example:5432/console?sslmode=require"),
+            "postgres://vigie:***@db.example:5432/console?sslmode=require"
+        );
+        assert_eq!(
+            without_password("postgresql://vigie@h/db?user=x&password=s3cret"),
+            "postgresql://vigie@h/db?user=x&password=***"
+        );
+        assert_eq!(without_password("postgres://h"), "postgres://h");
+        assert_eq!(without_password("sqlite:console.db"), "sqlite:console.db");
     }
 
     #[test]

@@ -37,11 +37,13 @@ pub fn fresh_postgres_url(base: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed),
         chrono::Utc::now().timestamp_micros()
     );
-    let mut client = postgres::Client::connect(base, postgres::NoTls)
-        .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL ({URL_VAR}): {e}"));
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .unwrap_or_else(|e| panic!("creating schema {schema}: {e}"));
+    super::db::off_the_async_workers(|| {
+        let mut client = postgres::Client::connect(base, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL ({URL_VAR}): {e}"));
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap_or_else(|e| panic!("creating schema {schema}: {e}"));
+    });
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-csearch_path%3D{schema}")
 }

@@ -1,6 +1,6 @@
 //! `vigie console` and `vigie export-labels`: the moderator console (the `vigie-console` crate).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -16,8 +16,8 @@ pub(crate) enum ConsoleCommand {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        #[arg(long, default_value = "vigie-console.db")]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
         /// Configuration file (the [console] section; gazetteers for redacting typed text).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -45,23 +45,51 @@ pub(crate) enum ConsoleCommand {
         /// moderator, staff (programme staff) or admin.
         #[arg(long)]
         role: String,
-        #[arg(long, default_value = "vigie-console.db")]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
     },
     /// Lift the lockout of an account locked after repeated failed sign-ins (audited).
     UnlockUser {
         name: String,
-        #[arg(long, default_value = "vigie-console.db")]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
     },
     /// Load a moderation JSONL file (what `vigie screen` writes to moderation.jsonl).
     Import {
         file: PathBuf,
-        #[arg(long, default_value = "vigie-console.db")]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
         #[command(flatten)]
         embedder: EmbedderArgs,
     },
+}
+
+/// Where the console keeps its queue, decisions, rumours and audit log.
+#[derive(Args, Clone)]
+pub(crate) struct DbArg {
+    /// The console's database: a SQLite file (`sqlite:PATH`, or just a path), or a
+    /// PostgreSQL server that several console instances share
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DB`; give a password through
+    /// VIGIE_CONSOLE_DB rather than the command line, which other users can list).
+    #[arg(
+        long,
+        env = "VIGIE_CONSOLE_DB",
+        hide_env_values = true,
+        default_value = "vigie-console.db"
+    )]
+    pub(crate) db: String,
+}
+
+impl DbArg {
+    /// Opens the database and runs its migrations.
+    pub(crate) fn open(&self) -> Result<vigie_console::Store> {
+        vigie_console::Store::connect(&self.db).with_context(|| format!("opening {}", self.shown()))
+    }
+
+    /// The database for messages and logs, without its password.
+    pub(crate) fn shown(&self) -> String {
+        vigie_console::store::db::without_password(&self.db)
+    }
 }
 
 #[derive(Args)]
@@ -95,7 +123,7 @@ impl EmbedderArgs {
 
 pub(crate) fn console(command: ConsoleCommand) -> Result<()> {
     use std::sync::Arc;
-    use vigie_console::{Role, Store};
+    use vigie_console::Role;
     let now = chrono::Utc::now();
     match command {
         ConsoleCommand::AddUser { name, role, db } => {
@@ -106,28 +134,28 @@ pub(crate) fn console(command: ConsoleCommand) -> Result<()> {
                 .read_line(&mut password)
                 .context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']);
-            let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let store = db.open()?;
             let user = store.add_user(&name, role, password, "cli", now)?;
             eprintln!(
                 "account {} ({}) created in {}",
                 user.name,
                 user.role.as_str(),
-                db.display()
+                db.shown()
             );
             Ok(())
         }
         ConsoleCommand::UnlockUser { name, db } => {
-            let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let store = db.open()?;
             if store.unlock_user("cli", &name, now)? {
-                eprintln!("account {name} unlocked in {}", db.display());
+                eprintln!("account {name} unlocked in {}", db.shown());
                 Ok(())
             } else {
-                bail!("no locked account named {name:?} in {}", db.display())
+                bail!("no locked account named {name:?} in {}", db.shown())
             }
         }
         ConsoleCommand::Import { file, db, embedder } => {
             let embedder = embedder.embedder()?;
-            let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let store = db.open()?;
             let report = store.import_file(&file, embedder.as_ref(), now)?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
@@ -149,8 +177,7 @@ pub(crate) fn console(command: ConsoleCommand) -> Result<()> {
             // The console reads the moderation topic in its own group, beside the screeners.
             config.kafka.group_id = format!("{}-console", config.kafka.group_id);
             let embedder = embedder.embedder()?;
-            let store =
-                Arc::new(Store::open(&db).with_context(|| format!("opening {}", db.display()))?);
+            let store = Arc::new(db.open()?);
             // Refuse to start rather than cluster new posts with vectors of another embedder.
             store.check_embedder(embedder.as_ref())?;
             // Typed text is redacted exactly as the pipeline redacts posts (rules_dir, name lists, threshold).
@@ -209,7 +236,7 @@ pub(crate) fn console(command: ConsoleCommand) -> Result<()> {
                 // now and every two seconds.
                 tokio::spawn(state.clone().deliver_decisions_forever(Duration::from_secs(2)));
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-                tracing::info!(address = %listener.local_addr()?, db = %db.display(), "console ready");
+                tracing::info!(address = %listener.local_addr()?, db = %db.shown(), engine = store.engine(), "console ready");
                 eprintln!("console on http://{}", listener.local_addr()?);
                 vigie_console::serve(listener, vigie_console::router(state.clone()), limits, shutdown_signal()).await?;
                 state.decisions().flush(Duration::from_secs(5));
@@ -219,10 +246,9 @@ pub(crate) fn console(command: ConsoleCommand) -> Result<()> {
     }
 }
 
-pub(crate) fn export_labels(db: &Path, out: &str) -> Result<()> {
+pub(crate) fn export_labels(db: &DbArg, out: &str) -> Result<()> {
     use std::io::Write;
-    let store =
-        vigie_console::Store::open(db).with_context(|| format!("opening {}", db.display()))?;
+    let store = db.open()?;
     let rows = vigie_console::store::label_rows(&store.decided_items()?);
     let mut text = String::new();
     for row in &rows {

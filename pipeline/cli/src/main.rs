@@ -86,8 +86,8 @@ enum Command {
     },
     /// Turn moderators' decisions into risk training rows (the risk dataset's JSONL format).
     ExportLabels {
-        #[arg(long, default_value = "vigie-console.db")]
-        db: PathBuf,
+        #[command(flatten)]
+        db: console::DbArg,
         /// Output JSONL file; `-` writes stdout.
         #[arg(long, default_value = "-")]
         out: String,

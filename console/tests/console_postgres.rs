@@ -1,22 +1,20 @@
-//! Two console instances on one PostgreSQL database, as an operator runs them behind a
-//! load balancer or in two countries: each has its own store and connection pool, and
-//! they share only the database. Claims stay exclusive across them, a session made on
+//! Two console servers on one PostgreSQL database, as an operator runs them behind a
+//! load balancer or in two countries: each listens on its own port with its own store
+//! and connection pool, and they share only the database. Claims stay exclusive across them, a session made on
 //! one works on the other, every item is decided once, and the audit log stays
 //! append-only. Runs when `VIGIE_TEST_POSTGRES` names a server (scripts/test starts
 //! one; with `VIGIE_REQUIRE_POSTGRES=1` a missing server fails the test).
 
-mod session;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use axum::Router;
 use chrono::Utc;
+use reqwest::StatusCode;
 
 use vigie_console::store::test_db;
 use vigie_console::{
-    router, AppState, ConsoleSettings, DecisionPublisher, LexicalEmbedder, Role, Store,
+    router, serve, AppState, ConsoleSettings, DecisionPublisher, LexicalEmbedder, Role,
+    ServeLimits, Store,
 };
 use vigie_pipeline::stages::redaction::RedactionStage;
 use vigie_pipeline::testing::moderation_record as record;
@@ -24,7 +22,8 @@ use vigie_rules::{ReplaceMode, RuleSet};
 
 const ITEMS: usize = 24;
 
-fn instance(store: Arc<Store>, decisions: &std::path::Path) -> Router {
+/// Starts a console server on a free loopback port; returns its base URL.
+async fn start_instance(store: Arc<Store>, decisions: &std::path::Path) -> String {
     let state = AppState::new(
         store,
         Arc::new(LexicalEmbedder),
@@ -32,7 +31,80 @@ fn instance(store: Arc<Store>, decisions: &std::path::Path) -> Router {
         ConsoleSettings::default(),
         DecisionPublisher::default().with_file(decisions).unwrap(),
     );
-    router(state)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(
+        listener,
+        router(state),
+        ServeLimits::default(),
+        std::future::pending(),
+    ));
+    base
+}
+
+/// A moderator's browser-like client: signed in on `base`, with its CSRF token.
+struct Moderator {
+    http: reqwest::Client,
+    cookie: String,
+    csrf: String,
+}
+
+impl Moderator {
+    async fn sign_in(base: &str, name: &str, password: &str) -> Moderator {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let res = http
+            .post(format!("{base}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "username={name}&password={}",
+                password.replace(' ', "+")
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "sign-in of {name}");
+        let cookie = res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let mut me = Moderator {
+            http,
+            cookie,
+            csrf: String::new(),
+        };
+        me.csrf = me.call(base, "GET", "/api/session", None).await.1["csrf"]
+            .as_str()
+            .expect("a CSRF token")
+            .to_string();
+        me
+    }
+
+    async fn call(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        json: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .http
+            .request(method, format!("{base}{path}"))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf);
+        if let Some(j) = json {
+            req = req.json(&j);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,23 +152,23 @@ async fn two_instances_share_one_database_with_exclusive_claims() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let app_a = instance(a.clone(), &dir.path().join("decisions-a.jsonl"));
-    let app_b = instance(b.clone(), &dir.path().join("decisions-b.jsonl"));
-    let alice = session::sign_in(&app_a, "alice", "alice password 123").await;
-    let bob = session::sign_in(&app_b, "bob", "bob password 123").await;
+    let server_a = start_instance(a.clone(), &dir.path().join("decisions-a.jsonl")).await;
+    let server_b = start_instance(b.clone(), &dir.path().join("decisions-b.jsonl")).await;
+    let alice = Moderator::sign_in(&server_a, "alice", "alice password 123").await;
+    let bob = Moderator::sign_in(&server_b, "bob", "bob password 123").await;
     // A session lives in the database: behind a load balancer, the next request may
-    // reach the other instance.
-    let bob_csrf = session::csrf(&app_a, &bob).await;
-    let alice_csrf = session::csrf(&app_b, &alice).await;
+    // reach the other server.
+    let (status, me) = bob.call(&server_a, "GET", "/api/session", None).await;
+    assert_eq!((status, me["user"].as_str()), (StatusCode::OK, Some("bob")));
 
-    // Every item, claimed by both moderators at the same moment on different instances:
+    // Every item, claimed by both moderators at the same moment on different servers:
     // exactly one of them gets it, the other is told who holds it.
     let mut holders: BTreeMap<String, &str> = BTreeMap::new();
     for i in 0..ITEMS {
-        let uri = format!("/api/items/post-{i:02}/claim");
+        let path = format!("/api/items/post-{i:02}/claim");
         let ((sa, ba), (sb, bb)) = tokio::join!(
-            session::call(&app_a, "POST", &uri, &alice, &alice_csrf, None),
-            session::call(&app_b, "POST", &uri, &bob, &bob_csrf, None),
+            alice.call(&server_a, "POST", &path, None),
+            bob.call(&server_b, "POST", &path, None),
         );
         let winner = match (sa, sb) {
             (StatusCode::OK, StatusCode::CONFLICT) => "alice",
@@ -106,31 +178,23 @@ async fn two_instances_share_one_database_with_exclusive_claims() {
         holders.insert(format!("post-{i:02}"), winner);
     }
 
-    // Each decides what they hold, through their own instance; deciding what the other
-    // holds is refused.
+    // Each decides what they hold, on their own server; the other moderator, on the
+    // other server, is refused.
     for (id, holder) in &holders {
-        let (app, cookie, csrf, other_app, other, other_csrf) = if *holder == "alice" {
-            (&app_a, &alice, &alice_csrf, &app_b, &bob, &bob_csrf)
+        let ((me, mine), (other, theirs)) = if *holder == "alice" {
+            ((&alice, &server_a), (&bob, &server_b))
         } else {
-            (&app_b, &bob, &bob_csrf, &app_a, &alice, &alice_csrf)
+            ((&bob, &server_b), (&alice, &server_a))
         };
         let body = serde_json::json!({"decision": "approve", "reason": "checked"});
-        let uri = format!("/api/items/{id}/decision");
-        let (status, _) = session::call(
-            other_app,
-            "POST",
-            &uri,
-            other,
-            other_csrf,
-            Some(body.clone()),
-        )
-        .await;
+        let path = format!("/api/items/{id}/decision");
+        let (status, _) = other.call(theirs, "POST", &path, Some(body.clone())).await;
         assert_eq!(
             status,
             StatusCode::CONFLICT,
             "{id} decided by its non-holder"
         );
-        let (status, reply) = session::call(app, "POST", &uri, cookie, csrf, Some(body)).await;
+        let (status, reply) = me.call(mine, "POST", &path, Some(body)).await;
         assert_eq!(status, StatusCode::OK, "{id}: {reply}");
         assert_eq!(reply["moderator"], *holder);
     }

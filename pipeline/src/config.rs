@@ -248,7 +248,12 @@ pub struct KafkaConfig {
     /// for programme staff's rumour tracking; none by default (they are in the screened
     /// topic either way, with `risk.outcome = "rumour-signal"`).
     pub rumour_topic: Option<String>,
-    /// Posts screened together (the model is faster on batches).
+    /// Posts screened together at most. The model is faster on batches, but a post that
+    /// arrives under load waits for the pass under way and then its own: on 2 cores a
+    /// pass of 64 posts takes about 110 ms. At 80 % of the backlog rate, p99 was
+    /// 147–210 ms over four runs with 32 and 223–504 ms with 64, for about the same
+    /// backlog rate (466–566 posts/s, noisy either way; `scripts/bench-kafka`); 16 did
+    /// not keep up at that load.
     pub batch_size: usize,
     /// Under load (the last batch held more than one message), how long to wait to fill
     /// a batch before screening what is there; a message arriving at a quiet moment is
@@ -306,7 +311,7 @@ impl Default for KafkaConfig {
             moderation_topic: "vigie.moderation".into(),
             dlq_topic: "vigie.dlq".into(),
             rumour_topic: None,
-            batch_size: 64,
+            batch_size: 32,
             batch_wait_ms: 5,
             delivery: DeliveryMode::AtLeastOnce,
             transactional_id: None,

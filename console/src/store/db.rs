@@ -28,9 +28,10 @@ const POOL_SIZE: u32 = 8;
 pub enum DbError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The client's error with its causes ("db error" alone says nothing).
-    #[error("PostgreSQL: {0}")]
-    Postgres(String),
+    /// Shown with its causes ("db error" alone says nothing), which are therefore not
+    /// also given as this error's source.
+    #[error("PostgreSQL: {}", with_causes(.0))]
+    Postgres(postgres::Error),
     #[error("PostgreSQL connection pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("TLS for PostgreSQL: {0}")]
@@ -57,15 +58,19 @@ pub enum DbError {
 
 impl From<postgres::Error> for DbError {
     fn from(e: postgres::Error) -> DbError {
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        DbError::Postgres(text)
+        DbError::Postgres(e)
     }
+}
+
+fn with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// One value, as both engines store it (booleans are integers, times RFC 3339 text).

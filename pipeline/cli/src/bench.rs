@@ -72,7 +72,10 @@ pub(crate) struct BenchKafkaArgs {
     /// Posts sent at a steady rate in the latency phase.
     #[arg(long, default_value_t = 2_000)]
     pub(crate) latency_posts: usize,
-    /// Rate of the latency phase, posts/s (default: half the measured throughput).
+    /// Rate of the latency phase as a share of the backlog rate measured just before.
+    #[arg(long, default_value_t = 0.8)]
+    pub(crate) load: f64,
+    /// Rate of the latency phase in posts/s (instead of `--load`).
     #[arg(long)]
     pub(crate) rate: Option<f64>,
     /// JSONL posts whose texts are sent (cycled, with new ids).
@@ -190,8 +193,13 @@ pub(crate) fn bench_kafka(a: BenchKafkaArgs) -> Result<()> {
             load::measure(&config.kafka, screener.clone(), &samples, a.posts, None).await?;
         let rate = a
             .rate
-            .unwrap_or((throughput.posts_per_second / 2.0).max(1.0));
-        eprintln!("latency: {} posts at {rate:.0} posts/s", a.latency_posts);
+            .unwrap_or((throughput.posts_per_second * a.load).max(1.0));
+        eprintln!(
+            "latency: {} posts at {rate:.0} posts/s ({:.0} % of the backlog rate; batches of {})",
+            a.latency_posts,
+            100.0 * rate / throughput.posts_per_second.max(1e-9),
+            config.kafka.batch_size
+        );
         let latency = load::measure(
             &config.kafka,
             screener,

@@ -417,4 +417,13 @@ pub enum CuesError {
         /// The file.
         origin: String,
     },
+    /// The phrases do not fit one matcher (too many, or too long).
+    #[error("{origin}: cannot build the cue matcher")]
+    Automaton {
+        /// The file.
+        origin: String,
+        #[source]
+        /// What the matcher builder said.
+        source: Box<aho_corasick::BuildError>,
+    },
 }

@@ -78,6 +78,9 @@ struct CueGroup {
 #[derive(Debug, Clone)]
 pub struct StanceCues {
     phrases: Vec<(String, CueStance)>,
+    /// Every phrase in one automaton: a post is read once, not once per phrase (the
+    /// phrase-by-phrase search was the pipeline's largest cost outside the encoder).
+    matcher: aho_corasick::AhoCorasick,
 }
 
 impl StanceCues {
@@ -131,18 +134,27 @@ impl StanceCues {
         phrases.extend(elided);
         phrases.sort();
         phrases.dedup();
-        Ok(StanceCues { phrases })
+        // Overlapping matches (standard semantics): a phrase inside a longer one is found
+        // too, and the longer one decides below, as when each phrase was searched alone.
+        let matcher = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(phrases.iter().map(|(p, _)| p.as_str()))
+            .map_err(|e| CuesError::Automaton {
+                origin: origin.to_string(),
+                source: Box::new(e),
+            })?;
+        Ok(StanceCues { phrases, matcher })
     }
 
     /// The signs found in `text`.
     pub fn signs(&self, text: &str) -> StanceSigns {
         let folded = fold(text);
+        let bytes = folded.as_bytes();
         let found: Vec<(std::ops::Range<usize>, CueStance)> = self
-            .phrases
-            .iter()
-            .flat_map(|(phrase, stance)| {
-                word_matches(&folded, phrase).map(move |at| (at..at + phrase.len(), *stance))
-            })
+            .matcher
+            .find_overlapping_iter(&folded)
+            .filter(|m| whole_words(bytes, m.start(), m.end()))
+            .map(|m| (m.start()..m.end(), self.phrases[m.pattern().as_usize()].1))
             .collect();
         // Where phrases overlap, the longer decides: "ne partagez pas" is a denial, not a
         // call to share; "ce n'est pas une rumeur" asserts, it reports no rumour.
@@ -260,17 +272,12 @@ fn base_letter(c: char) -> char {
 }
 
 /// Where `phrase` occurs in `text` (both folded), starting and ending at word boundaries.
-fn word_matches<'a>(text: &'a str, phrase: &'a str) -> impl Iterator<Item = usize> + 'a {
-    let bytes = text.as_bytes();
-    text.match_indices(phrase)
-        .map(|(at, _)| at)
-        .filter(move |&at| {
-            let end = at + phrase.len();
-            // An elided article or pronoun may come right before: "de l'intox", "qu'on dit que".
-            let before = at == 0 || !is_word_byte(bytes[at - 1]) || bytes[at - 1] == b'\'';
-            let after = end == bytes.len() || !is_word_byte(bytes[end]);
-            before && after
-        })
+/// The match `start..end` begins and ends at word boundaries. An elided article or
+/// pronoun may come right before: "de l'intox", "qu'on dit que".
+fn whole_words(bytes: &[u8], start: usize, end: usize) -> bool {
+    let before = start == 0 || !is_word_byte(bytes[start - 1]) || bytes[start - 1] == b'\'';
+    let after = end == bytes.len() || !is_word_byte(bytes[end]);
+    before && after
 }
 
 /// A byte that continues a word: ASCII alphanumerics, the apostrophe, and every byte of

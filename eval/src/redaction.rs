@@ -24,11 +24,15 @@ pub struct PredSpan {
 pub const ANY: &str = "ANY";
 
 /// Birth dates are dates to a redactor, and visit numbers (NDA) are record numbers:
-/// both sides are compared as DATE and PATIENT_ID.
+/// both sides are compared as DATE and PATIENT_ID. A social handle (`USERNAME`, @name)
+/// stands for its owner as a name does, and tweet corpora label the handles of people
+/// PERSON: it is compared as PERSON (the handles of organisations then count against
+/// PERSON's precision, as they should).
 pub fn normalise_label(label: &str) -> &str {
     match label {
         "BIRTH_DATE" => "DATE",
         "VISIT_ID" => "PATIENT_ID",
+        "USERNAME" => "PERSON",
         other => other,
     }
 }

@@ -31,6 +31,10 @@ pub enum Validator {
     /// A place that is no care unit, department or generic setting (ICU, ED, CT, floor,
     /// rehab, home, réa, urgences…): a patient sent to one of those is not located by it.
     NotACareUnit,
+    /// An @handle shaped as people make them (a digit or an underscore, mixed case, or six
+    /// lower-case letters and more: @aminata_k, @DrMensah, @milkshake11s, @mashable), not
+    /// the "@" that clinical notes write for "at" (IVF @KVO, tf @goal, stool @nd).
+    HandleShape,
 }
 
 impl Validator {
@@ -45,6 +49,7 @@ impl Validator {
             Validator::NotARating => !is_rating(matched),
             Validator::NotATimeWord => !is_time_word(matched),
             Validator::NotACareUnit => !is_care_unit(matched),
+            Validator::HandleShape => is_handle_shaped(matched),
         }
     }
 }
@@ -277,6 +282,8 @@ const CARE_UNITS: &[&str] = &[
     "snf",
     "ltac",
     "osh",
+    // "OH", outside hospital, as OSH.
+    "oh",
     "hospice",
     "nursing",
     "radiology",
@@ -370,6 +377,14 @@ fn is_care_unit(matched: &str) -> bool {
     // Intensive and coronary care units go by many letters (NISICU, TSICU, CCU).
     let unit_acronym = (3..=6).contains(&first.len()) && first.ends_with("cu");
     CARE_UNITS.contains(&first.as_str()) || unit_acronym
+}
+
+fn is_handle_shaped(matched: &str) -> bool {
+    let name = matched.trim_start_matches('@');
+    let marked = name.chars().any(|c| c.is_ascii_digit() || c == '_');
+    let upper = name.chars().any(|c| c.is_ascii_uppercase());
+    let lower = name.chars().any(|c| c.is_ascii_lowercase());
+    marked || (upper && lower) || (lower && !upper && name.chars().count() >= 6)
 }
 
 fn is_time_word(matched: &str) -> bool {

@@ -182,7 +182,12 @@ mod tests {
     #[test]
     fn only_direct_identifiers_make_a_privacy_case() {
         let s = RoutingStage::new(RoutingConfig::default());
-        for alone in [&["DATE"][..], &["HOSPITAL", "LOCATION"], &["AGE", "ZIP"]] {
+        for alone in [
+            &["DATE"][..],
+            &["HOSPITAL", "LOCATION"],
+            &["AGE", "ZIP"],
+            &["USERNAME"],
+        ] {
             let spans: Vec<_> = alone.iter().map(|k| span(k)).collect();
             assert!(!s.route(&FR, &spans, None).is_flagged(), "{alone:?}");
         }

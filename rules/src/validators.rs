@@ -384,7 +384,7 @@ fn is_handle_shaped(matched: &str) -> bool {
     let marked = name.chars().any(|c| c.is_ascii_digit() || c == '_');
     let upper = name.chars().any(|c| c.is_ascii_uppercase());
     let lower = name.chars().any(|c| c.is_ascii_lowercase());
-    marked || (upper && lower) || (lower && !upper && name.chars().count() >= 6)
+    marked || (lower && (upper || name.chars().count() >= 6))
 }
 
 fn is_time_word(matched: &str) -> bool {

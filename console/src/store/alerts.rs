@@ -131,3 +131,123 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::store::test_db;
+    use crate::tracker::LexicalEmbedder;
+    use vigie_pipeline::testing::moderation_record as record;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn firing(rumour: i64, rule: &str, recent: usize) -> Firing {
+        Firing {
+            rumour,
+            rule: rule.into(),
+            figures: Figures {
+                posts: recent,
+                recent,
+                per_hour: recent as f64,
+                baseline: 1.0,
+                velocity: recent as f64,
+                question_share: 0.5,
+                signal_share: 0.25,
+                languages: 1,
+                countries: 1,
+                by_language: [("fr".to_string(), recent)].into(),
+                by_country: [("SN".to_string(), recent)].into(),
+            },
+        }
+    }
+
+    #[test]
+    fn alerts_are_raised_once_per_cooldown_and_retried_until_delivered() {
+        for store in test_db::fresh_stores() {
+            let engine = store.engine();
+            store
+                .import(
+                    &[record(
+                        "m1",
+                        "fr",
+                        "Le vaccin rend stérile",
+                        true,
+                        "2024-05-01T09:00:00Z",
+                    )],
+                    &LexicalEmbedder,
+                    "test",
+                    t("2024-05-01T10:00:00Z"),
+                )
+                .unwrap();
+            let rumour = store.rumours().unwrap()[0].id;
+            let now = t("2024-05-02T10:00:00Z");
+            let cooldown = Duration::hours(6);
+
+            let raised = store
+                .raise_alerts(&[firing(rumour, "spike", 7)], now, cooldown)
+                .unwrap();
+            assert_eq!(raised.len(), 1, "on {engine}");
+            // Within the cool-down the same rule stays quiet; another rule does not.
+            let again = store
+                .raise_alerts(
+                    &[
+                        firing(rumour, "spike", 9),
+                        firing(rumour, "information-void", 9),
+                    ],
+                    now + Duration::hours(1),
+                    cooldown,
+                )
+                .unwrap();
+            assert_eq!(again.len(), 1, "on {engine}");
+            let listed = store.alerts_since(now - Duration::days(1)).unwrap();
+            assert_eq!(listed.len(), 2, "on {engine}");
+            assert_eq!(listed[1].figures.recent, 7, "figures kept, on {engine}");
+
+            // Delivery: a failure backs off, the alert comes due again later, then is done.
+            assert_eq!(store.due_alerts(now, 10).unwrap().len(), 2, "on {engine}");
+            store
+                .mark_alert_failed(raised[0], "connection refused", now + Duration::minutes(5))
+                .unwrap();
+            let soon: Vec<i64> = store
+                .due_alerts(now + Duration::minutes(1), 10)
+                .unwrap()
+                .iter()
+                .map(|a| a.id)
+                .collect();
+            assert_eq!(
+                soon, again,
+                "the failed one waits its back-off, on {engine}"
+            );
+            let later = now + Duration::hours(2);
+            let due_later = store.due_alerts(later, 10).unwrap();
+            assert_eq!(due_later.len(), 2, "on {engine}");
+            for alert in &due_later {
+                store.mark_alert_delivered(alert.id, later).unwrap();
+            }
+            assert!(
+                store.due_alerts(later, 10).unwrap().is_empty(),
+                "on {engine}"
+            );
+            let first = store
+                .alerts_since(now - Duration::days(1))
+                .unwrap()
+                .into_iter()
+                .find(|a| a.id == raised[0])
+                .unwrap();
+            assert_eq!(first.attempts, 2, "on {engine}");
+            assert!(first.delivered_at.is_some() && first.last_error.is_empty());
+            // Each raise is in the audit log.
+            let audited = store
+                .audit_log(100)
+                .unwrap()
+                .iter()
+                .filter(|e| e.action == "alert")
+                .count();
+            assert_eq!(audited, 2, "on {engine}");
+        }
+    }
+}

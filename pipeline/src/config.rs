@@ -353,6 +353,10 @@ pub struct ServeConfig {
     /// Under load, how long the batcher waits for more posts before a pass (never when
     /// it was idle: a lone request goes at once).
     pub max_wait_ms: u64,
+    /// While fewer than `max_batch` posts wait, a pass takes as many as the worker
+    /// screens in this long (learned from its passes), so that a request waits about
+    /// twice this under steady load; 0 lets every pass grow to `max_batch`.
+    pub pass_target_ms: u64,
     /// Posts waiting at most; beyond, requests are answered 503 with Retry-After.
     pub queue_capacity: usize,
     /// A request not answered within this is answered 503 (its posts are dropped from
@@ -384,6 +388,7 @@ impl Default for ServeConfig {
         ServeConfig {
             max_batch: 64,
             max_wait_ms: 5,
+            pass_target_ms: 50,
             queue_capacity: 2048,
             request_timeout_ms: 10_000,
             max_body_bytes: 1 << 20,

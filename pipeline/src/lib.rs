@@ -5,6 +5,7 @@
 //! [`stages::risk`] → [`stages::routing`] → sink. Nothing raw leaves: records carry
 //! only redacted text, and logs carry ids, counts and reasons.
 
+pub mod batcher;
 pub mod config;
 pub mod contract;
 pub mod decode;

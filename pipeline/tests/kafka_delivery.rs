@@ -134,12 +134,12 @@ async fn exactly_once_writes_each_post_once() {
     common::produce_all(&broker.address, "posts", inputs(n)).await;
     let mut config = common::kafka_config(&broker.address, 50);
     config.kafka.delivery = DeliveryMode::ExactlyOnce;
-    let screener = Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap();
+    let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
     let stop = StopWhen {
         idle: Some(Duration::from_secs(8)),
         messages: None,
     };
-    let stats = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+    let stats = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
         .await
         .expect("run");
     assert_eq!(stats.consumed, n);
@@ -151,7 +151,7 @@ async fn exactly_once_writes_each_post_once() {
         .filter(|&&c| c > 1)
         .count();
     assert_eq!(twice, 0, "a committed reader sees every post once");
-    let again = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+    let again = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
         .await
         .expect("second run");
     assert_eq!(
@@ -173,7 +173,7 @@ async fn a_refused_transaction_is_read_again() {
     common::produce_all(&brokers, "posts", inputs(n)).await;
     let mut config = common::kafka_config(&brokers, 50);
     config.kafka.delivery = DeliveryMode::ExactlyOnce;
-    let screener = Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap();
+    let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
     let stop = StopWhen {
         idle: Some(Duration::from_secs(8)),
         messages: None,
@@ -183,14 +183,14 @@ async fn a_refused_transaction_is_read_again() {
         RDKafkaApiKey::EndTxn,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_TXN_STATE],
     );
-    let first = kafka::run(&config.kafka, &screener, stop, std::future::pending()).await;
+    let first = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending()).await;
     assert!(
         matches!(first, Err(kafka::KafkaRunError::Transaction(_))),
         "the refused commit stops the run"
     );
     mock.clear_request_errors(RDKafkaApiKey::EndTxn);
 
-    let stats = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+    let stats = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
         .await
         .expect("second run");
     assert_eq!(

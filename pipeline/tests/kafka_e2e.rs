@@ -16,6 +16,7 @@ use common::SetAll;
 use vigie_pipeline::config::Config;
 use vigie_pipeline::contract::{RejectedRecord, ScreenedRecord};
 use vigie_pipeline::kafka::{self, StopWhen};
+use std::sync::Arc;
 use vigie_pipeline::screener::Screener;
 use vigie_pipeline::testing::tiny_risk_stage;
 
@@ -133,12 +134,12 @@ async fn posts_flow_through_kafka_with_dead_letters_and_no_leak() {
         .kafka
         .properties
         .extend(common::fast_group_properties());
-    let screener = Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap();
+    let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
     let stop = StopWhen {
         idle: Some(Duration::from_secs(20)),
         messages: Some(n_valid + n_bad),
     };
-    let stats = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+    let stats = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
         .await
         .unwrap();
     assert_eq!(stats.consumed, n_valid + n_bad);
@@ -215,7 +216,7 @@ async fn posts_flow_through_kafka_with_dead_letters_and_no_leak() {
     // Offsets were committed: the same group resumes with nothing left to read.
     let again = kafka::run(
         &config.kafka,
-        &screener,
+        screener.clone(),
         StopWhen {
             idle: Some(Duration::from_secs(12)),
             messages: None,

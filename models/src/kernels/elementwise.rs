@@ -35,7 +35,7 @@ macro_rules! multiversion {
                     // SAFETY: `level` only returns kernels the processor supports, and each
                     // kernel's features include the ones enabled here.
                     Kernel::Avx512Vnni => return unsafe { wide($($arg),*) },
-                    Kernel::Avx2 => return unsafe { narrow($($arg),*) },
+                    Kernel::Avx2 | Kernel::AvxVnni => return unsafe { narrow($($arg),*) },
                     Kernel::Portable => {}
                 }
             }

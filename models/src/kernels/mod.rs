@@ -18,24 +18,27 @@
 //!   32 bits; the weights stay bytes in memory and are widened as they load). The byte sequence `vpmaddubsw → vpmaddwd` would saturate its 16-bit pair
 //!   sums with full-range int8 on both sides; the 16-bit form uses the multiply ports the
 //!   same number of times per multiply-add and is exact;
+//! - [`Kernel::AvxVnni`]: the 256-bit `vpdpbusd` of processors with AVX-VNNI but no
+//!   AVX-512, on the AVX-512 kernel's shifted bytes, in the AVX2 kernel's tile;
 //! - [`Kernel::Portable`]: plain Rust loops the compiler vectorises for any target
 //!   (aarch64 included, until a NEON `sdot` kernel is written).
 //!
 //! Every kernel computes exactly the same integer sums, so they agree with
 //! [`reference_forward`] to float rounding; the tests check each one on random shapes.
-//! `VIGIE_KERNELS=portable` (or `avx2`) caps the choice, so the slow paths can be tested
+//! `VIGIE_KERNELS=portable` (or `avx2`, `avxvnni`) caps the choice, so the slow paths can be tested
 //! on a fast machine.
 
 pub mod attention;
 mod avx2;
 mod avx512;
+mod avxvnni;
 pub mod ceiling;
 pub mod elementwise;
 mod portable;
 
 use rayon::prelude::*;
 
-/// The environment variable that caps the kernel choice: `portable`, `avx2`,
+/// The environment variable that caps the kernel choice: `portable`, `avx2`, `avxvnni`,
 /// `avx512vnni` or `auto` (the default).
 pub const KERNELS_ENV: &str = "VIGIE_KERNELS";
 
@@ -57,19 +60,27 @@ pub enum Kernel {
     Portable,
     /// x86-64 with AVX2 and FMA.
     Avx2,
+    /// x86-64 with AVX-VNNI (256-bit `vpdpbusd`), AVX2 and FMA.
+    AvxVnni,
     /// x86-64 with AVX-512 F, BW and VNNI.
     Avx512Vnni,
 }
 
 impl Kernel {
     /// Every kernel, slowest first.
-    pub const ALL: [Kernel; 3] = [Kernel::Portable, Kernel::Avx2, Kernel::Avx512Vnni];
+    pub const ALL: [Kernel; 4] = [
+        Kernel::Portable,
+        Kernel::Avx2,
+        Kernel::AvxVnni,
+        Kernel::Avx512Vnni,
+    ];
 
     /// The name used in logs, the bench and `VIGIE_KERNELS`.
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Portable => "portable",
             Kernel::Avx2 => "avx2",
+            Kernel::AvxVnni => "avxvnni",
             Kernel::Avx512Vnni => "avx512vnni",
         }
     }
@@ -79,6 +90,7 @@ impl Kernel {
         match self {
             Kernel::Portable => true,
             Kernel::Avx2 => avx2::supported(),
+            Kernel::AvxVnni => avxvnni::supported(),
             Kernel::Avx512Vnni => avx512::supported(),
         }
     }
@@ -107,11 +119,17 @@ impl Kernel {
             .unwrap_or(Kernel::Portable)
     }
 
+    /// Whether activations are stored as `q + 128` (the unsigned operand of `vpdpbusd`).
+    fn shifts_activations(self) -> bool {
+        matches!(self, Kernel::AvxVnni | Kernel::Avx512Vnni)
+    }
+
     /// Output columns per packed weight panel.
     fn panel_cols(self) -> usize {
         match self {
             Kernel::Portable => portable::PANEL,
             Kernel::Avx2 => avx2::PANEL,
+            Kernel::AvxVnni => avxvnni::PANEL,
             Kernel::Avx512Vnni => avx512::PANEL,
         }
     }
@@ -123,7 +141,8 @@ enum Packed {
     Rows(Vec<i8>),
     /// Panels of 16 columns, then pairs along `k`: `[panel][k/2][16][2]` (AVX2).
     Pairs16(Vec<i8>),
-    /// Panels of 64 columns, then quads along `k`: `[panel][k/4][64][4]` (VNNI).
+    /// Panels of 64 (AVX-512) or 16 (AVX-VNNI) columns, then quads along `k`:
+    /// `[panel][k/4][panel][4]`.
     Quads8(Vec<i8>),
 }
 
@@ -208,12 +227,12 @@ impl QuantizedLinear {
                 let kp = k.div_ceil(2) * 2;
                 (kp, Packed::Pairs16(pack(&rows, n, k, kp, panel, 2, |v| v)))
             }
-            Kernel::Avx512Vnni => {
+            Kernel::AvxVnni | Kernel::Avx512Vnni => {
                 let kp = k.div_ceil(4) * 4;
                 (kp, Packed::Quads8(pack(&rows, n, k, kp, panel, 4, |v| v)))
             }
         };
-        if kernel != Kernel::Avx512Vnni {
+        if !kernel.shifts_activations() {
             shift_comp.fill(0);
         }
         QuantizedLinear {
@@ -279,7 +298,7 @@ impl QuantizedLinear {
                 );
                 RowValues::I16(v)
             }
-            Kernel::Avx512Vnni => {
+            Kernel::AvxVnni | Kernel::Avx512Vnni => {
                 // Padding bytes meet zero weights; 128 (a zero activation) keeps them inert.
                 let mut v = vec![128u8; m * stride];
                 fill_rows(
@@ -375,14 +394,20 @@ impl QuantizedLinear {
                 self.k_padded / 2,
                 &ctx,
             ),
-            (Packed::Quads8(w), RowValues::U8(a)) => avx512::tile(
-                &a[tile.row * rows.stride..],
-                rows.stride,
-                tile.rows,
-                &w[tile.panel * panel * self.k_padded..],
-                self.k_padded / 4,
-                &ctx,
-            ),
+            (Packed::Quads8(w), RowValues::U8(a)) => {
+                let tile_fn = match self.kernel {
+                    Kernel::AvxVnni => avxvnni::tile,
+                    _ => avx512::tile,
+                };
+                tile_fn(
+                    &a[tile.row * rows.stride..],
+                    rows.stride,
+                    tile.rows,
+                    &w[tile.panel * panel * self.k_padded..],
+                    self.k_padded / 4,
+                    &ctx,
+                )
+            }
             _ => unreachable!("activations are quantised by the layer that reads them"),
         }
     }
@@ -606,6 +631,12 @@ mod tests {
         let forced = std::env::var(KERNELS_ENV).ok();
         if forced.as_deref() == Some("portable") {
             assert_eq!(available, vec![Kernel::Portable]);
+        }
+        if let Some(cap) = Kernel::ALL.into_iter().find(|k| Some(k.name()) == forced.as_deref()) {
+            assert!(Kernel::detect() <= cap, "{:?} above the cap {cap:?}", Kernel::detect());
+            if cap.supported() {
+                assert_eq!(Kernel::detect(), cap, "the cap is used when the processor has it");
+            }
         }
         assert_eq!(Kernel::detect(), *available.last().unwrap());
     }

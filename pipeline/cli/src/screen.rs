@@ -132,9 +132,10 @@ pub(crate) fn run_kafka(a: RunArgs) -> Result<()> {
                 .await
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
         }
-        let screener = tokio::task::block_in_place(|| build_screener(&config))?;
+        let screener =
+            std::sync::Arc::new(tokio::task::block_in_place(|| build_screener(&config))?);
         let stats =
-            kafka::run_with(&config.kafka, &screener, stop, shutdown_signal(), telemetry).await?;
+            kafka::run_with(&config.kafka, screener, stop, shutdown_signal(), telemetry).await?;
         println!("{}", serde_json::to_string(&stats)?);
         anyhow::Ok(())
     })

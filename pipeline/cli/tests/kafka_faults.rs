@@ -310,12 +310,12 @@ async fn malformed_messages_are_dead_lettered_and_a_flood_stops_the_run() {
 
     let mut config = common::kafka_config(&broker.address, 64);
     config.limits.max_message_bytes = limit;
-    let screener = Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap();
+    let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
     let stop = StopWhen {
         idle: Some(Duration::from_secs(12)),
         messages: None,
     };
-    let stats = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+    let stats = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
         .await
         .expect("run");
     assert_eq!(stats.dead_lettered, bad);
@@ -363,7 +363,7 @@ async fn malformed_messages_are_dead_lettered_and_a_flood_stops_the_run() {
     )
     .await;
     config.kafka.dead_letter_window = 200;
-    let err = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+    let err = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
         .await
         .expect_err("the cap stops the run");
     assert!(matches!(err, KafkaRunError::DeadLetterBudget(_)), "{err}");
@@ -378,7 +378,7 @@ async fn malformed_messages_are_dead_lettered_and_a_flood_stops_the_run() {
 
     // After the fix (here: the cap lifted), the rest is read from where it stopped.
     config.kafka.dead_letter_max_ratio = 1.0;
-    let rest = kafka::run(&config.kafka, &screener, stop, std::future::pending())
+    let rest = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
         .await
         .expect("run");
     assert_eq!(

@@ -23,6 +23,12 @@ pub enum KafkaRunError {
     /// Too many dead letters among the last messages: a bad deploy upstream.
     #[error(transparent)]
     DeadLetterBudget(#[from] BudgetExceeded),
+    /// A batch could not be screened (its pass panicked, or the worker stopped).
+    #[error("screening failed: {0}; offsets not committed past it, the input will be read again")]
+    Screening(#[from] crate::batcher::SubmitError),
+    /// The screening worker thread could not be started.
+    #[error("cannot start the screening worker: {0}")]
+    Worker(std::io::Error),
     /// Exactly-once: a transaction failed and was aborted.
     #[error("transaction failed: {0}; it was aborted and its inputs will be read again")]
     Transaction(KafkaError),

@@ -161,7 +161,7 @@ pub async fn measure(
             };
             run_with(
                 &cfg,
-                &screener,
+                screener,
                 stop,
                 std::future::pending(),
                 Telemetry::default(),

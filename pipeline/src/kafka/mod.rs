@@ -41,6 +41,7 @@ use crate::config::{DeliveryMode, KafkaConfig};
 use crate::contract::Origin;
 use crate::metrics::Metrics;
 use crate::ops::Health;
+use crate::batcher::{BatchPolicy, Batcher, SubmitError};
 use crate::screener::{Outcome, Screener};
 
 /// How often settled offsets are stored while no batch arrives.
@@ -81,7 +82,7 @@ pub struct Telemetry {
 /// Consumes `cfg.input_topic` until `shutdown` resolves or `stop` says so.
 pub async fn run(
     cfg: &KafkaConfig,
-    screener: &Screener,
+    screener: Arc<Screener>,
     stop: StopWhen,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunStats, KafkaRunError> {
@@ -97,9 +98,35 @@ struct Consumed {
 }
 
 /// [`run`], reporting to the given metrics and health (served by [`crate::ops`]).
+///
+/// The batches are screened by a [`Batcher`] of their own: the loop gathers what the
+/// consumer holds (waiting only under load, the API's rule) and hands it over as one
+/// job, screened in one pass.
 pub async fn run_with(
     cfg: &KafkaConfig,
-    screener: &Screener,
+    screener: Arc<Screener>,
+    stop: StopWhen,
+    shutdown: impl Future<Output = ()>,
+    telemetry: Telemetry,
+) -> Result<RunStats, KafkaRunError> {
+    let batch = cfg.batch_size.max(1);
+    let policy = BatchPolicy {
+        max_batch: batch,
+        // The loop has gathered already.
+        max_wait: Duration::ZERO,
+        capacity: batch,
+        pass_target: None,
+    };
+    let batcher = Batcher::start(screener, policy, telemetry.metrics.clone(), None)
+        .map_err(KafkaRunError::Worker)?;
+    run_on(cfg, &batcher, stop, shutdown, telemetry).await
+}
+
+/// [`run_with`] on a batcher that other sources may share (the screening API's), so
+/// that both fill the same encoder passes instead of taking turns for the cores.
+pub async fn run_on(
+    cfg: &KafkaConfig,
+    batcher: &Batcher,
     stop: StopWhen,
     shutdown: impl Future<Output = ()>,
     telemetry: Telemetry,
@@ -133,7 +160,7 @@ pub async fn run_with(
 
     let mut run = Loop {
         cfg,
-        screener,
+        batcher,
         shared: &shared,
         consumer: &consumer,
         producer: &producer,
@@ -202,7 +229,7 @@ pub async fn run_with(
 
 struct Loop<'a> {
     cfg: &'a KafkaConfig,
-    screener: &'a Screener,
+    batcher: &'a Batcher,
     shared: &'a Arc<Shared>,
     consumer: &'a StreamConsumer<ConsumerCtx>,
     producer: &'a ThreadedProducer<ProducerCtx>,
@@ -258,7 +285,7 @@ impl Loop<'_> {
             // The screening API's rule: what is already waiting joins the batch; it waits
             // `batch_wait` for more only under load.
             let deadline = tokio::time::Instant::now()
-                + crate::serve::batcher::fill_wait(last_batch, batch_wait);
+                + crate::batcher::fill_wait(last_batch, batch_wait);
             while batch.len() < self.cfg.batch_size.max(1) {
                 match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                     Ok(m) => self.push_message(m, &mut batch),
@@ -343,7 +370,7 @@ impl Loop<'_> {
         &mut self,
         live: Vec<(Consumed, Arc<InputAck>)>,
     ) -> Result<(), KafkaRunError> {
-        let inputs: Vec<(Origin, &[u8])> = live
+        let inputs: Vec<(Origin, Vec<u8>)> = live
             .iter()
             .map(|(m, _)| {
                 let origin = Origin::Kafka {
@@ -351,20 +378,10 @@ impl Loop<'_> {
                     partition: m.key.1,
                     offset: m.offset,
                 };
-                (origin, m.payload.as_slice())
+                (origin, m.payload.clone())
             })
             .collect();
-        // Screening is CPU work; keep it off the threads that drive the runtime.
-        let (outcomes, times) =
-            tokio::task::block_in_place(|| self.screener.process_timed(&inputs));
-        for (stage, took) in times.named() {
-            self.shared.metrics.stage(stage, took);
-        }
-        if times.model_batch > 0 {
-            self.shared
-                .metrics
-                .model_batch(times.model_batch, times.repost_cache_hits);
-        }
+        let outcomes = self.screen(inputs).await?;
         // Checked before anything of this batch is written: if the cap trips, the batch
         // stays uncommitted for after the operator's fix.
         self.budget
@@ -399,6 +416,27 @@ impl Loop<'_> {
         }
         self.stats.batches += 1;
         Ok(())
+    }
+
+    /// Screens a batch on the batcher's worker (the loop's thread stays free to drive
+    /// the clients). A batcher shared with other sources may be full for a moment: the
+    /// batch waits for room rather than failing.
+    async fn screen(
+        &self,
+        inputs: Vec<(Origin, Vec<u8>)>,
+    ) -> Result<Vec<Outcome>, KafkaRunError> {
+        // Kafka inputs have no caller waiting with a deadline; this only bounds a stuck pass.
+        const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+        loop {
+            match self
+                .batcher
+                .screen(inputs.clone(), Instant::now() + NO_DEADLINE)
+                .await
+            {
+                Err(SubmitError::Full) => tokio::time::sleep(Duration::from_millis(5)).await,
+                other => return Ok(other?),
+            }
+        }
     }
 
     /// The run's counts, metrics and logs for what became of one input.

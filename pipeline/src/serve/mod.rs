@@ -1,6 +1,6 @@
 //! `vigie serve`: the screening API. A post is screened in the request that sends it,
 //! by the same stages and configuration as `vigie screen`, its encoder pass shared with
-//! the requests that arrive meanwhile ([`batcher`]).
+//! the requests that arrive meanwhile ([`crate::batcher`]).
 //!
 //! - `POST /v1/screen`: one input post → its screened record;
 //! - `POST /v1/screen/batch`: a JSON array of posts → `{"results": [...]}` in order, each
@@ -14,7 +14,6 @@
 //! dead-letter reasons (`malformed_json`, `missing_field`, …) and field names, never the
 //! text; logs carry request ids, sizes and reasons only.
 
-pub mod batcher;
 pub mod openapi;
 
 use std::num::NonZeroU32;
@@ -41,7 +40,7 @@ use crate::contract::{Origin, RedactionSpan, ScreenedRecord};
 use crate::io::{MODERATION_FILE, RUMOURS_FILE};
 use crate::metrics::Metrics;
 use crate::screener::{Outcome, Screener};
-use batcher::{AfterPass, BatchPolicy, Batcher, SubmitError};
+use crate::batcher::{AfterPass, BatchPolicy, Batcher, SubmitError};
 
 /// Why the API cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +224,7 @@ impl Api {
                 max_batch: cfg.max_batch,
                 max_wait: Duration::from_millis(cfg.max_wait_ms),
                 capacity: cfg.queue_capacity,
+                pass_target: Some(Duration::from_millis(cfg.pass_target_ms)),
             },
             metrics.clone(),
             after_pass,
@@ -240,6 +240,11 @@ impl Api {
             max_batch: cfg.max_batch,
             requests: AtomicU64::new(0),
         })))
+    }
+
+    /// Encoder passes run so far and the posts they held.
+    pub fn pass_counts(&self) -> (u64, u64) {
+        self.0.batcher.pass_counts()
     }
 }
 

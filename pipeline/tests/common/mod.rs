@@ -305,7 +305,7 @@ pub fn spawn_run(
             idle: Some(idle),
             messages: None,
         };
-        vigie_pipeline::kafka::run_with(&cfg, &screener, stop, std::future::pending(), t).await
+        vigie_pipeline::kafka::run_with(&cfg, screener, stop, std::future::pending(), t).await
     });
     (handle, telemetry)
 }

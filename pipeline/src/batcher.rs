@@ -1,15 +1,21 @@
-//! Dynamic batching: concurrent requests share encoder passes.
+//! Dynamic batching: every source's posts share encoder passes.
 //!
-//! One worker thread owns the screener's time. When it is free it takes everything
-//! waiting, up to `max_batch` posts, and screens it in one pass. A lone request on an
-//! idle worker goes at once; under load, requests pile up while a pass runs, so the
-//! next pass is larger: the batch size follows the arrival rate without a timer. While
-//! the last pass held more than one post (load), the worker also waits up to `max_wait`
-//! for the batch to fill. The queue is bounded in posts: past `capacity` a submission is
-//! refused at once ([`SubmitError::Full`]) rather than joining an unbounded backlog, and
-//! posts whose request gave up (deadline passed) are dropped before their pass.
+//! One worker thread owns the screener's time; the screening API's requests and
+//! `vigie run`'s Kafka batches are its jobs. When it is free it takes what is waiting
+//! and screens it in one pass. A lone request on an idle worker goes at once; under
+//! load, requests pile up while a pass runs, so the next pass is larger: the batch size
+//! follows the arrival rate without a timer. While the last pass held more than one
+//! post (load), the worker also waits up to `max_wait` for the batch to fill.
+//!
+//! How large a pass may grow is the [`PassSizer`]'s call: as many posts as the worker
+//! screens in `pass_target` (learned from its own passes), so that a request's wait,
+//! the pass under way plus its own, stays near twice that; a full `max_batch` once that
+//! many are waiting, because then the queue grows faster than short passes clear it and
+//! throughput comes first. The queue is bounded in posts: past `capacity` a submission
+//! is refused at once ([`SubmitError::Full`]) rather than joining an unbounded backlog,
+//! and posts whose request gave up (deadline passed) are dropped before their pass.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +33,9 @@ pub struct BatchPolicy {
     pub max_wait: Duration,
     /// Posts waiting at most.
     pub capacity: usize,
+    /// How long a pass should take while fewer than `max_batch` posts wait (`None`:
+    /// passes always take up to `max_batch`).
+    pub pass_target: Option<Duration>,
 }
 
 /// How long a pass waits for more posts after its first: `max_wait` under load (the
@@ -37,6 +46,60 @@ pub fn fill_wait(last_pass: usize, max_wait: Duration) -> Duration {
         max_wait
     } else {
         Duration::ZERO
+    }
+}
+
+/// How many posts the next pass may hold.
+///
+/// A pass's time is nearly proportional to its posts (on two cores a pass of 8 posts
+/// runs at 0.9 × the rate of a pass of 64), so a short pass costs little throughput and
+/// bounds the wait of whoever arrives during it. The cost of a post is learned from the
+/// worker's own passes (a moving average of pass time over posts, the fixed part of a
+/// pass included, which errs towards shorter passes).
+#[derive(Debug, Clone)]
+pub struct PassSizer {
+    max_batch: usize,
+    target: Option<Duration>,
+    /// Seconds per post, once a pass was timed.
+    per_post: Option<f64>,
+}
+
+impl PassSizer {
+    /// Weight of the newest pass in the moving average.
+    const SMOOTHING: f64 = 0.2;
+
+    pub fn new(max_batch: usize, target: Option<Duration>) -> PassSizer {
+        PassSizer {
+            max_batch: max_batch.max(1),
+            target: target.filter(|t| !t.is_zero()),
+            per_post: None,
+        }
+    }
+
+    /// The most posts the next pass may take when `waiting` posts wait.
+    pub fn limit(&self, waiting: usize) -> usize {
+        if waiting >= self.max_batch {
+            return self.max_batch;
+        }
+        match (self.target, self.per_post) {
+            (Some(target), Some(per_post)) if per_post > 0.0 => {
+                let fits = (target.as_secs_f64() / per_post).floor();
+                (fits as usize).clamp(1, self.max_batch)
+            }
+            _ => self.max_batch,
+        }
+    }
+
+    /// A pass of `posts` posts took `took`.
+    pub fn observe(&mut self, posts: usize, took: Duration) {
+        if posts == 0 {
+            return;
+        }
+        let sample = took.as_secs_f64() / posts as f64;
+        self.per_post = Some(match self.per_post {
+            Some(avg) => avg + Self::SMOOTHING * (sample - avg),
+            None => sample,
+        });
     }
 }
 
@@ -100,6 +163,14 @@ pub struct Batcher {
     queued: Arc<AtomicUsize>,
     capacity: usize,
     metrics: Arc<Metrics>,
+    passes: Arc<PassCounts>,
+}
+
+/// Passes run and the posts they held, for benches and tests.
+#[derive(Debug, Default)]
+pub struct PassCounts {
+    pub passes: AtomicU64,
+    pub posts: AtomicU64,
 }
 
 impl Batcher {
@@ -119,6 +190,7 @@ impl Batcher {
         let (tx, rx) = mpsc::sync_channel(policy.capacity);
         let queued = Arc::new(AtomicUsize::new(0));
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let passes = Arc::new(PassCounts::default());
         let worker = Worker {
             alive: alive.clone(),
             screener,
@@ -127,6 +199,7 @@ impl Batcher {
             queued: queued.clone(),
             metrics: metrics.clone(),
             after_pass,
+            passes: passes.clone(),
         };
         std::thread::Builder::new()
             .name("vigie-batcher".into())
@@ -137,6 +210,7 @@ impl Batcher {
             queued,
             capacity: policy.capacity,
             metrics,
+            passes,
         })
     }
 
@@ -189,6 +263,14 @@ impl Batcher {
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::SeqCst)
     }
+
+    /// Passes run so far and the posts they held.
+    pub fn pass_counts(&self) -> (u64, u64) {
+        (
+            self.passes.passes.load(Ordering::Relaxed),
+            self.passes.posts.load(Ordering::Relaxed),
+        )
+    }
 }
 
 struct Worker {
@@ -199,11 +281,13 @@ struct Worker {
     queued: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     after_pass: Option<AfterPass>,
+    passes: Arc<PassCounts>,
 }
 
 impl Worker {
     fn run(self) {
         let mut last_pass = 0usize;
+        let mut sizer = PassSizer::new(self.policy.max_batch, self.policy.pass_target);
         // A job that did not fit the last pass opens the next one.
         let mut carried: Option<Job> = None;
         loop {
@@ -216,8 +300,10 @@ impl Worker {
             };
             let mut posts = first.inputs.len();
             let mut jobs = vec![first];
+            // Counted before the gathered posts leave the queue: the first job included.
+            let limit = sizer.limit(self.queued.load(Ordering::SeqCst));
             let fill_until = Instant::now() + fill_wait(last_pass, self.policy.max_wait);
-            while posts < self.policy.max_batch {
+            while posts < limit {
                 let next = match self.rx.try_recv() {
                     Ok(job) => Some(job),
                     Err(TryRecvError::Disconnected) => None,
@@ -231,7 +317,7 @@ impl Worker {
                     }
                 };
                 let Some(job) = next else { break };
-                if posts + job.inputs.len() > self.policy.max_batch {
+                if posts + job.inputs.len() > limit {
                     carried = Some(job);
                     break;
                 }
@@ -243,8 +329,12 @@ impl Worker {
             // A panic in a pass (a model or sink fault) fails that pass's requests, not the
             // worker: the next pass runs as usual.
             let replies: Vec<Reply> = jobs.iter().map(|j| j.reply.clone()).collect();
+            let started = Instant::now();
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pass(jobs))) {
-                Ok(n) => last_pass = n,
+                Ok(n) => {
+                    sizer.observe(n, started.elapsed());
+                    last_pass = n;
+                }
                 Err(_) => {
                     tracing::error!("a screening pass panicked; its requests fail");
                     for reply in replies {
@@ -277,6 +367,14 @@ impl Worker {
         for (stage, took) in times.named() {
             self.metrics.stage(stage, took);
         }
+        if times.model_batch > 0 {
+            self.metrics
+                .model_batch(times.model_batch, times.repost_cache_hits);
+        }
+        self.passes.passes.fetch_add(1, Ordering::Relaxed);
+        self.passes
+            .posts
+            .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
         let stored = match &self.after_pass {
             Some(after) => after(&outcomes),
             None => Ok(()),
@@ -337,6 +435,7 @@ mod tests {
         max_batch: 16,
         max_wait: Duration::from_millis(2),
         capacity: 64,
+        pass_target: None,
     };
 
     fn soon() -> Instant {
@@ -387,6 +486,98 @@ mod tests {
             passes.iter().all(|n| *n <= 16),
             "no pass over max_batch: {passes:?}"
         );
+    }
+
+    #[test]
+    fn the_sizer_fits_passes_to_the_target_until_a_full_batch_waits() {
+        let mut sizer = PassSizer::new(64, Some(Duration::from_millis(20)));
+        assert_eq!(sizer.limit(3), 64, "nothing timed yet: no limit");
+        sizer.observe(10, Duration::from_millis(20));
+        assert_eq!(sizer.limit(3), 10, "2 ms a post: 10 posts in 20 ms");
+        assert_eq!(sizer.limit(63), 10);
+        assert_eq!(sizer.limit(64), 64, "a full batch waits: throughput first");
+        assert_eq!(sizer.limit(500), 64);
+        // Posts got cheaper: the average moves a fifth of the way at each pass.
+        sizer.observe(10, Duration::from_millis(10));
+        assert_eq!(sizer.limit(3), 11, "1.8 ms a post");
+        for _ in 0..40 {
+            sizer.observe(10, Duration::from_millis(10));
+        }
+        assert_eq!(sizer.limit(3), 19, "converges to 1 ms a post (just above)");
+        // A post slower than the whole target still goes, one per pass.
+        sizer.observe(1, Duration::from_secs(5));
+        assert_eq!(sizer.limit(3), 1);
+        sizer.observe(0, Duration::from_secs(5));
+        assert_eq!(sizer.limit(3), 1, "an empty pass teaches nothing");
+        // No target: passes take what waits, up to max_batch.
+        let mut free = PassSizer::new(64, None);
+        free.observe(10, Duration::from_millis(20));
+        assert_eq!(free.limit(3), 64);
+        let mut zero = PassSizer::new(64, Some(Duration::ZERO));
+        zero.observe(10, Duration::from_millis(20));
+        assert_eq!(zero.limit(3), 64, "0 ms means no target");
+    }
+
+    /// A batcher whose passes take `per_post` for each post they hold.
+    fn timed(policy: BatchPolicy, per_post: Duration) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
+        let passes = Arc::new(Mutex::new(Vec::new()));
+        let seen = passes.clone();
+        let after: AfterPass = Box::new(move |outcomes| {
+            seen.lock().unwrap().push(outcomes.len());
+            std::thread::sleep(per_post * outcomes.len() as u32);
+            Ok(())
+        });
+        let b = Batcher::start(screener(), policy, Arc::new(Metrics::new()), Some(after)).unwrap();
+        (b, passes)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_keep_to_their_target_under_load_and_grow_for_a_backlog() {
+        let policy = BatchPolicy {
+            max_batch: 64,
+            max_wait: Duration::from_millis(2),
+            capacity: 1024,
+            pass_target: Some(Duration::from_millis(20)),
+        };
+        // At least 2 ms a post: a 20 ms pass holds 10 posts at most.
+        let (b, passes) = timed(policy, Duration::from_millis(2));
+        b.screen(vec![post(0)], soon()).await.unwrap();
+        let steady: Vec<_> = (1..=40)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { b.screen(vec![post(i)], soon()).await })
+            })
+            .collect();
+        for t in steady {
+            assert_eq!(t.await.unwrap().unwrap().len(), 1);
+        }
+        {
+            let passes = passes.lock().unwrap();
+            assert_eq!(passes.iter().sum::<usize>(), 41);
+            assert!(
+                passes.iter().all(|n| *n <= 10),
+                "passes within the 20 ms target: {passes:?}"
+            );
+            assert!(passes.len() < 41, "requests still shared passes: {passes:?}");
+        }
+        // A backlog of more than max_batch: passes of max_batch.
+        let backlog: Vec<_> = (0..200)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { b.screen(vec![post(1000 + i)], soon()).await })
+            })
+            .collect();
+        for t in backlog {
+            assert_eq!(t.await.unwrap().unwrap().len(), 1);
+        }
+        let passes = passes.lock().unwrap();
+        assert_eq!(passes.iter().sum::<usize>(), 241);
+        assert!(
+            passes.contains(&64),
+            "a full batch waited, so a pass took it: {passes:?}"
+        );
+        assert!(passes.iter().all(|n| *n <= 64), "{passes:?}");
+        assert_eq!(b.pass_counts(), (passes.len() as u64, 241));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

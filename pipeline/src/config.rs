@@ -388,7 +388,7 @@ impl Default for ServeConfig {
         ServeConfig {
             max_batch: 64,
             max_wait_ms: 5,
-            pass_target_ms: 50,
+            pass_target_ms: 80,
             queue_capacity: 2048,
             request_timeout_ms: 10_000,
             max_body_bytes: 1 << 20,

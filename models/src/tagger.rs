@@ -138,7 +138,12 @@ impl TokenTagger {
             .into());
         }
         // Subnormal weights cost a microcode assist per multiply on Intel processors.
-        for v in [&mut tagger.w1, &mut tagger.b1, &mut tagger.w2, &mut tagger.b2] {
+        for v in [
+            &mut tagger.w1,
+            &mut tagger.b1,
+            &mut tagger.w2,
+            &mut tagger.b2,
+        ] {
             crate::head::flush_subnormals(v);
         }
         Ok(tagger)
@@ -480,7 +485,10 @@ mod tests {
     #[test]
     fn the_loaded_tagger_holds_no_subnormal_weights() {
         let raw: TokenTagger = serde_json::from_str(BUILTIN).unwrap();
-        assert!(raw.w1.iter().any(|v| v.is_subnormal()), "the file holds some");
+        assert!(
+            raw.w1.iter().any(|v| v.is_subnormal()),
+            "the file holds some"
+        );
         let tagger = TokenTagger::builtin().unwrap();
         for v in [&tagger.w1, &tagger.b1, &tagger.w2, &tagger.b2] {
             assert!(!v.iter().any(|v| v.is_subnormal()));

@@ -558,7 +558,10 @@ mod tests {
                 passes.iter().all(|n| *n <= 10),
                 "passes within the 20 ms target: {passes:?}"
             );
-            assert!(passes.len() < 41, "requests still shared passes: {passes:?}");
+            assert!(
+                passes.len() < 41,
+                "requests still shared passes: {passes:?}"
+            );
         }
         // A backlog of more than max_batch: passes of max_batch.
         let backlog: Vec<_> = (0..200)

@@ -139,9 +139,14 @@ async fn exactly_once_writes_each_post_once() {
         idle: Some(Duration::from_secs(8)),
         messages: None,
     };
-    let stats = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
-        .await
-        .expect("run");
+    let stats = kafka::run(
+        &config.kafka,
+        screener.clone(),
+        stop,
+        std::future::pending(),
+    )
+    .await
+    .expect("run");
     assert_eq!(stats.consumed, n);
     let (screened, dead) = ids(&broker.address, n - n / 10, n / 10).await;
     assert_eq!(screened.len() + dead.len(), n);
@@ -151,9 +156,14 @@ async fn exactly_once_writes_each_post_once() {
         .filter(|&&c| c > 1)
         .count();
     assert_eq!(twice, 0, "a committed reader sees every post once");
-    let again = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
-        .await
-        .expect("second run");
+    let again = kafka::run(
+        &config.kafka,
+        screener.clone(),
+        stop,
+        std::future::pending(),
+    )
+    .await
+    .expect("second run");
     assert_eq!(
         again.consumed, 0,
         "offsets were committed with the transactions"
@@ -183,16 +193,27 @@ async fn a_refused_transaction_is_read_again() {
         RDKafkaApiKey::EndTxn,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_TXN_STATE],
     );
-    let first = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending()).await;
+    let first = kafka::run(
+        &config.kafka,
+        screener.clone(),
+        stop,
+        std::future::pending(),
+    )
+    .await;
     assert!(
         matches!(first, Err(kafka::KafkaRunError::Transaction(_))),
         "the refused commit stops the run"
     );
     mock.clear_request_errors(RDKafkaApiKey::EndTxn);
 
-    let stats = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
-        .await
-        .expect("second run");
+    let stats = kafka::run(
+        &config.kafka,
+        screener.clone(),
+        stop,
+        std::future::pending(),
+    )
+    .await
+    .expect("second run");
     assert_eq!(
         stats.consumed, n,
         "the refused batch is read again, and everything after it"

@@ -13,10 +13,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use common::SetAll;
 
+use std::sync::Arc;
 use vigie_pipeline::config::Config;
 use vigie_pipeline::contract::{RejectedRecord, ScreenedRecord};
 use vigie_pipeline::kafka::{self, StopWhen};
-use std::sync::Arc;
 use vigie_pipeline::screener::Screener;
 use vigie_pipeline::testing::tiny_risk_stage;
 
@@ -139,9 +139,14 @@ async fn posts_flow_through_kafka_with_dead_letters_and_no_leak() {
         idle: Some(Duration::from_secs(20)),
         messages: Some(n_valid + n_bad),
     };
-    let stats = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
-        .await
-        .unwrap();
+    let stats = kafka::run(
+        &config.kafka,
+        screener.clone(),
+        stop,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     assert_eq!(stats.consumed, n_valid + n_bad);
     assert_eq!(stats.screened, n_valid);
     assert_eq!(stats.dead_lettered, n_bad);

@@ -632,10 +632,21 @@ mod tests {
         if forced.as_deref() == Some("portable") {
             assert_eq!(available, vec![Kernel::Portable]);
         }
-        if let Some(cap) = Kernel::ALL.into_iter().find(|k| Some(k.name()) == forced.as_deref()) {
-            assert!(Kernel::detect() <= cap, "{:?} above the cap {cap:?}", Kernel::detect());
+        if let Some(cap) = Kernel::ALL
+            .into_iter()
+            .find(|k| Some(k.name()) == forced.as_deref())
+        {
+            assert!(
+                Kernel::detect() <= cap,
+                "{:?} above the cap {cap:?}",
+                Kernel::detect()
+            );
             if cap.supported() {
-                assert_eq!(Kernel::detect(), cap, "the cap is used when the processor has it");
+                assert_eq!(
+                    Kernel::detect(),
+                    cap,
+                    "the cap is used when the processor has it"
+                );
             }
         }
         assert_eq!(Kernel::detect(), *available.last().unwrap());

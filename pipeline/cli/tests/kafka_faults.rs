@@ -315,9 +315,14 @@ async fn malformed_messages_are_dead_lettered_and_a_flood_stops_the_run() {
         idle: Some(Duration::from_secs(12)),
         messages: None,
     };
-    let stats = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
-        .await
-        .expect("run");
+    let stats = kafka::run(
+        &config.kafka,
+        screener.clone(),
+        stop,
+        std::future::pending(),
+    )
+    .await
+    .expect("run");
     assert_eq!(stats.dead_lettered, bad);
     assert_eq!(stats.screened, good);
 
@@ -363,9 +368,14 @@ async fn malformed_messages_are_dead_lettered_and_a_flood_stops_the_run() {
     )
     .await;
     config.kafka.dead_letter_window = 200;
-    let err = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
-        .await
-        .expect_err("the cap stops the run");
+    let err = kafka::run(
+        &config.kafka,
+        screener.clone(),
+        stop,
+        std::future::pending(),
+    )
+    .await
+    .expect_err("the cap stops the run");
     assert!(matches!(err, KafkaRunError::DeadLetterBudget(_)), "{err}");
     let dead_before_stop = common::read_all(&broker.address, "dlq", bad, Duration::from_secs(5))
         .await
@@ -378,9 +388,14 @@ async fn malformed_messages_are_dead_lettered_and_a_flood_stops_the_run() {
 
     // After the fix (here: the cap lifted), the rest is read from where it stopped.
     config.kafka.dead_letter_max_ratio = 1.0;
-    let rest = kafka::run(&config.kafka, screener.clone(), stop, std::future::pending())
-        .await
-        .expect("run");
+    let rest = kafka::run(
+        &config.kafka,
+        screener.clone(),
+        stop,
+        std::future::pending(),
+    )
+    .await
+    .expect("run");
     assert_eq!(
         dead_before_stop + rest.dead_lettered,
         600,

@@ -37,11 +37,11 @@ use self::dead_letter::DeadLetterBudget;
 pub use self::dead_letter::{HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC};
 use self::offsets::PartitionKey;
 use self::plan::{Disposition, Output, OutputTopics};
+use crate::batcher::{BatchPolicy, Batcher, SubmitError};
 use crate::config::{DeliveryMode, KafkaConfig};
 use crate::contract::Origin;
 use crate::metrics::Metrics;
 use crate::ops::Health;
-use crate::batcher::{BatchPolicy, Batcher, SubmitError};
 use crate::screener::{Outcome, Screener};
 
 /// How often settled offsets are stored while no batch arrives.
@@ -284,8 +284,8 @@ impl Loop<'_> {
             self.push_message(first, &mut batch);
             // The screening API's rule: what is already waiting joins the batch; it waits
             // `batch_wait` for more only under load.
-            let deadline = tokio::time::Instant::now()
-                + crate::batcher::fill_wait(last_batch, batch_wait);
+            let deadline =
+                tokio::time::Instant::now() + crate::batcher::fill_wait(last_batch, batch_wait);
             while batch.len() < self.cfg.batch_size.max(1) {
                 match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                     Ok(m) => self.push_message(m, &mut batch),
@@ -421,10 +421,7 @@ impl Loop<'_> {
     /// Screens a batch on the batcher's worker (the loop's thread stays free to drive
     /// the clients). A batcher shared with other sources may be full for a moment: the
     /// batch waits for room rather than failing.
-    async fn screen(
-        &self,
-        inputs: Vec<(Origin, Vec<u8>)>,
-    ) -> Result<Vec<Outcome>, KafkaRunError> {
+    async fn screen(&self, inputs: Vec<(Origin, Vec<u8>)>) -> Result<Vec<Outcome>, KafkaRunError> {
         // Kafka inputs have no caller waiting with a deadline; this only bounds a stuck pass.
         const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
         loop {

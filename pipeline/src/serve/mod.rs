@@ -35,12 +35,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::batcher::{AfterPass, BatchPolicy, Batcher, SubmitError};
 use crate::config::{KafkaConfig, ServeConfig};
 use crate::contract::{Origin, RedactionSpan, ScreenedRecord};
 use crate::io::{MODERATION_FILE, RUMOURS_FILE};
 use crate::metrics::Metrics;
 use crate::screener::{Outcome, Screener};
-use crate::batcher::{AfterPass, BatchPolicy, Batcher, SubmitError};
 
 /// Why the API cannot start.
 #[derive(Debug, thiserror::Error)]

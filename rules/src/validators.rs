@@ -35,6 +35,11 @@ pub enum Validator {
     /// lower-case letters and more: @aminata_k, @DrMensah, @milkshake11s, @mashable), not
     /// the "@" that clinical notes write for "at" (IVF @KVO, tf @goal, stool @nd).
     HandleShape,
+    /// Initials that name a hospital (GH, MGH, BWH), not a condition, a hormone, a drug
+    /// or a part of the history that clinical notes also write with a final H (SAH, ICH,
+    /// LVH, TSH, NPH, LMWH, PMH…), nor a generic setting (NH, nursing home; MH, mental
+    /// health) or pH.
+    HospitalInitials,
 }
 
 impl Validator {
@@ -50,6 +55,9 @@ impl Validator {
             Validator::NotATimeWord => !is_time_word(matched),
             Validator::NotACareUnit => !is_care_unit(matched),
             Validator::HandleShape => is_handle_shaped(matched),
+            Validator::HospitalInitials => {
+                !CLINICAL_H_ACRONYMS.contains(&matched.trim()) && !is_care_unit(matched)
+            }
         }
     }
 }
@@ -243,6 +251,13 @@ const TIME_WORDS: &[&str] = &[
 
 /// Whether the first word of `matched` is a weekday, a month or a day word.
 /// Care units, departments and settings that locate no one (lower case, no accents).
+/// Clinical abbreviations ending in H, written in capitals like hospitals' initials.
+const CLINICAL_H_ACRONYMS: &[&str] = &[
+    "SAH", "ICH", "IVH", "SDH", "EDH", "IPH", "LVH", "RVH", "BPH", "PPH", "PAH", "IIH", "NPH",
+    "LMWH", "UFH", "ADH", "TSH", "FSH", "LH", "PTH", "ACTH", "HGH", "PH", "DH", "SH", "FH", "PMH",
+    "PSH", "HH", "NH", "MH", "AH", "VH", "BH", "CH", "RH", "HTH", "DOH", "ETOH", "OH", "OSH",
+];
+
 const CARE_UNITS: &[&str] = &[
     "icu",
     "micu",
@@ -312,6 +327,16 @@ const CARE_UNITS: &[&str] = &[
     "this",
     "that",
     "bed",
+    "level",
+    "levels",
+    "stage",
+    "grade",
+    "pod",
+    "bay",
+    "station",
+    "day",
+    "days",
+    "cycle",
     "sleep",
     "work",
     "school",
@@ -487,6 +512,18 @@ mod tests {
             "California",
         ] {
             assert!(Validator::NotACareUnit.check(place), "{place}");
+        }
+    }
+
+    #[test]
+    fn hospital_initials_are_not_clinical_abbreviations() {
+        for initials in ["GH", "MGH", "BWH", "UCLH"] {
+            assert!(Validator::HospitalInitials.check(initials), "{initials}");
+        }
+        for clinical in [
+            "SAH", "ICH", "LVH", "TSH", "NPH", "LMWH", "PMH", "PH", "OSH", "ETOH",
+        ] {
+            assert!(!Validator::HospitalInitials.check(clinical), "{clinical}");
         }
     }
 

@@ -418,13 +418,17 @@ mod tests {
         )
     }
 
-    /// A batcher whose passes are recorded (their sizes), each held `hold` long.
-    fn recorded(policy: BatchPolicy, hold: Duration) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
+    /// A batcher whose passes are recorded (their sizes), a pass of n posts held
+    /// `hold(n)` long.
+    fn recorded(
+        policy: BatchPolicy,
+        hold: impl Fn(usize) -> Duration + Send + 'static,
+    ) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
         let passes = Arc::new(Mutex::new(Vec::new()));
         let seen = passes.clone();
         let after: AfterPass = Box::new(move |outcomes| {
             seen.lock().unwrap().push(outcomes.len());
-            std::thread::sleep(hold);
+            std::thread::sleep(hold(outcomes.len()));
             Ok(())
         });
         let b = Batcher::start(screener(), policy, Arc::new(Metrics::new()), Some(after)).unwrap();
@@ -444,7 +448,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lone_request_goes_at_once_and_a_crowd_shares_passes() {
-        let (b, passes) = recorded(POLICY, Duration::from_millis(5));
+        let (b, passes) = recorded(POLICY, |_| Duration::from_millis(5));
         let one = b.screen(vec![post(0)], soon()).await.unwrap();
         assert!(matches!(&one[..], [Outcome::Screened(r)] if r.id == "p0"));
         assert_eq!(*passes.lock().unwrap(), vec![1]);
@@ -518,19 +522,6 @@ mod tests {
         assert_eq!(zero.limit(3), 64, "0 ms means no target");
     }
 
-    /// A batcher whose passes take `per_post` for each post they hold.
-    fn timed(policy: BatchPolicy, per_post: Duration) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
-        let passes = Arc::new(Mutex::new(Vec::new()));
-        let seen = passes.clone();
-        let after: AfterPass = Box::new(move |outcomes| {
-            seen.lock().unwrap().push(outcomes.len());
-            std::thread::sleep(per_post * outcomes.len() as u32);
-            Ok(())
-        });
-        let b = Batcher::start(screener(), policy, Arc::new(Metrics::new()), Some(after)).unwrap();
-        (b, passes)
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn passes_keep_to_their_target_under_load_and_grow_for_a_backlog() {
         let policy = BatchPolicy {
@@ -540,7 +531,7 @@ mod tests {
             pass_target: Some(Duration::from_millis(20)),
         };
         // At least 2 ms a post: a 20 ms pass holds 10 posts at most.
-        let (b, passes) = timed(policy, Duration::from_millis(2));
+        let (b, passes) = recorded(policy, |n| Duration::from_millis(2) * n as u32);
         b.screen(vec![post(0)], soon()).await.unwrap();
         let steady: Vec<_> = (1..=40)
             .map(|i| {
@@ -590,7 +581,7 @@ mod tests {
             capacity: 4,
             ..POLICY
         };
-        let (b, passes) = recorded(policy, Duration::from_millis(300));
+        let (b, passes) = recorded(policy, |_| Duration::from_millis(300));
         // The first pass holds the worker; four more posts fill the queue.
         let first = {
             let b = b.clone();

@@ -115,6 +115,32 @@ pub enum SubmitError {
     NotStored,
 }
 
+/// Posts the batcher took: their outcomes come when their pass is done.
+pub struct Pending {
+    answer: oneshot::Receiver<Answer>,
+    deadline: Instant,
+}
+
+impl Pending {
+    /// One outcome per input, in order, or why there are none.
+    pub async fn outcomes(self) -> Result<Vec<Outcome>, SubmitError> {
+        match tokio::time::timeout_at(self.deadline.into(), self.answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(SubmitError::Stopped),
+            // The worker sees the deadline too and drops the job unscreened if its pass
+            // has not begun; if it has, the posts may still be screened and stored (a
+            // client that retries may store them twice: consumers dedupe by post id).
+            Err(_) => Err(SubmitError::Expired),
+        }
+    }
+}
+
+/// Posts the batcher did not take, handed back with the reason.
+pub struct Refused {
+    pub error: SubmitError,
+    pub inputs: Vec<(Origin, Vec<u8>)>,
+}
+
 /// What to do with the records of a pass before the answers go out (write flagged
 /// records to the moderation sink). Runs on the worker thread; an error fails the pass's
 /// requests, so a record is never answered without being stored where it must go.
@@ -220,16 +246,38 @@ impl Batcher {
         inputs: Vec<(Origin, Vec<u8>)>,
         deadline: Instant,
     ) -> Result<Vec<Outcome>, SubmitError> {
+        match self.enqueue(inputs, deadline) {
+            Ok(pending) => pending.outcomes().await,
+            Err(refused) => Err(refused.error),
+        }
+    }
+
+    /// Queues `inputs` for a pass and returns at once; the outcomes come through the
+    /// returned [`Pending`]. A refusal hands the inputs back, so that a source with no
+    /// deadline (Kafka) can offer them again later without a copy.
+    pub fn enqueue(
+        &self,
+        inputs: Vec<(Origin, Vec<u8>)>,
+        deadline: Instant,
+    ) -> Result<Pending, Refused> {
         let n = inputs.len();
         // Reserve room only if it fits, so that concurrent submissions cannot overshoot
         // the bound and a refused one never takes room from others.
         let capacity = self.capacity;
-        let before = self
+        let reserved = self
             .queued
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
                 (q + n <= capacity).then_some(q + n)
-            })
-            .map_err(|_| SubmitError::Full)?;
+            });
+        let before = match reserved {
+            Ok(before) => before,
+            Err(_) => {
+                return Err(Refused {
+                    error: SubmitError::Full,
+                    inputs,
+                })
+            }
+        };
         self.metrics.queued(before + n);
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -237,20 +285,21 @@ impl Batcher {
             deadline,
             reply: Reply::new(reply),
         };
-        if let Err(e) = self.tx.try_send(job) {
-            self.queued.fetch_sub(n, Ordering::SeqCst);
-            return Err(match e {
-                mpsc::TrySendError::Full(_) => SubmitError::Full,
-                mpsc::TrySendError::Disconnected(_) => SubmitError::Stopped,
-            });
-        }
-        match tokio::time::timeout_at(deadline.into(), answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(SubmitError::Stopped),
-            // The worker sees the deadline too and drops the job unscreened if its pass
-            // has not begun; if it has, the posts may still be screened and stored (a
-            // client that retries may store them twice: consumers dedupe by post id).
-            Err(_) => Err(SubmitError::Expired),
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(Pending { answer, deadline }),
+            Err(e) => {
+                self.queued.fetch_sub(n, Ordering::SeqCst);
+                Err(match e {
+                    mpsc::TrySendError::Full(job) => Refused {
+                        error: SubmitError::Full,
+                        inputs: job.inputs,
+                    },
+                    mpsc::TrySendError::Disconnected(job) => Refused {
+                        error: SubmitError::Stopped,
+                        inputs: job.inputs,
+                    },
+                })
+            }
         }
     }
 

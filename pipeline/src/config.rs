@@ -259,6 +259,12 @@ pub struct KafkaConfig {
     /// a batch before screening what is there; a message arriving at a quiet moment is
     /// screened at once.
     pub batch_wait_ms: u64,
+    /// While fewer than `batch_size` messages wait, hand over only as many as the model
+    /// screens in this many ms (learned from its passes; 0 = always up to `batch_size`),
+    /// as `[serve] pass_target_ms` does for the API: a message that arrives during a
+    /// pass waits for it and then for its own, so short passes bound the latency at
+    /// moderate load, while a backlog still gets full batches.
+    pub pass_target_ms: u64,
     /// at-least-once (default): offsets are committed once every record made from a
     /// message, and from all earlier ones of its partition, is acknowledged; a crash
     /// means some posts are screened twice, never lost. exactly-once: each batch's
@@ -313,6 +319,7 @@ impl Default for KafkaConfig {
             rumour_topic: None,
             batch_size: 32,
             batch_wait_ms: 5,
+            pass_target_ms: 80,
             delivery: DeliveryMode::AtLeastOnce,
             transactional_id: None,
             max_in_flight: 1024,

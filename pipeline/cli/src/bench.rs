@@ -209,11 +209,13 @@ pub(crate) fn bench_kafka(a: BenchKafkaArgs) -> Result<()> {
         )
         .await?;
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
-        println!("| phase | posts | posts/s | offered posts/s | p50 ms | p99 ms | max ms |");
-        println!("|---|---|---|---|---|---|---|");
+        println!(
+            "| phase | posts | posts/s | offered posts/s | p50 ms | p99 ms | max ms | posts per pass |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
         for r in [&throughput, &latency] {
             println!(
-                "| {} | {} | {:.0} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.1} |",
                 r.phase,
                 r.posts,
                 r.posts_per_second,
@@ -221,7 +223,8 @@ pub(crate) fn bench_kafka(a: BenchKafkaArgs) -> Result<()> {
                     .map_or("-".to_string(), |v| format!("{v:.0}")),
                 ms(r.latency_p50_ms),
                 ms(r.latency_p99_ms),
-                ms(r.latency_max_ms)
+                ms(r.latency_max_ms),
+                r.posts_per_pass
             );
         }
         println!(

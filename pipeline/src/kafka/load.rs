@@ -19,7 +19,8 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 
-use super::{run_with, KafkaRunError, StopWhen, Telemetry};
+use super::{batch_policy, run_on, KafkaRunError, StopWhen, Telemetry};
+use crate::batcher::Batcher;
 use crate::config::KafkaConfig;
 use crate::contract::ScreenedRecord;
 use crate::screener::Screener;
@@ -86,6 +87,8 @@ pub struct LoadReport {
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub latency_max_ms: Option<f64>,
+    /// Posts per encoder pass, on average (the warm-up post included).
+    pub posts_per_pass: f64,
 }
 
 /// Posts to send: the valid posts of `samples` (JSONL; the bundled samples also hold
@@ -152,21 +155,22 @@ pub async fn measure(
     if rate.is_none() {
         produce(&producer, &cfg.input_topic, &batch, None, &mut sent_at).await?;
     }
+    let telemetry = Telemetry::default();
+    let batcher = Batcher::start(
+        screener,
+        batch_policy(&cfg),
+        telemetry.metrics.clone(),
+        None,
+    )
+    .map_err(KafkaRunError::Worker)?;
     let pipeline = {
-        let (cfg, screener) = (cfg.clone(), screener.clone());
+        let (cfg, batcher) = (cfg.clone(), batcher.clone());
         tokio::spawn(async move {
             let stop = StopWhen {
                 idle: Some(Duration::from_secs(20)),
                 messages: Some(posts + 1),
             };
-            run_with(
-                &cfg,
-                screener,
-                stop,
-                std::future::pending(),
-                Telemetry::default(),
-            )
-            .await
+            run_on(&cfg, &batcher, stop, std::future::pending(), telemetry).await
         })
     };
     if let Some(rate) = rate {
@@ -198,11 +202,13 @@ pub async fn measure(
         )
         .await?;
     }
-    let ran = pipeline.await?;
-    if let Err(e) = ran {
-        reader.task.abort();
-        return Err(e.into());
-    }
+    match pipeline.await? {
+        Ok(_) => {}
+        Err(e) => {
+            reader.task.abort();
+            return Err(e.into());
+        }
+    };
     let seen = reader.task.await??;
 
     let mut latencies = Vec::new();
@@ -235,6 +241,10 @@ pub async fn measure(
         latency_p50_ms: rate.map(|_| pct(0.5)),
         latency_p99_ms: rate.map(|_| pct(0.99)),
         latency_max_ms: rate.map(|_| pct(1.0)),
+        posts_per_pass: {
+            let (passes, screened) = batcher.pass_counts();
+            screened as f64 / passes.max(1) as f64
+        },
     })
 }
 

@@ -1,13 +1,14 @@
 //! Kafka source and sinks: `vigie run`.
 //!
-//! The loop reads a batch, screens it, and hands its records (screened, moderation,
-//! dead letter; keyed by post id) to an idempotent producer, then reads on while the
-//! broker acknowledges them. What records an input becomes is planned in [`plan`]. An
+//! The loop reads what the consumer holds and hands it to the batcher as one job; it
+//! reads on while jobs are screened (at most two batches ahead), and hands each job's
+//! records (screened, moderation, dead letter; keyed by post id), in the order read, to
+//! an idempotent producer, then reads on while the broker acknowledges them. What records an input becomes is planned in [`plan`]. An
 //! input is settled once every record made from it is acknowledged, by the handle its
 //! records share ([`ack`]); offsets are committed per partition up to the first
 //! unsettled input ([`offsets`]), so a crash or an outage re-reads, never loses. What
 //! goes to the dead-letter topic, and when dead letters stop the run, is decided in
-//! [`dead_letter`]. With `delivery = "exactly-once"` each batch is one transaction.
+//! [`dead_letter`]. With `delivery = "exactly-once"` each job is one transaction.
 
 mod ack;
 mod client;
@@ -97,11 +98,28 @@ struct Consumed {
     payload: Vec<u8>,
 }
 
+/// A job on its way through the batcher: its messages (each with the handle that settles
+/// it) and, once its pass is done, their outcomes.
+type Screening = std::pin::Pin<
+    Box<dyn Future<Output = (Vec<Started>, Result<Vec<Outcome>, SubmitError>)> + Send>,
+>;
+
+/// What the batcher screens: each input's origin and payload.
+type Job = Vec<(Origin, Vec<u8>)>;
+
+/// A message whose handle is tracking it; its payload went to the batcher.
+struct Started {
+    key: PartitionKey,
+    offset: i64,
+    bytes: usize,
+    ack: Arc<InputAck>,
+}
+
 /// [`run`], reporting to the given metrics and health (served by [`crate::ops`]).
 ///
-/// The batches are screened by a [`Batcher`] of their own: the loop gathers what the
-/// consumer holds (waiting only under load, the API's rule) and hands it over as one
-/// job, screened in one pass.
+/// The messages are screened by a [`Batcher`] of its own, which sizes the passes as
+/// the screening API's does: what waits, as many as fit `pass_target_ms` while fewer
+/// than `batch_size` wait, waiting `batch_wait_ms` to fill only under load.
 pub async fn run_with(
     cfg: &KafkaConfig,
     screener: Arc<Screener>,
@@ -109,17 +127,25 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
     telemetry: Telemetry,
 ) -> Result<RunStats, KafkaRunError> {
-    let batch = cfg.batch_size.max(1);
-    let policy = BatchPolicy {
-        max_batch: batch,
-        // The loop has gathered already.
-        max_wait: Duration::ZERO,
-        capacity: batch,
-        pass_target: None,
-    };
-    let batcher = Batcher::start(screener, policy, telemetry.metrics.clone(), None)
+    let batcher = Batcher::start(screener, batch_policy(cfg), telemetry.metrics.clone(), None)
         .map_err(KafkaRunError::Worker)?;
     run_on(cfg, &batcher, stop, shutdown, telemetry).await
+}
+
+/// How `vigie run`'s own batcher gathers passes.
+pub fn batch_policy(cfg: &KafkaConfig) -> BatchPolicy {
+    BatchPolicy {
+        max_batch: cfg.batch_size.max(1),
+        max_wait: Duration::from_millis(cfg.batch_wait_ms),
+        capacity: most_ahead(cfg),
+        pass_target: Some(Duration::from_millis(cfg.pass_target_ms)),
+    }
+}
+
+/// Messages read and not yet delivered at most: the pass under way and the next, so
+/// that the encoder never waits for the loop.
+fn most_ahead(cfg: &KafkaConfig) -> usize {
+    2 * cfg.batch_size.max(1)
 }
 
 /// [`run_with`] on a batcher that other sources may share (the screening API's), so
@@ -244,68 +270,89 @@ impl Loop<'_> {
         stop: StopWhen,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), KafkaRunError> {
+        use futures::stream::{FuturesOrdered, StreamExt};
         tokio::pin!(shutdown);
-        let batch_wait = Duration::from_millis(self.cfg.batch_wait_ms);
+        let mut screening: FuturesOrdered<Screening> = FuturesOrdered::new();
+        // Messages handed to the batcher and not yet delivered.
+        let mut ahead = 0usize;
         let mut last_message = Instant::now();
-        let mut last_batch = 0usize;
+        let mut stopping = false;
         loop {
             if let Some(failure) = self.shared.failure() {
                 return Err(failure.into());
             }
-            if stop.messages.is_some_and(|n| self.stats.consumed >= n) {
+            let reached = stop.messages.is_some_and(|n| self.stats.consumed >= n);
+            if (stopping || reached) && screening.is_empty() {
                 return Ok(());
             }
-            // Backpressure: read no more while too much is unacknowledged.
-            if self.shared.pending() >= self.cfg.max_in_flight.max(1) {
-                tokio::select! {
-                    _ = &mut shutdown => { tracing::info!("shutdown requested"); return Ok(()); }
-                    _ = self.shared.progress.notified() => {}
-                    _ = tokio::time::sleep(STORE_INTERVAL) => {}
-                }
-                self.store_settled();
-                continue;
-            }
+            // Read on while there is room: unacknowledged messages under `max_in_flight`
+            // (backpressure) and jobs ahead of the producer under two batches.
+            let room = self
+                .cfg
+                .max_in_flight
+                .max(1)
+                .saturating_sub(self.shared.pending())
+                .min(most_ahead(self.cfg).saturating_sub(ahead));
+            let may_read = !stopping && !reached && room > 0;
             // Idle time counts from the last message or the last group join, whichever
             // is later: joining a group can take longer than the idle limit.
             let idle_at = match (stop.idle, self.shared.assigned_at()) {
-                (Some(d), Some(joined)) => Some(last_message.max(joined) + d),
+                (Some(d), Some(joined)) if screening.is_empty() => {
+                    Some(last_message.max(joined) + d)
+                }
                 _ => None,
             };
-            let first = tokio::select! {
-                _ = &mut shutdown => { tracing::info!("shutdown requested"); return Ok(()); }
-                _ = sleep_until(idle_at) => { tracing::info!("idle; stopping"); return Ok(()); }
-                _ = tokio::time::sleep(STORE_INTERVAL) => {
+            tokio::select! {
+                _ = &mut shutdown, if !stopping => {
+                    tracing::info!("shutdown requested; finishing the jobs under way");
+                    stopping = true;
+                }
+                _ = sleep_until(idle_at), if may_read => {
+                    tracing::info!("idle; stopping");
+                    stopping = true;
+                }
+                done = screening.next(), if !screening.is_empty() => {
+                    if let Some((started, outcomes)) = done {
+                        ahead -= started.len();
+                        self.deliver(started, outcomes).await?;
+                    }
                     self.store_settled();
-                    continue;
                 }
-                m = self.consumer.recv() => m,
-            };
-            let mut batch = Vec::with_capacity(self.cfg.batch_size);
-            self.push_message(first, &mut batch);
-            // The screening API's rule: what is already waiting joins the batch; it waits
-            // `batch_wait` for more only under load.
-            let deadline =
-                tokio::time::Instant::now() + crate::batcher::fill_wait(last_batch, batch_wait);
-            while batch.len() < self.cfg.batch_size.max(1) {
-                match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                    Ok(m) => self.push_message(m, &mut batch),
-                    Err(_) => break,
+                _ = self.shared.progress.notified(), if !may_read => self.store_settled(),
+                _ = tokio::time::sleep(STORE_INTERVAL) => self.store_settled(),
+                m = self.consumer.recv(), if may_read => {
+                    let mut batch = Vec::new();
+                    batch.extend(self.take_message(m));
+                    // What the consumer holds already joins the job (no more than a
+                    // message count to stop at asks for); the batcher decides the passes.
+                    let most = match stop.messages {
+                        Some(n) => room.min(n.saturating_sub(self.stats.consumed)),
+                        None => room,
+                    }
+                    .min(self.cfg.batch_size.max(1));
+                    for _ in 1..most {
+                        let now = tokio::time::Instant::now();
+                        match tokio::time::timeout_at(now, self.consumer.recv()).await {
+                            Ok(m) => batch.extend(self.take_message(m)),
+                            Err(_) => break,
+                        }
+                    }
+                    last_message = Instant::now();
+                    if let Some(job) = self.start(batch) {
+                        ahead += job.0.len();
+                        screening.push_back(self.submit(job.0, job.1));
+                    }
                 }
             }
-            last_batch = batch.len();
-            if !batch.is_empty() {
-                last_message = Instant::now();
-                self.process_batch(batch).await?;
-            }
-            self.store_settled();
         }
     }
 
-    fn push_message(
+    /// The message as the loop keeps it; consumer errors yield none (a fatal one stops
+    /// the run at the next round).
+    fn take_message(
         &self,
         m: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>,
-        batch: &mut Vec<Consumed>,
-    ) {
+    ) -> Option<Consumed> {
         match m {
             Ok(m) => {
                 self.shared.health.set_brokers_down(false);
@@ -313,46 +360,105 @@ impl Loop<'_> {
                 let key = (m.topic().to_string(), m.partition());
                 // No epoch: the partition is not (or no longer) assigned; start() skips it.
                 let epoch = self.shared.tracker().epoch(&key).unwrap_or(0);
-                batch.push(Consumed {
+                Some(Consumed {
                     key,
                     epoch,
                     offset: m.offset(),
                     read_at: Instant::now(),
                     payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                });
+                })
             }
             // The consumer cannot go on (e.g. fenced by a newer instance): stop the run.
-            Err(e @ KafkaError::MessageConsumptionFatal(_)) => self
-                .shared
-                .record_failure(DeliveryFailure::ConsumerFatal(e)),
+            Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
+                self.shared
+                    .record_failure(DeliveryFailure::ConsumerFatal(e));
+                None
+            }
             // Transient broker errors are retried by librdkafka; they carry no message.
-            Err(e) => tracing::warn!(error = %e, "consumer error"),
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer error");
+                None
+            }
         }
     }
 
-    async fn process_batch(&mut self, batch: Vec<Consumed>) -> Result<(), KafkaRunError> {
+    /// Starts tracking the batch's messages: from here on each message's handle settles
+    /// it whatever happens, acknowledged once all its records are delivered, failed if
+    /// the run stops before that. Messages of a partition revoked since they were read
+    /// are skipped (their next owner reads them). Returns the tracked messages and the
+    /// job to screen, none when nothing is left.
+    fn start(&mut self, batch: Vec<Consumed>) -> Option<(Vec<Started>, Job)> {
         let read = batch.len();
         self.stats.consumed += read;
-        // From here on each message's handle settles it whatever happens: acknowledged
-        // once all its records are delivered, failed if the batch stops before that.
-        let live: Vec<(Consumed, Arc<InputAck>)> = batch
-            .into_iter()
-            .filter_map(|m| {
-                let ack = InputAck::start(self.shared, m.key.clone(), m.epoch, m.offset, m.read_at);
-                ack.map(|ack| (m, ack))
-            })
-            .collect();
-        if live.len() < read {
-            self.stats.skipped_after_rebalance += read - live.len();
+        let mut started = Vec::with_capacity(read);
+        let mut inputs = Vec::with_capacity(read);
+        for m in batch {
+            let Some(ack) =
+                InputAck::start(self.shared, m.key.clone(), m.epoch, m.offset, m.read_at)
+            else {
+                continue;
+            };
+            let origin = Origin::Kafka {
+                topic: m.key.0.clone(),
+                partition: m.key.1,
+                offset: m.offset,
+            };
+            started.push(Started {
+                key: m.key,
+                offset: m.offset,
+                bytes: m.payload.len(),
+                ack,
+            });
+            inputs.push((origin, m.payload));
+        }
+        if started.len() < read {
+            self.stats.skipped_after_rebalance += read - started.len();
             self.shared
                 .metrics
-                .skipped_after_rebalance(read - live.len());
+                .skipped_after_rebalance(read - started.len());
         }
-        if live.is_empty() {
-            return Ok(());
+        if started.is_empty() {
+            return None;
         }
         self.shared.metrics.in_flight(self.shared.pending());
-        let result = self.dispatch(live).await;
+        Some((started, inputs))
+    }
+
+    /// The job on its way through the batcher (the loop's thread stays free to read and
+    /// deliver meanwhile). A batcher shared with other sources may be full for a moment:
+    /// the job waits for room rather than failing.
+    fn submit(&self, started: Vec<Started>, inputs: Job) -> Screening {
+        // Kafka inputs have no caller waiting with a deadline; this only bounds a stuck pass.
+        const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+        let batcher = self.batcher.clone();
+        Box::pin(async move {
+            let mut inputs = inputs;
+            let outcomes = loop {
+                match batcher.enqueue(inputs, Instant::now() + NO_DEADLINE) {
+                    Ok(pending) => break pending.outcomes().await,
+                    Err(refused) if refused.error == SubmitError::Full => {
+                        inputs = refused.inputs;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err(refused) => break Err(refused.error),
+                }
+            };
+            (started, outcomes)
+        })
+    }
+
+    /// Hands a screened job's records to the producer (in exactly-once mode, in one
+    /// transaction with its offsets). The handles of inputs not fully handed over when
+    /// it returns early fail them as they drop.
+    async fn deliver(
+        &mut self,
+        started: Vec<Started>,
+        outcomes: Result<Vec<Outcome>, SubmitError>,
+    ) -> Result<(), KafkaRunError> {
+        let result = match outcomes {
+            Ok(outcomes) => self.dispatch(started, outcomes).await,
+            Err(e) => Err(e.into()),
+        };
         if result.is_err() && self.shared.transactional {
             let timeout = Duration::from_millis(self.cfg.drain_timeout_ms);
             // Refused when the error came before the transaction began: nothing to abort.
@@ -364,33 +470,20 @@ impl Loop<'_> {
         result
     }
 
-    /// Screens the batch and hands its records to the producer. The handles of inputs
-    /// not fully handed over when it returns early fail them as they drop.
     async fn dispatch(
         &mut self,
-        live: Vec<(Consumed, Arc<InputAck>)>,
+        started: Vec<Started>,
+        outcomes: Vec<Outcome>,
     ) -> Result<(), KafkaRunError> {
-        let inputs: Vec<(Origin, Vec<u8>)> = live
-            .iter()
-            .map(|(m, _)| {
-                let origin = Origin::Kafka {
-                    topic: m.key.0.clone(),
-                    partition: m.key.1,
-                    offset: m.offset,
-                };
-                (origin, m.payload.clone())
-            })
-            .collect();
-        let outcomes = self.screen(inputs).await?;
-        // Checked before anything of this batch is written: if the cap trips, the batch
+        // Checked before anything of this job is written: if the cap trips, the job
         // stays uncommitted for after the operator's fix.
         self.budget
             .record(outcomes.iter().map(|o| matches!(o, Outcome::Rejected(_))))?;
 
-        let mut planned = Vec::with_capacity(live.len());
-        for ((message, _), outcome) in live.iter().zip(outcomes) {
+        let mut planned = Vec::with_capacity(started.len());
+        for (message, outcome) in started.iter().zip(outcomes) {
             let input = InputPosition::of(&message.key, message.offset);
-            let plan = plan::plan(&self.topics, &input, message.payload.len(), outcome)?;
+            let plan = plan::plan(&self.topics, &input, message.bytes, outcome)?;
             self.count(&input, &plan.disposition);
             planned.push(plan.outputs);
         }
@@ -399,41 +492,22 @@ impl Loop<'_> {
                 .begin_transaction()
                 .map_err(KafkaRunError::Transaction)?;
         }
-        let read: Vec<(PartitionKey, i64)> = live
-            .iter()
-            .map(|(m, _)| (m.key.clone(), m.offset))
-            .collect();
+        let read: Vec<(PartitionKey, i64)> =
+            started.iter().map(|m| (m.key.clone(), m.offset)).collect();
         // Each loop reference goes as soon as its input is handed over, so that the input
         // settles with its last delivery report; on an early return the ones left fail.
-        for ((message, ack), outputs) in live.into_iter().zip(planned) {
+        for (message, outputs) in started.into_iter().zip(planned) {
             for output in outputs {
-                self.send(output, &message, ack.clone()).await?;
+                self.send(output, &message.key, message.offset, message.ack.clone())
+                    .await?;
             }
-            ack.handed_over();
+            message.ack.handed_over();
         }
         if self.shared.transactional {
             self.commit_transaction(&read)?;
         }
         self.stats.batches += 1;
         Ok(())
-    }
-
-    /// Screens a batch on the batcher's worker (the loop's thread stays free to drive
-    /// the clients). A batcher shared with other sources may be full for a moment: the
-    /// batch waits for room rather than failing.
-    async fn screen(&self, inputs: Vec<(Origin, Vec<u8>)>) -> Result<Vec<Outcome>, KafkaRunError> {
-        // Kafka inputs have no caller waiting with a deadline; this only bounds a stuck pass.
-        const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
-        loop {
-            match self
-                .batcher
-                .screen(inputs.clone(), Instant::now() + NO_DEADLINE)
-                .await
-            {
-                Err(SubmitError::Full) => tokio::time::sleep(Duration::from_millis(5)).await,
-                other => return Ok(other?),
-            }
-        }
     }
 
     /// The run's counts, metrics and logs for what became of one input.
@@ -467,7 +541,8 @@ impl Loop<'_> {
     async fn send(
         &self,
         output: Output,
-        input: &Consumed,
+        key: &PartitionKey,
+        offset: i64,
         ack: Arc<InputAck>,
     ) -> Result<(), KafkaRunError> {
         let mut record = BaseRecord::with_opaque_to(&output.topic, ack)
@@ -489,7 +564,7 @@ impl Loop<'_> {
                 Err((error, _)) => {
                     return Err(DeliveryFailure::NotQueued {
                         topic: output.topic,
-                        input: InputPosition::of(&input.key, input.offset),
+                        input: InputPosition::of(key, offset),
                         error,
                     }
                     .into())

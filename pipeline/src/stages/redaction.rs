@@ -434,6 +434,78 @@ mod tests {
     }
 
     #[test]
+    fn medicines_lines_and_note_abbreviations_are_no_names_but_names_beside_them_are() {
+        let mut rules = RuleSet::builtin().unwrap();
+        let gazetteers =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gazetteers");
+        rules.load_gazetteers(&gazetteers).unwrap();
+        let stage = RedactionStage::new(rules, 0.5, ReplaceMode::Placeholder);
+        // What the tagger reads as a lone name in ward notes, each shape of the family:
+        // brand and generic medicines, ward shorthand, lines and devices, abbreviations,
+        // in capitals and not, English and French; with real names in the same notes.
+        let cases = [
+            (
+                "en",
+                "Started on Zofran and Protonix, Kelechi aware",
+                &["Zofran", "Protonix"][..],
+                &["Kelechi"][..],
+            ),
+            (
+                "en",
+                "RIJ CORDIS D/C'D, PLEURX TO SUCTION. WIFE ADAEZE IN",
+                &["RIJ", "CORDIS", "PLEURX"],
+                &["ADAEZE"],
+            ),
+            (
+                "en",
+                "PMHx: GERD, COPD. Lytes repleted. Oluwaseun updated",
+                &["GERD", "COPD", "Lytes"],
+                &["Oluwaseun"],
+            ),
+            (
+                "en",
+                "levophed weaned, ceftaz and tobra continued per Okafor",
+                &["levophed", "ceftaz", "tobra"],
+                &["Okafor"],
+            ),
+            (
+                "fr",
+                "Doliprane et Kardégic poursuivis, Mme Ndiaye prévenue",
+                &["Doliprane", "Kardégic"],
+                &["Ndiaye"],
+            ),
+            (
+                "fr",
+                "SNG en place, VNI la nuit, vu avec Aïssatou",
+                &["SNG", "VNI"],
+                &["Aïssatou"],
+            ),
+        ];
+        for (lang, text, clinical, names) in cases {
+            let spans: Vec<TaggedSpan> = clinical
+                .iter()
+                .chain(names.iter())
+                .map(|w| tagged(text, w, "PERSON"))
+                .collect();
+            let r = stage.redact_tagged(text, Some(lang), &spans);
+            for word in clinical {
+                assert!(
+                    r.text.contains(word),
+                    "{word} redacted in {text:?}: {}",
+                    r.text
+                );
+            }
+            for name in names {
+                assert!(
+                    !r.text.contains(name),
+                    "{name} kept in {text:?}: {}",
+                    r.text
+                );
+            }
+        }
+    }
+
+    #[test]
     fn listed_public_names_stay_and_patients_do_not() {
         let rules = RuleSet::builtin().unwrap();
         let text = "Le Dr Olivier Véran a parlé ; le Dr Martin Lefèvre a vu la patiente";

@@ -40,6 +40,10 @@ pub enum Validator {
     /// LVH, TSH, NPH, LMWH, PMH…), nor a generic setting (NH, nursing home; MH, mental
     /// health) or pH.
     HospitalInitials,
+    /// The town an institution is named after, not a word that names the institution's
+    /// own kind or chamber (*Court of Appeal*, *Cour de Cassation*, *Council of
+    /// Ministers*, *University of Technology*), nor a weekday or a month.
+    NotAnInstitutionPart,
 }
 
 impl Validator {
@@ -55,6 +59,11 @@ impl Validator {
             Validator::NotATimeWord => !is_time_word(matched),
             Validator::NotACareUnit => !is_care_unit(matched),
             Validator::HandleShape => is_handle_shaped(matched),
+            Validator::NotAnInstitutionPart => {
+                let first = first_word_folded(matched);
+                !TIME_WORDS.contains(&first.as_str())
+                    && !INSTITUTION_PARTS.contains(&first.as_str())
+            }
             Validator::HospitalInitials => {
                 !CLINICAL_H_ACRONYMS.contains(&matched.trim()) && !is_care_unit(matched)
             }
@@ -197,6 +206,46 @@ pub fn iban_is_valid(s: &str) -> bool {
     }
     mod_97(expanded) == 1
 }
+
+/// Words that follow an institution's noun as part of its own name, English and French,
+/// lower case without accents.
+const INSTITUTION_PARTS: &[&str] = &[
+    "appeal",
+    "appeals",
+    "appel",
+    "cassation",
+    "justice",
+    "assizes",
+    "assises",
+    "instance",
+    "first",
+    "state",
+    "etat",
+    "surete",
+    "securite",
+    "security",
+    "ministers",
+    "ministres",
+    "ministre",
+    "directors",
+    "administration",
+    "governors",
+    "trustees",
+    "elders",
+    "technology",
+    "medicine",
+    "medecine",
+    "law",
+    "droit",
+    "arts",
+    "sciences",
+    "science",
+    "human",
+    "the",
+    "la",
+    "le",
+    "les",
+];
 
 /// Weekdays and months, English and French, lower case without accents.
 const TIME_WORDS: &[&str] = &[

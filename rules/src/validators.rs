@@ -42,7 +42,8 @@ pub enum Validator {
     HospitalInitials,
     /// The town an institution is named after, not a word that names the institution's
     /// own kind or chamber (*Court of Appeal*, *Cour de Cassation*, *Council of
-    /// Ministers*, *University of Technology*), nor a weekday or a month.
+    /// Ministers*, *University of Technology*), nor a determiner (*The university
+    /// hospital*), nor a weekday or a month.
     NotAnInstitutionPart,
 }
 

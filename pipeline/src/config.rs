@@ -378,6 +378,14 @@ pub struct ServeConfig {
     /// Requests per second allowed per key, and the burst above it.
     pub rate_per_second: u32,
     pub rate_burst: u32,
+    /// Requests without a valid key allowed per client address and minute (the burst
+    /// too); past it, every request from that address is answered 429 until its budget
+    /// refills, a valid key or not, so that keys cannot be guessed at speed. 0 = no limit.
+    pub failed_keys_per_minute: u32,
+    /// Behind a reverse proxy every request comes from the proxy's address: name the
+    /// header the proxy sets to the client's (`x-forwarded-for`: its last address is
+    /// taken; `x-real-ip`). Only for a proxy you run, since clients can send the header.
+    pub client_address_header: Option<String>,
     /// Append flagged records to `moderation.jsonl` and rumour signals to `rumours.jsonl`
     /// here, as `vigie screen` does, so the console's queue fills from the API.
     pub out_dir: Option<PathBuf>,
@@ -403,6 +411,8 @@ impl Default for ServeConfig {
             api_keys_env: "VIGIE_API_KEYS".into(),
             rate_per_second: 200,
             rate_burst: 400,
+            failed_keys_per_minute: 30,
+            client_address_header: None,
             out_dir: None,
             to_kafka: false,
             http_threads: 1,

@@ -320,7 +320,12 @@ pub(crate) fn bench_serve(a: BenchServeArgs) -> Result<()> {
         let counts = api.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/v1/screen", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, serve::router(api, cfg.max_body_bytes)).await });
+        tokio::spawn(async move { axum::serve(
+                listener,
+                serve::router(api, cfg.max_body_bytes)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await });
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(a.clients.max(1))
             .build()?;

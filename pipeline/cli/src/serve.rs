@@ -44,9 +44,13 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         let address = listener.local_addr()?;
         tracing::info!(%address, max_batch = cfg.max_batch, "screening API ready");
         eprintln!("screening API on http://{address}");
-        axum::serve(listener, serve::router(api, cfg.max_body_bytes))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        axum::serve(
+            listener,
+            serve::router(api, cfg.max_body_bytes)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
         anyhow::Ok(())
     })
 }

@@ -10,12 +10,15 @@
 //! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json` without a key.
 //!
 //! Requests need `Authorization: Bearer <key>`; keys are kept as SHA-256 digests and
-//! compared in constant time; each key has its own rate limit. Errors carry the
+//! compared in constant time; each key has its own rate limit, and each client address
+//! a budget of requests without a valid key ([`KeyGuessing`]). Errors carry the
 //! dead-letter reasons (`malformed_json`, `missing_field`, …) and field names, never the
 //! text; logs carry request ids, sizes and reasons only.
 
 pub mod openapi;
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -51,6 +54,8 @@ pub enum ServeError {
     NoKeys { env: String },
     #[error("serve.{0} must be at least 1")]
     Zero(&'static str),
+    #[error("serve.client_address_header {0:?} is no header name")]
+    BadHeader(String),
     #[error("cannot open {path}: {source}")]
     Sink {
         path: String,
@@ -158,11 +163,60 @@ pub struct RedactResponse {
     pub redactions: Vec<RedactionSpan>,
 }
 
+/// Each client address's budget of requests without a valid key. Past it the address
+/// is shut out, valid key or not, until the budget refills: answering a right guess
+/// with 200 and wrong ones with 429 would still let guesses through at full speed.
+pub struct KeyGuessing {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses shut out, and until when.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl KeyGuessing {
+    /// Shut-out addresses kept before the expired ones are swept.
+    const SWEEP_AT: usize = 10_000;
+
+    fn new(per_minute: u32) -> Option<KeyGuessing> {
+        let n = NonZeroU32::new(per_minute)?;
+        Some(KeyGuessing {
+            limiter: RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)),
+            blocked: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// How long `address` is still shut out, if it is.
+    fn shut_out(&self, address: IpAddr) -> Option<Duration> {
+        let blocked = self.blocked.lock().ok()?;
+        let until = *blocked.get(&address)?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// A request from `address` came without a valid key: how long the address is now
+    /// shut out, when that used up its budget.
+    fn failed(&self, address: IpAddr) -> Option<Duration> {
+        let not_until = self.limiter.check_key(&address).err()?;
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        if let Ok(mut blocked) = self.blocked.lock() {
+            if blocked.len() >= Self::SWEEP_AT {
+                let now = Instant::now();
+                blocked.retain(|_, until| *until > now);
+                self.limiter.retain_recent();
+            }
+            blocked.insert(address, Instant::now() + wait);
+        }
+        Some(wait)
+    }
+}
+
 struct Inner {
     screener: Arc<Screener>,
     batcher: Batcher,
     keys: ApiKeys,
     limiter: DefaultKeyedRateLimiter<usize>,
+    guessing: Option<KeyGuessing>,
+    client_address_header: Option<header::HeaderName>,
     metrics: Arc<Metrics>,
     timeout: Duration,
     max_batch: usize,
@@ -201,6 +255,13 @@ impl Api {
         if cfg.max_batch == 0 {
             return Err(ServeError::Zero("max_batch"));
         }
+        let client_address_header = match &cfg.client_address_header {
+            Some(name) => Some(
+                header::HeaderName::from_bytes(name.trim().as_bytes())
+                    .map_err(|_| ServeError::BadHeader(name.clone()))?,
+            ),
+            None => None,
+        };
         let mut sinks: Vec<AfterPass> = Vec::new();
         if let Some(dir) = &cfg.out_dir {
             sinks.push(moderation_sink(dir)?);
@@ -235,6 +296,8 @@ impl Api {
             batcher,
             keys,
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            guessing: KeyGuessing::new(cfg.failed_keys_per_minute),
+            client_address_header,
             metrics,
             timeout: Duration::from_millis(cfg.request_timeout_ms.max(1)),
             max_batch: cfg.max_batch,
@@ -416,8 +479,37 @@ async fn observe(State(api): State<Api>, req: Request, next: Next) -> Response {
     response
 }
 
-/// Bearer key check and the key's rate limit.
+/// The client's address: the proxy's header when one is configured, else the peer's
+/// (none for requests that did not come over a socket, as in tests).
+fn client_address(api: &Api, req: &Request) -> Option<IpAddr> {
+    if let Some(name) = &api.0.client_address_header {
+        let value = req.headers().get(name)?.to_str().ok()?;
+        // X-Forwarded-For lists the hops; the last is the one the proxy saw.
+        return value.rsplit(',').next()?.trim().parse().ok();
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
+}
+
+fn too_many_failed_keys(wait: Duration) -> Response {
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failed_keys",
+        "too many requests without a valid key from this address",
+        None,
+    );
+    retry_after(&mut r, wait.as_secs_f64().ceil().max(1.0) as u64);
+    r
+}
+
+/// Bearer key check, the key's rate limit, and the address's budget of failed keys.
 async fn require_key(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let address = client_address(&api, &req);
+    let guarded = api.0.guessing.as_ref().zip(address);
+    if let Some(wait) = guarded.and_then(|(g, a)| g.shut_out(a)) {
+        return too_many_failed_keys(wait);
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -430,6 +522,10 @@ async fn require_key(State(api): State<Api>, req: Request, next: Next) -> Respon
         })
         .map(str::trim);
     let Some(key) = presented.and_then(|k| api.0.keys.check(k)) else {
+        if let Some(wait) = guarded.and_then(|(g, a)| g.failed(a)) {
+            tracing::warn!(address = %address.map(|a| a.to_string()).unwrap_or_default(), "too many requests without a valid key; address shut out");
+            return too_many_failed_keys(wait);
+        }
         let mut r = error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -810,6 +906,103 @@ mod tests {
         let stranger = app.clone().oneshot(call("k3")).await.unwrap();
         assert_eq!(stranger.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(stranger.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_address_that_keeps_guessing_keys_is_shut_out_and_others_are_not() {
+        use tower::ServiceExt;
+        let mut config = crate::config::Config::default();
+        config.risk.enabled = false;
+        let screener = Arc::new(Screener::with_risk(&config, None).unwrap());
+        let cfg = ServeConfig {
+            failed_keys_per_minute: 3,
+            ..ServeConfig::default()
+        };
+        let keys = ApiKeys::load(&cfg, Some("right")).unwrap();
+        let api = Api::new(screener, &cfg, keys, Arc::new(Metrics::new())).unwrap();
+        let app = router(api, 1 << 16);
+        let call = |from: [u8; 4], key: &str| {
+            let mut req = axum::http::Request::post("/v1/redact")
+                .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(r#"{"text":"ok"}"#))
+                .unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from((from, 40000))));
+            req
+        };
+        let guesser = [203, 0, 113, 7];
+        for i in 0..3 {
+            let r = app
+                .clone()
+                .oneshot(call(guesser, &format!("guess{i}")))
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::UNAUTHORIZED,
+                "guess {i} is within the budget"
+            );
+        }
+        let over = app.clone().oneshot(call(guesser, "guess3")).await.unwrap();
+        assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(over.headers().contains_key(header::RETRY_AFTER));
+        let right = app.clone().oneshot(call(guesser, "right")).await.unwrap();
+        assert_eq!(
+            right.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "a right guess is not told apart while shut out"
+        );
+        let neighbour = app
+            .clone()
+            .oneshot(call([203, 0, 113, 8], "right"))
+            .await
+            .unwrap();
+        assert_eq!(
+            neighbour.status(),
+            StatusCode::OK,
+            "another address is not shut out"
+        );
+        let stranger = app
+            .clone()
+            .oneshot(call([198, 51, 100, 1], "nope"))
+            .await
+            .unwrap();
+        assert_eq!(stranger.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn behind_a_proxy_the_address_comes_from_its_header() {
+        let mut config = crate::config::Config::default();
+        config.risk.enabled = false;
+        let screener = Arc::new(Screener::with_risk(&config, None).unwrap());
+        let cfg = ServeConfig {
+            client_address_header: Some("X-Forwarded-For".into()),
+            ..ServeConfig::default()
+        };
+        let keys = ApiKeys::load(&cfg, Some("k")).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let api = runtime
+            .block_on(async { Api::new(screener, &cfg, keys, Arc::new(Metrics::new())) })
+            .unwrap();
+        let req = axum::http::Request::post("/v1/redact")
+            .header("x-forwarded-for", "198.51.100.1, 203.0.113.9")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(
+            client_address(&api, &req),
+            Some(IpAddr::from([203, 0, 113, 9])),
+            "the last hop, the one the proxy saw"
+        );
+        let bad = ServeConfig {
+            client_address_header: Some("not a header".into()),
+            ..ServeConfig::default()
+        };
+        let keys = ApiKeys::load(&bad, Some("k")).unwrap();
+        let screener = Arc::new(Screener::with_risk(&config, None).unwrap());
+        let refused =
+            runtime.block_on(async { Api::new(screener, &bad, keys, Arc::new(Metrics::new())) });
+        assert!(matches!(refused, Err(ServeError::BadHeader(_))));
     }
 
     #[test]

@@ -79,7 +79,8 @@ fn error_responses(extra: &[(&str, &str)]) -> Map<String, Value> {
     );
     add(
         "429",
-        "this key's rate limit is reached (`Retry-After` says when to retry)",
+        "this key's rate limit is reached (`rate_limited`), or this address sent too many \
+         requests without a valid key (`too_many_failed_keys`); `Retry-After` says when to retry",
     );
     add(
         "503",

@@ -386,6 +386,11 @@ pub struct ServeConfig {
     /// header the proxy sets to the client's (`x-forwarded-for`: its last address is
     /// taken; `x-real-ip`). Only for a proxy you run, since clients can send the header.
     pub client_address_header: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain and `tls_key` (its PEM private key;
+    /// both or neither). Without them the API speaks plain HTTP: put it behind a reverse
+    /// proxy that terminates TLS, or keep it on a private network.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Append flagged records to `moderation.jsonl` and rumour signals to `rumours.jsonl`
     /// here, as `vigie screen` does, so the console's queue fills from the API.
     pub out_dir: Option<PathBuf>,
@@ -413,6 +418,8 @@ impl Default for ServeConfig {
             rate_burst: 400,
             failed_keys_per_minute: 30,
             client_address_header: None,
+            tls_cert: None,
+            tls_key: None,
             out_dir: None,
             to_kafka: false,
             http_threads: 1,

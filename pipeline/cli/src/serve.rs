@@ -12,7 +12,8 @@ use vigie_pipeline::serve::{self, ApiKeys};
 
 #[derive(Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on. For TLS, put a reverse proxy in front (see the README).
+    /// Address to listen on. HTTPS when `[serve] tls_cert` and `tls_key` are set;
+    /// otherwise plain HTTP, for a reverse proxy in front (see the README).
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub(crate) listen: std::net::SocketAddr,
     /// Append flagged records and rumour signals here (overrides [serve] out_dir).
@@ -38,19 +39,31 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         let api = serve::Api::with_kafka(screener, &cfg, Some(&config.kafka), keys, metrics)?;
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
+        let app = serve::router(api, cfg.max_body_bytes);
+        let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(cert), Some(key)) => Some(serve::tls_config(cert, key)?),
+            (None, None) => None,
+            _ => anyhow::bail!("[serve] tls_cert and tls_key go together: set both or neither"),
+        };
+        let listener = std::net::TcpListener::bind(a.listen)
             .with_context(|| format!("cannot listen on {}", a.listen))?;
         let address = listener.local_addr()?;
-        tracing::info!(%address, max_batch = cfg.max_batch, "screening API ready");
-        eprintln!("screening API on http://{address}");
-        axum::serve(
-            listener,
-            serve::router(api, cfg.max_body_bytes)
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%address, scheme, max_batch = cfg.max_batch, "screening API ready");
+        eprintln!("screening API on {scheme}://{address}");
+        match tls {
+            Some(tls) => serve::serve_tls(listener, app, tls, shutdown_signal()).await?,
+            None => {
+                listener.set_nonblocking(true)?;
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+            }
+        }
         anyhow::Ok(())
     })
 }

@@ -36,13 +36,18 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path) -> Server {
+    start_with(dir, "")
+}
+
+/// `vigie serve` with `serve_extra` appended to its `[serve]` section.
+fn start_with(dir: &Path, serve_extra: &str) -> Server {
     let (model_dir, head) = write_tiny_model(&dir.join("model"));
     let config = dir.join("vigie.toml");
     std::fs::write(
         &config,
         format!(
             "[risk]\nhead = {:?}\nclaim_gate = false\nstance_head_enabled = false\n\
-             [serve]\nmax_batch = 16\nmax_body_bytes = 65536\nrate_per_second = 1000000\nrate_burst = 1000000\n# the test's unauthorised tenth all come from 127.0.0.1\nfailed_keys_per_minute = 0\n",
+             [serve]\nmax_batch = 16\nmax_body_bytes = 65536\nrate_per_second = 1000000\nrate_burst = 1000000\n# the test's unauthorised tenth all come from 127.0.0.1\nfailed_keys_per_minute = 0\n{serve_extra}",
             head.display().to_string()
         ),
     )
@@ -69,7 +74,7 @@ fn start(dir: &Path) -> Server {
     let started = Instant::now();
     loop {
         let text = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-        if let Some(at) = text.find("screening API on http://") {
+        if let Some(at) = text.find("screening API on http") {
             let rest = &text[at + "screening API on ".len()..];
             server.base = rest.lines().next().unwrap().trim().to_string();
             return server;
@@ -364,4 +369,80 @@ fn the_readme_examples_run() {
             "{body}"
         );
     }
+}
+
+/// With a certificate configured the API speaks HTTPS only: a client that trusts the
+/// certificate gets its answers, a plain-HTTP one gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_when_a_certificate_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("this test makes its certificate with the openssl command");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let server = start_with(
+        dir.path(),
+        &format!(
+            "tls_cert = {:?}\ntls_key = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    );
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .build()
+        .unwrap();
+    let ready = client
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let redacted = client
+        .post(format!("{}/v1/redact", server.base))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"text": "rappeler au 06 12 34 56 78", "lang": "fr"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redacted.status(), 200);
+    let body = redacted.text().await.unwrap();
+    assert!(
+        !body.contains("06 12 34 56 78") && body.contains("[PHONE]"),
+        "{body}"
+    );
+    let plain = server.base.replacen("https://", "http://", 1);
+    let refused = reqwest::Client::new()
+        .get(format!("{plain}/readyz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    assert!(
+        refused.map(|r| !r.status().is_success()).unwrap_or(true),
+        "plain HTTP must get no answer"
+    );
 }

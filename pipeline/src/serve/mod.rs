@@ -56,6 +56,8 @@ pub enum ServeError {
     Zero(&'static str),
     #[error("serve.client_address_header {0:?} is no header name")]
     BadHeader(String),
+    #[error("TLS: {path}: {detail}")]
+    Tls { path: String, detail: String },
     #[error("cannot open {path}: {source}")]
     Sink {
         path: String,
@@ -407,6 +409,58 @@ fn kafka_sink(cfg: &KafkaConfig, timeout: Duration) -> Result<AfterPass, ServeEr
         }
         Ok(())
     }))
+}
+
+/// The TLS settings for a PEM certificate chain and its PEM private key (PKCS#8, PKCS#1
+/// or SEC1), with TLS 1.2 and 1.3 and HTTP/1.1.
+pub fn tls_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<axum_server::tls_rustls::RustlsConfig, ServeError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fail = |path: &Path, detail: String| ServeError::Tls {
+        path: path.display().to_string(),
+        detail,
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| fail(cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(fail(cert, "no certificate in the file".into()));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| fail(key, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, private)
+        .map_err(|e| fail(key, format!("does not go with the certificate: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
+        Arc::new(config),
+    ))
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` resolves, then lets the
+/// requests under way finish (up to 10 s). Each request knows its peer's address.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    app: Router,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    axum_server::from_tcp_rustls(listener, tls)?
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
 }
 
 /// The API's routes. `max_body_bytes` bounds every request body.
@@ -1003,6 +1057,25 @@ mod tests {
         let refused =
             runtime.block_on(async { Api::new(screener, &bad, keys, Arc::new(Metrics::new())) });
         assert!(matches!(refused, Err(ServeError::BadHeader(_))));
+    }
+
+    #[test]
+    fn a_missing_or_mismatched_certificate_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let Err(err) = tls_config(&missing, &missing) else {
+            panic!("no file, no TLS")
+        };
+        assert!(
+            matches!(&err, ServeError::Tls { path, .. } if path.ends_with("nope.pem")),
+            "{err}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let Err(err) = tls_config(&empty, &empty) else {
+            panic!("no certificate in it")
+        };
+        assert!(err.to_string().contains("no certificate"), "{err}");
     }
 
     #[test]

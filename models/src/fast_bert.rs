@@ -383,8 +383,7 @@ impl CustomOp1 for QuantizedProduct<'_> {
             candle_core::bail!("int8-linear: input {dims:?} does not end in {k}");
         }
         let m = data.len() / k.max(1);
-        let mut out = vec![0.0f32; m * n];
-        self.layer.forward(data, m, &mut out);
+        let mut out = self.layer.forward_to_vec(data, m);
         if self.gelu {
             out.par_chunks_mut(n * rows_per_task(n))
                 .for_each(gelu_in_place);

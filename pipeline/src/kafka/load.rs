@@ -202,12 +202,9 @@ pub async fn measure(
         )
         .await?;
     }
-    match pipeline.await? {
-        Ok(_) => {}
-        Err(e) => {
-            reader.task.abort();
-            return Err(e.into());
-        }
+    if let Err(e) = pipeline.await? {
+        reader.task.abort();
+        return Err(e.into());
     };
     let seen = reader.task.await??;
 

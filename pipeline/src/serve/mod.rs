@@ -196,10 +196,7 @@ impl KeyGuessing {
     /// A request from `address` came without a valid key: how long the address is now
     /// shut out, when that used up its budget.
     fn failed(&self, address: IpAddr) -> Option<Duration> {
-        let not_until = self.limiter.check_key(&address).err()?;
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
+        let wait = wait_of(&self.limiter.check_key(&address).err()?);
         if let Ok(mut blocked) = self.blocked.lock() {
             if blocked.len() >= Self::SWEEP_AT {
                 let now = Instant::now();
@@ -546,15 +543,26 @@ fn client_address(api: &Api, req: &Request) -> Option<IpAddr> {
         .map(|ConnectInfo(peer)| peer.ip())
 }
 
-fn too_many_failed_keys(wait: Duration) -> Response {
-    let mut r = error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_failed_keys",
-        "too many requests without a valid key from this address",
-        None,
-    );
+/// How long until a governor limiter lets the next request through.
+fn wait_of(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> Duration {
+    not_until.wait_time_from(governor::clock::Clock::now(
+        &governor::clock::DefaultClock::default(),
+    ))
+}
+
+/// 429 with the reason and a `Retry-After` of the wait, in whole seconds (at least one).
+fn too_many(reason: &str, detail: &str, wait: Duration) -> Response {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, reason, detail, None);
     retry_after(&mut r, wait.as_secs_f64().ceil().max(1.0) as u64);
     r
+}
+
+fn too_many_failed_keys(wait: Duration) -> Response {
+    too_many(
+        "too_many_failed_keys",
+        "too many requests without a valid key from this address",
+        wait,
+    )
 }
 
 /// Bearer key check, the key's rate limit, and the address's budget of failed keys.
@@ -591,17 +599,11 @@ async fn require_key(State(api): State<Api>, req: Request, next: Next) -> Respon
         return r;
     };
     if let Err(not_until) = api.0.limiter.check_key(&key) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        let mut r = error(
-            StatusCode::TOO_MANY_REQUESTS,
+        return too_many(
             "rate_limited",
             "this key's request rate is over its limit",
-            None,
+            wait_of(&not_until),
         );
-        retry_after(&mut r, wait.as_secs_f64().ceil().max(1.0) as u64);
-        return r;
     }
     next.run(req).await
 }
@@ -925,19 +927,24 @@ mod tests {
         ));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn each_key_has_its_own_rate_limit() {
-        use tower::ServiceExt;
+    /// An API over a rules-only screener, with `keys` in clear.
+    fn test_api(cfg: &ServeConfig, keys: &str) -> Result<Api, ServeError> {
         let mut config = crate::config::Config::default();
         config.risk.enabled = false;
         let screener = Arc::new(Screener::with_risk(&config, None).unwrap());
+        let keys = ApiKeys::load(cfg, Some(keys)).unwrap();
+        Api::new(screener, cfg, keys, Arc::new(Metrics::new()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_key_has_its_own_rate_limit() {
+        use tower::ServiceExt;
         let cfg = ServeConfig {
             rate_per_second: 1,
             rate_burst: 1,
             ..ServeConfig::default()
         };
-        let keys = ApiKeys::load(&cfg, Some("k1,k2")).unwrap();
-        let api = Api::new(screener, &cfg, keys, Arc::new(Metrics::new())).unwrap();
+        let api = test_api(&cfg, "k1,k2").unwrap();
         let app = router(api, 1 << 16);
         let call = |key: &str| {
             axum::http::Request::post("/v1/redact")
@@ -965,15 +972,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_address_that_keeps_guessing_keys_is_shut_out_and_others_are_not() {
         use tower::ServiceExt;
-        let mut config = crate::config::Config::default();
-        config.risk.enabled = false;
-        let screener = Arc::new(Screener::with_risk(&config, None).unwrap());
         let cfg = ServeConfig {
             failed_keys_per_minute: 3,
             ..ServeConfig::default()
         };
-        let keys = ApiKeys::load(&cfg, Some("right")).unwrap();
-        let api = Api::new(screener, &cfg, keys, Arc::new(Metrics::new())).unwrap();
+        let api = test_api(&cfg, "right").unwrap();
         let app = router(api, 1 << 16);
         let call = |from: [u8; 4], key: &str| {
             let mut req = axum::http::Request::post("/v1/redact")
@@ -1025,20 +1028,13 @@ mod tests {
         assert_eq!(stranger.status(), StatusCode::UNAUTHORIZED);
     }
 
-    #[test]
-    fn behind_a_proxy_the_address_comes_from_its_header() {
-        let mut config = crate::config::Config::default();
-        config.risk.enabled = false;
-        let screener = Arc::new(Screener::with_risk(&config, None).unwrap());
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn behind_a_proxy_the_address_comes_from_its_header() {
         let cfg = ServeConfig {
             client_address_header: Some("X-Forwarded-For".into()),
             ..ServeConfig::default()
         };
-        let keys = ApiKeys::load(&cfg, Some("k")).unwrap();
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let api = runtime
-            .block_on(async { Api::new(screener, &cfg, keys, Arc::new(Metrics::new())) })
-            .unwrap();
+        let api = test_api(&cfg, "k").unwrap();
         let req = axum::http::Request::post("/v1/redact")
             .header("x-forwarded-for", "198.51.100.1, 203.0.113.9")
             .body(axum::body::Body::empty())
@@ -1052,11 +1048,7 @@ mod tests {
             client_address_header: Some("not a header".into()),
             ..ServeConfig::default()
         };
-        let keys = ApiKeys::load(&bad, Some("k")).unwrap();
-        let screener = Arc::new(Screener::with_risk(&config, None).unwrap());
-        let refused =
-            runtime.block_on(async { Api::new(screener, &bad, keys, Arc::new(Metrics::new())) });
-        assert!(matches!(refused, Err(ServeError::BadHeader(_))));
+        assert!(matches!(test_api(&bad, "k"), Err(ServeError::BadHeader(_))));
     }
 
     #[test]

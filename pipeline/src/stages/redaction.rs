@@ -413,13 +413,18 @@ mod tests {
         );
     }
 
-    #[test]
-    fn tagged_persons_lose_the_titles_they_open_with() {
+    /// The built-in rules with the shared gazetteers, as the pipeline loads them.
+    fn stage_with_gazetteers() -> RedactionStage {
         let mut rules = RuleSet::builtin().unwrap();
         let gazetteers =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gazetteers");
         rules.load_gazetteers(&gazetteers).unwrap();
-        let stage = RedactionStage::new(rules, 0.5, ReplaceMode::Placeholder);
+        RedactionStage::new(rules, 0.5, ReplaceMode::Placeholder)
+    }
+
+    #[test]
+    fn tagged_persons_lose_the_titles_they_open_with() {
+        let stage = stage_with_gazetteers();
         let text = "Ms Adaeze Okonkwo called; Dr. Ngozi Eze too. DOB: unknown";
         let r = stage.redact_tagged(
             text,
@@ -435,11 +440,7 @@ mod tests {
 
     #[test]
     fn medicines_lines_and_note_abbreviations_are_no_names_but_names_beside_them_are() {
-        let mut rules = RuleSet::builtin().unwrap();
-        let gazetteers =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gazetteers");
-        rules.load_gazetteers(&gazetteers).unwrap();
-        let stage = RedactionStage::new(rules, 0.5, ReplaceMode::Placeholder);
+        let stage = stage_with_gazetteers();
         // What the tagger reads as a lone name in ward notes, each shape of the family:
         // brand and generic medicines, ward shorthand, lines and devices, abbreviations,
         // in capitals and not, English and French; with real names in the same notes.

@@ -301,6 +301,9 @@ pub enum ClassifierFault {
     /// MLP weights that are infinite or NaN.
     #[error("non-finite MLP weights")]
     MlpNonFinite,
+    /// A stance classifier whose classes or cue features are not this version's.
+    #[error("stance classes or cue features are not supports/denies/queries/comments and queries/denies/reports/amplifies")]
+    StanceLayout,
 }
 
 /// A failure of the known-claim library.

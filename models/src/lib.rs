@@ -11,7 +11,9 @@
 //!   how `vigie train` fits it;
 //! - [`claims`] is the library of known false claims, matched by embedding similarity, and
 //!   [`claims_import`] brings fact-checkers' ClaimReview feeds into it;
-//! - [`stance_cues`] reads the lexical signs of asking about, refuting or spreading a rumour;
+//! - [`stance_cues`] reads the lexical signs of asking about, refuting or spreading a rumour,
+//!   and [`stance_classes`] the four-way stance from them and the embedding (a small
+//!   [`softmax`] network, as the [`tagger`]'s);
 //! - [`fetch`] obtains the pinned weight and tokenizer files through pip.
 
 #![warn(missing_docs)]
@@ -31,6 +33,8 @@ pub mod kernels;
 pub mod lean_unigram;
 pub mod repost_cache;
 pub mod rng;
+pub mod softmax;
+pub mod stance_classes;
 pub mod stance_cues;
 pub mod tagger;
 pub mod training;

@@ -9,12 +9,9 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 use crate::encoded::EncodedText;
-use crate::rng::XorShift;
 use crate::{HeadError, Result};
 
 /// Longest piece of a text the encoder is given at once, in characters: well under its
@@ -62,34 +59,7 @@ pub struct TokenTagger {
 }
 
 /// Settings of [`TokenTagger::train`].
-#[derive(Debug, Clone)]
-pub struct TaggerTraining {
-    /// Width of the hidden layer.
-    pub hidden: usize,
-    /// Passes over the examples.
-    pub epochs: usize,
-    /// Examples per step.
-    pub batch_size: usize,
-    /// AdamW's learning rate.
-    pub learning_rate: f32,
-    /// L2 penalty on the weights.
-    pub l2: f32,
-    /// Seed of the initial weights and of the shuffles.
-    pub seed: u64,
-}
-
-impl Default for TaggerTraining {
-    fn default() -> Self {
-        TaggerTraining {
-            hidden: 128,
-            epochs: 10,
-            batch_size: 256,
-            learning_rate: 2e-3,
-            l2: 1e-4,
-            seed: 17,
-        }
-    }
-}
+pub type TaggerTraining = crate::softmax::SoftmaxTraining;
 
 impl TokenTagger {
     /// The tagger shipped with Vigie.
@@ -166,20 +136,15 @@ impl TokenTagger {
 
     /// Class probabilities of one token state.
     pub fn probabilities(&self, state: &[f32]) -> Vec<f32> {
-        let hidden: Vec<f32> = (0..self.hidden)
-            .map(|h| {
-                let row = &self.w1[h * self.dim..(h + 1) * self.dim];
-                let z = self.b1[h] + crate::kernels::elementwise::dot_f32(row, state);
-                z.max(0.0)
-            })
-            .collect();
-        let logits: Vec<f32> = (0..self.classes())
-            .map(|c| {
-                let row = &self.w2[c * self.hidden..(c + 1) * self.hidden];
-                self.b2[c] + row.iter().zip(&hidden).map(|(w, x)| w * x).sum::<f32>()
-            })
-            .collect();
-        softmax(&logits)
+        crate::softmax::Weights {
+            dim: self.dim,
+            hidden: self.hidden,
+            w1: &self.w1,
+            b1: &self.b1,
+            w2: &self.w2,
+            b2: &self.b2,
+        }
+        .probabilities(state)
     }
 
     /// The spans of `text` (the text `encoded` was made from) that the tagger finds.
@@ -280,81 +245,19 @@ impl TokenTagger {
         dim: usize,
         options: &TaggerTraining,
     ) -> Result<TokenTagger> {
-        let device = Device::Cpu;
-        let n = classes.len();
         let k = 1 + 2 * labels.len();
-        let h = options.hidden.max(1);
-        let x = Tensor::from_slice(states, (n, dim), &device)?;
-        let total: f32 = weights.iter().sum::<f32>().max(f32::MIN_POSITIVE);
-        let w = Tensor::from_vec(
-            weights.iter().map(|w| w / total).collect::<Vec<_>>(),
-            n,
-            &device,
-        )?;
-        let y: Vec<f32> = classes
-            .iter()
-            .flat_map(|&c| (0..k).map(move |j| f32::from(j == c as usize)))
-            .collect();
-        let y = Tensor::from_vec(y, (n, k), &device)?;
-        let mut init = XorShift::new(options.seed ^ 0x9e37_79b9_7f4a_7c15);
-        let w1 = Var::from_tensor(&Tensor::from_vec(
-            init.vec(h * dim, (6.0 / (dim + h) as f32).sqrt()),
-            (h, dim),
-            &device,
-        )?)?;
-        let b1 = Var::from_tensor(&Tensor::zeros(h, DType::F32, &device)?)?;
-        let w2 = Var::from_tensor(&Tensor::from_vec(
-            init.vec(k * h, (6.0 / (h + k) as f32).sqrt()),
-            (k, h),
-            &device,
-        )?)?;
-        let b2 = Var::from_tensor(&Tensor::zeros(k, DType::F32, &device)?)?;
-        let params = ParamsAdamW {
-            lr: options.learning_rate as f64,
-            weight_decay: 0.0,
-            ..Default::default()
-        };
-        let mut opt = AdamW::new(vec![w1.clone(), b1.clone(), w2.clone(), b2.clone()], params)?;
-        let batch = options.batch_size.clamp(1, n.max(1));
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        let mut shuffle = XorShift::new(options.seed ^ 0x2545_f491_4f6c_dd1d);
-        let l2 = options.l2 as f64;
-        for _ in 0..options.epochs {
-            for i in (1..n).rev() {
-                order.swap(i, shuffle.below(i as u64 + 1) as usize);
-            }
-            for idx in order.chunks(batch) {
-                let idx = Tensor::new(idx, &device)?;
-                let (xb, yb) = (x.index_select(&idx, 0)?, y.index_select(&idx, 0)?);
-                // Weights sum to 1 over the set: scaled so a full batch weighs as the set.
-                let wb = (w.index_select(&idx, 0)? * (n as f64 / idx.dim(0)? as f64))?;
-                let hidden = xb
-                    .matmul(&w1.as_tensor().t()?)?
-                    .broadcast_add(b1.as_tensor())?
-                    .relu()?;
-                let logits = hidden
-                    .matmul(&w2.as_tensor().t()?)?
-                    .broadcast_add(b2.as_tensor())?;
-                let log_p = candle_nn::ops::log_softmax(&logits, 1)?;
-                let per_example = (log_p * &yb)?.sum(1)?.neg()?;
-                let penalty = ((w1.as_tensor().sqr()?.sum_all()?
-                    + w2.as_tensor().sqr()?.sum_all()?)?
-                    * (l2 / 2.0))?;
-                let loss = ((per_example * wb)?.sum_all()? + penalty)?;
-                opt.backward_step(&loss)?;
-            }
-        }
+        let fitted = crate::softmax::train(states, classes, k, weights, dim, options)?;
         Ok(TokenTagger {
             about: "Vigie token tagger: BIO classes over the last hidden states of \
                     multilingual-e5-small; see models/README.md"
                 .to_string(),
             labels,
             dim,
-            hidden: h,
-            w1: w1.as_tensor().flatten_all()?.to_vec1()?,
-            b1: b1.as_tensor().to_vec1()?,
-            w2: w2.as_tensor().flatten_all()?.to_vec1()?,
-            b2: b2.as_tensor().to_vec1()?,
+            hidden: fitted.hidden,
+            w1: fitted.w1,
+            b1: fitted.b1,
+            w2: fitted.w2,
+            b2: fitted.b2,
             threshold: 0.5,
         })
     }
@@ -387,13 +290,6 @@ impl Word {
         let n = self.tokens.max(1) as f32;
         self.sum.iter().map(|s| s / n).collect()
     }
-}
-
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|z| (z - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.iter().map(|e| e / sum).collect()
 }
 
 /// A long text cut at line ends (else sentence ends, else spaces) into pieces of at

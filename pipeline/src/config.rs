@@ -146,6 +146,10 @@ pub struct RiskConfig {
     pub stance_head: Option<PathBuf>,
     /// The stance head's probability from which a post keeps its distance from the claim.
     pub stance_threshold: f32,
+    /// A trained four-way stance classifier (supports, denies, queries, comments; default:
+    /// the one committed in `models/head/`, built in). It names the stance that records
+    /// carry; whether a post keeps its distance stays the stance head's and cues' call.
+    pub stance_classes: Option<PathBuf>,
     /// Embeddings kept so that reposts of a text (same words, give or take case and
     /// spacing) are embedded once; about 1.6 kB each. 0 turns the cache off.
     pub repost_cache: usize,
@@ -166,6 +170,7 @@ impl Default for RiskConfig {
             stance_head_enabled: true,
             stance_head: None,
             stance_threshold: 0.8,
+            stance_classes: None,
             repost_cache: crate::stages::risk::REPOST_CACHE_ENTRIES,
         }
     }
@@ -184,6 +189,13 @@ pub const DEFAULT_GATE: &str = concat!(
 pub const DEFAULT_STANCE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../models/head/stance_head.json"
+);
+
+/// Where `vigie train --head stance-classes` writes the four-way stance classifier by
+/// default: the committed file.
+pub const DEFAULT_STANCE_CLASSES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../models/head/stance_classes.json"
 );
 
 /// Where `vigie train` writes the head by default: the committed file, in the sources.
@@ -224,6 +236,21 @@ impl RiskConfig {
         match &self.stance_head {
             Some(path) => vigie_models::RiskHead::load(path).map(Some),
             None => vigie_models::RiskHead::builtin_stance().map(Some),
+        }
+    }
+
+    /// The four-way stance classifier, when the stance head is on.
+    pub fn stance_classes(
+        &self,
+    ) -> Result<Option<vigie_models::stance_classes::StanceClassifier>, vigie_models::ModelError>
+    {
+        use vigie_models::stance_classes::StanceClassifier;
+        if !self.stance_head_enabled {
+            return Ok(None);
+        }
+        match &self.stance_classes {
+            Some(path) => StanceClassifier::load(path).map(Some),
+            None => StanceClassifier::builtin().map(Some),
         }
     }
 

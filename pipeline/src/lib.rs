@@ -18,6 +18,7 @@ pub mod ops;
 pub mod screener;
 pub mod serve;
 pub mod stages;
+pub mod stance_training;
 pub mod summary;
 pub mod synthetic;
 pub mod tagger_training;

@@ -98,6 +98,9 @@ impl Screener {
             if let Some(head) = config.risk.stance()? {
                 stage = stage.with_stance(head, config.risk.stance_threshold)?;
             }
+            if let Some(classes) = config.risk.stance_classes()? {
+                stage = stage.with_stance_classes(classes)?;
+            }
             Some(
                 stage
                     .with_claims(

@@ -33,8 +33,10 @@ pub(crate) struct EvalArgs {
     /// part of their id: btc, wnut17, wikiann, echr, europeana...).
     #[arg(long)]
     pub(crate) by_source: bool,
-    /// redaction: write each missed or mislabelled gold span and each spurious prediction, with context,
-    /// as JSONL to this file (for rule authors; it quotes the dataset's text).
+    /// redaction: write each missed or mislabelled gold span and each spurious prediction,
+    /// with context; risk: each row whose outcome disagrees with its label (flagged
+    /// reliable rows, unflagged misinformation), with the decision and what it rested on.
+    /// JSONL, for rule and model authors (it quotes the dataset's text).
     #[arg(long)]
     pub(crate) errors: Option<PathBuf>,
     #[command(flatten)]
@@ -128,20 +130,7 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                         lines.push_str(&serde_json::to_string(&e)?);
                         lines.push('\n');
                     }
-                    let name = path
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    let target = if a.data.len() > 1 {
-                        out.with_file_name(format!(
-                            "{name}.{}",
-                            out.file_name()
-                                .map(|f| f.to_string_lossy().into_owned())
-                                .unwrap_or_default()
-                        ))
-                    } else {
-                        out.clone()
-                    };
+                    let target = errors_file(out, path, a.data.len());
                     std::fs::write(&target, lines)?;
                 }
             }
@@ -155,6 +144,8 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                     thread: Option<String>,
                     #[serde(default)]
                     claim: Option<String>,
+                    #[serde(default)]
+                    lang: Option<String>,
                 }
                 let Some(risk) = screener.risk() else {
                     bail!("stance evaluation needs the model (drop --no-risk)")
@@ -166,10 +157,31 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                         a.all_rows || vigie_pipeline::gate_training::is_measure(group)
                     })
                     .collect();
+                // A reply whose language is not detected ("@user wow") would not be judged
+                // by the pipeline; its stance is still read here, in the file's language, so
+                // that the measure covers every reply rather than the easy ones.
+                let mut undetected = 0;
                 let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
                     .iter()
-                    .map(|r| prepare_for_risk(&screener, &r.text))
+                    .map(|r| {
+                        let (text, lang) = prepare_for_risk(&screener, &r.text);
+                        let lang = lang.or_else(|| {
+                            undetected += 1;
+                            match r.lang.as_deref() {
+                                Some("fr") => Some("fr"),
+                                _ => Some("en"),
+                            }
+                        });
+                        (text, lang)
+                    })
                     .unzip();
+                if undetected > 0 {
+                    eprintln!(
+                        "{}: {undetected} of {} replies not detected as French or English; read in the file's language",
+                        path.display(),
+                        rows.len()
+                    );
+                }
                 let mut done = 0;
                 let stances = score_with_progress(&texts, |chunk| {
                     let read = risk.read_stance(chunk, &langs[done..done + chunk.len()])?;
@@ -262,10 +274,48 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                 print_report(path, a.json, &report, || {
                     format!("{}\n{}", report.table(), report.outcome_table())
                 })?;
+                if let Some(out) = &a.errors {
+                    let mut lines = String::new();
+                    for (row, risk) in rows.iter().zip(&risks) {
+                        let flagged =
+                            risk.outcome == vigie_pipeline::contract::RiskOutcome::Misinformation;
+                        if flagged == (row.label == "misinformation") {
+                            continue;
+                        }
+                        let line = serde_json::json!({
+                            "id": row.id, "lang": row.lang, "label": row.label, "kind": row.kind,
+                            "outcome": outcome_name(risk.outcome), "basis": risk.basis,
+                            "score": risk.score, "probability": risk.probability,
+                            "claim_probability": risk.claim_probability, "stance": risk.stance,
+                            "claims": risk.claims.iter().map(|c| (&c.id, c.similarity)).collect::<Vec<_>>(),
+                            "text": row.text,
+                        });
+                        lines.push_str(&serde_json::to_string(&line)?);
+                        lines.push('\n');
+                    }
+                    std::fs::write(errors_file(out, path, a.data.len()), lines)?;
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Where the errors of `data` go: `out` itself for one data file, else `out` prefixed
+/// with the data file's stem.
+fn errors_file(out: &std::path::Path, data: &std::path::Path, files: usize) -> PathBuf {
+    if files <= 1 {
+        return out.to_path_buf();
+    }
+    let stem = data
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = out
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!("{stem}.{name}"))
 }
 
 pub(crate) fn outcome_name(outcome: vigie_pipeline::contract::RiskOutcome) -> &'static str {

@@ -16,6 +16,8 @@ pub(crate) enum HeadArg {
     Risk,
     Gate,
     Stance,
+    /// The four-way stance classifier (supports, denies, queries, comments).
+    StanceClasses,
     /// The token tagger of the redaction stage (names, places, organisations, dates).
     Tagger,
     /// The language stage's French-or-English model (no encoder needed).
@@ -119,6 +121,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         HeadArg::Langid => return train_langid(&a),
         HeadArg::Gate => return train_gate(&a, vigie_pipeline::gate_training::Task::ClaimGate),
         HeadArg::Stance => return train_gate(&a, vigie_pipeline::gate_training::Task::Stance),
+        HeadArg::StanceClasses => return train_stance_classes(&a),
         HeadArg::Risk => {}
     }
     use std::collections::BTreeMap;
@@ -625,4 +628,115 @@ pub(crate) fn figures_table(
         ]);
     }
     t.to_string()
+}
+
+/// `vigie train --head stance-classes`: the four-way stance classifier, on the tune side
+/// of RumourEval's threads and of the project's French replies and rumour posts.
+pub(crate) fn train_stance_classes(a: &TrainArgs) -> Result<()> {
+    use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
+    use vigie_models::softmax::SoftmaxTraining;
+    use vigie_models::stance_classes::{StanceClassifier, STANCES};
+    use vigie_pipeline::gate_training::Side;
+    use vigie_pipeline::stance_training::{balanced_weights, stance_rows};
+
+    let mut config = Config::load(a.config.as_deref())?;
+    config.risk.enabled = false;
+    let screener = build_screener(&config)?;
+    let model_dir = a
+        .model_dir
+        .clone()
+        .unwrap_or_else(vigie_models::encoder::default_model_dir);
+    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
+    let mut store = if a.no_store {
+        EmbeddingStore::in_memory(encoder.dim())
+    } else {
+        EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
+    };
+    let cues = vigie_models::stance_cues::StanceCues::builtin()?;
+    let tune = stance_rows(&a.data_dir, &a.project_data_dir, Side::Tune, a.cap, a.seed)?;
+    let measure = stance_rows(
+        &a.data_dir,
+        &a.project_data_dir,
+        Side::Measure,
+        a.cap,
+        a.seed,
+    )?;
+    // Embeddings and cue words of the text as the risk stage sees it (redacted).
+    let mut prepare = |rows: &[vigie_pipeline::stance_training::StanceRow], what: &str| {
+        let signs: Vec<_> = rows
+            .iter()
+            .map(|r| cues.signs(&prepare_for_risk(&screener, &r.text).0))
+            .collect();
+        let vectors = embed_as_seen(
+            &screener,
+            &encoder,
+            &mut store,
+            rows.iter().map(|r| r.text.as_str()),
+            what,
+        )?;
+        anyhow::Ok((vectors, signs))
+    };
+    let (tune_vectors, tune_signs) = prepare(&tune, "tune")?;
+    let (measure_vectors, measure_signs) = prepare(&measure, "measure")?;
+    store.save()?;
+    let flat: Vec<f32> = tune_vectors
+        .iter()
+        .flat_map(|(v, _)| v.iter().copied())
+        .collect();
+    let classes: Vec<u8> = tune.iter().map(|r| r.class).collect();
+    let options = SoftmaxTraining {
+        hidden: a.hidden.unwrap_or(64),
+        epochs: a.epochs.unwrap_or(40),
+        batch_size: a.batch_size.unwrap_or(64),
+        learning_rate: a.learning_rate.unwrap_or(2e-3),
+        l2: a.l2.unwrap_or(1e-4),
+        seed: a.seed,
+    };
+    let trained_on = vec![format!(
+        "tune side (4 groups in 5, by thread or claim) of risk/stance_en_train.jsonl and the \
+         project's risk/stance_fr.jsonl, rumour_talk.jsonl, spreading.jsonl, at most {} rows \
+         each: {} rows, classes weighing alike; MLP {} units, {} epochs, batches of {}, lr {}, \
+         L2 {}, seed {}",
+        a.cap,
+        tune.len(),
+        options.hidden,
+        options.epochs,
+        options.batch_size,
+        options.learning_rate,
+        options.l2,
+        options.seed
+    )];
+    eprintln!("{} tune rows, {} measure rows", tune.len(), measure.len());
+    let classifier = StanceClassifier::train(
+        &flat,
+        &tune_signs,
+        &classes,
+        &balanced_weights(&tune),
+        encoder.dim(),
+        &options,
+        trained_on,
+    )?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| vigie_pipeline::config::DEFAULT_STANCE_CLASSES.into());
+    classifier.save(&out)?;
+    eprintln!("stance classifier written to {}", out.display());
+    let mut by_source: std::collections::BTreeMap<&str, Vec<(&str, &str)>> = Default::default();
+    for ((row, (x, _)), signs) in measure.iter().zip(&measure_vectors).zip(&measure_signs) {
+        let (best, _) = classifier.classify(x, signs)?;
+        by_source
+            .entry(row.source)
+            .or_default()
+            .push((STANCES[row.class as usize], STANCES[best]));
+    }
+    for (source, pairs) in by_source {
+        let report = vigie_eval::stance::evaluate(pairs);
+        println!(
+            "== {source} (measure side, never trained on): macro-F1 {:.3}\n{}",
+            report.macro_f1,
+            report.table()
+        );
+    }
+    Ok(())
 }

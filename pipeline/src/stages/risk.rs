@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use vigie_models::claims::{self, ClaimIndex};
 use vigie_models::repost_cache::RepostCache;
+use vigie_models::stance_classes::{StanceClassifier, STANCES};
 use vigie_models::stance_cues::{StanceCues, StanceSigns};
 use vigie_models::{Encoder, RiskHead};
 
@@ -52,6 +53,9 @@ pub struct RiskStage {
     /// The stance head (positive: the post keeps its distance from the rumour it
     /// discusses) and its threshold; without one only the cue words read stance.
     stance: Option<(RiskHead, f32)>,
+    /// Which of the four stances a post takes (the record's `stance`); without one the
+    /// cue words and the stance head name it.
+    stance_classes: Option<StanceClassifier>,
     cues: StanceCues,
     model_name: String,
     claims: RwLock<Arc<ClaimIndex>>,
@@ -109,6 +113,7 @@ impl RiskStage {
             threshold,
             gate: None,
             stance: None,
+            stance_classes: None,
             cues: StanceCues::builtin()?,
             model_name,
             claims: RwLock::new(Arc::new(ClaimIndex::empty())),
@@ -145,6 +150,32 @@ impl RiskStage {
         }
         self.stance = Some((head, threshold));
         Ok(self)
+    }
+
+    /// Names each post's stance with `classes` (supports, denies, queries, comments).
+    pub fn with_stance_classes(mut self, classes: StanceClassifier) -> Result<Self, RiskError> {
+        if classes.embedding_dim != self.encoder.dim() {
+            return Err(RiskError::AuxiliaryMismatch {
+                which: "stance classifier",
+                head: classes.embedding_dim,
+                encoder: self.encoder.dim(),
+            });
+        }
+        self.stance_classes = Some(classes);
+        Ok(self)
+    }
+
+    /// The stance the classifier reads in a post, when there is one.
+    fn classify_stance(
+        &self,
+        embedding: &[f32],
+        signs: &StanceSigns,
+    ) -> Result<Option<Stance>, RiskError> {
+        let Some(classes) = &self.stance_classes else {
+            return Ok(None);
+        };
+        let (best, _) = classes.classify(embedding, signs)?;
+        Ok(stance_named(STANCES[best]))
     }
 
     /// Matches posts against known claims from `source`; a match at or above
@@ -285,6 +316,10 @@ impl RiskStage {
                 continue;
             };
             let signs = self.cues.signs(text.as_ref());
+            if let Some(stance) = self.classify_stance(e, &signs)? {
+                out.push(Some(stance));
+                continue;
+            }
             let distant = match &self.stance {
                 Some((head, t)) => head.score(e, Some(lang))? >= *t,
                 None => false,
@@ -340,15 +375,17 @@ impl RiskStage {
             Some((head, t)) => head.score(embedding, Some(lang))? >= *t,
             None => false,
         };
+        let signs = self.cues.signs(text);
         let evidence = Evidence {
             keeps_distance,
+            named_stance: self.classify_stance(embedding, &signs)?,
             claim_probability,
             gate_threshold: self.gate.as_ref().map_or(0.0, |(_, t)| *t),
             head_probability: probability,
             known_claim: matches
                 .first()
                 .map(|best| claim_risk(best.similarity, self.claim_threshold)),
-            signs: self.cues.signs(text),
+            signs,
         };
         let decision = decide(&evidence, self.threshold);
         let claims = matches
@@ -424,6 +461,8 @@ struct Evidence {
     known_claim: Option<f32>,
     /// The stance head judged that the post keeps its distance from the claim.
     keeps_distance: bool,
+    /// The stance the four-way classifier reads, when there is one.
+    named_stance: Option<Stance>,
     signs: StanceSigns,
 }
 
@@ -435,9 +474,30 @@ struct Decision {
     stance: Option<Stance>,
 }
 
-/// Which way a post that keeps its distance from a claim stands. The stance head tells
-/// distance, not which kind: without a cue word, a post is taken for a denial (most of
-/// what the head learned as distance).
+/// A stance by its name in the classifier's files.
+fn stance_named(name: &str) -> Option<Stance> {
+    match name {
+        "supports" => Some(Stance::Supports),
+        "denies" => Some(Stance::Denies),
+        "queries" => Some(Stance::Queries),
+        "comments" => Some(Stance::Comments),
+        _ => None,
+    }
+}
+
+/// Which way a post that keeps its distance from a claim stands: the four-way classifier's
+/// reading unless it says `supports` (the distance was seen by cue words or the stance
+/// head, which outrank it there); else the cue words; else a denial (most of what the
+/// stance head learned as distance).
+fn distant_stance_of(e: &Evidence) -> Stance {
+    match e.named_stance {
+        Some(s) if s != Stance::Supports => s,
+        _ => distant_stance(&e.signs),
+    }
+}
+
+/// Which way a post that keeps its distance stands, by its cue words alone (a denial
+/// without one).
 fn distant_stance(signs: &StanceSigns) -> Stance {
     if signs.denies {
         Stance::Denies
@@ -465,7 +525,7 @@ fn decide(e: &Evidence, threshold: f32) -> Decision {
     }
     // Cue words or the stance head; a call to pass the post on outweighs both.
     if e.signs.keeps_distance() || (e.keeps_distance && !e.signs.amplifies) {
-        let stance = distant_stance(&e.signs);
+        let stance = distant_stance_of(e);
         // Many questions about one claim are the information void staff must answer.
         let about_a_rumour = e.known_claim.is_some() || claim_risk >= threshold;
         return Decision {
@@ -624,6 +684,7 @@ pub(crate) mod tests {
             head_probability: head,
             known_claim: known,
             keeps_distance: false,
+            named_stance: None,
             signs,
         }
     }
@@ -685,6 +746,18 @@ pub(crate) mod tests {
         };
         assert_eq!(d(head_says(none)).outcome, RiskOutcome::RumourSignal);
         assert_eq!(d(head_says(none)).stance, Some(Stance::Denies));
+        // The four-way classifier names a distant stance, but cannot call it support.
+        let named = |stance| Evidence {
+            named_stance: Some(stance),
+            ..head_says(none)
+        };
+        assert_eq!(d(named(Stance::Queries)).stance, Some(Stance::Queries));
+        assert_eq!(d(named(Stance::Comments)).stance, Some(Stance::Comments));
+        assert_eq!(d(named(Stance::Supports)).stance, Some(Stance::Denies));
+        assert_eq!(
+            d(named(Stance::Supports)).outcome,
+            RiskOutcome::RumourSignal
+        );
         let amplifies = StanceSigns {
             amplifies: true,
             ..none

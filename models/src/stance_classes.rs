@@ -1,0 +1,217 @@
+//! Four-way stance of a post toward the rumour it answers or discusses: `supports`,
+//! `denies`, `queries` or `comments` (RumourEval's classes).
+//!
+//! A small softmax network reads the post's pooled embedding (the pipeline's one encoder
+//! pass) and the stance cue words it holds ([`StanceSigns`]): the embedding barely sees
+//! negation or the shape of a question, the cue words see nothing else.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::softmax::{SoftmaxTraining, Weights};
+use crate::stance_cues::StanceSigns;
+use crate::{HeadError, Result};
+
+/// The classes, in the order of the classifier's outputs.
+pub const STANCES: [&str; 4] = ["supports", "denies", "queries", "comments"];
+
+/// What the classifier reads beyond the embedding, in order.
+pub const CUE_FEATURES: [&str; 4] = ["queries", "denies", "reports", "amplifies"];
+
+/// The built-in classifier (see `models/README.md` for how it was trained).
+const BUILTIN: &str = include_str!("../head/stance_classes.json");
+
+/// The classifier's weights and what they were trained on, as saved in
+/// `models/head/stance_classes.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StanceClassifier {
+    /// What the file is (for people opening it).
+    pub about: String,
+    /// The classes, in the order of the outputs ([`STANCES`]).
+    pub classes: Vec<String>,
+    /// The cue features that follow the embedding ([`CUE_FEATURES`]).
+    pub features: Vec<String>,
+    /// Width of the embeddings it reads (the inputs are this plus the cue features).
+    pub embedding_dim: usize,
+    /// Width of its hidden layer.
+    pub hidden: usize,
+    /// Hidden layer weights, `hidden × (embedding_dim + cues)`, row after row.
+    pub w1: Vec<f32>,
+    /// Hidden layer biases.
+    pub b1: Vec<f32>,
+    /// Output weights, `classes × hidden`.
+    pub w2: Vec<f32>,
+    /// Output biases.
+    pub b2: Vec<f32>,
+    /// How it was trained (data, split, settings).
+    pub trained_on: Vec<String>,
+}
+
+/// One input of the classifier: the embedding, then the cue features as 0 or 1.
+pub fn input(embedding: &[f32], signs: &StanceSigns) -> Vec<f32> {
+    let mut x = Vec::with_capacity(embedding.len() + CUE_FEATURES.len());
+    x.extend_from_slice(embedding);
+    x.extend(
+        [signs.queries, signs.denies, signs.reports, signs.amplifies]
+            .into_iter()
+            .map(f32::from),
+    );
+    x
+}
+
+impl StanceClassifier {
+    /// The classifier shipped with Vigie.
+    pub fn builtin() -> Result<Self> {
+        Self::parse(BUILTIN, Path::new("models/head/stance_classes.json"))
+    }
+
+    /// Loads a classifier saved by [`StanceClassifier::save`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| crate::ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self> {
+        let origin = path.display().to_string();
+        let mut c: StanceClassifier =
+            serde_json::from_str(text).map_err(|source| HeadError::Parse {
+                origin: origin.clone(),
+                source,
+            })?;
+        let fault = if c.classes != STANCES || c.features != CUE_FEATURES {
+            Some(crate::error::ClassifierFault::StanceLayout)
+        } else if !c.weights().consistent() {
+            Some(crate::error::ClassifierFault::MlpShapes { hidden: c.hidden })
+        } else if !c.weights().finite() {
+            Some(crate::error::ClassifierFault::MlpNonFinite)
+        } else {
+            None
+        };
+        if let Some(fault) = fault {
+            return Err(HeadError::Invalid { origin, fault }.into());
+        }
+        for v in [&mut c.w1, &mut c.b1, &mut c.w2, &mut c.b2] {
+            crate::head::flush_subnormals(v);
+        }
+        Ok(c)
+    }
+
+    /// Fits a classifier on embeddings (`n × embedding_dim`, row after row), the cue
+    /// signs of each text and their classes (indices into [`STANCES`]), each example
+    /// weighted. Deterministic for a seed.
+    pub fn train(
+        embeddings: &[f32],
+        signs: &[StanceSigns],
+        classes: &[u8],
+        weights: &[f32],
+        embedding_dim: usize,
+        options: &SoftmaxTraining,
+        trained_on: Vec<String>,
+    ) -> Result<Self> {
+        let x: Vec<f32> = embeddings
+            .chunks_exact(embedding_dim.max(1))
+            .zip(signs)
+            .flat_map(|(e, s)| input(e, s))
+            .collect();
+        let dim = embedding_dim + CUE_FEATURES.len();
+        let fitted = crate::softmax::train(&x, classes, STANCES.len(), weights, dim, options)?;
+        Ok(StanceClassifier {
+            about: "Vigie stance classifier: supports / denies / queries / comments from the \
+                    pooled multilingual-e5-small embedding and the stance cue words; see \
+                    models/README.md"
+                .to_string(),
+            classes: STANCES.iter().map(|s| s.to_string()).collect(),
+            features: CUE_FEATURES.iter().map(|s| s.to_string()).collect(),
+            embedding_dim,
+            hidden: fitted.hidden,
+            w1: fitted.w1,
+            b1: fitted.b1,
+            w2: fitted.w2,
+            b2: fitted.b2,
+            trained_on,
+        })
+    }
+
+    /// Writes the classifier as JSON.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string(self).map_err(HeadError::Serialize)?;
+        std::fs::write(path, text).map_err(|source| crate::ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(())
+    }
+
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            dim: self.embedding_dim + CUE_FEATURES.len(),
+            hidden: self.hidden,
+            w1: &self.w1,
+            b1: &self.b1,
+            w2: &self.w2,
+            b2: &self.b2,
+        }
+    }
+
+    /// The probability of each of [`STANCES`] for a post of this embedding and cues.
+    pub fn probabilities(&self, embedding: &[f32], signs: &StanceSigns) -> Result<[f32; 4]> {
+        if embedding.len() != self.embedding_dim {
+            return Err(HeadError::Dimension {
+                expected: self.embedding_dim,
+                got: embedding.len(),
+            }
+            .into());
+        }
+        let p = self.weights().probabilities(&input(embedding, signs));
+        Ok([p[0], p[1], p[2], p[3]])
+    }
+
+    /// The most probable stance's index into [`STANCES`], and the probabilities.
+    pub fn classify(&self, embedding: &[f32], signs: &StanceSigns) -> Result<(usize, [f32; 4])> {
+        let p = self.probabilities(embedding, signs)?;
+        let best = (0..4).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(3);
+        Ok((best, p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_classifier_loads_and_reads_cues() {
+        let c = StanceClassifier::builtin().unwrap();
+        assert_eq!(c.embedding_dim, 384);
+        let e = vec![0.0; 384];
+        let question = StanceSigns {
+            queries: true,
+            ..Default::default()
+        };
+        let denial = StanceSigns {
+            denies: true,
+            ..Default::default()
+        };
+        // Each cue word raises the probability of its own stance, whatever the embedding.
+        let plain = c.probabilities(&e, &StanceSigns::default()).unwrap();
+        assert!(c.probabilities(&e, &question).unwrap()[2] > plain[2] + 0.1);
+        assert!(c.probabilities(&e, &denial).unwrap()[1] > plain[1] + 0.1);
+        let sum: f32 = plain.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5);
+        assert!(c.probabilities(&[0.0; 3], &question).is_err());
+    }
+
+    #[test]
+    fn a_file_with_other_classes_is_refused() {
+        let mut c = StanceClassifier::builtin().unwrap();
+        c.classes.swap(0, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        c.save(&path).unwrap();
+        let err = StanceClassifier::load(&path).unwrap_err().to_string();
+        assert!(err.contains("s.json"), "{err}");
+    }
+}

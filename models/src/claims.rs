@@ -67,6 +67,38 @@ pub fn builtin_claims() -> Result<Vec<Claim>> {
     Ok(claims)
 }
 
+/// The claims of fact-checkers' files (claim rows as in `claims_known.jsonl`, or
+/// ClaimReview JSON-LD), as `vigie claims import` reads them, leaving out those whose
+/// topic is in `skip_topics` and those whose id an earlier claim (in `have`, or an earlier
+/// file) holds: a file adds to a library, never replaces one of its claims.
+pub fn from_feeds(files: &[PathBuf], skip_topics: &[String], have: &[Claim]) -> Result<Vec<Claim>> {
+    let mut seen: std::collections::HashSet<String> = have.iter().map(|c| c.id.clone()).collect();
+    let mut claims = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let imported = crate::claims_import::import(&crate::claims_import::read_records(&text));
+        claims.extend(imported.claims.into_iter().filter(|c| {
+            !skip_topics.iter().any(|t| t == &c.topic) && seen.insert(c.id.clone())
+        }));
+    }
+    Ok(claims)
+}
+
+/// Stamps of `files` (modification time and length), to tell when one changed.
+pub fn files_stamp(files: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    files
+        .iter()
+        .map(|p| {
+            let meta = std::fs::metadata(p).ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            (p.clone(), modified, meta.map(|m| m.len()).unwrap_or(0))
+        })
+        .collect()
+}
+
 /// The claims of one claims file's text (`name` names it in errors); not yet validated.
 pub fn parse_str(name: &str, text: &str) -> Result<Vec<Claim>> {
     parse(name, text)
@@ -111,15 +143,7 @@ pub fn toml_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// What identifies the state of a claims directory: the files and their modification
 /// times. A running pipeline compares stamps to notice edits and reload.
 pub fn dir_stamp(dir: &Path) -> Result<Vec<(PathBuf, Option<SystemTime>, u64)>> {
-    Ok(toml_files(dir)?
-        .into_iter()
-        .map(|p| {
-            let meta = std::fs::metadata(&p).ok();
-            let modified = meta.as_ref().and_then(|m| m.modified().ok());
-            let len = meta.map(|m| m.len()).unwrap_or(0);
-            (p, modified, len)
-        })
-        .collect())
+    Ok(files_stamp(&toml_files(dir)?))
 }
 
 /// Ids unique and non-empty, texts present, languages known.

@@ -129,6 +129,16 @@ pub struct RiskConfig {
     /// A directory of claim files to use instead of the built-in ones; edits are picked
     /// up within seconds.
     pub claims_dir: Option<PathBuf>,
+    /// Fact-checkers' claim files added to the library (claim rows as in
+    /// `claims_known.jsonl`, or ClaimReview JSON-LD: what `vigie claims import` reads;
+    /// false and misleading French and English claims are kept). Default: the shared
+    /// `risk/claims_known.jsonl` (under `$VIGIE_DATA_DIR`, else `../shared/datasets`)
+    /// when it exists; `[]` for none. Edits are picked up within seconds.
+    pub claims_files: Option<Vec<PathBuf>>,
+    /// Claims of these topics in `claims_files` are left out: `other` is what
+    /// `claims_known.jsonl` calls its claims that are not about health (politics, war…),
+    /// which a health programme's moderators are not there to judge.
+    pub claims_skip_topics: Vec<String>,
     /// Cosine similarity from which a post counts as restating a claim.
     pub claim_match_threshold: f32,
     /// Judge first whether a post makes (or discusses) a health claim at all: chatter,
@@ -163,6 +173,8 @@ impl Default for RiskConfig {
             head: None,
             claims: true,
             claims_dir: None,
+            claims_files: None,
+            claims_skip_topics: vec!["other".into()],
             claim_match_threshold: 0.93,
             claim_gate: true,
             gate_head: None,
@@ -214,6 +226,36 @@ impl RiskConfig {
             (_, false) => ClaimSource::None,
             (Some(dir), true) => ClaimSource::Dir(dir.clone()),
             (None, true) => ClaimSource::Builtin,
+        }
+    }
+
+    /// The fact-checkers' files added to the library (see `claims_files`).
+    pub fn claims_files(&self) -> Vec<PathBuf> {
+        if !self.claims {
+            return Vec::new();
+        }
+        match &self.claims_files {
+            Some(files) => files.clone(),
+            None => {
+                let data = std::env::var_os("VIGIE_DATA_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("../shared/datasets"));
+                let known = data.join("risk/claims_known.jsonl");
+                if known.is_file() {
+                    vec![known]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    /// The whole known-claim library: its base and the files added to it.
+    pub fn claim_library(&self) -> crate::stages::risk::ClaimLibrary {
+        crate::stages::risk::ClaimLibrary {
+            source: self.claim_source(),
+            files: self.claims_files(),
+            skip_topics: self.claims_skip_topics.clone(),
         }
     }
 

@@ -104,7 +104,7 @@ impl Screener {
             Some(
                 stage
                     .with_claims(
-                        config.risk.claim_source(),
+                        config.risk.claim_library(),
                         config.risk.claim_match_threshold,
                     )?
                     .with_repost_cache(config.risk.repost_cache),

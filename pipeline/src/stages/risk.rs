@@ -26,7 +26,7 @@ use crate::contract::{MatchedClaim, Risk, RiskBasis, RiskLabel, RiskOutcome, Sta
 
 /// At most this many claims are reported per post.
 const MAX_CLAIMS: usize = 3;
-/// How often a claims directory is checked for edits.
+/// How often a claims directory and claim files are checked for edits.
 const RELOAD_CHECK: Duration = Duration::from_secs(5);
 
 /// Where the known claims come from: the built-in files, or a directory that staff edit
@@ -37,10 +37,56 @@ pub enum ClaimSource {
     Dir(PathBuf),
 }
 
+/// The whole library: its base ([`ClaimSource`]) and fact-checkers' files added to it
+/// (claim rows or ClaimReview, as `vigie claims import` reads them), their claims of
+/// `skip_topics` left out. Reloaded when the directory or a file changes.
+pub struct ClaimLibrary {
+    pub source: ClaimSource,
+    pub files: Vec<PathBuf>,
+    pub skip_topics: Vec<String>,
+}
+
+impl From<ClaimSource> for ClaimLibrary {
+    fn from(source: ClaimSource) -> Self {
+        ClaimLibrary {
+            source,
+            files: Vec::new(),
+            skip_topics: Vec::new(),
+        }
+    }
+}
+
+type Stamp = Vec<(PathBuf, Option<std::time::SystemTime>, u64)>;
+
+impl ClaimLibrary {
+    fn load(&self) -> Result<Vec<claims::Claim>, vigie_models::ModelError> {
+        let mut all = match &self.source {
+            ClaimSource::None => Vec::new(),
+            ClaimSource::Builtin => claims::builtin_claims()?,
+            ClaimSource::Dir(dir) => claims::load_dir(dir)?,
+        };
+        let added = claims::from_feeds(&self.files, &self.skip_topics, &all)?;
+        all.extend(added);
+        claims::validate(&all)?;
+        Ok(all)
+    }
+
+    /// What is watched for edits: nothing for the built-in files alone.
+    fn stamp(&self) -> Result<Option<Stamp>, vigie_models::ModelError> {
+        let mut stamp = match &self.source {
+            ClaimSource::Dir(dir) => claims::dir_stamp(dir)?,
+            _ if self.files.is_empty() => return Ok(None),
+            _ => Vec::new(),
+        };
+        stamp.extend(claims::files_stamp(&self.files));
+        Ok(Some(stamp))
+    }
+}
+
 struct Reload {
-    dir: PathBuf,
+    library: ClaimLibrary,
     checked: Instant,
-    stamp: Vec<(PathBuf, Option<std::time::SystemTime>, u64)>,
+    stamp: Stamp,
 }
 
 pub struct RiskStage {
@@ -178,25 +224,21 @@ impl RiskStage {
         Ok(stance_named(STANCES[best]))
     }
 
-    /// Matches posts against known claims from `source`; a match at or above
-    /// `match_threshold` (cosine) is reported and raises the score.
+    /// Matches posts against the known claims of `library` (a [`ClaimSource`] alone, or
+    /// with files added); a match at or above `match_threshold` (cosine) is reported and
+    /// raises the score.
     pub fn with_claims(
         mut self,
-        source: ClaimSource,
+        library: impl Into<ClaimLibrary>,
         match_threshold: f32,
     ) -> Result<Self, RiskError> {
-        let claims = match &source {
-            ClaimSource::None => Vec::new(),
-            ClaimSource::Builtin => claims::builtin_claims()?,
-            ClaimSource::Dir(dir) => claims::load_dir(dir)?,
-        };
-        let index = ClaimIndex::build(claims, &self.encoder)?;
+        let library = library.into();
+        let index = ClaimIndex::build(library.load()?, &self.encoder)?;
         tracing::info!(claims = index.len(), "known-claim library indexed");
         self.claims = RwLock::new(Arc::new(index));
-        if let ClaimSource::Dir(dir) = source {
-            let stamp = claims::dir_stamp(&dir)?;
+        if let Some(stamp) = library.stamp()? {
             self.reload = Some(Mutex::new(Reload {
-                dir,
+                library,
                 checked: Instant::now(),
                 stamp,
             }));
@@ -212,13 +254,15 @@ impl RiskStage {
             let mut r = reload.lock().unwrap_or_else(|p| p.into_inner());
             if r.checked.elapsed() >= RELOAD_CHECK {
                 r.checked = Instant::now();
-                match claims::dir_stamp(&r.dir) {
-                    Ok(stamp) if stamp != r.stamp => {
-                        match claims::load_dir(&r.dir)
+                match r.library.stamp() {
+                    Ok(Some(stamp)) if stamp != r.stamp => {
+                        match r
+                            .library
+                            .load()
                             .and_then(|c| ClaimIndex::build(c, &self.encoder))
                         {
                             Ok(index) => {
-                                tracing::info!(claims = index.len(), dir = %r.dir.display(), "known-claim library reloaded");
+                                tracing::info!(claims = index.len(), "known-claim library reloaded");
                                 *self.claims.write().unwrap_or_else(|p| p.into_inner()) =
                                     Arc::new(index);
                             }
@@ -229,7 +273,7 @@ impl RiskStage {
                         r.stamp = stamp;
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot check the claims directory"),
+                    Err(e) => tracing::warn!(error = %e, "cannot check the claims directory or files"),
                 }
             }
         }
@@ -674,6 +718,62 @@ pub(crate) mod tests {
             score_en(&stage, &["vaccine causes autism"])[0].claims[0].id,
             "c2",
             "a broken edit keeps the last good library"
+        );
+    }
+
+    #[test]
+    fn fact_checkers_files_add_to_the_library_and_are_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        claim_file(dir.path(), "c1", "the measles vaccine is safe");
+        let feed = dir.path().join("known.jsonl");
+        let row = |id: &str, text: &str, topic: &str| {
+            serde_json::json!({"id": id, "text": text, "lang": "en", "verdict": "false",
+                "topic": topic, "source": "checker", "url": "https://check/x"})
+            .to_string()
+        };
+        let lines = [
+            row("k1", "vaccine causes autism", "health"),
+            row("k2", "the minister rides a scooter", "other"),
+            // Same id as a claim of the directory: the directory's stays.
+            row("c1", "something else entirely", "health"),
+        ];
+        std::fs::write(&feed, lines.join("\n")).unwrap();
+        let library = ClaimLibrary {
+            source: ClaimSource::Dir(dir.path().into()),
+            files: vec![feed.clone()],
+            skip_topics: vec!["other".into()],
+        };
+        let stage = tiny_stage().with_claims(library, 0.99).unwrap();
+        let r = score_en(
+            &stage,
+            &[
+                "vaccine causes autism",
+                "the minister rides a scooter",
+                "the measles vaccine is safe",
+            ],
+        );
+        assert_eq!(r[0].claims[0].id, "k1");
+        assert_eq!(r[0].claims[0].source_url, "https://check/x");
+        assert!(r[1].claims.is_empty(), "a topic left out: {:?}", r[1]);
+        assert_eq!(r[2].claims[0].id, "c1");
+        assert_eq!(r[2].claims[0].text, "the measles vaccine is safe");
+        // The file grows: picked up at the next check.
+        std::fs::write(
+            &feed,
+            [lines.join("\n"), row("k3", "garlic cures malaria", "health")].join("\n"),
+        )
+        .unwrap();
+        stage.reload.as_ref().unwrap().lock().unwrap().checked -= RELOAD_CHECK;
+        assert_eq!(
+            score_en(&stage, &["garlic cures malaria"])[0].claims[0].id,
+            "k3"
+        );
+        // A file that disappears leaves the last good library.
+        std::fs::remove_file(&feed).unwrap();
+        stage.reload.as_ref().unwrap().lock().unwrap().checked -= RELOAD_CHECK;
+        assert_eq!(
+            score_en(&stage, &["garlic cures malaria"])[0].claims[0].id,
+            "k3"
         );
     }
 

@@ -80,9 +80,11 @@ pub fn from_feeds(files: &[PathBuf], skip_topics: &[String], have: &[Claim]) -> 
             source,
         })?;
         let imported = crate::claims_import::import(&crate::claims_import::read_records(&text));
-        claims.extend(imported.claims.into_iter().filter(|c| {
-            !skip_topics.iter().any(|t| t == &c.topic) && seen.insert(c.id.clone())
-        }));
+        claims.extend(
+            imported.claims.into_iter().filter(|c| {
+                !skip_topics.iter().any(|t| t == &c.topic) && seen.insert(c.id.clone())
+            }),
+        );
     }
     Ok(claims)
 }

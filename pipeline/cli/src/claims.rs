@@ -11,8 +11,13 @@ use vigie_rules::{Redactor, RuleSet};
 
 #[derive(Subcommand)]
 pub(crate) enum ClaimsCommand {
-    /// Validate a claims directory (default: the built-in library).
-    Check { dir: Option<PathBuf> },
+    /// Validate a claims directory (default: the library the pipeline loads with this
+    /// configuration: the built-in claims or `claims_dir`, and `claims_files`).
+    Check {
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Import fact-checked claims (ClaimReview JSON-LD, or claims_known-style JSONL) into a
     /// claims directory; re-importing replaces claims of the same id. Point `[risk]
     /// claims_dir` at the directory: a running pipeline reloads it within seconds.
@@ -32,8 +37,11 @@ pub(crate) enum ClaimsCommand {
         texts: Vec<String>,
         #[arg(long)]
         file: Option<PathBuf>,
+        /// A claims directory (default: the configured library, as for `check`).
         #[arg(long)]
         dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long, default_value_t = 3)]
         top: usize,
         #[arg(long, env = "VIGIE_MODEL_DIR")]
@@ -43,15 +51,18 @@ pub(crate) enum ClaimsCommand {
 
 pub(crate) fn claims(command: ClaimsCommand) -> Result<()> {
     use vigie_models::claims;
-    let load = |dir: &Option<PathBuf>| -> Result<Vec<claims::Claim>> {
+    let load = |dir: &Option<PathBuf>, config: &Option<PathBuf>| -> Result<Vec<claims::Claim>> {
         Ok(match dir {
             Some(d) => claims::load_dir(d)?,
-            None => claims::builtin_claims()?,
+            None => vigie_pipeline::config::Config::load(config.as_deref())?
+                .risk
+                .claim_library()
+                .load()?,
         })
     };
     match command {
-        ClaimsCommand::Check { dir } => {
-            let list = load(&dir)?;
+        ClaimsCommand::Check { dir, config } => {
+            let list = load(&dir, &config)?;
             let mut topics: std::collections::BTreeMap<&str, usize> = Default::default();
             for c in &list {
                 *topics.entry(c.topic.as_str()).or_default() += 1;
@@ -113,6 +124,7 @@ pub(crate) fn claims(command: ClaimsCommand) -> Result<()> {
             mut texts,
             file,
             dir,
+            config,
             top,
             model_dir,
         } => {
@@ -125,7 +137,7 @@ pub(crate) fn claims(command: ClaimsCommand) -> Result<()> {
             }
             let encoder =
                 Encoder::load(&model_dir.unwrap_or_else(vigie_models::encoder::default_model_dir))?;
-            let index = claims::ClaimIndex::build(load(&dir)?, &encoder)?;
+            let index = claims::ClaimIndex::build(load(&dir, &config)?, &encoder)?;
             // Texts are redacted first, as the pipeline does before matching.
             let redactor = Redactor::new(RuleSet::builtin()?);
             let redacted: Vec<String> = texts.iter().map(|t| redactor.redact(t).text).collect();

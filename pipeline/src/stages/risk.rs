@@ -59,7 +59,8 @@ impl From<ClaimSource> for ClaimLibrary {
 type Stamp = Vec<(PathBuf, Option<std::time::SystemTime>, u64)>;
 
 impl ClaimLibrary {
-    fn load(&self) -> Result<Vec<claims::Claim>, vigie_models::ModelError> {
+    /// Every claim of the library, validated together.
+    pub fn load(&self) -> Result<Vec<claims::Claim>, vigie_models::ModelError> {
         let mut all = match &self.source {
             ClaimSource::None => Vec::new(),
             ClaimSource::Builtin => claims::builtin_claims()?,
@@ -262,7 +263,10 @@ impl RiskStage {
                             .and_then(|c| ClaimIndex::build(c, &self.encoder))
                         {
                             Ok(index) => {
-                                tracing::info!(claims = index.len(), "known-claim library reloaded");
+                                tracing::info!(
+                                    claims = index.len(),
+                                    "known-claim library reloaded"
+                                );
                                 *self.claims.write().unwrap_or_else(|p| p.into_inner()) =
                                     Arc::new(index);
                             }
@@ -273,7 +277,9 @@ impl RiskStage {
                         r.stamp = stamp;
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot check the claims directory or files"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check the claims directory or files")
+                    }
                 }
             }
         }
@@ -760,7 +766,11 @@ pub(crate) mod tests {
         // The file grows: picked up at the next check.
         std::fs::write(
             &feed,
-            [lines.join("\n"), row("k3", "garlic cures malaria", "health")].join("\n"),
+            [
+                lines.join("\n"),
+                row("k3", "garlic cures malaria", "health"),
+            ]
+            .join("\n"),
         )
         .unwrap();
         stage.reload.as_ref().unwrap().lock().unwrap().checked -= RELOAD_CHECK;

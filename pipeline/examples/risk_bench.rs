@@ -3,7 +3,8 @@
 //! (default: the sample posts, 5 rounds; the repost cache off, batches of 8).
 //!
 //! Times the same posts through the stage as it was (misinformation head and known claims
-//! only, every post embedded) and as it is (claim gate and stance head too, other
+//! only, every post embedded) and as it is (claim gate, stance head and four-way stance
+//! classifier too, other
 //! languages and texts without a claim not embedded), in one run, and prints both and
 //! their ratio. Figures differ between machines: compare the ratio.
 
@@ -45,7 +46,8 @@ fn main() -> anyhow::Result<()> {
     let before = build()?;
     let now = build()?
         .with_gate(RiskHead::builtin_gate()?, 0.5)?
-        .with_stance(RiskHead::builtin_stance()?, 0.8)?;
+        .with_stance(RiskHead::builtin_stance()?, 0.8)?
+        .with_stance_classes(vigie_models::stance_classes::StanceClassifier::builtin()?)?;
 
     let time = |stage: &RiskStage, langs: &[Option<&str>]| -> anyhow::Result<f64> {
         let start = Instant::now();
@@ -79,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!("head + claims, every post embedded:        {b:8.1} posts/s");
     println!(
-        "gate + stance + head + claims, every post: {same:8.1} posts/s (cost x{:.3})",
+        "gate + stance (two-way and four-way) + head + claims, every post: {same:8.1} posts/s (cost x{:.3})",
         b / same
     );
     println!(

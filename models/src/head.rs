@@ -150,11 +150,7 @@ impl RiskHead {
 
     /// Reads a head saved by [`RiskHead::save`], checking that its weights are usable.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        Self::parse(&read_file(path)?, &path.display().to_string())
     }
 
     fn parse(text: &str, origin: &str) -> Result<Self> {
@@ -190,12 +186,7 @@ impl RiskHead {
 
     /// Writes the head as JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
-        // Compact: an MLP head holds some 50,000 weights.
-        let text = serde_json::to_string(self).map_err(HeadError::Serialize)?;
-        std::fs::write(path, text).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        write_json(self, path)
     }
 
     /// Dimension of the embeddings the head reads.
@@ -244,6 +235,23 @@ impl RiskHead {
         let z = self.logit(embedding, lang)?;
         Ok((sigmoid(z), self.calibration.for_lang(lang).apply(z)))
     }
+}
+
+/// The text of a saved head, tagger or classifier file.
+pub(crate) fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes a head, tagger or classifier as compact JSON (an MLP holds some 50,000 weights).
+pub(crate) fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
+    let text = serde_json::to_string(value).map_err(HeadError::Serialize)?;
+    std::fs::write(path, text).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The classifier's input for an embedding in `lang`: the embedding, then one block per

@@ -136,17 +136,9 @@ pub fn train(
         .collect();
     let y = Tensor::from_vec(y, (n, k), &device)?;
     let mut init = XorShift::new(options.seed ^ 0x9e37_79b9_7f4a_7c15);
-    let w1 = Var::from_tensor(&Tensor::from_vec(
-        init.vec(h * dim, (6.0 / (dim + h) as f32).sqrt()),
-        (h, dim),
-        &device,
-    )?)?;
+    let w1 = glorot(&mut init, (h, dim), &device)?;
     let b1 = Var::from_tensor(&Tensor::zeros(h, DType::F32, &device)?)?;
-    let w2 = Var::from_tensor(&Tensor::from_vec(
-        init.vec(k * h, (6.0 / (h + k) as f32).sqrt()),
-        (k, h),
-        &device,
-    )?)?;
+    let w2 = glorot(&mut init, (k, h), &device)?;
     let b2 = Var::from_tensor(&Tensor::zeros(k, DType::F32, &device)?)?;
     let params = ParamsAdamW {
         lr: options.learning_rate as f64,
@@ -190,6 +182,21 @@ pub fn train(
         w2: w2.as_tensor().flatten_all()?.to_vec1()?,
         b2: b2.as_tensor().to_vec1()?,
     })
+}
+
+/// A `rows × cols` weight matrix drawn uniform in ±√(6 / (rows + cols)) (Glorot), the
+/// next values of `init`.
+pub(crate) fn glorot(
+    init: &mut XorShift,
+    (rows, cols): (usize, usize),
+    device: &Device,
+) -> Result<Var> {
+    let scale = (6.0 / (rows + cols) as f32).sqrt();
+    Ok(Var::from_tensor(&Tensor::from_vec(
+        init.vec(rows * cols, scale),
+        (rows, cols),
+        device,
+    )?)?)
 }
 
 /// Probabilities from logits, computed from the largest so no exponential overflows.

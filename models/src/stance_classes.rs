@@ -68,11 +68,7 @@ impl StanceClassifier {
 
     /// Loads a classifier saved by [`StanceClassifier::save`].
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| crate::ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&crate::head::read_file(path)?, path)
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self> {
@@ -138,12 +134,7 @@ impl StanceClassifier {
 
     /// Writes the classifier as JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string(self).map_err(HeadError::Serialize)?;
-        std::fs::write(path, text).map_err(|source| crate::ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(())
+        crate::head::write_json(self, path)
     }
 
     fn weights(&self) -> Weights<'_> {

@@ -69,11 +69,7 @@ impl TokenTagger {
 
     /// Loads a tagger saved by [`TokenTagger::save`].
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| crate::ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&crate::head::read_file(path)?, path)
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self> {
@@ -83,29 +79,17 @@ impl TokenTagger {
                 origin: origin.clone(),
                 source,
             })?;
-        let classes = tagger.classes();
-        let consistent = tagger.w1.len() == tagger.hidden * tagger.dim
-            && tagger.b1.len() == tagger.hidden
-            && tagger.w2.len() == classes * tagger.hidden
-            && tagger.b2.len() == classes;
-        if !consistent {
-            return Err(HeadError::Invalid {
-                origin,
-                fault: crate::error::ClassifierFault::MlpShapes {
-                    hidden: tagger.hidden,
-                },
-            }
-            .into());
-        }
-        let finite = [&tagger.w1, &tagger.b1, &tagger.w2, &tagger.b2]
-            .iter()
-            .all(|v| v.iter().all(|x| x.is_finite()));
-        if !finite {
-            return Err(HeadError::Invalid {
-                origin,
-                fault: crate::error::ClassifierFault::MlpNonFinite,
-            }
-            .into());
+        let fault = if !tagger.weights().consistent() || tagger.b2.len() != tagger.classes() {
+            Some(crate::error::ClassifierFault::MlpShapes {
+                hidden: tagger.hidden,
+            })
+        } else if !tagger.weights().finite() {
+            Some(crate::error::ClassifierFault::MlpNonFinite)
+        } else {
+            None
+        };
+        if let Some(fault) = fault {
+            return Err(HeadError::Invalid { origin, fault }.into());
         }
         // Subnormal weights cost a microcode assist per multiply on Intel processors.
         for v in [
@@ -121,12 +105,7 @@ impl TokenTagger {
 
     /// Writes the tagger as JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string(self).map_err(HeadError::Serialize)?;
-        std::fs::write(path, text).map_err(|source| crate::ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(())
+        crate::head::write_json(self, path)
     }
 
     /// `O`, then `B-` and `I-` of each kind.
@@ -134,8 +113,7 @@ impl TokenTagger {
         1 + 2 * self.labels.len()
     }
 
-    /// Class probabilities of one token state.
-    pub fn probabilities(&self, state: &[f32]) -> Vec<f32> {
+    fn weights(&self) -> crate::softmax::Weights<'_> {
         crate::softmax::Weights {
             dim: self.dim,
             hidden: self.hidden,
@@ -144,7 +122,11 @@ impl TokenTagger {
             w2: &self.w2,
             b2: &self.b2,
         }
-        .probabilities(state)
+    }
+
+    /// Class probabilities of one token state.
+    pub fn probabilities(&self, state: &[f32]) -> Vec<f32> {
+        self.weights().probabilities(state)
     }
 
     /// The spans of `text` (the text `encoded` was made from) that the tagger finds.

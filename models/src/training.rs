@@ -254,17 +254,9 @@ fn fit(
         }
         HeadKind::Mlp => {
             let h = options.hidden.max(1);
-            let w1 = Var::from_tensor(&Tensor::from_vec(
-                init.vec(h * dim, (6.0 / (dim + h) as f32).sqrt()),
-                (h, dim),
-                &device,
-            )?)?;
+            let w1 = crate::softmax::glorot(&mut init, (h, dim), &device)?;
             let b1 = Var::from_tensor(&Tensor::zeros(h, DType::F32, &device)?)?;
-            let w2 = Var::from_tensor(&Tensor::from_vec(
-                init.vec(h, (6.0 / (h + 1) as f32).sqrt()),
-                (h, 1),
-                &device,
-            )?)?;
+            let w2 = crate::softmax::glorot(&mut init, (h, 1), &device)?;
             let b2 = Var::from_tensor(&Tensor::zeros(1, DType::F32, &device)?)?;
             let mut opt = AdamW::new(vec![w1.clone(), b1.clone(), w2.clone(), b2.clone()], params)?;
             for _ in 0..options.epochs {

@@ -115,6 +115,43 @@ pub(crate) enum KindArg {
     Compare,
 }
 
+/// What the heads that read post embeddings are trained with: the texts prepared as the
+/// pipeline prepares them (language and redaction; the risk stage itself off) and embedded
+/// by the f32 pass, kept in the store next to the model unless `--no-store`.
+struct Embedding {
+    config: Config,
+    screener: vigie_pipeline::screener::Screener,
+    encoder: Encoder,
+    store: vigie_models::embedding_store::EmbeddingStore,
+}
+
+impl Embedding {
+    fn set_up(a: &TrainArgs) -> Result<Self> {
+        use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
+        let mut config = Config::load(a.config.as_deref())?;
+        config.risk.enabled = false; // only redaction and language are needed here
+        let screener = build_screener(&config)?;
+        let model_dir = a
+            .model_dir
+            .clone()
+            .unwrap_or_else(vigie_models::encoder::default_model_dir);
+        // Heads are fitted on the f32 pass, so they do not depend on the kernel of the
+        // machine that trains them; the int8 pass they run on stays within 0.99 cosine.
+        let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
+        let store = if a.no_store {
+            EmbeddingStore::in_memory(encoder.dim())
+        } else {
+            EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
+        };
+        Ok(Embedding {
+            config,
+            screener,
+            encoder,
+            store,
+        })
+    }
+}
+
 pub(crate) fn train(a: TrainArgs) -> Result<()> {
     match a.head {
         HeadArg::Tagger => return train_tagger(&a),
@@ -125,7 +162,6 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         HeadArg::Risk => {}
     }
     use std::collections::BTreeMap;
-    use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
     use vigie_models::training::{self, Example};
 
     if a.folds < 2 || a.holdout_parts < 2 {
@@ -138,21 +174,12 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
     if !(0.0..1.0).contains(&a.french_share) {
         bail!("--french-share must be in [0, 1) (got {})", a.french_share);
     }
-    let mut config = Config::load(a.config.as_deref())?;
-    config.risk.enabled = false; // only redaction and language are needed here
-    let screener = build_screener(&config)?;
-    let model_dir = a
-        .model_dir
-        .clone()
-        .unwrap_or_else(vigie_models::encoder::default_model_dir);
-    // Heads are fitted on the f32 pass, so they do not depend on the kernel of the
-    // machine that trains them; the int8 pass they run on stays within 0.99 cosine.
-    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
-    let mut store = if a.no_store {
-        EmbeddingStore::in_memory(encoder.dim())
-    } else {
-        EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
-    };
+    let Embedding {
+        screener,
+        encoder,
+        mut store,
+        ..
+    } = Embedding::set_up(&a)?;
 
     let read_from = |dir: &Path, f: &PathBuf| -> Result<Vec<RiskRow>> {
         let path = dir.join(f);
@@ -436,7 +463,6 @@ pub(crate) fn train_tagger(a: &TrainArgs) -> Result<()> {
 /// source weighing alike within its class, trained on the tune side of every source and
 /// reported on the measure side.
 pub(crate) fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Task) -> Result<()> {
-    use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
     use vigie_models::training::Example;
     use vigie_pipeline::gate_training::{gate_rows, Side, Task};
     let (what, positive, negative, default_out) = match task {
@@ -454,19 +480,12 @@ pub(crate) fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Tas
         ),
     };
 
-    let mut config = Config::load(a.config.as_deref())?;
-    config.risk.enabled = false;
-    let screener = build_screener(&config)?;
-    let model_dir = a
-        .model_dir
-        .clone()
-        .unwrap_or_else(vigie_models::encoder::default_model_dir);
-    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
-    let mut store = if a.no_store {
-        EmbeddingStore::in_memory(encoder.dim())
-    } else {
-        EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
-    };
+    let Embedding {
+        config,
+        screener,
+        encoder,
+        mut store,
+    } = Embedding::set_up(a)?;
     let tune = gate_rows(
         task,
         &a.data_dir,
@@ -633,25 +652,17 @@ pub(crate) fn figures_table(
 /// `vigie train --head stance-classes`: the four-way stance classifier, on the tune side
 /// of RumourEval's threads and of the project's French replies and rumour posts.
 pub(crate) fn train_stance_classes(a: &TrainArgs) -> Result<()> {
-    use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
     use vigie_models::softmax::SoftmaxTraining;
     use vigie_models::stance_classes::{StanceClassifier, STANCES};
     use vigie_pipeline::gate_training::Side;
     use vigie_pipeline::stance_training::{balanced_weights, stance_rows};
 
-    let mut config = Config::load(a.config.as_deref())?;
-    config.risk.enabled = false;
-    let screener = build_screener(&config)?;
-    let model_dir = a
-        .model_dir
-        .clone()
-        .unwrap_or_else(vigie_models::encoder::default_model_dir);
-    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
-    let mut store = if a.no_store {
-        EmbeddingStore::in_memory(encoder.dim())
-    } else {
-        EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
-    };
+    let Embedding {
+        screener,
+        encoder,
+        mut store,
+        ..
+    } = Embedding::set_up(a)?;
     let cues = vigie_models::stance_cues::StanceCues::builtin()?;
     let tune = stance_rows(&a.data_dir, &a.project_data_dir, Side::Tune, a.cap, a.seed)?;
     let measure = stance_rows(

@@ -22,12 +22,12 @@
 //!   7 GFLOP/s against 200 for f32, hence the kernels. [`Precision::F32`] keeps the
 //!   dequantised f32 weights; training uses it, so heads do not depend on the machine.
 
-use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Device, InplaceOp1, InplaceOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::e5_file::{E5Image, Hyper, Q4Rows};
 use crate::kernels::attention::attention;
-use crate::kernels::elementwise::gelu_in_place;
+use crate::kernels::elementwise::{gelu_in_place, layer_norm_rows};
 use crate::kernels::{Kernel, QuantizedLinear};
 use crate::{FormatError, Result};
 
@@ -68,19 +68,22 @@ impl Precision {
     }
 }
 
+/// A layer normalisation's parameters, applied in place (see [`NormInPlace`]).
 struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
 }
 
 impl LayerNorm {
-    fn forward(&self, x: &Tensor, eps: f32) -> Result<Tensor> {
-        Ok(candle_nn::ops::layer_norm(
-            x,
-            &self.weight,
-            &self.bias,
-            eps,
-        )?)
+    /// Normalises `x` in place; `x` must be a tensor no other holds (a fresh product).
+    fn apply(&self, x: &Tensor) -> Result<()> {
+        Ok(x.inplace_op1(&NormInPlace { norm: self })?)
+    }
+
+    /// `x ← LayerNorm(x + residual)`, in place; `x` must be a fresh tensor.
+    fn apply_residual(&self, x: &Tensor, residual: &Tensor) -> Result<()> {
+        Ok(x.inplace_op2(residual, &NormInPlace { norm: self })?)
     }
 }
 
@@ -163,11 +166,13 @@ impl FastBert {
         // Each tensor is taken out of the image (dequantised from Q4_0 only then) as it is
         // rearranged, and freed before the next is made: it keeps the load peak down.
         let mut get = |name: &str| -> Result<Tensor> { image.take(name, &device) };
+        let eps = hyper.layer_norm_eps;
         let norm =
             |get: &mut dyn FnMut(&str) -> Result<Tensor>, prefix: &str| -> Result<LayerNorm> {
                 Ok(LayerNorm {
-                    weight: get(&format!("{prefix}.weight"))?,
-                    bias: get(&format!("{prefix}.bias"))?,
+                    weight: get(&format!("{prefix}.weight"))?.to_vec1()?,
+                    bias: get(&format!("{prefix}.bias"))?.to_vec1()?,
+                    eps,
                 })
             };
         let linear = |get: &mut dyn FnMut(&str) -> Result<Tensor>,
@@ -280,9 +285,8 @@ impl FastBert {
                 }
             }
         }
-        let embedded = Tensor::from_vec(rows, (tokens, h), &self.device)?;
-        let eps = self.hyper.layer_norm_eps;
-        let mut x = self.embedding_norm.forward(&embedded, eps)?;
+        let mut x = Tensor::from_vec(rows, (tokens, h), &self.device)?;
+        self.embedding_norm.apply(&x)?;
         let attend = PackedAttention {
             offsets: &offsets,
             heads: self.hyper.heads,
@@ -290,11 +294,14 @@ impl FastBert {
         };
         for layer in &self.layers {
             let context = layer.qkv.forward(&x)?.apply_op1_no_bwd(&attend)?;
+            // Each product is a fresh tensor, so the residual add and the norm can
+            // overwrite it.
             let attended = layer.attention_out.forward(&context)?;
-            x = layer.attention_norm.forward(&(attended + &x)?, eps)?;
-            let inner = layer.ffn_in.forward_gelu(&x)?;
+            layer.attention_norm.apply_residual(&attended, &x)?;
+            let inner = layer.ffn_in.forward_gelu(&attended)?;
             let out = layer.ffn_out.forward(&inner)?;
-            x = layer.output_norm.forward(&(out + &x)?, eps)?;
+            layer.output_norm.apply_residual(&out, &attended)?;
+            x = out;
         }
         Ok(x)
     }
@@ -421,6 +428,78 @@ impl CustomOp1 for PackedAttention<'_> {
         let mut out = vec![0.0f32; tokens * self.hidden];
         attention(data, self.offsets, self.heads, self.hidden, &mut out);
         Ok((CpuStorage::F32(out), Shape::from((tokens, self.hidden))))
+    }
+}
+
+/// Layer normalisation in place, after adding a residual for the two-input form: one
+/// pass per row, no new buffer (see [`layer_norm_rows`]).
+struct NormInPlace<'a> {
+    norm: &'a LayerNorm,
+}
+
+impl NormInPlace<'_> {
+    fn run(&self, x: &mut [f32], residual: Option<&[f32]>) -> candle_core::Result<()> {
+        let n = self.norm.weight.len();
+        if n == 0 || x.len() % n != 0 || residual.is_some_and(|r| r.len() != x.len()) {
+            candle_core::bail!(
+                "layer-norm: {} values (residual {:?}) are not rows of {n}",
+                x.len(),
+                residual.map(<[f32]>::len)
+            );
+        }
+        let rows = rows_per_task(n);
+        let (weight, bias, eps) = (&self.norm.weight, &self.norm.bias, self.norm.eps);
+        x.par_chunks_mut(n * rows)
+            .enumerate()
+            .for_each(|(i, chunk)| {
+                let residual = residual.map(|r| &r[i * n * rows..i * n * rows + chunk.len()]);
+                layer_norm_rows(chunk, residual, weight, bias, eps);
+            });
+        Ok(())
+    }
+}
+
+fn contiguous_f32_mut<'s>(
+    storage: &'s mut CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'s mut [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: f32 input expected");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: contiguous input expected");
+    };
+    Ok(&mut data[start..end])
+}
+
+impl InplaceOp1 for NormInPlace<'_> {
+    fn name(&self) -> &'static str {
+        "vigie-layer-norm"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let x = contiguous_f32_mut(storage, layout, "vigie-layer-norm")?;
+        self.run(x, None)
+    }
+}
+
+impl InplaceOp2 for NormInPlace<'_> {
+    fn name(&self) -> &'static str {
+        "vigie-add-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut CpuStorage,
+        layout: &Layout,
+        residual: &CpuStorage,
+        residual_layout: &Layout,
+    ) -> candle_core::Result<()> {
+        let op = "vigie-add-layer-norm";
+        let residual = contiguous_f32(residual, residual_layout, op)?;
+        let x = contiguous_f32_mut(storage, layout, op)?;
+        self.run(x, Some(residual))
     }
 }
 

@@ -146,6 +146,10 @@ mod tests {
             (2, 8, vec![1, 5, 3]),
             (12, 384, vec![27, 1, 40]),
             (3, 9, vec![0, 4, 0, 2]),
+            // A head of 40: one 32-value block of context and a tail; 33 and 65 keys
+            // cross the 32-key blocks of scores.
+            (4, 160, vec![33, 7, 65]),
+            (2, 128, vec![64, 1, 31]),
         ] {
             let mut offsets = vec![0];
             for l in &lengths {

@@ -190,6 +190,58 @@ pub fn fast_erf(x: f32) -> f32 {
 }
 
 multiversion! {
+    /// Layer normalisation in place over rows of `weight.len()` values, after adding the
+    /// residual rows when given: `x = (x + r − mean) / √(var + eps) · weight + bias`.
+    /// One pass per row while it is in cache, statistics summed in 16 lanes (candle's
+    /// layer norm and broadcast add took a twelfth of an int8 pass as two scalar passes
+    /// over fresh buffers). The variance is taken around the mean, not as E[x²] − mean².
+    pub fn layer_norm_rows(
+        x: &mut [f32],
+        residual: Option<&[f32]>,
+        weight: &[f32],
+        bias: &[f32],
+        eps: f32
+    ) {
+        let n = weight.len();
+        if n == 0 {
+            return;
+        }
+        for (i, row) in x.chunks_exact_mut(n).enumerate() {
+            if let Some(r) = residual.and_then(|r| r.get(i * n..(i + 1) * n)) {
+                for (v, &r) in row.iter_mut().zip(r) {
+                    *v += r;
+                }
+            }
+            let mut lanes = [0.0f32; 16];
+            let chunks = row.chunks_exact(16);
+            let tail: f32 = chunks.remainder().iter().sum();
+            for c in chunks {
+                for l in 0..16 {
+                    lanes[l] += c[l];
+                }
+            }
+            let mean = (lanes.iter().sum::<f32>() + tail) / n as f32;
+            // Inline, not a closure: a closure is compiled without the variant's target
+            // features, and its fused multiply-adds became library calls.
+            let mut lanes = [0.0f32; 16];
+            let chunks = row.chunks_exact(16);
+            let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+            for c in chunks {
+                for l in 0..16 {
+                    let v = c[l] - mean;
+                    lanes[l] = madd::<FMA>(v, v, lanes[l]);
+                }
+            }
+            let var = (lanes.iter().sum::<f32>() + tail) / n as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for ((v, &w), &b) in row.iter_mut().zip(weight).zip(bias) {
+                *v = madd::<FMA>((*v - mean) * inv, w, b);
+            }
+        }
+    }
+}
+
+multiversion! {
     /// GELU in place, the exact erf form BERT was trained with.
     pub fn gelu_in_place(values: &mut [f32]) {
         for v in values {
@@ -248,10 +300,14 @@ multiversion! {
 /// Queries handled together by the register-blocked attention path.
 pub(super) const QUERY_BLOCK: usize = 4;
 
+/// Scores (keys) or context values summed together per query: two 16-lane vectors, so
+/// each broadcast query or probability feeds two multiply-adds.
+const ATTEND_LANES: usize = 32;
+
 /// Scratch values [`attend_head`] needs for a head of size `d` over `len` tokens.
 pub fn attend_scratch_len(d: usize, len: usize) -> usize {
-    let wide = len.div_ceil(16) * 16;
-    (d + 2 * QUERY_BLOCK) * wide + QUERY_BLOCK * d
+    let wide = len.div_ceil(ATTEND_LANES) * ATTEND_LANES;
+    (d + QUERY_BLOCK) * wide
 }
 
 multiversion! {
@@ -260,9 +316,12 @@ multiversion! {
     /// `len` rows of `d = ctx.len() / len` values, to `ctx`. `scratch` holds
     /// [`attend_scratch_len`] values; nothing in it or in `ctx` needs clearing.
     ///
-    /// Scores and context sums are kept in registers, four queries × 16 lanes at a time:
-    /// summing into memory made every step wait on the store before it (measured: a third
-    /// of an int8 pass went to attention).
+    /// Scores and context sums are kept in registers, four queries × 32 lanes at a time:
+    /// summing into memory made every step wait on the store before it. Queries and
+    /// probabilities are read where they lie, one broadcast each feeding two
+    /// multiply-adds; only the keys are transposed (measured on the sample posts: the
+    /// transposed copies of queries and probabilities, and one multiply-add per
+    /// broadcast, held attention to a fifth of an int8 pass).
     pub fn attend_head(
         qkv: &[f32],
         start: usize,
@@ -272,55 +331,54 @@ multiversion! {
         len: usize,
         ctx: &mut [f32]
     ) {
+        const L: usize = ATTEND_LANES;
         if len == 0 {
             return;
         }
         let d = ctx.len() / len;
-        let wide = len.div_ceil(16) * 16;
+        let wide = len.div_ceil(L) * L;
         let (keys_t, rest) = scratch.split_at_mut(d * wide);
-        let (probs, rest) = rest.split_at_mut(QUERY_BLOCK * wide);
-        let (probs_t, queries_t) = rest.split_at_mut(QUERY_BLOCK * wide);
-        let queries_t = &mut queries_t[..QUERY_BLOCK * d];
-        let probs_t = &mut probs_t[..QUERY_BLOCK * len];
-        let at = |t: usize, part: usize| (start + t) * 3 * hidden + part * hidden + head * d;
-        // Keys transposed ([d][wide], zero past `len`), so 16 keys' scores are one vector
-        // update per query element.
-        keys_t.fill(0.0);
+        let probs = &mut rest[..QUERY_BLOCK * wide];
+        let row_len = 3 * hidden;
+        let at = |t: usize, part: usize| (start + t) * row_len + part * hidden + head * d;
+        // Keys transposed ([d][wide], zero past `len`), so 32 keys' scores are two vector
+        // updates per query element.
+        for row in keys_t.chunks_exact_mut(wide) {
+            row[len..].fill(0.0);
+        }
         for j in 0..len {
             for (t, &k) in qkv[at(j, 1)..at(j, 1) + d].iter().enumerate() {
                 keys_t[t * wide + j] = k;
             }
         }
-        // The block's queries transposed ([d][QUERY_BLOCK]), so one step reads the four
-        // values it needs at once.
+        let whole = d / L * L;
         for i0 in (0..len).step_by(QUERY_BLOCK) {
             let rows = QUERY_BLOCK.min(len - i0);
-            queries_t.fill(0.0);
-            for r in 0..rows {
-                for (t, &q) in qkv[at(i0 + r, 0)..at(i0 + r, 0) + d].iter().enumerate() {
-                    queries_t[t * QUERY_BLOCK + r] = q;
-                }
-            }
-            for c in 0..wide / 16 {
-                let mut acc = [[0.0f32; 16]; QUERY_BLOCK];
-                for (krow, q) in keys_t
-                    .chunks_exact(wide)
-                    .zip(queries_t.chunks_exact(QUERY_BLOCK))
+            // Rows past the end repeat the last query: the same steps, results unused, and
+            // no branch inside the loops.
+            let query = |r: usize| &qkv[at(i0 + r.min(rows - 1), 0)..][..d];
+            let (q0, q1, q2, q3) = (query(0), query(1), query(2), query(3));
+            for c in (0..wide).step_by(L) {
+                let mut acc = [[0.0f32; L]; QUERY_BLOCK];
+                for ((((krow, &a), &b), &e), &f) in
+                    keys_t.chunks_exact(wide).zip(q0).zip(q1).zip(q2).zip(q3)
                 {
-                    let Ok(k) = <&[f32; 16]>::try_from(&krow[c * 16..c * 16 + 16]) else {
+                    let Ok(k) = <&[f32; L]>::try_from(&krow[c..c + L]) else {
                         continue;
                     };
-                    for (acc, &q) in acc.iter_mut().zip(q) {
-                        for l in 0..16 {
+                    for (acc, q) in acc.iter_mut().zip([a, b, e, f]) {
+                        for l in 0..L {
                             acc[l] = madd::<FMA>(q, k[l], acc[l]);
                         }
                     }
                 }
                 for (r, acc) in acc.iter().enumerate() {
-                    probs[r * wide + c * 16..r * wide + c * 16 + 16].copy_from_slice(acc);
+                    probs[r * wide + c..r * wide + c + L].copy_from_slice(acc);
                 }
             }
-            for r in 0..rows {
+            // Softmax numerators; each row's 1/Σ scales its context at the end.
+            let mut inv = [0.0f32; QUERY_BLOCK];
+            for (r, inv) in inv.iter_mut().enumerate().take(rows) {
                 let row = &mut probs[r * wide..(r + 1) * wide];
                 row[len..].fill(f32::NEG_INFINITY);
                 let mut lanes = [f32::NEG_INFINITY; 16];
@@ -337,39 +395,35 @@ multiversion! {
                         sums[l] += s[l];
                     }
                 }
-                let inv = 1.0 / sums.iter().sum::<f32>();
-                row.iter_mut().for_each(|p| *p *= inv);
+                *inv = 1.0 / sums.iter().sum::<f32>();
             }
-            // Context: 16 elements of d at a time, the four queries' sums in registers;
-            // probabilities transposed ([len][QUERY_BLOCK]) like the queries.
-            for r in 0..QUERY_BLOCK {
-                for j in 0..len {
-                    probs_t[j * QUERY_BLOCK + r] = if r < rows { probs[r * wide + j] } else { 0.0 };
-                }
-            }
-            let whole = d / 16 * 16;
-            for c in (0..whole).step_by(16) {
-                let mut acc = [[0.0f32; 16]; QUERY_BLOCK];
-                for (j, p) in probs_t.chunks_exact(QUERY_BLOCK).enumerate() {
-                    let Ok(v) = <&[f32; 16]>::try_from(&qkv[at(j, 2) + c..at(j, 2) + c + 16]) else {
+            let prob = |r: usize| &probs[r.min(rows - 1) * wide..][..len];
+            let (p0, p1, p2, p3) = (prob(0), prob(1), prob(2), prob(3));
+            // Context: 32 elements of d at a time, the four queries' sums in registers.
+            for c in (0..whole).step_by(L) {
+                let mut acc = [[0.0f32; L]; QUERY_BLOCK];
+                for (j, (((&a, &b), &e), &f)) in p0.iter().zip(p1).zip(p2).zip(p3).enumerate() {
+                    let Ok(v) = <&[f32; L]>::try_from(&qkv[at(j, 2) + c..at(j, 2) + c + L]) else {
                         continue;
                     };
-                    for (acc, &p) in acc.iter_mut().zip(p) {
-                        for l in 0..16 {
+                    for (acc, p) in acc.iter_mut().zip([a, b, e, f]) {
+                        for l in 0..L {
                             acc[l] = madd::<FMA>(p, v[l], acc[l]);
                         }
                     }
                 }
                 for (r, acc) in acc.iter().enumerate().take(rows) {
-                    let at_ctx = (i0 + r) * d + c;
-                    ctx[at_ctx..at_ctx + 16].copy_from_slice(acc);
+                    let out = &mut ctx[(i0 + r) * d + c..(i0 + r) * d + c + L];
+                    for (o, &s) in out.iter_mut().zip(acc) {
+                        *o = s * inv[r];
+                    }
                 }
             }
             for r in (0..rows).filter(|_| whole < d) {
                 let out = &mut ctx[(i0 + r) * d + whole..(i0 + r + 1) * d];
                 out.fill(0.0);
                 for j in 0..len {
-                    let p = probs[r * wide + j];
+                    let p = probs[r * wide + j] * inv[r];
                     for (o, &v) in out.iter_mut().zip(&qkv[at(j, 2) + whole..at(j, 2) + d]) {
                         *o += p * v;
                     }
@@ -450,6 +504,41 @@ mod tests {
         assert_eq!(fast_exp_nonpositive(-100.0), 0.0);
         assert_eq!(fast_exp_nonpositive(f32::NEG_INFINITY), 0.0);
         assert_eq!(fast_exp_nonpositive(0.0), 1.0);
+    }
+
+    #[test]
+    fn layer_norm_rows_matches_the_plain_formula_with_and_without_residual() {
+        let mut rng = crate::rng::XorShift::new(11);
+        for n in [1usize, 7, 16, 33, 384] {
+            let rows = 3;
+            let x = rng.vec(rows * n, 4.0);
+            let r = rng.vec(rows * n, 2.0);
+            let w = rng.vec(n, 1.5);
+            let b = rng.vec(n, 0.5);
+            for residual in [None, Some(&r[..])] {
+                let mut got = x.clone();
+                layer_norm_rows(&mut got, residual, &w, &b, 1e-12);
+                for i in 0..rows {
+                    let row: Vec<f64> = (0..n)
+                        .map(|j| {
+                            x[i * n + j] as f64 + residual.map_or(0.0, |r| r[i * n + j] as f64)
+                        })
+                        .collect();
+                    let mean = row.iter().sum::<f64>() / n as f64;
+                    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+                    for j in 0..n {
+                        let want =
+                            (row[j] - mean) / (var + 1e-12).sqrt() * w[j] as f64 + b[j] as f64;
+                        let g = got[i * n + j] as f64;
+                        assert!(
+                            (g - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "n={n} residual={} row {i} col {j}: {g} vs {want}",
+                            residual.is_some()
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -129,6 +129,17 @@ impl Linear {
     }
 }
 
+/// `ffn_out(GELU(ffn_in(x)))`. In int8 the GELU is applied to each hidden row as it is
+/// quantised for `ffn_out`, while the row is in cache ([`FeedForward`]).
+fn feed_forward(ffn_in: &Linear, ffn_out: &Linear, x: &Tensor) -> Result<Tensor> {
+    match (ffn_in, ffn_out) {
+        (Linear::Int8(first), Linear::Int8(second)) => {
+            Ok(x.apply_op1_no_bwd(&FeedForward { first, second })?)
+        }
+        _ => ffn_out.forward(&ffn_in.forward_gelu(x)?),
+    }
+}
+
 struct Layer {
     qkv: Linear,
     attention_out: Linear,
@@ -298,8 +309,7 @@ impl FastBert {
             // overwrite it.
             let attended = layer.attention_out.forward(&context)?;
             layer.attention_norm.apply_residual(&attended, &x)?;
-            let inner = layer.ffn_in.forward_gelu(&attended)?;
-            let out = layer.ffn_out.forward(&inner)?;
+            let out = feed_forward(&layer.ffn_in, &layer.ffn_out, &attended)?;
             layer.output_norm.apply_residual(&out, &attended)?;
             x = out;
         }
@@ -397,6 +407,42 @@ impl CustomOp1 for QuantizedProduct<'_> {
         }
         if let Some(last) = dims.last_mut() {
             *last = n;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+}
+
+/// The two int8 feed-forward layers with GELU between them, as one candle op.
+struct FeedForward<'a> {
+    first: &'a QuantizedLinear,
+    second: &'a QuantizedLinear,
+}
+
+impl CustomOp1 for FeedForward<'_> {
+    fn name(&self) -> &'static str {
+        "vigie-int8-feed-forward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let data = contiguous_f32(storage, layout, self.name())?;
+        let k = self.first.in_features();
+        let mut dims = layout.dims().to_vec();
+        if dims.last() != Some(&k) || self.first.out_features() != self.second.in_features() {
+            candle_core::bail!("int8-feed-forward: input {dims:?} does not fit the layers");
+        }
+        let m = data.len() / k.max(1);
+        let mut hidden = self.first.forward_to_vec(data, m);
+        let rows = self
+            .second
+            .quantize_input_mapped(&mut hidden, m, gelu_in_place);
+        drop(hidden);
+        let out = self.second.forward_rows_to_vec(&rows, m);
+        if let Some(last) = dims.last_mut() {
+            *last = self.second.out_features();
         }
         Ok((CpuStorage::F32(out), Shape::from(dims)))
     }

@@ -106,14 +106,12 @@ fn max_abs(x: &[f32]) -> f32 {
             *p += v * 0.0;
         }
     }
-    let mut max = 0.0f32;
-    for &v in tail.iter().chain(&lanes) {
-        if !v.is_finite() {
-            return f32::INFINITY;
-        }
+    let mut max = tree_max16(lanes);
+    for &v in tail {
         max = max.max(v.abs());
     }
-    if probe.iter().sum::<f32>() != 0.0 {
+    // A NaN or an infinity anywhere made a probe lane NaN (or left an infinite max).
+    if !max.is_finite() || tree_sum16(probe) != 0.0 || tail.iter().any(|v| !v.is_finite()) {
         return f32::INFINITY;
     }
     max
@@ -220,7 +218,7 @@ multiversion! {
                     lanes[l] += c[l];
                 }
             }
-            let mean = (lanes.iter().sum::<f32>() + tail) / n as f32;
+            let mean = (tree_sum16(lanes) + tail) / n as f32;
             // Inline, not a closure: a closure is compiled without the variant's target
             // features, and its fused multiply-adds became library calls.
             let mut lanes = [0.0f32; 16];
@@ -232,7 +230,7 @@ multiversion! {
                     lanes[l] = madd::<FMA>(v, v, lanes[l]);
                 }
             }
-            let var = (lanes.iter().sum::<f32>() + tail) / n as f32;
+            let var = (tree_sum16(lanes) + tail) / n as f32;
             let inv = 1.0 / (var + eps).sqrt();
             for ((v, &w), &b) in row.iter_mut().zip(weight).zip(bias) {
                 *v = madd::<FMA>((*v - mean) * inv, w, b);
@@ -295,6 +293,34 @@ multiversion! {
         real.iter_mut().for_each(|v| *v *= inv);
         padding.fill(0.0);
     }
+}
+
+/// The largest of 16 lanes, folded pairwise (8, 4, 2, 1 apart): four dependent steps,
+/// where a running fold is fifteen. A softmax row of a short post is two vectors long, so
+/// its two horizontal reductions, one after the other, were most of its time.
+#[inline(always)]
+fn tree_max16(mut lanes: [f32; 16]) -> f32 {
+    for half in [8, 4, 2, 1] {
+        for i in 0..half {
+            lanes[i] = if lanes[i] > lanes[i + half] {
+                lanes[i]
+            } else {
+                lanes[i + half]
+            };
+        }
+    }
+    lanes[0]
+}
+
+/// The sum of 16 lanes, folded pairwise like [`tree_max16`].
+#[inline(always)]
+fn tree_sum16(mut lanes: [f32; 16]) -> f32 {
+    for half in [8, 4, 2, 1] {
+        for i in 0..half {
+            lanes[i] += lanes[i + half];
+        }
+    }
+    lanes[0]
 }
 
 /// Queries handled together by the register-blocked attention path.
@@ -387,7 +413,7 @@ multiversion! {
                         lanes[l] = if s[l] > lanes[l] { s[l] } else { lanes[l] };
                     }
                 }
-                let max = lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let max = tree_max16(lanes);
                 let mut sums = [0.0f32; 16];
                 for s in row.chunks_exact_mut(16) {
                     for l in 0..16 {
@@ -395,7 +421,7 @@ multiversion! {
                         sums[l] += s[l];
                     }
                 }
-                *inv = 1.0 / sums.iter().sum::<f32>();
+                *inv = 1.0 / tree_sum16(sums);
             }
             let prob = |r: usize| &probs[r.min(rows - 1) * wide..][..len];
             let (p0, p1, p2, p3) = (prob(0), prob(1), prob(2), prob(3));
@@ -576,5 +602,17 @@ mod tests {
         assert_eq!(quantize_row_i8(&[0.0; 3], &mut z), 0.0);
         assert_eq!(z, [0; 3]);
         assert!(quantize_row_i8(&[f32::NAN, 1.0], &mut z[..2]).is_nan());
+        // A fault inside the vector part of a row, or in its tail, shows the same way.
+        let mut long = [0i8; 40];
+        for (at, bad) in [
+            (5, f32::NAN),
+            (20, f32::INFINITY),
+            (37, f32::NEG_INFINITY),
+            (39, f32::NAN),
+        ] {
+            let mut row = [0.5f32; 40];
+            row[at] = bad;
+            assert!(quantize_row_i8(&row, &mut long).is_nan(), "{bad} at {at}");
+        }
     }
 }

@@ -272,14 +272,35 @@ impl QuantizedLinear {
 
     /// Quantises `m` rows of `x` (row-major `[m][k]`) the way this layer's kernel reads them.
     pub fn quantize_input(&self, x: &[f32], m: usize) -> QuantizedRows {
-        let (k, stride) = (self.k, self.k_padded);
+        self.quantize_rows(RowsIn::Plain(x), m)
+    }
+
+    /// Applies `map` to each of the `m` rows of `x` in place, then quantises the row in the
+    /// same task while it is in cache. The encoder's GELU takes the 1,536-wide rows between
+    /// the two feed-forward layers this way: as separate passes, GELU and quantisation each
+    /// streamed every row through memory once more (an eighth of an int8 pass).
+    ///
+    /// # Panics
+    /// If `x` is not `m` rows long.
+    pub fn quantize_input_mapped(
+        &self,
+        x: &mut [f32],
+        m: usize,
+        map: fn(&mut [f32]),
+    ) -> QuantizedRows {
+        assert_eq!(x.len(), m * self.k, "input is not [m][k]");
+        self.quantize_rows(RowsIn::Mapped(x, map), m)
+    }
+
+    fn quantize_rows(&self, x: RowsIn<'_>, m: usize) -> QuantizedRows {
+        let stride = self.k_padded;
         let mut scales = vec![0.0f32; m];
-        let rows = x.par_chunks(k.max(1)).take(m);
         let values = match self.kernel {
             Kernel::Portable => {
                 let mut v = vec![0i8; m * stride];
                 fill_rows(
-                    rows,
+                    x,
+                    self.k,
                     &mut v,
                     &mut scales,
                     stride,
@@ -290,7 +311,8 @@ impl QuantizedLinear {
             Kernel::Avx2 => {
                 let mut v = vec![0i16; m * stride];
                 fill_rows(
-                    rows,
+                    x,
+                    self.k,
                     &mut v,
                     &mut scales,
                     stride,
@@ -302,7 +324,8 @@ impl QuantizedLinear {
                 // Padding bytes meet zero weights; 128 (a zero activation) keeps them inert.
                 let mut v = vec![128u8; m * stride];
                 fill_rows(
-                    rows,
+                    x,
+                    self.k,
                     &mut v,
                     &mut scales,
                     stride,
@@ -316,6 +339,28 @@ impl QuantizedLinear {
             scales,
             stride,
         }
+    }
+
+    /// [`forward_to_vec`](Self::forward_to_vec) on rows already quantised for this layer
+    /// (by [`quantize_input`](Self::quantize_input) or
+    /// [`quantize_input_mapped`](Self::quantize_input_mapped)).
+    ///
+    /// # Panics
+    /// If `rows` holds fewer than `m` rows or was quantised for another input size.
+    pub fn forward_rows_to_vec(&self, rows: &QuantizedRows, m: usize) -> Vec<f32> {
+        assert_eq!(
+            rows.stride, self.k_padded,
+            "rows quantised for another layer"
+        );
+        assert!(rows.scales.len() >= m, "fewer than m quantised rows");
+        let len = m * self.n;
+        let mut out = Vec::with_capacity(len);
+        if m > 0 {
+            self.forward_quantized(rows, m, OutPtr(out.as_mut_ptr()));
+        }
+        // SAFETY: `forward_quantized` wrote all `m · n` elements, each tile its region.
+        unsafe { out.set_len(len) };
+        out
     }
 
     /// `y = x · Wᵀ + b` for `m` rows of `x` (`[m][k]`), written to `out` (`[m][n]`).
@@ -340,15 +385,7 @@ impl QuantizedLinear {
     /// If `x` is not `m` rows long.
     pub fn forward_to_vec(&self, x: &[f32], m: usize) -> Vec<f32> {
         assert_eq!(x.len(), m * self.k, "input is not [m][k]");
-        let len = m * self.n;
-        let mut out = Vec::with_capacity(len);
-        if m > 0 {
-            let rows = self.quantize_input(x, m);
-            self.forward_quantized(&rows, m, OutPtr(out.as_mut_ptr()));
-        }
-        // SAFETY: `forward_quantized` wrote all `m · n` elements, each tile its region.
-        unsafe { out.set_len(len) };
-        out
+        self.forward_rows_to_vec(&self.quantize_input(x, m), m)
     }
 
     /// `out` points at `m · n` writable floats, each written exactly once here.
@@ -491,19 +528,36 @@ fn pack<T: Copy + Default>(
     out
 }
 
-fn fill_rows<'a, T: Send>(
-    rows: impl IndexedParallelIterator<Item = &'a [f32]>,
+/// Rows to quantise: as they are, or changed in place first.
+enum RowsIn<'a> {
+    Plain(&'a [f32]),
+    Mapped(&'a mut [f32], fn(&mut [f32])),
+}
+
+fn fill_rows<T: Send>(
+    rows: RowsIn<'_>,
+    k: usize,
     values: &mut [T],
     scales: &mut [f32],
     stride: usize,
     quantize: fn(&[f32], &mut [T]) -> f32,
 ) {
-    values
+    let out = values
         .par_chunks_mut(stride.max(1))
-        .zip(scales.par_iter_mut())
-        .zip(rows)
-        .with_min_len(8)
-        .for_each(|((dst, scale), row)| *scale = quantize(row, dst));
+        .zip(scales.par_iter_mut());
+    match rows {
+        RowsIn::Plain(x) => out
+            .zip(x.par_chunks(k.max(1)))
+            .with_min_len(8)
+            .for_each(|((dst, scale), row)| *scale = quantize(row, dst)),
+        RowsIn::Mapped(x, map) => out
+            .zip(x.par_chunks_mut(k.max(1)))
+            .with_min_len(8)
+            .for_each(|((dst, scale), row)| {
+                map(row);
+                *scale = quantize(row, dst)
+            }),
+    }
 }
 
 /// A block of output: `rows` rows from `row`, the columns of one weight panel.
@@ -605,6 +659,22 @@ mod tests {
                         .zip(&got)
                         .all(|(a, b)| a.to_bits() == b.to_bits()),
                     "{} m={m} n={n} k={k}: forward_to_vec differs",
+                    kernel.name()
+                );
+                // A row map applied while quantising: the same as mapping first.
+                let negate: fn(&mut [f32]) = |row| row.iter_mut().for_each(|v| *v = -*v);
+                let mut mapped_in = x.clone();
+                let rows = layer.quantize_input_mapped(&mut mapped_in, m, negate);
+                let mapped = layer.forward_rows_to_vec(&rows, m);
+                let negated: Vec<f32> = x.iter().map(|v| -v).collect();
+                assert_eq!(mapped_in, negated, "the map is applied in place");
+                let want = layer.forward_to_vec(&negated, m);
+                assert!(
+                    mapped
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{} m={m} n={n} k={k}: mapped quantisation differs",
                     kernel.name()
                 );
             }

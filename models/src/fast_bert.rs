@@ -26,7 +26,7 @@ use candle_core::{CpuStorage, CustomOp1, Device, InplaceOp1, InplaceOp2, Layout,
 use rayon::prelude::*;
 
 use crate::e5_file::{E5Image, Hyper, Q4Rows};
-use crate::kernels::attention::attention;
+use crate::kernels::attention::attention_to_vec;
 use crate::kernels::elementwise::{gelu_in_place, layer_norm_rows};
 use crate::kernels::{Kernel, QuantizedLinear};
 use crate::{FormatError, Result};
@@ -471,8 +471,7 @@ impl CustomOp1 for PackedAttention<'_> {
         if layout.dims() != [tokens, 3 * self.hidden] {
             candle_core::bail!("packed-attention: unexpected shape {:?}", layout.dims());
         }
-        let mut out = vec![0.0f32; tokens * self.hidden];
-        attention(data, self.offsets, self.heads, self.hidden, &mut out);
+        let out = attention_to_vec(data, self.offsets, self.heads, self.hidden);
         Ok((CpuStorage::F32(out), Shape::from((tokens, self.hidden))))
     }
 }

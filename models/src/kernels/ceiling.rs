@@ -22,6 +22,20 @@ pub struct Ceilings {
     pub threads: usize,
 }
 
+impl Ceilings {
+    /// The higher rates of two measurements of the same machine. A shared machine only
+    /// ever slows a loop down (other tenants, a lower clock for a while), so the highest
+    /// rate seen is the closest to what the cores can do, and shares of it are
+    /// conservative.
+    pub fn max(self, other: Ceilings) -> Ceilings {
+        Ceilings {
+            int8_gops: self.int8_gops.max(other.int8_gops),
+            f32_gflops: self.f32_gflops.max(other.f32_gflops),
+            ..self
+        }
+    }
+}
+
 /// Times the loops for about `seconds` each.
 pub fn measure(kernel: Kernel, seconds: f64) -> Ceilings {
     let int_loop: fn(u64) -> u64 = match kernel {

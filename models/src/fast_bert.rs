@@ -485,7 +485,7 @@ struct NormInPlace<'a> {
 impl NormInPlace<'_> {
     fn run(&self, x: &mut [f32], residual: Option<&[f32]>) -> candle_core::Result<()> {
         let n = self.norm.weight.len();
-        if n == 0 || x.len() % n != 0 || residual.is_some_and(|r| r.len() != x.len()) {
+        if n == 0 || !x.len().is_multiple_of(n) || residual.is_some_and(|r| r.len() != x.len()) {
             candle_core::bail!(
                 "layer-norm: {} values (residual {:?}) are not rows of {n}",
                 x.len(),

@@ -26,9 +26,33 @@ pub struct EmbeddingStore {
 
 /// FNV-1a, 64 bits: stable across runs and platforms (std's hasher is not).
 pub fn text_key(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+    let mut key = Fnv::default();
+    key.write(text.as_bytes());
+    key.finish()
+}
+
+/// FNV-1a over any bytes fed to it, in order.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    /// Feeds `bytes` to the digest.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// The digest of everything fed so far.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
 }
 
 impl EmbeddingStore {
@@ -73,6 +97,25 @@ impl EmbeddingStore {
     /// Whether no embedding is held.
     pub fn is_empty(&self) -> bool {
         self.vectors.is_empty()
+    }
+
+    /// The vector stored under `key` (any string that names how it was computed).
+    pub fn get(&self, key: &str) -> Option<&[f32]> {
+        self.vectors.get(&text_key(key)).map(Vec::as_slice)
+    }
+
+    /// Stores `vector` under `key`; a vector of another width is refused.
+    pub fn insert(&mut self, key: &str, vector: Vec<f32>) -> Result<()> {
+        if vector.len() != self.dim {
+            return Err(HeadError::StoreDimension {
+                stored: self.dim,
+                encoder: vector.len(),
+            }
+            .into());
+        }
+        self.vectors.insert(text_key(key), vector);
+        self.added += 1;
+        Ok(())
     }
 
     /// Embeddings of `texts` in order, computing (in chunks, reporting progress as

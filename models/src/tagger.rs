@@ -67,6 +67,21 @@ impl TokenTagger {
         Self::parse(BUILTIN, Path::new("models/head/tagger.json"))
     }
 
+    /// A stable 64-bit digest of what decides its spans (labels, weights, threshold), so
+    /// that what was computed with one tagger is not reused with another.
+    pub fn fingerprint(&self) -> u64 {
+        let mut key = crate::embedding_store::Fnv::default();
+        for label in &self.labels {
+            key.write(label.as_bytes());
+            key.write(&[0]);
+        }
+        for part in [&self.w1, &self.b1, &self.w2, &self.b2] {
+            part.iter().for_each(|x| key.write(&x.to_le_bytes()));
+        }
+        key.write(&self.threshold.to_le_bytes());
+        key.finish()
+    }
+
     /// Loads a tagger saved by [`TokenTagger::save`].
     pub fn load(path: &Path) -> Result<Self> {
         Self::parse(&crate::head::read_file(path)?, path)

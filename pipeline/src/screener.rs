@@ -85,6 +85,16 @@ pub enum Outcome {
     Rejected(RejectedRecord),
 }
 
+/// Language, redaction and what the risk heads read, for a batch of texts in order.
+pub struct Prepared {
+    pub langs: Vec<crate::contract::Lang>,
+    pub redacted: Vec<crate::stages::redaction::Redacted>,
+    /// The raw text's encoder pass pooled without its redacted tokens; `None` when the
+    /// tagger did not run or read the text in pieces (the risk stage then embeds the
+    /// redacted text).
+    pub pooled: Vec<Option<Vec<f32>>>,
+}
+
 impl Screener {
     /// Builds every stage from the configuration, loading rules, model and head.
     pub fn from_config(config: &Config) -> Result<Self, BuildError> {
@@ -117,6 +127,20 @@ impl Screener {
 
     /// Builds the pipeline around a given risk stage (or none).
     pub fn with_risk(config: &Config, risk: Option<RiskStage>) -> Result<Self, BuildError> {
+        Self::build(config, risk, false)
+    }
+
+    /// Language and redaction as configured, with the token tagger but no risk stage:
+    /// what training runs [`Screener::prepare_for_risk`] with, on an encoder of its own.
+    pub fn for_training(config: &Config) -> Result<Self, BuildError> {
+        Self::build(config, None, true)
+    }
+
+    fn build(
+        config: &Config,
+        risk: Option<RiskStage>,
+        tagger_without_risk: bool,
+    ) -> Result<Self, BuildError> {
         let redaction = redaction_stage(config)?;
         let lexicon = match config.gazetteers_dir() {
             Some(dir) => Some(Lexicon::load(&dir)?),
@@ -136,6 +160,7 @@ impl Screener {
                 );
                 None
             }
+            (Some(tagger), None) if tagger_without_risk => Some(tagger),
             (Some(_), None) => {
                 tracing::warn!(
                     "risk scoring is off, so is the token tagger (it reads the same encoder \
@@ -250,55 +275,28 @@ impl Screener {
         posts: &[InputPost],
         times: &mut StageTimes,
     ) -> Result<Vec<ScreenedRecord>, RiskError> {
-        let mut clock = Instant::now();
-        let mut lap = || {
-            let now = Instant::now();
-            let took = now - clock;
-            clock = now;
-            took
-        };
-        let langs: Vec<_> = posts
-            .iter()
-            .map(|p| self.language.detect(&p.text))
-            .collect();
-        times.language = lap();
-        // One encoder pass over the raw texts: the tagger reads its token states, and the
-        // risk heads pool them without the redacted tokens.
         let raw: Vec<&str> = posts.iter().map(|p| p.text.as_str()).collect();
-        let tagged = self.tag(&raw)?;
-        let redacted: Vec<_> = posts
-            .iter()
-            .zip(&langs)
-            .zip(&tagged.spans)
-            .map(|((p, l), spans)| {
-                self.redaction
-                    .redact_tagged(&p.text, rule_language(l), spans)
-            })
-            .collect();
-        times.redaction = lap();
+        let encoder = self.risk.as_ref().map(RiskStage::encoder);
+        let Prepared {
+            langs,
+            redacted,
+            pooled,
+        } = self.prepare(encoder, &raw, times)?;
+        let clock = Instant::now();
         let risks = match &self.risk {
             Some(stage) if !posts.is_empty() => {
                 let texts: Vec<&str> = redacted.iter().map(|r| r.text.as_str()).collect();
                 let text_langs: Vec<Option<&str>> =
                     langs.iter().map(|l| known_language(l.code)).collect();
                 times.model_batch = texts.len();
-                let pooled: Vec<Option<Vec<f32>>> = tagged
-                    .encoded
-                    .iter()
-                    .zip(&redacted)
-                    .map(|(pass, r)| {
-                        let hidden: Vec<(usize, usize)> =
-                            r.spans.iter().map(|s| (s.start, s.end)).collect();
-                        pass.as_ref().map(|p| p.pooled_without(&hidden))
-                    })
-                    .collect();
                 let scored = stage.score_encoded(&texts, &text_langs, &pooled)?;
                 times.repost_cache_hits = scored.repost_cache_hits;
                 scored.risks.into_iter().map(Some).collect()
             }
             _ => vec![None; posts.len()],
         };
-        times.risk = lap();
+        times.risk = clock.elapsed();
+        let clock = Instant::now();
         let now = Utc::now();
         let records = posts
             .iter()
@@ -322,16 +320,68 @@ impl Screener {
                 }
             })
             .collect();
-        times.routing = lap();
+        times.routing = clock.elapsed();
         Ok(records)
     }
 
+    /// Language, redaction and the risk stage's view of a batch of raw texts, as
+    /// [`Screener::screen`] computes them, with `encoder` for the tagger's pass (none: the
+    /// rules alone, and no pooled embeddings).
+    fn prepare(
+        &self,
+        encoder: Option<&Encoder>,
+        texts: &[&str],
+        times: &mut StageTimes,
+    ) -> Result<Prepared, RiskError> {
+        let clock = Instant::now();
+        let langs: Vec<_> = texts.iter().map(|t| self.language.detect(t)).collect();
+        times.language = clock.elapsed();
+        let clock = Instant::now();
+        // One encoder pass over the raw texts: the tagger reads its token states, and the
+        // risk heads pool them without the redacted tokens.
+        let tagged = self.tag(encoder, texts)?;
+        let redacted: Vec<_> = texts
+            .iter()
+            .zip(&langs)
+            .zip(&tagged.spans)
+            .map(|((t, l), spans)| self.redaction.redact_tagged(t, rule_language(l), spans))
+            .collect();
+        let pooled = tagged
+            .encoded
+            .iter()
+            .zip(&redacted)
+            .map(|(pass, r)| {
+                let hidden: Vec<(usize, usize)> =
+                    r.spans.iter().map(|s| (s.start, s.end)).collect();
+                pass.as_ref().map(|p| p.pooled_without(&hidden))
+            })
+            .collect();
+        times.redaction = clock.elapsed();
+        Ok(Prepared {
+            langs,
+            redacted,
+            pooled,
+        })
+    }
+
+    /// What the risk heads read of each text, computed exactly as [`Screener::screen`]
+    /// computes it but with the given encoder: training runs the f32 pass here, so the
+    /// heads are fitted on the vectors they will be given (the raw text's pass pooled
+    /// without the redacted tokens; the redacted text itself when it was read in pieces).
+    pub fn prepare_for_risk(
+        &self,
+        encoder: &Encoder,
+        texts: &[&str],
+    ) -> Result<Prepared, RiskError> {
+        self.prepare(Some(encoder), texts, &mut StageTimes::default())
+    }
+
     /// The tagger's spans for each text, and the encoder pass they came from; nothing
-    /// when the tagger is off.
-    fn tag(&self, texts: &[&str]) -> Result<TaggedBatch, RiskError> {
-        match (&self.tagger, &self.risk) {
-            (Some(tagger), Some(stage)) if !texts.is_empty() => {
-                Ok(tagger.tag_batch(stage.encoder(), texts)?)
+    /// when the tagger is off or there is no encoder to run it on.
+    fn tag(&self, encoder: Option<&Encoder>, texts: &[&str]) -> Result<TaggedBatch, RiskError> {
+        match (&self.tagger, encoder) {
+            (Some(tagger), Some(encoder)) if !texts.is_empty() => {
+                Ok(tagger.tag_batch(encoder, texts)?)
             }
             _ => Ok(TaggedBatch {
                 spans: vec![Vec::new(); texts.len()],
@@ -344,13 +394,19 @@ impl Screener {
     /// redaction` and `vigie rules explain` measure and show.
     pub fn redact_text(&self, text: &str) -> Result<crate::stages::redaction::Redacted, RiskError> {
         let lang = rule_language(&self.language.detect(text));
-        let tagged = self.tag(&[text])?;
+        let tagged = self.tag(self.risk.as_ref().map(RiskStage::encoder), &[text])?;
         Ok(self.redaction.redact_tagged(text, lang, &tagged.spans[0]))
     }
 
     /// What the token tagger finds in one text (nothing when it is off).
     pub fn tagged(&self, text: &str) -> Result<Vec<vigie_models::tagger::TaggedSpan>, RiskError> {
-        Ok(self.tag(&[text])?.spans.swap_remove(0))
+        let encoder = self.risk.as_ref().map(RiskStage::encoder);
+        Ok(self.tag(encoder, &[text])?.spans.swap_remove(0))
+    }
+
+    /// The loaded token tagger's [`TokenTagger::fingerprint`], if one is loaded.
+    pub fn tagger_fingerprint(&self) -> Option<u64> {
+        self.tagger.as_ref().map(TokenTagger::fingerprint)
     }
 
     /// Whether the token tagger runs.

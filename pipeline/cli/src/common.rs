@@ -108,9 +108,13 @@ pub(crate) fn prepare_for_risk(screener: &Screener, text: &str) -> (String, Opti
     (screener.redaction().redact(text, rules).text, lang)
 }
 
-/// Each text as the pipeline would see it: the embedding of its redacted text, normalised
-/// as the risk stage's repost cache does, and its detected language, which the heads
-/// read; embeddings come from (and go to) the store, with a progress bar.
+/// Each text as the risk heads see it in the pipeline, with its detected language (which
+/// the heads read): the raw text's encoder pass pooled without the tokens that the rules
+/// and the token tagger redact ([`Screener::prepare_for_risk`], the very code `screen`
+/// runs), or, for a text long enough to be read in pieces, the embedding of its redacted
+/// text as the risk stage's repost cache normalises it. Vectors come from (and go to) the
+/// store, keyed by the raw text, its rules-only redaction and the tagger's fingerprint, so
+/// a change of rules or tagger computes them again; with a progress bar.
 pub(crate) fn embed_as_seen<'t>(
     screener: &Screener,
     encoder: &Encoder,
@@ -118,13 +122,26 @@ pub(crate) fn embed_as_seen<'t>(
     texts: impl IntoIterator<Item = &'t str>,
     what: &str,
 ) -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
-    let (texts, langs): (Vec<String>, Vec<Option<&str>>) = texts
-        .into_iter()
+    let texts: Vec<&str> = texts.into_iter().collect();
+    let tagger = screener
+        .tagger_fingerprint()
+        .map_or_else(|| "rules".to_string(), |f| format!("{f:016x}"));
+    let keys: Vec<String> = texts
+        .iter()
         .map(|t| {
-            let (text, lang) = prepare_for_risk(screener, t);
-            (vigie_models::repost_cache::normalise(&text), lang)
+            let (rules_only, lang) = prepare_for_risk(screener, t);
+            format!(
+                "pooled-v1\u{0}{tagger}\u{0}{}\u{0}{rules_only}\u{0}{t}",
+                lang.unwrap_or("-")
+            )
         })
-        .unzip();
+        .collect();
+    let mut missing: Vec<usize> = (0..texts.len())
+        .filter(|&i| store.get(&keys[i]).is_none())
+        .collect();
+    // Similar lengths together, so the encoder's batches carry little padding.
+    missing.sort_unstable_by_key(|&i| (texts[i].len(), &keys[i]));
+    missing.dedup_by_key(|i| &keys[*i]);
     let bar = ProgressBar::new(texts.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(&format!(
@@ -132,7 +149,35 @@ pub(crate) fn embed_as_seen<'t>(
         ))
         .expect("valid template"),
     );
-    let vectors = store.embed_all(encoder, &texts, |done| bar.set_position(done as u64))?;
+    bar.set_position((texts.len() - missing.len()) as u64);
+    for chunk in missing.chunks(64) {
+        let raw: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+        let prepared = screener.prepare_for_risk(encoder, &raw)?;
+        let pieces: Vec<String> = prepared
+            .redacted
+            .iter()
+            .zip(&prepared.pooled)
+            .filter(|(_, p)| p.is_none())
+            .map(|(r, _)| vigie_models::repost_cache::normalise(&r.text))
+            .collect();
+        let mut embedded = encoder.embed(&pieces)?.into_iter();
+        for (&i, pooled) in chunk.iter().zip(prepared.pooled) {
+            let vector = match pooled {
+                Some(v) => v,
+                None => embedded.next().context("one embedding per text read in pieces")?,
+            };
+            store.insert(&keys[i], vector)?;
+        }
+        bar.inc(chunk.len() as u64);
+    }
     bar.finish_and_clear();
-    Ok(vectors.into_iter().zip(langs).collect())
+    texts
+        .iter()
+        .zip(&keys)
+        .map(|(t, k)| {
+            let vector = store.get(k).context("every text embedded")?.to_vec();
+            let lang = vigie_pipeline::screener::known_language(screener.language().detect(t).code);
+            Ok((vector, lang))
+        })
+        .collect()
 }

@@ -160,21 +160,35 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                 // A reply whose language is not detected ("@user wow") would not be judged
                 // by the pipeline; its stance is still read here, in the file's language, so
                 // that the measure covers every reply rather than the easy ones.
+                // Each reply as the pipeline reads it: redacted by the rules and the
+                // tagger, its raw pass pooled without the redacted tokens.
                 let mut undetected = 0;
-                let (texts, langs): (Vec<String>, Vec<Option<&str>>) = rows
-                    .iter()
-                    .map(|r| {
-                        let (text, lang) = prepare_for_risk(&screener, &r.text);
-                        let lang = lang.or_else(|| {
-                            undetected += 1;
-                            match r.lang.as_deref() {
-                                Some("fr") => Some("fr"),
-                                _ => Some("en"),
-                            }
-                        });
-                        (text, lang)
-                    })
-                    .unzip();
+                let mut stances = Vec::with_capacity(rows.len());
+                let raw: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
+                let mut done = 0;
+                score_with_progress(&raw, |chunk| {
+                    let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                    let prepared = screener.prepare_for_risk(risk.encoder(), &chunk)?;
+                    let texts: Vec<&str> =
+                        prepared.redacted.iter().map(|r| r.text.as_str()).collect();
+                    let langs: Vec<Option<&str>> = prepared
+                        .langs
+                        .iter()
+                        .zip(&rows[done..done + chunk.len()])
+                        .map(|(l, r)| {
+                            vigie_pipeline::screener::known_language(l.code).or_else(|| {
+                                undetected += 1;
+                                match r.lang.as_deref() {
+                                    Some("fr") => Some("fr"),
+                                    _ => Some("en"),
+                                }
+                            })
+                        })
+                        .collect();
+                    stances.extend(risk.read_stance(&texts, &langs, &prepared.pooled)?);
+                    done += chunk.len();
+                    Ok(vec![(); chunk.len()])
+                })?;
                 if undetected > 0 {
                     eprintln!(
                         "{}: {undetected} of {} replies not detected as French or English; read in the file's language",
@@ -182,12 +196,6 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                         rows.len()
                     );
                 }
-                let mut done = 0;
-                let stances = score_with_progress(&texts, |chunk| {
-                    let read = risk.read_stance(chunk, &langs[done..done + chunk.len()])?;
-                    done += chunk.len();
-                    Ok(read)
-                })?;
                 let name = |s: vigie_pipeline::contract::Stance| {
                     use vigie_pipeline::contract::Stance;
                     match s {

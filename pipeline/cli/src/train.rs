@@ -129,8 +129,9 @@ impl Embedding {
     fn set_up(a: &TrainArgs) -> Result<Self> {
         use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
         let mut config = Config::load(a.config.as_deref())?;
-        config.risk.enabled = false; // only redaction and language are needed here
-        let screener = build_screener(&config)?;
+        config.risk.enabled = false; // the heads' own encoder is loaded below
+        let screener = vigie_pipeline::screener::Screener::for_training(&config)
+            .context("cannot build the screening pipeline")?;
         let model_dir = a
             .model_dir
             .clone()

@@ -353,14 +353,28 @@ impl RiskStage {
     /// `queries` or `comments`; the stance head's "keeps distance" is `queries` or
     /// `denies`; otherwise a reply the claim gate takes for a claim `supports` the rumour
     /// and one it does not `comments`. `None` for a language the stage does not judge.
+    /// `pooled` gives the embedding of each reply as [`RiskStage::score_encoded`] takes
+    /// it; a reply without one is embedded from its text.
     pub fn read_stance<S: AsRef<str>>(
         &self,
         texts: &[S],
         langs: &[Option<&str>],
+        pooled: &[Option<Vec<f32>>],
     ) -> Result<Vec<Option<Stance>>, RiskError> {
-        let embedded = self.cache.embed(&self.encoder, texts)?;
+        let given = |i: usize| pooled.get(i).and_then(Option::as_ref);
+        let to_embed: Vec<&str> = (0..texts.len())
+            .filter(|&i| given(i).is_none())
+            .map(|i| texts[i].as_ref())
+            .collect();
+        let mut fresh = self.cache.embed(&self.encoder, &to_embed)?.vectors.into_iter();
+        let vectors: Vec<Vec<f32>> = (0..texts.len())
+            .map(|i| match given(i) {
+                Some(v) => v.clone(),
+                None => fresh.next().unwrap_or_default(),
+            })
+            .collect();
         let mut out = Vec::with_capacity(texts.len());
-        for ((text, e), lang) in texts.iter().zip(&embedded.vectors).zip(langs) {
+        for ((text, e), lang) in texts.iter().zip(&vectors).zip(langs) {
             let Some(lang) = *lang else {
                 out.push(None);
                 continue;

@@ -23,6 +23,8 @@ pub struct StanceRow {
     pub class: u8,
     /// The file it comes from, relative to its root.
     pub source: &'static str,
+    /// The thread or claim it belongs to: rows of one group are never split apart.
+    pub group: String,
 }
 
 /// How a file's rows get their stance.
@@ -96,6 +98,7 @@ pub fn stance_rows(
                     lang: field("lang").unwrap_or("en").to_string(),
                     class,
                     source: file,
+                    group: group.to_string(),
                 },
             ));
         }
@@ -205,6 +208,7 @@ mod tests {
             lang: "en".into(),
             class,
             source: "x",
+            group: String::new(),
         };
         let rows: Vec<StanceRow> = [0, 0, 0, 1, 2, 2].into_iter().map(row).collect();
         let w = balanced_weights(&rows);

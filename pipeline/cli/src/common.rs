@@ -164,7 +164,9 @@ pub(crate) fn embed_as_seen<'t>(
         for (&i, pooled) in chunk.iter().zip(prepared.pooled) {
             let vector = match pooled {
                 Some(v) => v,
-                None => embedded.next().context("one embedding per text read in pieces")?,
+                None => embedded
+                    .next()
+                    .context("one embedding per text read in pieces")?,
             };
             store.insert(&keys[i], vector)?;
         }

@@ -366,7 +366,11 @@ impl RiskStage {
             .filter(|&i| given(i).is_none())
             .map(|i| texts[i].as_ref())
             .collect();
-        let mut fresh = self.cache.embed(&self.encoder, &to_embed)?.vectors.into_iter();
+        let mut fresh = self
+            .cache
+            .embed(&self.encoder, &to_embed)?
+            .vectors
+            .into_iter();
         let vectors: Vec<Vec<f32>> = (0..texts.len())
             .map(|i| match given(i) {
                 Some(v) => v.clone(),

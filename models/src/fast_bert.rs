@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use crate::e5_file::{E5Image, Hyper, Q4Rows};
 use crate::kernels::attention::attention_to_vec;
 use crate::kernels::elementwise::{gelu_in_place, layer_norm_rows};
-use crate::kernels::{Kernel, QuantizedLinear};
+use crate::kernels::{Kernel, QuantizedLinear, QuantizedRows};
 use crate::{FormatError, Result};
 
 /// The environment variable that selects the encoder's arithmetic: `f32`, or `int8`
@@ -126,17 +126,6 @@ impl Linear {
                 .apply_op1_no_bwd(&AddBias { bias, gelu })?,
             Linear::Int8(layer) => x.apply_op1_no_bwd(&QuantizedProduct { layer, gelu })?,
         })
-    }
-}
-
-/// `ffn_out(GELU(ffn_in(x)))`. In int8 the GELU is applied to each hidden row as it is
-/// quantised for `ffn_out`, while the row is in cache ([`FeedForward`]).
-fn feed_forward(ffn_in: &Linear, ffn_out: &Linear, x: &Tensor) -> Result<Tensor> {
-    match (ffn_in, ffn_out) {
-        (Linear::Int8(first), Linear::Int8(second)) => {
-            Ok(x.apply_op1_no_bwd(&FeedForward { first, second })?)
-        }
-        _ => ffn_out.forward(&ffn_in.forward_gelu(x)?),
     }
 }
 
@@ -296,6 +285,10 @@ impl FastBert {
                 }
             }
         }
+        if let Some(layers) = self.int8_layers() {
+            let x = self.forward_int8(&layers, rows, &offsets);
+            return Ok(Tensor::from_vec(x, (tokens, h), &self.device)?);
+        }
         let mut x = Tensor::from_vec(rows, (tokens, h), &self.device)?;
         self.embedding_norm.apply(&x)?;
         let attend = PackedAttention {
@@ -309,12 +302,115 @@ impl FastBert {
             // overwrite it.
             let attended = layer.attention_out.forward(&context)?;
             layer.attention_norm.apply_residual(&attended, &x)?;
-            let out = feed_forward(&layer.ffn_in, &layer.ffn_out, &attended)?;
+            let out = layer
+                .ffn_out
+                .forward(&layer.ffn_in.forward_gelu(&attended)?)?;
             layer.output_norm.apply_residual(&out, &attended)?;
             x = out;
         }
         Ok(x)
     }
+}
+
+/// One layer's int8 products, borrowed for [`FastBert::forward_int8`].
+struct Int8Layer<'a> {
+    qkv: &'a QuantizedLinear,
+    attention_out: &'a QuantizedLinear,
+    ffn_in: &'a QuantizedLinear,
+    ffn_out: &'a QuantizedLinear,
+}
+
+impl FastBert {
+    /// Every layer's products when all are int8 (the f32 precision has none).
+    fn int8_layers(&self) -> Option<Vec<Int8Layer<'_>>> {
+        fn int8(l: &Linear) -> Option<&QuantizedLinear> {
+            match l {
+                Linear::Int8(q) => Some(q),
+                Linear::F32 { .. } => None,
+            }
+        }
+        self.layers
+            .iter()
+            .map(|l| {
+                Some(Int8Layer {
+                    qkv: int8(&l.qkv)?,
+                    attention_out: int8(&l.attention_out)?,
+                    ffn_in: int8(&l.ffn_in)?,
+                    ffn_out: int8(&l.ffn_out)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The int8 forward on plain vectors: every layer norm quantises its rows for the
+    /// product that reads them next, in the same pass over each row, and GELU does the
+    /// same for the second feed-forward layer. Through candle tensors each of these was
+    /// a separate pass that streamed the rows through memory once more.
+    fn forward_int8(
+        &self,
+        layers: &[Int8Layer<'_>],
+        embedded: Vec<f32>,
+        offsets: &[usize],
+    ) -> Vec<f32> {
+        let m = offsets.last().copied().unwrap_or(0);
+        let mut x = embedded;
+        let Some(first) = layers.first() else {
+            norm_rows(&mut x, None, &self.embedding_norm);
+            return x;
+        };
+        let mut rows = norm_and_quantize(&mut x, None, &self.embedding_norm, first.qkv);
+        for (i, (layer, norms)) in layers.iter().zip(&self.layers).enumerate() {
+            let qkv = layer.qkv.forward_rows_to_vec(&rows, m);
+            let context = attention_to_vec(&qkv, offsets, self.hyper.heads, self.hyper.hidden);
+            drop(qkv);
+            let mut attended = layer.attention_out.forward_to_vec(&context, m);
+            drop(context);
+            let inner_rows =
+                norm_and_quantize(&mut attended, Some(&x), &norms.attention_norm, layer.ffn_in);
+            let mut inner = layer.ffn_in.forward_rows_to_vec(&inner_rows, m);
+            let gelu = |_: usize, row: &mut [f32]| gelu_in_place(row);
+            let outer_rows = layer.ffn_out.quantize_input_mapped(&mut inner, m, &gelu);
+            drop(inner);
+            let mut out = layer.ffn_out.forward_rows_to_vec(&outer_rows, m);
+            match layers.get(i + 1) {
+                Some(next) => {
+                    rows =
+                        norm_and_quantize(&mut out, Some(&attended), &norms.output_norm, next.qkv)
+                }
+                None => norm_rows(&mut out, Some(&attended), &norms.output_norm),
+            }
+            x = out;
+        }
+        x
+    }
+}
+
+/// `x ← LayerNorm(x + residual)` row by row, each row then quantised for `next`.
+fn norm_and_quantize(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    norm: &LayerNorm,
+    next: &QuantizedLinear,
+) -> QuantizedRows {
+    let n = norm.weight.len().max(1);
+    let m = x.len() / n;
+    let map = |i: usize, row: &mut [f32]| {
+        let residual = residual.map(|r| &r[i * n..(i + 1) * n]);
+        layer_norm_rows(row, residual, &norm.weight, &norm.bias, norm.eps);
+    };
+    next.quantize_input_mapped(x, m, &map)
+}
+
+/// `x ← LayerNorm(x + residual)` row by row, in parallel.
+fn norm_rows(x: &mut [f32], residual: Option<&[f32]>, norm: &LayerNorm) {
+    let n = norm.weight.len().max(1);
+    let rows = rows_per_task(n);
+    x.par_chunks_mut(n * rows)
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            let residual = residual.map(|r| &r[i * n * rows..i * n * rows + chunk.len()]);
+            layer_norm_rows(chunk, residual, &norm.weight, &norm.bias, norm.eps);
+        });
 }
 
 /// Adds a bias to every row, then GELU (the exact erf form BERT was trained with) when
@@ -407,42 +503,6 @@ impl CustomOp1 for QuantizedProduct<'_> {
         }
         if let Some(last) = dims.last_mut() {
             *last = n;
-        }
-        Ok((CpuStorage::F32(out), Shape::from(dims)))
-    }
-}
-
-/// The two int8 feed-forward layers with GELU between them, as one candle op.
-struct FeedForward<'a> {
-    first: &'a QuantizedLinear,
-    second: &'a QuantizedLinear,
-}
-
-impl CustomOp1 for FeedForward<'_> {
-    fn name(&self) -> &'static str {
-        "vigie-int8-feed-forward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let data = contiguous_f32(storage, layout, self.name())?;
-        let k = self.first.in_features();
-        let mut dims = layout.dims().to_vec();
-        if dims.last() != Some(&k) || self.first.out_features() != self.second.in_features() {
-            candle_core::bail!("int8-feed-forward: input {dims:?} does not fit the layers");
-        }
-        let m = data.len() / k.max(1);
-        let mut hidden = self.first.forward_to_vec(data, m);
-        let rows = self
-            .second
-            .quantize_input_mapped(&mut hidden, m, gelu_in_place);
-        drop(hidden);
-        let out = self.second.forward_rows_to_vec(&rows, m);
-        if let Some(last) = dims.last_mut() {
-            *last = self.second.out_features();
         }
         Ok((CpuStorage::F32(out), Shape::from(dims)))
     }

@@ -275,8 +275,8 @@ impl QuantizedLinear {
         self.quantize_rows(RowsIn::Plain(x), m)
     }
 
-    /// Applies `map` to each of the `m` rows of `x` in place, then quantises the row in the
-    /// same task while it is in cache. The encoder's GELU takes the 1,536-wide rows between
+    /// Applies `map` to each of the `m` rows of `x` in place (with the row's index), then
+    /// quantises the row in the same task while it is in cache. The encoder's GELU takes the 1,536-wide rows between
     /// the two feed-forward layers this way: as separate passes, GELU and quantisation each
     /// streamed every row through memory once more (an eighth of an int8 pass).
     ///
@@ -286,7 +286,7 @@ impl QuantizedLinear {
         &self,
         x: &mut [f32],
         m: usize,
-        map: fn(&mut [f32]),
+        map: &(dyn Fn(usize, &mut [f32]) + Sync),
     ) -> QuantizedRows {
         assert_eq!(x.len(), m * self.k, "input is not [m][k]");
         self.quantize_rows(RowsIn::Mapped(x, map), m)
@@ -531,7 +531,7 @@ fn pack<T: Copy + Default>(
 /// Rows to quantise: as they are, or changed in place first.
 enum RowsIn<'a> {
     Plain(&'a [f32]),
-    Mapped(&'a mut [f32], fn(&mut [f32])),
+    Mapped(&'a mut [f32], &'a (dyn Fn(usize, &mut [f32]) + Sync)),
 }
 
 fn fill_rows<T: Send>(
@@ -552,9 +552,10 @@ fn fill_rows<T: Send>(
             .for_each(|((dst, scale), row)| *scale = quantize(row, dst)),
         RowsIn::Mapped(x, map) => out
             .zip(x.par_chunks_mut(k.max(1)))
+            .enumerate()
             .with_min_len(8)
-            .for_each(|((dst, scale), row)| {
-                map(row);
+            .for_each(|(i, ((dst, scale), row))| {
+                map(i, row);
                 *scale = quantize(row, dst)
             }),
     }
@@ -662,11 +663,17 @@ mod tests {
                     kernel.name()
                 );
                 // A row map applied while quantising: the same as mapping first.
-                let negate: fn(&mut [f32]) = |row| row.iter_mut().for_each(|v| *v = -*v);
+                // (negated, plus the row's index, so that the index is checked too)
+                let map =
+                    |i: usize, row: &mut [f32]| row.iter_mut().for_each(|v| *v = i as f32 - *v);
                 let mut mapped_in = x.clone();
-                let rows = layer.quantize_input_mapped(&mut mapped_in, m, negate);
+                let rows = layer.quantize_input_mapped(&mut mapped_in, m, &map);
                 let mapped = layer.forward_rows_to_vec(&rows, m);
-                let negated: Vec<f32> = x.iter().map(|v| -v).collect();
+                let negated: Vec<f32> = x
+                    .chunks(k.max(1))
+                    .enumerate()
+                    .flat_map(|(i, row)| row.iter().map(move |v| i as f32 - v))
+                    .collect();
                 assert_eq!(mapped_in, negated, "the map is applied in place");
                 let want = layer.forward_to_vec(&negated, m);
                 assert!(

@@ -96,3 +96,58 @@ fn ordinary_posts_keep_their_words() {
         .collect();
     assert!(touched.is_empty(), "ordinary posts redacted: {touched:?}");
 }
+
+/// Training reads each post as the pipeline does: for the same texts,
+/// `prepare_for_risk` gives the redacted text and the vector whose head probability
+/// `screen` reports. Posts with rule and tagger redactions, and one without, so the
+/// pooling without redacted tokens is what is compared.
+#[test]
+fn training_sees_the_vectors_the_pipeline_scores() {
+    use vigie_pipeline::contract::Origin;
+    use vigie_pipeline::screener::{known_language, Outcome};
+
+    let s = screener();
+    let stage = s.risk().expect("the risk stage runs");
+    let texts = [
+        "Mme Kouassi dit que le vaccin ROR provoque l'autisme, rappelez-la au 06 12 34 56 78",
+        "took Aminata to the ward, her mother says the measles jab gives kids autism",
+        "The polio drops are a plan to sterilise our girls, keep your children inside",
+    ];
+    let prepared = s
+        .prepare_for_risk(stage.encoder(), &texts)
+        .expect("prepared");
+    let inputs: Vec<(Origin, Vec<u8>)> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let post = serde_json::json!({"id": format!("p{i}"), "text": t, "channel": "forum"});
+            (
+                Origin::Line {
+                    file: "t.jsonl".into(),
+                    line: i + 1,
+                },
+                post.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    let borrowed: Vec<(Origin, &[u8])> = inputs.iter().map(|(o, b)| (o.clone(), &b[..])).collect();
+    let outcomes = s.process(&borrowed);
+    let mut redacted_posts = 0;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let Outcome::Screened(record) = outcome else {
+            panic!("post {i} was rejected: {outcome:?}")
+        };
+        assert_eq!(record.redacted_text, prepared.redacted[i].text, "post {i}");
+        redacted_posts += usize::from(!record.redactions.is_empty());
+        let risk = record.risk.as_ref().expect("judged");
+        let pooled = prepared.pooled[i].as_ref().expect("one pass, pooled");
+        let lang = known_language(prepared.langs[i].code);
+        let (_, probability) = stage.head().scores(pooled, lang).unwrap();
+        assert!(
+            (probability - risk.probability).abs() < 1e-5,
+            "post {i}: training's vector scores {probability}, the pipeline {}",
+            risk.probability
+        );
+    }
+    assert_eq!(redacted_posts, 2, "two posts hold identifiers");
+}

@@ -673,7 +673,9 @@ pub(crate) fn train_stance_classes(a: &TrainArgs) -> Result<()> {
         a.cap,
         a.seed,
     )?;
-    // Embeddings and cue words of the text as the risk stage sees it (redacted).
+    // Embeddings as the risk stage gets them, and cue words of the redacted text. The cue
+    // words read the rules' redaction only (the stored vectors keep no text): the tagger's
+    // placeholders stand for names and places, which no cue phrase holds.
     let mut prepare = |rows: &[vigie_pipeline::stance_training::StanceRow], what: &str| {
         let signs: Vec<_> = rows
             .iter()

@@ -9,8 +9,9 @@
 //!   portable) that the encoder's linear layers run on;
 //! - [`head`] is the small trained classifier on top of the embeddings, and [`training`]
 //!   how `vigie train` fits it;
-//! - [`claims`] is the library of known false claims, matched by embedding similarity, and
-//!   [`claims_import`] brings fact-checkers' ClaimReview feeds into it;
+//! - [`claims`] is the library of known false claims, matched by embedding similarity
+//!   (through the learned [`claim_map`] when one is loaded), and [`claims_import`] brings
+//!   fact-checkers' ClaimReview feeds into it;
 //! - [`stance_cues`] reads the lexical signs of asking about, refuting or spreading a rumour,
 //!   and [`stance_classes`] the four-way stance from them and the embedding (a small
 //!   [`softmax`] network, as the [`tagger`]'s);
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod claim_map;
 pub mod claims;
 pub mod claims_import;
 pub mod e5_file;

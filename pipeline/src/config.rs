@@ -139,8 +139,17 @@ pub struct RiskConfig {
     /// `claims_known.jsonl` calls its claims that are not about health (politics, war…),
     /// which a health programme's moderators are not there to judge.
     pub claims_skip_topics: Vec<String>,
-    /// Cosine similarity from which a post counts as restating a claim.
+    /// Cosine similarity from which a post counts as restating a claim (plain matching,
+    /// `claim_map = false`; the learned map carries its own threshold).
     pub claim_match_threshold: f32,
+    /// Match posts to claims through the learned post-to-claim map (it finds claims
+    /// across wordings and languages; a match then counts only when the claim gate
+    /// agrees the post makes a claim). Off by default: it finds more of the posts
+    /// spreading a known claim, but also flags more ordinary posts and rumour talk
+    /// (figures in `models/README.md`).
+    pub claim_map: bool,
+    /// A trained claim map (default: the one committed in `models/head/`, built in).
+    pub claim_map_file: Option<PathBuf>,
     /// Judge first whether a post makes (or discusses) a health claim at all: chatter,
     /// thanks, scheduling and logistics then pass whatever the misinformation head says.
     pub claim_gate: bool,
@@ -183,6 +192,8 @@ impl Default for RiskConfig {
             stance_head: None,
             stance_threshold: 0.8,
             stance_classes: None,
+            claim_map: false,
+            claim_map_file: None,
             repost_cache: crate::stages::risk::REPOST_CACHE_ENTRIES,
         }
     }
@@ -190,6 +201,10 @@ impl Default for RiskConfig {
 
 /// Where `vigie train --head tagger` writes the token tagger by default: the committed file.
 pub const DEFAULT_TAGGER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/head/tagger.json");
+
+/// Where `vigie train --head claim-map` writes the map by default: the committed file.
+pub const DEFAULT_CLAIM_MAP: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../models/head/claim_map.json");
 
 /// Where `vigie train --head gate` writes the claim gate by default: the committed file.
 pub const DEFAULT_GATE: &str = concat!(
@@ -278,6 +293,20 @@ impl RiskConfig {
         match &self.stance_head {
             Some(path) => vigie_models::RiskHead::load(path).map(Some),
             None => vigie_models::RiskHead::builtin_stance().map(Some),
+        }
+    }
+
+    /// The learned post-to-claim map, when configured.
+    pub fn claim_map(
+        &self,
+    ) -> Result<Option<vigie_models::claim_map::ClaimMap>, vigie_models::ModelError> {
+        use vigie_models::claim_map::ClaimMap;
+        if !self.claim_map || !self.claims {
+            return Ok(None);
+        }
+        match &self.claim_map_file {
+            Some(path) => ClaimMap::load(path).map(Some),
+            None => ClaimMap::builtin().map(Some),
         }
     }
 

@@ -111,6 +111,9 @@ impl Screener {
             if let Some(classes) = config.risk.stance_classes()? {
                 stage = stage.with_stance_classes(classes)?;
             }
+            if let Some(map) = config.risk.claim_map()? {
+                stage = stage.with_claim_map(map)?;
+            }
             Some(
                 stage
                     .with_claims(

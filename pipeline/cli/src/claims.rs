@@ -138,11 +138,23 @@ pub(crate) fn claims(command: ClaimsCommand) -> Result<()> {
             let encoder =
                 Encoder::load(&model_dir.unwrap_or_else(vigie_models::encoder::default_model_dir))?;
             let index = claims::ClaimIndex::build(load(&dir, &config)?, &encoder)?;
+            // Through the learned map when the configuration uses one, as the pipeline.
+            let map = vigie_pipeline::config::Config::load(config.as_deref())?
+                .risk
+                .claim_map()?;
+            match &map {
+                Some(m) => println!("(through the claim map; matched from {:.3})", m.threshold),
+                None => println!("(plain cosine)"),
+            }
             // Texts are redacted first, as the pipeline does before matching.
             let redactor = Redactor::new(RuleSet::builtin()?);
             let redacted: Vec<String> = texts.iter().map(|t| redactor.redact(t).text).collect();
             for (text, v) in redacted.iter().zip(encoder.embed(&redacted)?) {
                 println!("{text}");
+                let v = match &map {
+                    Some(m) => m.apply(&v)?,
+                    None => v,
+                };
                 for m in index.matches(&v, top, -1.0) {
                     println!("  {:.3}  {}", m.similarity, m.id);
                 }

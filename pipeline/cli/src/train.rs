@@ -18,6 +18,8 @@ pub(crate) enum HeadArg {
     Stance,
     /// The four-way stance classifier (supports, denies, queries, comments).
     StanceClasses,
+    /// The post-to-claim map that matches posts to known claims.
+    ClaimMap,
     /// The token tagger of the redaction stage (names, places, organisations, dates).
     Tagger,
     /// The language stage's French-or-English model (no encoder needed).
@@ -160,6 +162,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         HeadArg::Gate => return train_gate(&a, vigie_pipeline::gate_training::Task::ClaimGate),
         HeadArg::Stance => return train_gate(&a, vigie_pipeline::gate_training::Task::Stance),
         HeadArg::StanceClasses => return train_stance_classes(&a),
+        HeadArg::ClaimMap => return train_claim_map(&a),
         HeadArg::Risk => {}
     }
     use std::collections::BTreeMap;
@@ -786,5 +789,246 @@ pub(crate) fn train_stance_classes(a: &TrainArgs) -> Result<()> {
             report.table()
         );
     }
+    Ok(())
+}
+
+/// `vigie train --head claim-map`: the post-to-claim map (`ClaimMap`), fitted on the
+/// project's posts that spread or discuss a rumour (the tune side, split by claim) and
+/// the English statement of their claim. The ridge weight is chosen on a fifth of those
+/// claims held out of a first fit (the right claim closest, among the tune side's claims
+/// and the default library); the threshold is the 99th percentile of the best match of
+/// the tune side's ordinary posts and French everyday tweets. Figures are printed for the
+/// measure side, whose claims the map never saw.
+pub(crate) fn train_claim_map(a: &TrainArgs) -> Result<()> {
+    use vigie_models::claim_map::ClaimMap;
+    use vigie_pipeline::gate_training::is_measure;
+
+    const LAMBDAS: [f64; 5] = [1.0, 3.0, 10.0, 30.0, 100.0];
+    let Embedding {
+        config,
+        screener,
+        encoder,
+        mut store,
+    } = Embedding::set_up(a)?;
+    let dim = encoder.dim();
+    struct Post {
+        text: String,
+        claim: Option<String>,
+        measure: bool,
+    }
+    let mut posts = Vec::new();
+    let files = [
+        (&a.project_data_dir, "risk/spreading.jsonl"),
+        (&a.project_data_dir, "risk/rumour_talk.jsonl"),
+        (&a.project_data_dir, "risk/ordinary_posts.jsonl"),
+        (&a.data_dir, "risk/chatter_fr_train.jsonl"),
+    ];
+    for (dir, file) in files {
+        let path = dir.join(file);
+        let rows =
+            read_jsonl::<RiskRow>(&path).with_context(|| format!("reading {}", path.display()))?;
+        // At most --cap rows a file (a stable sample), so tests can train on a few.
+        let mut rows: Vec<RiskRow> = rows;
+        if rows.len() > a.cap {
+            rows.sort_by_key(|r| {
+                vigie_models::embedding_store::text_key(&format!("{}:{}", a.seed, r.id))
+            });
+            rows.truncate(a.cap);
+        }
+        posts.extend(rows.into_iter().map(|r| Post {
+            measure: is_measure(r.claim.as_deref().unwrap_or(&r.id)),
+            claim: r.claim,
+            text: r.text,
+        }));
+    }
+    let vectors = embed_as_seen(
+        &screener,
+        &encoder,
+        &mut store,
+        posts.iter().map(|p| p.text.as_str()),
+        "posts",
+    )?;
+    // Candidates: every claim of the project's posts, then the default library.
+    let mut own: Vec<String> = posts.iter().filter_map(|p| p.claim.clone()).collect();
+    own.sort();
+    own.dedup();
+    let library: Vec<String> = config
+        .risk
+        .claim_library()
+        .load()?
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    let candidates: Vec<String> = own.iter().cloned().chain(library).collect();
+    let candidate_vectors = store.embed_all(&encoder, &candidates, |_| {})?;
+    store.save()?;
+    let index_of: std::collections::HashMap<&str, usize> = own
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    let claim_of = |p: &Post| p.claim.as_deref().and_then(|c| index_of.get(c).copied());
+
+    let fit = |rows: &[usize], lambda: f64| -> Result<ClaimMap> {
+        let x: Vec<f32> = rows
+            .iter()
+            .flat_map(|&i| vectors[i].0.iter().copied())
+            .collect();
+        let y: Vec<f32> = rows
+            .iter()
+            .filter_map(|&i| claim_of(&posts[i]))
+            .flat_map(|c| candidate_vectors[c].iter().copied())
+            .collect();
+        Ok(ClaimMap {
+            about: "Vigie post-to-claim map: x W compared with the claims' embeddings; see \
+                    models/README.md"
+                .to_string(),
+            dim,
+            w: ClaimMap::fit(&x, &y, dim, lambda)?,
+            lambda: lambda as f32,
+            threshold: 1.0,
+            trained_on: Vec::new(),
+        })
+    };
+    // The closest candidate to a post through `map` (allowed: which candidates count).
+    let best =
+        |map: &ClaimMap, i: usize, allowed: &dyn Fn(usize) -> bool| -> Result<(usize, f32)> {
+            let m = map.apply(&vectors[i].0)?;
+            Ok(candidate_vectors
+                .iter()
+                .enumerate()
+                .filter(|(c, _)| allowed(*c))
+                .map(|(c, v)| (c, vigie_models::encoder::cosine(&m, v)))
+                .fold((usize::MAX, f32::MIN), |b, x| if x.1 > b.1 { x } else { b }))
+        };
+    let inner_val = |p: &Post| {
+        vigie_models::training::fold_of(
+            &format!("claim-map:{}", p.claim.as_deref().unwrap_or("")),
+            5,
+        ) == 0
+    };
+    let paired: Vec<usize> = (0..posts.len())
+        .filter(|&i| !posts[i].measure && claim_of(&posts[i]).is_some())
+        .collect();
+    let (fit_rows, val_rows): (Vec<usize>, Vec<usize>) =
+        paired.iter().copied().partition(|&i| !inner_val(&posts[i]));
+    if fit_rows.is_empty() || val_rows.is_empty() {
+        bail!(
+            "too few posts with a claim to fit and choose the map ({} and {})",
+            fit_rows.len(),
+            val_rows.len()
+        );
+    }
+    // Held-out claims compete with the library and every tune claim, as at serving.
+    let mut is_tune_claim = vec![false; candidates.len()];
+    for (c, slot) in is_tune_claim.iter_mut().enumerate() {
+        *slot = c >= own.len();
+    }
+    for p in posts.iter().filter(|p| !p.measure) {
+        if let Some(c) = claim_of(p) {
+            is_tune_claim[c] = true;
+        }
+    }
+    let tune_claim = |c: usize| is_tune_claim[c];
+    let mut chosen = (f64::NAN, -1.0f64);
+    for lambda in LAMBDAS {
+        let map = fit(&fit_rows, lambda)?;
+        let mut right = 0usize;
+        for &i in &val_rows {
+            if Some(best(&map, i, &tune_claim)?.0) == claim_of(&posts[i]) {
+                right += 1;
+            }
+        }
+        let share = right as f64 / val_rows.len() as f64;
+        eprintln!(
+            "lambda {lambda}: right claim closest for {:.1} % of {} held-out tune posts",
+            share * 100.0,
+            val_rows.len()
+        );
+        // Ties go to the larger lambda, nearer plain cosine.
+        if share >= chosen.1 {
+            chosen = (lambda, share);
+        }
+    }
+    let mut map = fit(&paired, chosen.0)?;
+    let ordinary_best = (0..posts.len())
+        .filter(|&i| !posts[i].measure && posts[i].claim.is_none())
+        .map(|i| best(&map, i, &tune_claim).map(|b| b.1))
+        .collect::<Result<Vec<f32>>>()?;
+    let mut sorted = ordinary_best.clone();
+    sorted.sort_by(f32::total_cmp);
+    let Some(&threshold) = sorted
+        .get(((sorted.len() as f64) * 0.99) as usize)
+        .or(sorted.last())
+    else {
+        bail!("no ordinary posts on the tune side to set the threshold")
+    };
+    map.threshold = threshold;
+
+    // The measure side: claims the map never saw, among every candidate.
+    let every = |_: usize| true;
+    let mut right_top = 0usize;
+    let mut matched = 0usize;
+    let mut matched_right = 0usize;
+    let mut plain_right = 0usize;
+    let identity = ClaimMap {
+        w: (0..dim * dim)
+            .map(|i| if i % (dim + 1) == 0 { 1.0 } else { 0.0 })
+            .collect(),
+        ..map.clone()
+    };
+    let measured: Vec<usize> = (0..posts.len())
+        .filter(|&i| posts[i].measure && claim_of(&posts[i]).is_some())
+        .collect();
+    for &i in &measured {
+        let (c, sim) = best(&map, i, &every)?;
+        let right = Some(c) == claim_of(&posts[i]);
+        right_top += usize::from(right);
+        matched += usize::from(sim >= threshold);
+        matched_right += usize::from(right && sim >= threshold);
+        plain_right += usize::from(Some(best(&identity, i, &every)?.0) == claim_of(&posts[i]));
+    }
+    let ordinary_measure: Vec<usize> = (0..posts.len())
+        .filter(|&i| posts[i].measure && posts[i].claim.is_none())
+        .collect();
+    let mut ordinary_matched = 0usize;
+    for &i in &ordinary_measure {
+        ordinary_matched += usize::from(best(&map, i, &every)?.1 >= threshold);
+    }
+    let pct = |n: usize, d: usize| 100.0 * n as f64 / d.max(1) as f64;
+    let summary = format!(
+        "measure side (claims never trained on): right claim closest for {:.1} % of {} posts \
+         (plain cosine {:.1} %); at the threshold {threshold:.3}, {:.1} % matched, {:.1} % \
+         matched to the right claim; ordinary posts matched {:.1} % of {}",
+        pct(right_top, measured.len()),
+        measured.len(),
+        pct(plain_right, measured.len()),
+        pct(matched, measured.len()),
+        pct(matched_right, measured.len()),
+        pct(ordinary_matched, ordinary_measure.len()),
+        ordinary_measure.len()
+    );
+    map.trained_on = vec![
+        format!(
+            "tune side (4 claims in 5) of the project's risk/spreading.jsonl and \
+             risk/rumour_talk.jsonl, at most {} rows a file: {} posts and the English \
+             statement of their claim; ridge toward the identity, lambda {} chosen among \
+             {LAMBDAS:?} on a fifth of those claims held out of a first fit ({:.1} % right); \
+             threshold: 99th percentile of the best match of the tune side's ordinary posts \
+             and French everyday tweets, against the tune claims and the default library",
+            a.cap,
+            paired.len(),
+            chosen.0,
+            chosen.1 * 100.0
+        ),
+        summary.clone(),
+    ];
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| vigie_pipeline::config::DEFAULT_CLAIM_MAP.into());
+    map.save(&out)?;
+    println!("{summary}");
+    eprintln!("claim map written to {}", out.display());
     Ok(())
 }

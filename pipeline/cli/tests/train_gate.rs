@@ -114,3 +114,35 @@ fn a_seeded_four_way_stance_classifier_is_reproduced_and_beats_chance() {
         .expect("a macro-F1");
     assert!(macro_f1 > 0.33, "{line}");
 }
+
+#[test]
+fn a_seeded_claim_map_is_reproduced_and_finds_claims_it_never_saw_better_than_cosine() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    // Every project post (the largest project file has under a thousand rows) and a
+    // sample of the French everyday tweets.
+    let printed = train("claim-map", &a, 1000);
+    train("claim-map", &b, 1000);
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "same data, same map"
+    );
+    let map = vigie_models::claim_map::ClaimMap::load(&a).unwrap();
+    assert_eq!(map.dim, 384);
+    // "right claim closest for X % of N posts (plain cosine Y %)", on claims it never saw.
+    let number_after = |key: &str| -> f64 {
+        let rest = &printed[printed
+            .find(key)
+            .unwrap_or_else(|| panic!("{key} in {printed}"))
+            + key.len()..];
+        rest.trim_start()
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a number after {key} in {printed}"))
+    };
+    let mapped = number_after("right claim closest for");
+    let plain = number_after("plain cosine");
+    assert!(mapped > plain, "{printed}");
+}

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use vigie_models::claim_map::ClaimMap;
 use vigie_models::claims::{self, ClaimIndex};
 use vigie_models::repost_cache::RepostCache;
 use vigie_models::stance_classes::{StanceClassifier, STANCES};
@@ -108,6 +109,9 @@ pub struct RiskStage {
     claims: RwLock<Arc<ClaimIndex>>,
     reload: Option<Mutex<Reload>>,
     claim_threshold: f32,
+    /// The learned post-to-claim map and its own threshold; without one, posts are
+    /// matched by plain cosine at `claim_threshold`.
+    claim_map: Option<ClaimMap>,
     /// Reposts of a text (give or take spacing and invisible characters) are embedded once.
     cache: RepostCache,
 }
@@ -166,6 +170,7 @@ impl RiskStage {
             claims: RwLock::new(Arc::new(ClaimIndex::empty())),
             reload: None,
             claim_threshold: 1.1,
+            claim_map: None,
             cache: RepostCache::new(REPOST_CACHE_ENTRIES),
         })
     }
@@ -197,6 +202,40 @@ impl RiskStage {
         }
         self.stance = Some((head, threshold));
         Ok(self)
+    }
+
+    /// Matches posts to known claims through `map` (a post is compared as `unit(x W)`,
+    /// from the map's own threshold), and counts a matched claim only when the claim gate
+    /// agrees the post makes a claim: the map reaches paraphrases and other languages,
+    /// and with them some ordinary posts on a rumour's topic.
+    pub fn with_claim_map(mut self, map: ClaimMap) -> Result<Self, RiskError> {
+        if map.dim != self.encoder.dim() {
+            return Err(RiskError::AuxiliaryMismatch {
+                which: "claim map",
+                head: map.dim,
+                encoder: self.encoder.dim(),
+            });
+        }
+        self.claim_map = Some(map);
+        Ok(self)
+    }
+
+    /// Known claims matching a post, best first, and the threshold they passed.
+    fn match_claims(
+        &self,
+        embedding: &[f32],
+        index: &ClaimIndex,
+    ) -> Result<(Vec<vigie_models::claims::ClaimMatch>, f32), RiskError> {
+        Ok(match &self.claim_map {
+            Some(map) => (
+                index.matches(&map.apply(embedding)?, MAX_CLAIMS, map.threshold),
+                map.threshold,
+            ),
+            None => (
+                index.matches(embedding, MAX_CLAIMS, self.claim_threshold),
+                self.claim_threshold,
+            ),
+        })
     }
 
     /// Names each post's stance with `classes` (supports, denies, queries, comments).
@@ -438,7 +477,11 @@ impl RiskStage {
             Some((gate, _)) => gate.score(embedding, Some(lang))?,
             None => 1.0,
         };
-        let matches = index.matches(embedding, MAX_CLAIMS, self.claim_threshold);
+        let (mut matches, match_threshold) = self.match_claims(embedding, index)?;
+        let gate_threshold = self.gate.as_ref().map_or(0.0, |(_, t)| *t);
+        if self.claim_map.is_some() && claim_probability < gate_threshold {
+            matches.clear();
+        }
         let keeps_distance = match &self.stance {
             Some((head, t)) => head.score(embedding, Some(lang))? >= *t,
             None => false,
@@ -448,11 +491,11 @@ impl RiskStage {
             keeps_distance,
             named_stance: self.classify_stance(embedding, &signs)?,
             claim_probability,
-            gate_threshold: self.gate.as_ref().map_or(0.0, |(_, t)| *t),
+            gate_threshold,
             head_probability: probability,
             known_claim: matches
                 .first()
-                .map(|best| claim_risk(best.similarity, self.claim_threshold)),
+                .map(|best| claim_risk(best.similarity, match_threshold)),
             signs,
         };
         let decision = decide(&evidence, self.threshold);
@@ -718,6 +761,71 @@ pub(crate) mod tests {
             assert_eq!(r[1].outcome, RiskOutcome::RumourSignal, "{:?}", r[1]);
             assert_eq!(r[1].stance, Some(Stance::Denies));
         }
+    }
+
+    #[test]
+    fn a_claim_map_matches_through_its_own_threshold_and_needs_the_gate() {
+        use vigie_models::claim_map::ClaimMap;
+        let dir = tempfile::tempdir().unwrap();
+        claim_file(dir.path(), "c-measles", "the measles vaccine works well");
+        let dim = tiny_stage().encoder().dim();
+        let map = |threshold: f32| ClaimMap {
+            about: String::new(),
+            dim,
+            w: (0..dim * dim)
+                .map(|i| if i % (dim + 1) == 0 { 1.0 } else { 0.0 })
+                .collect(),
+            lambda: 1.0,
+            threshold,
+            trained_on: Vec::new(),
+        };
+        let texts = ["the measles vaccine works well", "vaccine causes autism"];
+        // Plain matching at 1.1 finds nothing; the (identity) map's own 0.99 does.
+        let mapped = tiny_stage()
+            .with_claims(ClaimSource::Dir(dir.path().into()), 1.1)
+            .unwrap()
+            .with_claim_map(map(0.99))
+            .unwrap();
+        let r = score_en(&mapped, &texts);
+        assert_eq!(r[0].claims.len(), 1, "{:?}", r[0]);
+        assert_eq!(r[0].claims[0].id, "c-measles");
+        assert_eq!(r[0].basis, RiskBasis::KnownClaim);
+        assert!(r[1].claims.is_empty());
+        // A gate that takes no post for a claim: through the map, a match no longer
+        // counts; by plain cosine, a restated claim is a claim whatever the gate says.
+        let gated = |stage: RiskStage| stage.with_gate(crate::testing::tiny_head(), 1.01).unwrap();
+        let r = score_en(
+            &gated(
+                tiny_stage()
+                    .with_claims(ClaimSource::Dir(dir.path().into()), 1.1)
+                    .unwrap()
+                    .with_claim_map(map(0.99))
+                    .unwrap(),
+            ),
+            &texts,
+        );
+        assert!(r[0].claims.is_empty());
+        assert_eq!(
+            (r[0].outcome, r[0].basis),
+            (RiskOutcome::Pass, RiskBasis::NotAClaim)
+        );
+        let r = score_en(
+            &gated(
+                tiny_stage()
+                    .with_claims(ClaimSource::Dir(dir.path().into()), 0.99)
+                    .unwrap(),
+            ),
+            &texts,
+        );
+        assert_eq!(r[0].claims.len(), 1);
+        assert_eq!(r[0].outcome, RiskOutcome::Misinformation);
+        // A map of another width is refused.
+        let wrong = ClaimMap {
+            dim: dim + 1,
+            w: vec![0.0; (dim + 1) * (dim + 1)],
+            ..map(0.9)
+        };
+        assert!(tiny_stage().with_claim_map(wrong).is_err());
     }
 
     #[test]

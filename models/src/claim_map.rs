@@ -67,6 +67,21 @@ impl ClaimMap {
         Ok(map)
     }
 
+    /// The identity map (plain cosine) for `dim`-wide embeddings, matching from
+    /// `threshold`.
+    pub fn identity(dim: usize, threshold: f32) -> Self {
+        ClaimMap {
+            about: "identity: plain cosine".to_string(),
+            dim,
+            w: (0..dim * dim)
+                .map(|i| if i % (dim + 1) == 0 { 1.0 } else { 0.0 })
+                .collect(),
+            lambda: f32::MAX,
+            threshold,
+            trained_on: Vec::new(),
+        }
+    }
+
     /// Writes the map as JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::head::write_json(self, path)
@@ -214,8 +229,11 @@ mod tests {
             }
         }
         let strong = ClaimMap::fit(&x, &y, dim, 1e9).unwrap();
-        for (i, v) in strong.iter().enumerate() {
-            let id = if i % (dim + 1) == 0 { 1.0 } else { 0.0 };
+        for (i, (v, id)) in strong
+            .iter()
+            .zip(ClaimMap::identity(dim, 0.9).w)
+            .enumerate()
+        {
             assert!((v - id).abs() < 1e-3, "{i}: {v}");
         }
         let weak = ClaimMap {

@@ -171,14 +171,7 @@ impl StanceClassifier {
 
     /// The probability of each of [`STANCES`] for a post of this embedding and cues.
     pub fn probabilities(&self, embedding: &[f32], signs: &StanceSigns) -> Result<[f32; 4]> {
-        if embedding.len() != self.embedding_dim {
-            return Err(HeadError::Dimension {
-                expected: self.embedding_dim,
-                got: embedding.len(),
-            }
-            .into());
-        }
-        let p = self.weights().probabilities(&input(embedding, signs));
+        let p = crate::softmax::softmax(&self.logits(embedding, signs)?);
         Ok([p[0], p[1], p[2], p[3]])
     }
 

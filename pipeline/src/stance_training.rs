@@ -114,15 +114,17 @@ pub fn stance_rows(
 
 /// Weights that give each class the same total, so the rare denials and questions count
 /// as much as the many comments (the measure is the macro-F1 over the four).
-pub fn balanced_weights(rows: &[StanceRow]) -> Vec<f32> {
+/// `classes` are the rows' classes (indices into [`STANCES`]).
+pub fn balanced_weights(classes: &[u8]) -> Vec<f32> {
     let mut counts = [0usize; 4];
-    for r in rows {
-        counts[r.class as usize] += 1;
+    for &c in classes {
+        counts[c as usize] += 1;
     }
     let present = counts.iter().filter(|&&c| c > 0).count().max(1) as f32;
-    let n = rows.len() as f32;
-    rows.iter()
-        .map(|r| n / (present * counts[r.class as usize] as f32))
+    let n = classes.len() as f32;
+    classes
+        .iter()
+        .map(|&c| n / (present * counts[c as usize] as f32))
         .collect()
 }
 
@@ -211,7 +213,8 @@ mod tests {
             group: String::new(),
         };
         let rows: Vec<StanceRow> = [0, 0, 0, 1, 2, 2].into_iter().map(row).collect();
-        let w = balanced_weights(&rows);
+        let classes: Vec<u8> = rows.iter().map(|r| r.class).collect();
+        let w = balanced_weights(&classes);
         let total = |c: u8| -> f32 {
             rows.iter()
                 .zip(&w)

@@ -126,16 +126,17 @@ pub(crate) fn embed_as_seen<'t>(
     let tagger = screener
         .tagger_fingerprint()
         .map_or_else(|| "rules".to_string(), |f| format!("{f:016x}"));
-    let keys: Vec<String> = texts
+    let (keys, langs): (Vec<String>, Vec<Option<&'static str>>) = texts
         .iter()
         .map(|t| {
             let (rules_only, lang) = prepare_for_risk(screener, t);
-            format!(
+            let key = format!(
                 "pooled-v1\u{0}{tagger}\u{0}{}\u{0}{rules_only}\u{0}{t}",
                 lang.unwrap_or("-")
-            )
+            );
+            (key, lang)
         })
-        .collect();
+        .unzip();
     let mut missing: Vec<usize> = (0..texts.len())
         .filter(|&i| store.get(&keys[i]).is_none())
         .collect();
@@ -173,13 +174,8 @@ pub(crate) fn embed_as_seen<'t>(
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    texts
-        .iter()
-        .zip(&keys)
-        .map(|(t, k)| {
-            let vector = store.get(k).context("every text embedded")?.to_vec();
-            let lang = vigie_pipeline::screener::known_language(screener.language().detect(t).code);
-            Ok((vector, lang))
-        })
+    keys.iter()
+        .zip(langs)
+        .map(|(k, lang)| Ok((store.get(k).context("every text embedded")?.to_vec(), lang)))
         .collect()
 }

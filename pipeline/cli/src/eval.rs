@@ -163,10 +163,9 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                 // Each reply as the pipeline reads it: redacted by the rules and the
                 // tagger, its raw pass pooled without the redacted tokens.
                 let mut undetected = 0;
-                let mut stances = Vec::with_capacity(rows.len());
                 let raw: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
                 let mut done = 0;
-                score_with_progress(&raw, |chunk| {
+                let stances = score_with_progress(&raw, |chunk| {
                     let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
                     let prepared = screener.prepare_for_risk(risk.encoder(), &chunk)?;
                     let texts: Vec<&str> =
@@ -185,9 +184,9 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                             })
                         })
                         .collect();
-                    stances.extend(risk.read_stance(&texts, &langs, &prepared.pooled)?);
+                    let read = risk.read_stance(&texts, &langs, &prepared.pooled)?;
                     done += chunk.len();
-                    Ok(vec![(); chunk.len()])
+                    Ok(read)
                 })?;
                 if undetected > 0 {
                     eprintln!(

@@ -723,12 +723,11 @@ pub(crate) fn train_stance_classes(a: &TrainArgs) -> Result<()> {
             .collect();
         let signs: Vec<_> = rows.iter().map(|&i| tune_signs[i]).collect();
         let classes: Vec<u8> = rows.iter().map(|&i| tune[i].class).collect();
-        let subset: Vec<_> = rows.iter().map(|&i| tune[i].clone()).collect();
         StanceClassifier::train(
             &flat,
             &signs,
             &classes,
-            &balanced_weights(&subset),
+            &balanced_weights(&classes),
             dim,
             &options,
             trained_on,
@@ -830,9 +829,7 @@ pub(crate) fn train_claim_map(a: &TrainArgs) -> Result<()> {
         // At most --cap rows a file (a stable sample), so tests can train on a few.
         let mut rows: Vec<RiskRow> = rows;
         if rows.len() > a.cap {
-            rows.sort_by_key(|r| {
-                vigie_models::embedding_store::text_key(&format!("{}:{}", a.seed, r.id))
-            });
+            rows.sort_by_key(|r| vigie_eval::split::sample_key(&r.id, a.seed));
             rows.truncate(a.cap);
         }
         posts.extend(rows.into_iter().map(|r| Post {
@@ -920,10 +917,7 @@ pub(crate) fn train_claim_map(a: &TrainArgs) -> Result<()> {
         );
     }
     // Held-out claims compete with the library and every tune claim, as at serving.
-    let mut is_tune_claim = vec![false; candidates.len()];
-    for (c, slot) in is_tune_claim.iter_mut().enumerate() {
-        *slot = c >= own.len();
-    }
+    let mut is_tune_claim: Vec<bool> = (0..candidates.len()).map(|c| c >= own.len()).collect();
     for p in posts.iter().filter(|p| !p.measure) {
         if let Some(c) = claim_of(p) {
             is_tune_claim[c] = true;
@@ -951,11 +945,10 @@ pub(crate) fn train_claim_map(a: &TrainArgs) -> Result<()> {
         }
     }
     let mut map = fit(&paired, chosen.0)?;
-    let ordinary_best = (0..posts.len())
+    let mut sorted = (0..posts.len())
         .filter(|&i| !posts[i].measure && posts[i].claim.is_none())
         .map(|i| best(&map, i, &tune_claim).map(|b| b.1))
         .collect::<Result<Vec<f32>>>()?;
-    let mut sorted = ordinary_best.clone();
     sorted.sort_by(f32::total_cmp);
     let Some(&threshold) = sorted
         .get(((sorted.len() as f64) * 0.99) as usize)
@@ -971,12 +964,7 @@ pub(crate) fn train_claim_map(a: &TrainArgs) -> Result<()> {
     let mut matched = 0usize;
     let mut matched_right = 0usize;
     let mut plain_right = 0usize;
-    let identity = ClaimMap {
-        w: (0..dim * dim)
-            .map(|i| if i % (dim + 1) == 0 { 1.0 } else { 0.0 })
-            .collect(),
-        ..map.clone()
-    };
+    let identity = ClaimMap::identity(dim, threshold);
     let measured: Vec<usize> = (0..posts.len())
         .filter(|&i| posts[i].measure && claim_of(&posts[i]).is_some())
         .collect();

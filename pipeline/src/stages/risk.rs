@@ -175,17 +175,23 @@ impl RiskStage {
         })
     }
 
+    /// A model added beside the head (`which`) must read this encoder's embeddings.
+    fn check_width(&self, which: &'static str, width: usize) -> Result<(), RiskError> {
+        if width == self.encoder.dim() {
+            return Ok(());
+        }
+        Err(RiskError::AuxiliaryMismatch {
+            which,
+            head: width,
+            encoder: self.encoder.dim(),
+        })
+    }
+
     /// Judges first whether a post makes a health claim at all, with `gate` (a head
     /// whose positive class is "makes or discusses a checkable health claim"): below
     /// `threshold` (its calibrated probability) a post passes.
     pub fn with_gate(mut self, gate: RiskHead, threshold: f32) -> Result<Self, RiskError> {
-        if gate.dim() != self.encoder.dim() {
-            return Err(RiskError::AuxiliaryMismatch {
-                which: "claim gate",
-                head: gate.dim(),
-                encoder: self.encoder.dim(),
-            });
-        }
+        self.check_width("claim gate", gate.dim())?;
         self.gate = Some((gate, threshold));
         Ok(self)
     }
@@ -193,13 +199,7 @@ impl RiskStage {
     /// Reads stance with `head` too (positive class: the post asks about, refutes or
     /// reports the rumour it discusses) from `threshold` on, beside the cue words.
     pub fn with_stance(mut self, head: RiskHead, threshold: f32) -> Result<Self, RiskError> {
-        if head.dim() != self.encoder.dim() {
-            return Err(RiskError::AuxiliaryMismatch {
-                which: "stance head",
-                head: head.dim(),
-                encoder: self.encoder.dim(),
-            });
-        }
+        self.check_width("stance head", head.dim())?;
         self.stance = Some((head, threshold));
         Ok(self)
     }
@@ -209,13 +209,7 @@ impl RiskStage {
     /// agrees the post makes a claim: the map reaches paraphrases and other languages,
     /// and with them some ordinary posts on a rumour's topic.
     pub fn with_claim_map(mut self, map: ClaimMap) -> Result<Self, RiskError> {
-        if map.dim != self.encoder.dim() {
-            return Err(RiskError::AuxiliaryMismatch {
-                which: "claim map",
-                head: map.dim,
-                encoder: self.encoder.dim(),
-            });
-        }
+        self.check_width("claim map", map.dim)?;
         self.claim_map = Some(map);
         Ok(self)
     }
@@ -240,13 +234,7 @@ impl RiskStage {
 
     /// Names each post's stance with `classes` (supports, denies, queries, comments).
     pub fn with_stance_classes(mut self, classes: StanceClassifier) -> Result<Self, RiskError> {
-        if classes.embedding_dim != self.encoder.dim() {
-            return Err(RiskError::AuxiliaryMismatch {
-                which: "stance classifier",
-                head: classes.embedding_dim,
-                encoder: self.encoder.dim(),
-            });
-        }
+        self.check_width("stance classifier", classes.embedding_dim)?;
         self.stance_classes = Some(classes);
         Ok(self)
     }
@@ -353,21 +341,7 @@ impl RiskStage {
         let judged: Vec<usize> = (0..texts.len())
             .filter(|&i| lang_of(i).is_some() && has_claim_text(texts[i].as_ref()))
             .collect();
-        let given = |i: usize| pooled.get(i).and_then(|p| p.as_ref());
-        let to_embed: Vec<&str> = judged
-            .iter()
-            .filter(|&&i| given(i).is_none())
-            .map(|&i| texts[i].as_ref())
-            .collect();
-        let embedded = self.cache.embed(&self.encoder, &to_embed)?;
-        let mut fresh = embedded.vectors.into_iter();
-        let mut vectors = Vec::with_capacity(judged.len());
-        for &i in &judged {
-            match given(i) {
-                Some(v) => vectors.push(v.clone()),
-                None => vectors.push(fresh.next().unwrap_or_default()),
-            }
-        }
+        let (vectors, repost_cache_hits) = self.embeddings_of(texts, pooled, &judged)?;
         let index = self.claim_index();
         let mut embeddings = judged.iter().copied().zip(vectors).peekable();
         let mut risks = Vec::with_capacity(texts.len());
@@ -383,8 +357,35 @@ impl RiskStage {
         }
         Ok(Scored {
             risks,
-            repost_cache_hits: embedded.hits,
+            repost_cache_hits,
         })
+    }
+
+    /// The embeddings of `texts[i]` for each `i` of `which`, in that order: the pooled
+    /// vector when `pooled` gives one, else the text embedded (through the repost
+    /// cache); and how many of those the cache answered.
+    fn embeddings_of<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        pooled: &[Option<Vec<f32>>],
+        which: &[usize],
+    ) -> Result<(Vec<Vec<f32>>, usize), RiskError> {
+        let given = |i: usize| pooled.get(i).and_then(Option::as_ref);
+        let to_embed: Vec<&str> = which
+            .iter()
+            .filter(|&&i| given(i).is_none())
+            .map(|&i| texts[i].as_ref())
+            .collect();
+        let embedded = self.cache.embed(&self.encoder, &to_embed)?;
+        let mut fresh = embedded.vectors.into_iter();
+        let vectors = which
+            .iter()
+            .map(|&i| match given(i) {
+                Some(v) => v.clone(),
+                None => fresh.next().unwrap_or_default(),
+            })
+            .collect();
+        Ok((vectors, embedded.hits))
     }
 
     /// The stance of each (redacted) reply toward the rumour it answers, as the stage reads
@@ -400,22 +401,8 @@ impl RiskStage {
         langs: &[Option<&str>],
         pooled: &[Option<Vec<f32>>],
     ) -> Result<Vec<Option<Stance>>, RiskError> {
-        let given = |i: usize| pooled.get(i).and_then(Option::as_ref);
-        let to_embed: Vec<&str> = (0..texts.len())
-            .filter(|&i| given(i).is_none())
-            .map(|i| texts[i].as_ref())
-            .collect();
-        let mut fresh = self
-            .cache
-            .embed(&self.encoder, &to_embed)?
-            .vectors
-            .into_iter();
-        let vectors: Vec<Vec<f32>> = (0..texts.len())
-            .map(|i| match given(i) {
-                Some(v) => v.clone(),
-                None => fresh.next().unwrap_or_default(),
-            })
-            .collect();
+        let all: Vec<usize> = (0..texts.len()).collect();
+        let (vectors, _) = self.embeddings_of(texts, pooled, &all)?;
         let mut out = Vec::with_capacity(texts.len());
         for ((text, e), lang) in texts.iter().zip(&vectors).zip(langs) {
             let Some(lang) = *lang else {
@@ -769,16 +756,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         claim_file(dir.path(), "c-measles", "the measles vaccine works well");
         let dim = tiny_stage().encoder().dim();
-        let map = |threshold: f32| ClaimMap {
-            about: String::new(),
-            dim,
-            w: (0..dim * dim)
-                .map(|i| if i % (dim + 1) == 0 { 1.0 } else { 0.0 })
-                .collect(),
-            lambda: 1.0,
-            threshold,
-            trained_on: Vec::new(),
-        };
+        let map = |threshold: f32| ClaimMap::identity(dim, threshold);
         let texts = ["the measles vaccine works well", "vaccine causes autism"];
         // Plain matching at 1.1 finds nothing; the (identity) map's own 0.99 does.
         let mapped = tiny_stage()

@@ -57,6 +57,9 @@ pub struct RiskRow {
     /// The rumour a row is about (the project's own sets), in a neutral English wording.
     #[serde(default)]
     pub claim: Option<String>,
+    /// What the row is about (`covid`, `malaria`, `ukraine-war`…), when its file says.
+    #[serde(default)]
+    pub topic: Option<String>,
 }
 
 impl RiskRow {

@@ -30,7 +30,7 @@ pub struct RiskGroup {
 #[derive(Debug, Clone, Serialize)]
 pub struct RiskReport {
     pub threshold: f32,
-    /// "all", "lang=fr", "source=...", "kind=...".
+    /// "all", "lang=fr", "source=...", "kind=...", "topic=..." (rows without a kind).
     pub groups: BTreeMap<String, RiskGroup>,
     /// Per group, how many posts got each outcome (misinformation, rumour-signal, pass,
     /// unscored-language), when the outcomes were given ([`RiskReport::with_outcomes`]).
@@ -105,6 +105,12 @@ fn group_keys(row: &RiskRow) -> Vec<String> {
         Some(format!("lang={}", row.lang)),
         row.source.as_ref().map(|s| format!("source={s}")),
         row.kind.as_ref().map(|k| format!("kind={k}")),
+        // Files of one subject say nothing more by topic; DACCORD's covid, war and
+        // climate rumours do.
+        row.topic
+            .as_ref()
+            .filter(|_| row.kind.is_none())
+            .map(|t| format!("topic={t}")),
     ];
     keys.into_iter().flatten().collect()
 }
@@ -222,6 +228,7 @@ mod tests {
             article: None,
             kind: (id == "2").then(|| "ops".into()),
             claim: None,
+            topic: Some("covid".into()),
         };
         let rows = [
             row("1", "en", "misinformation"),
@@ -234,6 +241,8 @@ mod tests {
         assert_eq!(r.groups["lang=fr"].roc_auc, Some(0.0));
         assert_eq!(r.groups["all"].n, 4);
         assert_eq!(r.groups["kind=ops"].n, 1);
+        // Topics group the rows that have no kind of their own.
+        assert_eq!(r.groups["topic=covid"].n, 3);
         let r = r.with_outcomes(
             &rows,
             &["misinformation", "pass", "rumour-signal", "misinformation"],

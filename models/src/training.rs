@@ -520,6 +520,85 @@ fn fit_calibration<'a>(
     Ok(calibration)
 }
 
+/// How far one scaling of a calibration was moved to its operating point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatingShift {
+    /// The detected language of the scaling (None: the overall one).
+    pub lang: Option<String>,
+    /// Ordinary rows it was set on.
+    pub rows: usize,
+    /// Of them, flagged at 0.5 before the shift.
+    pub flagged_before: usize,
+    /// Of them, flagged at 0.5 after it.
+    pub flagged_after: usize,
+    /// What was taken from the scaling's offset (0 when it already met the rate).
+    pub offset_lowered_by: f32,
+}
+
+/// Fewest ordinary rows a scaling is moved on: below this a rate of a few percent is one
+/// row or none.
+const MIN_OPERATING_ROWS: usize = 30;
+
+/// Moves each scaling of `calibration` so that at most `rate` of the `ordinary` rows it
+/// applies to score 0.5 or more, judged on their out-of-fold `logits`; a scaling already
+/// within the rate stays as it is (the shift never makes a head more eager).
+///
+/// Why: Platt scaling learns the base rate of the training rows, about half of them
+/// misinformation, where a health team's feed holds few. The operating point is set on
+/// the posts that must not be flagged, the way a moderation queue is judged, on rows the
+/// head never trained on (out of fold) and on the tune side only.
+pub fn set_operating_point(
+    calibration: &mut Calibration,
+    examples: &[Example],
+    logits: &[f32],
+    ordinary: impl Fn(&Example) -> bool,
+    rate: f32,
+) -> Vec<OperatingShift> {
+    let mut scalings: Vec<Option<String>> = vec![None];
+    scalings.extend(calibration.by_language.keys().cloned().map(Some));
+    let mut shifts = Vec::new();
+    for lang in scalings {
+        let applies = |e: &Example| match (&lang, e.detected.as_deref()) {
+            (Some(l), Some(d)) => l == d,
+            (Some(_), None) => false,
+            (None, d) => d.is_none_or(|d| !calibration.by_language.contains_key(d)),
+        };
+        let platt = calibration.for_lang(lang.as_deref());
+        let mut margins: Vec<f32> = examples
+            .iter()
+            .zip(logits)
+            .filter(|(e, _)| applies(e) && ordinary(e))
+            .map(|(_, &z)| platt.a * z + platt.b)
+            .collect();
+        if margins.len() < MIN_OPERATING_ROWS {
+            continue;
+        }
+        margins.sort_by(f32::total_cmp);
+        let allowed = (rate.max(0.0) * margins.len() as f32).floor() as usize;
+        let flagged = |shift: f32| margins.iter().filter(|&&m| m - shift >= 0.0).count();
+        // The (allowed + 1)-th highest margin must fall below 0; nudged so it does.
+        let pivot = margins[margins.len() - 1 - allowed.min(margins.len() - 1)];
+        let lowered = if pivot >= 0.0 { pivot + 1e-4 } else { 0.0 };
+        let before = flagged(0.0);
+        match &lang {
+            Some(l) => {
+                if let Some(p) = calibration.by_language.get_mut(l) {
+                    p.b -= lowered;
+                }
+            }
+            None => calibration.overall.b -= lowered,
+        }
+        shifts.push(OperatingShift {
+            lang: lang.clone(),
+            rows: margins.len(),
+            flagged_before: before,
+            flagged_after: flagged(lowered),
+            offset_lowered_by: lowered,
+        });
+    }
+    shifts
+}
+
 /// The calibration fit on all out-of-fold logits (what the final head gets), and figures
 /// per language of those logits, each fold calibrated by a fit on the other folds only
 /// (so the calibration error is measured on data the calibration did not see either).
@@ -791,6 +870,70 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         mlp.save(&dir.path().join("m.json")).unwrap();
         assert_eq!(RiskHead::load(&dir.path().join("m.json")).unwrap(), mlp);
+    }
+
+    #[test]
+    fn the_operating_point_caps_flags_on_ordinary_rows_per_scaling() {
+        // 100 English and 100 French ordinary rows whose logits run from -4 to +5.9, and
+        // one misinformation row in each language that must not count.
+        let mut examples = Vec::new();
+        let mut logits = Vec::new();
+        for lang in ["en", "fr"] {
+            for i in 0..100 {
+                examples.push(example(i, lang, false));
+                logits.push(-4.0 + i as f32 * 0.1);
+            }
+            examples.push(example(1000, lang, true));
+            logits.push(9.0);
+        }
+        let plain = Platt { a: 1.0, b: 0.0 };
+        let mut calibration = Calibration {
+            overall: plain,
+            by_language: BTreeMap::from([("fr".to_string(), Platt { a: 2.0, b: 1.0 })]),
+        };
+        let shifts = set_operating_point(
+            &mut calibration,
+            &examples,
+            &logits,
+            |e| !e.misinformation,
+            0.05,
+        );
+        assert_eq!(shifts.len(), 2);
+        for s in &shifts {
+            assert_eq!(s.rows, 100);
+            assert!(s.flagged_before > 5, "{s:?}");
+            assert_eq!(s.flagged_after, 5, "{s:?}");
+        }
+        // Each scaling flags exactly its five highest ordinary rows now.
+        let flagged = |lang: &str| {
+            examples
+                .iter()
+                .zip(&logits)
+                .filter(|(e, _)| e.lang == lang && !e.misinformation)
+                .filter(|(e, &z)| calibration.for_lang(e.detected.as_deref()).apply(z) >= 0.5)
+                .count()
+        };
+        assert_eq!((flagged("en"), flagged("fr")), (5, 5));
+        assert_eq!(calibration.overall.a, 1.0);
+        // A scaling already within the rate is left alone, and too few rows move nothing.
+        let before = calibration.clone();
+        let again = set_operating_point(
+            &mut calibration,
+            &examples,
+            &logits,
+            |e| !e.misinformation,
+            0.05,
+        );
+        assert!(again.iter().all(|s| s.offset_lowered_by == 0.0));
+        assert_eq!(calibration, before);
+        let few = set_operating_point(
+            &mut calibration,
+            &examples[..20],
+            &logits[..20],
+            |_| true,
+            0.0,
+        );
+        assert!(few.is_empty());
     }
 
     #[test]

@@ -105,8 +105,8 @@ fn group_keys(row: &RiskRow) -> Vec<String> {
         Some(format!("lang={}", row.lang)),
         row.source.as_ref().map(|s| format!("source={s}")),
         row.kind.as_ref().map(|k| format!("kind={k}")),
-        // Files of one subject say nothing more by topic; DACCORD's covid, war and
-        // climate rumours do.
+        // The project's files group by kind; shared files by topic (DACCORD: covid,
+        // ukraine-war, climate; a file of one topic repeats `all`).
         row.topic
             .as_ref()
             .filter(|_| row.kind.is_none())

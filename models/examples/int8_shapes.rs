@@ -15,7 +15,12 @@ fn main() {
     let seconds: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2.0);
     let kernel = Kernel::detect();
     let mut rng = XorShift::new(7);
-    let ceilings = ceiling::measure(kernel, 0.5);
+    if kernel == Kernel::Portable {
+        eprintln!("the portable kernel has no fixed instruction sequence to take a ceiling of");
+        return;
+    }
+    let seconds = seconds.max(0.1);
+    let mut ceilings = ceiling::measure(kernel, 0.5);
     println!(
         "kernel {}, {} threads, int8 ceiling {:.0} GOP/s",
         kernel.name(),
@@ -39,7 +44,7 @@ fn main() {
         }
         let secs = started.elapsed().as_secs_f64() / calls as f64;
         let gops = 2.0 * (m * k * n) as f64 / secs / 1e9;
-        let ceilings = ceilings.max(ceiling::measure(kernel, 0.5));
+        ceilings = ceilings.max(ceiling::measure(kernel, 0.5));
         println!(
             "{name:>14} {m}×{k}×{n}: {:7.3} ms, {gops:6.0} GOP/s, {:4.1} % of the ceiling",
             secs * 1e3,

@@ -71,14 +71,17 @@ pub(crate) struct TrainArgs {
     /// correct health information (model card, session 12).
     #[arg(long, num_args = 0..)]
     pub(crate) skip_topics: Vec<String>,
-    /// Risk head: the most that the tune side's ordinary posts (`--operating-kinds`) may
-    /// be flagged by the head alone, judged out of fold; each calibration's offset is
-    /// lowered to meet it. Off by default: a queue with fewer false flags for fewer
-    /// spreading posts caught (model card).
+    /// Risk head: the most (in [0, 1]) that the tune side's ordinary posts
+    /// (`--operating-kinds`) may be flagged by the head alone, judged out of fold; each
+    /// calibration's offset is lowered to meet it, and 0.5 becomes that operating point
+    /// rather than a calibrated probability. Off by default: a queue with fewer false
+    /// flags for fewer spreading posts caught (model card).
     #[arg(long)]
     pub(crate) ordinary_flag_rate: Option<f32>,
-    /// Risk head: which kinds of the project's reliable posts the operating point is set on.
-    #[arg(long, num_args = 1.., default_values = ["ops", "reply", "emoji", "chatter", "info"])]
+    /// Risk head: which kinds of reliable training rows the operating point is set on
+    /// (the project's ordinary posts carry them; replies and emoji mostly never reach
+    /// the head, being under two words).
+    #[arg(long, num_args = 1.., default_values = ["ops", "chatter", "info"])]
     pub(crate) operating_kinds: Vec<String>,
     /// Development files reported after training. A file named in both lists is split by
     /// article (by row when it has none): one part in --holdout-parts is held out for
@@ -222,11 +225,18 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
             .is_some_and(|t| a.skip_topics.iter().any(|s| s == t))
     };
     for f in &a.train {
-        train_rows.extend(
-            read(f)?
-                .into_iter()
-                .filter(|r| !held_out(r) && !off_topic(r)),
-        );
+        let rows = read(f)?;
+        let before = rows.len();
+        let kept: Vec<RiskRow> = rows.into_iter().filter(|r| !off_topic(r)).collect();
+        if kept.len() < before {
+            eprintln!(
+                "{}: {} rows of topics {:?} left out",
+                f.display(),
+                before - kept.len(),
+                a.skip_topics
+            );
+        }
+        train_rows.extend(kept.into_iter().filter(|r| !held_out(r)));
     }
     let mut project_dev = Vec::new();
     for f in &a.project_train {
@@ -350,38 +360,47 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         }
     }
     let (mean, recipe, mut calibration, logits) = best.context("no classifier trained")?;
-    // The operating point, on the posts a health team writes all day (operational
-    // messages, replies, emoji, chatter, correct health information).
-    let ordinary: std::collections::HashSet<&str> = train_rows
-        .iter()
-        .filter(|r| {
-            r.label == "reliable"
-                && r.kind
-                    .as_ref()
-                    .is_some_and(|k| a.operating_kinds.contains(k))
-        })
-        .map(|r| r.id.as_str())
-        .collect();
-    let shifts = match a.ordinary_flag_rate {
-        Some(rate) => training::set_operating_point(
+    if let Some(rate) = a.ordinary_flag_rate {
+        // The operating point, on the posts a health team writes all day (operational
+        // messages, chatter, correct health information). `examples` follow `train_rows`.
+        let ordinary: Vec<bool> = train_rows
+            .iter()
+            .map(|r| {
+                r.label == "reliable"
+                    && r.kind
+                        .as_ref()
+                        .is_some_and(|k| a.operating_kinds.contains(k))
+            })
+            .collect();
+        let by_id: std::collections::HashMap<&str, bool> = examples
+            .iter()
+            .zip(&ordinary)
+            .map(|(e, &o)| (e.id.as_str(), o))
+            .collect();
+        let shifts = training::set_operating_point(
             &mut calibration,
             &examples,
             &logits,
-            |e| ordinary.contains(e.id.as_str()),
+            |e| by_id.get(e.id.as_str()).copied().unwrap_or(false),
             rate,
-        ),
-        None => Vec::new(),
-    };
-    for s in &shifts {
-        println!(
-            "operating point ({} scaling): {} of {} ordinary tune posts flagged out of fold, {} after lowering the offset by {:.3} (at most {:.1} % asked)",
-            s.lang.as_deref().unwrap_or("overall"),
-            s.flagged_before,
-            s.rows,
-            s.flagged_after,
-            s.offset_lowered_by,
-            100.0 * a.ordinary_flag_rate.unwrap_or(1.0)
         );
+        if shifts.is_empty() {
+            eprintln!(
+                "warning: no calibration has 30 ordinary rows of kinds {:?}; the operating point was not set",
+                a.operating_kinds
+            );
+        }
+        for s in &shifts {
+            println!(
+                "operating point ({} scaling): {} of {} ordinary tune posts flagged out of fold, {} after lowering the offset by {:.3} (at most {:.1} % asked)",
+                s.lang.as_deref().unwrap_or("overall"),
+                s.flagged_before,
+                s.rows,
+                s.flagged_after,
+                s.offset_lowered_by,
+                100.0 * rate
+            );
+        }
     }
     let trained_on = a
         .train

@@ -539,9 +539,13 @@ pub struct OperatingShift {
 /// row or none.
 const MIN_OPERATING_ROWS: usize = 30;
 
-/// Moves each scaling of `calibration` so that at most `rate` of the `ordinary` rows it
-/// applies to score 0.5 or more, judged on their out-of-fold `logits`; a scaling already
-/// within the rate stays as it is (the shift never makes a head more eager).
+/// Moves each scaling of `calibration` so that at most `rate` (in [0, 1]) of the
+/// `ordinary` rows it applies to score 0.5 or more, judged on their out-of-fold `logits`;
+/// a scaling already within the rate stays as it is (the shift never makes a head more
+/// eager). Rows the head never judges (no detected language: `unscored-language` in the
+/// pipeline) and non-finite logits are left out; a scaling with fewer than 30 such rows
+/// is not moved and not reported. After a shift the head's probabilities are no longer
+/// calibrated to its training rows: 0.5 is the operating point instead.
 ///
 /// Why: Platt scaling learns the base rate of the training rows, about half of them
 /// misinformation, where a health team's feed holds few. The operating point is set on
@@ -560,8 +564,8 @@ pub fn set_operating_point(
     for lang in scalings {
         let applies = |e: &Example| match (&lang, e.detected.as_deref()) {
             (Some(l), Some(d)) => l == d,
-            (Some(_), None) => false,
-            (None, d) => d.is_none_or(|d| !calibration.by_language.contains_key(d)),
+            (_, None) => false,
+            (None, Some(d)) => !calibration.by_language.contains_key(d),
         };
         let platt = calibration.for_lang(lang.as_deref());
         let mut margins: Vec<f32> = examples
@@ -569,16 +573,20 @@ pub fn set_operating_point(
             .zip(logits)
             .filter(|(e, _)| applies(e) && ordinary(e))
             .map(|(_, &z)| platt.a * z + platt.b)
+            .filter(|m| m.is_finite())
             .collect();
         if margins.len() < MIN_OPERATING_ROWS {
             continue;
         }
         margins.sort_by(f32::total_cmp);
-        let allowed = (rate.max(0.0) * margins.len() as f32).floor() as usize;
+        let allowed = (rate.clamp(0.0, 1.0) * margins.len() as f32).floor() as usize;
         let flagged = |shift: f32| margins.iter().filter(|&&m| m - shift >= 0.0).count();
-        // The (allowed + 1)-th highest margin must fall below 0; nudged so it does.
-        let pivot = margins[margins.len() - 1 - allowed.min(margins.len() - 1)];
-        let lowered = if pivot >= 0.0 { pivot + 1e-4 } else { 0.0 };
+        // The (allowed + 1)-th highest margin must fall below 0; nudged so it does. When
+        // every row is allowed there is nothing to move.
+        let lowered = match margins.len().checked_sub(allowed + 1) {
+            Some(i) if margins[i] >= 0.0 => margins[i] + 1e-4,
+            _ => 0.0,
+        };
         let before = flagged(0.0);
         match &lang {
             Some(l) => {
@@ -891,13 +899,10 @@ mod tests {
             overall: plain,
             by_language: BTreeMap::from([("fr".to_string(), Platt { a: 2.0, b: 1.0 })]),
         };
-        let shifts = set_operating_point(
-            &mut calibration,
-            &examples,
-            &logits,
-            |e| !e.misinformation,
-            0.05,
-        );
+        let at_five_percent = |calibration: &mut Calibration| {
+            set_operating_point(calibration, &examples, &logits, |e| !e.misinformation, 0.05)
+        };
+        let shifts = at_five_percent(&mut calibration);
         assert_eq!(shifts.len(), 2);
         for s in &shifts {
             assert_eq!(s.rows, 100);
@@ -917,13 +922,7 @@ mod tests {
         assert_eq!(calibration.overall.a, 1.0);
         // A scaling already within the rate is left alone, and too few rows move nothing.
         let before = calibration.clone();
-        let again = set_operating_point(
-            &mut calibration,
-            &examples,
-            &logits,
-            |e| !e.misinformation,
-            0.05,
-        );
+        let again = at_five_percent(&mut calibration);
         assert!(again.iter().all(|s| s.offset_lowered_by == 0.0));
         assert_eq!(calibration, before);
         let few = set_operating_point(
@@ -934,6 +933,24 @@ mod tests {
             0.0,
         );
         assert!(few.is_empty());
+        // A rate of 1 allows every row: nothing moves, however many are flagged.
+        let mut loose = Calibration {
+            overall: plain,
+            by_language: BTreeMap::new(),
+        };
+        let all = set_operating_point(&mut loose, &examples, &logits, |_| true, 1.0);
+        assert_eq!(all[0].offset_lowered_by, 0.0);
+        assert_eq!(loose.overall, plain);
+        // Rows of no detected language are never judged by the head, so never counted.
+        let unscored: Vec<Example> = examples
+            .iter()
+            .cloned()
+            .map(|e| Example {
+                detected: None,
+                ..e
+            })
+            .collect();
+        assert!(set_operating_point(&mut loose, &unscored, &logits, |_| true, 0.0).is_empty());
     }
 
     #[test]

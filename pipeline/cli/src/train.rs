@@ -362,26 +362,22 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
     let (mean, recipe, mut calibration, logits) = best.context("no classifier trained")?;
     if let Some(rate) = a.ordinary_flag_rate {
         // The operating point, on the posts a health team writes all day (operational
-        // messages, chatter, correct health information). `examples` follow `train_rows`.
-        let ordinary: Vec<bool> = train_rows
+        // messages, chatter, correct health information).
+        let ordinary: std::collections::HashSet<&str> = train_rows
             .iter()
-            .map(|r| {
+            .filter(|r| {
                 r.label == "reliable"
                     && r.kind
                         .as_ref()
                         .is_some_and(|k| a.operating_kinds.contains(k))
             })
-            .collect();
-        let by_id: std::collections::HashMap<&str, bool> = examples
-            .iter()
-            .zip(&ordinary)
-            .map(|(e, &o)| (e.id.as_str(), o))
+            .map(|r| r.id.as_str())
             .collect();
         let shifts = training::set_operating_point(
             &mut calibration,
             &examples,
             &logits,
-            |e| by_id.get(e.id.as_str()).copied().unwrap_or(false),
+            |e| ordinary.contains(e.id.as_str()),
             rate,
         );
         if shifts.is_empty() {

@@ -540,7 +540,9 @@ fn resolve_overlaps<'r>(text: &str, mut candidates: Vec<Candidate<'r>>) -> Vec<C
         for (start, end) in uncovered(&kept, c.start, c.end) {
             let piece = &text[start..end];
             let trimmed = piece.trim_matches(|ch: char| !ch.is_alphanumeric());
-            if trimmed.chars().filter(|ch| ch.is_alphanumeric()).count() >= 2 {
+            if trimmed.chars().filter(|ch| ch.is_alphanumeric()).count() >= 2
+                && !is_linking_word(trimmed)
+            {
                 let start = start
                     + (piece.len()
                         - piece
@@ -582,6 +584,18 @@ fn merge_extra_with_neighbours<'r>(text: &str, kept: Vec<Candidate<'r>>) -> Vec<
         out.push(c);
     }
     out
+}
+
+/// Prepositions and articles that a wider span took with a name ("de Beaujon" from the
+/// tagger, "Beaujon" from a rule that knows it is a hospital): left over alone, they
+/// identify no one.
+fn is_linking_word(piece: &str) -> bool {
+    const LINKING: &[&str] = &[
+        "de", "du", "des", "la", "le", "les", "à", "au", "aux", "en", "of", "the", "at", "in",
+        "to", "from",
+    ];
+    let lower = piece.to_lowercase();
+    LINKING.contains(&lower.as_str())
 }
 
 /// The parts of `start..end` that no kept span covers.
@@ -714,6 +728,26 @@ mod tests {
             .map(|f| (f.kind.as_str(), f.start, f.end))
             .collect();
         assert_eq!(kinds, vec![("PERSON", 3, 11), ("DATE", 12, 21)]);
+    }
+
+    #[test]
+    fn a_linking_word_left_over_from_a_tagger_span_stays_text() {
+        // The tagger read "de Beaujon" as a town; the care-unit rule reads "Beaujon" as the
+        // hospital. "de" alone is no identifier and stays.
+        let text = "suivi dans le service d'hématologie de Beaujon depuis mai";
+        let start = text.chars().count() - "de Beaujon depuis mai".chars().count();
+        let extra = [ExtraSpan {
+            start,
+            end: start + "de Beaujon".len(),
+            kind: "LOCATION".into(),
+            source: "tagger".into(),
+            confidence: 0.9,
+        }];
+        let r = builtin().redact_with(text, Some("fr"), &extra);
+        assert_eq!(
+            r.text,
+            "suivi dans le service d'hématologie de [HOSPITAL] depuis mai"
+        );
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub enum Validator {
     /// Ministers*, *University of Technology*), nor a determiner (*The university
     /// hospital*), nor a weekday or a month.
     NotAnInstitutionPart,
+    /// A hospital's own name after the care unit it runs (*service d'hématologie de
+    /// Necker*, *the ICU at Mercy*): not a title (the service *du Dr Diallo* is a person's),
+    /// not a specialty or setting written with a capital (*Service de Cardiologie*,
+    /// *Hôpital de Jour*), nor a weekday, a month or an institution's own kind.
+    HospitalSiteName,
 }
 
 impl Validator {
@@ -65,6 +70,7 @@ impl Validator {
                 !TIME_WORDS.contains(&first.as_str())
                     && !INSTITUTION_PARTS.contains(&first.as_str())
             }
+            Validator::HospitalSiteName => is_site_name(matched),
             Validator::HospitalInitials => {
                 !CLINICAL_H_ACRONYMS.contains(&matched.trim()) && !is_care_unit(matched)
             }
@@ -452,6 +458,127 @@ fn is_care_unit(matched: &str) -> bool {
     // Intensive and coronary care units go by many letters (NISICU, TSICU, CCU).
     let unit_acronym = (3..=6).contains(&first.len()) && first.ends_with("cu");
     CARE_UNITS.contains(&first.as_str()) || unit_acronym
+}
+
+/// Titles before a person's name, lower case without accents.
+const TITLES: &[&str] = &[
+    "dr",
+    "docteur",
+    "doctor",
+    "pr",
+    "prof",
+    "professeur",
+    "professor",
+    "m",
+    "mm",
+    "mme",
+    "mmes",
+    "mlle",
+    "madame",
+    "monsieur",
+    "mademoiselle",
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "sir",
+];
+
+/// Words of care that French writes with a capital in a unit's name (*Service de
+/// Réanimation*, *Urgences de Nuit*), and the settings a unit is *of* rather than *at*.
+const CARE_WORDS: &[&str] = &[
+    "chirurgie",
+    "medecine",
+    "maladies",
+    "soins",
+    "urgences",
+    "urgence",
+    "reanimation",
+    "anesthesie",
+    "obstetrique",
+    "orthopedie",
+    "traumatologie",
+    "imagerie",
+    "reeducation",
+    "readaptation",
+    "hospitalisation",
+    "consultation",
+    "consultations",
+    "garde",
+    "jour",
+    "nuit",
+    "semaine",
+    "suite",
+    "suites",
+    "sejour",
+    "accueil",
+    "maternite",
+    "pharmacie",
+    "dialyse",
+    "sante",
+    "famille",
+    "surgery",
+    "medicine",
+    "health",
+    "care",
+    "emergency",
+    "intensive",
+    "day",
+    "night",
+    "adultes",
+    "adulte",
+    "enfants",
+    "enfant",
+    "pediatrie",
+    "psychiatrie",
+    "geriatrie",
+    "addictologie",
+    "orthogenie",
+    "neonatalogie",
+    "neonatologie",
+    // Kinds of hospital: after them comes the town (*CHU d'Angers*), which is a place.
+    "chu",
+    "chr",
+    "chru",
+    "ch",
+    "gh",
+    "ghu",
+    "aphp",
+    "ap",
+    "hopital",
+    "hôpital",
+    "clinique",
+    "centre",
+    "hospital",
+    "hospitals",
+    "institut",
+    "institute",
+];
+
+/// Whether `matched` can be a hospital's own name (see [`Validator::HospitalSiteName`]).
+fn is_site_name(matched: &str) -> bool {
+    let first = first_word_folded(matched);
+    // Units and specialties go by short capitals (ORL, HGE, SSR, USI); hospitals by
+    // longer ones (HEGP).
+    let word = matched
+        .split(|c: char| !c.is_alphabetic())
+        .find(|w| !w.is_empty());
+    let short_capitals =
+        word.is_some_and(|w| w.chars().count() <= 3 && w.chars().all(char::is_uppercase));
+    // Specialties: cardiologie, oncologiques, pédiatrie, gériatrique, radiothérapie.
+    let specialty = [
+        "logie", "logique", "logiques", "iatrie", "iatrique", "therapie",
+    ]
+    .iter()
+    .any(|end| first.ends_with(end));
+    !first.is_empty()
+        && !short_capitals
+        && !specialty
+        && !TITLES.contains(&first.as_str())
+        && !CARE_WORDS.contains(&first.as_str())
+        && !TIME_WORDS.contains(&first.as_str())
+        && !INSTITUTION_PARTS.contains(&first.as_str())
+        && !is_care_unit(matched)
 }
 
 fn is_handle_shaped(matched: &str) -> bool {

@@ -168,7 +168,7 @@ def rows():
             values = {
                 "site": (RNG.choice(sites), "HOSPITAL"),
                 "date": (date(), "DATE"),
-                "month": (RNG.choice(MONTHS_FR if lang == "fr" else MONTHS_EN), None),
+                "month": (RNG.choice(MONTHS_FR if lang == "fr" else MONTHS_EN), "DATE"),
             }
             out.append((lang, "care_at", *shape(*fill(template, values))))
         for template, labelled in negatives:
@@ -177,8 +177,8 @@ def rows():
             values = {
                 "person": (name, "PERSON" if "person" in labelled else None),
                 "town": (RNG.choice(TOWNS), "LOCATION" if "town" in labelled else None),
-                "month": (RNG.choice(MONTHS_FR), None),
-                "month_cap": (RNG.choice(MONTHS_FR).capitalize(), None),
+                "month": (RNG.choice(MONTHS_FR), "DATE"),
+                "month_cap": (RNG.choice(MONTHS_FR).capitalize(), "DATE"),
             }
             out.append((lang, "negative", *fill(template, values)))
     return out

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod gate;
+pub mod listed;
 pub mod names;
 pub mod normalise;
 pub mod prescan;

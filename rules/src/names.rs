@@ -421,7 +421,7 @@ fn fold_into(word: &str, out: &mut String) {
     }
 }
 
-fn read_list(
+pub(crate) fn read_list(
     dir: &Path,
     src: &ListSource,
     mut add: impl FnMut(&str, Option<f64>),

@@ -312,7 +312,7 @@ impl Redactor {
         let ascii_digits = self.fast && crate::word_boundaries::fits_rewritten(text);
         let open = self.fast.then(|| self.open_rules(text, ascii_digits));
         for (i, rule) in self.rules.rules().iter().enumerate() {
-            if open.as_ref().is_some_and(|o| !o[i]) {
+            if open.as_ref().is_some_and(|o| !o[i]) || !rule.runs() {
                 continue;
             }
             if let (Some(l), Some(langs)) = (lang, &rule.spec.languages) {
@@ -337,7 +337,7 @@ impl Redactor {
                 )
             };
             for m in matches {
-                if m.is_empty() {
+                if m.is_empty() || !rule.listed_accepts(m.as_str()) {
                     continue;
                 }
                 let (start, end, confidence) = match rule.spec.validator {

@@ -7,6 +7,7 @@ use regex::Regex;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::listed::{ListedSpec, ListedWords};
 use crate::names::{NameFinder, NameListSpec};
 use crate::validators::Validator;
 
@@ -114,6 +115,9 @@ pub struct RuleSpec {
     /// Languages (fr, en, ...) the rule is meant for; absent: all. A text whose language
     /// is unknown gets every rule.
     pub languages: Option<Vec<String>>,
+    /// A gazetteer word list the match must draw on (see [`crate::listed`]): the rule
+    /// runs only once the gazetteers are read.
+    pub listed: Option<ListedSpec>,
     /// Texts in which the rule must fire (the test suite runs them).
     #[serde(default, rename = "match")]
     pub matches: Vec<String>,
@@ -138,6 +142,8 @@ pub struct CompiledRule {
     pub not_after: Option<Regex>,
     /// Compiled `not_before`.
     pub not_before: Option<Regex>,
+    /// The words of `listed`, once [`RuleSet::load_gazetteers`] has read them.
+    pub listed: Option<Arc<ListedWords>>,
     /// Where the rule came from, for error messages and `rules test`.
     pub file: String,
 }
@@ -164,6 +170,21 @@ impl CompiledRule {
 }
 
 impl CompiledRule {
+    /// Whether the rule can match: a rule with a `listed` word list needs it read.
+    pub fn runs(&self) -> bool {
+        self.spec.listed.is_none() || self.listed.is_some()
+    }
+
+    /// Whether a match (the redacted part, as written) passes the rule's word list, when
+    /// it has one.
+    pub fn listed_accepts(&self, matched: &str) -> bool {
+        match (&self.spec.listed, &self.listed) {
+            (None, _) => true,
+            (Some(_), Some(list)) => list.has_a_word_of(matched),
+            (Some(_), None) => false,
+        }
+    }
+
     /// Text of the placeholder: the entry's `placeholder`, or else its kind.
     pub fn placeholder(&self) -> &str {
         self.spec.placeholder.as_deref().unwrap_or(&self.spec.kind)
@@ -262,9 +283,14 @@ impl RuleSet {
         Ok(())
     }
 
-    /// Reads the gazetteer files that the `[[name_list]]` entries name, from `dir`.
-    /// Returns how many name lists are now active.
+    /// Reads the gazetteer files that the `[[name_list]]` entries and the rules' `listed`
+    /// word lists name, from `dir`. Returns how many name lists are now active.
     pub fn load_gazetteers(&mut self, dir: &Path) -> Result<usize, RuleError> {
+        for rule in &mut self.rules {
+            if let Some(spec) = &rule.spec.listed {
+                rule.listed = Some(Arc::new(ListedWords::load(spec, dir)?));
+            }
+        }
         self.name_finders = self
             .name_specs
             .iter()
@@ -348,6 +374,7 @@ impl RuleSet {
             anchored,
             not_after,
             not_before,
+            listed: None,
             file: file.to_string(),
         });
         Ok(())
@@ -416,7 +443,9 @@ impl RuleSet {
                 lang,
             ));
         }
-        for rule in &self.rules {
+        // A rule whose word list is not read yet finds nothing: its examples run once the
+        // gazetteers are loaded.
+        for rule in self.rules.iter().filter(|r| r.runs()) {
             let single = RuleSet {
                 rules: vec![rule.clone()],
                 ..Default::default()

@@ -1,4 +1,5 @@
-//! Word lists that a rule's match must draw on (`listed` in a `[[rule]]` entry): the
+//! Word lists that a rule's match must draw on (`[[word_list]]` entries, named by a
+//! rule's `listed`): the
 //! pattern finds where a name stands ("à Bichat", "at Beaumont"), a gazetteer says what
 //! kind of name it is. A town or a person can stand in the same place, so the pattern
 //! alone cannot tell.
@@ -18,10 +19,14 @@ use serde::Deserialize;
 use crate::names::{fold, read_list, ListSource};
 use crate::rule::RuleError;
 
-/// `listed = { … }` in a `[[rule]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+/// A `[[word_list]]` entry, which rules name in their `listed` field.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListedSpec {
+    /// Stable name, which rules give in `listed`.
+    pub id: String,
+    /// What the list is for, for people reading the TOML.
+    pub description: Option<String>,
     /// Gazetteer columns whose entries' words make the list.
     pub sources: Vec<ListSource>,
     /// Words of those entries that name a kind of place, not one (CENTRE, HOPITAL, SITE).
@@ -140,6 +145,8 @@ mod tests {
             separator: None,
         };
         let spec = ListedSpec {
+            id: "hospitals".into(),
+            description: None,
             sources: vec![src("h.tsv", "name", None)],
             drop_words: vec![
                 "centre".into(),

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::rule::RuleError;
 
 /// One column of one gazetteer file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListSource {
     /// File name, relative to the gazetteer directory.

@@ -79,6 +79,8 @@ struct RuleFile {
     rules: Vec<RuleSpec>,
     #[serde(rename = "name_list", default)]
     name_lists: Vec<NameListSpec>,
+    #[serde(rename = "word_list", default)]
+    word_lists: Vec<ListedSpec>,
 }
 
 /// One `[[rule]]` entry.
@@ -115,9 +117,9 @@ pub struct RuleSpec {
     /// Languages (fr, en, ...) the rule is meant for; absent: all. A text whose language
     /// is unknown gets every rule.
     pub languages: Option<Vec<String>>,
-    /// A gazetteer word list the match must draw on (see [`crate::listed`]): the rule
-    /// runs only once the gazetteers are read.
-    pub listed: Option<ListedSpec>,
+    /// The id of a `[[word_list]]` the match must draw on (see [`crate::listed`]): the
+    /// rule runs only once the gazetteers are read.
+    pub listed: Option<String>,
     /// Texts in which the rule must fire (the test suite runs them).
     #[serde(default, rename = "match")]
     pub matches: Vec<String>,
@@ -197,6 +199,7 @@ pub struct RuleSet {
     rules: Vec<CompiledRule>,
     name_specs: Vec<NameListSpec>,
     name_finders: Vec<Arc<NameFinder>>,
+    word_list_specs: Vec<ListedSpec>,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -280,16 +283,42 @@ impl RuleSet {
             }
             self.name_specs.push(spec);
         }
+        for spec in parsed.word_lists {
+            if self.word_list_specs.iter().any(|s| s.id == spec.id) {
+                return Err(RuleError::DuplicateId(spec.id));
+            }
+            self.word_list_specs.push(spec);
+        }
         Ok(())
     }
 
     /// Reads the gazetteer files that the `[[name_list]]` entries and the rules' `listed`
     /// word lists name, from `dir`. Returns how many name lists are now active.
     pub fn load_gazetteers(&mut self, dir: &Path) -> Result<usize, RuleError> {
+        // Each list is read once, and only when a rule draws on it.
+        let mut read: Vec<(&str, Arc<ListedWords>)> = Vec::new();
         for rule in &mut self.rules {
-            if let Some(spec) = &rule.spec.listed {
-                rule.listed = Some(Arc::new(ListedWords::load(spec, dir)?));
-            }
+            let Some(id) = rule.spec.listed.as_deref() else {
+                continue;
+            };
+            let words = match read.iter().find(|(read_id, _)| *read_id == id) {
+                Some((_, words)) => words.clone(),
+                None => {
+                    let spec = self
+                        .word_list_specs
+                        .iter()
+                        .find(|s| s.id == id)
+                        .ok_or_else(|| RuleError::Invalid {
+                            file: rule.file.clone(),
+                            id: rule.spec.id.clone(),
+                            message: format!("no [[word_list]] with id `{id}`"),
+                        })?;
+                    let words = Arc::new(ListedWords::load(spec, dir)?);
+                    read.push((&spec.id, words.clone()));
+                    words
+                }
+            };
+            rule.listed = Some(words);
         }
         self.name_finders = self
             .name_specs
@@ -525,6 +554,36 @@ mod tests {
         assert!(!set.name_finders().is_empty());
         let failures = set.check_examples();
         assert!(failures.is_empty(), "examples misbehave: {failures:#?}");
+    }
+
+    #[test]
+    fn a_rule_drawing_on_a_word_list_waits_for_it_and_names_a_missing_one() {
+        let dir = std::env::temp_dir().join(format!("vigie-word-list-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sites.tsv"), "name\nSITE BRUGMANN\n").unwrap();
+        let rule = "[[rule]]\nid='at_site'\nkind='HOSPITAL'\npattern='à (\\w+)'\ngroup=1\n\
+                    confidence=0.8\nlisted='sites'\n";
+        let list = "[[word_list]]\nid='sites'\nsources=[{file='sites.tsv',column='name'}]\n\
+                    drop_words=['site']\nmax_zipf=3.0\nmin_letters=4\n";
+        let mut set = RuleSet::default();
+        set.add_toml("r.toml", &(rule.to_string() + list)).unwrap();
+        let text = "dialyse à Brugmann, vue à Lyon";
+        // Before the gazetteers are read the rule finds nothing, rather than every word.
+        assert!(crate::Redactor::new(set.clone())
+            .redact(text)
+            .findings
+            .is_empty());
+        set.load_gazetteers(&dir).unwrap();
+        let found = crate::Redactor::new(set).redact(text);
+        assert_eq!(found.text, "dialyse à [HOSPITAL], vue à Lyon");
+
+        let mut orphan = RuleSet::default();
+        orphan
+            .add_toml("r.toml", &rule.replace("'sites'", "'nowhere'"))
+            .unwrap();
+        let err = orphan.load_gazetteers(&dir).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("at_site") && err.contains("nowhere"), "{err}");
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub enum Validator {
     /// found after a preposition are not *Thursday* or *Janvier*.
     NotATimeWord,
     /// A place that is no care unit, department or generic setting (ICU, ED, CT, floor,
-    /// rehab, home, réa, urgences…): a patient sent to one of those is not located by it.
+    /// rehab, home, réa, urgences…), nor a person or team by role (PT, RESIDENT, Nsurg,
+    /// STROKE TEAM, DERM SERVICE, SKIN CARE NURSE): a patient sent to or seen by one of
+    /// those is not located by it.
     NotACareUnit,
     /// An @handle shaped as people make them (a digit or an underscore, mixed case, or six
     /// lower-case letters and more: @aminata_k, @DrMensah, @milkshake11s, @mashable), not
@@ -453,8 +455,100 @@ fn first_word_folded(matched: &str) -> String {
         .collect()
 }
 
+/// People and teams who see a patient, by role or specialty, as notes write them after
+/// *seen by* (*seen by PT*, *SEEN BY RESIDENT*, *seen by Nsurg*, *seen by Dr.*): no place.
+const CARE_ROLES: &[&str] = &[
+    "pt",
+    "ot",
+    "slp",
+    "rt",
+    "dr",
+    "drs",
+    "md",
+    "rn",
+    "np",
+    "pa",
+    "resident",
+    "residents",
+    "attending",
+    "fellow",
+    "intern",
+    "interns",
+    "caseworker",
+    "social",
+    "sw",
+    "chaplain",
+    "nutrition",
+    "nutritionist",
+    "dietitian",
+    "speech",
+    "physical",
+    "occupational",
+    "derm",
+    "dermatology",
+    "nsurg",
+    "neurosurg",
+    "neurosurgery",
+    "renal",
+    "nephrology",
+    "vascular",
+    "anesthesia",
+    "ortho",
+    "orthopedics",
+    "heme",
+    "onc",
+    "hemeonc",
+    "id",
+    "pulm",
+    "pulmonary",
+    "ent",
+    "uro",
+    "urology",
+    "gyn",
+    "ob",
+    "obgyn",
+    "skin",
+    "wound",
+    "stroke",
+    "support",
+    "palliative",
+    "pain",
+    "respiratory",
+    "infectious",
+    "consult",
+    "consults",
+];
+
+/// Words that make a phrase a team or a person by role (*stroke team*, *derm service*,
+/// *skin care nurse*).
+const CARE_ROLE_ENDINGS: &[&str] = &[
+    "team",
+    "teams",
+    "service",
+    "services",
+    "nurse",
+    "nurses",
+    "consult",
+    "consults",
+    "department",
+    "dept",
+    "staff",
+    "resident",
+    "attending",
+    "fellow",
+    "manager",
+    "worker",
+];
+
 fn is_care_unit(matched: &str) -> bool {
     let first = first_word_folded(matched);
+    // A capture may run on into the next capitalised words (CASE MANAGER TODAY).
+    let role_word = matched
+        .split(|c: char| !c.is_alphabetic())
+        .any(|w| CARE_ROLE_ENDINGS.contains(&w.to_lowercase().as_str()));
+    if CARE_ROLES.contains(&first.as_str()) || role_word {
+        return true;
+    }
     // Intensive and coronary care units go by many letters (NISICU, TSICU, CCU).
     let unit_acronym = (3..=6).contains(&first.len()) && first.ends_with("cu");
     CARE_UNITS.contains(&first.as_str()) || unit_acronym

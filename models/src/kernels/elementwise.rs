@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use super::Kernel;
 
 /// The vector level per-element code runs at: the best available kernel.
-fn level() -> Kernel {
+pub(super) fn level() -> Kernel {
     static LEVEL: OnceLock<Kernel> = OnceLock::new();
     *LEVEL.get_or_init(Kernel::detect)
 }
@@ -264,6 +264,14 @@ multiversion! {
 /// below -87.
 #[inline(always)]
 pub fn fast_exp_nonpositive(x: f32) -> f32 {
+    fast_exp_with::<false>(x)
+}
+
+/// [`fast_exp_nonpositive`] with the polynomial's steps as [`madd`]: fused multiply-adds
+/// in the variants that have them (the softmax's exponentials were a fifth of attention,
+/// each step a multiply and an add).
+#[inline(always)]
+fn fast_exp_with<const FMA: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
@@ -274,14 +282,15 @@ pub fn fast_exp_nonpositive(x: f32) -> f32 {
     // here would be done one lane at a time (it saturates).
     let ni = round_to_i32(x * LOG2E);
     let n = ni as f32;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = madd::<FMA>(-n, LN2_HI, x);
+    let r = madd::<FMA>(-n, LN2_LO, r);
     let p = 1.0 / 720.0f32;
-    let p = p * r + 1.0 / 120.0;
-    let p = p * r + 1.0 / 24.0;
-    let p = p * r + 1.0 / 6.0;
-    let p = p * r + 0.5;
-    let p = p * r + 1.0;
-    let p = p * r + 1.0;
+    let p = madd::<FMA>(p, r, 1.0 / 120.0);
+    let p = madd::<FMA>(p, r, 1.0 / 24.0);
+    let p = madd::<FMA>(p, r, 1.0 / 6.0);
+    let p = madd::<FMA>(p, r, 0.5);
+    let p = madd::<FMA>(p, r, 1.0);
+    let p = madd::<FMA>(p, r, 1.0);
     let two_n = f32::from_bits(((ni + 127) as u32) << 23);
     if tiny {
         0.0
@@ -297,7 +306,7 @@ multiversion! {
         let max = real.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0;
         for v in real.iter_mut() {
-            *v = fast_exp_nonpositive(*v - max);
+            *v = fast_exp_with::<FMA>(*v - max);
             sum += *v;
         }
         let inv = 1.0 / sum;
@@ -380,14 +389,7 @@ multiversion! {
         let at = |t: usize, part: usize| (start + t) * row_len + part * hidden + head * d;
         // Keys transposed ([d][wide], zero past `len`), so 32 keys' scores are two vector
         // updates per query element.
-        for row in keys_t.chunks_exact_mut(wide) {
-            row[len..].fill(0.0);
-        }
-        for j in 0..len {
-            for (t, &k) in qkv[at(j, 1)..at(j, 1) + d].iter().enumerate() {
-                keys_t[t * wide + j] = k;
-            }
-        }
+        super::transpose::keys_to_columns(&qkv[at(0, 1)..], row_len, d, len, keys_t, wide);
         let whole = d / L * L;
         for i0 in (0..len).step_by(QUERY_BLOCK) {
             let rows = QUERY_BLOCK.min(len - i0);
@@ -428,7 +430,7 @@ multiversion! {
                 let mut sums = [0.0f32; 16];
                 for s in row.chunks_exact_mut(16) {
                     for l in 0..16 {
-                        s[l] = fast_exp_nonpositive(s[l] - max);
+                        s[l] = fast_exp_with::<FMA>(s[l] - max);
                         sums[l] += s[l];
                     }
                 }

@@ -35,6 +35,7 @@ mod avxvnni;
 pub mod ceiling;
 pub mod elementwise;
 mod portable;
+mod transpose;
 
 use rayon::prelude::*;
 

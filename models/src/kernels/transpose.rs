@@ -227,7 +227,7 @@ mod tests {
             // Each vector path directly, whatever the level this processor runs at.
             #[cfg(target_arch = "x86_64")]
             if len > 0 {
-                let mut check = |name: &str, got: &[f32]| {
+                let check = |name: &str, got: &[f32]| {
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert_eq!(g.to_bits(), w.to_bits(), "{name}: d {d} len {len} at {i}");
                     }

@@ -17,6 +17,7 @@ pub mod redactor;
 pub mod rule;
 pub mod validators;
 pub mod word_boundaries;
+pub mod zipf;
 
 pub use normalise::MatchView;
 pub use redactor::{ExtraSpan, Finding, PseudonymKey, Redaction, Redactor, ReplaceMode};

@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::names::{fold, read_list, ListSource};
 use crate::rule::RuleError;
+use crate::zipf::ZipfTable;
 
 /// A `[[word_list]]` entry, which rules name in their `listed` field.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -58,16 +59,18 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 }
 
 impl ListedWords {
-    /// Reads the gazetteer files `spec` names from `dir`.
-    pub fn load(spec: &ListedSpec, dir: &Path) -> Result<Self, RuleError> {
-        let mut left_out: HashSet<String> = spec.drop_words.iter().map(|w| fold(w)).collect();
-        for src in &spec.common_words {
-            read_list(dir, src, |word, zipf| {
-                if zipf.is_some_and(|z| z >= f64::from(spec.max_zipf)) {
-                    left_out.insert(fold(word));
-                }
-            })?;
+    /// Reads the gazetteer files `spec` names from `dir`; the frequencies of its
+    /// `common_words` come from `zipf`, read from those lists down to `max_zipf` at least.
+    pub fn load(spec: &ListedSpec, dir: &Path, zipf: &ZipfTable) -> Result<Self, RuleError> {
+        if !zipf.serves(&spec.common_words, spec.max_zipf) {
+            return Err(RuleError::Invalid {
+                file: dir.display().to_string(),
+                id: spec.id.clone(),
+                message: "the word frequencies given are not those of `common_words`".into(),
+            });
         }
+        let common = |folded: &str| zipf.zipf(folded) >= spec.max_zipf;
+        let mut left_out: HashSet<String> = spec.drop_words.iter().map(|w| fold(w)).collect();
         for src in &spec.not_words_of {
             read_list(dir, src, |place, _| {
                 left_out.extend(words(place).map(fold));
@@ -78,7 +81,10 @@ impl ListedWords {
             read_list(dir, src, |entry, _| {
                 for word in words(entry) {
                     let folded = fold(word);
-                    if folded.chars().count() >= spec.min_letters && !left_out.contains(&folded) {
+                    if folded.chars().count() >= spec.min_letters
+                        && !left_out.contains(&folded)
+                        && !common(&folded)
+                    {
                         list.insert(folded);
                     }
                 }
@@ -159,7 +165,11 @@ mod tests {
             not_words_of: vec![src("t.tsv", "nom", None)],
             min_letters: 4,
         };
-        let list = ListedWords::load(&spec, &dir).unwrap();
+        let zipf = ZipfTable::load(&dir, &spec.common_words, spec.max_zipf).unwrap();
+        let list = ListedWords::load(&spec, &dir, &zipf).unwrap();
+        // Frequencies read from other lists, or not low enough, are refused.
+        let other = ZipfTable::load(&dir, &spec.common_words, 3.5).unwrap();
+        assert!(ListedWords::load(&spec, &dir, &other).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(list.has_a_word_of("Bichat"));
         // A kind of place, a town, a common word, a short word.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::rule::RuleError;
+use crate::zipf::ZipfTable;
 
 /// One column of one gazetteer file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -488,8 +489,17 @@ pub(crate) fn read_list(
 }
 
 impl NameFinder {
-    /// Reads the gazetteer files `spec` names from `dir`.
-    pub fn load(spec: NameListSpec, dir: &Path) -> Result<Self, RuleError> {
+    /// Reads the gazetteer files `spec` names from `dir`; the frequencies of its
+    /// `common_words` come from `zipf`, read from those lists down to
+    /// [`NameListSpec::least_zipf_compared`] at least.
+    pub fn load(spec: NameListSpec, dir: &Path, zipf: &ZipfTable) -> Result<Self, RuleError> {
+        if !zipf.serves(&spec.common_words, spec.least_zipf_compared()) {
+            return Err(RuleError::Invalid {
+                file: dir.display().to_string(),
+                id: spec.id.clone(),
+                message: "the word frequencies given are not those of `common_words`".into(),
+            });
+        }
         let mut words: WordMap<Word> = WordMap::default();
         for src in &spec.first_names {
             read_list(dir, src, |n, _| words.entry(&fold(n)).first = true)?;
@@ -501,11 +511,8 @@ impl NameFinder {
                 }
             })?;
         }
-        for src in &spec.common_words {
-            read_list(dir, src, |w, v| {
-                let e = words.entry(&fold(w));
-                e.zipf = e.zipf.max(v.unwrap_or(0.0) as f32);
-            })?;
+        for (word, frequency) in zipf.iter() {
+            words.entry(word).zipf = frequency;
         }
         let cues = |list: &[String]| {
             let mut by_first: HashMap<String, Vec<Vec<String>>> = HashMap::new();
@@ -1842,7 +1849,7 @@ fn starts_sentence(text: &str, start: usize) -> bool {
 impl NameListSpec {
     /// The lowest Zipf frequency any rule compares a word's with: below it, all words
     /// are judged alike.
-    fn least_zipf_compared(&self) -> f32 {
+    pub fn least_zipf_compared(&self) -> f32 {
         [
             self.run_max_zipf,
             self.upper_max_zipf,

@@ -8,8 +8,9 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::listed::{ListedSpec, ListedWords};
-use crate::names::{NameFinder, NameListSpec};
+use crate::names::{ListSource, NameFinder, NameListSpec};
 use crate::validators::Validator;
+use crate::zipf::ZipfTables;
 
 /// The rule sets shipped with Vigie, compiled into the binary so that `vigie` works from
 /// any directory. `--rules DIR` (or [`RuleSet::load_dir`]) replaces them with a user's own.
@@ -295,6 +296,32 @@ impl RuleSet {
     /// Reads the gazetteer files that the `[[name_list]]` entries and the rules' `listed`
     /// word lists name, from `dir`. Returns how many name lists are now active.
     pub fn load_gazetteers(&mut self, dir: &Path) -> Result<usize, RuleError> {
+        let listed_specs: Vec<&ListedSpec> = self
+            .word_list_specs
+            .iter()
+            .filter(|spec| {
+                let id = Some(spec.id.as_str());
+                self.rules.iter().any(|r| r.spec.listed.as_deref() == id)
+            })
+            .collect();
+        // The word-frequency lists, the largest files, are read once for every loader.
+        let zipf = ZipfTables::load(
+            dir,
+            self.name_specs
+                .iter()
+                .map(|s| (&s.common_words[..], s.least_zipf_compared()))
+                .chain(
+                    listed_specs
+                        .iter()
+                        .map(|s| (&s.common_words[..], s.max_zipf)),
+                ),
+        )?;
+        let zipf_for = |sources: &[ListSource], floor: f32| {
+            zipf.serving(sources, floor).ok_or_else(|| RuleError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::other("word frequencies were not read"),
+            })
+        };
         // Each list is read once, and only when a rule draws on it.
         let mut read: Vec<(&str, Arc<ListedWords>)> = Vec::new();
         for rule in &mut self.rules {
@@ -313,7 +340,8 @@ impl RuleSet {
                             id: rule.spec.id.clone(),
                             message: format!("no [[word_list]] with id `{id}`"),
                         })?;
-                    let words = Arc::new(ListedWords::load(spec, dir)?);
+                    let table = zipf_for(&spec.common_words, spec.max_zipf)?;
+                    let words = Arc::new(ListedWords::load(spec, dir, table)?);
                     read.push((&spec.id, words.clone()));
                     words
                 }
@@ -323,7 +351,10 @@ impl RuleSet {
         self.name_finders = self
             .name_specs
             .iter()
-            .map(|spec| NameFinder::load(spec.clone(), dir).map(Arc::new))
+            .map(|spec| {
+                let table = zipf_for(&spec.common_words, spec.least_zipf_compared())?;
+                NameFinder::load(spec.clone(), dir, table).map(Arc::new)
+            })
             .collect::<Result<_, _>>()?;
         Ok(self.name_finders.len())
     }

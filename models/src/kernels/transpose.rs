@@ -58,6 +58,47 @@ fn plain(keys: &[f32], stride: usize, d: usize, len: usize, columns: &mut [f32],
     }
 }
 
+/// Walks the columns in square blocks of `W` keys by `W` elements: a block's keys are
+/// loaded as rows (tokens past the post are zero keys), turned in registers, and stored as
+/// columns. Every instruction set brings its own row type and turn; inlined into each
+/// caller, so that the caller's target features reach them.
+///
+/// # Safety
+/// `load` and `store` must be sound for `W` values at any in-bounds block start: `d` and
+/// `wide` multiples of `W`, `wide ≥ len ≥ 1`, and the slices as long as
+/// [`keys_to_columns`] checks.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the shape of the keys, then the instruction set's three steps
+unsafe fn by_blocks<R: Copy, const W: usize>(
+    keys: &[f32],
+    stride: usize,
+    d: usize,
+    len: usize,
+    columns: &mut [f32],
+    wide: usize,
+    zero: R,
+    load: impl Fn(*const f32) -> R,
+    turn: impl Fn([R; W]) -> [R; W],
+    store: impl Fn(*mut f32, R),
+) {
+    let src = keys.as_ptr();
+    let dst = columns.as_mut_ptr();
+    for j0 in (0..wide).step_by(W) {
+        for t0 in (0..d).step_by(W) {
+            let mut rows = [zero; W];
+            for (j, row) in rows.iter_mut().enumerate().take(len.saturating_sub(j0)) {
+                // SAFETY: token j0 + j < len, and its W values from t0 lie in `keys`.
+                *row = load(unsafe { src.add((j0 + j) * stride + t0) });
+            }
+            for (t, row) in turn(rows).into_iter().enumerate() {
+                // SAFETY: row t0 + t < d of `columns`, W values from j0 < wide.
+                store(unsafe { dst.add((t0 + t) * wide + j0) }, row);
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -74,22 +115,20 @@ mod avx512 {
         columns: &mut [f32],
         wide: usize,
     ) {
-        let src = keys.as_ptr();
-        let dst = columns.as_mut_ptr();
-        for j0 in (0..wide).step_by(16) {
-            for t0 in (0..d).step_by(16) {
-                let mut rows = [_mm512_setzero_ps(); 16];
-                for (j, row) in rows.iter_mut().enumerate() {
-                    // Tokens past the post are zero keys.
-                    if j0 + j < len {
-                        *row = _mm512_loadu_ps(src.add((j0 + j) * stride + t0));
-                    }
-                }
-                let out = transpose16(rows);
-                for (t, row) in out.iter().enumerate() {
-                    _mm512_storeu_ps(dst.add((t0 + t) * wide + j0), *row);
-                }
-            }
+        // SAFETY: as this function's own contract; the pointers are in bounds there.
+        unsafe {
+            super::by_blocks::<__m512, 16>(
+                keys,
+                stride,
+                d,
+                len,
+                columns,
+                wide,
+                _mm512_setzero_ps(),
+                |p| _mm512_loadu_ps(p),
+                |rows| transpose16(rows),
+                |p, row| _mm512_storeu_ps(p, row),
+            )
         }
     }
 
@@ -146,21 +185,20 @@ mod avx2 {
         columns: &mut [f32],
         wide: usize,
     ) {
-        let src = keys.as_ptr();
-        let dst = columns.as_mut_ptr();
-        for j0 in (0..wide).step_by(8) {
-            for t0 in (0..d).step_by(8) {
-                let mut rows = [_mm256_setzero_ps(); 8];
-                for (j, row) in rows.iter_mut().enumerate() {
-                    if j0 + j < len {
-                        *row = _mm256_loadu_ps(src.add((j0 + j) * stride + t0));
-                    }
-                }
-                let out = transpose8(rows);
-                for (t, row) in out.iter().enumerate() {
-                    _mm256_storeu_ps(dst.add((t0 + t) * wide + j0), *row);
-                }
-            }
+        // SAFETY: as this function's own contract; the pointers are in bounds there.
+        unsafe {
+            super::by_blocks::<__m256, 8>(
+                keys,
+                stride,
+                d,
+                len,
+                columns,
+                wide,
+                _mm256_setzero_ps(),
+                |p| _mm256_loadu_ps(p),
+                |rows| transpose8(rows),
+                |p, row| _mm256_storeu_ps(p, row),
+            )
         }
     }
 

@@ -11,6 +11,12 @@ write the rows outside the repository.
     python3 datasets/redaction/convert_wnut17_comments.py /tmp/wnut17 > /tmp/wnut17_comments.jsonl
     vigie eval redaction --side all --by-source --data /tmp/wnut17_comments.jsonl
 
+The test file's tokenizer split mentions and hashtags where its train file did not
+("RT @ md _ addam 73 :" for "RT @md_addam73:", "# MissUniverse"): tweets are written
+without those spaces, and `../shared`'s WNUT-17 rows keep "@paulwalk" whole, so the tokens
+of a mention or hashtag are joined back (an "@" or "#" and the word after it, then every
+"_", the word after a "_", and digits) before the rows are written.
+
 Only PERSON and LOCATION spans are kept (its groups, corporations, products and creative
 works are not identifiers here). Tokens are joined by single spaces; offsets are code
 points, end exclusive. Row ids start with the genre (`ytcomments-`, `comments-`
@@ -41,10 +47,32 @@ def documents(path):
         yield doc
 
 
+def is_word(token):
+    return token.replace("_", "").isalnum()
+
+
+def glued(doc):
+    """For each token, whether it joins the one before it with no space: the tokens of a
+    mention or hashtag that the test file's tokenizer split apart."""
+    glue, in_tag = [], False
+    for i, (token, _) in enumerate(doc):
+        prev = doc[i - 1][0] if i else ""
+        join = False
+        if prev in ("@", "#") and (is_word(token) or token == "_"):
+            join, in_tag = True, True
+        elif in_tag and (token == "_" or (prev == "_" and is_word(token)) or token.isdigit()):
+            join = True
+        else:
+            in_tag = False
+        glue.append(join)
+    return glue
+
+
 def row(doc):
     text, spans, open_span = "", [], None
+    glue = glued(doc)
     for i, (token, label) in enumerate(doc):
-        if i:
+        if i and not glue[i]:
             text += " "
         start = len(text)
         text += token

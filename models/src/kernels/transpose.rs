@@ -35,13 +35,31 @@ pub fn keys_to_columns(
         Kernel::Avx512Vnni if d.is_multiple_of(16) => {
             // SAFETY: the level is only AVX-512 VNNI on processors with AVX-512 F (its
             // kernel checks), and the bounds were checked above.
-            unsafe { avx512::keys_to_columns(keys, stride, d, len, columns, wide) };
+            unsafe {
+                avx512::keys_to_columns(Keys {
+                    keys,
+                    stride,
+                    d,
+                    len,
+                    columns,
+                    wide,
+                })
+            };
             return;
         }
         Kernel::Avx2 | Kernel::AvxVnni if d.is_multiple_of(8) => {
             // SAFETY: both levels are only chosen on processors with AVX2 (their kernels
             // check), and the bounds were checked above.
-            unsafe { avx2::keys_to_columns(keys, stride, d, len, columns, wide) };
+            unsafe {
+                avx2::keys_to_columns(Keys {
+                    keys,
+                    stride,
+                    d,
+                    len,
+                    columns,
+                    wide,
+                })
+            };
             return;
         }
         _ => {}
@@ -58,6 +76,17 @@ fn plain(keys: &[f32], stride: usize, d: usize, len: usize, columns: &mut [f32],
     }
 }
 
+/// The keys of one head and where their columns go, as [`keys_to_columns`] checked them.
+#[cfg(target_arch = "x86_64")]
+struct Keys<'a> {
+    keys: &'a [f32],
+    stride: usize,
+    d: usize,
+    len: usize,
+    columns: &'a mut [f32],
+    wide: usize,
+}
+
 /// Walks the columns in square blocks of `W` keys by `W` elements: a block's keys are
 /// loaded as rows (tokens past the post are zero keys), turned in registers, and stored as
 /// columns. Every instruction set brings its own row type and turn; inlined into each
@@ -69,31 +98,25 @@ fn plain(keys: &[f32], stride: usize, d: usize, len: usize, columns: &mut [f32],
 /// [`keys_to_columns`] checks.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // the shape of the keys, then the instruction set's three steps
 unsafe fn by_blocks<R: Copy, const W: usize>(
-    keys: &[f32],
-    stride: usize,
-    d: usize,
-    len: usize,
-    columns: &mut [f32],
-    wide: usize,
+    k: Keys<'_>,
     zero: R,
     load: impl Fn(*const f32) -> R,
     turn: impl Fn([R; W]) -> [R; W],
     store: impl Fn(*mut f32, R),
 ) {
-    let src = keys.as_ptr();
-    let dst = columns.as_mut_ptr();
-    for j0 in (0..wide).step_by(W) {
-        for t0 in (0..d).step_by(W) {
+    let src = k.keys.as_ptr();
+    let dst = k.columns.as_mut_ptr();
+    for j0 in (0..k.wide).step_by(W) {
+        for t0 in (0..k.d).step_by(W) {
             let mut rows = [zero; W];
-            for (j, row) in rows.iter_mut().enumerate().take(len.saturating_sub(j0)) {
+            for (j, row) in rows.iter_mut().enumerate().take(k.len.saturating_sub(j0)) {
                 // SAFETY: token j0 + j < len, and its W values from t0 lie in `keys`.
-                *row = load(unsafe { src.add((j0 + j) * stride + t0) });
+                *row = load(unsafe { src.add((j0 + j) * k.stride + t0) });
             }
             for (t, row) in turn(rows).into_iter().enumerate() {
                 // SAFETY: row t0 + t < d of `columns`, W values from j0 < wide.
-                store(unsafe { dst.add((t0 + t) * wide + j0) }, row);
+                store(unsafe { dst.add((t0 + t) * k.wide + j0) }, row);
             }
         }
     }
@@ -107,27 +130,15 @@ mod avx512 {
     /// AVX-512 F must be present; `d` a multiple of 16, `wide` a multiple of 16 not below
     /// `len ≥ 1`, and the slices as long as [`super::keys_to_columns`] checks.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn keys_to_columns(
-        keys: &[f32],
-        stride: usize,
-        d: usize,
-        len: usize,
-        columns: &mut [f32],
-        wide: usize,
-    ) {
+    pub(super) unsafe fn keys_to_columns(k: super::Keys<'_>) {
         // SAFETY: as this function's own contract; the pointers are in bounds there.
         unsafe {
             super::by_blocks::<__m512, 16>(
-                keys,
-                stride,
-                d,
-                len,
-                columns,
-                wide,
+                k,
                 _mm512_setzero_ps(),
                 |p| _mm512_loadu_ps(p),
-                |rows| transpose16(rows),
-                |p, row| _mm512_storeu_ps(p, row),
+                |b| transpose16(b),
+                |p, r| _mm512_storeu_ps(p, r),
             )
         }
     }
@@ -177,27 +188,15 @@ mod avx2 {
     /// AVX2 must be present; `d` a multiple of 8, `wide` a multiple of 8 not below
     /// `len ≥ 1`, and the slices as long as [`super::keys_to_columns`] checks.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn keys_to_columns(
-        keys: &[f32],
-        stride: usize,
-        d: usize,
-        len: usize,
-        columns: &mut [f32],
-        wide: usize,
-    ) {
+    pub(super) unsafe fn keys_to_columns(k: super::Keys<'_>) {
         // SAFETY: as this function's own contract; the pointers are in bounds there.
         unsafe {
             super::by_blocks::<__m256, 8>(
-                keys,
-                stride,
-                d,
-                len,
-                columns,
-                wide,
+                k,
                 _mm256_setzero_ps(),
                 |p| _mm256_loadu_ps(p),
-                |rows| transpose8(rows),
-                |p, row| _mm256_storeu_ps(p, row),
+                |b| transpose8(b),
+                |p, r| _mm256_storeu_ps(p, r),
             )
         }
     }
@@ -273,13 +272,31 @@ mod tests {
                 if d.is_multiple_of(8) && is_x86_feature_detected!("avx2") {
                     let mut got = vec![f32::NAN; d * wide];
                     // SAFETY: AVX2 checked; shapes as keys_to_columns checks them.
-                    unsafe { avx2::keys_to_columns(&keys, stride, d, len, &mut got, wide) };
+                    unsafe {
+                        avx2::keys_to_columns(Keys {
+                            keys: &keys,
+                            stride,
+                            d,
+                            len,
+                            columns: &mut got,
+                            wide,
+                        })
+                    };
                     check("avx2", &got);
                 }
                 if d.is_multiple_of(16) && is_x86_feature_detected!("avx512f") {
                     let mut got = vec![f32::NAN; d * wide];
                     // SAFETY: AVX-512 F checked; shapes as keys_to_columns checks them.
-                    unsafe { avx512::keys_to_columns(&keys, stride, d, len, &mut got, wide) };
+                    unsafe {
+                        avx512::keys_to_columns(Keys {
+                            keys: &keys,
+                            stride,
+                            d,
+                            len,
+                            columns: &mut got,
+                            wide,
+                        })
+                    };
                     check("avx512", &got);
                 }
             }

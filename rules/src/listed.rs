@@ -62,13 +62,7 @@ impl ListedWords {
     /// Reads the gazetteer files `spec` names from `dir`; the frequencies of its
     /// `common_words` come from `zipf`, read from those lists down to `max_zipf` at least.
     pub fn load(spec: &ListedSpec, dir: &Path, zipf: &ZipfTable) -> Result<Self, RuleError> {
-        if !zipf.serves(&spec.common_words, spec.max_zipf) {
-            return Err(RuleError::Invalid {
-                file: dir.display().to_string(),
-                id: spec.id.clone(),
-                message: "the word frequencies given are not those of `common_words`".into(),
-            });
-        }
+        zipf.check_serves(&spec.common_words, spec.max_zipf, dir, &spec.id)?;
         let common = |folded: &str| zipf.zipf(folded) >= spec.max_zipf;
         let mut left_out: HashSet<String> = spec.drop_words.iter().map(|w| fold(w)).collect();
         for src in &spec.not_words_of {

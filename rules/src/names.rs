@@ -493,13 +493,12 @@ impl NameFinder {
     /// `common_words` come from `zipf`, read from those lists down to
     /// [`NameListSpec::least_zipf_compared`] at least.
     pub fn load(spec: NameListSpec, dir: &Path, zipf: &ZipfTable) -> Result<Self, RuleError> {
-        if !zipf.serves(&spec.common_words, spec.least_zipf_compared()) {
-            return Err(RuleError::Invalid {
-                file: dir.display().to_string(),
-                id: spec.id.clone(),
-                message: "the word frequencies given are not those of `common_words`".into(),
-            });
-        }
+        zipf.check_serves(
+            &spec.common_words,
+            spec.least_zipf_compared(),
+            dir,
+            &spec.id,
+        )?;
         let mut words: WordMap<Word> = WordMap::default();
         for src in &spec.first_names {
             read_list(dir, src, |n, _| words.entry(&fold(n)).first = true)?;

@@ -48,6 +48,25 @@ impl ZipfTable {
         self.sources == sources && self.floor <= floor
     }
 
+    /// Refuses, with the loader's `id`, a table not read from `sources` down to `floor`:
+    /// the check every loader that takes a table makes first.
+    pub fn check_serves(
+        &self,
+        sources: &[ListSource],
+        floor: f32,
+        dir: &Path,
+        id: &str,
+    ) -> Result<(), RuleError> {
+        if self.serves(sources, floor) {
+            return Ok(());
+        }
+        Err(RuleError::Invalid {
+            file: dir.display().to_string(),
+            id: id.to_string(),
+            message: "the word frequencies given are not those of `common_words`".into(),
+        })
+    }
+
     /// The frequency of a folded word; 0 for words the lists do not hold (or hold under
     /// the floor).
     pub fn zipf(&self, folded: &str) -> f32 {

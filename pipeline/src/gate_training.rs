@@ -65,6 +65,15 @@ enum Label {
     /// By the row's `kind`: `info` (factual health information) is a claim, other kinds
     /// (ops, reply, emoji, chatter) are ordinary.
     ByKind,
+    /// Stance: the row states a false claim as a post would, so it supports it; rows in
+    /// which the cue words see a question, a denial or a report are left out. A file's
+    /// label says the claim is false, not that the post asserts it (CONSTRAINT's fake
+    /// class holds fact-checkers' summaries: "Posts on social media claim that…"), and
+    /// the pipeline leaves those rows to the cues anyway.
+    Asserts,
+    /// Stance, by the row's `label` (its verdict): `reliable` (it refutes, asks or
+    /// reports) keeps its distance, `misinformation` (it spreads the rumour) supports it.
+    ByVerdict,
 }
 
 /// Where a source lives.
@@ -89,8 +98,12 @@ struct Source {
     kinds: &'static [&'static str],
     /// Keep only rows in these languages (all when empty).
     langs: &'static [&'static str],
+    /// Keep only rows whose `label` is one of these (all when empty).
+    labels: &'static [&'static str],
     /// The texts are tokens joined by spaces: glue punctuation back.
     tokenised: bool,
+    /// What the file weighs next to the other files of its class (1: alike).
+    share: f32,
 }
 
 const fn source(root: Root, path: &'static str, label: Label) -> Source {
@@ -102,9 +115,14 @@ const fn source(root: Root, path: &'static str, label: Label) -> Source {
         sources: &[],
         kinds: &[],
         langs: &[],
+        labels: &[],
         tokenised: false,
+        share: 1.0,
     }
 }
+
+/// What each of the stance head's three files of stated claims weighs: together, one file.
+const ASSERTED_SHARE: f32 = 1.0 / 3.0;
 
 fn sources(task: Task) -> Vec<Source> {
     use Label::*;
@@ -126,6 +144,33 @@ fn sources(task: Task) -> Vec<Source> {
             Source {
                 group_field: Some("claim"),
                 ..source(Project, "risk/spreading.jsonl", Ordinary)
+            },
+            // The pairs the cue words cannot tell apart: negations and refusals that serve
+            // the rumour ("They'd never test it on their own kids"), and corrections or
+            // reports in plain words, without a cue.
+            Source {
+                group_field: Some("claim"),
+                ..source(Project, "risk/stance_cases.jsonl", ByVerdict)
+            },
+            // Claims stated as posts state them, without a reply's thread: the stance head
+            // learnt distance from replies and rumour talk, and read a bare statement in a
+            // fact-checker's or a newsfeed's words ("Photo shows…", "There were no deaths
+            // in…") as distance. The three files weigh as one, so that the replies and the
+            // project's spreading posts still hold most of "supports".
+            Source {
+                labels: &["misinformation"],
+                share: ASSERTED_SHARE,
+                ..source(Shared, "risk/constraint_en_train.jsonl", Asserts)
+            },
+            Source {
+                group_field: Some("article"),
+                labels: &["misinformation"],
+                share: ASSERTED_SHARE,
+                ..source(Shared, "risk/daccord_fr_dev.jsonl", Asserts)
+            },
+            Source {
+                share: ASSERTED_SHARE,
+                ..source(Shared, "risk/reddit_health_en_train.jsonl", Asserts)
             },
         ];
     }
@@ -189,17 +234,25 @@ pub struct GateRow {
     /// The file it comes from (relative to its root), and its kind when it has one:
     /// figures are reported per source.
     pub source: String,
+    /// What its file weighs next to the other files of its class (1: alike).
+    pub share: f32,
 }
 
-/// A source file that is missing or unreadable.
+/// Why a head's rows could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
-pub struct GateDataError {
-    /// The file.
-    pub path: PathBuf,
-    /// What went wrong reading it.
-    #[source]
-    pub source: vigie_eval::datasets::JsonlError,
+pub enum GateDataError {
+    /// A source file is missing or unreadable.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong reading it.
+        #[source]
+        source: vigie_eval::datasets::JsonlError,
+    },
+    /// The stance cue words, which choose the rows that assert a claim, did not load.
+    #[error("stance cues: {0}")]
+    Cues(#[source] vigie_models::ModelError),
 }
 
 /// The gate's rows on `side`, at most `cap` per source file (chosen by a stable hash
@@ -214,15 +267,17 @@ pub fn gate_rows(
     seed: u64,
 ) -> Result<Vec<GateRow>, GateDataError> {
     let mut out = Vec::new();
+    let cues = vigie_models::stance_cues::StanceCues::builtin().map_err(GateDataError::Cues)?;
     for s in sources(task) {
         let path = match s.root {
             Root::Shared => shared.join(s.path),
             Root::Project => project.join(s.path),
         };
-        let rows: Vec<serde_json::Value> = jsonl_rows(&path).map_err(|source| GateDataError {
-            path: path.clone(),
-            source,
-        })?;
+        let rows: Vec<serde_json::Value> =
+            jsonl_rows(&path).map_err(|source| GateDataError::Read {
+                path: path.clone(),
+                source,
+            })?;
         let field = |v: &serde_json::Value, name: &str| {
             v.get(name).and_then(|f| f.as_str()).map(str::to_string)
         };
@@ -242,14 +297,22 @@ pub fn gate_rows(
                     && (s.langs.is_empty() || s.langs.contains(&lang.as_str()))
                     && (s.kinds.is_empty()
                         || kind.as_deref().is_some_and(|k| s.kinds.contains(&k)))
-                    && (s.sources.is_empty() || s.sources.iter().any(|p| origin.starts_with(p)));
+                    && (s.sources.is_empty() || s.sources.iter().any(|p| origin.starts_with(p)))
+                    && (s.labels.is_empty()
+                        || field(v, "label").is_some_and(|l| s.labels.contains(&l.as_str())))
+                    && !(s.label == Label::Asserts && cues.signs(&text).keeps_distance());
                 if !keep {
                     return None;
                 }
                 let claim = match s.label {
                     Label::Claim => true,
-                    Label::Ordinary => false,
+                    Label::Ordinary | Label::Asserts => false,
                     Label::ByKind => kind.as_deref() == Some("info"),
+                    Label::ByVerdict => match field(v, "label").as_deref() {
+                        Some("reliable") => true,
+                        Some("misinformation") => false,
+                        _ => return None,
+                    },
                     Label::ByStance => match field(v, "stance").as_deref() {
                         Some("denies" | "queries") => true,
                         Some("supports") => false,
@@ -269,6 +332,7 @@ pub fn gate_rows(
                         lang,
                         claim,
                         source,
+                        share: s.share,
                     },
                 ))
             })
@@ -277,6 +341,34 @@ pub fn gate_rows(
         out.extend(picked.into_iter().take(cap).map(|(_, row)| row));
     }
     Ok(out)
+}
+
+/// The training weight of each row: the two classes weigh alike, and within its class
+/// each source file weighs its `share` (most alike), however many rows it holds. So the
+/// project's few hundred operational messages count as much as thousands of tweets, and no
+/// one source's style stands for "ordinary" or "claim".
+pub fn source_weights(rows: &[GateRow]) -> Vec<f32> {
+    let mut per_source: std::collections::BTreeMap<(&str, bool), (usize, f32)> = Default::default();
+    for r in rows {
+        per_source
+            .entry((r.source.as_str(), r.claim))
+            .or_insert((0, r.share))
+            .0 += 1;
+    }
+    let shares_in = |claim: bool| -> f32 {
+        per_source
+            .iter()
+            .filter(|((_, c), _)| *c == claim)
+            .map(|(_, (_, share))| share)
+            .sum()
+    };
+    let n = rows.len() as f32;
+    rows.iter()
+        .map(|r| {
+            let (count, share) = per_source[&(r.source.as_str(), r.claim)];
+            n * share / (2.0 * shares_in(r.claim) * count as f32)
+        })
+        .collect()
 }
 
 /// Glues tokenised text back as people type it: no space before closing punctuation or
@@ -344,8 +436,15 @@ mod tests {
                     let kinds = ["ops", "info", "reply", "sentences", "single-words"];
                     let origins = ["WNUT-17 x", "WikiANN y"];
                     let stance = ["supports", "denies", "queries", "comments"][i % 4];
+                    // Every fifth row asks: the cue words keep it from the stated claims.
+                    let text = if i % 5 == 4 {
+                        format!("is it true {i}")
+                    } else {
+                        format!("text {i}")
+                    };
                     serde_json::json!({
-                        "id": format!("{}-{i}", s.path), "text": format!("text {i}"),
+                        "id": format!("{}-{i}", s.path), "text": text,
+                        "label": if i % 2 == 0 { "reliable" } else { "misinformation" },
                         "lang": if i % 3 == 0 { "de" } else { "fr" }, "kind": kinds[i % 5],
                         "source": origins[i % 2], "claim": format!("claim {}", i % 7),
                         "article": format!("a{}", i % 11),
@@ -417,7 +516,7 @@ mod tests {
         let rows = gate_rows(Task::Stance, &shared, &project, Side::Tune, usize::MAX, 1).unwrap();
         let replies: Vec<&GateRow> = rows
             .iter()
-            .filter(|r| r.source.contains("stance"))
+            .filter(|r| r.source.contains("stance_en") || r.source.contains("stance_fr"))
             .collect();
         assert!(!replies.is_empty());
         for r in &replies {
@@ -437,6 +536,88 @@ mod tests {
             .iter()
             .filter(|r| r.source.contains("rumour_talk"))
             .all(|r| r.claim));
+    }
+
+    fn row_number(r: &GateRow) -> usize {
+        r.id.rsplit('-').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn stated_claims_support_the_rumour_unless_the_cues_see_distance() {
+        let dir = fixture(200);
+        let (shared, project) = (dir.path().join("shared"), dir.path().join("project"));
+        let rows = gate_rows(Task::Stance, &shared, &project, Side::Tune, usize::MAX, 1).unwrap();
+        let from = |name: &str| -> Vec<&GateRow> {
+            rows.iter().filter(|r| r.source.contains(name)).collect()
+        };
+        let (constraint, daccord, reddit) = (from("constraint"), from("daccord"), from("reddit"));
+        assert!(!constraint.is_empty() && !daccord.is_empty() && !reddit.is_empty());
+        for r in constraint.iter().chain(&daccord).chain(&reddit) {
+            assert!(!r.claim, "a stated claim supports the rumour");
+            assert!(
+                !r.text.starts_with("is it true"),
+                "the cues decide a question"
+            );
+            assert!(
+                (r.share - 1.0 / 3.0).abs() < 1e-6,
+                "the three files weigh as one"
+            );
+        }
+        for r in constraint.iter().chain(&daccord) {
+            assert_eq!(
+                row_number(r) % 2,
+                1,
+                "only the misinformation rows: {}",
+                r.id
+            );
+        }
+        assert!(
+            reddit.iter().any(|r| row_number(r).is_multiple_of(2)),
+            "a file without a label filter keeps every row"
+        );
+        let cases = from("stance_cases");
+        assert!(!cases.is_empty());
+        for r in &cases {
+            assert_eq!(
+                r.claim,
+                row_number(r).is_multiple_of(2),
+                "reliable rows keep distance"
+            );
+            assert_eq!(r.share, 1.0);
+        }
+    }
+
+    #[test]
+    fn every_source_weighs_its_share_of_its_class() {
+        let row = |source: &str, claim: bool, share: f32| GateRow {
+            id: String::new(),
+            text: String::new(),
+            lang: "en".into(),
+            claim,
+            source: source.into(),
+            share,
+        };
+        let mut rows = vec![row("a", true, 1.0); 6];
+        rows.extend(vec![row("b", false, 1.0); 2]);
+        rows.extend(vec![row("c", false, 0.5); 4]);
+        let w = source_weights(&rows);
+        let total = |source: &str| -> f32 {
+            rows.iter()
+                .zip(&w)
+                .filter(|(r, _)| r.source == source)
+                .map(|(_, w)| w)
+                .sum()
+        };
+        let n = rows.len() as f32;
+        assert!(
+            (total("a") - n / 2.0).abs() < 1e-4,
+            "each class weighs half"
+        );
+        assert!(
+            (total("b") - 2.0 * total("c")).abs() < 1e-4,
+            "c weighs half of b"
+        );
+        assert!((total("b") + total("c") - n / 2.0).abs() < 1e-4);
     }
 
     #[test]
@@ -468,7 +649,8 @@ mod tests {
         let err =
             gate_rows(Task::ClaimGate, dir.path(), dir.path(), Side::Tune, 10, 1).unwrap_err();
         assert!(
-            err.path.ends_with("risk/constraint_en_train.jsonl"),
+            matches!(&err, GateDataError::Read { path, .. }
+                if path.ends_with("risk/constraint_en_train.jsonl")),
             "{err}"
         );
     }

@@ -33,7 +33,7 @@ enum Labels {
     /// The row's `stance` field.
     Field,
     /// The row's `kind`: `query` queries, `deny` denies, `report` comments (it tells
-    /// what is said without taking a side).
+    /// what is said without taking a side), `spread` supports.
     Kind,
     /// Every row spreads the rumour.
     Supports,
@@ -41,11 +41,12 @@ enum Labels {
 
 /// The files, whether they are shared (else the project's own), how they are labelled
 /// and the field that groups them.
-const SOURCES: [(bool, &str, Labels, &str); 4] = [
+const SOURCES: [(bool, &str, Labels, &str); 5] = [
     (true, "risk/stance_en_train.jsonl", Labels::Field, "thread"),
     (false, "risk/stance_fr.jsonl", Labels::Field, "claim"),
     (false, "risk/rumour_talk.jsonl", Labels::Kind, "claim"),
     (false, "risk/spreading.jsonl", Labels::Supports, "claim"),
+    (false, "risk/stance_cases.jsonl", Labels::Kind, "claim"),
 ];
 
 fn class_of(stance: &str) -> Option<u8> {
@@ -65,10 +66,11 @@ pub fn stance_rows(
     let mut out = Vec::new();
     for (is_shared, file, labels, group_field) in SOURCES {
         let path: PathBuf = if is_shared { shared } else { project }.join(file);
-        let rows: Vec<serde_json::Value> = jsonl_rows(&path).map_err(|source| GateDataError {
-            path: path.clone(),
-            source,
-        })?;
+        let rows: Vec<serde_json::Value> =
+            jsonl_rows(&path).map_err(|source| GateDataError::Read {
+                path: path.clone(),
+                source,
+            })?;
         let mut picked = Vec::new();
         for v in rows {
             let field = |name: &str| v.get(name).and_then(|f| f.as_str());
@@ -85,6 +87,7 @@ pub fn stance_rows(
                     Some("query") => class_of("queries"),
                     Some("deny") => class_of("denies"),
                     Some("report") => class_of("comments"),
+                    Some("spread") => class_of("supports"),
                     _ => None,
                 },
                 Labels::Supports => class_of("supports"),
@@ -144,12 +147,12 @@ mod tests {
     fn fixture() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let (shared, project) = (dir.path().join("s"), dir.path().join("p"));
-        let kinds = ["query", "deny", "report", "other"];
+        let kinds = ["query", "deny", "report", "spread", "other"];
         let rows = |prefix: &str, group: &str| -> Vec<serde_json::Value> {
             (0..200)
                 .map(|i| {
                     serde_json::json!({"id": format!("{prefix}-{i}"), "text": format!("t {i}"),
-                        "lang": "fr", "stance": FIXTURE_STANCES[i % 5], "kind": kinds[i % 4],
+                        "lang": "fr", "stance": FIXTURE_STANCES[i % 5], "kind": kinds[i % 5],
                         group: format!("g{}", i % 17)})
                 })
                 .collect()
@@ -168,7 +171,7 @@ mod tests {
         let tune = stance_rows(&shared, &project, Side::Tune, usize::MAX, 1).unwrap();
         let measure = stance_rows(&shared, &project, Side::Measure, usize::MAX, 1).unwrap();
         let capped = stance_rows(&shared, &project, Side::Tune, 10, 1).unwrap();
-        assert_eq!(capped.len(), 40, "10 of each of the four files");
+        assert_eq!(capped.len(), 50, "10 of each of the five files");
         assert_eq!(
             capped,
             stance_rows(&shared, &project, Side::Tune, 10, 1).unwrap()
@@ -188,7 +191,9 @@ mod tests {
         for r in tune.iter().chain(&measure) {
             let i: usize = r.id.rsplit('-').next().unwrap().parse().unwrap();
             let expected = match r.source {
-                "risk/rumour_talk.jsonl" => ["queries", "denies", "comments"][i % 4],
+                "risk/rumour_talk.jsonl" | "risk/stance_cases.jsonl" => {
+                    ["queries", "denies", "comments", "supports"][i % 5]
+                }
                 "risk/spreading.jsonl" => "supports",
                 _ => FIXTURE_STANCES[i % 5],
             };

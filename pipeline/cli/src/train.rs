@@ -617,27 +617,13 @@ pub(crate) fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Tas
             embedding,
         })
         .collect();
-    // Every source weighs alike within its class: the project's few hundred operational
-    // messages count as much as thousands of tweets, and no one source's style stands for
-    // "ordinary" or "claim".
-    let mut per_source: std::collections::BTreeMap<(&str, bool), usize> = Default::default();
-    for r in &tune {
-        *per_source.entry((r.source.as_str(), r.claim)).or_default() += 1;
-    }
-    let sources_in = |claim: bool| per_source.keys().filter(|(_, c)| *c == claim).count();
-    let n = tune.len() as f32;
-    let weights: Vec<f32> = tune
-        .iter()
-        .map(|r| {
-            let rows = per_source[&(r.source.as_str(), r.claim)] as f32;
-            n / (2.0 * sources_in(r.claim) as f32 * rows)
-        })
-        .collect();
+    // Every source weighs its share of its class, whatever its size.
+    let weights = vigie_pipeline::gate_training::source_weights(&tune);
     let xs: Vec<Vec<f32>> = examples.iter().map(|e| e.embedding.clone()).collect();
     let labels: Vec<bool> = examples.iter().map(|e| e.misinformation).collect();
     let trained_on = vec![format!(
         "{what}: tune side (4 groups in 5) of every source of pipeline/src/gate_training.rs, \
-         at most {} rows each (seed {}), every source weighing alike within its class",
+         at most {} rows each (seed {}), every source weighing its share of its class",
         a.cap, a.seed
     )];
     eprintln!(

@@ -385,8 +385,14 @@ pub struct KafkaConfig {
     pub dead_letter_window: usize,
     /// librdkafka statistics (consumer lag for `/metrics`) every this many ms; 0 = off.
     pub statistics_interval_ms: u64,
-    /// Passed to librdkafka as is (security.protocol, sasl.*, ssl.*, ...).
+    /// Passed to every librdkafka client as is (security.protocol, sasl.*, ssl.*, ...).
     pub properties: BTreeMap<String, String>,
+    /// Passed to the consumers only, over `properties` (fetch.*, session.timeout.ms,
+    /// max.poll.interval.ms…): librdkafka warns when a producer is given one.
+    pub consumer_properties: BTreeMap<String, String>,
+    /// Passed to the producers only, over `properties` (linger.ms, compression.type,
+    /// message.max.bytes…).
+    pub producer_properties: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -427,6 +433,8 @@ impl Default for KafkaConfig {
             dead_letter_window: 1000,
             statistics_interval_ms: 5000,
             properties: BTreeMap::new(),
+            consumer_properties: BTreeMap::new(),
+            producer_properties: BTreeMap::new(),
         }
     }
 }
@@ -653,9 +661,9 @@ pub enum ConfigError {
 
 /// Environment variables that override the file: `VIGIE__<SECTION>__<KEY>`, e.g.
 /// `VIGIE__KAFKA__BROKERS=broker:9092`, `VIGIE__ROUTING__MISINFORMATION_THRESHOLD=0.7`.
-/// librdkafka properties go under `VIGIE__KAFKA__PROPERTIES__`, with `_` for `.`:
-/// `VIGIE__KAFKA__PROPERTIES__SASL_PASSWORD` sets `sasl.password` (secrets stay out of
-/// files).
+/// librdkafka properties go under `VIGIE__KAFKA__PROPERTIES__` (or `…__CONSUMER_PROPERTIES__`,
+/// `…__PRODUCER_PROPERTIES__`), with `_` for `.`: `VIGIE__KAFKA__PROPERTIES__SASL_PASSWORD`
+/// sets `sasl.password` (secrets stay out of files).
 pub const ENV_PREFIX: &str = "VIGIE__";
 
 impl Config {
@@ -756,16 +764,21 @@ impl Config {
     }
 }
 
-/// `KAFKA__PROPERTIES__SASL_MECHANISM` → ["kafka", "properties", "sasl.mechanism"].
+/// The `[kafka]` tables of librdkafka properties, whose keys hold dots.
+const PROPERTY_TABLES: [&str; 3] = ["properties", "consumer_properties", "producer_properties"];
+
+/// `KAFKA__PROPERTIES__SASL_MECHANISM` → ["kafka", "properties", "sasl.mechanism"];
+/// `KAFKA__CONSUMER_PROPERTIES__FETCH_WAIT_MAX_MS` → [.., "fetch.wait.max.ms"].
 fn env_path(rest: &str) -> Option<Vec<String>> {
     let parts: Vec<&str> = rest.split("__").collect();
     if parts.iter().any(|p| p.is_empty()) {
         return None;
     }
     let mut keys: Vec<String> = parts.iter().map(|p| p.to_ascii_lowercase()).collect();
-    if keys.len() == 3 && keys[0] == "kafka" && keys[1] == "properties" {
+    let property_table = |k: &str| PROPERTY_TABLES.contains(&k);
+    if keys.len() == 3 && keys[0] == "kafka" && property_table(&keys[1]) {
         keys[2] = keys[2].replace('_', ".");
-    } else if keys.iter().any(|k| k == "properties") {
+    } else if keys.iter().any(|k| property_table(k)) {
         return None;
     }
     Some(keys)
@@ -853,6 +866,11 @@ mod tests {
             ("VIGIE__KAFKA__BATCH_SIZE", "8"),
             ("VIGIE__KAFKA__DELIVERY", "exactly-once"),
             ("VIGIE__KAFKA__PROPERTIES__SASL_PASSWORD", "s3cret"),
+            ("VIGIE__KAFKA__CONSUMER_PROPERTIES__FETCH_WAIT_MAX_MS", "10"),
+            (
+                "VIGIE__KAFKA__PRODUCER_PROPERTIES__COMPRESSION_TYPE",
+                "zstd",
+            ),
             ("VIGIE__ROUTING__MISINFORMATION_THRESHOLD", "1"),
             ("VIGIE__RISK__ENABLED", "false"),
             ("VIGIE__METRICS__LISTEN", "127.0.0.1:9464"),
@@ -865,6 +883,8 @@ mod tests {
         assert_eq!(c.kafka.batch_size, 8);
         assert_eq!(c.kafka.delivery, DeliveryMode::ExactlyOnce);
         assert_eq!(c.kafka.properties["sasl.password"], "s3cret");
+        assert_eq!(c.kafka.consumer_properties["fetch.wait.max.ms"], "10");
+        assert_eq!(c.kafka.producer_properties["compression.type"], "zstd");
         assert_eq!(c.routing.misinformation_threshold, 1.0);
         assert!(!c.risk.enabled);
         assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));

@@ -90,8 +90,14 @@ fn spawn_vigie(
         .env("VIGIE__KAFKA__MODERATION_TOPIC", "moderation")
         .env("VIGIE__KAFKA__DLQ_TOPIC", "dlq")
         .env("VIGIE__KAFKA__COMMIT_INTERVAL_MS", "200")
-        .env("VIGIE__KAFKA__PROPERTIES__MAX_POLL_INTERVAL_MS", "10000")
-        .env("VIGIE__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS", "6000")
+        .env(
+            "VIGIE__KAFKA__CONSUMER_PROPERTIES__MAX_POLL_INTERVAL_MS",
+            "10000",
+        )
+        .env(
+            "VIGIE__KAFKA__CONSUMER_PROPERTIES__SESSION_TIMEOUT_MS",
+            "6000",
+        )
         .env("RUST_LOG", "info")
         .env_remove("VIGIE_GAZETTEERS")
         .stdout(Stdio::piped())

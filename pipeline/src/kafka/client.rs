@@ -1,5 +1,7 @@
 //! Building the librdkafka clients: our settings first, then the operator's properties
-//! over them, except those that the delivery guarantees depend on.
+//! over them (`[kafka.properties]` for every client, then `consumer_properties` or
+//! `producer_properties` for its role), except those that the delivery guarantees depend
+//! on.
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::StreamConsumer;
@@ -9,13 +11,29 @@ use rdkafka::producer::ThreadedProducer;
 use super::context::{ConsumerCtx, ProducerCtx};
 use crate::config::{DeliveryMode, KafkaConfig};
 
-fn client_config(cfg: &KafkaConfig, ours: &[(&str, String)], protected: &[&str]) -> ClientConfig {
+/// Which kind of client a configuration is for: each reads its own properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Consumer,
+    Producer,
+}
+
+fn client_config(
+    cfg: &KafkaConfig,
+    role: Role,
+    ours: &[(&str, String)],
+    protected: &[&str],
+) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers);
     for (k, v) in ours {
         c.set(*k, v);
     }
-    for (k, v) in &cfg.properties {
+    let for_role = match role {
+        Role::Consumer => &cfg.consumer_properties,
+        Role::Producer => &cfg.producer_properties,
+    };
+    for (k, v) in cfg.properties.iter().chain(for_role) {
         if protected.contains(&k.as_str()) {
             tracing::warn!(property = %k, "ignoring a property that would break the delivery guarantees");
         } else {
@@ -29,6 +47,10 @@ pub(crate) fn consumer(
     cfg: &KafkaConfig,
     context: ConsumerCtx,
 ) -> Result<StreamConsumer<ConsumerCtx>, KafkaError> {
+    consumer_config(cfg).create_with_context(context)
+}
+
+fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
     let transactional = cfg.delivery == DeliveryMode::ExactlyOnce;
     // At-least-once: the run stores an offset once its input and all earlier ones of the
     // partition are settled, and librdkafka commits what is stored (retrying failures).
@@ -66,13 +88,17 @@ pub(crate) fn consumer(
         "enable.partition.eof",
         "isolation.level",
     ];
-    client_config(cfg, &ours, &protected).create_with_context(context)
+    client_config(cfg, Role::Consumer, &ours, &protected)
 }
 
 pub(crate) fn producer(
     cfg: &KafkaConfig,
     context: ProducerCtx,
 ) -> Result<ThreadedProducer<ProducerCtx>, KafkaError> {
+    producer_config(cfg).create_with_context(context)
+}
+
+fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
     let mut ours = vec![
         ("enable.idempotence", "true".to_string()),
         ("acks", "all".to_string()),
@@ -83,7 +109,7 @@ pub(crate) fn producer(
         ours.push(("transactional.id", transactional_id(cfg)));
         protected.push("transactional.id");
     }
-    client_config(cfg, &ours, &protected).create_with_context(context)
+    client_config(cfg, Role::Producer, &ours, &protected)
 }
 
 /// Stable per host, so that a restarted instance fences its crashed predecessor and
@@ -100,8 +126,9 @@ fn transactional_id(cfg: &KafkaConfig) -> String {
 /// refused by the producer: librdkafka's `message.max.bytes` less room for key and headers.
 pub(crate) fn max_output_bytes(cfg: &KafkaConfig) -> usize {
     let limit = cfg
-        .properties
+        .producer_properties
         .get("message.max.bytes")
+        .or_else(|| cfg.properties.get("message.max.bytes"))
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(1_000_000);
     limit.saturating_sub(1024)
@@ -115,7 +142,7 @@ pub fn simple_consumer(cfg: &KafkaConfig) -> Result<StreamConsumer, KafkaError> 
         ("auto.offset.reset", "earliest".to_string()),
         ("enable.partition.eof", "false".to_string()),
     ];
-    client_config(cfg, &ours, &["enable.auto.commit"]).create()
+    client_config(cfg, Role::Consumer, &ours, &["enable.auto.commit"]).create()
 }
 
 /// An idempotent producer with the default context (the console's decisions feed).
@@ -125,5 +152,60 @@ pub fn future_producer(cfg: &KafkaConfig) -> Result<rdkafka::producer::FuturePro
         ("acks", "all".to_string()),
         ("linger.ms", "5".to_string()),
     ];
-    client_config(cfg, &ours, &["enable.idempotence", "acks"]).create()
+    client_config(cfg, Role::Producer, &ours, &["enable.idempotence", "acks"]).create()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> KafkaConfig {
+        let mut cfg = KafkaConfig::default();
+        let set = |m: &mut std::collections::BTreeMap<String, String>, k: &str, v: &str| {
+            m.insert(k.to_string(), v.to_string());
+        };
+        set(&mut cfg.properties, "security.protocol", "SASL_SSL");
+        set(&mut cfg.properties, "linger.ms", "20");
+        set(&mut cfg.consumer_properties, "fetch.wait.max.ms", "10");
+        set(&mut cfg.consumer_properties, "enable.auto.commit", "true");
+        set(&mut cfg.producer_properties, "linger.ms", "1");
+        set(&mut cfg.producer_properties, "compression.type", "zstd");
+        set(&mut cfg.producer_properties, "message.max.bytes", "2000000");
+        cfg
+    }
+
+    #[test]
+    fn each_client_reads_the_shared_properties_and_its_own_only() {
+        let cfg = config();
+        let consumer = consumer_config(&cfg);
+        let producer = producer_config(&cfg);
+        for c in [&consumer, &producer] {
+            assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
+        }
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("10"));
+        assert_eq!(producer.get("fetch.wait.max.ms"), None);
+        assert_eq!(consumer.get("compression.type"), None);
+        assert_eq!(producer.get("compression.type"), Some("zstd"));
+        // The role's table outweighs the shared one.
+        assert_eq!(producer.get("linger.ms"), Some("1"));
+        assert_eq!(consumer.get("linger.ms"), Some("20"));
+    }
+
+    #[test]
+    fn a_role_property_cannot_break_the_delivery_guarantees() {
+        let mut exactly_once = config();
+        exactly_once.delivery = DeliveryMode::ExactlyOnce;
+        let consumer = consumer_config(&exactly_once);
+        assert_eq!(
+            consumer.get("enable.auto.commit"),
+            Some("false"),
+            "transactions commit the offsets"
+        );
+    }
+
+    #[test]
+    fn the_producers_message_limit_bounds_the_records() {
+        assert_eq!(max_output_bytes(&config()), 2_000_000 - 1024);
+        assert_eq!(max_output_bytes(&KafkaConfig::default()), 1_000_000 - 1024);
+    }
 }

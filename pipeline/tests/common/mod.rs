@@ -347,6 +347,6 @@ pub fn kafka_config(address: &str, batch_size: usize) -> vigie_pipeline::config:
     c.kafka.dlq_topic = "dlq".into();
     c.kafka.batch_size = batch_size;
     c.kafka.commit_interval_ms = 200;
-    c.kafka.properties.extend(fast_group_properties());
+    c.kafka.consumer_properties.extend(fast_group_properties());
     c
 }

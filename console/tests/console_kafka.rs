@@ -30,7 +30,7 @@ async fn moderation_topic_feeds_the_console_and_decisions_go_back_to_kafka() {
     let cfg = KafkaConfig {
         brokers: broker.address.clone(),
         group_id: "vigie-console".into(),
-        properties: common::fast_group_properties().into_iter().collect(),
+        consumer_properties: common::fast_group_properties().into_iter().collect(),
         ..Default::default()
     };
 

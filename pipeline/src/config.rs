@@ -800,6 +800,10 @@ fn env_value(defaults: &toml::Table, keys: &[String], text: &str) -> Result<toml
             .cloned()
             .ok_or_else(|| format!("expected {what}"))
     };
+    // librdkafka takes every property as text ("true", "5000"): never typed.
+    if keys.len() == 3 && keys[0] == "kafka" && PROPERTY_TABLES.contains(&keys[1].as_str()) {
+        return Ok(toml::Value::String(text.to_string()));
+    }
     match node {
         Some(toml::Value::Integer(_)) => parse("an integer").and_then(|v| {
             if v.is_integer() {
@@ -867,6 +871,11 @@ mod tests {
             ("VIGIE__KAFKA__DELIVERY", "exactly-once"),
             ("VIGIE__KAFKA__PROPERTIES__SASL_PASSWORD", "s3cret"),
             ("VIGIE__KAFKA__CONSUMER_PROPERTIES__FETCH_WAIT_MAX_MS", "10"),
+            ("VIGIE__KAFKA__CONSUMER_PROPERTIES__CHECK_CRCS", "true"),
+            (
+                "VIGIE__KAFKA__PROPERTIES__ENABLE_SSL_CERTIFICATE_VERIFICATION",
+                "false",
+            ),
             (
                 "VIGIE__KAFKA__PRODUCER_PROPERTIES__COMPRESSION_TYPE",
                 "zstd",
@@ -884,6 +893,11 @@ mod tests {
         assert_eq!(c.kafka.delivery, DeliveryMode::ExactlyOnce);
         assert_eq!(c.kafka.properties["sasl.password"], "s3cret");
         assert_eq!(c.kafka.consumer_properties["fetch.wait.max.ms"], "10");
+        assert_eq!(c.kafka.consumer_properties["check.crcs"], "true");
+        assert_eq!(
+            c.kafka.properties["enable.ssl.certificate.verification"],
+            "false"
+        );
         assert_eq!(c.kafka.producer_properties["compression.type"], "zstd");
         assert_eq!(c.routing.misinformation_threshold, 1.0);
         assert!(!c.risk.enabled);

@@ -16,8 +16,11 @@
 //! health claim", not any one data set's style: every source of each side mixes styles.
 //!
 //! Stance: RumourEval replies (queries and denials against supports; comments left out),
-//! the project's French stance threads likewise, and the project's posts asking about,
-//! refuting or reporting rumours against those spreading the same rumours.
+//! the project's French stance threads likewise, the project's posts asking about,
+//! refuting or reporting rumours against those spreading the same rumours, its stance
+//! cases (negations that serve a rumour, corrections in plain words), and, as support,
+//! claims stated as posts state them (CONSTRAINT's fake posts, DACCORD's rumour sentences,
+//! Reddit misinformation) where the cue words see no distance.
 
 use std::path::{Path, PathBuf};
 
@@ -169,6 +172,7 @@ fn sources(task: Task) -> Vec<Source> {
                 ..source(Shared, "risk/daccord_fr_dev.jsonl", Asserts)
             },
             Source {
+                labels: &["misinformation"],
                 share: ASSERTED_SHARE,
                 ..source(Shared, "risk/reddit_health_en_train.jsonl", Asserts)
             },
@@ -205,9 +209,9 @@ fn sources(task: Task) -> Vec<Source> {
     ]
 }
 
-/// Whether the claim gate tunes on (the tune side of) the file at `path`, known by its
-/// last two components (`risk/chatter_fr_train.jsonl`): evaluation then reports only its
-/// measure side.
+/// Whether the claim gate or the stance head tunes on (the tune side of) the file at
+/// `path`, known by its last two components (`risk/chatter_fr_train.jsonl`): evaluation
+/// then reports only its measure side.
 pub fn tunes_on(path: &Path) -> bool {
     tuned_on_by(path, Task::ClaimGate) || tuned_on_by(path, Task::Stance)
 }
@@ -251,7 +255,7 @@ pub enum GateDataError {
         source: vigie_eval::datasets::JsonlError,
     },
     /// The stance cue words, which choose the rows that assert a claim, did not load.
-    #[error("stance cues: {0}")]
+    #[error("the stance cue words did not load")]
     Cues(#[source] vigie_models::ModelError),
 }
 
@@ -267,7 +271,13 @@ pub fn gate_rows(
     seed: u64,
 ) -> Result<Vec<GateRow>, GateDataError> {
     let mut out = Vec::new();
-    let cues = vigie_models::stance_cues::StanceCues::builtin().map_err(GateDataError::Cues)?;
+    // Only the stance head's stated claims are chosen by the cue words.
+    let cues = match task {
+        Task::Stance => {
+            Some(vigie_models::stance_cues::StanceCues::builtin().map_err(GateDataError::Cues)?)
+        }
+        Task::ClaimGate => None,
+    };
     for s in sources(task) {
         let path = match s.root {
             Root::Shared => shared.join(s.path),
@@ -300,7 +310,10 @@ pub fn gate_rows(
                     && (s.sources.is_empty() || s.sources.iter().any(|p| origin.starts_with(p)))
                     && (s.labels.is_empty()
                         || field(v, "label").is_some_and(|l| s.labels.contains(&l.as_str())))
-                    && !(s.label == Label::Asserts && cues.signs(&text).keeps_distance());
+                    && !(s.label == Label::Asserts
+                        && cues
+                            .as_ref()
+                            .is_some_and(|c| c.signs(&text).keeps_distance()));
                 if !keep {
                     return None;
                 }
@@ -362,11 +375,12 @@ pub fn source_weights(rows: &[GateRow]) -> Vec<f32> {
             .map(|(_, (_, share))| share)
             .sum()
     };
+    let class_shares = [shares_in(false), shares_in(true)];
     let n = rows.len() as f32;
     rows.iter()
         .map(|r| {
             let (count, share) = per_source[&(r.source.as_str(), r.claim)];
-            n * share / (2.0 * shares_in(r.claim) * count as f32)
+            n * share / (2.0 * class_shares[usize::from(r.claim)] * count as f32)
         })
         .collect()
 }
@@ -563,7 +577,7 @@ mod tests {
                 "the three files weigh as one"
             );
         }
-        for r in constraint.iter().chain(&daccord) {
+        for r in constraint.iter().chain(&daccord).chain(&reddit) {
             assert_eq!(
                 row_number(r) % 2,
                 1,
@@ -571,10 +585,6 @@ mod tests {
                 r.id
             );
         }
-        assert!(
-            reddit.iter().any(|r| row_number(r).is_multiple_of(2)),
-            "a file without a label filter keeps every row"
-        );
         let cases = from("stance_cases");
         assert!(!cases.is_empty());
         for r in &cases {

@@ -132,7 +132,7 @@ async fn posts_flow_through_kafka_with_dead_letters_and_no_leak() {
     // 5 minutes by default) when a member rejoins; short timeouts keep the test quick.
     config
         .kafka
-        .properties
+        .consumer_properties
         .extend(common::fast_group_properties());
     let screener = Arc::new(Screener::with_risk(&config, Some(tiny_risk_stage())).unwrap());
     let stop = StopWhen {

@@ -240,7 +240,8 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                         rows.len()
                     );
                 }
-                // Files the claim gate trains on: only their measure side is reported.
+                // Files the claim gate or the stance heads train on: only their measure side
+                // is reported.
                 let rows: Vec<RiskRow> =
                     if vigie_pipeline::gate_training::tunes_on(path) && !a.all_rows {
                         let before = rows.len();
@@ -249,7 +250,8 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                             .filter(|r| vigie_pipeline::gate_training::is_measure(r.split_group()))
                             .collect();
                         eprintln!(
-                        "{}: measure side only (the claim gate tunes on the rest): {} of {} rows",
+                        "{}: measure side only (the claim gate or the stance heads tune on the \
+                         rest): {} of {} rows",
                         path.display(),
                         kept.len(),
                         before

@@ -814,10 +814,11 @@ pub(crate) fn train_stance_classes(a: &TrainArgs) -> Result<()> {
     );
     let trained_on = vec![format!(
         "tune side (4 groups in 5, by thread or claim) of risk/stance_en_train.jsonl and the \
-         project's risk/stance_fr.jsonl, rumour_talk.jsonl, spreading.jsonl, stance_cases.jsonl, at most \
-         {} rows each: {} rows, classes weighing alike; MLP {} units, {} epochs, batches of {}, lr {}, \
-         L2 {}, seed {}; output biases shifted by {offsets:?}, the offsets that gave the best \
-         macro-F1 on the {} rows of a fifth of those groups held out of a first fit",
+         project's risk/stance_fr.jsonl, rumour_talk.jsonl, spreading.jsonl, \
+         stance_cases.jsonl, at most {} rows each: {} rows, classes weighing alike; MLP {} \
+         units, {} epochs, batches of {}, lr {}, L2 {}, seed {}; output biases shifted by \
+         {offsets:?}, the offsets that gave the best macro-F1 on the {} rows of a fifth of \
+         those groups held out of a first fit",
         a.cap,
         tune.len(),
         options.hidden,

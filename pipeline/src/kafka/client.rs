@@ -73,7 +73,7 @@ fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
         // messages arrive: with librdkafka's 500 ms every message waited that long
         // (measured: p50 137 ms, p99 261 ms without the model at 340 posts/s; 9 and 14 ms
         // with 5 ms). Kafka answers early anyway, where 50 ms only means more idle polls.
-        // A property in the config overrides it.
+        // A `[kafka.consumer_properties]` (or `[kafka.properties]`) entry overrides it.
         ("fetch.wait.max.ms", "50".to_string()),
     ];
     if transactional {
@@ -204,8 +204,33 @@ mod tests {
     }
 
     #[test]
+    fn a_producer_property_cannot_break_the_delivery_guarantees() {
+        let mut cfg = config();
+        cfg.producer_properties
+            .insert("acks".to_string(), "1".to_string());
+        cfg.producer_properties
+            .insert("enable.idempotence".to_string(), "false".to_string());
+        let producer = producer_config(&cfg);
+        assert_eq!(producer.get("acks"), Some("all"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+    }
+
+    #[test]
     fn the_producers_message_limit_bounds_the_records() {
         assert_eq!(max_output_bytes(&config()), 2_000_000 - 1024);
         assert_eq!(max_output_bytes(&KafkaConfig::default()), 1_000_000 - 1024);
+        let mut shared_only = KafkaConfig::default();
+        shared_only
+            .properties
+            .insert("message.max.bytes".to_string(), "500000".to_string());
+        assert_eq!(max_output_bytes(&shared_only), 500_000 - 1024);
+        let mut both = shared_only.clone();
+        both.producer_properties
+            .insert("message.max.bytes".to_string(), "300000".to_string());
+        assert_eq!(
+            max_output_bytes(&both),
+            300_000 - 1024,
+            "the role's table wins"
+        );
     }
 }

@@ -366,9 +366,11 @@ fn kafka_sink(cfg: &KafkaConfig, timeout: Duration) -> Result<AfterPass, ServeEr
     // A broker that does not answer fails the pass within the request's own deadline,
     // rather than holding the worker for librdkafka's five minutes.
     let mut cfg = cfg.clone();
-    cfg.properties
-        .entry("message.timeout.ms".into())
-        .or_insert_with(|| timeout.as_millis().max(1).to_string());
+    if !cfg.properties.contains_key("message.timeout.ms") {
+        cfg.producer_properties
+            .entry("message.timeout.ms".into())
+            .or_insert_with(|| timeout.as_millis().max(1).to_string());
+    }
     let producer = crate::kafka::future_producer(&cfg)?;
     let moderation = cfg.moderation_topic.clone();
     let rumours = cfg.rumour_topic.clone();

@@ -253,10 +253,26 @@ mod tests {
             denies: true,
             ..Default::default()
         };
-        // Each cue word raises the probability of its own stance, whatever the embedding.
+        // Each cue word raises its own stance's logit and lowers support against it.
+        // (Logits, not probabilities: the class priors set for macro-F1 shift every logit
+        // alike, and can leave a rare class improbable on the zero embedding, which no post
+        // has; there the denial cue raises `queries` too.)
+        let plain_logits = c.logits(&e, &StanceSigns::default()).unwrap();
+        for (signs, own) in [(question, 2), (denial, 1)] {
+            let cued = c.logits(&e, &signs).unwrap();
+            let rise: Vec<f32> = (0..4).map(|k| cued[k] - plain_logits[k]).collect();
+            assert!(rise[own] > 0.1, "{signs:?}: {rise:?}");
+            assert!(rise[own] > rise[0] + 0.1, "{signs:?}: {rise:?}");
+        }
+        let question_rise: Vec<f32> = {
+            let cued = c.logits(&e, &question).unwrap();
+            (0..4).map(|k| cued[k] - plain_logits[k]).collect()
+        };
+        assert!(
+            (0..4).all(|k| k == 2 || question_rise[2] > question_rise[k] + 0.1),
+            "a question raises `queries` most: {question_rise:?}"
+        );
         let plain = c.probabilities(&e, &StanceSigns::default()).unwrap();
-        assert!(c.probabilities(&e, &question).unwrap()[2] > plain[2] + 0.1);
-        assert!(c.probabilities(&e, &denial).unwrap()[1] > plain[1] + 0.1);
         let sum: f32 = plain.iter().sum();
         assert!((sum - 1.0).abs() < 1e-5);
         assert!(c.probabilities(&[0.0; 3], &question).is_err());

@@ -767,6 +767,12 @@ impl Config {
 /// The `[kafka]` tables of librdkafka properties, whose keys hold dots.
 const PROPERTY_TABLES: [&str; 3] = ["properties", "consumer_properties", "producer_properties"];
 
+/// Whether `keys` name one librdkafka property: `kafka`, one of [`PROPERTY_TABLES`], the
+/// property.
+fn is_kafka_property(keys: &[String]) -> bool {
+    keys.len() == 3 && keys[0] == "kafka" && PROPERTY_TABLES.contains(&keys[1].as_str())
+}
+
 /// `KAFKA__PROPERTIES__SASL_MECHANISM` → ["kafka", "properties", "sasl.mechanism"];
 /// `KAFKA__CONSUMER_PROPERTIES__FETCH_WAIT_MAX_MS` → [.., "fetch.wait.max.ms"].
 fn env_path(rest: &str) -> Option<Vec<String>> {
@@ -775,10 +781,9 @@ fn env_path(rest: &str) -> Option<Vec<String>> {
         return None;
     }
     let mut keys: Vec<String> = parts.iter().map(|p| p.to_ascii_lowercase()).collect();
-    let property_table = |k: &str| PROPERTY_TABLES.contains(&k);
-    if keys.len() == 3 && keys[0] == "kafka" && property_table(&keys[1]) {
+    if is_kafka_property(&keys) {
         keys[2] = keys[2].replace('_', ".");
-    } else if keys.iter().any(|k| property_table(k)) {
+    } else if keys.iter().any(|k| PROPERTY_TABLES.contains(&k.as_str())) {
         return None;
     }
     Some(keys)
@@ -801,7 +806,7 @@ fn env_value(defaults: &toml::Table, keys: &[String], text: &str) -> Result<toml
             .ok_or_else(|| format!("expected {what}"))
     };
     // librdkafka takes every property as text ("true", "5000"): never typed.
-    if keys.len() == 3 && keys[0] == "kafka" && PROPERTY_TABLES.contains(&keys[1].as_str()) {
+    if is_kafka_property(keys) {
         return Ok(toml::Value::String(text.to_string()));
     }
     match node {

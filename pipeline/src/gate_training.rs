@@ -576,8 +576,6 @@ mod tests {
                 (r.share - 1.0 / 3.0).abs() < 1e-6,
                 "the three files weigh as one"
             );
-        }
-        for r in constraint.iter().chain(&daccord).chain(&reddit) {
             assert_eq!(
                 row_number(r) % 2,
                 1,

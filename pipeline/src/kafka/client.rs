@@ -124,11 +124,10 @@ fn transactional_id(cfg: &KafkaConfig) -> String {
 
 /// Output records above this size are dead-lettered (`output_too_large`) rather than
 /// refused by the producer: librdkafka's `message.max.bytes` less room for key and headers.
+/// Read from the producer's own configuration, so the tables weigh as they do there.
 pub(crate) fn max_output_bytes(cfg: &KafkaConfig) -> usize {
-    let limit = cfg
-        .producer_properties
+    let limit = producer_config(cfg)
         .get("message.max.bytes")
-        .or_else(|| cfg.properties.get("message.max.bytes"))
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(1_000_000);
     limit.saturating_sub(1024)

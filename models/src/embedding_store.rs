@@ -1,4 +1,4 @@
-//! Embeddings kept across runs, keyed by the text they were computed from.
+//! Embeddings and features kept across runs, keyed by the text they were computed from.
 //!
 //! Training and evaluation embed the same datasets again and again (every option tried,
 //! every retrain after moderators' decisions are added); embedding them takes minutes
@@ -118,18 +118,19 @@ impl EmbeddingStore {
         Ok(())
     }
 
-    /// Embeddings of `texts` in order, computing (in chunks, reporting progress as
-    /// `progress(done)`) only those not stored yet.
+    /// Features of `texts` in order ([`Encoder::features`]: the embedding first),
+    /// computing (in chunks, reporting progress as `progress(done)`) only those not
+    /// stored yet.
     pub fn embed_all<S: AsRef<str>>(
         &mut self,
         encoder: &Encoder,
         texts: &[S],
         mut progress: impl FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
-        if encoder.dim() != self.dim {
+        if encoder.feature_dim() != self.dim {
             return Err(HeadError::StoreDimension {
                 stored: self.dim,
-                encoder: encoder.dim(),
+                encoder: encoder.feature_dim(),
             }
             .into());
         }
@@ -144,7 +145,7 @@ impl EmbeddingStore {
         let mut done = texts.len() - missing.len();
         progress(done);
         for chunk in missing.chunks(CHUNK) {
-            for (text, vector) in chunk.iter().zip(encoder.embed(chunk)?) {
+            for (text, vector) in chunk.iter().zip(encoder.features(chunk)?) {
                 self.vectors.insert(text_key(text), vector);
                 self.added += 1;
             }
@@ -241,16 +242,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e").join("tiny.vge");
         let enc = tiny_encoder(4);
-        let mut store = EmbeddingStore::open(&path, enc.dim());
+        let mut store = EmbeddingStore::open(&path, enc.feature_dim());
         let texts = ["vaccine causes autism", "measles", "vaccine causes autism"];
         let mut reports = Vec::new();
         let first = store.embed_all(&enc, &texts, |d| reports.push(d)).unwrap();
         assert_eq!(reports.last(), Some(&3));
         assert_eq!(store.len(), 2, "a repeated text is embedded once");
-        assert_eq!(first[0], enc.embed(&["vaccine causes autism"]).unwrap()[0]);
+        assert_eq!(
+            first[0],
+            enc.features(&["vaccine causes autism"]).unwrap()[0]
+        );
+        assert_eq!(
+            first[0][..enc.dim()],
+            enc.embed(&["vaccine causes autism"]).unwrap()[0],
+            "the features start with the embedding"
+        );
         store.save().unwrap();
 
-        let mut again = EmbeddingStore::open(&path, enc.dim());
+        let mut again = EmbeddingStore::open(&path, enc.feature_dim());
         assert_eq!(again.len(), 2);
         let mut reports = Vec::new();
         let second = again.embed_all(&enc, &texts, |d| reports.push(d)).unwrap();
@@ -259,7 +268,7 @@ mod tests {
 
         std::fs::write(&path, b"VGE1\x20\0\0\0short").unwrap();
         assert!(
-            EmbeddingStore::open(&path, enc.dim()).is_empty(),
+            EmbeddingStore::open(&path, enc.feature_dim()).is_empty(),
             "a damaged file is ignored"
         );
         assert!(

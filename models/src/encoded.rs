@@ -1,5 +1,6 @@
-//! What one encoder pass gives every head: each token's last hidden state and the part
-//! of the text it stands for, and pooled embeddings made from them.
+//! What one encoder pass gives every head: each token's last hidden state (and those of
+//! the layers tapped for a post's features) and the part of the text it stands for, and
+//! the pooled embeddings and features made from them.
 //!
 //! A post costs one pass. The redaction tagger reads the token states of the raw text;
 //! the risk heads read a pooled embedding that can leave out the tokens of redacted
@@ -16,6 +17,10 @@ pub struct EncodedText {
     pub spans: Vec<Option<(usize, usize)>>,
     /// Last-layer hidden states, token after token, `dim` values each.
     pub states: Vec<f32>,
+    /// The states of the layers the encoder taps for a post's features, laid out like
+    /// `states`, one vector per tapped layer (highest first; none on the reference
+    /// network).
+    pub tapped: Vec<Vec<f32>>,
     /// Width of a state.
     pub dim: usize,
 }
@@ -48,10 +53,29 @@ impl EncodedText {
     /// The pooled embedding without the tokens that touch any of `ranges` (code points of
     /// the text, end exclusive): what is left once redacted spans are taken out.
     pub fn pooled_without(&self, ranges: &[(usize, usize)]) -> Vec<f32> {
-        self.pooled(|i| match self.spans[i] {
+        self.pooled(|i| self.outside(i, ranges))
+    }
+
+    /// The post's features ([`crate::Encoder::features`]: the embedding, then each tapped
+    /// layer's mean) without the tokens that touch any of `ranges`.
+    pub fn features_without(&self, ranges: &[(usize, usize)]) -> Vec<f32> {
+        let kept: Vec<usize> = (0..self.len())
+            .filter(|&i| self.outside(i, ranges))
+            .collect();
+        let mut v = mean_normalised(kept.iter().map(|&i| self.state(i)), self.dim);
+        for layer in &self.tapped {
+            let row = |i: usize| &layer[i * self.dim..(i + 1) * self.dim];
+            v.extend(mean_normalised(kept.iter().map(|&i| row(i)), self.dim));
+        }
+        v
+    }
+
+    /// Whether token `i` touches none of `ranges` (special tokens never do).
+    fn outside(&self, i: usize, ranges: &[(usize, usize)]) -> bool {
+        match self.spans[i] {
             None => true,
             Some((s, e)) => !ranges.iter().any(|&(rs, re)| s < re && rs < e),
-        })
+        }
     }
 }
 

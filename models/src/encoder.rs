@@ -32,6 +32,29 @@ pub const MAX_TOKENS: usize = 256;
 /// activations in cache.
 const TOKENS_PER_PASS: usize = 2048;
 
+/// Which hidden layers a post's features pool beside the last one: every second layer
+/// below the top, this many of them (after layers 10, 8 and 6 of e5-small's 12). The
+/// misinformation head reads them: a mean of the last layer is what e5 was trained to
+/// make similar for texts that mean the same, and it keeps the topic and little else; the
+/// layers below keep more of the words and their order. Measured with a probe (the same
+/// head on the tune side, scored on the measure side): CONSTRAINT val ROC-AUC 0.968 →
+/// 0.979, French spreading posts recalled 30 % → 65 % at the same flag rate on ordinary
+/// posts.
+const FEATURE_TAPS: usize = 3;
+const FEATURE_TAP_STEP: usize = 2;
+
+/// The layer counts [`Encoder::features`] pools for a network of `depth` layers, highest
+/// first (0, the normalised embeddings, for a network too shallow to have them).
+fn feature_taps(depth: usize) -> Vec<usize> {
+    (1..=FEATURE_TAPS)
+        .filter_map(|i| depth.checked_sub(i * FEATURE_TAP_STEP))
+        .collect()
+}
+
+/// What one pass gives: the last states, the tapped layers' states, and where each text's
+/// rows start.
+type Passed = (Vec<f32>, Vec<Vec<f32>>, Vec<usize>);
+
 /// The network under the encoder. Both compute the same function; the reference is
 /// candle-transformers' `BertModel`, kept to check the fast one against (tests and
 /// `embed_bench --reference`).
@@ -127,6 +150,9 @@ pub struct Encoder {
     pad_id: u32,
     device: Device,
     dim: usize,
+    /// Hidden layers pooled into a post's features beside the last ([`feature_taps`];
+    /// none on the reference network).
+    taps: Vec<usize>,
 }
 
 impl Encoder {
@@ -218,12 +244,17 @@ impl Encoder {
     ) -> Result<Self> {
         let mut tokenizer = tokenizer.into();
         tokenizer.configure(MAX_TOKENS.min(max_positions))?;
+        let taps = match &model {
+            Backbone::Fast(fast) => feature_taps(fast.depth()),
+            Backbone::Reference(_) => Vec::new(),
+        };
         Ok(Encoder {
             model,
             tokenizer,
             pad_id,
             device: Device::Cpu,
             dim,
+            taps,
         })
     }
 
@@ -243,6 +274,13 @@ impl Encoder {
     /// Dimension of the embeddings.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// Width of a post's features ([`Encoder::features`]): the embedding, then one
+    /// pooled vector per tapped layer. Every head reads a prefix of them: a head as wide
+    /// as the embedding reads the embedding alone.
+    pub fn feature_dim(&self) -> usize {
+        self.dim * (1 + self.taps.len())
     }
 
     /// How many tokens each text is run as (prefix and special tokens included, after
@@ -272,10 +310,33 @@ impl Encoder {
         let mut out = vec![Vec::new(); ids.len()];
         for chunk in self.passes(&ids) {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
-            let (states, offsets) = self.run(&batch)?;
+            let (states, _, offsets) = self.run(&batch, &[])?;
             for (row, &i) in chunk.iter().enumerate() {
                 let rows = &states[offsets[row] * self.dim..offsets[row + 1] * self.dim];
                 out[i] = mean_normalised(rows.chunks_exact(self.dim.max(1)), self.dim);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A post's features, one vector of [`Encoder::feature_dim`] values per text: its
+    /// embedding (what [`Encoder::embed`] gives), then the mean of each tapped layer's
+    /// states, each scaled to unit length. One pass, as for the embedding alone.
+    pub fn features<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        let encodings = self.tokenize(texts)?;
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        let mut out = vec![Vec::new(); ids.len()];
+        let d = self.dim.max(1);
+        for chunk in self.passes(&ids) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
+            let (states, tapped, offsets) = self.run(&batch, &self.taps)?;
+            for (row, &i) in chunk.iter().enumerate() {
+                let (start, end) = (offsets[row] * self.dim, offsets[row + 1] * self.dim);
+                let mut v = mean_normalised(states[start..end].chunks_exact(d), self.dim);
+                for layer in &tapped {
+                    v.extend(mean_normalised(layer[start..end].chunks_exact(d), self.dim));
+                }
+                out[i] = v;
             }
         }
         Ok(out)
@@ -316,7 +377,7 @@ impl Encoder {
         let mut out: Vec<Option<EncodedText>> = vec![None; encodings.len()];
         for chunk in self.passes(&ids) {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
-            let (states, offsets) = self.run(&batch)?;
+            let (states, tapped, offsets) = self.run(&batch, &self.taps)?;
             for (row, &i) in chunk.iter().enumerate() {
                 let e = &encodings[i];
                 let start = offsets[row] * self.dim;
@@ -341,6 +402,7 @@ impl Encoder {
                     ids: e.get_ids().to_vec(),
                     spans,
                     states: states[start..end].to_vec(),
+                    tapped: tapped.iter().map(|l| l[start..end].to_vec()).collect(),
                     dim: self.dim,
                 });
             }
@@ -351,21 +413,21 @@ impl Encoder {
     }
 
     /// The last hidden states of one pass, packed (one row of `dim` values per token,
-    /// the texts one after another), and where each text's rows start (plus the total).
-    fn run(&self, batch: &[&[u32]]) -> Result<(Vec<f32>, Vec<usize>)> {
+    /// the texts one after another), those after each layer count of `taps` packed
+    /// alike (none on the reference network), and where each text's rows start (plus
+    /// the total).
+    fn run(&self, batch: &[&[u32]], taps: &[usize]) -> Result<Passed> {
         let mut offsets = Vec::with_capacity(batch.len() + 1);
         offsets.push(0);
         for ids in batch {
             offsets.push(offsets[offsets.len() - 1] + ids.len());
         }
-        let states = match &self.model {
+        let (states, tapped) = match &self.model {
             Backbone::Fast(model) => {
                 let ids: Vec<u32> = batch.concat();
                 let lengths: Vec<usize> = batch.iter().map(|ids| ids.len()).collect();
-                model
-                    .forward_packed(&ids, &lengths)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
+                let (last, tapped) = model.forward_packed_tapped(&ids, &lengths, taps)?;
+                (last.flatten_all()?.to_vec1::<f32>()?, tapped)
             }
             Backbone::Reference(model) => {
                 // candle-transformers' BertModel takes a padded batch and a mask; its
@@ -392,10 +454,10 @@ impl Encoder {
                     let start = row * width * self.dim;
                     states.extend_from_slice(&padded[start..start + ids.len() * self.dim]);
                 }
-                states
+                (states, Vec::new())
             }
         };
-        Ok((states, offsets))
+        Ok((states, tapped, offsets))
     }
 }
 
@@ -562,16 +624,19 @@ mod tests {
         ];
         for seed in [1, 2] {
             let f32_vectors = tiny_encoder_with(seed, Precision::F32)
-                .embed(&texts)
+                .features(&texts)
                 .unwrap();
             let mut first: Option<Vec<Vec<f32>>> = None;
             for kernel in crate::kernels::Kernel::available() {
                 let enc = tiny_encoder_with(seed, Precision::Int8(kernel));
                 assert_eq!(enc.precision(), Some(Precision::Int8(kernel)));
-                let vectors = enc.embed(&texts).unwrap();
+                // The features: the embedding and each tapped layer's mean.
+                let vectors = enc.features(&texts).unwrap();
                 for (x, y) in vectors.iter().zip(&f32_vectors) {
-                    let c = cosine(x, y);
-                    assert!(c > 0.99, "{}: cosine {c} to f32", kernel.name());
+                    for (x, y) in x.chunks_exact(enc.dim()).zip(y.chunks_exact(enc.dim())) {
+                        let c = cosine(x, y);
+                        assert!(c > 0.99, "{}: cosine {c} to f32", kernel.name());
+                    }
                 }
                 if let Some(first) = &first {
                     for (x, y) in vectors.iter().zip(first) {
@@ -587,6 +652,58 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn feature_taps_are_every_second_layer_below_the_top() {
+        assert_eq!(feature_taps(12), vec![10, 8, 6]);
+        assert_eq!(feature_taps(4), vec![2, 0]);
+        assert_eq!(feature_taps(2), vec![0], "the normalised embeddings");
+        assert!(feature_taps(1).is_empty());
+    }
+
+    #[test]
+    fn features_start_with_the_embedding_and_pool_each_tapped_layer() {
+        let enc = tiny_encoder(5);
+        let d = enc.dim();
+        assert_eq!(
+            enc.feature_dim(),
+            2 * d,
+            "the tiny network has two layers: one tap"
+        );
+        let texts = ["vaccine causes autism", "le vaccin", "measles is the 5g"];
+        let features = enc.features(&texts).unwrap();
+        let embedded = enc.embed(&texts).unwrap();
+        let batch = enc.encode(&texts).unwrap();
+        for (i, f) in features.iter().enumerate() {
+            assert_eq!(f.len(), enc.feature_dim());
+            assert_eq!(f[..d], embedded[i], "text {i}: the embedding comes first");
+            for block in f.chunks_exact(d) {
+                let norm: f32 = block.iter().map(|x| x * x).sum::<f32>().sqrt();
+                assert!((norm - 1.0).abs() < 1e-4, "text {i}: block norm {norm}");
+            }
+            assert!(
+                cosine(&f[..d], &f[d..]) < 0.999,
+                "text {i}: the tap is its own layer"
+            );
+            let from_pass = batch.texts[i].features_without(&[]);
+            for (a, b) in from_pass.chunks_exact(d).zip(f.chunks_exact(d)) {
+                assert!(
+                    cosine(a, b) > 0.99999,
+                    "text {i}: one pass, the same features"
+                );
+            }
+        }
+        // Leaving a token out changes every block, as redaction must.
+        let first = &batch.texts[0];
+        let without = first.features_without(&[(4, 11)]);
+        assert_eq!(without[..d], first.pooled_without(&[(4, 11)]));
+        assert!(cosine(&without[d..], &features[0][d..]) < 0.99999);
+        assert_eq!(
+            tiny_reference_encoder(5).feature_dim(),
+            d,
+            "the reference network taps nothing"
+        );
     }
 
     #[test]

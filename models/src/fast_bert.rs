@@ -240,6 +240,11 @@ impl FastBert {
         self.hyper.hidden
     }
 
+    /// How many transformer layers the network has.
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
     /// The longest input the model takes, in tokens.
     pub fn max_positions(&self) -> usize {
         self.hyper.max_positions
@@ -252,6 +257,19 @@ impl FastBert {
     /// the linear layers see every token as one row, and only attention needs to know
     /// where each post starts ([`attention`]).
     pub fn forward_packed(&self, ids: &[u32], lengths: &[usize]) -> Result<Tensor> {
+        Ok(self.forward_packed_tapped(ids, lengths, &[])?.0)
+    }
+
+    /// [`forward_packed`](Self::forward_packed), also keeping the hidden states after
+    /// each layer count in `taps` (0: the normalised embeddings), in the order given,
+    /// packed like the last states; a count past the last layer keeps nothing (an empty
+    /// vector). They cost a copy each: the pass itself is the same.
+    pub fn forward_packed_tapped(
+        &self,
+        ids: &[u32],
+        lengths: &[usize],
+        taps: &[usize],
+    ) -> Result<(Tensor, Vec<Vec<f32>>)> {
         let h = self.hyper.hidden;
         let longest = lengths.iter().copied().max().unwrap_or(0);
         if longest > self.hyper.max_positions {
@@ -285,9 +303,10 @@ impl FastBert {
                 }
             }
         }
+        let mut kept = Tapped::new(taps);
         if let Some(layers) = self.int8_layers() {
-            let x = self.forward_int8(&layers, rows, &offsets);
-            return Ok(Tensor::from_vec(x, (tokens, h), &self.device)?);
+            let x = self.forward_int8(&layers, rows, &offsets, &mut kept);
+            return Ok((Tensor::from_vec(x, (tokens, h), &self.device)?, kept.states));
         }
         let mut x = Tensor::from_vec(rows, (tokens, h), &self.device)?;
         self.embedding_norm.apply(&x)?;
@@ -296,7 +315,8 @@ impl FastBert {
             heads: self.hyper.heads,
             hidden: h,
         };
-        for layer in &self.layers {
+        kept.offer_tensor(0, &x)?;
+        for (i, layer) in self.layers.iter().enumerate() {
             let context = layer.qkv.forward(&x)?.apply_op1_no_bwd(&attend)?;
             // Each product is a fresh tensor, so the residual add and the norm can
             // overwrite it.
@@ -307,8 +327,43 @@ impl FastBert {
                 .forward(&layer.ffn_in.forward_gelu(&attended)?)?;
             layer.output_norm.apply_residual(&out, &attended)?;
             x = out;
+            kept.offer_tensor(i + 1, &x)?;
         }
-        Ok(x)
+        Ok((x, kept.states))
+    }
+}
+
+/// The hidden states a pass keeps beside its last ones: one packed copy per asked layer
+/// count, in the order asked.
+struct Tapped<'t> {
+    taps: &'t [usize],
+    states: Vec<Vec<f32>>,
+}
+
+impl<'t> Tapped<'t> {
+    fn new(taps: &'t [usize]) -> Self {
+        Tapped {
+            taps,
+            states: vec![Vec::new(); taps.len()],
+        }
+    }
+
+    /// Keeps `x`, the states after `layers` layers, where that count was asked for.
+    fn offer(&mut self, layers: usize, x: &[f32]) {
+        for (tap, kept) in self.taps.iter().zip(&mut self.states) {
+            if *tap == layers {
+                kept.clear();
+                kept.extend_from_slice(x);
+            }
+        }
+    }
+
+    fn offer_tensor(&mut self, layers: usize, x: &Tensor) -> Result<()> {
+        if self.taps.contains(&layers) {
+            let rows = x.flatten_all()?.to_vec1::<f32>()?;
+            self.offer(layers, &rows);
+        }
+        Ok(())
     }
 }
 
@@ -351,14 +406,17 @@ impl FastBert {
         layers: &[Int8Layer<'_>],
         embedded: Vec<f32>,
         offsets: &[usize],
+        kept: &mut Tapped<'_>,
     ) -> Vec<f32> {
         let m = offsets.last().copied().unwrap_or(0);
         let mut x = embedded;
         let Some(first) = layers.first() else {
             norm_rows(&mut x, None, &self.embedding_norm);
+            kept.offer(0, &x);
             return x;
         };
         let mut rows = norm_and_quantize(&mut x, None, &self.embedding_norm, first.qkv);
+        kept.offer(0, &x);
         for (i, (layer, norms)) in layers.iter().zip(&self.layers).enumerate() {
             let qkv = layer.qkv.forward_rows_to_vec(&rows, m);
             let context = attention_to_vec(&qkv, offsets, self.hyper.heads, self.hyper.hidden);
@@ -380,6 +438,7 @@ impl FastBert {
                 None => norm_rows(&mut out, Some(&attended), &norms.output_norm),
             }
             x = out;
+            kept.offer(i + 1, &x);
         }
         x
     }
@@ -611,7 +670,53 @@ impl InplaceOp2 for NormInPlace<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e5_file::E5Image;
+    use crate::encoder::testing::tiny_image_bytes;
     use candle_core::DType;
+
+    #[test]
+    fn taps_keep_the_states_after_the_layers_asked() {
+        let ids = [5u32, 9, 11, 7, 3];
+        let lengths = [3usize, 2];
+        for precision in [
+            Precision::F32,
+            Precision::Int8(crate::kernels::Kernel::detect()),
+        ] {
+            let image = E5Image::parse(&tiny_image_bytes(3), &Device::Cpu).unwrap();
+            let model = FastBert::from_image_with(image, precision).unwrap();
+            let depth = model.depth();
+            let (last, tapped) = model
+                .forward_packed_tapped(&ids, &lengths, &[depth, 0, depth + 5])
+                .unwrap();
+            let last: Vec<f32> = last.flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(tapped.len(), 3, "one entry per tap, in the order asked");
+            assert_eq!(
+                tapped[0], last,
+                "{precision:?}: the top tap is the last states"
+            );
+            assert_eq!(
+                tapped[1].len(),
+                last.len(),
+                "{precision:?}: every token's row"
+            );
+            assert_ne!(
+                tapped[1], last,
+                "{precision:?}: the embeddings differ from the top"
+            );
+            assert!(tapped[2].is_empty(), "{precision:?}: no layer that deep");
+            let plain: Vec<f32> = model
+                .forward_packed(&ids, &lengths)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(
+                plain, last,
+                "{precision:?}: tapping leaves the pass unchanged"
+            );
+        }
+    }
 
     #[test]
     fn bias_and_gelu_match_candle() {

@@ -203,15 +203,19 @@ impl RiskHead {
         }
     }
 
-    /// The classifier's logit for an embedding in `lang` (the detected language).
-    pub fn logit(&self, embedding: &[f32], lang: Option<&str>) -> Result<f32> {
-        if embedding.len() != self.dim() {
+    /// The classifier's logit for a text in `lang` (the detected language), from its
+    /// features ([`crate::Encoder::features`]) or its embedding: the head reads the first
+    /// [`dim`](Self::dim) values, the embedding alone for a head that was trained on it
+    /// and the tapped layers too for one trained on them (the layout keeps each narrower
+    /// input a prefix of the wider).
+    pub fn logit(&self, features: &[f32], lang: Option<&str>) -> Result<f32> {
+        let Some(embedding) = features.get(..self.dim()) else {
             return Err(HeadError::Dimension {
-                got: embedding.len(),
+                got: features.len(),
                 expected: self.dim(),
             }
             .into());
-        }
+        };
         if self.adapted_languages.is_empty() {
             return Ok(self.classifier.logit(embedding));
         }
@@ -430,18 +434,31 @@ mod tests {
         assert!((head.logit(&[0.5, 0.0], Some("fr")).unwrap() - 3.5).abs() < 1e-6);
         assert!((head.logit(&[0.5, 0.0], Some("en")).unwrap() - 0.5).abs() < 1e-6);
         assert!(matches!(
-            head.logit(&[0.5, 0.0, 1.0], Some("en")),
+            head.logit(&[0.5], Some("en")),
             Err(ModelError::Head(HeadError::Dimension {
-                got: 3,
+                got: 1,
                 expected: 2
             }))
         ));
+        // Wider features: the head reads the part it was trained on.
+        assert_eq!(
+            head.logit(&[0.5, 0.0, 1.0, -3.0], Some("fr")).unwrap(),
+            head.logit(&[0.5, 0.0], Some("fr")).unwrap()
+        );
     }
 
     #[test]
-    fn builtin_head_matches_the_encoder() {
+    fn builtin_heads_match_the_encoder() {
         let head = RiskHead::builtin().unwrap();
-        assert_eq!(head.dim(), 384);
+        // e5-small's features: the 384-wide embedding and three tapped layers.
+        assert_eq!(head.dim(), 4 * 384);
+        for head in [
+            RiskHead::builtin_gate().unwrap(),
+            RiskHead::builtin_stance().unwrap(),
+        ] {
+            assert_eq!(head.dim(), 4 * 384);
+            assert_eq!(head.encoder, crate::encoder::MODEL_NAME);
+        }
         assert_eq!(head.encoder, crate::encoder::MODEL_NAME);
     }
 

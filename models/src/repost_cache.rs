@@ -1,5 +1,6 @@
-//! Embeddings of recently seen texts, so that reposts of a viral rumour (the same words,
-//! give or take spacing and invisible characters) are embedded once.
+//! Features of recently seen texts ([`Encoder::features`]), so that reposts of a viral
+//! rumour (the same words, give or take spacing and invisible characters) are embedded
+//! once.
 //!
 //! What is embedded is the normalised text itself, so a post's score depends on its
 //! text alone, never on which variant of it arrived first. Case is kept: the encoder's
@@ -78,8 +79,8 @@ pub fn normalise(text: &str) -> String {
 }
 
 impl RepostCache {
-    /// Keeps at most `capacity` embeddings (about 1.6 kB each for 384 dimensions);
-    /// 0 keeps none.
+    /// Keeps the features of at most `capacity` texts (6 kB each for e5-small's: its
+    /// embedding and three tapped layers of 384 values); 0 keeps none.
     pub fn new(capacity: usize) -> Self {
         RepostCache {
             generation_size: capacity / 2,
@@ -91,7 +92,7 @@ impl RepostCache {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Embeddings of the normalised `texts`, in order; only texts not seen recently
+    /// Features of the normalised `texts`, in order; only texts not seen recently
     /// reach the encoder (and each distinct one once per call).
     pub fn embed<S: AsRef<str>>(&self, encoder: &Encoder, texts: &[S]) -> Result<Embedded> {
         let normalised: Vec<String> = texts.iter().map(|t| normalise(t.as_ref())).collect();
@@ -113,7 +114,7 @@ impl RepostCache {
         }
         if !todo.is_empty() {
             let batch: Vec<&str> = todo.iter().map(|&i| normalised[i].as_str()).collect();
-            let vectors = encoder.embed(&batch)?;
+            let vectors = encoder.features(&batch)?;
             let mut g = self.lock();
             for (&i, v) in todo.iter().zip(vectors) {
                 g.put(keys[i], v.clone(), self.generation_size);
@@ -189,7 +190,9 @@ mod tests {
         assert_eq!((again.hits, again.encoded), (1, 1));
         let again = again.vectors;
         assert_eq!(again[0], first[0]);
-        assert!(cosine(&again[1], &enc.embed(&["le vaccin est sûr"]).unwrap()[0]) > 0.9999);
+        let fresh = &enc.features(&["le vaccin est sûr"]).unwrap()[0];
+        assert_eq!(again[1].len(), enc.feature_dim());
+        assert!(cosine(&again[1], fresh) > 0.9999);
     }
 
     #[test]

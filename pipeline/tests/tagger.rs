@@ -140,7 +140,7 @@ fn training_sees_the_vectors_the_pipeline_scores() {
         assert_eq!(record.redacted_text, prepared.redacted[i].text, "post {i}");
         redacted_posts += usize::from(!record.redactions.is_empty());
         let risk = record.risk.as_ref().expect("judged");
-        let pooled = prepared.pooled[i].as_ref().expect("one pass, pooled");
+        let pooled = prepared.features[i].as_ref().expect("one pass, pooled");
         let lang = known_language(prepared.langs[i].code);
         let (_, probability) = stage.head().scores(pooled, lang).unwrap();
         assert!(

@@ -122,6 +122,22 @@ pub(crate) fn embed_as_seen<'t>(
     texts: impl IntoIterator<Item = &'t str>,
     what: &str,
 ) -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
+    let mut seen = features_as_seen(screener, encoder, store, texts, what)?;
+    for (v, _) in &mut seen {
+        v.truncate(encoder.dim());
+    }
+    Ok(seen)
+}
+
+/// [`embed_as_seen`], keeping the whole features ([`Encoder::features`]: the embedding,
+/// then the tapped layers) that the misinformation head reads.
+pub(crate) fn features_as_seen<'t>(
+    screener: &Screener,
+    encoder: &Encoder,
+    store: &mut vigie_models::embedding_store::EmbeddingStore,
+    texts: impl IntoIterator<Item = &'t str>,
+    what: &str,
+) -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
     let texts: Vec<&str> = texts.into_iter().collect();
     let tagger = screener
         .tagger_fingerprint()
@@ -131,7 +147,7 @@ pub(crate) fn embed_as_seen<'t>(
         .map(|t| {
             let (rules_only, lang) = prepare_for_risk(screener, t);
             let key = format!(
-                "pooled-v1\u{0}{tagger}\u{0}{}\u{0}{rules_only}\u{0}{t}",
+                "features-v1\u{0}{tagger}\u{0}{}\u{0}{rules_only}\u{0}{t}",
                 lang.unwrap_or("-")
             );
             (key, lang)
@@ -157,13 +173,13 @@ pub(crate) fn embed_as_seen<'t>(
         let pieces: Vec<String> = prepared
             .redacted
             .iter()
-            .zip(&prepared.pooled)
+            .zip(&prepared.features)
             .filter(|(_, p)| p.is_none())
             .map(|(r, _)| vigie_models::repost_cache::normalise(&r.text))
             .collect();
-        let mut embedded = encoder.embed(&pieces)?.into_iter();
-        for (&i, pooled) in chunk.iter().zip(prepared.pooled) {
-            let vector = match pooled {
+        let mut embedded = encoder.features(&pieces)?.into_iter();
+        for (&i, features) in chunk.iter().zip(prepared.features) {
+            let vector = match features {
                 Some(v) => v,
                 None => embedded
                     .next()

@@ -194,7 +194,7 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
                             })
                         })
                         .collect();
-                    let read = risk.read_stance(&texts, &langs, &prepared.pooled)?;
+                    let read = risk.read_stance(&texts, &langs, &prepared.features)?;
                     done += chunk.len();
                     Ok(read)
                 })?;

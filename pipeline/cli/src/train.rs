@@ -126,6 +126,17 @@ pub(crate) struct TrainArgs {
     pub(crate) l2: Option<f32>,
     #[arg(long)]
     pub(crate) hidden: Option<usize>,
+    /// Risk head, claim gate, stance head and four-way stance: what the head reads of
+    /// each post: the embedding and the tapped layers' means (`Encoder::features`), or
+    /// the embedding alone (every head before session 16).
+    #[arg(long, value_enum, default_value = "features")]
+    pub(crate) input: InputArg,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+pub(crate) enum InputArg {
+    Features,
+    Embedding,
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -159,10 +170,12 @@ impl Embedding {
         // Heads are fitted on the f32 pass, so they do not depend on the kernel of the
         // machine that trains them; the int8 pass they run on stays within 0.99 cosine.
         let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
+        // The store keeps whole features; the heads that read the embedding alone take
+        // its first part.
         let store = if a.no_store {
-            EmbeddingStore::in_memory(encoder.dim())
+            EmbeddingStore::in_memory(encoder.feature_dim())
         } else {
-            EmbeddingStore::open(&default_store_path(&model_dir), encoder.dim())
+            EmbeddingStore::open(&default_store_path(&model_dir), encoder.feature_dim())
         };
         Ok(Embedding {
             config,
@@ -264,24 +277,17 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
     }
     dev_sets.extend(project_dev);
 
-    let train_vectors = embed_as_seen(
-        &screener,
-        &encoder,
-        &mut store,
-        train_rows.iter().map(|r| r.text.as_str()),
-        "training",
-    )?;
+    let mut as_seen = |rows: &[RiskRow], what: &str| {
+        let texts = rows.iter().map(|r| r.text.as_str());
+        match a.input {
+            InputArg::Features => features_as_seen(&screener, &encoder, &mut store, texts, what),
+            InputArg::Embedding => embed_as_seen(&screener, &encoder, &mut store, texts, what),
+        }
+    };
+    let train_vectors = as_seen(&train_rows, "training")?;
     let dev_vectors: Vec<Vec<(Vec<f32>, Option<&str>)>> = dev_sets
         .iter()
-        .map(|(_, rows)| {
-            embed_as_seen(
-                &screener,
-                &encoder,
-                &mut store,
-                rows.iter().map(|r| r.text.as_str()),
-                "dev",
-            )
-        })
+        .map(|(_, rows)| as_seen(rows, "dev"))
         .collect::<Result<_>>()?;
     store.save()?;
     let examples: Vec<Example> = train_rows
@@ -586,20 +592,15 @@ pub(crate) fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Tas
         a.cap,
         a.seed,
     )?;
-    let tune_vectors = embed_as_seen(
-        &screener,
-        &encoder,
-        &mut store,
-        tune.iter().map(|r| r.text.as_str()),
-        "tune",
-    )?;
-    let measure_vectors = embed_as_seen(
-        &screener,
-        &encoder,
-        &mut store,
-        measure.iter().map(|r| r.text.as_str()),
-        "measure",
-    )?;
+    let mut as_seen = |rows: &[vigie_pipeline::gate_training::GateRow], what: &str| {
+        let texts = rows.iter().map(|r| r.text.as_str());
+        match a.input {
+            InputArg::Features => features_as_seen(&screener, &encoder, &mut store, texts, what),
+            InputArg::Embedding => embed_as_seen(&screener, &encoder, &mut store, texts, what),
+        }
+    };
+    let tune_vectors = as_seen(&tune, "tune")?;
+    let measure_vectors = as_seen(&measure, "measure")?;
     store.save()?;
     let examples: Vec<Example> = tune
         .iter()
@@ -750,13 +751,11 @@ pub(crate) fn train_stance_classes(a: &TrainArgs) -> Result<()> {
             .iter()
             .map(|r| cues.signs(&prepare_for_risk(&screener, &r.text).0))
             .collect();
-        let vectors = embed_as_seen(
-            &screener,
-            &encoder,
-            &mut store,
-            rows.iter().map(|r| r.text.as_str()),
-            what,
-        )?;
+        let texts = rows.iter().map(|r| r.text.as_str());
+        let vectors = match a.input {
+            InputArg::Features => features_as_seen(&screener, &encoder, &mut store, texts, what),
+            InputArg::Embedding => embed_as_seen(&screener, &encoder, &mut store, texts, what),
+        }?;
         anyhow::Ok((vectors, signs))
     };
     let (tune_vectors, tune_signs) = prepare(&tune, "tune")?;
@@ -781,7 +780,10 @@ pub(crate) fn train_stance_classes(a: &TrainArgs) -> Result<()> {
             .collect()
     };
     let (fit_rows, val_rows) = (pick(false), pick(true));
-    let dim = encoder.dim();
+    let dim = match a.input {
+        InputArg::Features => encoder.feature_dim(),
+        InputArg::Embedding => encoder.dim(),
+    };
     let fit = |rows: &[usize], trained_on: Vec<String>| {
         let flat: Vec<f32> = rows
             .iter()
@@ -924,7 +926,10 @@ pub(crate) fn train_claim_map(a: &TrainArgs) -> Result<()> {
         .map(|c| c.text)
         .collect();
     let candidates: Vec<String> = own.iter().cloned().chain(library).collect();
-    let candidate_vectors = store.embed_all(&encoder, &candidates, |_| {})?;
+    let mut candidate_vectors = store.embed_all(&encoder, &candidates, |_| {})?;
+    for v in &mut candidate_vectors {
+        v.truncate(encoder.dim());
+    }
     store.save()?;
     let index_of: std::collections::HashMap<&str, usize> = own
         .iter()

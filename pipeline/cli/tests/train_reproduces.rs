@@ -74,7 +74,7 @@ fn vigie_train_reproduces_the_committed_head() {
     let mut texts = dev_texts(&data.join("risk/constraint_en_val.jsonl"), 100);
     texts.extend(dev_texts(&data.join("risk/daccord_fr_dev.jsonl"), 100));
     let vectors = encoder
-        .embed(&texts.iter().map(|t| t.0.as_str()).collect::<Vec<_>>())
+        .features(&texts.iter().map(|t| t.0.as_str()).collect::<Vec<_>>())
         .unwrap();
     let gaps: Vec<f32> = vectors
         .iter()

@@ -123,15 +123,18 @@ pub struct Scored {
     pub repost_cache_hits: usize,
 }
 
-/// Embeddings kept for reposts (about 1.6 kB each: 16 MB).
+/// Texts whose features are kept for reposts (6 kB each: 61 MB when full).
 pub const REPOST_CACHE_ENTRIES: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RiskError {
-    #[error("head expects {head}-dimensional embeddings but the encoder makes {encoder}")]
+    #[error(
+        "the head reads {head} values per post but the encoder's features are {encoder} wide \
+         (a head reads the embedding or the embedding and tapped layers)"
+    )]
     DimensionMismatch { head: usize, encoder: usize },
     #[error(
-        "the {which} reads {head}-dimensional embeddings but the encoder makes {encoder}: \
+        "the {which} reads {head} values per post but the encoder's embeddings are {encoder} wide: \
          give [risk] a {which} trained for this encoder, or switch it off"
     )]
     AuxiliaryMismatch {
@@ -151,10 +154,10 @@ fn claim_risk(similarity: f32, t: f32) -> f32 {
 
 impl RiskStage {
     pub fn new(encoder: Encoder, head: RiskHead, threshold: f32) -> Result<Self, RiskError> {
-        if head.dim() != encoder.dim() {
+        if !reads_features_of(&encoder, head.dim()) {
             return Err(RiskError::DimensionMismatch {
                 head: head.dim(),
-                encoder: encoder.dim(),
+                encoder: encoder.feature_dim(),
             });
         }
         let model_name = format!("{}+{}", head.encoder, head.kind_name());
@@ -175,9 +178,20 @@ impl RiskStage {
         })
     }
 
-    /// A model added beside the head (`which`) must read this encoder's embeddings.
-    fn check_width(&self, which: &'static str, width: usize) -> Result<(), RiskError> {
-        if width == self.encoder.dim() {
+    /// A model added beside the head (`which`) must read this encoder's embeddings, or
+    /// (`features`) the embedding and some of its tapped layers.
+    fn check_width(
+        &self,
+        which: &'static str,
+        width: usize,
+        features: bool,
+    ) -> Result<(), RiskError> {
+        let fits = if features {
+            reads_features_of(&self.encoder, width)
+        } else {
+            width == self.encoder.dim()
+        };
+        if fits {
             return Ok(());
         }
         Err(RiskError::AuxiliaryMismatch {
@@ -191,7 +205,7 @@ impl RiskStage {
     /// whose positive class is "makes or discusses a checkable health claim"): below
     /// `threshold` (its calibrated probability) a post passes.
     pub fn with_gate(mut self, gate: RiskHead, threshold: f32) -> Result<Self, RiskError> {
-        self.check_width("claim gate", gate.dim())?;
+        self.check_width("claim gate", gate.dim(), true)?;
         self.gate = Some((gate, threshold));
         Ok(self)
     }
@@ -199,7 +213,7 @@ impl RiskStage {
     /// Reads stance with `head` too (positive class: the post asks about, refutes or
     /// reports the rumour it discusses) from `threshold` on, beside the cue words.
     pub fn with_stance(mut self, head: RiskHead, threshold: f32) -> Result<Self, RiskError> {
-        self.check_width("stance head", head.dim())?;
+        self.check_width("stance head", head.dim(), true)?;
         self.stance = Some((head, threshold));
         Ok(self)
     }
@@ -209,7 +223,7 @@ impl RiskStage {
     /// agrees the post makes a claim: the map reaches paraphrases and other languages,
     /// and with them some ordinary posts on a rumour's topic.
     pub fn with_claim_map(mut self, map: ClaimMap) -> Result<Self, RiskError> {
-        self.check_width("claim map", map.dim)?;
+        self.check_width("claim map", map.dim, false)?;
         self.claim_map = Some(map);
         Ok(self)
     }
@@ -234,7 +248,7 @@ impl RiskStage {
 
     /// Names each post's stance with `classes` (supports, denies, queries, comments).
     pub fn with_stance_classes(mut self, classes: StanceClassifier) -> Result<Self, RiskError> {
-        self.check_width("stance classifier", classes.embedding_dim)?;
+        self.check_width("stance classifier", classes.embedding_dim, true)?;
         self.stance_classes = Some(classes);
         Ok(self)
     }
@@ -242,13 +256,13 @@ impl RiskStage {
     /// The stance the classifier reads in a post, when there is one.
     fn classify_stance(
         &self,
-        embedding: &[f32],
+        features: &[f32],
         signs: &StanceSigns,
     ) -> Result<Option<Stance>, RiskError> {
         let Some(classes) = &self.stance_classes else {
             return Ok(None);
         };
-        let (best, _) = classes.classify(embedding, signs)?;
+        let (best, _) = classes.classify(features, signs)?;
         Ok(stance_named(STANCES[best]))
     }
 
@@ -327,21 +341,22 @@ impl RiskStage {
         self.score_encoded(texts, langs, &[])
     }
 
-    /// [`RiskStage::score_in`], taking the embeddings already made in the pipeline's one
-    /// encoder pass (`pooled[i]`, when `Some`: the raw text's tokens without the redacted
-    /// ones) rather than running the encoder again; texts without one are embedded here.
+    /// [`RiskStage::score_in`], taking the features already made in the pipeline's one
+    /// encoder pass (`features[i]`, when `Some`: the raw text's tokens without the
+    /// redacted ones) rather than running the encoder again; texts without are embedded
+    /// here.
     pub fn score_encoded<S: AsRef<str>>(
         &self,
         texts: &[S],
         langs: &[Option<&str>],
-        pooled: &[Option<Vec<f32>>],
+        features: &[Option<Vec<f32>>],
     ) -> Result<Scored, RiskError> {
         let lang_of = |i: usize| langs.get(i).copied().flatten();
         // Only posts that can hold a claim, in a language the heads know, are embedded.
         let judged: Vec<usize> = (0..texts.len())
             .filter(|&i| lang_of(i).is_some() && has_claim_text(texts[i].as_ref()))
             .collect();
-        let (vectors, repost_cache_hits) = self.embeddings_of(texts, pooled, &judged)?;
+        let (vectors, repost_cache_hits) = self.embeddings_of(texts, features, &judged)?;
         let index = self.claim_index();
         let mut embeddings = judged.iter().copied().zip(vectors).peekable();
         let mut risks = Vec::with_capacity(texts.len());
@@ -361,16 +376,16 @@ impl RiskStage {
         })
     }
 
-    /// The embeddings of `texts[i]` for each `i` of `which`, in that order: the pooled
-    /// vector when `pooled` gives one, else the text embedded (through the repost
+    /// The features of `texts[i]` for each `i` of `which`, in that order: those
+    /// `features` gives, else the text's own (through the repost
     /// cache); and how many of those the cache answered.
     fn embeddings_of<S: AsRef<str>>(
         &self,
         texts: &[S],
-        pooled: &[Option<Vec<f32>>],
+        features: &[Option<Vec<f32>>],
         which: &[usize],
     ) -> Result<(Vec<Vec<f32>>, usize), RiskError> {
-        let given = |i: usize| pooled.get(i).and_then(Option::as_ref);
+        let given = |i: usize| features.get(i).and_then(Option::as_ref);
         let to_embed: Vec<&str> = which
             .iter()
             .filter(|&&i| given(i).is_none())
@@ -393,16 +408,16 @@ impl RiskStage {
     /// `queries` or `comments`; the stance head's "keeps distance" is `queries` or
     /// `denies`; otherwise a reply the claim gate takes for a claim `supports` the rumour
     /// and one it does not `comments`. `None` for a language the stage does not judge.
-    /// `pooled` gives the embedding of each reply as [`RiskStage::score_encoded`] takes
+    /// `features` gives those of each reply as [`RiskStage::score_encoded`] takes
     /// it; a reply without one is embedded from its text.
     pub fn read_stance<S: AsRef<str>>(
         &self,
         texts: &[S],
         langs: &[Option<&str>],
-        pooled: &[Option<Vec<f32>>],
+        features: &[Option<Vec<f32>>],
     ) -> Result<Vec<Option<Stance>>, RiskError> {
         let all: Vec<usize> = (0..texts.len()).collect();
-        let (vectors, _) = self.embeddings_of(texts, pooled, &all)?;
+        let (vectors, _) = self.embeddings_of(texts, features, &all)?;
         let mut out = Vec::with_capacity(texts.len());
         for ((text, e), lang) in texts.iter().zip(&vectors).zip(langs) {
             let Some(lang) = *lang else {
@@ -456,12 +471,15 @@ impl RiskStage {
         &self,
         text: &str,
         lang: &str,
-        embedding: &[f32],
+        features: &[f32],
         index: &ClaimIndex,
     ) -> Result<Risk, RiskError> {
-        let (head_score, probability) = self.head.scores(embedding, Some(lang))?;
+        // Heads read the prefix of the features they were trained on; claims are matched
+        // on the embedding.
+        let embedding = self.embedding_of(features);
+        let (head_score, probability) = self.head.scores(features, Some(lang))?;
         let claim_probability = match &self.gate {
-            Some((gate, _)) => gate.score(embedding, Some(lang))?,
+            Some((gate, _)) => gate.score(features, Some(lang))?,
             None => 1.0,
         };
         let (mut matches, match_threshold) = self.match_claims(embedding, index)?;
@@ -470,13 +488,13 @@ impl RiskStage {
             matches.clear();
         }
         let keeps_distance = match &self.stance {
-            Some((head, t)) => head.score(embedding, Some(lang))? >= *t,
+            Some((head, t)) => head.score(features, Some(lang))? >= *t,
             None => false,
         };
         let signs = self.cues.signs(text);
         let evidence = Evidence {
             keeps_distance,
-            named_stance: self.classify_stance(embedding, &signs)?,
+            named_stance: self.classify_stance(features, &signs)?,
             claim_probability,
             gate_threshold,
             head_probability: probability,
@@ -523,6 +541,11 @@ impl RiskStage {
         &self.encoder
     }
 
+    /// The embedding at the head of a post's features.
+    fn embedding_of<'f>(&self, features: &'f [f32]) -> &'f [f32] {
+        &features[..self.encoder.dim().min(features.len())]
+    }
+
     pub fn head(&self) -> &RiskHead {
         &self.head
     }
@@ -532,6 +555,12 @@ impl RiskStage {
         self.cache = RepostCache::new(entries);
         self
     }
+}
+
+/// Whether a head `width` values wide reads a prefix of `encoder`'s features made of
+/// whole parts: the embedding, or it and some tapped layers.
+fn reads_features_of(encoder: &Encoder, width: usize) -> bool {
+    width > 0 && width.is_multiple_of(encoder.dim().max(1)) && width <= encoder.feature_dim()
 }
 
 /// A post with fewer words than this (words holding a letter) holds no claim: "ok",
@@ -994,23 +1023,46 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn mismatched_head_is_refused() {
-        let head = RiskHead {
+    fn logistic_head(weights: Vec<f32>) -> RiskHead {
+        RiskHead {
             encoder: "x".into(),
-            classifier: Classifier::Logistic {
-                weights: vec![0.0; 3],
-                bias: 0.0,
-            },
+            classifier: Classifier::Logistic { weights, bias: 0.0 },
             calibration: Default::default(),
             trained_on: vec![],
             adapted_languages: vec![],
             trained_ids: vec![],
             options: TrainOptions::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn mismatched_head_is_refused() {
         assert!(matches!(
-            RiskStage::new(tiny_encoder(1), head, 0.5),
+            RiskStage::new(tiny_encoder(1), logistic_head(vec![0.0; 3]), 0.5),
             Err(RiskError::DimensionMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn heads_read_the_embedding_or_the_whole_features() {
+        let enc = tiny_encoder(1);
+        let (d, wide) = (enc.dim(), enc.feature_dim());
+        assert!(wide > d, "the tiny encoder taps a layer");
+        for (width, fits) in [(d, true), (wide, true), (wide + d, false), (d + 1, false)] {
+            let built = RiskStage::new(tiny_encoder(1), logistic_head(vec![0.0; width]), 0.5);
+            assert_eq!(built.is_ok(), fits, "a head {width} wide");
+        }
+        // A head that weighs the tapped layer alone: what it reads must reach it.
+        let mut weights = vec![0.0; d];
+        weights.extend((0..wide - d).map(|i| if i % 2 == 0 { 4.0 } else { -4.0 }));
+        let stage = RiskStage::new(enc, logistic_head(weights), 0.5).unwrap();
+        let r = score_en(
+            &stage,
+            &["vaccines cause autism", "the vaccine is safe and tested"],
+        );
+        assert_ne!(
+            r[0].head_score, r[1].head_score,
+            "the tapped layer's features reach the head"
+        );
     }
 }

@@ -157,7 +157,7 @@ fn builtin_head_ranks_rumours_above_corrections() {
         ),
     ];
     for (lang, rumour, correction) in pairs {
-        let v = enc.embed(&[rumour, correction]).unwrap();
+        let v = enc.features(&[rumour, correction]).unwrap();
         let (r, c) = (
             head.score(&v[0], Some(lang)).unwrap(),
             head.score(&v[1], Some(lang)).unwrap(),

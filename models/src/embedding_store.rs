@@ -266,7 +266,12 @@ mod tests {
         assert_eq!(second, first);
         assert_eq!(reports, vec![3], "nothing recomputed");
 
-        std::fs::write(&path, b"VGE1\x20\0\0\0short").unwrap();
+        // A header of the right width, then a record cut short.
+        let width = u8::try_from(enc.feature_dim()).unwrap();
+        let mut damaged = b"VGE1".to_vec();
+        damaged.extend([width, 0, 0, 0]);
+        damaged.extend(b"short");
+        std::fs::write(&path, damaged).unwrap();
         assert!(
             EmbeddingStore::open(&path, enc.feature_dim()).is_empty(),
             "a damaged file is ignored"

@@ -678,6 +678,7 @@ mod tests {
     fn taps_keep_the_states_after_the_layers_asked() {
         let ids = [5u32, 9, 11, 7, 3];
         let lengths = [3usize, 2];
+        let mut taps_by_precision = Vec::new();
         for precision in [
             Precision::F32,
             Precision::Int8(crate::kernels::Kernel::detect()),
@@ -686,10 +687,14 @@ mod tests {
             let model = FastBert::from_image_with(image, precision).unwrap();
             let depth = model.depth();
             let (last, tapped) = model
-                .forward_packed_tapped(&ids, &lengths, &[depth, 0, depth + 5])
+                .forward_packed_tapped(&ids, &lengths, &[depth, 0, depth + 5, 1])
                 .unwrap();
             let last: Vec<f32> = last.flatten_all().unwrap().to_vec1().unwrap();
-            assert_eq!(tapped.len(), 3, "one entry per tap, in the order asked");
+            assert_eq!(tapped.len(), 4, "one entry per tap, in the order asked");
+            // After the first layer: neither its input nor the top.
+            assert_eq!(tapped[3].len(), last.len());
+            assert!(depth > 1 && tapped[3] != last && tapped[3] != tapped[1]);
+            taps_by_precision.push(tapped[3].clone());
             assert_eq!(
                 tapped[0], last,
                 "{precision:?}: the top tap is the last states"
@@ -715,6 +720,13 @@ mod tests {
                 plain, last,
                 "{precision:?}: tapping leaves the pass unchanged"
             );
+        }
+        // The int8 pass keeps the same intermediate states as the f32 one, row by row.
+        let (f32_rows, int8_rows) = (&taps_by_precision[0], &taps_by_precision[1]);
+        let h = f32_rows.len() / ids.len();
+        for (a, b) in f32_rows.chunks_exact(h).zip(int8_rows.chunks_exact(h)) {
+            let c = crate::encoder::cosine(a, b);
+            assert!(c > 0.99, "a token's state after layer 1: cosine {c} to f32");
         }
     }
 

@@ -169,8 +169,8 @@ pub struct RiskConfig {
     /// the one committed in `models/head/`, built in). It names the stance that records
     /// carry; whether a post keeps its distance stays the stance head's and cues' call.
     pub stance_classes: Option<PathBuf>,
-    /// Embeddings kept so that reposts of a text (same words, give or take case and
-    /// spacing) are embedded once; about 1.6 kB each. 0 turns the cache off.
+    /// Features kept so that reposts of a text (same words, give or take spacing and
+    /// invisible characters) are embedded once; about 6 kB each. 0 turns the cache off.
     pub repost_cache: usize,
 }
 

@@ -28,6 +28,7 @@
 //! `VIGIE_KERNELS=portable` (or `avx2`, `avxvnni`) caps the choice, so the slow paths can be tested
 //! on a fast machine.
 
+mod aligned;
 pub mod attention;
 mod avx2;
 mod avx512;
@@ -38,6 +39,8 @@ mod portable;
 mod transpose;
 
 use rayon::prelude::*;
+
+use aligned::AlignedBytes;
 
 /// The environment variable that caps the kernel choice: `portable`, `avx2`, `avxvnni`,
 /// `avx512vnni` or `auto` (the default).
@@ -141,10 +144,10 @@ enum Packed {
     /// Row-major `[n][k]` bytes.
     Rows(Vec<i8>),
     /// Panels of 16 columns, then pairs along `k`: `[panel][k/2][16][2]` (AVX2).
-    Pairs16(Vec<i8>),
+    Pairs16(AlignedBytes),
     /// Panels of 64 (AVX-512) or 16 (AVX-VNNI) columns, then quads along `k`:
     /// `[panel][k/4][panel][4]`.
-    Quads8(Vec<i8>),
+    Quads8(AlignedBytes),
 }
 
 /// A linear layer `y = x · Wᵀ + b` with int8 weights (one scale per output), packed once
@@ -226,11 +229,11 @@ impl QuantizedLinear {
             Kernel::Portable => (k, Packed::Rows(rows)),
             Kernel::Avx2 => {
                 let kp = k.div_ceil(2) * 2;
-                (kp, Packed::Pairs16(pack(&rows, n, k, kp, panel, 2, |v| v)))
+                (kp, Packed::Pairs16(pack(&rows, n, k, kp, panel, 2)))
             }
             Kernel::AvxVnni | Kernel::Avx512Vnni => {
                 let kp = k.div_ceil(4) * 4;
-                (kp, Packed::Quads8(pack(&rows, n, k, kp, panel, 4, |v| v)))
+                (kp, Packed::Quads8(pack(&rows, n, k, kp, panel, 4)))
             }
         };
         if !kernel.shifts_activations() {
@@ -266,7 +269,8 @@ impl QuantizedLinear {
     /// Bytes held by the packed weights and their per-output vectors.
     pub fn heap_bytes(&self) -> usize {
         let packed = match &self.packed {
-            Packed::Rows(v) | Packed::Quads8(v) | Packed::Pairs16(v) => v.len(),
+            Packed::Rows(v) => v.len(),
+            Packed::Quads8(v) | Packed::Pairs16(v) => v.len(),
         };
         packed + 4 * (self.scales.len() + self.bias.len() + self.shift_comp.len())
     }
@@ -511,19 +515,20 @@ fn packed_index(j: usize, i: usize, k_padded: usize, panel: usize, group: usize)
 
 /// Packs row-major `[n][k]` weights into panels of `panel` columns with `group`
 /// consecutive `k` values per column; padding (columns past `n`, `k` past `k`) is zero.
-fn pack<T: Copy + Default>(
+/// Panels are whole cache lines (`panel · group` is 32 or 256 bytes per step of `k`), so
+/// with the buffer on a line boundary every vector load of weights is too.
+fn pack(
     rows: &[i8],
     n: usize,
     k: usize,
     k_padded: usize,
     panel: usize,
     group: usize,
-    convert: impl Fn(i8) -> T,
-) -> Vec<T> {
-    let mut out = vec![T::default(); n.div_ceil(panel) * panel * k_padded];
+) -> AlignedBytes {
+    let mut out = AlignedBytes::zeroed(n.div_ceil(panel) * panel * k_padded);
     for j in 0..n {
         for i in 0..k {
-            out[packed_index(j, i, k_padded, panel, group)] = convert(rows[j * k + i]);
+            out[packed_index(j, i, k_padded, panel, group)] = rows[j * k + i];
         }
     }
     out

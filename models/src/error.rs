@@ -236,6 +236,9 @@ pub enum HeadError {
     /// The head could not be serialised.
     #[error("{0}")]
     Serialize(#[source] serde_json::Error),
+    /// Heads to average that are none, or differ in kind, width or adapted languages.
+    #[error("no heads of one kind, width and set of languages to average")]
+    NothingToAverage,
     /// An embedding of another dimension than the head reads.
     #[error("embedding has {got} dimensions, head expects {expected}")]
     Dimension {

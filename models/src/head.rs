@@ -278,6 +278,75 @@ pub fn augment(embedding: &[f32], lang: Option<&str>, adapted: &[String]) -> Vec
 }
 
 impl Classifier {
+    /// The element-wise mean of classifiers of one kind and shape (None otherwise, or
+    /// when there are none). For logistic regressions it is exactly the mean of their
+    /// logits; for MLPs trained from the same initial weights on overlapping data it is
+    /// close to it (see `training::average_of_folds`).
+    pub fn average(members: &[&Classifier]) -> Option<Classifier> {
+        let n = members.len() as f32;
+        let mean = |parts: Vec<&Vec<f32>>| -> Option<Vec<f32>> {
+            let len = parts.first()?.len();
+            if parts.iter().any(|p| p.len() != len) {
+                return None;
+            }
+            Some(
+                (0..len)
+                    .map(|i| parts.iter().map(|p| p[i]).sum::<f32>() / n)
+                    .collect(),
+            )
+        };
+        match members.first()? {
+            Classifier::Logistic { .. } => {
+                let mut weights = Vec::new();
+                let mut bias = 0.0;
+                for m in members {
+                    let Classifier::Logistic {
+                        weights: w,
+                        bias: b,
+                    } = m
+                    else {
+                        return None;
+                    };
+                    weights.push(w);
+                    bias += b / n;
+                }
+                Some(Classifier::Logistic {
+                    weights: mean(weights)?,
+                    bias,
+                })
+            }
+            Classifier::Mlp { hidden, .. } => {
+                let (mut w1, mut b1, mut w2, mut b2) = (Vec::new(), Vec::new(), Vec::new(), 0.0);
+                for m in members {
+                    let Classifier::Mlp {
+                        hidden: h,
+                        w1: a,
+                        b1: b,
+                        w2: c,
+                        b2: d,
+                    } = m
+                    else {
+                        return None;
+                    };
+                    if h != hidden {
+                        return None;
+                    }
+                    w1.push(a);
+                    b1.push(b);
+                    w2.push(c);
+                    b2 += d / n;
+                }
+                Some(Classifier::Mlp {
+                    hidden: *hidden,
+                    w1: mean(w1)?,
+                    b1: mean(b1)?,
+                    w2: mean(w2)?,
+                    b2,
+                })
+            }
+        }
+    }
+
     fn dim(&self) -> usize {
         match self {
             Classifier::Logistic { weights, .. } => weights.len(),
@@ -380,6 +449,39 @@ mod tests {
 
     /// The committed gate and risk head hold thousands of subnormal weights in their
     /// files; loaded, they hold none, and their outputs are those of the raw weights.
+    #[test]
+    fn classifiers_average_only_with_their_own_kind_and_shape() {
+        let lr = |w: [f32; 2], b: f32| Classifier::Logistic {
+            weights: w.to_vec(),
+            bias: b,
+        };
+        let mlp = |hidden: usize, v: f32| Classifier::Mlp {
+            hidden,
+            w1: vec![v; 2 * hidden],
+            b1: vec![v; hidden],
+            w2: vec![v; hidden],
+            b2: v,
+        };
+        let (a, b) = (lr([1.0, 3.0], 1.0), lr([3.0, -1.0], 0.0));
+        assert_eq!(
+            Classifier::average(&[&a, &b]),
+            Some(lr([2.0, 1.0], 0.5)),
+            "element-wise mean"
+        );
+        assert_eq!(
+            Classifier::average(&[&mlp(2, 1.0), &mlp(2, 3.0)]),
+            Some(mlp(2, 2.0))
+        );
+        assert_eq!(Classifier::average(&[&mlp(2, 1.0), &mlp(3, 1.0)]), None);
+        assert_eq!(Classifier::average(&[&a, &mlp(1, 1.0)]), None);
+        let longer = Classifier::Logistic {
+            weights: vec![1.0; 3],
+            bias: 0.0,
+        };
+        assert_eq!(Classifier::average(&[&a, &longer]), None, "widths differ");
+        assert_eq!(Classifier::average(&[]), None);
+    }
+
     #[test]
     fn loaded_heads_hold_no_subnormal_weights() {
         for (json, head) in [

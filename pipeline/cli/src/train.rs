@@ -74,10 +74,10 @@ pub(crate) struct TrainArgs {
     /// Risk head: the most (in [0, 1]) that the tune side's ordinary posts
     /// (`--operating-kinds`) may be flagged by the head alone, judged out of fold; each
     /// calibration's offset is lowered to meet it, and 0.5 becomes that operating point
-    /// rather than a calibrated probability. Off by default: a queue with fewer false
-    /// flags for fewer spreading posts caught (model card).
-    #[arg(long)]
-    pub(crate) ordinary_flag_rate: Option<f32>,
+    /// rather than a calibrated probability. 1 (the default) leaves the calibration as
+    /// fit: a queue with fewer false flags for fewer spreading posts caught (model card).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) ordinary_flag_rate: f32,
     /// Risk head: which kinds of reliable training rows the operating point is set on
     /// (the project's ordinary posts carry them; replies and emoji mostly never reach
     /// the head, being under two words).
@@ -94,6 +94,12 @@ pub(crate) struct TrainArgs {
     /// cross-validation and the better one kept.
     #[arg(long, value_enum, default_value = "compare")]
     pub(crate) kind: KindArg,
+    /// Misinformation head: the final head is one more head trained on every row
+    /// (`refit`, the committed head), or the average of the cross-validation's fold heads,
+    /// whose out-of-fold logits the calibration is fit on (`folds`: the 0.5 line moves
+    /// less with small data changes; model card).
+    #[arg(long, value_enum, default_value = "refit")]
+    pub(crate) final_head: FinalHeadArg,
     /// Share of the training weight given to French examples (classes are balanced
     /// within each language first).
     #[arg(long, default_value_t = 0.4)]
@@ -137,6 +143,12 @@ pub(crate) struct TrainArgs {
 pub(crate) enum InputArg {
     Features,
     Embedding,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+pub(crate) enum FinalHeadArg {
+    Folds,
+    Refit,
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -208,8 +220,11 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
             a.holdout_parts
         );
     }
-    if let Some(rate) = a.ordinary_flag_rate.filter(|r| !(0.0..=1.0).contains(r)) {
-        bail!("--ordinary-flag-rate must be in [0, 1] (got {rate})");
+    if !(0.0..=1.0).contains(&a.ordinary_flag_rate) {
+        bail!(
+            "--ordinary-flag-rate must be in [0, 1] (got {})",
+            a.ordinary_flag_rate
+        );
     }
     if !(0.0..1.0).contains(&a.french_share) {
         bail!("--french-share must be in [0, 1) (got {})", a.french_share);
@@ -332,7 +347,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         f64,
         training::Recipe,
         vigie_models::head::Calibration,
-        Vec<f32>,
+        training::CrossValidated,
     )> = None;
     for options in kinds {
         let name = format!("{:?}", options.kind).to_lowercase();
@@ -346,11 +361,11 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
             adapted_languages: adapted.clone(),
             language_share: share.clone(),
         };
-        let logits = training::cross_validated_logits(&examples, &recipe, a.folds, |k| {
-            bar.set_position(k as u64)
-        })?;
+        let folds =
+            training::cross_validate(&examples, &recipe, a.folds, |k| bar.set_position(k as u64))?;
         bar.finish_and_clear();
-        let (calibration, figures) = training::per_language(&examples, &logits, &adapted, a.folds)?;
+        let (calibration, figures) =
+            training::per_language(&examples, &folds.logits, &adapted, a.folds)?;
         let cross = training::cross_lingual(&examples, "fr", &recipe)?;
         println!(
             "== {name}: {}-fold cross-validation grouped by article, calibrated",
@@ -364,11 +379,13 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
             .collect();
         let mean = langs.iter().sum::<f64>() / langs.len().max(1) as f64;
         if best.as_ref().is_none_or(|b| mean > b.0) {
-            best = Some((mean, recipe, calibration, logits));
+            best = Some((mean, recipe, calibration, folds));
         }
     }
-    let (mean, recipe, mut calibration, logits) = best.context("no classifier trained")?;
-    if let Some(rate) = a.ordinary_flag_rate {
+    let (mean, recipe, mut calibration, folds) = best.context("no classifier trained")?;
+    let logits = &folds.logits;
+    if a.ordinary_flag_rate < 1.0 {
+        let rate = a.ordinary_flag_rate;
         // The operating point, on the posts a health team writes all day (operational
         // messages, chatter, correct health information).
         let ordinary: std::collections::HashSet<&str> = train_rows
@@ -384,7 +401,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         let shifts = training::set_operating_point(
             &mut calibration,
             &examples,
-            &logits,
+            logits,
             |e| ordinary.contains(e.id.as_str()),
             rate,
         );
@@ -412,7 +429,20 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         .chain(&a.project_train)
         .map(|p| format!("{} (tune side)", p.display()))
         .collect();
-    let head = training::train_final(&examples, &recipe, calibration, trained_on)?;
+    let head = match a.final_head {
+        FinalHeadArg::Folds => {
+            let head =
+                training::average_of_folds(&folds.heads, &examples, calibration, trained_on)?;
+            let (gap, flips) = training::averaging_gap(&head, &folds.heads, &examples)?;
+            println!(
+                "final head: the average of the {} fold heads' weights; its logits differ from the fold heads' mean logit by {gap:.3} on average over the tune rows, and fall on the other side of 0.5 for {:.2} % of them",
+                folds.heads.len(),
+                100.0 * flips
+            );
+            head
+        }
+        FinalHeadArg::Refit => training::train_final(&examples, &recipe, calibration, trained_on)?,
+    };
     let out = a
         .out
         .clone()

@@ -447,8 +447,6 @@ mod tests {
         }
     }
 
-    /// The committed gate and risk head hold thousands of subnormal weights in their
-    /// files; loaded, they hold none, and their outputs are those of the raw weights.
     #[test]
     fn classifiers_average_only_with_their_own_kind_and_shape() {
         let lr = |w: [f32; 2], b: f32| Classifier::Logistic {
@@ -482,6 +480,8 @@ mod tests {
         assert_eq!(Classifier::average(&[]), None);
     }
 
+    /// The committed gate and risk head hold thousands of subnormal weights in their
+    /// files; loaded, they hold none, and their outputs are those of the raw weights.
     #[test]
     fn loaded_heads_hold_no_subnormal_weights() {
         for (json, head) in [

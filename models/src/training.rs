@@ -931,8 +931,20 @@ mod tests {
             let auc = summarise(&scores, &labels, 0.5).roc_auc.unwrap();
             assert!(auc > 0.85, "{kind:?}: ROC-AUC {auc}");
         }
-        // Nothing to average, or heads of different shapes: a clear error.
+        // Nothing to average, or heads for other languages: a clear error.
         assert!(average_of_folds(&[], &ex, Calibration::default(), vec![]).is_err());
+        let recipe = Recipe {
+            options: TrainOptions {
+                kind: HeadKind::Logistic,
+                epochs: 20,
+                ..Default::default()
+            },
+            adapted_languages: vec!["fr".into()],
+            language_share: BTreeMap::from([("fr".to_string(), 0.3)]),
+        };
+        let mut heads = cross_validate(&ex, &recipe, 2, |_| {}).unwrap().heads;
+        heads[1].adapted_languages.clear();
+        assert!(average_of_folds(&heads, &ex, Calibration::default(), vec![]).is_err());
     }
 
     #[test]

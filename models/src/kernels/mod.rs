@@ -515,8 +515,8 @@ fn packed_index(j: usize, i: usize, k_padded: usize, panel: usize, group: usize)
 
 /// Packs row-major `[n][k]` weights into panels of `panel` columns with `group`
 /// consecutive `k` values per column; padding (columns past `n`, `k` past `k`) is zero.
-/// Panels are whole cache lines (`panel · group` is 32 or 256 bytes per step of `k`), so
-/// with the buffer on a line boundary every vector load of weights is too.
+/// A step of `k` is 32 (AVX2), 64 (AVX-VNNI) or 256 (AVX-512) bytes of a panel, so with
+/// the buffer on a line boundary no vector load of weights straddles two lines.
 fn pack(
     rows: &[i8],
     n: usize,

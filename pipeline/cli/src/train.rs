@@ -75,7 +75,8 @@ pub(crate) struct TrainArgs {
     /// (`--operating-kinds`) may be flagged by the head alone, judged out of fold; each
     /// calibration's offset is lowered to meet it, and 0.5 becomes that operating point
     /// rather than a calibrated probability. 1 (the default) leaves the calibration as
-    /// fit: a queue with fewer false flags for fewer spreading posts caught (model card).
+    /// fit; a lower rate gives a queue with fewer false flags for fewer spreading posts
+    /// caught (model card).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) ordinary_flag_rate: f32,
     /// Risk head: which kinds of reliable training rows the operating point is set on
@@ -94,7 +95,7 @@ pub(crate) struct TrainArgs {
     /// cross-validation and the better one kept.
     #[arg(long, value_enum, default_value = "compare")]
     pub(crate) kind: KindArg,
-    /// Misinformation head: the final head is one more head trained on every row
+    /// Risk head: the final head is one more head trained on every row
     /// (`refit`, the committed head), or the average of the cross-validation's fold heads,
     /// whose out-of-fold logits the calibration is fit on (`folds`: the 0.5 line moves
     /// less with small data changes; model card).

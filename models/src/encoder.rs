@@ -258,6 +258,12 @@ impl Encoder {
         })
     }
 
+    /// The layer counts whose states a pass taps for the features, highest first (none on
+    /// the reference network).
+    pub fn taps(&self) -> &[usize] {
+        &self.taps
+    }
+
     /// The arithmetic of the fast network, or `None` on the reference `BertModel`.
     pub fn precision(&self) -> Option<Precision> {
         match &self.model {
@@ -305,31 +311,26 @@ impl Encoder {
     /// Embeds texts (the `query: ` prefix is added here), returning one L2-normalised
     /// vector per text, in input order.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
-        let encodings = self.tokenize(texts)?;
-        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
-        let mut out = vec![Vec::new(); ids.len()];
-        for chunk in self.passes(&ids) {
-            let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
-            let (states, _, offsets) = self.run(&batch, &[])?;
-            for (row, &i) in chunk.iter().enumerate() {
-                let rows = &states[offsets[row] * self.dim..offsets[row + 1] * self.dim];
-                out[i] = mean_normalised(rows.chunks_exact(self.dim.max(1)), self.dim);
-            }
-        }
-        Ok(out)
+        self.pooled(texts, &[])
     }
 
     /// A post's features, one vector of [`Encoder::feature_dim`] values per text: its
     /// embedding (what [`Encoder::embed`] gives), then the mean of each tapped layer's
     /// states, each scaled to unit length. One pass, as for the embedding alone.
     pub fn features<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        self.pooled(texts, &self.taps)
+    }
+
+    /// The embedding of each text followed by the pooled states of each layer count in
+    /// `taps`; with no taps, the embedding alone (and no tapped layer is copied).
+    fn pooled<S: AsRef<str>>(&self, texts: &[S], taps: &[usize]) -> Result<Vec<Vec<f32>>> {
         let encodings = self.tokenize(texts)?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         let mut out = vec![Vec::new(); ids.len()];
         let d = self.dim.max(1);
         for chunk in self.passes(&ids) {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
-            let (states, tapped, offsets) = self.run(&batch, &self.taps)?;
+            let (states, tapped, offsets) = self.run(&batch, taps)?;
             for (row, &i) in chunk.iter().enumerate() {
                 let (start, end) = (offsets[row] * self.dim, offsets[row + 1] * self.dim);
                 let mut v = mean_normalised(states[start..end].chunks_exact(d), self.dim);

@@ -39,6 +39,7 @@ pub mod softmax;
 pub mod stance_classes;
 pub mod stance_cues;
 pub mod tagger;
+pub mod top_tuning;
 pub mod training;
 
 pub use encoded::{EncodedBatch, EncodedText};

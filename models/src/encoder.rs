@@ -514,9 +514,14 @@ pub mod testing {
     /// A deterministic pseudo-random image (xorshift), written and read back through the
     /// real file format so the loader is exercised too.
     pub fn tiny_image_bytes(seed: u64) -> Vec<u8> {
+        tiny_image_bytes_of_depth(seed, 2)
+    }
+
+    /// [`tiny_image_bytes`] with `layers` transformer layers.
+    pub fn tiny_image_bytes_of_depth(seed: u64, layers: usize) -> Vec<u8> {
         let hyper = Hyper {
             hidden: 32,
-            layers: 2,
+            layers,
             heads: 2,
             ffn: 64,
             vocab_rows: VOCAB.len(),

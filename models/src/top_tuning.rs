@@ -199,6 +199,13 @@ impl TunedTop {
         let device = Device::Cpu;
         let hyper = image.hyper;
         let eps = f64::from(hyper.layer_norm_eps);
+        if first >= hyper.layers {
+            // Nothing to tune above the top: name the layer that is not there.
+            return Err(crate::FormatError::MissingTensor {
+                name: format!("encoder.layer.{first}"),
+            }
+            .into());
+        }
         let mut layers = Vec::new();
         for l in first..hyper.layers {
             let p = format!("encoder.layer.{l}");
@@ -239,10 +246,17 @@ impl TunedTop {
         let mut mask = vec![0f32; batch.len() * width];
         let mut extra = Vec::with_capacity(batch.len() * self.extra);
         for (row, e) in batch.iter().enumerate() {
-            if e.states.len() != e.tokens * h || e.extra.len() != self.extra {
+            if e.states.len() != e.tokens * h {
                 return Err(HeadError::Dimension {
-                    got: e.states.len() + e.extra.len(),
-                    expected: e.tokens * h + self.extra,
+                    got: e.states.len(),
+                    expected: e.tokens * h,
+                }
+                .into());
+            }
+            if e.extra.len() != self.extra {
+                return Err(HeadError::Dimension {
+                    got: e.extra.len(),
+                    expected: self.extra,
                 }
                 .into());
             }
@@ -271,9 +285,19 @@ impl TunedTop {
 
     /// The head's logits for a padded batch: the tuned layers, the mean over each post's
     /// tokens scaled to unit length (as the frozen features are), the linear head on it
-    /// and the extra features.
-    fn forward(&self, states: &Tensor, mask: &Tensor, extra: &Tensor) -> Result<Tensor> {
-        let x = self.layers_forward(states, mask)?;
+    /// and the extra features. With `frozen`, no gradient flows into the layers (a step
+    /// then costs the head's backward pass only).
+    fn forward(
+        &self,
+        states: &Tensor,
+        mask: &Tensor,
+        extra: &Tensor,
+        frozen: bool,
+    ) -> Result<Tensor> {
+        let mut x = self.layers_forward(states, mask)?;
+        if frozen {
+            x = x.detach();
+        }
         let m = mask.unsqueeze(2)?;
         let pooled = x.broadcast_mul(&m)?.sum(1)?;
         let pooled = pooled.broadcast_div(&(pooled.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?)?;
@@ -292,7 +316,7 @@ impl TunedTop {
         for chunk in order.chunks(64) {
             let batch: Vec<&TokenExample> = chunk.iter().map(|&i| &examples[i]).collect();
             let (states, mask, extra) = self.padded(&batch)?;
-            let logits: Vec<f32> = self.forward(&states, &mask, &extra)?.to_vec1()?;
+            let logits: Vec<f32> = self.forward(&states, &mask, &extra, true)?.to_vec1()?;
             for (&i, l) in chunk.iter().zip(logits) {
                 out[i] = l;
             }
@@ -301,7 +325,7 @@ impl TunedTop {
     }
 
     /// Trains the layers and the head on weighted binary cross-entropy; `progress` is
-    /// shown the model after each epoch, with the epoch's mean loss.
+    /// shown the model after each epoch, with the epoch's number (from 1) and mean loss.
     pub fn train(
         &mut self,
         examples: &[TokenExample],
@@ -316,7 +340,12 @@ impl TunedTop {
             }
             .into());
         }
-        let layer_vars: Vec<Var> = self.layers.iter().flat_map(TunedLayer::vars).collect();
+        let tune_layers = options.layer_learning_rate > 0.0;
+        let layer_vars: Vec<Var> = if tune_layers {
+            self.layers.iter().flat_map(TunedLayer::vars).collect()
+        } else {
+            Vec::new()
+        };
         let mut head_opt = AdamW::new(
             vec![self.head_weight.clone(), self.head_bias.clone()],
             ParamsAdamW {
@@ -333,7 +362,6 @@ impl TunedTop {
                 ..Default::default()
             },
         )?;
-        let tune_layers = options.layer_learning_rate > 0.0;
         // Batches of similar lengths (little padding), their order shuffled each epoch.
         let mut order: Vec<usize> = (0..examples.len()).collect();
         let mut rng = XorShift::new(options.seed);
@@ -358,7 +386,7 @@ impl TunedTop {
                 let n = batch.len();
                 let y = Tensor::from_vec(labels, n, &self.device)?;
                 let w = Tensor::from_vec(weights.clone(), n, &self.device)?;
-                let z = self.forward(&states, &mask, &extra)?;
+                let z = self.forward(&states, &mask, &extra, !tune_layers)?;
                 // softplus(z) - y·z, written to stay finite for large |z|.
                 let softplus = (z.relu()? + ((z.abs()?.neg()?.exp()? + 1.0)?.log()?))?;
                 let per = (softplus - (&y * &z)?)?;
@@ -366,13 +394,11 @@ impl TunedTop {
                 let loss = ((per * &w)?.sum_all()? / f64::from(wsum))?;
                 let grads = loss.backward()?;
                 head_opt.step(&grads)?;
-                if tune_layers {
-                    layer_opt.step(&grads)?;
-                }
+                layer_opt.step(&grads)?;
                 total += loss.to_scalar::<f32>()? * wsum;
                 weight += wsum;
             }
-            progress(self, epoch, total / weight.max(1e-6));
+            progress(self, epoch + 1, total / weight.max(1e-6));
         }
         Ok(())
     }
@@ -393,8 +419,9 @@ impl TunedTop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoder::testing::{tiny_encoder_with, tiny_image_bytes};
+    use crate::encoder::testing::{tiny_image_bytes_of_depth, tiny_tokenizer};
     use crate::fast_bert::Precision;
+    use crate::Encoder;
 
     const TEXTS: &[&str] = &[
         "the vaccine causes autism",
@@ -404,16 +431,22 @@ mod tests {
         "the measles vaccine is safe the vaccine is safe",
     ];
 
-    fn tiny_top(seed: u64) -> TunedTop {
-        let image = E5Image::parse(&tiny_image_bytes(seed), &Device::Cpu).unwrap();
-        TunedTop::from_image(image, 0, 0).unwrap()
+    fn image(seed: u64, depth: usize) -> E5Image {
+        E5Image::parse(&tiny_image_bytes_of_depth(seed, depth), &Device::Cpu).unwrap()
     }
 
-    /// Each text's tapped states (the tiny model taps its normalised embeddings, below
-    /// both layers) and its last states, from the encoder's f32 pass.
-    fn encoded(seed: u64) -> Vec<(TokenExample, Vec<f32>)> {
-        let encoder = tiny_encoder_with(seed, Precision::F32);
-        assert_eq!(encoder.taps(), &[0]);
+    /// The trainable layers above the encoder's highest tap.
+    fn tiny_top(seed: u64, depth: usize) -> TunedTop {
+        let first = depth - 2;
+        TunedTop::from_image(image(seed, depth), first, 0).unwrap()
+    }
+
+    /// Each text's states at the encoder's highest tap (two layers below the top) and its
+    /// last states, from the encoder's f32 pass.
+    fn encoded(seed: u64, depth: usize) -> Vec<(TokenExample, Vec<f32>)> {
+        let encoder =
+            Encoder::from_image_with(image(seed, depth), tiny_tokenizer(), Precision::F32).unwrap();
+        assert_eq!(encoder.taps().first(), Some(&(depth - 2)));
         let batch = encoder.encode(TEXTS).unwrap();
         batch
             .texts
@@ -444,8 +477,15 @@ mod tests {
 
     #[test]
     fn the_trainable_layers_compute_what_the_encoder_computes_above_its_tap() {
-        let top = tiny_top(3);
-        let seen = encoded(3);
+        // Two layers (the tap is the embeddings) and four (the tap is after layer 2).
+        for depth in [2, 4] {
+            layers_match_the_encoder(depth);
+        }
+    }
+
+    fn layers_match_the_encoder(depth: usize) {
+        let top = tiny_top(3, depth);
+        let seen = encoded(3, depth);
         // One post at a time, then all together: padding must not change a post's states.
         let all: Vec<&TokenExample> = seen.iter().map(|(e, _)| e).collect();
         let width = all.iter().map(|e| e.tokens).max().unwrap();
@@ -461,20 +501,21 @@ mod tests {
                     .zip(want)
                     .map(|(a, b)| (a - b).abs())
                     .fold(0f32, f32::max);
-                assert!(worst < 1e-4, "row {row}: differs by {worst}");
+                assert!(worst < 1e-4, "depth {depth}, row {row}: differs by {worst}");
             }
         }
     }
 
     #[test]
     fn training_fits_a_small_set_and_frozen_layers_stay_as_loaded() {
-        let seen = encoded(5);
+        let seen = encoded(5, 2);
         let examples: Vec<TokenExample> = seen.iter().map(|(e, _)| e.clone()).collect();
         let refs: Vec<&TokenExample> = examples.iter().collect();
         for layer_lr in [0.0, 1e-2] {
-            let mut top = tiny_top(5);
+            let mut top = tiny_top(5, 2);
             let before = top_states(&top, &refs);
             let mut losses = Vec::new();
+            let mut seen_epochs = Vec::new();
             let options = TuneOptions {
                 epochs: 60,
                 batch_size: 2,
@@ -482,9 +523,13 @@ mod tests {
                 head_learning_rate: 0.05,
                 ..TuneOptions::default()
             };
-            top.train(&examples, options, |_, _, loss| losses.push(loss))
-                .unwrap();
+            top.train(&examples, options, |_, epoch, loss| {
+                seen_epochs.push(epoch);
+                losses.push(loss);
+            })
+            .unwrap();
             assert_eq!(losses.len(), 60);
+            assert_eq!(seen_epochs, (1..=60).collect::<Vec<_>>());
             assert!(
                 losses[59] < 0.5 * losses[0],
                 "layer lr {layer_lr}: {losses:?}"
@@ -509,10 +554,17 @@ mod tests {
 
     #[test]
     fn examples_of_the_wrong_width_are_refused() {
-        let mut top = tiny_top(7);
-        let mut seen = encoded(7);
-        seen[1].0.states.pop();
-        let examples: Vec<TokenExample> = seen.into_iter().map(|(e, _)| e).collect();
+        let mut top = tiny_top(7, 2);
+        let seen = encoded(7, 2);
+        let mut examples: Vec<TokenExample> = seen.into_iter().map(|(e, _)| e).collect();
+        assert!(top.logits(&examples).is_ok());
+        examples[1].extra.push(0.5);
+        assert!(
+            top.logits(&examples).is_err(),
+            "extra features the head does not read"
+        );
+        examples[1].extra.clear();
+        examples[1].states.pop();
         assert!(top.logits(&examples).is_err());
         assert!(top
             .train(&examples, TuneOptions::default(), |_, _, _| {})

@@ -25,7 +25,7 @@ pub(crate) enum HeadArg {
     /// The language stage's French-or-English model (no encoder needed).
     Langid,
     /// Experiment: the misinformation head with the encoder's top layers fine-tuned,
-    /// against the same with them frozen; reports, writes nothing.
+    /// reported beside the committed head; writes nothing.
     TopLayers,
 }
 
@@ -210,6 +210,21 @@ impl Embedding {
     }
 }
 
+/// The settings the risk head and the top-layer experiment share, checked before any work.
+pub(crate) fn check_risk_args(a: &TrainArgs) -> Result<()> {
+    if a.folds < 2 || a.holdout_parts < 2 {
+        bail!(
+            "--folds and --holdout-parts must be at least 2 (got {} and {})",
+            a.folds,
+            a.holdout_parts
+        );
+    }
+    if !(0.0..1.0).contains(&a.french_share) {
+        bail!("--french-share must be in [0, 1) (got {})", a.french_share);
+    }
+    Ok(())
+}
+
 /// Each text's vector as the heads read it (`--input`), with its detected language.
 fn input_as_seen<'t>(
     input: InputArg,
@@ -239,21 +254,12 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
     use std::collections::BTreeMap;
     use vigie_models::training::{self, Example};
 
-    if a.folds < 2 || a.holdout_parts < 2 {
-        bail!(
-            "--folds and --holdout-parts must be at least 2 (got {} and {})",
-            a.folds,
-            a.holdout_parts
-        );
-    }
+    check_risk_args(&a)?;
     if !(0.0..=1.0).contains(&a.ordinary_flag_rate) {
         bail!(
             "--ordinary-flag-rate must be in [0, 1] (got {})",
             a.ordinary_flag_rate
         );
-    }
-    if !(0.0..1.0).contains(&a.french_share) {
-        bail!("--french-share must be in [0, 1) (got {})", a.french_share);
     }
     let Embedding {
         screener,

@@ -1,6 +1,7 @@
 //! `vigie train --head top-layers`: the misinformation head with the encoder's top
-//! layers fine-tuned (`vigie_models::top_tuning`), compared on the same rows with the
-//! same layers frozen. An experiment: it reports, and writes nothing.
+//! layers fine-tuned (`vigie_models::top_tuning`), reported after each epoch beside the
+//! committed head on the same texts (`--layer-learning-rate 0` keeps the layers frozen).
+//! An experiment: it reports, and writes nothing.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::common::prepare_for_risk;
-use crate::train::{risk_rows, RiskRows, TrainArgs};
+use crate::train::{check_risk_args, risk_rows, RiskRows, TrainArgs};
 use vigie_eval::datasets::{read_jsonl, RiskRow};
 use vigie_models::top_tuning::{TokenExample, TuneOptions, TunedTop};
 use vigie_models::training::{example_weights, Example};
@@ -71,6 +72,13 @@ fn tapped_states(
 }
 
 pub(crate) fn train_top_layers(a: &TrainArgs) -> Result<()> {
+    check_risk_args(a)?;
+    if !(a.layer_learning_rate >= 0.0 && a.layer_learning_rate.is_finite()) {
+        anyhow::bail!(
+            "--layer-learning-rate must be finite and at least 0 (got {})",
+            a.layer_learning_rate
+        );
+    }
     let mut config = vigie_pipeline::config::Config::load(a.config.as_deref())?;
     config.risk.enabled = false;
     let screener = vigie_pipeline::screener::Screener::for_training(&config)?;
@@ -83,12 +91,17 @@ pub(crate) fn train_top_layers(a: &TrainArgs) -> Result<()> {
         train: train_rows,
         dev: mut dev_sets,
     } = risk_rows(a)?;
-    let unseen = a.project_data_dir.join("risk/unseen_claims.jsonl");
-    if unseen.is_file() {
-        dev_sets.push((
-            format!("{} (never trained on)", unseen.display()),
-            read_jsonl::<RiskRow>(&unseen)?,
-        ));
+    // The family no head trains on, whole, unless a list already names it (trained on
+    // its tune side, it is reported by its measure side like the other project files).
+    let unseen = std::path::Path::new("risk/unseen_claims.jsonl");
+    let named = a.train.iter().chain(&a.project_train).chain(&a.dev);
+    if !named.into_iter().any(|f| f == unseen) {
+        let path = a.project_data_dir.join(unseen);
+        if path.is_file() {
+            let rows = read_jsonl::<RiskRow>(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            dev_sets.push((format!("{} (never trained on)", path.display()), rows));
+        }
     }
     let share = BTreeMap::from([("fr".to_string(), a.french_share)]);
     let bare: Vec<Example> = train_rows
@@ -126,11 +139,19 @@ pub(crate) fn train_top_layers(a: &TrainArgs) -> Result<()> {
     let mut dev_examples: Vec<Vec<TokenExample>> = Vec::new();
     for (set, rows) in &dev_sets {
         let seen = tapped_states(&screener, &encoder, rows, "dev")?;
-        let scores = seen
+        // Both of its outputs: calibrated (as the stage reads it) and its own sigmoid,
+        // which is what the tuned head gives (it has no calibration).
+        let (raw, calibrated): (Vec<f32>, Vec<f32>) = seen
             .iter()
-            .map(|s| committed.score(&s.features, s.lang))
-            .collect::<Result<Vec<f32>, _>>()?;
-        println!("committed head  {}", compact(set, rows, &scores));
+            .map(|s| committed.scores(&s.features, s.lang))
+            .collect::<Result<Vec<(f32, f32)>, _>>()?
+            .into_iter()
+            .unzip();
+        println!(
+            "committed head, calibrated  {}",
+            compact(set, rows, &calibrated)
+        );
+        println!("committed head, sigmoid     {}", compact(set, rows, &raw));
         dev_examples.push(
             seen.into_iter()
                 .zip(rows)
@@ -160,34 +181,34 @@ pub(crate) fn train_top_layers(a: &TrainArgs) -> Result<()> {
     } else {
         "frozen top layers"
     };
-    {
-        let options = tuned;
-        let mut top = TunedTop::load(&model_dir, first, extra)?;
-        eprintln!(
-            "== {name}: layers {first}.. of the encoder, {} examples",
-            examples.len()
-        );
-        let mut failed = None;
-        top.train(&examples, options, |top, epoch, loss| {
-            println!("{name}, epoch {epoch}: weighted loss {loss:.4}");
-            for ((set, rows), ex) in dev_sets.iter().zip(&dev_examples) {
-                match top.logits(ex) {
-                    Ok(logits) => {
-                        let scores: Vec<f32> = logits
-                            .into_iter()
-                            .map(|z| 1.0 / (1.0 + (-z).exp()))
-                            .collect();
-                        println!("  epoch {epoch}  {}", compact(set, rows, &scores));
-                    }
-                    Err(e) => failed = Some(e),
+    let mut top = TunedTop::load(&model_dir, first, extra)?;
+    eprintln!(
+        "== {name}: layers {first}.. of the encoder, {} examples",
+        examples.len()
+    );
+    let mut failed = None;
+    top.train(&examples, tuned, |top, epoch, loss| {
+        println!("{name}, epoch {epoch}: weighted loss {loss:.4}");
+        for ((set, rows), ex) in dev_sets.iter().zip(&dev_examples) {
+            match top.logits(ex) {
+                Ok(logits) => {
+                    let scores: Vec<f32> = logits
+                        .into_iter()
+                        .map(|z| 1.0 / (1.0 + (-z).exp()))
+                        .collect();
+                    println!("  epoch {epoch}  {}", compact(set, rows, &scores));
+                }
+                // The first failure is the one worth reporting.
+                Err(e) => {
+                    failed.get_or_insert(e);
                 }
             }
-        })?;
-        if let Some(e) = failed {
-            return Err(e.into());
         }
+    })?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// One line per set: ROC-AUC, and the share flagged at 0.5 of its misinformation and of

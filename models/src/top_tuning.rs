@@ -67,27 +67,19 @@ impl Default for TuneOptions {
     }
 }
 
-struct Dense {
+/// A weight and a bias taken out of the image as trainable variables: what a linear
+/// layer and a layer norm both hold.
+struct WeightAndBias {
     weight: Var,
     bias: Var,
 }
 
-impl Dense {
+impl WeightAndBias {
     fn take(image: &mut E5Image, prefix: &str, device: &Device) -> Result<Self> {
-        Ok(Dense {
+        Ok(WeightAndBias {
             weight: Var::from_tensor(&image.take(&format!("{prefix}.weight"), device)?)?,
             bias: Var::from_tensor(&image.take(&format!("{prefix}.bias"), device)?)?,
         })
-    }
-
-    /// `x · Wᵀ + b` on `[batch, tokens, in]`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, i) = x.dims3()?;
-        let out = self.weight.dim(0)?;
-        Ok(x.reshape((b * t, i))?
-            .matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)?
-            .reshape((b, t, out))?)
     }
 
     fn vars(&self) -> [Var; 2] {
@@ -95,17 +87,36 @@ impl Dense {
     }
 }
 
+/// `x · Wᵀ + b`.
+struct Dense(WeightAndBias);
+
+impl Dense {
+    fn take(image: &mut E5Image, prefix: &str, device: &Device) -> Result<Self> {
+        Ok(Dense(WeightAndBias::take(image, prefix, device)?))
+    }
+
+    /// `x · Wᵀ + b` on `[batch, tokens, in]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let WeightAndBias { weight, bias } = &self.0;
+        let (b, t, i) = x.dims3()?;
+        let out = weight.dim(0)?;
+        Ok(x.reshape((b * t, i))?
+            .matmul(&weight.t()?)?
+            .broadcast_add(bias)?
+            .reshape((b, t, out))?)
+    }
+}
+
+/// Layer normalisation over the last dimension, then the learned gain and bias.
 struct Norm {
-    weight: Var,
-    bias: Var,
+    affine: WeightAndBias,
     eps: f64,
 }
 
 impl Norm {
     fn take(image: &mut E5Image, prefix: &str, eps: f64, device: &Device) -> Result<Self> {
         Ok(Norm {
-            weight: Var::from_tensor(&image.take(&format!("{prefix}.weight"), device)?)?,
-            bias: Var::from_tensor(&image.take(&format!("{prefix}.bias"), device)?)?,
+            affine: WeightAndBias::take(image, prefix, device)?,
             eps,
         })
     }
@@ -115,12 +126,8 @@ impl Norm {
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
         Ok(centred
             .broadcast_div(&(var + self.eps)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)?)
-    }
-
-    fn vars(&self) -> [Var; 2] {
-        [self.weight.clone(), self.bias.clone()]
+            .broadcast_mul(&self.affine.weight)?
+            .broadcast_add(&self.affine.bias)?)
     }
 }
 
@@ -173,10 +180,10 @@ impl TunedLayer {
             &self.ffn_in,
             &self.ffn_out,
         ] {
-            v.extend(d.vars());
+            v.extend(d.0.vars());
         }
-        v.extend(self.attention_norm.vars());
-        v.extend(self.output_norm.vars());
+        v.extend(self.attention_norm.affine.vars());
+        v.extend(self.output_norm.affine.vars());
         v
     }
 }

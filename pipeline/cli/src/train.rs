@@ -178,9 +178,18 @@ struct Embedding {
     store: vigie_models::embedding_store::EmbeddingStore,
 }
 
-impl Embedding {
-    fn set_up(a: &TrainArgs) -> Result<Self> {
-        use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
+/// What every head trained on the encoder starts from: the configuration (risk stage
+/// off), the pipeline that prepares texts as `screen` does, the model directory and the
+/// f32 encoder.
+pub(crate) struct TrainingEncoder {
+    pub(crate) config: Config,
+    pub(crate) screener: vigie_pipeline::screener::Screener,
+    pub(crate) model_dir: PathBuf,
+    pub(crate) encoder: Encoder,
+}
+
+impl TrainingEncoder {
+    pub(crate) fn load(a: &TrainArgs) -> Result<Self> {
         let mut config = Config::load(a.config.as_deref())?;
         config.risk.enabled = false; // the heads' own encoder is loaded below
         let screener = vigie_pipeline::screener::Screener::for_training(&config)
@@ -194,6 +203,24 @@ impl Embedding {
         // it on the embedding and on each tapped layer's mean (measured: `vigie bench
         // encoder --cosine-data`, which prints both).
         let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
+        Ok(TrainingEncoder {
+            config,
+            screener,
+            model_dir,
+            encoder,
+        })
+    }
+}
+
+impl Embedding {
+    fn set_up(a: &TrainArgs) -> Result<Self> {
+        use vigie_models::embedding_store::{default_store_path, EmbeddingStore};
+        let TrainingEncoder {
+            config,
+            screener,
+            model_dir,
+            encoder,
+        } = TrainingEncoder::load(a)?;
         // The store keeps whole features; the heads that read the embedding alone take
         // its first part.
         let store = if a.no_store {

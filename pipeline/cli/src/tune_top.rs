@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::common::prepare_for_risk;
-use crate::train::{check_risk_args, risk_rows, RiskRows, TrainArgs};
+use crate::train::{check_risk_args, risk_rows, RiskRows, TrainArgs, TrainingEncoder};
 use vigie_eval::datasets::{read_jsonl, RiskRow};
 use vigie_models::top_tuning::{TokenExample, TuneOptions, TunedTop};
 use vigie_models::training::{example_weights, Example};
@@ -79,14 +79,12 @@ pub(crate) fn train_top_layers(a: &TrainArgs) -> Result<()> {
             a.layer_learning_rate
         );
     }
-    let mut config = vigie_pipeline::config::Config::load(a.config.as_deref())?;
-    config.risk.enabled = false;
-    let screener = vigie_pipeline::screener::Screener::for_training(&config)?;
-    let model_dir = a
-        .model_dir
-        .clone()
-        .unwrap_or_else(vigie_models::encoder::default_model_dir);
-    let encoder = Encoder::load_precision(&model_dir, vigie_models::fast_bert::Precision::F32)?;
+    let TrainingEncoder {
+        screener,
+        model_dir,
+        encoder,
+        ..
+    } = TrainingEncoder::load(a)?;
     let RiskRows {
         train: train_rows,
         dev: mut dev_sets,

@@ -84,21 +84,16 @@ mod imp {
         ctx: &Epilogue,
     ) {
         let mut acc = [[_mm512_setzero_si512(); 4]; MR];
-        for q in 0..quads {
-            let wp = w.add(q * 4 * PANEL) as *const __m512i;
-            let ws = [
-                _mm512_loadu_si512(wp),
-                _mm512_loadu_si512(wp.add(1)),
-                _mm512_loadu_si512(wp.add(2)),
-                _mm512_loadu_si512(wp.add(3)),
-            ];
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let x =
-                    _mm512_set1_epi32((a.add(r * stride + 4 * q) as *const i32).read_unaligned());
-                for (acc, &wv) in acc.iter_mut().zip(&ws) {
-                    *acc = _mm512_dpbusd_epi32(*acc, x, wv);
-                }
-            }
+        // Two steps of `k` per turn of the loop: its counter and row pointers cost a
+        // twelfth of the kernel's rate on one step (measured on L1-resident data).
+        let mut q = 0;
+        while q + 2 <= quads {
+            step::<MR>(&mut acc, a, stride, w, q);
+            step::<MR>(&mut acc, a, stride, w, q + 1);
+            q += 2;
+        }
+        if q < quads {
+            step::<MR>(&mut acc, a, stride, w, q);
         }
         for (r, acc) in acc.iter().enumerate() {
             if ctx.cols == PANEL {
@@ -119,6 +114,31 @@ mod imp {
                     _mm512_storeu_si512(sums.as_mut_ptr().add(16 * v) as *mut __m512i, sum);
                 }
                 ctx.store_row(r, &sums);
+            }
+        }
+    }
+
+    /// One step of `k` (four bytes) for every row of the tile against the panel's 64
+    /// columns.
+    #[inline(always)]
+    unsafe fn step<const MR: usize>(
+        acc: &mut [[__m512i; 4]; MR],
+        a: *const u8,
+        stride: usize,
+        w: *const i8,
+        q: usize,
+    ) {
+        let wp = w.add(q * 4 * PANEL) as *const __m512i;
+        let ws = [
+            _mm512_loadu_si512(wp),
+            _mm512_loadu_si512(wp.add(1)),
+            _mm512_loadu_si512(wp.add(2)),
+            _mm512_loadu_si512(wp.add(3)),
+        ];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let x = _mm512_set1_epi32((a.add(r * stride + 4 * q) as *const i32).read_unaligned());
+            for (acc, &wv) in acc.iter_mut().zip(&ws) {
+                *acc = _mm512_dpbusd_epi32(*acc, x, wv);
             }
         }
     }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::{avx2, avx512, avxvnni, Kernel};
+use super::{amx, avx2, avx512, avxvnni, Kernel};
 
 /// Peak rates on every thread of rayon's pool, in giga-operations per second (a
 /// multiply-add counts as two operations, as in GFLOP/s).
@@ -39,6 +39,7 @@ impl Ceilings {
 /// Times the loops for about `seconds` each.
 pub fn measure(kernel: Kernel, seconds: f64) -> Ceilings {
     let int_loop: fn(u64) -> u64 = match kernel {
+        Kernel::Amx => amx::ceiling_loop,
         Kernel::Avx512Vnni => avx512::ceiling_loop,
         Kernel::Avx2 => avx2::ceiling_loop,
         Kernel::AvxVnni => avxvnni::ceiling_loop,

@@ -34,7 +34,7 @@ macro_rules! multiversion {
                 match level() {
                     // SAFETY: `level` only returns kernels the processor supports, and each
                     // kernel's features include the ones enabled here.
-                    Kernel::Avx512Vnni => return unsafe { wide($($arg),*) },
+                    Kernel::Avx512Vnni | Kernel::Amx => return unsafe { wide($($arg),*) },
                     Kernel::Avx2 | Kernel::AvxVnni => return unsafe { narrow($($arg),*) },
                     Kernel::Portable => {}
                 }

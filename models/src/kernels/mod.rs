@@ -11,6 +11,9 @@
 //! - activations are quantised per token row at run time (dynamic quantisation).
 //!
 //! Kernels, best first ([`Kernel::detect`]):
+//! - [`Kernel::Amx`]: `tdpbusd` on AMX tiles (Sapphire Rapids and later Xeons), 16 rows
+//!   by 64 columns per tile on the AVX-512 kernel's packing, 256 times the multiply-adds of
+//!   one `vpdpbusd` per instruction; see `amx.rs`;
 //! - [`Kernel::Avx512Vnni`]: `vpdpbusd` on 512-bit registers, 4 bytes per lane per
 //!   instruction. It multiplies unsigned by signed bytes, so activations are stored as
 //!   `q + 128` and the extra `128 · Σ w` is taken off each output (`shift_comp`);
@@ -25,10 +28,11 @@
 //!
 //! Every kernel computes exactly the same integer sums, so they agree with
 //! [`reference_forward`] to float rounding; the tests check each one on random shapes.
-//! `VIGIE_KERNELS=portable` (or `avx2`, `avxvnni`) caps the choice, so the slow paths can be tested
+//! `VIGIE_KERNELS=portable` (or `avx2`, `avxvnni`, `avx512vnni`) caps the choice, so the slow paths can be tested
 //! on a fast machine.
 
 mod aligned;
+mod amx;
 pub mod attention;
 mod avx2;
 mod avx512;
@@ -43,7 +47,7 @@ use rayon::prelude::*;
 use aligned::AlignedBytes;
 
 /// The environment variable that caps the kernel choice: `portable`, `avx2`, `avxvnni`,
-/// `avx512vnni` or `auto` (the default).
+/// `avx512vnni`, `amx` or `auto` (the default).
 pub const KERNELS_ENV: &str = "VIGIE_KERNELS";
 
 /// The largest input size a layer takes (its 32-bit sums stay exact).
@@ -72,15 +76,18 @@ pub enum Kernel {
     AvxVnni,
     /// x86-64 with AVX-512 F, BW and VNNI.
     Avx512Vnni,
+    /// x86-64 with AMX-TILE and AMX-INT8 (and AVX-512 VNNI), on Linux.
+    Amx,
 }
 
 impl Kernel {
     /// Every kernel, slowest first.
-    pub const ALL: [Kernel; 4] = [
+    pub const ALL: [Kernel; 5] = [
         Kernel::Portable,
         Kernel::Avx2,
         Kernel::AvxVnni,
         Kernel::Avx512Vnni,
+        Kernel::Amx,
     ];
 
     /// The name used in logs, the bench and `VIGIE_KERNELS`.
@@ -90,6 +97,7 @@ impl Kernel {
             Kernel::Avx2 => "avx2",
             Kernel::AvxVnni => "avxvnni",
             Kernel::Avx512Vnni => "avx512vnni",
+            Kernel::Amx => "amx",
         }
     }
 
@@ -100,6 +108,7 @@ impl Kernel {
             Kernel::Avx2 => avx2::supported(),
             Kernel::AvxVnni => avxvnni::supported(),
             Kernel::Avx512Vnni => avx512::supported(),
+            Kernel::Amx => amx::supported(),
         }
     }
 
@@ -107,7 +116,7 @@ impl Kernel {
     /// `VIGIE_KERNELS`. An unknown value is treated as `portable`, the safe choice.
     pub fn available() -> Vec<Kernel> {
         let cap = match std::env::var(KERNELS_ENV).ok().as_deref().map(str::trim) {
-            None | Some("") | Some("auto") => Kernel::Avx512Vnni,
+            None | Some("") | Some("auto") => Kernel::Amx,
             Some(name) => Kernel::ALL
                 .into_iter()
                 .find(|k| k.name() == name)
@@ -129,7 +138,15 @@ impl Kernel {
 
     /// Whether activations are stored as `q + 128` (the unsigned operand of `vpdpbusd`).
     fn shifts_activations(self) -> bool {
-        matches!(self, Kernel::AvxVnni | Kernel::Avx512Vnni)
+        matches!(self, Kernel::AvxVnni | Kernel::Avx512Vnni | Kernel::Amx)
+    }
+
+    /// Rows one call of the kernel's tile takes.
+    fn tile_rows(self) -> usize {
+        match self {
+            Kernel::Amx => amx::ROWS,
+            _ => TILE_ROWS,
+        }
     }
 
     /// Output columns per packed weight panel.
@@ -139,6 +156,7 @@ impl Kernel {
             Kernel::Avx2 => avx2::PANEL,
             Kernel::AvxVnni => avxvnni::PANEL,
             Kernel::Avx512Vnni => avx512::PANEL,
+            Kernel::Amx => amx::PANEL,
         }
     }
 }
@@ -239,6 +257,10 @@ impl QuantizedLinear {
                 let kp = k.div_ceil(4) * 4;
                 (kp, Packed::Quads8(pack(&rows, n, k, kp, panel, 4)))
             }
+            Kernel::Amx => {
+                let kp = k.div_ceil(amx::K_STEP) * amx::K_STEP;
+                (kp, Packed::Quads8(pack(&rows, n, k, kp, panel, 4)))
+            }
         };
         if !kernel.shifts_activations() {
             shift_comp.fill(0);
@@ -329,7 +351,7 @@ impl QuantizedLinear {
                 );
                 RowValues::I16(v)
             }
-            Kernel::AvxVnni | Kernel::Avx512Vnni => {
+            Kernel::AvxVnni | Kernel::Avx512Vnni | Kernel::Amx => {
                 // Padding bytes meet zero weights; 128 (a zero activation) keeps them inert.
                 let mut v = vec![128u8; m * stride];
                 fill_rows(
@@ -401,7 +423,8 @@ impl QuantizedLinear {
     fn forward_quantized(&self, rows: &QuantizedRows, m: usize, out_ptr: OutPtr) {
         let panel = self.kernel.panel_cols();
         let panels = self.n.div_ceil(panel);
-        let block = BLOCK_ROWS.min(m.div_ceil(TILE_ROWS) * TILE_ROWS);
+        let tile_rows = self.kernel.tile_rows();
+        let block = BLOCK_ROWS.min(m.div_ceil(tile_rows) * tile_rows);
         let blocks = m.div_ceil(block);
         // A task is a block of rows and a run of panels, and within it every tile of one
         // panel before the next: the panel stays in L1 while the block's rows pass by it,
@@ -423,14 +446,14 @@ impl QuantizedLinear {
                 while r < rows_here {
                     let tile = Tile {
                         row: row0 + r,
-                        rows: TILE_ROWS.min(rows_here - r),
+                        rows: tile_rows.min(rows_here - r),
                         panel: p,
                         cols,
                     };
                     // SAFETY: each (rows, panel) region of `out` is written by exactly one
                     // task, and `tile` lies inside `out` (row < m, p·panel + cols ≤ n).
                     unsafe { self.run_tile(rows, &tile, out_ptr) };
-                    r += TILE_ROWS;
+                    r += tile.rows;
                 }
             }
         });
@@ -468,6 +491,32 @@ impl QuantizedLinear {
                 self.k_padded / 2,
                 &ctx,
             ),
+            (Packed::Quads8(w), RowValues::U8(a)) if self.kernel == Kernel::Amx => {
+                let a = &a[tile.row * rows.stride..];
+                let w = &w[tile.panel * panel * self.k_padded..];
+                if tile.rows == amx::ROWS {
+                    amx::tile(a, rows.stride, w, self.k_padded / amx::K_STEP, &ctx);
+                } else {
+                    // Rows that do not fill an AMX tile: the same packing and sums on the
+                    // AVX-512 kernel, six rows at a time.
+                    for r0 in (0..tile.rows).step_by(TILE_ROWS) {
+                        let part = Epilogue {
+                            row_scales: &ctx.row_scales[r0..],
+                            out: ctx.out.add(r0 * ctx.out_stride),
+                            ..ctx
+                        };
+                        let rows_here = TILE_ROWS.min(tile.rows - r0);
+                        avx512::tile(
+                            &a[r0 * rows.stride..],
+                            rows.stride,
+                            rows_here,
+                            w,
+                            self.k_padded / 4,
+                            &part,
+                        );
+                    }
+                }
+            }
             (Packed::Quads8(w), RowValues::U8(a)) => {
                 let tile_fn = match self.kernel {
                     Kernel::AvxVnni => avxvnni::tile,

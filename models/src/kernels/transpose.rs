@@ -32,7 +32,7 @@ pub fn keys_to_columns(
     assert!(keys.len() >= (len - 1) * stride + d, "keys too short");
     #[cfg(target_arch = "x86_64")]
     match level() {
-        Kernel::Avx512Vnni if d.is_multiple_of(16) => {
+        Kernel::Avx512Vnni | Kernel::Amx if d.is_multiple_of(16) => {
             // SAFETY: the level is only AVX-512 VNNI on processors with AVX-512 F (its
             // kernel checks), and the bounds were checked above.
             unsafe {

@@ -12,6 +12,7 @@
 //! It reads the redacted text: identifiers carry no signal about rumours, and the model
 //! then never sees them.
 
+use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -333,7 +334,7 @@ impl RiskStage {
     /// Scores a batch of (redacted) texts, in order, each in the language detected for
     /// it: `Some("fr")` or `Some("en")` are judged (the head has weights of its own for
     /// some languages); `None` (another or no language) is `unscored-language`.
-    pub fn score_in<S: AsRef<str>>(
+    pub fn score_in<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         langs: &[Option<&str>],
@@ -345,7 +346,7 @@ impl RiskStage {
     /// encoder pass (`features[i]`, when `Some`: the raw text's tokens without the
     /// redacted ones) rather than running the encoder again; texts without are embedded
     /// here.
-    pub fn score_encoded<S: AsRef<str>>(
+    pub fn score_encoded<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         langs: &[Option<&str>],
@@ -359,17 +360,21 @@ impl RiskStage {
         let (vectors, repost_cache_hits) = self.embeddings_of(texts, features, &judged)?;
         let index = self.claim_index();
         let mut embeddings = judged.iter().copied().zip(vectors).peekable();
-        let mut risks = Vec::with_capacity(texts.len());
-        for (i, text) in texts.iter().enumerate() {
-            let lang = lang_of(i);
-            let embedding = embeddings.next_if(|(j, _)| *j == i).map(|(_, e)| e);
-            let risk = match (lang, embedding) {
-                (Some(lang), Some(e)) => self.judge(text.as_ref(), lang, &e, &index)?,
-                (Some(_), None) => self.unjudged(RiskOutcome::Pass, RiskBasis::NoClaimText),
-                (None, _) => self.unjudged(RiskOutcome::UnscoredLanguage, RiskBasis::Language),
-            };
-            risks.push(risk);
-        }
+        let inputs: Vec<_> = (0..texts.len())
+            .map(|i| (i, embeddings.next_if(|(j, _)| *j == i).map(|(_, e)| e)))
+            .collect();
+        // Each post's judgement is its own (heads, claim matching, cues): spread over the
+        // cores like the encoder pass before it.
+        let risks = inputs
+            .into_par_iter()
+            .map(|(i, embedding)| {
+                Ok(match (lang_of(i), embedding) {
+                    (Some(lang), Some(e)) => self.judge(texts[i].as_ref(), lang, &e, &index)?,
+                    (Some(_), None) => self.unjudged(RiskOutcome::Pass, RiskBasis::NoClaimText),
+                    (None, _) => self.unjudged(RiskOutcome::UnscoredLanguage, RiskBasis::Language),
+                })
+            })
+            .collect::<Result<Vec<_>, RiskError>>()?;
         Ok(Scored {
             risks,
             repost_cache_hits,

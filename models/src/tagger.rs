@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::encoded::EncodedText;
@@ -353,12 +354,22 @@ impl TokenTagger {
         let mut spans = vec![Vec::new(); texts.len()];
         let mut counts = vec![0usize; texts.len()];
         let mut encoded: Vec<Option<EncodedText>> = vec![None; texts.len()];
-        for ((&owner, &(offset, piece)), pass) in owners.iter().zip(&all_pieces).zip(batch.texts) {
-            for mut span in self.tag(&pass, piece) {
-                span.start += offset;
-                span.end += offset;
-                spans[owner].push(span);
-            }
+        // Each piece's token states are read on their own: spread over the cores, which
+        // the encoder pass before this keeps busy while this work would use one.
+        let found: Vec<Vec<TaggedSpan>> = all_pieces
+            .par_iter()
+            .zip(&batch.texts)
+            .map(|(&(offset, piece), pass)| {
+                let mut found = self.tag(pass, piece);
+                for span in &mut found {
+                    span.start += offset;
+                    span.end += offset;
+                }
+                found
+            })
+            .collect();
+        for ((&owner, found), pass) in owners.iter().zip(found).zip(batch.texts) {
+            spans[owner].extend(found);
             counts[owner] += 1;
             encoded[owner] = Some(pass);
         }

@@ -10,10 +10,10 @@
 //! 16-row tile (the last of a block) go to the AVX-512 kernel on the same packing.
 //!
 //! Linux hands AMX's 8 KB of tile state to a process only when asked
-//! (`arch_prctl(ARCH_REQ_XCOMP_PERM)`); [`supported`] asks once. Each thread loads the tile
-//! configuration once, the first time it runs a tile; nothing else in the process uses
-//! the tile registers. Rust has no stable AMX intrinsics, so the instructions are inline
-//! assembly.
+//! (`arch_prctl(ARCH_REQ_XCOMP_PERM)`); [`supported`] asks once. Each task of a product
+//! loads the tile configuration ([`configure`]) before its tiles. Rust has no stable AMX
+//! intrinsics, so the instructions are inline assembly, each tile one block from its
+//! zeroed accumulators to their store (tile registers cannot carry values between blocks).
 
 use super::Epilogue;
 
@@ -39,6 +39,11 @@ pub(super) fn tile(a: &[u8], stride: usize, w: &[i8], steps: usize, ctx: &Epilog
     imp::tile(a, stride, w, steps, ctx)
 }
 
+/// Loads the tile configuration on the calling thread: before the tiles of each task.
+pub(super) fn configure() {
+    imp::configure()
+}
+
 /// Multiply-adds done by a loop of 4 independent `tdpbusd` on tiles that never touch
 /// memory (`iterations` rounds), or 0 without AMX.
 pub(super) fn ceiling_loop(iterations: u64) -> u64 {
@@ -49,7 +54,6 @@ pub(super) fn ceiling_loop(iterations: u64) -> u64 {
 mod imp {
     use std::arch::asm;
     use std::arch::x86_64::*;
-    use std::cell::Cell;
     use std::sync::OnceLock;
 
     use super::{Epilogue, K_STEP, PANEL, ROWS};
@@ -106,77 +110,79 @@ mod imp {
         ret == 0
     }
 
-    thread_local! {
-        static CONFIGURED: Cell<bool> = const { Cell::new(false) };
-    }
-
-    /// Loads the tile configuration on this thread the first time (the kernel saves and
-    /// restores it with the thread's state from then on).
-    fn configure_thread() {
-        CONFIGURED.with(|done| {
-            if !done.get() {
-                // SAFETY: AMX was granted (`supported`); the operand is a valid palette-1
-                // configuration, 64-byte aligned.
-                unsafe { asm!("ldtilecfg [{0}]", in(reg) &CONFIG, options(nostack)) };
-                done.set(true);
-            }
-        });
+    /// Loads the tile configuration on the calling thread. The product calls it at the
+    /// start of each of its tasks, so a tile never runs on a configuration that other code
+    /// on the thread (none today) could have released or changed in between.
+    pub(super) fn configure() {
+        assert!(supported(), "the AMX kernel ran on a processor without AMX");
+        // SAFETY: AMX was granted (`supported`); the operand is a valid palette-1
+        // configuration, 64-byte aligned. Loading it zeroes every tile register, declared
+        // as clobbered.
+        unsafe {
+            asm!(
+                "ldtilecfg [{0}]",
+                in(reg) &CONFIG,
+                out("tmm0") _, out("tmm1") _, out("tmm2") _, out("tmm3") _,
+                out("tmm4") _, out("tmm5") _, out("tmm6") _, out("tmm7") _,
+                options(nostack, readonly)
+            )
+        };
     }
 
     pub(super) fn tile(a: &[u8], stride: usize, w: &[i8], steps: usize, ctx: &Epilogue) {
         assert!(supported(), "the AMX kernel ran on a processor without AMX");
-        configure_thread();
-        // SAFETY: features checked above, bounds by the caller.
+        // SAFETY: features checked above, bounds by the caller, configuration loaded by
+        // the caller's task (`configure`).
         unsafe { tile_16(a.as_ptr(), stride, w.as_ptr(), steps, ctx) }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn tile_16(a: *const u8, stride: usize, w: *const i8, steps: usize, ctx: &Epilogue) {
+        let mut sums = std::mem::MaybeUninit::<Sums>::uninit();
+        let quad_row = 4 * PANEL;
+        // One block of assembly from the zeroed accumulators to their store: tile registers
+        // cannot carry values from one `asm!` to the next, so the loop over `k` is inside.
+        // Per step of 64 bytes: the 16 rows' activations, then the panel's four 16-column
+        // weight tiles 64 bytes apart in each 256-byte quad row, each into its accumulator.
         asm!(
             "tilezero tmm0",
             "tilezero tmm1",
             "tilezero tmm2",
             "tilezero tmm3",
-            options(nostack, nomem)
-        );
-        let quad_row = 4 * PANEL;
-        for s in 0..steps {
-            let ap = a.add(s * K_STEP);
-            let bp = w.add(s * (K_STEP / 4) * quad_row);
-            asm!(
-                "tileloadd tmm4, [{a} + {sa}*1]",
-                "tileloadd tmm5, [{b0} + {sb}*1]",
-                "tileloadd tmm6, [{b1} + {sb}*1]",
-                "tdpbusd tmm0, tmm4, tmm5",
-                "tileloadd tmm5, [{b2} + {sb}*1]",
-                "tdpbusd tmm1, tmm4, tmm6",
-                "tileloadd tmm6, [{b3} + {sb}*1]",
-                "tdpbusd tmm2, tmm4, tmm5",
-                "tdpbusd tmm3, tmm4, tmm6",
-                a = in(reg) ap,
-                sa = in(reg) stride,
-                b0 = in(reg) bp,
-                b1 = in(reg) bp.add(64),
-                b2 = in(reg) bp.add(128),
-                b3 = in(reg) bp.add(192),
-                sb = in(reg) quad_row,
-                options(nostack, readonly)
-            );
-        }
-        let mut sums = Sums([[0i32; PANEL]; ROWS]);
-        let base = sums.0.as_mut_ptr() as *mut u8;
-        asm!(
-            "tilestored [{c0} + {s}*1], tmm0",
-            "tilestored [{c1} + {s}*1], tmm1",
-            "tilestored [{c2} + {s}*1], tmm2",
-            "tilestored [{c3} + {s}*1], tmm3",
-            c0 = in(reg) base,
-            c1 = in(reg) base.add(64),
-            c2 = in(reg) base.add(128),
-            c3 = in(reg) base.add(192),
-            s = in(reg) 4 * PANEL,
+            "test {steps}, {steps}",
+            "jz 3f",
+            "2:",
+            "tileloadd tmm4, [{a} + {sa}*1]",
+            "tileloadd tmm5, [{b} + {sb}*1]",
+            "tileloadd tmm6, [{b} + {sb}*1 + 64]",
+            "tdpbusd tmm0, tmm4, tmm5",
+            "tileloadd tmm7, [{b} + {sb}*1 + 128]",
+            "tdpbusd tmm1, tmm4, tmm6",
+            "tileloadd tmm5, [{b} + {sb}*1 + 192]",
+            "tdpbusd tmm2, tmm4, tmm7",
+            "tdpbusd tmm3, tmm4, tmm5",
+            "add {a}, 64",
+            "add {b}, {b_step}",
+            "dec {steps}",
+            "jnz 2b",
+            "3:",
+            "tilestored [{c} + {sb}*1], tmm0",
+            "tilestored [{c} + {sb}*1 + 64], tmm1",
+            "tilestored [{c} + {sb}*1 + 128], tmm2",
+            "tilestored [{c} + {sb}*1 + 192], tmm3",
+            a = inout(reg) a => _,
+            b = inout(reg) w => _,
+            steps = inout(reg) steps => _,
+            sa = in(reg) stride,
+            sb = in(reg) quad_row,
+            b_step = in(reg) (K_STEP / 4) * quad_row,
+            c = in(reg) sums.as_mut_ptr() as *mut u8,
+            out("tmm0") _, out("tmm1") _, out("tmm2") _, out("tmm3") _,
+            out("tmm4") _, out("tmm5") _, out("tmm6") _, out("tmm7") _,
             options(nostack)
         );
+        // SAFETY: the four stores wrote all 16 rows × 64 sums (16 rows of 256 bytes).
+        let sums = sums.assume_init();
         for (r, row) in sums.0.iter().enumerate() {
             if ctx.cols == PANEL {
                 let row_scale = _mm512_set1_ps(ctx.row_scales[r]);
@@ -205,8 +211,9 @@ mod imp {
         if !supported() {
             return 0;
         }
-        configure_thread();
-        // SAFETY: AMX granted and configured above; the loop reads and writes tiles only.
+        configure();
+        // SAFETY: AMX granted and configured above; the loop reads and writes tiles only,
+        // all declared as clobbered.
         unsafe {
             asm!(
                 "tilezero tmm0",
@@ -215,17 +222,21 @@ mod imp {
                 "tilezero tmm3",
                 "tilezero tmm4",
                 "tilezero tmm5",
+                "test {n}, {n}",
+                "jz 3f",
+                "2:",
+                "tdpbusd tmm0, tmm4, tmm5",
+                "tdpbusd tmm1, tmm4, tmm5",
+                "tdpbusd tmm2, tmm4, tmm5",
+                "tdpbusd tmm3, tmm4, tmm5",
+                "dec {n}",
+                "jnz 2b",
+                "3:",
+                n = inout(reg) iterations => _,
+                out("tmm0") _, out("tmm1") _, out("tmm2") _, out("tmm3") _,
+                out("tmm4") _, out("tmm5") _, out("tmm6") _, out("tmm7") _,
                 options(nostack, nomem)
             );
-            for _ in 0..iterations {
-                asm!(
-                    "tdpbusd tmm0, tmm4, tmm5",
-                    "tdpbusd tmm1, tmm4, tmm5",
-                    "tdpbusd tmm2, tmm4, tmm5",
-                    "tdpbusd tmm3, tmm4, tmm5",
-                    options(nostack, nomem)
-                );
-            }
         }
         iterations * 4 * (ROWS * 16 * K_STEP) as u64
     }
@@ -237,6 +248,10 @@ mod imp {
 
     pub(super) fn supported() -> bool {
         false
+    }
+
+    pub(super) fn configure() {
+        unreachable!("the AMX kernel is only chosen on x86-64 Linux processors that have it")
     }
 
     pub(super) fn tile(_: &[u8], _: usize, _: &[i8], _: usize, _: &Epilogue) {

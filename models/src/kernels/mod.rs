@@ -28,7 +28,7 @@
 //!
 //! Every kernel computes exactly the same integer sums, so they agree with
 //! [`reference_forward`] to float rounding; the tests check each one on random shapes.
-//! `VIGIE_KERNELS=portable` (or `avx2`, `avxvnni`, `avx512vnni`) caps the choice, so the slow paths can be tested
+//! `VIGIE_KERNELS=portable` (or `avx2`, `avxvnni`, `avx512vnni`, `amx`) caps the choice, so the slow paths can be tested
 //! on a fast machine.
 
 mod aligned;
@@ -60,6 +60,7 @@ const TILE_ROWS: usize = 6;
 /// Rows per parallel task (a multiple of [`TILE_ROWS`]): the activations of a task stay in
 /// the core's cache while it walks its weight panels.
 const BLOCK_ROWS: usize = 48;
+const _: () = assert!(BLOCK_ROWS % TILE_ROWS == 0 && BLOCK_ROWS % amx::ROWS == 0);
 
 /// Tasks per thread at least, when a product has few row blocks: enough that a thread
 /// slowed by another tenant does not hold the other one up for long.
@@ -178,7 +179,7 @@ pub struct QuantizedLinear {
     kernel: Kernel,
     n: usize,
     k: usize,
-    /// `k` rounded up to what the kernel steps by (4 for VNNI, 2 for AVX2).
+    /// `k` rounded up to what the kernel steps by (64 for AMX, 4 for VNNI, 2 for AVX2).
     k_padded: usize,
     /// Per output (padded to whole panels with zeros): weight scale, bias, and the
     /// correction for activations stored with a +128 shift.
@@ -423,6 +424,9 @@ impl QuantizedLinear {
     fn forward_quantized(&self, rows: &QuantizedRows, m: usize, out_ptr: OutPtr) {
         let panel = self.kernel.panel_cols();
         let panels = self.n.div_ceil(panel);
+        if panels == 0 {
+            return;
+        }
         let tile_rows = self.kernel.tile_rows();
         let block = BLOCK_ROWS.min(m.div_ceil(tile_rows) * tile_rows);
         let blocks = m.div_ceil(block);
@@ -436,6 +440,9 @@ impl QuantizedLinear {
         let panels_per_group = panels.div_ceil(groups.max(1));
         let groups = panels.div_ceil(panels_per_group);
         (0..blocks * groups).into_par_iter().for_each(|task| {
+            if self.kernel == Kernel::Amx {
+                amx::configure();
+            }
             let (b, g) = (task / groups, task % groups);
             let row0 = b * block;
             let rows_here = block.min(m - row0);
@@ -700,7 +707,8 @@ mod tests {
             (27, 130, 97),
             (100, 48, 384),
             (5, 200, 1536),
-            // Several row blocks and panels, the panels split into runs of unequal length.
+            // Several row blocks and panels; with 16-column panels the runs of panels are
+            // of unequal length.
             (150, 333, 37),
         ];
         let kernels = Kernel::available();
@@ -753,6 +761,41 @@ mod tests {
                         .all(|(a, b)| a.to_bits() == b.to_bits()),
                     "{} m={m} n={n} k={k}: mapped quantisation differs",
                     kernel.name()
+                );
+            }
+        }
+    }
+
+    /// Kernels that read the same packing and quantised rows compute the same integer
+    /// sums and the same epilogue, so their outputs agree bit for bit: AMX against AVX-512
+    /// VNNI (16-row tiles, the rows left over, partial panels, `k` padded to 64), and the
+    /// two VNNI widths against each other.
+    #[test]
+    fn kernels_on_the_same_integers_agree_bit_for_bit() {
+        let mut rng = XorShift::new(13);
+        let available = Kernel::available();
+        let pairs = [
+            (Kernel::Amx, Kernel::Avx512Vnni),
+            (Kernel::Avx512Vnni, Kernel::AvxVnni),
+        ];
+        for (a, b) in pairs {
+            if !(available.contains(&a) && available.contains(&b)) {
+                continue;
+            }
+            for &(m, n, k) in &[(16, 64, 64), (35, 130, 97), (100, 384, 384), (48, 70, 1536)] {
+                let w = random(n * k, &mut rng, 0.5);
+                let bias = random(n, &mut rng, 1.0);
+                let x = random(m * k, &mut rng, 3.0);
+                let out =
+                    |kernel| QuantizedLinear::new(&w, &bias, n, k, kernel).forward_to_vec(&x, m);
+                let (got, want) = (out(a), out(b));
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(g, w)| g.to_bits() == w.to_bits()),
+                    "{} and {} differ at m={m} n={n} k={k}",
+                    a.name(),
+                    b.name()
                 );
             }
         }

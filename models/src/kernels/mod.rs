@@ -60,7 +60,7 @@ const TILE_ROWS: usize = 6;
 /// Rows per parallel task (a multiple of [`TILE_ROWS`]): the activations of a task stay in
 /// the core's cache while it walks its weight panels.
 const BLOCK_ROWS: usize = 48;
-const _: () = assert!(BLOCK_ROWS % TILE_ROWS == 0 && BLOCK_ROWS % amx::ROWS == 0);
+const _: () = assert!(BLOCK_ROWS.is_multiple_of(TILE_ROWS) && BLOCK_ROWS.is_multiple_of(amx::ROWS));
 
 /// Tasks per thread at least, when a product has few row blocks: enough that a thread
 /// slowed by another tenant does not hold the other one up for long.

@@ -184,22 +184,14 @@ mod imp {
         // SAFETY: the four stores wrote all 16 rows × 64 sums (16 rows of 256 bytes).
         let sums = sums.assume_init();
         for (r, row) in sums.0.iter().enumerate() {
-            if ctx.cols == PANEL {
-                let row_scale = _mm512_set1_ps(ctx.row_scales[r]);
-                let dst = ctx.out.add(r * ctx.out_stride);
-                for v in 0..4 {
-                    let sum = _mm512_loadu_si512(row.as_ptr().add(16 * v) as *const __m512i);
-                    let comp =
-                        _mm512_loadu_si512(ctx.shift_comp.as_ptr().add(16 * v) as *const __m512i);
-                    let scale =
-                        _mm512_mul_ps(row_scale, _mm512_loadu_ps(ctx.scales.as_ptr().add(16 * v)));
-                    let bias = _mm512_loadu_ps(ctx.bias.as_ptr().add(16 * v));
-                    let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, comp));
-                    _mm512_storeu_ps(dst.add(16 * v), _mm512_fmadd_ps(sum, scale, bias));
-                }
-            } else {
-                ctx.store_row(r, row);
-            }
+            let p = row.as_ptr() as *const __m512i;
+            let acc = [
+                _mm512_loadu_si512(p),
+                _mm512_loadu_si512(p.add(1)),
+                _mm512_loadu_si512(p.add(2)),
+                _mm512_loadu_si512(p.add(3)),
+            ];
+            super::super::avx512::imp::store_row(&acc, r, ctx);
         }
     }
 

@@ -34,7 +34,7 @@ pub(super) fn fma_ceiling_loop(iterations: u64) -> u64 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod imp {
+pub(super) mod imp {
     use std::arch::x86_64::*;
 
     use super::{Epilogue, PANEL};
@@ -96,25 +96,34 @@ mod imp {
             step::<MR>(&mut acc, a, stride, w, q);
         }
         for (r, acc) in acc.iter().enumerate() {
-            if ctx.cols == PANEL {
-                let row_scale = _mm512_set1_ps(ctx.row_scales[r]);
-                let dst = ctx.out.add(r * ctx.out_stride);
-                for (v, &sum) in acc.iter().enumerate() {
-                    let comp =
-                        _mm512_loadu_si512(ctx.shift_comp.as_ptr().add(16 * v) as *const __m512i);
-                    let scale =
-                        _mm512_mul_ps(row_scale, _mm512_loadu_ps(ctx.scales.as_ptr().add(16 * v)));
-                    let bias = _mm512_loadu_ps(ctx.bias.as_ptr().add(16 * v));
-                    let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, comp));
-                    _mm512_storeu_ps(dst.add(16 * v), _mm512_fmadd_ps(sum, scale, bias));
-                }
-            } else {
-                let mut sums = [0i32; PANEL];
-                for (v, &sum) in acc.iter().enumerate() {
-                    _mm512_storeu_si512(sums.as_mut_ptr().add(16 * v) as *mut __m512i, sum);
-                }
-                ctx.store_row(r, &sums);
+            store_row(acc, r, ctx);
+        }
+    }
+
+    /// Stores row `r` of a tile from its 64 sums in four registers: scaled, shifted back
+    /// and biased in registers for a whole panel, through [`Epilogue::store_row`] for a
+    /// partial one. The AMX kernel stores its rows through it too.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(in crate::kernels) unsafe fn store_row(acc: &[__m512i; 4], r: usize, ctx: &Epilogue) {
+        if ctx.cols == PANEL {
+            let row_scale = _mm512_set1_ps(ctx.row_scales[r]);
+            let dst = ctx.out.add(r * ctx.out_stride);
+            for (v, &sum) in acc.iter().enumerate() {
+                let comp =
+                    _mm512_loadu_si512(ctx.shift_comp.as_ptr().add(16 * v) as *const __m512i);
+                let scale =
+                    _mm512_mul_ps(row_scale, _mm512_loadu_ps(ctx.scales.as_ptr().add(16 * v)));
+                let bias = _mm512_loadu_ps(ctx.bias.as_ptr().add(16 * v));
+                let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, comp));
+                _mm512_storeu_ps(dst.add(16 * v), _mm512_fmadd_ps(sum, scale, bias));
             }
+        } else {
+            let mut sums = [0i32; PANEL];
+            for (v, &sum) in acc.iter().enumerate() {
+                _mm512_storeu_si512(sums.as_mut_ptr().add(16 * v) as *mut __m512i, sum);
+            }
+            ctx.store_row(r, &sums);
         }
     }
 

@@ -427,7 +427,12 @@ impl Encoder {
             Backbone::Fast(model) => {
                 let ids: Vec<u32> = batch.concat();
                 let lengths: Vec<usize> = batch.iter().map(|ids| ids.len()).collect();
-                let (last, tapped) = model.forward_packed_tapped(&ids, &lengths, taps)?;
+                // The whole pass on the pool's threads: its many parallel steps are
+                // then forked from a worker (the sibling is usually still spinning)
+                // instead of injected from outside, where each step cost the caller a
+                // sleep and a wake-up.
+                let (last, tapped) =
+                    rayon::scope(|_| model.forward_packed_tapped(&ids, &lengths, taps))?;
                 (last.flatten_all()?.to_vec1::<f32>()?, tapped)
             }
             Backbone::Reference(model) => {

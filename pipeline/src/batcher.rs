@@ -197,6 +197,8 @@ pub struct Batcher {
 pub struct PassCounts {
     pub passes: AtomicU64,
     pub posts: AtomicU64,
+    /// Time spent screening, in microseconds (how busy the worker was).
+    pub busy_micros: AtomicU64,
 }
 
 impl Batcher {
@@ -303,6 +305,11 @@ impl Batcher {
         }
     }
 
+    /// Time the worker spent in passes so far (the rest it waited for posts).
+    pub fn busy(&self) -> Duration {
+        Duration::from_micros(self.passes.busy_micros.load(Ordering::Relaxed))
+    }
+
     /// The worker is running (for readiness).
     pub fn alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
@@ -381,7 +388,11 @@ impl Worker {
             let started = Instant::now();
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pass(jobs))) {
                 Ok(n) => {
-                    sizer.observe(n, started.elapsed());
+                    let took = started.elapsed();
+                    self.passes
+                        .busy_micros
+                        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                    sizer.observe(n, took);
                     last_pass = n;
                 }
                 Err(_) => {

@@ -206,6 +206,14 @@ impl Screener {
 
     /// [`Screener::process`], with the time spent in each stage.
     pub fn process_timed(&self, inputs: &[(Origin, &[u8])]) -> (Vec<Outcome>, StageTimes) {
+        // On the pool's threads: the stages' parallel steps (and the encoder's, many per
+        // layer) are then forked from a worker, not injected from outside at the cost
+        // of a sleep and a wake-up of the calling thread each (a pass of 8 posts took
+        // about a third less time so).
+        rayon::scope(|_| self.process_timed_on_pool(inputs))
+    }
+
+    fn process_timed_on_pool(&self, inputs: &[(Origin, &[u8])]) -> (Vec<Outcome>, StageTimes) {
         let mut times = StageTimes::default();
         let started = Instant::now();
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(inputs.len());

@@ -210,12 +210,12 @@ pub(crate) fn bench_kafka(a: BenchKafkaArgs) -> Result<()> {
         .await?;
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
         println!(
-            "| phase | posts | posts/s | offered posts/s | p50 ms | p99 ms | max ms | posts per pass |"
+            "| phase | posts | posts/s | offered posts/s | p50 ms | p99 ms | max ms | posts per pass | ms per pass | screener busy |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         for r in [&throughput, &latency] {
             println!(
-                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.1} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} % |",
                 r.phase,
                 r.posts,
                 r.posts_per_second,
@@ -224,7 +224,9 @@ pub(crate) fn bench_kafka(a: BenchKafkaArgs) -> Result<()> {
                 ms(r.latency_p50_ms),
                 ms(r.latency_p99_ms),
                 ms(r.latency_max_ms),
-                r.posts_per_pass
+                r.posts_per_pass,
+                r.pass_ms,
+                100.0 * r.busy_share
             );
         }
         println!(

@@ -89,6 +89,11 @@ pub struct LoadReport {
     pub latency_max_ms: Option<f64>,
     /// Posts per encoder pass, on average (the warm-up post included).
     pub posts_per_pass: f64,
+    /// Mean time of a screening pass, in milliseconds.
+    pub pass_ms: f64,
+    /// Share of the phase (first to last record) the screener spent in passes: near 1,
+    /// the pipeline had no spare time and posts queued.
+    pub busy_share: f64,
 }
 
 /// Posts to send: the valid posts of `samples` (JSONL; the bundled samples also hold
@@ -226,6 +231,8 @@ pub async fn measure(
     latencies.sort_by(f64::total_cmp);
     let pct = |q: f64| vigie_models::bench::percentile(&latencies, q);
     let span = ((last - first) as f64 / 1000.0).max(1e-3);
+    let (passes, screened) = batcher.pass_counts();
+    let busy = batcher.busy();
     Ok(LoadReport {
         phase: if rate.is_some() {
             "latency"
@@ -238,10 +245,9 @@ pub async fn measure(
         latency_p50_ms: rate.map(|_| pct(0.5)),
         latency_p99_ms: rate.map(|_| pct(0.99)),
         latency_max_ms: rate.map(|_| pct(1.0)),
-        posts_per_pass: {
-            let (passes, screened) = batcher.pass_counts();
-            screened as f64 / passes.max(1) as f64
-        },
+        posts_per_pass: screened as f64 / passes.max(1) as f64,
+        pass_ms: busy.as_secs_f64() * 1e3 / passes.max(1) as f64,
+        busy_share: busy.as_secs_f64() / span,
     })
 }
 

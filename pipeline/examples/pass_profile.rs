@@ -24,10 +24,11 @@ fn main() -> anyhow::Result<()> {
         .map(str::parse)
         .collect::<Result<_, _>>()?;
     let raw = std::fs::read(&file)?;
-    let posts: Vec<serde_json::Value> = String::from_utf8_lossy(&raw)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v.get("text").is_some_and(|t| t.is_string()))
+    // The posts the pipeline would screen (as `vigie bench kafka` sends them).
+    let posts: Vec<serde_json::Value> = raw
+        .split(|b| *b == b'\n')
+        .filter(|line| vigie_pipeline::decode::decode(line, usize::MAX).is_ok())
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
         .collect();
     anyhow::ensure!(!posts.is_empty(), "no posts in {file}");
     let mut config = Config::default();

@@ -148,6 +148,17 @@ fn most_ahead(cfg: &KafkaConfig) -> usize {
     2 * cfg.batch_size.max(1)
 }
 
+/// Messages per job handed to the batcher: a quarter of a pass, so that passes fill to
+/// within a quarter of `batch_size` whatever the consumer delivers at once (measured:
+/// passes of 12 and 22 alternated where 32 were waiting). In exactly-once mode a job is
+/// one transaction, which costs broker round trips: jobs stay whole there.
+fn job_size(cfg: &KafkaConfig) -> usize {
+    match cfg.delivery {
+        DeliveryMode::ExactlyOnce => cfg.batch_size.max(1),
+        _ => (cfg.batch_size / 4).max(1),
+    }
+}
+
 /// [`run_with`] on a batcher that other sources may share (the screening API's), so
 /// that both fill the same encoder passes instead of taking turns for the cores.
 pub async fn run_on(
@@ -338,9 +349,17 @@ impl Loop<'_> {
                         }
                     }
                     last_message = Instant::now();
-                    if let Some(job) = self.start(batch) {
-                        ahead += job.0.len();
-                        screening.push_back(self.submit(job.0, job.1));
+                    // In jobs of a few messages, not one per read: the batcher fills a
+                    // pass with whole jobs, so that a large job that does not fit would
+                    // leave the pass short and go alone in the next.
+                    let chunk = job_size(self.cfg);
+                    while !batch.is_empty() {
+                        let rest = batch.split_off(batch.len().min(chunk));
+                        if let Some(job) = self.start(batch) {
+                            ahead += job.0.len();
+                            screening.push_back(self.submit(job.0, job.1));
+                        }
+                        batch = rest;
                     }
                 }
             }
@@ -620,5 +639,24 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_a_quarter_of_a_pass_except_as_transactions() {
+        let mut cfg = KafkaConfig {
+            batch_size: 32,
+            ..KafkaConfig::default()
+        };
+        assert_eq!(job_size(&cfg), 8);
+        cfg.batch_size = 3;
+        assert_eq!(job_size(&cfg), 1);
+        cfg.batch_size = 32;
+        cfg.delivery = DeliveryMode::ExactlyOnce;
+        assert_eq!(job_size(&cfg), 32);
     }
 }

@@ -98,9 +98,7 @@ impl ClaimMap {
         }
         let mut out = vec![0f32; self.dim];
         for (xi, row) in x.iter().zip(self.w.chunks_exact(self.dim)) {
-            for (o, w) in out.iter_mut().zip(row) {
-                *o += xi * w;
-            }
+            crate::kernels::elementwise::axpy_f32(*xi, row, &mut out);
         }
         let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
         out.iter_mut().for_each(|v| *v /= norm);

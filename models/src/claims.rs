@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::encoder::{cosine, Encoder};
+use crate::encoder::Encoder;
 use crate::{ClaimFault, ClaimsError, ModelError, Result};
 
 /// One debunked claim, as written in a `[[claim]]` table of a claims file.
@@ -234,19 +234,25 @@ impl ClaimIndex {
 
     /// The `k` most similar claims at or above `min_similarity`, best first.
     pub fn matches(&self, embedding: &[f32], k: usize, min_similarity: f32) -> Vec<ClaimMatch> {
-        let mut scored: Vec<ClaimMatch> = self
-            .claims
+        // Vectors are unit length: the cosine is the dot product, in vector lanes (a
+        // running sum would not vectorise). Ids are copied for the matches kept only:
+        // every post is matched against the whole library.
+        let mut scored: Vec<(usize, f32)> = self
+            .vectors
             .iter()
-            .zip(&self.vectors)
-            .map(|(c, v)| ClaimMatch {
-                id: c.id.clone(),
-                similarity: cosine(embedding, v),
-            })
-            .filter(|m| m.similarity >= min_similarity)
+            .map(|v| crate::kernels::elementwise::dot_f32(embedding, v))
+            .enumerate()
+            .filter(|(_, similarity)| *similarity >= min_similarity)
             .collect();
-        scored.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
         scored.truncate(k);
         scored
+            .into_iter()
+            .map(|(i, similarity)| ClaimMatch {
+                id: self.claims[i].id.clone(),
+                similarity,
+            })
+            .collect()
     }
 }
 

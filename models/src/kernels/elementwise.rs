@@ -56,6 +56,16 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 }
 
 multiversion! {
+    /// `out ← out + a·x` (over the shorter length), each element on its own: the order
+    /// of the sums an element gets is the caller's.
+    pub fn axpy_f32(a: f32, x: &[f32], out: &mut [f32]) {
+        for (o, v) in out.iter_mut().zip(x) {
+            *o = madd::<FMA>(a, *v, *o);
+        }
+    }
+}
+
+multiversion! {
     /// `a·b` (over the shorter length) summed in 16 independent lanes, so that it
     /// vectorises: a running sum has one order the compiler may not change. The heads'
     /// dot products (the token tagger's hidden layer reads every token) took an eighth

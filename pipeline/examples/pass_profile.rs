@@ -23,7 +23,11 @@ fn main() -> anyhow::Result<()> {
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()?;
-    let raw = std::fs::read(&file)?;
+    anyhow::ensure!(
+        sizes.iter().all(|&s| s > 0),
+        "pass sizes must be at least 1"
+    );
+    let raw = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     // The posts the pipeline would screen (as `vigie bench kafka` sends them).
     let posts: Vec<serde_json::Value> = raw
         .split(|b| *b == b'\n')

@@ -389,9 +389,11 @@ impl Worker {
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pass(jobs))) {
                 Ok(n) => {
                     let took = started.elapsed();
-                    self.passes
-                        .busy_micros
-                        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                    if n > 0 {
+                        self.passes
+                            .busy_micros
+                            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                    }
                     sizer.observe(n, took);
                     last_pass = n;
                 }

@@ -137,11 +137,11 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// At most two malloc arenas, unless `MALLOC_ARENA_MAX` says otherwise. glibc gives
+/// At most two malloc arenas, unless `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` says otherwise. glibc gives
 /// each thread that allocates an arena of its own (up to eight per core), and an arena
 /// keeps what was freed in it: screening passes run on the thread pool's threads in
 /// turn, so each of their arenas grew to a pass's working set. Measured on the sample
-/// posts, `vigie screen` peaked at 264-274 MB with glibc's default, 242-245 MB with
+/// posts, `vigie screen` peaked at 264-274 MB with glibc's default, 242-252 MB with
 /// two arenas, 225 MB with one (but then `vigie bench serve` lost 6 % of its rate to
 /// the shared lock, where two kept it).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -152,7 +152,9 @@ fn limit_malloc_arenas() {
     extern "C" {
         fn mallopt(param: c_int, value: c_int) -> c_int;
     }
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+    // Either of glibc's own settings wins.
+    let tuned = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() && !tuned {
         // SAFETY: `mallopt` only sets a parameter of glibc's allocator; this runs first
         // in `main`, before any other thread exists.
         unsafe {

@@ -87,12 +87,14 @@ pub struct LoadReport {
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub latency_max_ms: Option<f64>,
-    /// Posts per encoder pass, on average (the warm-up post included).
+    /// Posts per encoder pass, on average (in the throughput phase, the warm-up post
+    /// included).
     pub posts_per_pass: f64,
     /// Mean time of a screening pass, in milliseconds.
     pub pass_ms: f64,
-    /// Share of the phase (first to last record) the screener spent in passes: near 1,
-    /// the pipeline had no spare time and posts queued.
+    /// Time the screener spent in passes over the phase's span (first to last record):
+    /// near 1, the pipeline had no spare time. In the throughput phase the first pass
+    /// ends before the span begins, so the share may exceed 1 a little.
     pub busy_share: f64,
 }
 
@@ -178,6 +180,8 @@ pub async fn measure(
             run_on(&cfg, &batcher, stop, std::future::pending(), telemetry).await
         })
     };
+    // What the batcher had done before the measured posts (the latency phase's warm-up).
+    let mut baseline = (Duration::ZERO, (0u64, 0u64));
     if let Some(rate) = rate {
         // Latency: wait for the pipeline to be running (one post through), then a steady flow.
         produce(
@@ -189,6 +193,7 @@ pub async fn measure(
         )
         .await?;
         reader.first.notified().await;
+        baseline = (batcher.busy(), batcher.pass_counts());
         produce(
             &producer,
             &cfg.input_topic,
@@ -232,7 +237,8 @@ pub async fn measure(
     let pct = |q: f64| vigie_models::bench::percentile(&latencies, q);
     let span = ((last - first) as f64 / 1000.0).max(1e-3);
     let (passes, screened) = batcher.pass_counts();
-    let busy = batcher.busy();
+    let (passes, screened) = (passes - baseline.1 .0, screened - baseline.1 .1);
+    let busy = batcher.busy().saturating_sub(baseline.0);
     Ok(LoadReport {
         phase: if rate.is_some() {
             "latency"

@@ -291,11 +291,18 @@ impl RiskStage {
     }
 
     /// The current claim index, reloaded first if its directory changed. A library that
-    /// no longer parses is reported and the previous one kept.
+    /// no longer parses is reported and the previous one kept. A pass that finds another
+    /// checking or reloading goes on with the current index rather than wait: the reload
+    /// runs the encoder on the pool's threads, which may take up that very pass while
+    /// they wait, and it would then wait on itself.
     fn claim_index(&self) -> Arc<ClaimIndex> {
         if let Some(reload) = &self.reload {
-            let mut r = reload.lock().unwrap_or_else(|p| p.into_inner());
-            if r.checked.elapsed() >= RELOAD_CHECK {
+            let held = match reload.try_lock() {
+                Ok(r) => Some(r),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut r) = held.filter(|r| r.checked.elapsed() >= RELOAD_CHECK) {
                 r.checked = Instant::now();
                 match r.library.stamp() {
                     Ok(Some(stamp)) if stamp != r.stamp => {

@@ -49,14 +49,15 @@ fn main() -> anyhow::Result<()> {
         let (mut pass, mut enc) = (Duration::ZERO, Duration::ZERO);
         let mut stages = [Duration::ZERO; 5];
         for _ in 0..rounds {
-            let batch: Vec<Vec<u8>> = (0..size)
+            let (batch, texts): (Vec<Vec<u8>>, Vec<String>) = (0..size)
                 .map(|_| {
                     let mut p = posts[serial % posts.len()].clone();
                     p["id"] = format!("profile-{serial}").into();
                     serial += 1;
-                    serde_json::to_vec(&p).unwrap_or_default()
+                    let text = p["text"].as_str().unwrap_or_default().to_string();
+                    (serde_json::to_vec(&p).unwrap_or_default(), text)
                 })
-                .collect();
+                .unzip();
             let inputs: Vec<(Origin, &[u8])> = batch
                 .iter()
                 .map(|b| {
@@ -68,11 +69,6 @@ fn main() -> anyhow::Result<()> {
                         b.as_slice(),
                     )
                 })
-                .collect();
-            let texts: Vec<String> = batch
-                .iter()
-                .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-                .filter_map(|v| v["text"].as_str().map(str::to_string))
                 .collect();
             let start = Instant::now();
             encoder.encode(&texts)?;

@@ -236,9 +236,10 @@ pub async fn measure(
     latencies.sort_by(f64::total_cmp);
     let pct = |q: f64| vigie_models::bench::percentile(&latencies, q);
     let span = ((last - first) as f64 / 1000.0).max(1e-3);
+    let (busy_before, (passes_before, screened_before)) = baseline;
     let (passes, screened) = batcher.pass_counts();
-    let (passes, screened) = (passes - baseline.1 .0, screened - baseline.1 .1);
-    let busy = batcher.busy().saturating_sub(baseline.0);
+    let (passes, screened) = (passes - passes_before, screened - screened_before);
+    let busy = batcher.busy().saturating_sub(busy_before);
     Ok(LoadReport {
         phase: if rate.is_some() {
             "latency"

@@ -371,25 +371,22 @@ impl RiskStage {
             .zip(&vectors)
             .filter_map(|(&i, features)| {
                 Some(Judged {
+                    at: i,
                     text: texts[i].as_ref(),
                     lang: lang_of(i)?,
                     features,
                 })
             })
             .collect();
-        let mut readings = self.read(&posts, &index)?.into_iter();
-        let mut judged = judged.iter().peekable();
-        let mut risks = Vec::with_capacity(texts.len());
-        for i in 0..texts.len() {
-            risks.push(match lang_of(i) {
-                Some(_) if judged.next_if(|&&j| j == i).is_some() => match readings.next() {
-                    Some(reading) => self.judge(reading, &index),
-                    None => self.unjudged(RiskOutcome::Pass, RiskBasis::NoClaimText),
-                },
-                Some(_) => self.unjudged(RiskOutcome::Pass, RiskBasis::NoClaimText),
-                None => self.unjudged(RiskOutcome::UnscoredLanguage, RiskBasis::Language),
-            });
-        }
+        let readings = self.read(&posts, &index)?;
+        let mut read = posts.iter().map(|p| p.at).zip(readings).peekable();
+        let risks = (0..texts.len())
+            .map(|i| match (read.next_if(|(at, _)| *at == i), lang_of(i)) {
+                (Some((_, reading)), _) => self.judge(reading, &index),
+                (None, Some(_)) => self.unjudged(RiskOutcome::Pass, RiskBasis::NoClaimText),
+                (None, None) => self.unjudged(RiskOutcome::UnscoredLanguage, RiskBasis::Language),
+            })
+            .collect();
         Ok(Scored {
             risks,
             repost_cache_hits,
@@ -524,34 +521,30 @@ impl RiskStage {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(heads
             .into_iter()
-            .zip(claim_probabilities)
-            .zip(keeps_distance)
-            .zip(signs.into_iter().zip(named))
+            .zip(named)
             .zip(matches)
+            .enumerate()
             .map(
-                |(
-                    (
-                        (((head_score, probability), claim_probability), keeps_distance),
-                        (signs, named_stance),
-                    ),
-                    (mut matches, match_threshold),
-                )| {
+                |(k, (((head_score, probability), named_stance), (mut matches, threshold)))| {
+                    let claim_probability = claim_probabilities[k];
                     if self.claim_map.is_some() && claim_probability < gate_threshold {
                         matches.clear();
                     }
+                    let known_claim = matches
+                        .first()
+                        .map(|best| claim_risk(best.similarity, threshold));
                     Reading {
                         head_score,
                         matches,
                         evidence: Evidence {
-                            keeps_distance,
+                            keeps_distance: keeps_distance[k],
                             named_stance,
                             claim_probability,
                             gate_threshold,
                             head_probability: probability,
-                            known_claim: None,
-                            signs,
+                            known_claim,
+                            signs: signs[k],
                         },
-                        match_threshold,
                     }
                 },
             )
@@ -563,12 +556,8 @@ impl RiskStage {
         let Reading {
             head_score,
             matches,
-            mut evidence,
-            match_threshold,
+            evidence,
         } = reading;
-        evidence.known_claim = matches
-            .first()
-            .map(|best| claim_risk(best.similarity, match_threshold));
         let (claim_probability, probability) =
             (evidence.claim_probability, evidence.head_probability);
         let decision = decide(&evidence, self.threshold);
@@ -643,8 +632,9 @@ fn has_claim_text(text: &str) -> bool {
         >= MIN_CLAIM_WORDS
 }
 
-/// A post the heads read: its (redacted) text, language and features.
+/// A post the heads read: its place in the batch, (redacted) text, language and features.
 struct Judged<'a> {
+    at: usize,
     text: &'a str,
     lang: &'a str,
     features: &'a [f32],
@@ -654,9 +644,7 @@ struct Judged<'a> {
 struct Reading {
     head_score: f32,
     matches: Vec<vigie_models::claims::ClaimMatch>,
-    /// Everything but `known_claim`, which [`RiskStage::judge`] takes from `matches`.
     evidence: Evidence,
-    match_threshold: f32,
 }
 
 /// The facts a decision on one judged post rests on.

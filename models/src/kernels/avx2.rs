@@ -21,9 +21,9 @@ pub(super) fn tile(a: &[i16], stride: usize, rows: usize, w: &[i8], pairs: usize
     imp::tile(a, stride, rows, w, pairs, ctx)
 }
 
-/// Multiply-adds per second of the kernel's inner instructions on one core, from a loop
-/// that never touches memory (`iterations` rounds of 12 independent `vpmaddwd` +
-/// `vpaddd`). Returns the multiply-adds done, or 0 when the processor lacks AVX2.
+/// Multiply-adds done by the kernel's inner instructions on one core, from a loop that
+/// never touches memory (`iterations` rounds of eight distinct `vpmaddwd` + `vpaddd`, a
+/// 4 × 2 tile). Returns the multiply-adds done, or 0 when the processor lacks AVX2.
 pub(super) fn ceiling_loop(iterations: u64) -> u64 {
     imp::ceiling_loop(iterations)
 }
@@ -114,22 +114,42 @@ mod imp {
 
     #[target_feature(enable = "avx2")]
     unsafe fn ceiling(iterations: u64) -> u64 {
-        let mut x = _mm256_set1_epi16(3);
-        let y = _mm256_set1_epi16(std::hint::black_box(5));
-        let mut acc = [_mm256_setzero_si256(); 12];
+        // The kernel's shape in registers: broadcast activations of four rows times two
+        // weight vectors, eight products each round. Every product must be computed anew:
+        // with one `x` and one `y` shared by all accumulators, the compiler computes
+        // `vpmaddwd` once per round and the loop times `vpaddd` instead (it did, and
+        // reported twice this processor's rate).
+        let mut w = [
+            _mm256_set1_epi16(std::hint::black_box(5)),
+            _mm256_set1_epi16(std::hint::black_box(7)),
+        ];
+        let x = [
+            _mm256_set1_epi32(std::hint::black_box(0x0003_0002)),
+            _mm256_set1_epi32(std::hint::black_box(0x0001_0004)),
+            _mm256_set1_epi32(std::hint::black_box(0x0006_0001)),
+            _mm256_set1_epi32(std::hint::black_box(0x0002_0005)),
+        ];
+        let mut acc = [[_mm256_setzero_si256(); 2]; 4];
         for _ in 0..iterations {
-            // An empty asm that "changes" x keeps the products inside the loop.
-            std::arch::asm!("/* {0} */", inout(ymm_reg) x, options(nomem, nostack, preserves_flags));
-            for a in acc.iter_mut() {
-                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(x, y));
+            // An empty asm that "changes" the weights keeps all eight products in the loop.
+            std::arch::asm!(
+                "/* {0} {1} */",
+                inout(ymm_reg) w[0],
+                inout(ymm_reg) w[1],
+                options(nomem, nostack, preserves_flags)
+            );
+            for (row, acc) in acc.iter_mut().enumerate() {
+                for (col, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(x[row], w[col]));
+                }
             }
         }
         let mut sink = [0i32; 8];
-        for a in acc {
-            _mm256_storeu_si256(sink.as_mut_ptr() as *mut __m256i, a);
+        for a in acc.iter().flatten() {
+            _mm256_storeu_si256(sink.as_mut_ptr() as *mut __m256i, *a);
             std::hint::black_box(sink);
         }
-        iterations * 12 * 16
+        iterations * 8 * 16
     }
 
     pub(super) fn fma_ceiling_loop(iterations: u64) -> u64 {

@@ -323,7 +323,7 @@ impl Redactor {
             let regex = if ascii_digits {
                 &rule.regex
             } else {
-                &rule.regex_any_digits
+                rule.regex_any_digits()
             };
             // Capture groups cost a second engine run per match: only ask for them when the
             // rule redacts a group rather than the whole match.
@@ -496,7 +496,7 @@ fn validated_part(
             }
             let (s, e) = (groups[first].0, groups[last].1);
             let part = &span[s..e];
-            if rule.anchored.is_match(part) && v.check(part) {
+            if rule.anchored().is_match(part) && v.check(part) {
                 return Some((start + s, start + e));
             }
         }

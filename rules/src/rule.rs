@@ -1,7 +1,7 @@
 //! Rule entries as written in TOML, and their compiled form.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex::Regex;
 use serde::Deserialize;
@@ -137,10 +137,11 @@ pub struct CompiledRule {
     /// The pattern with ASCII word boundaries where safe (see `word_boundaries`), for texts
     /// whose digits are all ASCII.
     pub regex: Regex,
-    /// The pattern as written, for texts with other digits (Arabic-Indic, fullwidth...).
-    pub regex_any_digits: Regex,
-    /// The pattern anchored at both ends, to test sub-spans of a match (see the redactor).
-    pub anchored: Regex,
+    /// The pattern as written, for texts with other digits (Arabic-Indic, fullwidth...);
+    /// see [`CompiledRule::regex_any_digits`].
+    regex_any_digits: OnceLock<Regex>,
+    /// The pattern anchored at both ends; see [`CompiledRule::anchored`].
+    anchored: OnceLock<Regex>,
     /// Compiled `not_after`.
     pub not_after: Option<Regex>,
     /// Compiled `not_before`.
@@ -151,10 +152,37 @@ pub struct CompiledRule {
     pub file: String,
 }
 
+fn anchored_pattern(pattern: &str) -> String {
+    format!("^(?:{pattern})$")
+}
+
+/// Builds a form of a rule's pattern that already compiled when the rule was read.
+fn recompile(pattern: &str) -> Regex {
+    #[allow(clippy::expect_used)]
+    Regex::new(pattern).expect("the pattern compiled when its rule was read")
+}
+
 /// How much context `not_after` and `not_before` see.
 const CONTEXT_BYTES: usize = 40;
 
 impl CompiledRule {
+    /// The pattern as written, for texts with other digits (Arabic-Indic, fullwidth...).
+    ///
+    /// Built on first use: most texts have ASCII digits only and never need it, and the
+    /// Unicode classes make each such automaton large (16 MB for the built-in rules).
+    pub fn regex_any_digits(&self) -> &Regex {
+        self.regex_any_digits
+            .get_or_init(|| recompile(&self.spec.pattern))
+    }
+
+    /// The pattern anchored at both ends, to test sub-spans of a match (see the
+    /// redactor). Built on first use, like [`CompiledRule::regex_any_digits`]: only
+    /// validated rules whose match failed its check ask for it.
+    pub fn anchored(&self) -> &Regex {
+        self.anchored
+            .get_or_init(|| recompile(&anchored_pattern(&self.spec.pattern)))
+    }
+
     /// Does the context around `start..end` (byte offsets) rule the match out?
     pub fn excluded_by_context(&self, text: &str, start: usize, end: usize) -> bool {
         let mut from = start.saturating_sub(CONTEXT_BYTES);
@@ -402,18 +430,16 @@ impl RuleSet {
                 spec.group
             )));
         }
-        let regex_any_digits = Regex::new(&spec.pattern).map_err(|source| RuleError::Pattern {
-            file: file.into(),
-            id: spec.id.clone(),
-            source: Box::new(source),
-        })?;
-        let anchored = Regex::new(&format!("^(?:{})$", spec.pattern)).map_err(|source| {
-            RuleError::Pattern {
+        // The other two forms are built here only to report a pattern that cannot be
+        // compiled when the rules are read, then dropped; they are built again on first
+        // use (the same pattern, so the same result).
+        for other in [spec.pattern.clone(), anchored_pattern(&spec.pattern)] {
+            Regex::new(&other).map_err(|source| RuleError::Pattern {
                 file: file.into(),
                 id: spec.id.clone(),
                 source: Box::new(source),
-            }
-        })?;
+            })?;
+        }
         let context = |pattern: &Option<String>| {
             pattern
                 .as_deref()
@@ -430,8 +456,8 @@ impl RuleSet {
         self.rules.push(CompiledRule {
             spec,
             regex,
-            regex_any_digits,
-            anchored,
+            regex_any_digits: OnceLock::new(),
+            anchored: OnceLock::new(),
             not_after,
             not_before,
             listed: None,

@@ -292,22 +292,24 @@ impl FastBert {
             }
             .into());
         }
-        let mut rows = Vec::with_capacity(tokens * h);
-        for w in offsets.windows(2) {
-            for (position, &id) in ids[w[0]..w[1]].iter().enumerate() {
-                let at = rows.len();
-                self.word.push_row(id as usize, &mut rows)?;
-                let extra = &self.position_and_type[position * h..(position + 1) * h];
-                for (v, e) in rows[at..].iter_mut().zip(extra) {
-                    *v += e;
-                }
-            }
-        }
-        let mut kept = Tapped::new(taps);
         if let Some(layers) = self.int8_layers() {
-            let x = self.forward_int8(&layers, rows, &offsets, &mut kept);
+            let mut x = Vec::with_capacity(tokens * h);
+            let mut kept = Tapped::new(taps);
+            for posts in sub_passes(&offsets, SUB_PASS_TOKENS) {
+                let first = offsets[posts.start];
+                let local: Vec<usize> = offsets[posts.start..=posts.end]
+                    .iter()
+                    .map(|o| o - first)
+                    .collect();
+                let embedded = self.embed_rows(&ids[first..offsets[posts.end]], &local)?;
+                let mut part = Tapped::new(taps);
+                x.extend(self.forward_int8(&layers, embedded, &local, &mut part));
+                kept.append(part);
+            }
             return Ok((Tensor::from_vec(x, (tokens, h), &self.device)?, kept.states));
         }
+        let rows = self.embed_rows(ids, &offsets)?;
+        let mut kept = Tapped::new(taps);
         let mut x = Tensor::from_vec(rows, (tokens, h), &self.device)?;
         self.embedding_norm.apply(&x)?;
         let attend = PackedAttention {
@@ -333,6 +335,53 @@ impl FastBert {
     }
 }
 
+impl FastBert {
+    /// Word plus position-and-type embeddings of packed sequences (`offsets` from 0),
+    /// one row per token, before the embedding norm.
+    fn embed_rows(&self, ids: &[u32], offsets: &[usize]) -> Result<Vec<f32>> {
+        let h = self.hyper.hidden;
+        let mut rows = Vec::with_capacity(ids.len() * h);
+        for w in offsets.windows(2) {
+            for (position, &id) in ids[w[0]..w[1]].iter().enumerate() {
+                let at = rows.len();
+                self.word.push_row(id as usize, &mut rows)?;
+                let extra = &self.position_and_type[position * h..(position + 1) * h];
+                for (v, e) in rows[at..].iter_mut().zip(extra) {
+                    *v += e;
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// Tokens in one int8 sub-pass at most (a longer post goes alone). A pass over many
+/// posts runs as several sub-passes: every row of a linear layer is independent and
+/// attention stays inside a post, so the result is the same, but each intermediate
+/// (the 1,536-wide feed-forward rows above all) is a sub-pass long instead of a batch
+/// long. A batch of 64 sample posts held about 27 MB of them per pass, and with the
+/// pass's buffers freed on whichever pool thread ran it, glibc kept that much in
+/// each thread's arena.
+const SUB_PASS_TOKENS: usize = 512;
+
+/// Consecutive runs of posts (`offsets[i]..offsets[i + 1]` are post `i`'s tokens) of at
+/// most `budget` tokens each, or one post when it alone is longer.
+fn sub_passes(offsets: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
+    let posts = offsets.len().saturating_sub(1);
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for end in 1..=posts {
+        if end - start > 1 && offsets[end] - offsets[start] > budget {
+            runs.push(start..end - 1);
+            start = end - 1;
+        }
+    }
+    if start < posts {
+        runs.push(start..posts);
+    }
+    runs
+}
+
 /// The hidden states a pass keeps beside its last ones: one packed copy per asked layer
 /// count, in the order asked.
 struct Tapped<'t> {
@@ -355,6 +404,13 @@ impl<'t> Tapped<'t> {
                 kept.clear();
                 kept.extend_from_slice(x);
             }
+        }
+    }
+
+    /// Appends the states a later sub-pass kept (its posts follow this one's).
+    fn append(&mut self, later: Tapped<'_>) {
+        for (kept, more) in self.states.iter_mut().zip(later.states) {
+            kept.extend(more);
         }
     }
 
@@ -728,6 +784,57 @@ mod tests {
             let c = crate::encoder::cosine(a, b);
             assert!(c > 0.99, "a token's state after layer 1: cosine {c} to f32");
         }
+    }
+
+    #[test]
+    fn sub_passes_hold_a_budget_of_tokens_and_keep_posts_whole() {
+        // Posts of 3, 4, 2, 9 and 1 tokens.
+        let offsets = [0, 3, 7, 9, 18, 19];
+        assert_eq!(sub_passes(&offsets, 9), vec![0..3, 3..4, 4..5]);
+        assert_eq!(sub_passes(&offsets, 7), vec![0..2, 2..3, 3..4, 4..5]);
+        assert_eq!(sub_passes(&offsets, 100), vec![0..5]);
+        // A post longer than the budget goes alone.
+        assert_eq!(sub_passes(&offsets, 1), vec![0..1, 1..2, 2..3, 3..4, 4..5]);
+        assert!(sub_passes(&[0], 9).is_empty());
+    }
+
+    #[test]
+    fn a_pass_split_into_sub_passes_equals_each_post_alone() {
+        let image = E5Image::parse(&tiny_image_bytes(5), &Device::Cpu).unwrap();
+        let model =
+            FastBert::from_image_with(image, Precision::Int8(crate::kernels::Kernel::detect()))
+                .unwrap();
+        let mut rng = crate::rng::XorShift::new(11);
+        let vocab = model.word.rows() as u64;
+        let lengths: Vec<usize> = (0..96)
+            .map(|_| 1 + (rng.next_u64() % model.max_positions() as u64) as usize)
+            .collect();
+        let tokens: usize = lengths.iter().sum();
+        assert!(
+            tokens > 2 * SUB_PASS_TOKENS,
+            "the batch needs several sub-passes"
+        );
+        let ids: Vec<u32> = (0..tokens)
+            .map(|_| (rng.next_u64() % vocab) as u32)
+            .collect();
+        let taps = [1, 0, model.depth()];
+        let (all, all_taps) = model.forward_packed_tapped(&ids, &lengths, &taps).unwrap();
+        let all: Vec<f32> = all.flatten_all().unwrap().to_vec1().unwrap();
+        let (mut alone, mut alone_taps) = (Vec::new(), vec![Vec::new(); taps.len()]);
+        let mut from = 0;
+        for &l in &lengths {
+            let (x, t) = model
+                .forward_packed_tapped(&ids[from..from + l], &[l], &taps)
+                .unwrap();
+            alone.extend(x.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            for (kept, more) in alone_taps.iter_mut().zip(t) {
+                kept.extend(more);
+            }
+            from += l;
+        }
+        // Rows are independent and attention stays in a post: the same bits.
+        assert_eq!(all, alone);
+        assert_eq!(all_taps, alone_taps);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::{amx, avx2, avx512, avxvnni, Kernel};
+use super::{amx, avx2, avx512, avxvnni, neon, Kernel};
 
 /// Peak rates on every thread of rayon's pool, in giga-operations per second (a
 /// multiply-add counts as two operations, as in GFLOP/s).
@@ -48,10 +48,13 @@ pub fn measure(kernel: Kernel, seconds: f64) -> Ceilings {
         Kernel::Avx512Vnni => avx512::ceiling_loop,
         Kernel::Avx2 => avx2::ceiling_loop,
         Kernel::AvxVnni => avxvnni::ceiling_loop,
+        Kernel::Neon => neon::ceiling_loop,
         Kernel::Portable => |_| 0,
     };
     let f32_loop: fn(u64) -> u64 = if avx512::fma_ceiling_loop(1) > 0 {
         avx512::fma_ceiling_loop
+    } else if neon::fma_ceiling_loop(1) > 0 {
+        neon::fma_ceiling_loop
     } else {
         avx2::fma_ceiling_loop
     };

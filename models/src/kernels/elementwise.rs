@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use super::Kernel;
 
 /// The vector level per-element code runs at: the best available kernel.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(super) fn level() -> Kernel {
     static LEVEL: OnceLock<Kernel> = OnceLock::new();
     *LEVEL.get_or_init(Kernel::detect)
@@ -36,7 +37,7 @@ macro_rules! multiversion {
                     // kernel's features include the ones enabled here.
                     Kernel::Avx512Vnni | Kernel::Amx => return unsafe { wide($($arg),*) },
                     Kernel::Avx2 | Kernel::AvxVnni => return unsafe { narrow($($arg),*) },
-                    Kernel::Portable => {}
+                    Kernel::Portable | Kernel::Neon => {}
                 }
             }
             generic::<false>($($arg),*)

@@ -23,12 +23,13 @@
 //!   same number of times per multiply-add and is exact;
 //! - [`Kernel::AvxVnni`]: the 256-bit `vpdpbusd` of processors with AVX-VNNI but no
 //!   AVX-512, on the AVX-512 kernel's shifted bytes, in the AVX2 kernel's tile;
-//! - [`Kernel::Portable`]: plain Rust loops the compiler vectorises for any target
-//!   (aarch64 included, until a NEON `sdot` kernel is written).
+//! - [`Kernel::Neon`]: `sdot` on aarch64 (the Armv8.2 dot-product extension), signed
+//!   bytes on both sides, on the AVX-VNNI kernel's packing; see `neon.rs`;
+//! - [`Kernel::Portable`]: plain Rust loops the compiler vectorises for any target.
 //!
 //! Every kernel computes exactly the same integer sums, so they agree with
 //! [`reference_forward`] to float rounding; the tests check each one on random shapes.
-//! `VIGIE_KERNELS=portable` (or `avx2`, `avxvnni`, `avx512vnni`, `amx`) caps the choice, so the slow paths can be tested
+//! `VIGIE_KERNELS=portable` (or `neon`, `avx2`, `avxvnni`, `avx512vnni`, `amx`) caps the choice, so the slow paths can be tested
 //! on a fast machine.
 
 mod aligned;
@@ -39,6 +40,7 @@ mod avx512;
 mod avxvnni;
 pub mod ceiling;
 pub mod elementwise;
+mod neon;
 mod portable;
 mod transpose;
 
@@ -46,7 +48,7 @@ use rayon::prelude::*;
 
 use aligned::AlignedBytes;
 
-/// The environment variable that caps the kernel choice: `portable`, `avx2`, `avxvnni`,
+/// The environment variable that caps the kernel choice: `portable`, `neon`, `avx2`, `avxvnni`,
 /// `avx512vnni`, `amx` or `auto` (the default).
 pub const KERNELS_ENV: &str = "VIGIE_KERNELS";
 
@@ -71,6 +73,9 @@ const TASKS_PER_THREAD: usize = 4;
 pub enum Kernel {
     /// Plain Rust, any processor.
     Portable,
+    /// aarch64 with the dot-product extension (`sdot`). Ordered below the x86-64
+    /// kernels only so that a cap names a prefix of this list; no processor has both.
+    Neon,
     /// x86-64 with AVX2 and FMA.
     Avx2,
     /// x86-64 with AVX-VNNI (256-bit `vpdpbusd`), AVX2 and FMA.
@@ -83,8 +88,9 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel, slowest first.
-    pub const ALL: [Kernel; 5] = [
+    pub const ALL: [Kernel; 6] = [
         Kernel::Portable,
+        Kernel::Neon,
         Kernel::Avx2,
         Kernel::AvxVnni,
         Kernel::Avx512Vnni,
@@ -95,6 +101,7 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Portable => "portable",
+            Kernel::Neon => "neon",
             Kernel::Avx2 => "avx2",
             Kernel::AvxVnni => "avxvnni",
             Kernel::Avx512Vnni => "avx512vnni",
@@ -106,6 +113,7 @@ impl Kernel {
     pub fn supported(self) -> bool {
         match self {
             Kernel::Portable => true,
+            Kernel::Neon => neon::supported(),
             Kernel::Avx2 => avx2::supported(),
             Kernel::AvxVnni => avxvnni::supported(),
             Kernel::Avx512Vnni => avx512::supported(),
@@ -154,6 +162,7 @@ impl Kernel {
     fn panel_cols(self) -> usize {
         match self {
             Kernel::Portable => portable::PANEL,
+            Kernel::Neon => neon::PANEL,
             Kernel::Avx2 => avx2::PANEL,
             Kernel::AvxVnni => avxvnni::PANEL,
             Kernel::Avx512Vnni => avx512::PANEL,
@@ -168,7 +177,7 @@ enum Packed {
     Rows(Vec<i8>),
     /// Panels of 16 columns, then pairs along `k`: `[panel][k/2][16][2]` (AVX2).
     Pairs16(AlignedBytes),
-    /// Panels of 64 (AVX-512) or 16 (AVX-VNNI) columns, then quads along `k`:
+    /// Panels of 64 (AVX-512) or 16 (AVX-VNNI, NEON) columns, then quads along `k`:
     /// `[panel][k/4][panel][4]`.
     Quads8(AlignedBytes),
 }
@@ -254,7 +263,7 @@ impl QuantizedLinear {
                 let kp = k.div_ceil(2) * 2;
                 (kp, Packed::Pairs16(pack(&rows, n, k, kp, panel, 2)))
             }
-            Kernel::AvxVnni | Kernel::Avx512Vnni => {
+            Kernel::Neon | Kernel::AvxVnni | Kernel::Avx512Vnni => {
                 let kp = k.div_ceil(4) * 4;
                 (kp, Packed::Quads8(pack(&rows, n, k, kp, panel, 4)))
             }
@@ -328,7 +337,8 @@ impl QuantizedLinear {
         let stride = self.k_padded;
         let mut scales = vec![0.0f32; m];
         let values = match self.kernel {
-            Kernel::Portable => {
+            // Padding bytes meet zero weights.
+            Kernel::Portable | Kernel::Neon => {
                 let mut v = vec![0i8; m * stride];
                 fill_rows(
                     x,
@@ -488,6 +498,14 @@ impl QuantizedLinear {
                 tile.rows,
                 &w[col0 * self.k..],
                 self.k,
+                &ctx,
+            ),
+            (Packed::Quads8(w), RowValues::I8(a)) => neon::tile(
+                &a[tile.row * rows.stride..],
+                rows.stride,
+                tile.rows,
+                &w[tile.panel * panel * self.k_padded..],
+                self.k_padded / 4,
                 &ctx,
             ),
             (Packed::Pairs16(w), RowValues::I16(a)) => avx2::tile(

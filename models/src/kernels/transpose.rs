@@ -7,7 +7,9 @@
 //! 16 × 16 block goes through registers in 64 shuffles: 16 loads and 16 stores instead of
 //! 256 of each; with AVX2, an 8 × 8 block in 24.
 
+#[cfg(target_arch = "x86_64")]
 use super::elementwise::level;
+#[cfg(target_arch = "x86_64")]
 use super::Kernel;
 
 /// Writes `columns[t · wide + j] = keys[j · stride + t]` for `t < d`, `j < len`, and zero
